@@ -1,0 +1,2 @@
+"""Loyalty Workbench."""
+__version__ = "0.1.0"

@@ -1,0 +1,163 @@
+"""Record a notebook's headline metrics and plain-language findings.
+
+Every analysis notebook creates one :class:`Recorder` from its ``metrics_path``
+parameter and section name, records metrics (JSON-serialisable aggregates) and
+findings (sentences in the report language, each optionally tied to a headline
+number), and saves. The report pipeline collects the files the same way for
+every notebook. With an empty ``metrics_path`` the recorder still checks what
+it is given but writes nothing, so notebooks run unchanged in JupyterLab.
+
+Guards: values must be JSON-serialisable; lists longer than
+``MAX_LIST_ITEMS`` (customer-level rows) and keys that name personal fields
+are refused, and the payload is checked for PII patterns before writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_LIST_ITEMS = 500
+FORBIDDEN_KEYS = frozenset({"customer_id", "name", "email", "phone", "mobile", "id_card"})
+
+
+class MetricsError(ValueError):
+    """A metric is not fit for the shared metrics file."""
+
+
+def to_jsonable(value: Any, path: str = "") -> Any:
+    """Convert numpy/pandas scalars, frames and dates to plain JSON values (NaN → None)."""
+    if isinstance(value, pd.DataFrame):
+        return to_jsonable(value.to_dict(orient="records"), path)
+    if isinstance(value, pd.Series):
+        return to_jsonable(value.to_dict(), path)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = str(k)
+            if key.lower() in FORBIDDEN_KEYS:
+                raise MetricsError(f"metric {path or '<root>'} has a personal field {key!r}; record aggregates only")
+            out[key] = to_jsonable(v, f"{path}.{key}" if path else key)
+        return out
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        if len(items) > MAX_LIST_ITEMS:
+            raise MetricsError(
+                f"metric {path} has {len(items)} items (limit {MAX_LIST_ITEMS}); "
+                "metrics hold aggregates, not customer-level rows"
+            )
+        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(items)]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict(), path)
+    raise MetricsError(f"metric {path} has a value of type {type(value).__name__} that is not JSON-serialisable")
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` via a temp file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, ensure_ascii=False, indent=2, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Finding:
+    """One plain-language finding; ``headline`` findings open the manager report."""
+
+    key: str
+    text: str
+    value: Any = None
+    headline: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "text": self.text, "value": to_jsonable(self.value, self.key),
+                "headline": self.headline}
+
+
+@dataclass
+class Recorder:
+    """Collects one notebook's metrics and findings under ``section``.
+
+    Parameters
+    ----------
+    metrics_path : str or Path
+        JSON file to write (``""`` = record nothing on disk).
+    section : str
+        Key under which the metrics appear in the report pack's metrics.json.
+    lang : str
+        Language of the findings.
+    """
+
+    metrics_path: str | Path
+    section: str
+    lang: str = "en"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def metric(self, name: str, value: Any) -> Any:
+        """Record (or replace) a metric; returns the value for chaining in a cell."""
+        self.metrics[name] = to_jsonable(value, f"{self.section}.{name}")
+        return value
+
+    def finding(self, key: str, text: str, value: Any = None, headline: bool = False) -> Finding:
+        """Record a plain-language finding (replacing an earlier one with the same key)."""
+        item = Finding(key, text, value, headline)
+        self.findings = [f for f in self.findings if f.key != key] + [item]
+        return item
+
+    def note(self, text: str) -> None:
+        """Record a caveat, e.g. an analysis skipped for missing data."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "lang": self.lang,
+            "metrics": self.metrics,
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+        }
+
+    def save(self) -> Path | None:
+        """Write the metrics file (no-op when ``metrics_path`` is empty)."""
+        payload = self.to_dict()
+        try:
+            from workbench.privacy import assert_no_pii
+        except ImportError:  # privacy module not available yet
+            assert_no_pii = None
+        if assert_no_pii is not None:
+            assert_no_pii(payload)
+        if not self.metrics_path:
+            return None
+        path = Path(self.metrics_path)
+        write_json_atomic(path, payload)
+        return path

@@ -1,0 +1,157 @@
+"""Shared plotting and display: the workbench's plotly look, and how figures,
+findings, headings and tables are shown in JupyterLab and in manager reports.
+
+In a report run (``WORKBENCH_REPORT=1``, set by the report pipeline) figures are
+emitted as HTML divs *without* plotly.js — the report template embeds
+plotly.js once — and without MathJax, so the page works offline. In JupyterLab
+they are shown interactively with ``fig.show()``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+PALETTE = ["#1f5fa8", "#e07b39", "#3a9d5d", "#c8413b", "#7d5ba6", "#8c6d31", "#d16ba5", "#5f6b6d"]
+FONT = "Noto Sans CJK SC, Noto Sans SC, Microsoft YaHei, PingFang SC, Helvetica, Arial, sans-serif"
+
+pio.templates["workbench"] = go.layout.Template(
+    layout=dict(
+        font=dict(family=FONT, size=13, color="#222"),
+        colorway=PALETTE,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#999", ticks="outside"),
+        yaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#999", ticks="outside"),
+        title=dict(x=0.0, xanchor="left", font=dict(size=16)),
+        margin=dict(l=60, r=30, t=60, b=60),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        hoverlabel=dict(font=dict(family=FONT)),
+    )
+)
+pio.templates.default = "plotly_white+workbench"
+
+
+def report_mode() -> bool:
+    """True inside a report pipeline run (static output for manager HTML)."""
+    return os.environ.get("WORKBENCH_REPORT", "") not in ("", "0", "false")
+
+
+def _display(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+def figure_html(fig: go.Figure) -> str:
+    """The figure as an HTML ``<div>`` without plotly.js or MathJax (the page supplies plotly.js)."""
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        config={"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["lasso2d", "select2d"]},
+        default_width="100%",
+        default_height=f"{int(fig.layout.height or 450)}px",
+    )
+
+
+def show(fig: go.Figure) -> None:
+    """Show a figure: interactive in JupyterLab, a static-page div in report runs."""
+    if report_mode():
+        from IPython.display import HTML
+
+        _display(HTML(f'<div class="wb-figure">{figure_html(fig)}</div>'))
+    else:
+        fig.show()
+
+
+def finding(text: str) -> None:
+    """Show a plain-language finding under a chart (text is HTML-escaped)."""
+    from IPython.display import HTML
+
+    _display(HTML(f'<p class="wb-finding">{html.escape(text)}</p>'))
+
+
+def note(text: str) -> None:
+    """Show a caveat or a skipped-analysis message (HTML-escaped)."""
+    from IPython.display import HTML
+
+    _display(HTML(f'<p class="wb-note">{html.escape(text)}</p>'))
+
+
+def heading(text: str, level: int = 2) -> None:
+    """Section heading (level 2 headings make the report's table of contents)."""
+    from IPython.display import HTML
+
+    _display(HTML(f'<h{level} class="wb-heading">{html.escape(text)}</h{level}>'))
+
+
+def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30) -> str:
+    """A compact, escaped HTML table; ``formats`` maps column → callable(value) → str."""
+    formats = formats or {}
+    shown = df.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = []
+    for row in shown.itertuples(index=False):
+        cells = []
+        for col, value in zip(shown.columns, row, strict=True):
+            text = formats[col](value) if col in formats else ("–" if pd.isna(value) else str(value))
+            align = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            cells.append(f"<td{align}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f'<tr><td colspan="{len(shown.columns)}" class="wb-more">… {len(df) - max_rows} more</td></tr>'
+            if len(df) > max_rows else "")
+    return f'<table class="wb-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}{more}</tbody></table>'
+
+
+def table(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30) -> None:
+    """Show a table (escaped HTML; fits the page in reports)."""
+    from IPython.display import HTML
+
+    _display(HTML(table_html(df, formats, max_rows)))
+
+
+def bar_with_ci(
+    categories: Sequence[Any],
+    values: Sequence[float],
+    ci_low: Sequence[float] | None = None,
+    ci_high: Sequence[float] | None = None,
+    title: str = "",
+    x_title: str = "",
+    y_title: str = "",
+    percent: bool = False,
+    text: Sequence[str] | None = None,
+    color: str | None = None,
+) -> go.Figure:
+    """Bars with asymmetric 95% confidence-interval whiskers."""
+    err = None
+    if ci_low is not None and ci_high is not None:
+        vals = pd.Series(list(values), dtype=float)
+        err = dict(type="data", symmetric=False,
+                   array=(pd.Series(list(ci_high), dtype=float) - vals).clip(lower=0).tolist(),
+                   arrayminus=(vals - pd.Series(list(ci_low), dtype=float)).clip(lower=0).tolist(),
+                   color="#555", thickness=1.2, width=5)
+    fig = go.Figure(go.Bar(x=list(categories), y=list(values), error_y=err, marker_color=color or PALETTE[0],
+                           text=list(text) if text is not None else None, textposition="outside"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, showlegend=False)
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def line(frame: pd.DataFrame, x: str, y: str | list[str], title: str = "", x_title: str = "",
+         y_title: str = "", names: dict[str, str] | None = None) -> go.Figure:
+    """One or more lines over ``x`` (e.g. monthly volumes); ``names`` relabels series."""
+    ys = [y] if isinstance(y, str) else y
+    fig = go.Figure()
+    for col in ys:
+        fig.add_trace(go.Scatter(x=frame[x], y=frame[col], mode="lines+markers", name=(names or {}).get(col, col)))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, showlegend=len(ys) > 1)
+    return fig
