@@ -579,9 +579,7 @@ def themes(
                     {"theme": renumber[old], "rank": rank, "term": vocab[i], "weight": h[old, i]}
                 )
     n_unusable = int(n - n_empty - assignment.notna().sum())
-    size_rows = [
-        {"theme": t, "label": lab, "n_docs": c} for t, lab, c in theme_sizes
-    ]
+    size_rows = [{"theme": t, "label": lab, "n_docs": c} for t, lab, c in theme_sizes]
     if n_empty:
         size_rows.append({"theme": pd.NA, "label": "(no comment)", "n_docs": n_empty})
     if n_unusable:
@@ -673,7 +671,12 @@ def example_texts(
             seen.add(masked[i])
             rank += 1
             out.append(
-                {"group": label, "rank": rank, "text": _truncate(masked[i], max_chars), "position": i}
+                {
+                    "group": label,
+                    "rank": rank,
+                    "text": _truncate(masked[i], max_chars),
+                    "position": i,
+                }
             )
             if rank >= n:
                 break
