@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -64,10 +64,17 @@ def validate(
     refresh: Annotated[bool, typer.Option("--refresh", help="Reload the sources even if cached.")] = False,
 ) -> None:
     """Load and validate a dataset; exit 1 on errors, 0 with warnings only."""
-    from workbench.engine import open_dataset
+    from workbench.engine import DataError, open_dataset
 
     try:
         ds = open_dataset(data, refresh=refresh)
+    except DataError as exc:
+        # nothing loadable: still a validation result (exit 1), with the reasons
+        if as_json and exc.report is not None:
+            sys.stdout.write(json.dumps(exc.report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+        else:
+            err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     except _input_errors() as exc:
         if as_json:
             console.print_json(json.dumps({"ok": False, "fatal": str(exc)}, ensure_ascii=False))
@@ -132,7 +139,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed (same seed → byte-identical files).")] = 42,
     lang: Annotated[str, typer.Option(help="Language of names, labels and free text: en or zh.")] = "en",
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
-    end: Annotated[Optional[str], typer.Option(help="Last month of data, YYYY-MM (default: last month).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last month of data, YYYY-MM (default: last month).")] = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when out already holds data.")] = False,
 ) -> None:
     """Generate the seeded synthetic CRM dataset (all six tables + TRUTH.json)."""
@@ -151,14 +158,14 @@ def sample(
 def reports_run(
     data: Annotated[Path, typer.Option(help="Dataset folder or workbench.toml.")],
     period: Annotated[str, typer.Option(help="2026-10, 2026Q3, YYYY-MM-DD:YYYY-MM-DD, last-month, last-quarter.")],
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only these notebooks (name or NN_name).")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these notebooks (name or NN_name).")] = None,
     lang: Annotated[str, typer.Option(help="en, zh or both.")] = "both",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports"),
-    param: Annotated[Optional[list[str]], typer.Option(help="Notebook parameter key=value (repeatable).")] = None,
-    jobs: Annotated[Optional[int], typer.Option(min=1, help="Notebooks run in parallel (default: cores).")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Notebook parameter key=value (repeatable).")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Notebooks run in parallel (default: cores).")] = None,
     timeout: Annotated[int, typer.Option(help="Per-notebook timeout in seconds.")] = 1800,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF per report (needs chromium).")] = False,
-    notebooks: Annotated[Optional[Path], typer.Option(help="Notebook folder (default: the project's).")] = None,
+    notebooks: Annotated[Path | None, typer.Option(help="Notebook folder (default: the project's).")] = None,
 ) -> None:
     """Run the parameterised notebooks headlessly and write HTML, metrics.json and the index."""
     from workbench.reports import ReportInputError, run_pack
@@ -174,8 +181,8 @@ def reports_run(
 @app.command()
 def alerts(
     data: Annotated[Path, typer.Option(help="Dataset folder or workbench.toml.")],
-    since: Annotated[Optional[str], typer.Option(help="Check periods from this date (YYYY-MM-DD).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write breaches as JSON here.")] = None,
+    since: Annotated[str | None, typer.Option(help="Check periods from this date (YYYY-MM-DD).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write breaches as JSON here.")] = None,
 ) -> None:
     """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input."""
     from workbench.complaints import run_alerts

@@ -56,7 +56,11 @@ class MissingDataError(LookupError):
 
 
 class DataError(ValueError):
-    """The dataset cannot be loaded at all (no usable table)."""
+    """The dataset cannot be loaded at all (no usable table); ``report`` says why."""
+
+    def __init__(self, message: str, report: ValidationReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 # --------------------------------------------------------------------- report
@@ -550,7 +554,8 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
                 builder.load_table(name, config.tables[name])
         builder.cross_checks()
         if not builder._present():
-            raise DataError(f"{config.source_label()}: no table could be loaded:\n{builder.report!r}")
+            raise DataError(f"{config.source_label()}: no table could be loaded:\n{builder.report!r}",
+                            builder.report)
         meta = builder.finish(fp, time.perf_counter() - started)
         con.execute("CHECKPOINT")
     except BaseException:

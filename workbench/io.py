@@ -222,7 +222,13 @@ def open_source(con: duckdb.DuckDBPyConnection, tc: TableConfig, work_dir: Path,
     fmt = _format_of(tc)
     try:
         if fmt == "csv":
-            return _csv_relation(con, tc, work_dir, force_encoding, all_varchar)
+            try:
+                return _csv_relation(con, tc, work_dir, force_encoding, all_varchar)
+            except duckdb.InvalidInputException as exc:
+                # ASCII in the sniffed head, GBK further on: DuckDB finds invalid UTF-8 while sniffing
+                if force_encoding or tc.encoding != "auto" or "unicode" not in str(exc).lower():
+                    raise
+                return _csv_relation(con, tc, work_dir, "gb18030", all_varchar)
         if fmt == "parquet":
             return _parquet_relation(con, tc)
         if fmt == "xlsx":

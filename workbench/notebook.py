@@ -68,6 +68,7 @@ def start(data: str, period: str, lang: str = "en", metrics_path: str = "", sect
           seed: int = 42, today: dt.date | None = None) -> NotebookContext:
     """Open everything a notebook needs; see module docstring."""
     check_lang(lang)
+    quiet_known_warnings()
     ds = open_dataset(data)
     if today is None and str(period).startswith("last-"):
         # relative periods follow the data: "last month" is the last full month in the data
@@ -75,6 +76,15 @@ def start(data: str, period: str, lang: str = "en", metrics_path: str = "", sect
     p = parse_period(period, today=today)
     rec = Recorder(metrics_path, section, lang)
     return NotebookContext(ds=ds, period=p, previous=p.previous(), lang=lang, rec=rec, seed=seed)
+
+
+def quiet_known_warnings() -> None:
+    """Hide third-party deprecation noise that analysts cannot act on (ibis on duckdb, pandas 4 notice)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+    warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="jieba")
 
 
 def _data_today(ds: Dataset) -> dt.date | None:

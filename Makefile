@@ -1,0 +1,61 @@
+# Loyalty Workbench — the two quick-start commands are `make reports` and `make test`.
+# Both create (or reuse) .venv with the project installed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+WB     := $(VENV)/bin/workbench
+STAMP  := $(VENV)/.installed
+SAMPLE ?= data/sample
+PERIOD ?= last-month
+LANGS  ?= both
+PYTEST_ARGS ?=
+
+.PHONY: setup sample validate reports test test-fast lint lab bench clean help
+
+help:
+	@echo "make reports   set up, generate the sample data, validate it, render the report pack into reports/"
+	@echo "make test      set up, run all tests (unit, notebooks, pipeline, browser)"
+	@echo "make lab       open JupyterLab on notebooks/ with the project's environment"
+	@echo "make bench     speed and memory benchmarks (bench/)"
+	@echo "make lint      ruff"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+$(SAMPLE)/TRUTH.json: | $(STAMP)
+	$(WB) sample --out $(SAMPLE) --customers 20000 --seed 42
+
+sample: $(SAMPLE)/TRUTH.json
+
+validate: sample
+	$(WB) validate $(SAMPLE)
+
+reports: validate
+	$(WB) reports run --data $(SAMPLE) --period $(PERIOD) --lang $(LANGS) --out reports
+	@echo "Open reports/index.html"
+
+test: sample
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check workbench tests bench
+
+lab: sample
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
