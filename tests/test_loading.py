@@ -275,3 +275,50 @@ def test_dataset_from_frames_roundtrip(tmp_path: Path) -> None:
     assert ds.drivers == ["service_level"]
     assert ds.scale("surveys", "recommend") == (0.0, 10.0)
     assert ds.validation.ok
+
+
+def test_readme_worked_example_online_retail(tmp_path: Path) -> None:
+    """The UK online-retail example in README loads as documented."""
+    header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+    part1 = header + (
+        "536365,85123A,WHITE HANGING HEART,6,01/12/2010 08:26,2.55,17850.0,United Kingdom\n"
+        "536366,22633,HAND WARMER,6,01/12/2010 08:28,1.85,17850.0,United Kingdom\n"
+        "536367,84879,ASSORTED BIRD,32,13/12/2010 08:34,1.69,13047.0,United Kingdom\n"
+        "536368,22960,JAM MAKING SET,6,13/12/2010 08:34,4.25,,United Kingdom\n"
+    )
+    part2 = header + (
+        "C536379,D,Discount,-1,05/01/2011 09:41,27.5,17850.0,United Kingdom\n"
+        "536370,22728,ALARM CLOCK,24,05/01/2011 08:45,3.75,12583.0,France\n"
+    )
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "online_retail_2010.csv").write_text(part1, encoding="utf-8")
+    (tmp_path / "exports" / "online_retail_2011.csv").write_text(part2, encoding="utf-8")
+    (tmp_path / "workbench.toml").write_text("""
+[dataset]
+name = "Online retail UK"
+currency = "GBP"
+margin_rate = 0.25
+
+[tables.transactions]
+source = "exports/online_retail_*.csv"
+date_format = "%d/%m/%Y %H:%M"
+filter = "Country = 'United Kingdom' AND CustomerID IS NOT NULL"
+[tables.transactions.columns]
+customer_id = "CustomerID"
+date = "InvoiceDate"
+amount = "Quantity * UnitPrice"
+order_id = "InvoiceNo"
+product_category = "StockCode"
+""", encoding="utf-8")
+    ds = open_dataset(tmp_path)
+    assert ds.validation.ok
+    load = ds.validation.tables["transactions"]
+    assert (load.source_rows, load.filtered_rows, load.loaded_rows) == (6, 2, 4)
+    tx = ds.sql("SELECT customer_id, sum(amount) AS amount, sum(margin) AS margin FROM transactions "
+                "GROUP BY 1 ORDER BY 1")
+    assert list(tx["customer_id"]) == ["13047", "17850"]
+    assert tx["amount"].tolist() == pytest.approx([32 * 1.69, 6 * 2.55 + 6 * 1.85 - 27.5])
+    assert tx["margin"].tolist() == pytest.approx([0.25 * 32 * 1.69, 0.25 * (6 * 2.55 + 6 * 1.85 - 27.5)])
+    assert ds.customers_derived
+    dates = ds.sql("SELECT min(date) AS lo, max(date) AS hi FROM transactions")
+    assert str(dates["lo"][0])[:10] == "2010-12-01" and str(dates["hi"][0])[:10] == "2011-01-05"
