@@ -1,0 +1,1010 @@
+"""Customer value: the customer pyramid, loyalty × profit segments, tier migration,
+upgrade potential and the strategy table (DOMAIN.md §2–§3).
+
+Pipeline (each step a tested function; the notebook ``02_customer_pyramid`` wires them)
+---------------------------------------------------------------------------------------
+1. :func:`customer_value` — one row per customer for a value window, aggregated in
+   the engine (one Ibis group-by over ``transactions`` joined to ``customers``):
+   revenue, gross profit, purchases, categories bought, refunds, tenure, recency,
+   relationship length and historical lifetime value (profit contributed −
+   acquisition cost − retention cost).
+2. :func:`assign_tiers` / :func:`customer_pyramid` — tiers by a value measure with
+   configurable shares (default 1% / 19% / 30% / 50%, top / second / third /
+   bottom layer; key customers = top two layers), the 80/20 check.
+3. :func:`lorenz_curve`, :func:`gini`, :func:`gini_ci` — concentration of value.
+4. :func:`tier_migration` — transition matrix between two windows;
+   :func:`upgrade_candidates` — ordinary customers near the key tier.
+5. :func:`loyalty_segments` — true friends / butterflies / barnacles / strangers.
+6. :func:`predict_clv` — wires :mod:`workbench.clv` (BG/NBD + Gamma-Gamma, holdout
+   validation, discounted CLV) to a dataset and a period.
+7. :func:`strategy_table` — size, value and the DOMAIN.md action per tier and segment.
+
+Conventions (documented decisions)
+----------------------------------
+* **Ranking and ties.** Customers are ranked by value, descending. Equal values are
+  ordered by a stable 64-bit hash of ``customer_id`` (``pandas.util.hash_array``,
+  fixed key), so a tie at a tier boundary is split the same way on every run and
+  machine, and not by id order (which often follows signup order and would
+  systematically favour old or new customers).
+* **Tier sizes.** With ``n`` customers the cumulative boundaries are
+  ``floor(cumsum(shares) * n + 0.5)``, so every tier holds its share of ``n`` to
+  within one customer and the tiers always add up to ``n``. With few customers a
+  tier can be empty (e.g. the 1% top layer when ``n < 50``); nothing is invented.
+* **Zero and negative values** are kept: they are customers (no purchases in the
+  window, or refunds larger than purchases). They rank below every positive value
+  and therefore fill the bottom of the pyramid; their counts are reported
+  (``n_zero``, ``n_negative``). Value shares are shares of the *net* total.
+* **Gini / Lorenz** are computed on value clipped at 0 (a customer cannot hold a
+  negative share of value in the Lorenz sense); the count of non-positive customers
+  is reported with them.
+* **Segments.** Profitability = historical lifetime value (profit contributed −
+  acquisition and retention cost, up to the window end); relationship length =
+  last purchase − first contact (signup date, else first purchase), 0 without a
+  purchase. *Profitable* means ``profit > profit_cut``; *long-term* means
+  ``relationship_days >= tenure_cut``. Default cut points: the medians.
+
+Nothing here prints; results are frozen dataclasses (readable ``repr``) or
+DataFrames; ``figure_*`` functions return plotly figures with translated labels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from workbench import viz  # noqa: F401  (registers the workbench plotly template)
+from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, t
+
+__all__ = [
+    "TIERS", "DEFAULT_SHARES", "SEGMENTS", "MEASURES",
+    "value_window", "customer_value", "assign_tiers", "Pyramid", "customer_pyramid",
+    "top_share", "lorenz_curve", "gini", "GiniResult", "gini_ci",
+    "Migration", "tier_migration", "UpgradeCandidates", "upgrade_candidates",
+    "Segments", "loyalty_segments", "CLVResult", "predict_clv", "strategy_table",
+    "figure_pyramid", "figure_lorenz", "figure_migration", "figure_segments",
+    "figure_clv_distribution", "figure_holdout", "figure_tier_values",
+]
+
+TIERS: tuple[str, ...] = ("top", "second", "third", "bottom")
+DEFAULT_SHARES: tuple[float, ...] = (0.01, 0.19, 0.30, 0.50)
+KEY_TIERS = 2  # key customers = the top two layers
+SEGMENTS: tuple[str, ...] = ("true_friends", "butterflies", "barnacles", "strangers")
+MEASURES: tuple[str, ...] = ("revenue", "profit", "historical_clv", "clv")
+NEW = "new"  # not a customer (or no value row) in the earlier window
+GONE = "gone"  # not in the later window
+
+
+# --------------------------------------------------------------------------- helpers
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if hasattr(value, "date"):
+        return value.date()
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def value_window(end: Any, months: int = 12) -> tuple[dt.date, dt.date]:
+    """The ``months`` calendar months up to and including the month of ``end``.
+
+    ``value_window("2026-10-31", 12)`` is ``(2025-11-01, 2026-10-31)``. A single month
+    is too short for a pyramid (most customers do not buy every month), so value is
+    measured over a trailing window ending at the report period's end.
+    """
+    end = _date(end)
+    if months < 1:
+        raise ValueError("months must be >= 1")
+    return _add_months(end.replace(day=1), -(months - 1)), end
+
+
+def _stable_hash(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_array(ids.astype(str).to_numpy(dtype=object))
+
+
+def _check_shares(shares: Sequence[float]) -> np.ndarray:
+    s = np.asarray(list(shares), dtype=float)
+    if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError(f"tier shares must be >= 2 non-negative numbers, got {list(shares)!r}")
+    if abs(s.sum() - 1.0) > 1e-6:
+        raise ValueError(f"tier shares must add up to 1, got {s.sum():.6g}")
+    return s / s.sum()
+
+
+def _tier_names(k: int) -> tuple[str, ...]:
+    return TIERS if k == len(TIERS) else tuple(f"tier{i + 1}" for i in range(k))
+
+
+def tier_label(tier: str, lang: str) -> str:
+    """Translated tier name (``top`` → 最高层)."""
+    key = f"pyramid.tier.{tier}"
+    from workbench.i18n import has
+    return t(key, lang) if has(key) else tier
+
+
+# --------------------------------------------------------------------------- 1. value
+def customer_value(
+    ds: Any,
+    end: Any,
+    months: int = 12,
+    *,
+    margin_rate: float | None = None,
+    acquisition_cost: float = 0.0,
+    retention_cost_per_year: float = 0.0,
+) -> pd.DataFrame:
+    """Value per customer for the window of ``months`` months ending at ``end``.
+
+    One Ibis group-by over ``transactions`` (dates up to ``end``) with conditional
+    aggregates for the window, outer-joined in the engine to ``customers`` (signed
+    up by ``end``); only this per-customer frame reaches pandas.
+
+    Parameters
+    ----------
+    ds : workbench.engine.Dataset
+    end : date-like
+        Last day of the window (inclusive), usually the report period's end.
+    months : int
+        Window length in calendar months (see :func:`value_window`).
+    margin_rate : float, optional
+        If > 0, gross profit = amount × margin_rate (overrides the data's margin);
+        otherwise the ``margin`` column (present when the source has it or the
+        dataset configures ``margin_rate``). Without either, profit is missing.
+    acquisition_cost : float
+        Cost of acquiring one customer where the customers table has none.
+    retention_cost_per_year : float
+        Cost of keeping a customer per year of tenure.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``: ``revenue`` (net, refunds deducted),
+        ``gross_revenue``, ``profit`` (window), ``purchases``, ``categories``,
+        ``refunds`` (refund rows), ``refund_amount``, ``first_purchase``,
+        ``last_purchase``, ``first_contact`` (signup date, else first purchase),
+        ``tenure_days`` (end − first contact), ``recency_days`` (end − last
+        purchase; NaN without one), ``relationship_days`` (last purchase − first
+        contact; 0 without a purchase), ``lifetime_revenue``, ``lifetime_profit``,
+        ``acquisition_cost``, ``retention_cost``, ``historical_clv``. ``attrs``
+        holds the window, ``profit_source`` and ``currency``.
+    """
+    from workbench.engine import MissingDataError
+
+    ds.require("transactions", "customer_id", "date", "amount", reason="customer value")
+    start, end = value_window(end, months)
+    tx = ds.table("transactions")
+    tx = tx.filter(tx.date <= end)
+    if margin_rate is not None and margin_rate > 0:
+        margin = tx.amount * float(margin_rate)
+        profit_source = "margin_rate"
+    elif ds.has("transactions", "margin"):
+        margin = tx.margin
+        profit_source = "data"
+    else:
+        margin = None
+        profit_source = "none"
+    inw = tx.date >= start
+    pos = tx.amount > 0
+    neg = tx.amount < 0
+    aggs: dict[str, Any] = {
+        "revenue": tx.amount.sum(where=inw),
+        "gross_revenue": tx.amount.sum(where=inw & pos),
+        "refunds": tx.amount.count(where=inw & neg),
+        "refund_amount": (-tx.amount).sum(where=inw & neg),
+        "first_purchase": tx.date.min(where=pos),
+        "last_purchase": tx.date.max(where=pos),
+        "lifetime_revenue": tx.amount.sum(),
+    }
+    if ds.has("transactions", "order_id"):
+        aggs["purchases"] = tx.order_id.nunique(where=inw & pos)
+    else:
+        aggs["purchases"] = tx.amount.count(where=inw & pos)
+    if ds.has("transactions", "product_category"):
+        aggs["categories"] = tx.product_category.nunique(where=inw & pos)
+    if margin is not None:
+        aggs["profit"] = margin.sum(where=inw)
+        aggs["lifetime_profit"] = margin.sum()
+    agg = tx.group_by("customer_id").aggregate(**aggs)
+    has_acq = False
+    if ds.has("customers", "signup_date"):
+        c = ds.table("customers")
+        c = c.filter(c.signup_date <= end)
+        has_acq = ds.has("customers", "acquisition_cost")
+        cols = [c.customer_id.name("cid"), c.signup_date]
+        if has_acq:
+            cols.append(c.acquisition_cost.name("acq"))
+        c = c.select(*cols)
+        j = c.outer_join(agg, c.cid == agg.customer_id)
+        j = j.mutate(customer_id=j.cid.coalesce(j.customer_id)).drop("cid")
+        df = j.to_pandas()
+    else:
+        df = agg.to_pandas()
+        df["signup_date"] = pd.NaT
+    if df.empty:
+        raise MissingDataError("transactions", (), f"no customers up to {end}")
+    df = df.set_index("customer_id").sort_index()
+    df.index = df.index.astype(str)
+    end_ts = pd.Timestamp(end)
+    for col in ("signup_date", "first_purchase", "last_purchase"):
+        df[col] = pd.to_datetime(df[col])
+    zero_cols = ["revenue", "gross_revenue", "refunds", "refund_amount", "purchases", "lifetime_revenue"]
+    zero_cols += [c for c in ("categories", "profit", "lifetime_profit") if c in df]
+    df[zero_cols] = df[zero_cols].fillna(0)
+    for col in ("refunds", "purchases", "categories"):
+        if col in df:
+            df[col] = df[col].astype("int64")
+    if "categories" not in df:
+        df["categories"] = np.nan
+    if "profit" not in df:
+        df["profit"] = np.nan
+        df["lifetime_profit"] = np.nan
+    df["first_contact"] = df["signup_date"].fillna(df["first_purchase"])
+    df["tenure_days"] = (end_ts - df["first_contact"]).dt.days.clip(lower=0)
+    df["recency_days"] = (end_ts - df["last_purchase"]).dt.days.astype(float)
+    df["relationship_days"] = ((df["last_purchase"] - df["first_contact"]).dt.days
+                               .clip(lower=0).fillna(0).astype("int64"))
+    acq = df["acq"] if has_acq else pd.Series(np.nan, index=df.index)
+    df["acquisition_cost"] = acq.fillna(float(acquisition_cost)).astype(float)
+    df["retention_cost"] = float(retention_cost_per_year) * df["tenure_days"] / 365.25
+    df["historical_clv"] = df["lifetime_profit"] - df["acquisition_cost"] - df["retention_cost"]
+    df = df.drop(columns=[c for c in ("acq",) if c in df])
+    order = ["revenue", "gross_revenue", "profit", "purchases", "categories", "refunds", "refund_amount",
+             "first_purchase", "last_purchase", "signup_date", "first_contact", "tenure_days",
+             "recency_days", "relationship_days", "lifetime_revenue", "lifetime_profit",
+             "acquisition_cost", "retention_cost", "historical_clv"]
+    df = df[order]
+    df.attrs.update({"start": start.isoformat(), "end": end.isoformat(), "months": int(months),
+                     "profit_source": profit_source, "currency": getattr(ds, "currency", "CNY")})
+    return df
+
+
+# --------------------------------------------------------------------------- 2. pyramid
+def _rank_order(values: pd.Series) -> np.ndarray:
+    """Positions of ``values`` from highest to lowest; ties by the stable id hash."""
+    v = values.to_numpy(dtype=float)
+    if np.isnan(v).any():
+        raise ValueError("values contain missing values; fill or drop them first")
+    h = _stable_hash(pd.Series(values.index))
+    return np.lexsort((h, -v))
+
+
+def _boundaries(n: int, shares: np.ndarray) -> np.ndarray:
+    cum = np.floor(np.cumsum(shares) * n + 0.5).astype(np.int64)
+    cum[-1] = n
+    return np.concatenate([[0], np.minimum(cum, n)])
+
+
+def assign_tiers(values: pd.Series, shares: Sequence[float] = DEFAULT_SHARES,
+                 names: Sequence[str] | None = None) -> pd.Series:
+    """Tier of each customer by value, highest first (see module notes on ties).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Value per customer, indexed by customer id (unique). No missing values.
+    shares : sequence of float
+        Customer shares of the tiers from the top; must add up to 1.
+    names : sequence of str, optional
+        Tier names (default ``top, second, third, bottom`` for four tiers).
+
+    Returns
+    -------
+    pandas.Series
+        Ordered categorical of tier names, indexed like ``values``.
+    """
+    s = _check_shares(shares)
+    names = tuple(names) if names is not None else _tier_names(s.size)
+    if len(names) != s.size:
+        raise ValueError("names and shares differ in length")
+    if not values.index.is_unique:
+        raise ValueError("customer ids (the index) must be unique")
+    n = len(values)
+    order = _rank_order(values)
+    bounds = _boundaries(n, s)
+    codes_sorted = np.repeat(np.arange(s.size), np.diff(bounds))
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = codes_sorted
+    cat = pd.Categorical.from_codes(codes, categories=list(names), ordered=True)
+    return pd.Series(cat, index=values.index, name="tier")
+
+
+def top_share(values: Any, share: float = 0.2) -> float:
+    """Share of the (net) total held by the top ``share`` of customers (``round(share·n)``)."""
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    total = v.sum()
+    if v.size == 0 or total == 0:
+        return float("nan")
+    k = int(math.floor(share * v.size + 0.5))
+    return float(v[:k].sum() / total)
+
+
+@dataclass(frozen=True)
+class Pyramid:
+    """The customer pyramid for one value measure.
+
+    ``table`` has one row per tier: ``tier``, ``target_share``, ``customers``,
+    ``customer_share``, ``value``, ``value_share``, ``revenue``, ``profit``,
+    ``revenue_share``, ``profit_share``, ``mean_value``, ``median_value``,
+    ``min_value``, ``max_value``. ``tiers`` is the per-customer assignment.
+    """
+
+    measure: str
+    shares: tuple[float, ...]
+    table: pd.DataFrame = field(repr=False)
+    tiers: pd.Series = field(repr=False)
+    n: int
+    n_zero: int
+    n_negative: int
+    total_value: float
+    top20_value_share: float
+    key_value_share: float
+    key_customer_share: float
+    key_threshold: float
+
+    @property
+    def gap_to_80(self) -> float:
+        """``top20_value_share − 0.8`` (negative: less concentrated than 80/20)."""
+        return self.top20_value_share - 0.8
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{r.tier}={r.customers}/{r.value_share:.1%}" for r in self.table.itertuples())
+        return (f"Pyramid(measure={self.measure!r}, n={self.n}, {rows}, top20={self.top20_value_share:.1%}, "
+                f"n_zero={self.n_zero}, n_negative={self.n_negative})")
+
+    def metric_tiers(self) -> list[dict[str, Any]]:
+        """``[{tier, customers, customer_share, value, value_share}]`` for the metrics file."""
+        cols = ["tier", "customers", "customer_share", "value", "value_share"]
+        return self.table[cols].to_dict(orient="records")
+
+
+def customer_pyramid(values: pd.DataFrame, measure: str = "revenue",
+                     shares: Sequence[float] = DEFAULT_SHARES) -> Pyramid:
+    """Tier the customers of ``values`` (a :func:`customer_value` frame) by ``measure``.
+
+    ``measure`` is a column: ``revenue`` (default, the 80/20 rule is stated on
+    revenue), ``profit``, ``historical_clv``, or ``clv`` (predicted, joined by
+    :meth:`CLVResult.join`). Missing values of the measure count as 0.
+    """
+    if measure not in values:
+        raise ValueError(f"value measure {measure!r} is not a column; choose from "
+                         f"{[m for m in MEASURES if m in values] or list(values.columns)}")
+    s = _check_shares(shares)
+    v = values[measure].astype(float).fillna(0.0)
+    tiers = assign_tiers(v, s)
+    names = list(tiers.cat.categories)
+    frame = pd.DataFrame({"tier": tiers, "value": v,
+                          "revenue": values["revenue"] if "revenue" in values else np.nan,
+                          "profit": values["profit"] if "profit" in values else np.nan})
+    g = frame.groupby("tier", observed=False)
+    table = g.agg(customers=("value", "size"), value=("value", "sum"), revenue=("revenue", "sum"),
+                  profit=("profit", "sum"), mean_value=("value", "mean"), median_value=("value", "median"),
+                  min_value=("value", "min"), max_value=("value", "max")).reindex(names)
+    n = len(v)
+    total = float(v.sum())
+    table.insert(0, "target_share", s)
+    table.insert(2, "customer_share", table["customers"] / n if n else np.nan)
+    table.insert(4, "value_share", table["value"] / total if total else np.nan)
+    rev_tot, prof_tot = frame["revenue"].sum(), frame["profit"].sum()
+    table["revenue_share"] = table["revenue"] / rev_tot if rev_tot else np.nan
+    table["profit_share"] = table["profit"] / prof_tot if prof_tot else np.nan
+    table["customers"] = table["customers"].astype("int64")
+    table = table.reset_index()
+    table["tier"] = table["tier"].astype(str)
+    k = min(KEY_TIERS, len(names) - 1)
+    key = table.iloc[:k]
+    key_n = int(key["customers"].sum())
+    key_threshold = float(key["min_value"].min()) if key_n else float("nan")
+    return Pyramid(
+        measure=measure, shares=tuple(float(x) for x in s), table=table, tiers=tiers, n=n,
+        n_zero=int((v == 0).sum()), n_negative=int((v < 0).sum()), total_value=total,
+        top20_value_share=top_share(v, 0.2),
+        key_value_share=float(key["value"].sum() / total) if total else float("nan"),
+        key_customer_share=key_n / n if n else float("nan"), key_threshold=key_threshold,
+    )
+
+
+# --------------------------------------------------------------------------- 3. Lorenz / Gini
+def _clip_sorted(values: Any) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    return np.sort(np.clip(v, 0.0, None))
+
+
+def lorenz_curve(values: Any, points: int | None = 201) -> pd.DataFrame:
+    """Lorenz curve of value clipped at 0: ``customer_share`` (poorest first) vs ``value_share``.
+
+    ``points`` thins the curve for plotting (``None`` = every customer); the curve
+    starts at (0, 0) and ends at (1, 1).
+    """
+    v = _clip_sorted(values)
+    n = v.size
+    if n == 0 or v.sum() == 0:
+        return pd.DataFrame({"customer_share": [0.0, 1.0], "value_share": [0.0, 1.0]})
+    cum = np.concatenate([[0.0], np.cumsum(v) / v.sum()])
+    x = np.arange(n + 1) / n
+    if points is not None and n + 1 > points:
+        idx = np.unique(np.linspace(0, n, points).round().astype(int))
+        x, cum = x[idx], cum[idx]
+    return pd.DataFrame({"customer_share": x, "value_share": cum})
+
+
+def _gini_sorted(v: np.ndarray) -> np.ndarray:
+    """Gini of each row of sorted, non-negative ``v`` (2-D): Σ(2i−n−1)x_i / (n Σx)."""
+    n = v.shape[-1]
+    i = np.arange(1, n + 1, dtype=float)
+    tot = v.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = ((2 * i - n - 1) * v).sum(axis=-1) / (n * tot)
+    return np.where(tot > 0, g, np.nan)
+
+
+def gini(values: Any) -> float:
+    """Gini coefficient of value clipped at 0 (0 = equal, → 1 = one customer holds all)."""
+    v = _clip_sorted(values)
+    if v.size == 0:
+        return float("nan")
+    return float(_gini_sorted(v[None, :])[0])
+
+
+@dataclass(frozen=True)
+class GiniResult:
+    """Gini with a percentile bootstrap interval; ``n_nonpositive`` customers entered as 0."""
+
+    gini: float
+    low: float
+    high: float
+    level: float
+    n: int
+    n_nonpositive: int
+    n_boot: int
+
+    def __repr__(self) -> str:
+        return (f"GiniResult(gini={self.gini:.3f}, {self.level:.0%} CI [{self.low:.3f}, {self.high:.3f}], "
+                f"n={self.n}, n_nonpositive={self.n_nonpositive}, n_boot={self.n_boot})")
+
+
+def gini_ci(values: Any, n_boot: int = 200, seed: int = 42, level: float = 0.95,
+            max_cells: int = 4_000_000) -> GiniResult:
+    """Gini (clipped at 0) with a percentile bootstrap CI, vectorised in chunks of resamples."""
+    raw = np.asarray(values, dtype=float)
+    raw = raw[~np.isnan(raw)]
+    v = np.clip(raw, 0.0, None)
+    n = v.size
+    g = gini(v)
+    if n < 2 or n_boot < 1 or not np.isfinite(g):
+        return GiniResult(g, float("nan"), float("nan"), level, n, int((raw <= 0).sum()), 0)
+    rng = np.random.default_rng(seed)
+    per = max(1, max_cells // n)
+    out = []
+    done = 0
+    while done < n_boot:
+        b = min(per, n_boot - done)
+        sample = np.sort(v[rng.integers(0, n, size=(b, n))], axis=1)
+        out.append(_gini_sorted(sample))
+        done += b
+    boots = np.concatenate(out)
+    alpha = (1 - level) / 2
+    lo, hi = np.nanquantile(boots, [alpha, 1 - alpha])
+    return GiniResult(g, float(lo), float(hi), level, n, int((raw <= 0).sum()), int(n_boot))
+
+
+# --------------------------------------------------------------------------- 4. migration
+@dataclass(frozen=True)
+class Migration:
+    """Tier transitions between two windows.
+
+    ``counts``: rows = earlier tier (plus ``new`` for customers without a row in the
+    earlier window), columns = later tier (plus ``gone``); ``shares`` are row shares.
+    ``moves`` lists every customer present in both with ``before``, ``after`` and
+    ``direction`` (``up`` / ``down`` / ``same``); ``up``, ``down``, ``same`` count them.
+    """
+
+    counts: pd.DataFrame = field(repr=False)
+    shares: pd.DataFrame = field(repr=False)
+    moves: pd.DataFrame = field(repr=False)
+    n: int
+    up: int
+    down: int
+    same: int
+    new: int
+    gone: int
+
+    def __repr__(self) -> str:
+        return (f"Migration(n={self.n}, up={self.up}, down={self.down}, same={self.same}, "
+                f"new={self.new}, gone={self.gone})")
+
+
+def tier_migration(before: pd.Series, after: pd.Series) -> Migration:
+    """Transition matrix of two tier assignments (ordered categoricals, same categories).
+
+    Every customer in either assignment is counted exactly once, so the matrix
+    total equals the size of the union and row / column sums equal the tier counts.
+    """
+    if not isinstance(before.dtype, pd.CategoricalDtype) or not isinstance(after.dtype, pd.CategoricalDtype):
+        raise TypeError("before and after must be categorical tier assignments (see assign_tiers)")
+    tiers = list(after.cat.categories)
+    if list(before.cat.categories) != tiers:
+        raise ValueError("before and after use different tier names")
+    rows = tiers + [NEW]
+    cols = tiers + [GONE]
+    idx = before.index.union(after.index)
+    b = before.astype(str).reindex(idx).fillna(NEW)
+    a = after.astype(str).reindex(idx).fillna(GONE)
+    counts = (pd.crosstab(pd.Categorical(b, categories=rows), pd.Categorical(a, categories=cols),
+                          dropna=False)
+              .reindex(index=rows, columns=cols, fill_value=0).astype("int64"))
+    counts.index.name, counts.columns.name = "before", "after"
+    rs = counts.sum(axis=1)
+    shares = counts.div(rs.where(rs > 0), axis=0)
+    both = (b != NEW) & (a != GONE)
+    rank = {name: i for i, name in enumerate(tiers)}
+    rb = b[both].map(rank).to_numpy()
+    ra = a[both].map(rank).to_numpy()
+    direction = np.where(ra < rb, "up", np.where(ra > rb, "down", "same"))
+    moves = pd.DataFrame({"before": b[both].to_numpy(), "after": a[both].to_numpy(), "direction": direction},
+                         index=b.index[both])
+    moves.index.name = "customer_id"
+    return Migration(counts=counts, shares=shares, moves=moves, n=len(idx), up=int((direction == "up").sum()),
+                     down=int((direction == "down").sum()), same=int((direction == "same").sum()),
+                     new=int((b == NEW).sum()), gone=int((a == GONE).sum()))
+
+
+@dataclass(frozen=True)
+class UpgradeCandidates:
+    """Ordinary customers with upgrade potential (DOMAIN.md §3).
+
+    ``table`` (customer-level — never into metrics): ``tier``, ``value``,
+    ``predicted_value``, ``growth``, ``reason`` (``predicted``, ``growth`` or
+    ``both``), sorted by predicted value then value. ``threshold`` is the lowest
+    key-customer value; ``near`` the fraction of it that counts as near.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    n: int
+    n_ordinary: int
+    by_reason: dict[str, int]
+    threshold: float
+    near: float
+    min_growth: float
+
+    def __repr__(self) -> str:
+        return (f"UpgradeCandidates(n={self.n} of {self.n_ordinary} ordinary, by_reason={self.by_reason}, "
+                f"threshold={self.threshold:.4g}, near={self.near}, min_growth={self.min_growth})")
+
+    def metric(self) -> dict[str, Any]:
+        """Counts only (the list of customers never goes into metrics)."""
+        return {"n": self.n, "n_ordinary": self.n_ordinary, "share_of_ordinary":
+                self.n / self.n_ordinary if self.n_ordinary else None, "by_reason": dict(self.by_reason),
+                "threshold": self.threshold, "near": self.near, "min_growth": self.min_growth}
+
+
+def upgrade_candidates(pyramid: Pyramid, values: pd.Series, predicted: pd.Series | None = None,
+                       previous: pd.Series | None = None, near: float = 0.8,
+                       min_growth: float = 0.25) -> UpgradeCandidates:
+    """Ordinary customers whose predicted value or growth puts them near the key tier.
+
+    A customer outside the key tiers is a candidate when
+
+    * ``predicted`` value (same measure and window length, e.g. the BG/NBD ×
+      Gamma-Gamma expectation for the next window) ``>= near × threshold``; or
+    * current value ``>= near × threshold`` *and* growth since ``previous``
+      (value in the comparison window) ``>= min_growth`` (customers new since
+      then count as growing).
+
+    ``threshold`` is the lowest value among key customers (the key-tier boundary).
+    """
+    if not 0 < near <= 1.5:
+        raise ValueError("near must be in (0, 1.5]")
+    tiers = pyramid.tiers
+    key_names = list(tiers.cat.categories)[:KEY_TIERS]
+    ordinary = ~tiers.isin(key_names)
+    v = values.reindex(tiers.index).astype(float).fillna(0.0)
+    thr = pyramid.key_threshold
+    bar = near * thr if np.isfinite(thr) else np.inf
+    pred = (predicted.reindex(tiers.index).astype(float) if predicted is not None
+            else pd.Series(np.nan, index=tiers.index))
+    if previous is not None:
+        prev = previous.reindex(tiers.index).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growth = np.where(prev > 0, v / prev - 1, np.where(v > 0, np.inf, np.nan))
+        growth = pd.Series(growth, index=tiers.index)
+    else:
+        growth = pd.Series(np.nan, index=tiers.index)
+    by_pred = ordinary & (pred >= bar).fillna(False)
+    by_growth = ordinary & (v >= bar) & (growth >= min_growth).fillna(False)
+    sel = by_pred | by_growth
+    reason = np.where(by_pred & by_growth, "both", np.where(by_pred, "predicted", "growth"))
+    table = pd.DataFrame({"tier": tiers.astype(str), "value": v, "predicted_value": pred, "growth": growth,
+                          "reason": reason}, index=tiers.index)[sel.to_numpy()]
+    table = table.sort_values(["predicted_value", "value"], ascending=False, na_position="last")
+    table.index.name = "customer_id"
+    counts = table["reason"].value_counts()
+    by_reason = {k: int(counts.get(k, 0)) for k in ("predicted", "growth", "both")}
+    return UpgradeCandidates(table=table, n=len(table), n_ordinary=int(ordinary.sum()), by_reason=by_reason,
+                             threshold=float(thr), near=float(near), min_growth=float(min_growth))
+
+
+# --------------------------------------------------------------------------- 5. segments
+@dataclass(frozen=True)
+class Segments:
+    """Loyalty × profit segments (DOMAIN.md §2).
+
+    ``table``: ``segment``, ``n``, ``share``, ``profit``, ``profit_share`` (of the
+    net total profit), ``mean_profit``, ``mean_relationship_days``.
+    ``assignment``: segment per customer.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    assignment: pd.Series = field(repr=False)
+    profit_cut: float
+    tenure_cut: float
+    profit_col: str
+    tenure_col: str
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{r.segment}={r.n}" for r in self.table.itertuples())
+        return (f"Segments({rows}; profit > {self.profit_cut:.4g}, "
+                f"{self.tenure_col} >= {self.tenure_cut:.4g})")
+
+    def metric(self) -> dict[str, dict[str, Any]]:
+        """``{name: {n, share, profit_share}}``."""
+        return {r.segment: {"n": int(r.n), "share": float(r.share), "profit_share": float(r.profit_share)}
+                for r in self.table.itertuples()}
+
+
+def loyalty_segments(values: pd.DataFrame, profit_col: str = "historical_clv",
+                     tenure_col: str = "relationship_days", profit_cut: float | None = None,
+                     tenure_cut: float | None = None) -> Segments:
+    """True friends / butterflies / barnacles / strangers from profitability × relationship length.
+
+    Profitable: ``profit > profit_cut``; long-term: ``tenure >= tenure_cut``.
+    ``None`` cut points default to the medians. Missing profit counts as 0.
+    """
+    for col in (profit_col, tenure_col):
+        if col not in values:
+            raise ValueError(f"column {col!r} not in the value frame")
+    p = values[profit_col].astype(float).fillna(0.0)
+    d = values[tenure_col].astype(float).fillna(0.0)
+    pc = float(p.median()) if profit_cut is None else float(profit_cut)
+    tc = float(d.median()) if tenure_cut is None else float(tenure_cut)
+    profitable = (p > pc).to_numpy()
+    long_term = (d >= tc).to_numpy()
+    code = np.where(profitable, np.where(long_term, 0, 1), np.where(long_term, 2, 3))
+    seg = pd.Series(pd.Categorical.from_codes(code, categories=list(SEGMENTS)), index=values.index,
+                    name="segment")
+    frame = pd.DataFrame({"segment": seg, "profit": p, "days": d})
+    table = frame.groupby("segment", observed=False).agg(
+        n=("profit", "size"), profit=("profit", "sum"), mean_profit=("profit", "mean"),
+        mean_relationship_days=("days", "mean")).reindex(list(SEGMENTS))
+    n = len(values)
+    total = float(p.sum())
+    table.insert(1, "share", table["n"] / n if n else np.nan)
+    table.insert(3, "profit_share", table["profit"] / total if total else np.nan)
+    table["n"] = table["n"].astype("int64")
+    table = table.reset_index()
+    table["segment"] = table["segment"].astype(str)
+    return Segments(table=table, assignment=seg, profit_cut=pc, tenure_cut=tc, profit_col=profit_col,
+                    tenure_col=tenure_col)
+
+
+# --------------------------------------------------------------------------- 6. predictive CLV
+@dataclass(frozen=True)
+class CLVResult:
+    """Predictive CLV wired to a dataset (models from :mod:`workbench.clv`).
+
+    ``customers``: per-customer ``frequency``, ``recency``, ``T``,
+    ``monetary_value``, ``p_alive``, ``expected_purchases`` (horizon),
+    ``expected_spend``, ``clv`` (discounted, × margin) and ``predicted_window_value``
+    (undiscounted expected revenue over ``window_months``).
+    """
+
+    bgnbd: Any
+    gamma_gamma: Any
+    customers: pd.DataFrame = field(repr=False)
+    holdout: Any
+    holdout_calibration_end: dt.date | None
+    holdout_end: dt.date | None
+    calibration_end: dt.date
+    time_unit: str
+    horizon_months: int
+    annual_discount_rate: float
+    margin: float
+
+    def __repr__(self) -> str:
+        return (f"CLVResult({self.bgnbd!r}, {self.gamma_gamma!r}, holdout={self.holdout!r}, "
+                f"n={len(self.customers)}, horizon={self.horizon_months}m, "
+                f"discount={self.annual_discount_rate:.0%}/yr, margin={self.margin:.3f})")
+
+    def join(self, values: pd.DataFrame) -> pd.DataFrame:
+        """``values`` with ``clv``, ``p_alive`` and ``predicted_window_value`` (0 for non-buyers)."""
+        cols = ["clv", "p_alive", "expected_purchases", "predicted_window_value"]
+        out = values.join(self.customers[cols], how="left")
+        out[["clv", "expected_purchases", "predicted_window_value"]] = (
+            out[["clv", "expected_purchases", "predicted_window_value"]].fillna(0.0))
+        return out
+
+    def holdout_metric(self) -> dict[str, Any] | None:
+        if self.holdout is None:
+            return None
+        h = self.holdout
+        tbl = h.table.reset_index()
+        return {"calibration_end": self.holdout_calibration_end, "holdout_end": self.holdout_end,
+                "n": h.n, "mae": h.mae, "rmse": h.rmse, "correlation": h.correlation,
+                "total_actual": h.total_actual, "total_predicted": h.total_predicted,
+                "by_frequency": [{"frequency": str(r.frequency), "n": int(r.n), "actual": float(r.actual),
+                                  "predicted": float(r.predicted)} for r in tbl.itertuples()]}
+
+
+def _month_end(day: dt.date) -> dt.date:
+    return _add_months(day.replace(day=1), 1) - dt.timedelta(days=1)
+
+
+def default_calibration_end(first: dt.date, end: dt.date, holdout_months: int = 6) -> dt.date:
+    """End of the month ``holdout_months`` before ``end``, but keep at least half the data for calibration."""
+    cand = _month_end(_add_months(end.replace(day=1), -holdout_months))
+    mid = first + (end - first) / 2
+    return max(cand, mid) if mid < end else cand
+
+
+def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str = "W",
+                horizon_months: int = 12, annual_discount_rate: float = 0.10, margin: float | None = None,
+                window_months: int = 12, holdout_months: int = 6) -> CLVResult:
+    """Fit BG/NBD + Gamma-Gamma on purchases up to ``end`` and predict CLV per customer.
+
+    Holdout validation first calibrates on purchases up to ``calibration_end``
+    (default :func:`default_calibration_end`) and predicts ``(calibration_end, end]``.
+    The CLV models are then refitted on everything up to ``end``. The discount
+    rate is annual, converted to monthly ``(1+d)^(1/12) − 1``; ``margin``
+    (default: the data's profit / revenue) turns spend into profit.
+    """
+    from workbench import clv
+
+    end = _date(end)
+    tx = ds.table("transactions")
+    tx = tx.filter(tx.date <= end)
+    first = _date(ds.date_range("transactions", "date")[0])
+    if margin is None or not margin > 0:
+        if ds.has("transactions", "margin"):
+            r = ds.sql(f"SELECT sum(margin) / NULLIF(sum(amount), 0) FROM transactions "
+                       f"WHERE date <= DATE '{end.isoformat()}'").iloc[0, 0]
+            margin = float(r) if r is not None and np.isfinite(r) else 1.0
+        else:
+            margin = 1.0
+    holdout = None
+    cal_end = _date(calibration_end) if calibration_end else default_calibration_end(first, end, holdout_months)
+    hold_end = None
+    if first < cal_end < end:
+        try:
+            ch = clv.calibration_holdout(tx, cal_end, end, time_unit)
+            m = clv.BetaGeoModel().fit(ch["frequency"], ch["recency"], ch["T"])
+            holdout = clv.holdout_validation(m, ch)
+            hold_end = end
+        except ValueError:
+            holdout = None
+    summ = clv.rfm_summary(tx, end, time_unit)
+    bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
+    rep = summ[(summ["frequency"] > 0) & (summ["monetary_value"] > 0)]
+    gg = clv.GammaGammaModel().fit(rep["frequency"], rep["monetary_value"])
+    monthly = (1 + annual_discount_rate) ** (1 / 12) - 1
+    val = clv.customer_lifetime_value(bg, gg, summ, horizon=int(horizon_months), discount_rate=monthly,
+                                      time_unit=time_unit, margin=margin)
+    win = clv.customer_lifetime_value(bg, gg, summ, horizon=int(window_months), discount_rate=0.0,
+                                      time_unit=time_unit, margin=1.0)
+    out = summ[["frequency", "recency", "T", "monetary_value"]].copy()
+    out["p_alive"] = np.asarray(bg.probability_alive(summ["frequency"], summ["recency"], summ["T"]))
+    out = out.join(val)
+    out["predicted_window_value"] = win["clv"]
+    out.index = out.index.astype(str)
+    return CLVResult(bgnbd=bg._fitted(), gamma_gamma=gg._fitted(), customers=out, holdout=holdout,
+                     holdout_calibration_end=cal_end if holdout is not None else None, holdout_end=hold_end,
+                     calibration_end=end, time_unit=time_unit, horizon_months=int(horizon_months),
+                     annual_discount_rate=float(annual_discount_rate), margin=float(margin))
+
+
+# --------------------------------------------------------------------------- 7. strategy
+def strategy_table(pyramid: Pyramid, segments: Segments | None, lang: str = "en", currency: str = "CNY",
+                   upgrade: UpgradeCandidates | None = None) -> pd.DataFrame:
+    """Size, value and the DOMAIN.md action per tier and per segment, in ``lang``.
+
+    Columns (translated): group kind, group, customers, share of customers,
+    value (the pyramid's measure) or profit, share of it, action.
+    """
+    rows = []
+    for r in pyramid.table.itertuples():
+        action = t(f"pyramid.action.{'key' if r.Index < KEY_TIERS else 'ordinary'}", lang)
+        if upgrade is not None and r.Index >= KEY_TIERS:
+            n_up = int((upgrade.table["tier"] == r.tier).sum())
+            action += " " + t("pyramid.action.upgrade_count", lang, n=fmt_int(n_up, lang))
+        rows.append({"kind": t("pyramid.strategy.kind_tier", lang), "group": tier_label(r.tier, lang),
+                     "n": fmt_int(r.customers, lang), "share": fmt_pct(r.customer_share, lang),
+                     "value": fmt_money(r.value, lang, currency), "value_share": fmt_pct(r.value_share, lang),
+                     "action": action})
+    if segments is not None:
+        for r in segments.table.itertuples():
+            rows.append({"kind": t("pyramid.strategy.kind_segment", lang),
+                         "group": t(f"pyramid.segment.{r.segment}", lang),
+                         "n": fmt_int(r.n, lang), "share": fmt_pct(r.share, lang),
+                         "value": fmt_money(r.profit, lang, currency), "value_share": fmt_pct(r.profit_share, lang),
+                         "action": t(f"pyramid.action.{r.segment}", lang)})
+    cols = {k: t(f"pyramid.strategy.col.{k}", lang) for k in
+            ("kind", "group", "n", "share", "value", "value_share", "action")}
+    return pd.DataFrame(rows, columns=list(cols)).rename(columns=cols)
+
+
+# --------------------------------------------------------------------------- figures
+TIER_COLORS = ("#1f5fa8", "#3a7fc4", "#8fb5dd", "#d6e3f1")
+SEGMENT_COLORS = {"true_friends": "#3a9d5d", "butterflies": "#e07b39", "barnacles": "#7d5ba6",
+                  "strangers": "#9aa0a3"}
+
+
+def figure_pyramid(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") -> go.Figure:
+    """The pyramid: centred horizontal bars, widest at the bottom.
+
+    Each layer's width is the share of customers in that layer *or above*
+    (1%, 20%, 50%, 100% by default), so the shape is a pyramid whatever the data;
+    the labels give the layer's own customers and value share.
+    """
+    tb = pyramid.table
+    cum = tb["customer_share"].cumsum().to_numpy()
+    labels = [tier_label(x, lang) for x in tb["tier"]]
+    texts = [t("pyramid.fig.layer_text", lang, customers=fmt_int(r.customers, lang),
+               cshare=fmt_pct(r.customer_share, lang), vshare=fmt_pct(r.value_share, lang))
+             for r in tb.itertuples()]
+    colors = [TIER_COLORS[i % len(TIER_COLORS)] for i in range(len(tb))]
+    hover = [t("pyramid.fig.layer_hover", lang, tier=lab, customers=fmt_int(r.customers, lang),
+               cshare=fmt_pct(r.customer_share, lang), value=fmt_money(r.value, lang, currency),
+               vshare=fmt_pct(r.value_share, lang), mean=fmt_money(r.mean_value, lang, currency),
+               median=fmt_money(r.median_value, lang, currency))
+             for lab, r in zip(labels, tb.itertuples(), strict=True)]
+    width = np.maximum(cum, 0.04)
+    fig = go.Figure(go.Bar(
+        y=labels, x=width, base=-width / 2, orientation="h", marker_color=colors,
+        marker_line=dict(color="white", width=1), hovertext=hover, hoverinfo="text", width=0.96))
+    for lab, w, text in zip(labels, width, texts, strict=True):
+        fig.add_annotation(x=w / 2 + 0.03, y=lab, text=text, showarrow=False, xanchor="left",
+                           font=dict(size=12))
+    fig.update_layout(
+        title=t("pyramid.fig.pyramid_title", lang, measure=t(f"pyramid.measure.{pyramid.measure}", lang)),
+        showlegend=False, bargap=0.02, height=420, plot_bgcolor="white", margin=dict(l=90, r=20, t=60, b=30))
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], showgrid=False, ticks="")
+    fig.update_xaxes(visible=False, range=[-0.55, 1.2])
+    return fig
+
+
+def figure_tier_values(pyramid: Pyramid, lang: str = "en") -> go.Figure:
+    """Customer share vs value share per tier (grouped bars), the 80/20 picture."""
+    tb = pyramid.table
+    labels = [tier_label(x, lang) for x in tb["tier"]]
+    fig = go.Figure([
+        go.Bar(x=labels, y=tb["customer_share"], name=t("pyramid.fig.customer_share", lang),
+               text=[fmt_pct(v, lang) for v in tb["customer_share"]], textposition="outside"),
+        go.Bar(x=labels, y=tb["value_share"], name=t("pyramid.fig.value_share", lang),
+               text=[fmt_pct(v, lang) for v in tb["value_share"]], textposition="outside"),
+    ])
+    fig.update_layout(title=t("pyramid.fig.tier_values_title", lang), barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def figure_lorenz(values: Any, result: GiniResult | None = None, lang: str = "en") -> go.Figure:
+    """Lorenz curve (value clipped at 0) with the equality line and the top-20% point."""
+    lc = lorenz_curve(values)
+    top20 = top_share(np.clip(np.asarray(values, dtype=float), 0, None), 0.2)
+    fig = go.Figure([
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=t("pyramid.fig.equality", lang),
+                   line=dict(color="#999", dash="dash")),
+        go.Scatter(x=lc["customer_share"], y=lc["value_share"], mode="lines", name=t("pyramid.fig.lorenz", lang),
+                   line=dict(width=3), fill="tonexty", fillcolor="rgba(31,95,168,0.12)"),
+        go.Scatter(x=[0.8], y=[1 - top20], mode="markers+text", name=t("pyramid.fig.top20", lang),
+                   text=[t("pyramid.fig.top20_text", lang, share=fmt_pct(top20, lang))],
+                   textposition="top left", marker=dict(size=10, color="#c8413b")),
+    ])
+    g = result.gini if result is not None else gini(values)
+    title = t("pyramid.fig.lorenz_title", lang, gini=fmt_num(g, lang, 3))
+    if result is not None and np.isfinite(result.low):
+        title += t("pyramid.fig.ci", lang, low=fmt_num(result.low, lang, 3), high=fmt_num(result.high, lang, 3))
+    fig.update_layout(title=title, xaxis_title=t("pyramid.fig.cum_customers", lang),
+                      yaxis_title=t("pyramid.fig.cum_value", lang), height=460)
+    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], scaleanchor="x")
+    return fig
+
+
+def figure_migration(migration: Migration, lang: str = "en") -> go.Figure:
+    """Sankey of tier migration (earlier window left, later window right)."""
+    c = migration.counts
+    left = [f"{_state_label(s, lang)} ({t('pyramid.fig.before', lang)})" for s in c.index]
+    right = [f"{_state_label(s, lang)} ({t('pyramid.fig.after', lang)})" for s in c.columns]
+    src, tgt, val = [], [], []
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            if c.iat[i, j] > 0:
+                src.append(i)
+                tgt.append(len(left) + j)
+                val.append(int(c.iat[i, j]))
+    colors = list(TIER_COLORS) + ["#b0b0b0"]
+    node_colors = [colors[min(i, len(colors) - 1)] for i in range(len(left))]
+    node_colors += [colors[min(j, len(colors) - 1)] for j in range(len(right))]
+    fig = go.Figure(go.Sankey(
+        node=dict(label=left + right, color=node_colors, pad=14, thickness=16),
+        link=dict(source=src, target=tgt, value=val, color="rgba(120,120,120,0.25)")))
+    fig.update_layout(title=t("pyramid.fig.migration_title", lang, up=fmt_int(migration.up, lang),
+                              down=fmt_int(migration.down, lang)), height=480)
+    return fig
+
+
+def _state_label(state: str, lang: str) -> str:
+    if state in (NEW, GONE):
+        return t(f"pyramid.state.{state}", lang)
+    return tier_label(state, lang)
+
+
+def figure_segments(segments: Segments, lang: str = "en", currency: str = "CNY") -> go.Figure:
+    """2 × 2 matrix: relationship length (x) × profitability (y), counts and profit shares."""
+    tb = segments.table.set_index("segment")
+    pos = {"true_friends": (1, 1), "butterflies": (0, 1), "barnacles": (1, 0), "strangers": (0, 0)}
+    fig = go.Figure()
+    for seg, (x, y) in pos.items():
+        r = tb.loc[seg]
+        fig.add_shape(type="rect", x0=x, x1=x + 1, y0=y, y1=y + 1, line=dict(color="white", width=3),
+                      fillcolor=SEGMENT_COLORS[seg], opacity=0.35 + 0.5 * float(min(max(r["share"], 0), 1)))
+        fig.add_annotation(
+            x=x + 0.5, y=y + 0.5, showarrow=False, align="center",
+            text=t("pyramid.fig.segment_text", lang, name=t(f"pyramid.segment.{seg}", lang),
+                   n=fmt_int(r["n"], lang), share=fmt_pct(r["share"], lang),
+                   pshare=fmt_pct(r["profit_share"], lang), action=t(f"pyramid.action_short.{seg}", lang)))
+    fig.add_trace(go.Scatter(x=[0, 2], y=[0, 2], mode="markers", marker=dict(opacity=0), hoverinfo="skip",
+                             showlegend=False))
+    fig.update_xaxes(range=[0, 2], tickvals=[0.5, 1.5], showgrid=False,
+                     ticktext=[t("pyramid.fig.short_term", lang), t("pyramid.fig.long_term", lang)],
+                     title=t("pyramid.fig.relationship_axis", lang,
+                             cut=fmt_int(segments.tenure_cut, lang)))
+    fig.update_yaxes(range=[0, 2], tickvals=[0.5, 1.5], showgrid=False,
+                     ticktext=[t("pyramid.fig.low_profit", lang), t("pyramid.fig.high_profit", lang)],
+                     title=t("pyramid.fig.profit_axis", lang, cut=fmt_money(segments.profit_cut, lang, currency)))
+    fig.update_layout(title=t("pyramid.fig.segments_title", lang), height=480)
+    return fig
+
+
+def figure_clv_distribution(clv_values: Any, lang: str = "en", currency: str = "CNY") -> go.Figure:
+    """Histogram of predicted CLV (the top 1% pooled at the 99th percentile for readability)."""
+    v = np.asarray(clv_values, dtype=float)
+    v = v[np.isfinite(v)]
+    cap = float(np.quantile(v, 0.99)) if v.size else 0.0
+    fig = go.Figure(go.Histogram(x=np.minimum(v, cap), nbinsx=50, marker_color="#1f5fa8"))
+    fig.update_layout(title=t("pyramid.fig.clv_title", lang, median=fmt_money(np.median(v) if v.size else None,
+                                                                               lang, currency),
+                              total=fmt_money(v.sum(), lang, currency)),
+                      xaxis_title=t("pyramid.fig.clv_axis", lang, cap=fmt_money(cap, lang, currency)),
+                      yaxis_title=t("pyramid.fig.customers", lang), bargap=0.02)
+    return fig
+
+
+def figure_holdout(result: CLVResult, lang: str = "en") -> go.Figure:
+    """Mean predicted vs actual holdout purchases by calibration frequency group."""
+    h = result.holdout
+    fig = go.Figure()
+    if h is None:
+        fig.update_layout(title=t("pyramid.fig.holdout_none", lang))
+        return fig
+    tb = h.table.reset_index()
+    x = tb["frequency"].astype(str)
+    fig.add_trace(go.Bar(x=x, y=tb["actual"], name=t("pyramid.fig.actual", lang)))
+    fig.add_trace(go.Scatter(x=x, y=tb["predicted"], name=t("pyramid.fig.predicted", lang),
+                             mode="lines+markers", line=dict(width=3)))
+    fig.update_layout(title=t("pyramid.fig.holdout_title", lang, mae=fmt_num(h.mae, lang, 2),
+                              corr=fmt_num(h.correlation, lang, 2)),
+                      xaxis_title=t("pyramid.fig.freq_axis", lang),
+                      yaxis_title=t("pyramid.fig.holdout_axis", lang))
+    return fig
