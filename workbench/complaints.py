@@ -1,0 +1,1277 @@
+"""Complaint trends, alerts and handling (投诉分析) — DOMAIN.md §5.
+
+Managers set standards from response times and complaint-trend analysis, and
+each voiced complaint stands for more unseen dissatisfaction. This module
+answers, from the canonical ``complaints`` table (plus ``transactions`` and
+``customers`` where present):
+
+1. **Volume and rates** per period (:func:`volume`): complaints, distinct
+   complaining customers, the complaint rate as DOMAIN.md defines it
+   (投诉率 = complaining customers / buying customers in the period),
+   complaints per 1,000 active (buying) customers and per 1,000 orders; by
+   category, channel, severity or handler; :func:`pareto` of categories.
+2. **Trend and seasonality**: :func:`decompose` (STL on the rate) and
+   :func:`category_trends` — one quasi-Poisson GLM over periods × categories,
+   ``log E[n] = a_c + b_c·t + s_month + log(active customers)``, slope per
+   category as % change per period with CI and p-value, Holm-corrected for the
+   number of categories, ranked by growth.
+3. **Alerts** (:func:`detect_alerts`): the same model (category level and
+   trend, shared month-of-year seasonality, exposure = orders, or days
+   without transactions) gives each period × category an expected count and
+   an upper limit at a stated one-sided false-alarm rate ``alpha`` (default
+   0.00135, the 3-sigma rate); overdispersion is allowed for (negative
+   binomial with the Pearson dispersion). Cells above the limit are flagged;
+   the fit is repeated without flagged cells so a spike does not raise its
+   own limit. With ``judge_from`` the model is fitted only on the history
+   before it and the judged periods are out of sample (``workbench alerts``).
+   The textbook u-chart (ū ± 3√(ū/n)) is :func:`u_chart`.
+4. **Handling** (:func:`handling`): time to first response and to resolution
+   by Kaplan-Meier (statsmodels ``SurvfuncRight``): open complaints are
+   censored at the data's end, never dropped. Median, P90, share within the
+   SLA, backlog and its age, their monthly trend; by category, channel and
+   handler (small-n handlers marked). A complaint counts as closed when
+   ``closed_at`` is set *or* its ``status`` is in ``closed_statuses``;
+   status-closed complaints without a close time are counted as closed but
+   left out of the time-to-resolution curve, and their number is reported
+   (``closed_without_time``).
+5. **Complaints and loyalty** (:func:`churn_link`): churn (no purchase in the
+   N days after the cohort window) for customers with no complaint, only
+   resolved complaints, and an unresolved complaint, with Wilson CIs and a
+   logistic regression adjusting for spend and tenure — associational.
+   Complaint rate by value tier.
+6. **The iceberg** (:func:`iceberg`): distinct complaining customers divided
+   by an assumed voicing share (DOMAIN.md: about 10% voice), with a
+   sensitivity range — an estimate from an assumption, labelled so.
+7. **Verbatims** (:func:`verbatims`): frequent terms per category or period
+   (jieba for Chinese, via :mod:`workbench.text`) and example complaints,
+   PII-masked; :func:`verbatims_html` masks and HTML-escapes.
+
+Aggregation runs in the engine (DuckDB SQL over the cache); statistics run on
+the small per-period, per-category or per-customer frames. :func:`run_alerts`
+(the ``workbench alerts`` command) imports neither statsmodels nor plotly and
+only runs small aggregates on the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.engine import Dataset, MissingDataError, open_dataset
+from workbench.i18n import fmt_int, fmt_month, fmt_num, fmt_p, fmt_pct, t
+from workbench.io import quote_str
+
+__all__ = [
+    "ALPHA", "CLOSED_STATUSES", "GRANULARITIES", "AlertRun", "ChurnLink", "Handling", "Iceberg", "Verbatims",
+    "alert_cells", "category_trends", "churn_link", "decompose", "detect_alerts", "figure_churn_link",
+    "figure_control_chart", "figure_handlers", "figure_pareto", "figure_resolution_curves", "figure_trend",
+    "handling", "iceberg", "iceberg_for", "kaplan_meier", "pareto", "run_alerts", "u_chart", "upper_limit",
+    "verbatims", "verbatims_html", "volume", "wilson_ci", "findings",
+]
+
+GRANULARITIES = ("day", "week", "month", "quarter")
+#: statuses meaning "closed" when there is no close time (case-insensitive; extend per dataset)
+CLOSED_STATUSES: tuple[str, ...] = ("closed", "resolved", "done", "complete", "completed", "solved",
+                                    "已解决", "已关闭", "已完成", "关闭", "解决", "已处理", "完结", "已结案")
+#: one-sided false-alarm rate per cell: the 3-sigma rate of a Shewhart chart
+ALPHA = 0.00135
+SMALL_N = 30
+VOICING_RANGE = (0.05, 0.10, 0.15, 0.20, 0.25)
+OTHER = "__other__"
+
+
+# ----------------------------------------------------------------- helpers
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _check_granularity(granularity: str) -> str:
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+    return granularity
+
+
+def _trunc(col: str, granularity: str) -> str:
+    return f"CAST(date_trunc('{_check_granularity(granularity)}', {col}) AS DATE)"
+
+
+def _step(day: dt.date, granularity: str, k: int = 1) -> dt.date:
+    if granularity == "day":
+        return day + dt.timedelta(days=k)
+    if granularity == "week":
+        return day + dt.timedelta(days=7 * k)
+    months = k * (3 if granularity == "quarter" else 1)
+    i = day.year * 12 + day.month - 1 + months
+    return dt.date(i // 12, i % 12 + 1, 1)
+
+
+def _floor(day: dt.date, granularity: str) -> dt.date:
+    if granularity == "day":
+        return day
+    if granularity == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if granularity == "quarter":
+        return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    return day.replace(day=1)
+
+
+def period_starts(start: dt.date, end_exclusive: dt.date, granularity: str) -> list[dt.date]:
+    """Start dates of the periods touching ``[start, end_exclusive)``."""
+    out, p = [], _floor(start, granularity)
+    while p < end_exclusive:
+        out.append(p)
+        p = _step(p, granularity)
+    return out
+
+
+def period_label(day: Any, granularity: str) -> str:
+    """``2026-10`` (month), ``2026Q3`` (quarter), ISO date (day, week start)."""
+    d = _date(day)
+    if granularity == "month":
+        return f"{d.year}-{d.month:02d}"
+    if granularity == "quarter":
+        return f"{d.year}Q{(d.month - 1) // 3 + 1}"
+    return d.isoformat()
+
+
+def months_back(end_exclusive: dt.date, months: int) -> dt.date:
+    """The first day of the month ``months`` months before ``end_exclusive`` (a month start)."""
+    i = end_exclusive.year * 12 + end_exclusive.month - 1 - months
+    return dt.date(i // 12, i % 12 + 1, 1)
+
+
+def _closed_sql(ds: Dataset, closed_statuses: Sequence[str]) -> str:
+    """SQL predicate: the complaint is closed (close time set or a closed status)."""
+    parts = []
+    if ds.has("complaints", "closed_at"):
+        parts.append("closed_at IS NOT NULL")
+    if ds.has("complaints", "status") and closed_statuses:
+        vals = ", ".join(quote_str(s.lower()) for s in closed_statuses)
+        parts.append(f"lower(trim(status)) IN ({vals})")
+    return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
+def _as_of(ds: Dataset) -> dt.datetime:
+    """The data's end: the latest complaint timestamp (the moment open complaints are censored)."""
+    cols = [c for c in ("opened_at", "first_response_at", "closed_at") if ds.has("complaints", c)]
+    sql = "SELECT greatest(" + ", ".join(f"max({c})" for c in cols) + ") FROM complaints" if len(cols) > 1 \
+        else f"SELECT max({cols[0]}) FROM complaints"
+    value = ds.sql(sql).iloc[0, 0]
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _exposure_sql(ds: Dataset, granularity: str, start: dt.date, end: dt.date) -> str | None:
+    """Per-period buyers and orders from transactions (None without transactions)."""
+    if not ds.has("transactions", "customer_id", "date"):
+        return None
+    orders = "count(DISTINCT order_id)" if ds.has("transactions", "order_id") else "count(*)"
+    pos = "AND amount > 0" if ds.has("transactions", "amount") else ""
+    return (f"SELECT {_trunc('date', granularity)} AS period, count(DISTINCT customer_id) AS buyers, "
+            f"{orders} AS orders FROM transactions WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos} "
+            f"GROUP BY 1")
+
+
+def _days_in(periods: Iterable[dt.date], granularity: str, start: dt.date, end: dt.date) -> np.ndarray:
+    out = []
+    for p in periods:
+        lo, hi = max(p, start), min(_step(p, granularity), end)
+        out.append(max((hi - lo).days, 0))
+    return np.asarray(out, float)
+
+
+# ----------------------------------------------------------------- 1 volume
+def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "month",
+           by: str | None = None) -> pd.DataFrame:
+    """Complaints and rates per period (and per ``by`` group).
+
+    Columns: ``period`` (start date), ``label``, [``by``], ``complaints``,
+    ``complainers`` (distinct customers), ``buyers``, ``orders``,
+    ``complaint_rate`` (complainers / buyers: DOMAIN.md's 投诉率),
+    ``rate_per_1000`` (complaints per 1,000 buying customers),
+    ``per_1000_orders``, ``share`` (of the period's complaints, with ``by``).
+    Rates are NaN without transactions; every period in the range appears
+    (zero complaints included).
+    """
+    ds.require("complaints", "opened_at")
+    start, end = _date(start), _date(end_exclusive)
+    _check_granularity(granularity)
+    if by is not None:
+        ds.require("complaints", by)
+    grp = f", COALESCE(CAST({by} AS VARCHAR), '–') AS {by}" if by else ""
+    cust = "count(DISTINCT customer_id)" if ds.has("complaints", "customer_id") else "NULL"
+    sql = (f"SELECT {_trunc('opened_at', granularity)} AS period{grp}, count(*) AS complaints, "
+           f"{cust} AS complainers FROM complaints WHERE opened_at >= TIMESTAMP '{start}' "
+           f"AND opened_at < TIMESTAMP '{end}' GROUP BY ALL")
+    c = ds.sql(sql)
+    c["period"] = pd.to_datetime(c["period"]).dt.date
+    periods = period_starts(start, end, granularity)
+    if by:
+        keys = sorted(c[by].unique().tolist(), key=str)
+        grid = pd.MultiIndex.from_product([periods, keys], names=["period", by]).to_frame(index=False)
+        c = grid.merge(c, on=["period", by], how="left")
+    else:
+        c = pd.DataFrame({"period": periods}).merge(c, on="period", how="left")
+    c["complaints"] = c["complaints"].fillna(0).astype("int64")
+    c["complainers"] = pd.to_numeric(c["complainers"], errors="coerce").fillna(0).astype("int64")
+    exp_sql = _exposure_sql(ds, granularity, start, end)
+    if exp_sql:
+        e = ds.sql(exp_sql)
+        e["period"] = pd.to_datetime(e["period"]).dt.date
+        c = c.merge(e, on="period", how="left")
+        c["buyers"] = c["buyers"].fillna(0).astype("int64")
+        c["orders"] = c["orders"].fillna(0).astype("int64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c["complaint_rate"] = np.where(c["buyers"] > 0, c["complainers"] / c["buyers"], np.nan)
+            c["rate_per_1000"] = np.where(c["buyers"] > 0, 1000 * c["complaints"] / c["buyers"], np.nan)
+            c["per_1000_orders"] = np.where(c["orders"] > 0, 1000 * c["complaints"] / c["orders"], np.nan)
+    else:
+        c["buyers"] = pd.NA
+        c["orders"] = pd.NA
+        c["complaint_rate"] = np.nan
+        c["rate_per_1000"] = np.nan
+        c["per_1000_orders"] = np.nan
+    if by:
+        tot = c.groupby("period")["complaints"].transform("sum")
+        c["share"] = np.where(tot > 0, c["complaints"] / tot.where(tot > 0, 1), np.nan)
+    c.insert(1, "label", [period_label(p, granularity) for p in c["period"]])
+    return c.sort_values(["period"] + ([by] if by else [])).reset_index(drop=True)
+
+
+def pareto(ds: Dataset, start: Any, end_exclusive: Any, by: str = "category") -> pd.DataFrame:
+    """Categories by complaints, largest first, with share and cumulative share."""
+    ds.require("complaints", by)
+    df = ds.sql(f"SELECT COALESCE(CAST({by} AS VARCHAR), '–') AS {by}, count(*) AS complaints FROM complaints "
+                f"WHERE opened_at >= TIMESTAMP '{_date(start)}' AND opened_at < TIMESTAMP '{_date(end_exclusive)}' "
+                f"GROUP BY 1 ORDER BY 2 DESC, 1")
+    total = df["complaints"].sum()
+    df["share"] = df["complaints"] / total if total else np.nan
+    df["cumulative_share"] = df["share"].cumsum()
+    return df
+
+
+def top_categories(ds: Dataset, start: Any, end_exclusive: Any, n: int = 12) -> list[str]:
+    """The ``n`` largest categories in the range (others are lumped as 'other' in models)."""
+    return pareto(ds, start, end_exclusive)["category"].head(n).tolist()
+
+
+# ----------------------------------------------------------------- 2 trend
+def decompose(series: pd.DataFrame, value: str = "complaint_rate", granularity: str = "month") -> pd.DataFrame:
+    """Trend / seasonal / remainder of ``series[value]`` by STL (robust).
+
+    Season length: 12 (month), 4 (quarter), 52 (week), 7 (day); STL needs two
+    full seasons, otherwise the trend is a centred moving average and the
+    seasonal part zero (``method`` says which was used).
+    """
+    from statsmodels.tsa.seasonal import STL
+
+    period = {"month": 12, "quarter": 4, "week": 52, "day": 7}[_check_granularity(granularity)]
+    y = pd.to_numeric(series[value], errors="coerce")
+    if y.isna().all():
+        y = pd.to_numeric(series["complaints"], errors="coerce")
+    y = y.interpolate(limit_direction="both").fillna(0.0)
+    out = pd.DataFrame({"period": series["period"].to_numpy(), "label": series["label"].to_numpy(),
+                        "observed": y.to_numpy()})
+    if len(y) >= 2 * period + 1 or (granularity == "month" and len(y) >= 24):
+        res = STL(y.to_numpy(), period=period, robust=True, seasonal=period + (1 - period % 2)).fit()
+        out["trend"], out["seasonal"], out["resid"] = res.trend, res.seasonal, res.resid
+        out["method"] = "STL"
+    else:
+        w = max(3, min(period, len(y) // 2 * 2 - 1))
+        out["trend"] = y.rolling(w, center=True, min_periods=1).mean().to_numpy()
+        out["seasonal"] = 0.0
+        out["resid"] = out["observed"] - out["trend"]
+        out["method"] = "moving average"
+    return out
+
+
+def _season_key(periods: Sequence[dt.date], granularity: str) -> np.ndarray:
+    if granularity == "quarter":
+        return np.array([(p.month - 1) // 3 + 1 for p in periods])
+    return np.array([p.month for p in periods])
+
+
+def _design(cells: pd.DataFrame, granularity: str, season: bool) -> tuple[np.ndarray, list[str]]:
+    """Model matrix: category intercepts, category trends (t in periods), shared season dummies."""
+    cats = list(dict.fromkeys(cells["category"]))
+    periods = sorted(set(cells["period"]))
+    tindex = {p: i for i, p in enumerate(periods)}
+    tt = np.array([tindex[p] for p in cells["period"]], float)
+    tt = tt - tt.mean()
+    cols, names = [], []
+    for c in cats:
+        ind = (cells["category"].to_numpy() == c).astype(float)
+        cols += [ind, ind * tt]
+        names += [f"{c}:level", f"{c}:trend"]
+    if season:
+        key = _season_key(list(cells["period"]), granularity)
+        levels = sorted(set(key))
+        for lv in levels[1:]:
+            cols.append((key == lv).astype(float))
+            names.append(f"season:{lv}")
+    return np.column_stack(cols), names
+
+
+def _season_ok(periods: Sequence[dt.date], granularity: str) -> bool:
+    """Seasonality is estimable with two full years (8 quarters) of periods."""
+    ps = sorted(set(periods))
+    if not ps:
+        return False
+    span_months = (ps[-1].year - ps[0].year) * 12 + ps[-1].month - ps[0].month + 1
+    return span_months >= 24 and granularity in ("day", "week", "month", "quarter")
+
+
+def _poisson_irls(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int = 50,
+                  ridge: float = 1e-8) -> np.ndarray:
+    """Poisson GLM (log link, offset) by iteratively reweighted least squares (numpy only)."""
+    mu = np.maximum(y, 0.5)
+    eta = np.log(mu)
+    beta = np.zeros(X.shape[1])
+    for _ in range(iters):
+        z = eta - offset + (y - mu) / mu
+        w = mu
+        xtw = X.T * w
+        new = np.linalg.solve(xtw @ X + ridge * np.eye(X.shape[1]), xtw @ z)
+        eta = np.clip(X @ new + offset, -50, 50)
+        mu = np.exp(eta)
+        if np.max(np.abs(new - beta)) < 1e-9:
+            beta = new
+            break
+        beta = new
+    return beta
+
+
+def upper_limit(mu: np.ndarray | float, alpha: float = ALPHA, dispersion: float = 1.0) -> np.ndarray:
+    """Smallest count L with P(Y > L) <= ``alpha``: Poisson(mu), or negative binomial with variance
+    ``dispersion * mu`` when ``dispersion > 1``. A count above L is flagged."""
+    from scipy.special import betainc, pdtrc
+
+    mu = np.atleast_1d(np.asarray(mu, float))
+    out = np.zeros(mu.shape, float)
+    for i, m in enumerate(mu):
+        if not np.isfinite(m) or m <= 0:
+            out[i] = 0.0
+            continue
+        sd = math.sqrt(m * max(dispersion, 1.0))
+        ks = np.arange(int(m), int(m + 12 * sd + 30))
+        if dispersion > 1.0 + 1e-9:
+            r = m / (dispersion - 1.0)
+            p = r / (r + m)
+            sf = 1.0 - betainc(r, ks + 1.0, p)
+        else:
+            sf = pdtrc(ks, m)
+        ok = np.flatnonzero(sf <= alpha)
+        out[i] = float(ks[ok[0]]) if ok.size else float(ks[-1])
+    return out
+
+
+def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "month",
+                categories: Sequence[str] | None = None) -> pd.DataFrame:
+    """Periods × categories: ``complaints`` and ``exposure`` (orders; days without transactions).
+
+    Categories outside ``categories`` are lumped into ``__other__``; every
+    period × category appears (zeros included). Engine aggregates only.
+    """
+    ds.require("complaints", "opened_at", "category")
+    start, end = _date(start), _date(end_exclusive)
+    c = ds.sql(f"SELECT {_trunc('opened_at', granularity)} AS period, category, count(*) AS complaints "
+               f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' "
+               f"GROUP BY ALL")
+    c["period"] = pd.to_datetime(c["period"]).dt.date
+    c["category"] = c["category"].fillna("–").astype(str)
+    if categories is not None:
+        keep = set(categories)
+        c.loc[~c["category"].isin(keep), "category"] = OTHER
+        c = c.groupby(["period", "category"], as_index=False)["complaints"].sum()
+    periods = period_starts(start, end, granularity)
+    cats = sorted(set(c["category"]), key=lambda x: (x == OTHER, -c.loc[c["category"] == x, "complaints"].sum(), x))
+    grid = pd.MultiIndex.from_product([periods, cats], names=["period", "category"]).to_frame(index=False)
+    cells = grid.merge(c, on=["period", "category"], how="left")
+    cells["complaints"] = cells["complaints"].fillna(0).astype("int64")
+    days = pd.DataFrame({"period": periods, "days": _days_in(periods, granularity, start, end)})
+    exp_sql = _exposure_sql(ds, granularity, start, end)
+    if exp_sql:
+        e = ds.sql(exp_sql)
+        e["period"] = pd.to_datetime(e["period"]).dt.date
+        days = days.merge(e, on="period", how="left")
+        days["exposure"] = days["orders"].fillna(0).astype(float)
+        days["buyers"] = days["buyers"].fillna(0).astype(float)
+        days["exposure_unit"] = "orders"
+    else:
+        days["exposure"] = days["days"]
+        days["buyers"] = np.nan
+        days["exposure_unit"] = "days"
+    cells = cells.merge(days, on="period", how="left")
+    cells["label"] = [period_label(p, granularity) for p in cells["period"]]
+    return cells
+
+
+def detect_alerts(cells: pd.DataFrame, granularity: str = "month", alpha: float = ALPHA,
+                  judge_from: Any = None, season: bool | None = None, min_history: int = 6) -> pd.DataFrame:
+    """Expected count and upper limit for every period × category; ``flagged`` when observed > limit.
+
+    Model (see module docstring): Poisson log-linear with category level and
+    trend, shared season (month of year; quarter for quarterly data; only
+    with two years of history) and ``log(exposure)`` offset; negative binomial
+    limits when the Pearson dispersion exceeds 1. The fit is repeated up to
+    three times without the cells above their limit. With ``judge_from``
+    only earlier periods are fitted and later ones are judged out of sample.
+    Periods with zero exposure are not judged.
+
+    Returns ``cells`` plus ``expected``, ``upper_limit``, ``flagged``,
+    ``judged``, ``excess`` and attributes ``dispersion``, ``alpha``,
+    ``cells_checked``, ``expected_false_alarms``.
+    """
+    df = cells.copy().reset_index(drop=True)
+    y = df["complaints"].to_numpy(float)
+    expo = df["exposure"].to_numpy(float)
+    valid = expo > 0
+    periods = list(df["period"])
+    if judge_from is not None:
+        jf = _date(judge_from)
+        fit_mask = np.array([p < jf for p in periods]) & valid
+        judged = np.array([p >= jf for p in periods]) & valid
+    else:
+        fit_mask = valid.copy()
+        judged = valid.copy()
+    n_hist = len({p for p, m in zip(periods, fit_mask, strict=True) if m})
+    if n_hist < min_history:
+        raise ValueError(f"alerts need at least {min_history} {granularity}s of history before the judged "
+                         f"periods (got {n_hist})")
+    if season is None:
+        season = _season_ok([p for p, m in zip(periods, fit_mask, strict=True) if m], granularity)
+    X, _ = _design(df, granularity, season)
+    offset = np.log(np.where(valid, expo, 1.0))
+    use = fit_mask.copy()
+    # drop columns with no information in the fitted rows (e.g. a season level only in judged periods)
+    for _ in range(4):
+        cols = np.flatnonzero(np.abs(X[use]).sum(axis=0) > 0)
+        beta = np.zeros(X.shape[1])
+        beta[cols] = _poisson_irls(X[use][:, cols], y[use], offset[use])
+        mu = np.exp(np.clip(X @ beta + offset, -50, 50))
+        k = len(cols)
+        dof = max(int(use.sum()) - k, 1)
+        phi = float(np.sum((y[use] - mu[use]) ** 2 / np.maximum(mu[use], 1e-9)) / dof)
+        phi = max(phi, 1.0)
+        limit = upper_limit(mu, alpha, phi)
+        over = fit_mask & (y > limit)
+        new_use = fit_mask & ~over
+        if np.array_equal(new_use, use):
+            break
+        use = new_use
+    mu = np.where(valid, mu, np.nan)
+    limit = np.where(valid, limit, np.nan)
+    df["expected"] = mu
+    df["upper_limit"] = limit
+    df["judged"] = judged
+    df["flagged"] = judged & (y > np.nan_to_num(limit, nan=np.inf))
+    df["excess"] = np.where(df["flagged"], y - mu, 0.0)
+    df.attrs.update(dispersion=phi, alpha=alpha, cells_checked=int(judged.sum()),
+                    expected_false_alarms=float(alpha * judged.sum()), season=bool(season),
+                    granularity=granularity, fitted_cells=int(use.sum()))
+    return df
+
+
+def u_chart(counts: Sequence[float], exposure: Sequence[float], sigma: float = 3.0) -> pd.DataFrame:
+    """Textbook u-chart: ``u_i = c_i / n_i``, centre ``ū = Σc / Σn``, limits ``ū ± sigma·√(ū / n_i)``
+    (lower limit floored at 0). ``n`` is in inspection units (e.g. thousands of customers)."""
+    c = np.asarray(counts, float)
+    n = np.asarray(exposure, float)
+    ubar = c.sum() / n.sum()
+    half = sigma * np.sqrt(ubar / n)
+    u = c / n
+    ucl = ubar + half
+    return pd.DataFrame({"count": c, "exposure": n, "u": u, "center": ubar, "ucl": ucl,
+                         "lcl": np.maximum(ubar - half, 0.0), "flagged": u > ucl})
+
+
+def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: str = "buyers",
+                    season: bool | None = None, correction: str = "holm") -> pd.DataFrame:
+    """Trend per category: % change per period with 95% CI and p-value, corrected for the number of
+    categories (Holm by default), ranked by growth.
+
+    One quasi-Poisson GLM (statsmodels, scale = Pearson χ²/df) over periods ×
+    categories with category levels and trends, shared seasonality and
+    ``log(exposure)`` offset (``buyers`` = active customers; falls back to
+    days without transactions).
+    """
+    import statsmodels.api as sm
+    from statsmodels.stats.multitest import multipletests
+
+    df = cells.copy()
+    col = exposure if exposure in df and pd.to_numeric(df[exposure], errors="coerce").gt(0).any() else "days"
+    expo = pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(float)
+    ok = expo > 0
+    df = df[ok].reset_index(drop=True)
+    expo = expo[ok]
+    if season is None:
+        season = _season_ok(list(df["period"]), granularity)
+    X, names = _design(df, granularity, season)
+    keep = np.abs(X).sum(axis=0) > 0
+    X, names = X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+    model = sm.GLM(df["complaints"].to_numpy(float), X, family=sm.families.Poisson(), offset=np.log(expo))
+    res = model.fit(scale="X2")
+    params = pd.Series(res.params, index=names)
+    bse = pd.Series(res.bse, index=names)
+    pvals = pd.Series(res.pvalues, index=names)
+    rows = []
+    totals = df.groupby("category")["complaints"].sum()
+    grand = totals.sum()
+    for cat in dict.fromkeys(df["category"]):
+        key = f"{cat}:trend"
+        b, se = params[key], bse[key]
+        rows.append({"category": cat, "complaints": int(totals[cat]), "share": totals[cat] / grand if grand else np.nan,
+                     "trend_slope": math.expm1(b), "ci_low": math.expm1(b - 1.96 * se),
+                     "ci_high": math.expm1(b + 1.96 * se), "p_value": float(pvals[key])})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["p_adjusted"] = multipletests(out["p_value"].fillna(1.0), method=correction)[1]
+        out = out.sort_values(["trend_slope"], ascending=False).reset_index(drop=True)
+        out["growth_rank"] = np.arange(1, len(out) + 1)
+    out.attrs.update(dispersion=float(res.scale), exposure=col, season=bool(season), correction=correction,
+                     granularity=granularity)
+    return out
+
+
+# ----------------------------------------------------------------- 4 handling
+def kaplan_meier(durations: Sequence[float], events: Sequence[int], weights: Sequence[float] | None = None
+                 ) -> dict[str, Any]:
+    """Kaplan-Meier (statsmodels ``SurvfuncRight``) on durations with event flags (0 = censored) and
+    optional frequency weights. Returns median, P90 (None when the curve never falls that far), the
+    curve (``time``, ``survival``) and ``within(h)``, the estimated share finished within ``h`` hours."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    d = np.asarray(durations, float)
+    e = np.asarray(events, float)
+    w = None if weights is None else np.asarray(weights, float)
+    n = float(w.sum()) if w is not None else float(len(d))
+    if n == 0 or (e * (w if w is not None else 1)).sum() == 0:
+        return {"n": n, "events": 0.0, "median": None, "p90": None, "time": np.array([]), "survival": np.array([]),
+                "within": lambda h: 0.0 if n else None}
+    sf = SurvfuncRight(d, e, freq_weights=w)
+    times, surv = np.asarray(sf.surv_times, float), np.asarray(sf.surv_prob, float)
+
+    def quant(q: float) -> float | None:
+        idx = np.flatnonzero(surv <= 1 - q + 1e-12)
+        return float(times[idx[0]]) if idx.size else None
+
+    def within(h: float) -> float:
+        idx = np.searchsorted(times, h, side="right") - 1
+        return float(1 - surv[idx]) if idx >= 0 else 0.0
+
+    ev = float((e * (w if w is not None else 1)).sum())
+    return {"n": n, "events": ev, "median": quant(0.5), "p90": quant(0.9), "time": times, "survival": surv,
+            "within": within}
+
+
+@dataclass(frozen=True)
+class Handling:
+    """Handling performance: overall figures, per-group tables, KM curves, monthly trend."""
+
+    overall: dict[str, Any]
+    by: dict[str, pd.DataFrame]
+    curves: pd.DataFrame
+    trend: pd.DataFrame
+    sla_hours: float
+
+    def __repr__(self) -> str:
+        o = self.overall
+        return (f"<Handling: n={o['complaints']:,}, resolution median {o['median_hours']} h, P90 {o['p90_hours']} h, "
+                f"within {self.sla_hours:g} h {o['within_sla_share']}, open {o['open_backlog']:,} "
+                f"(closed without time {o['closed_without_time']:,})>")
+
+
+STEP_HOURS = 0.25  # durations are aggregated in the engine to quarter-hours
+
+
+def _durations(ds: Dataset, start: dt.date, end: dt.date, as_of: dt.datetime, closed: str, groups: list[str],
+               kind: str) -> pd.DataFrame:
+    """Engine aggregate: (groups…, hours bucket, event) → n for resolution or first response."""
+    asof = f"TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}'"
+    if kind == "resolution":
+        ds.require("complaints", "closed_at")
+        end_col, event = "closed_at", "closed_at IS NOT NULL"
+        # status-closed without a time: excluded from the curve (counted separately)
+        where_extra = f"AND NOT (closed_at IS NULL AND {closed})"
+        stop = f"COALESCE(closed_at, {asof})"
+    else:
+        ds.require("complaints", "first_response_at")
+        end_col, event = "first_response_at", "first_response_at IS NOT NULL"
+        where_extra = ""
+        close_time = "closed_at" if ds.has("complaints", "closed_at") else "NULL"
+        stop = f"COALESCE(first_response_at, {close_time}, {asof})"
+    del end_col
+    g = "".join(f"COALESCE(CAST({c} AS VARCHAR), '–') AS {c}, " for c in groups)
+    sql = (f"SELECT {g}round(greatest(epoch({stop}) - epoch(opened_at), 0) / 3600 / {STEP_HOURS}) * {STEP_HOURS} "
+           f"AS hours, CAST({event} AS INTEGER) AS event, count(*) AS n FROM complaints "
+           f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' {where_extra} GROUP BY ALL")
+    return ds.sql(sql)
+
+
+def _km_summary(frame: pd.DataFrame, sla: float) -> dict[str, Any]:
+    km = kaplan_meier(frame["hours"], frame["event"], frame["n"])
+    return {"median_hours": km["median"], "p90_hours": km["p90"],
+            "within_sla_share": km["within"](sla) if km["n"] else None, "km": km}
+
+
+def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.0,
+             closed_statuses: Sequence[str] = CLOSED_STATUSES, by: Sequence[str] = ("category", "channel", "handler"),
+             granularity: str = "month", small_n: int = SMALL_N) -> Handling:
+    """Time to first response and to resolution with open complaints censored (Kaplan-Meier).
+
+    ``overall``: complaints, closed, open_backlog, closed_without_time,
+    median_hours / p90_hours / within_sla_share (resolution),
+    response_median_hours / response_p90_hours / response_within_sla_share,
+    backlog_median_age_hours, backlog_over_sla. ``by[col]``: the same per
+    group with ``small_n`` marked. ``trend``: per opening period, resolution
+    median and share within SLA, and the open backlog at each period end.
+    """
+    ds.require("complaints", "opened_at")
+    if not ds.has("complaints", "closed_at") and not ds.has("complaints", "status"):
+        raise MissingDataError("complaints", ("closed_at",), "handling needs a close time or a status")
+    start, end = _date(start), _date(end_exclusive)
+    as_of = _as_of(ds)
+    closed = _closed_sql(ds, closed_statuses)
+    by = [c for c in by if ds.has("complaints", c)]
+    has_close = ds.has("complaints", "closed_at")
+    cnt = ds.sql(
+        f"SELECT count(*) AS complaints, sum(CASE WHEN {closed} THEN 1 ELSE 0 END) AS closed, "
+        f"sum(CASE WHEN NOT {closed} THEN 1 ELSE 0 END) AS open_backlog, "
+        + (f"sum(CASE WHEN closed_at IS NULL AND {closed} THEN 1 ELSE 0 END)" if has_close else "count(*)")
+        + " AS closed_without_time, "
+        f"median(CASE WHEN NOT {closed} THEN (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 "
+        f"END) AS backlog_median_age_hours, "
+        f"sum(CASE WHEN NOT {closed} AND (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 > "
+        f"{float(sla_hours)} THEN 1 ELSE 0 END) AS backlog_over_sla "
+        f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}'").iloc[0]
+    overall: dict[str, Any] = {k: (None if pd.isna(v) else (float(v) if "hours" in k else int(v)))
+                               for k, v in cnt.items()}
+    overall["as_of"] = as_of.isoformat(sep=" ", timespec="minutes")
+    overall["sla_hours"] = float(sla_hours)
+    curves = []
+    res = _durations(ds, start, end, as_of, closed, by, "resolution") if has_close else None
+    if res is not None and len(res):
+        s = _km_summary(res.groupby(["hours", "event"], as_index=False)["n"].sum(), sla_hours)
+        overall.update(median_hours=s["median_hours"], p90_hours=s["p90_hours"],
+                       within_sla_share=s["within_sla_share"])
+        curves.append(pd.DataFrame({"kind": "resolution", "dimension": "all", "group": "all",
+                                    "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
+    else:
+        overall.update(median_hours=None, p90_hours=None, within_sla_share=None)
+    resp = _durations(ds, start, end, as_of, closed, by, "response") if ds.has("complaints", "first_response_at") \
+        else None
+    if resp is not None and len(resp):
+        s = _km_summary(resp.groupby(["hours", "event"], as_index=False)["n"].sum(), sla_hours)
+        overall.update(response_median_hours=s["median_hours"], response_p90_hours=s["p90_hours"],
+                       response_within_sla_share=s["within_sla_share"])
+        curves.append(pd.DataFrame({"kind": "response", "dimension": "all", "group": "all",
+                                    "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
+    else:
+        overall.update(response_median_hours=None, response_p90_hours=None, response_within_sla_share=None)
+    tables: dict[str, pd.DataFrame] = {}
+    for col in by:
+        counts = ds.sql(
+            f"SELECT COALESCE(CAST({col} AS VARCHAR), '–') AS {col}, count(*) AS complaints, "
+            f"sum(CASE WHEN NOT {closed} THEN 1 ELSE 0 END) AS open_backlog FROM complaints "
+            f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' GROUP BY 1")
+        rows = []
+        for _, row in counts.iterrows():
+            g = row[col]
+            rec = {col: g, "complaints": int(row["complaints"]), "open_backlog": int(row["open_backlog"])}
+            for kind, frame, prefix in (("resolution", res, ""), ("response", resp, "response_")):
+                if frame is None or not len(frame):
+                    continue
+                sub = frame[frame[col] == g].groupby(["hours", "event"], as_index=False)["n"].sum()
+                s = _km_summary(sub, sla_hours)
+                rec.update({f"{prefix}median_hours": s["median_hours"], f"{prefix}p90_hours": s["p90_hours"],
+                            f"{prefix}within_sla_share": s["within_sla_share"]})
+                if col == "category" or (col == "handler" and kind == "resolution"):
+                    if len(s["km"]["time"]):
+                        curves.append(pd.DataFrame({"kind": kind, "dimension": col, "group": g,
+                                                    "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
+            rec["small_n"] = rec["complaints"] < small_n
+            rows.append(rec)
+        tables[col] = pd.DataFrame(rows).sort_values("complaints", ascending=False).reset_index(drop=True)
+    trend = _handling_trend(ds, start, end, as_of, closed, sla_hours, granularity, res)
+    return Handling(overall=overall, by=tables,
+                    curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
+                        columns=["kind", "dimension", "group", "hours", "open_share"]),
+                    trend=trend, sla_hours=float(sla_hours))
+
+
+def _handling_trend(ds: Dataset, start: dt.date, end: dt.date, as_of: dt.datetime, closed: str, sla: float,
+                    granularity: str, res: pd.DataFrame | None) -> pd.DataFrame:
+    periods = period_starts(start, end, granularity)
+    out = pd.DataFrame({"period": periods, "label": [period_label(p, granularity) for p in periods]})
+    if ds.has("complaints", "closed_at"):
+        asof = f"TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}'"
+        d = ds.sql(
+            f"SELECT {_trunc('opened_at', granularity)} AS period, "
+            f"round(greatest(epoch(COALESCE(closed_at, {asof})) - epoch(opened_at), 0) / 3600 / {STEP_HOURS}) "
+            f"* {STEP_HOURS} AS hours, CAST(closed_at IS NOT NULL AS INTEGER) AS event, count(*) AS n "
+            f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' "
+            f"AND NOT (closed_at IS NULL AND {closed}) GROUP BY ALL")
+        d["period"] = pd.to_datetime(d["period"]).dt.date
+        med, within = [], []
+        for p in periods:
+            sub = d[d["period"] == p]
+            s = _km_summary(sub, sla) if len(sub) else {"median_hours": None, "within_sla_share": None}
+            med.append(s["median_hours"])
+            within.append(s["within_sla_share"])
+        out["median_hours"] = pd.array(med, dtype="Float64")
+        out["within_sla_share"] = pd.array(within, dtype="Float64")
+        # backlog at each period end: opened before it and closed after it (or still open)
+        cap = dt.datetime.combine(end, dt.time()) if end else as_of
+        ends = [min(dt.datetime.combine(min(_step(p, granularity), end), dt.time()), as_of, cap) for p in periods]
+        values = ", ".join(f"({i}, TIMESTAMP '{e:%Y-%m-%d %H:%M:%S}')" for i, e in enumerate(ends))
+        b = ds.sql(
+            f"SELECT e.i, count(c.opened_at) AS backlog, "
+            f"median(CASE WHEN c.opened_at IS NOT NULL THEN (epoch(e.t) - epoch(c.opened_at)) / 3600 END) "
+            f"AS backlog_median_age_hours FROM (VALUES {values}) AS e(i, t) LEFT JOIN complaints c "
+            f"ON c.opened_at < e.t AND (c.closed_at >= e.t OR (c.closed_at IS NULL AND NOT {closed})) "
+            f"GROUP BY 1 ORDER BY 1")
+        out["backlog"] = b["backlog"].to_numpy()
+        out["backlog_median_age_hours"] = b["backlog_median_age_hours"].to_numpy()
+    return out
+
+
+# ----------------------------------------------------------------- 5 churn link
+def wilson_ci(k: Any, n: Any, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for k successes in n trials (vectorised)."""
+    k = np.asarray(k, float)
+    n = np.asarray(n, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        den = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / den
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return centre - half, centre + half
+
+
+@dataclass(frozen=True)
+class ChurnLink:
+    """Churn by complaint experience (associational, not causal)."""
+
+    groups: pd.DataFrame  # group, customers, churned, churn_rate, ci_low, ci_high, repeat_rate
+    model: pd.DataFrame  # term, odds_ratio, ci_low, ci_high, p_value (adjusted for spend and tenure)
+    by_tier: pd.DataFrame  # tier, customers, complainers, complaint_rate, ci_low, ci_high
+    window_start: dt.date
+    window_end: dt.date
+    churn_window_days: int
+
+    def __repr__(self) -> str:
+        g = ", ".join(f"{r.group}: {r.churn_rate:.1%} of {r.customers:,}" for r in self.groups.itertuples())
+        return f"<ChurnLink {self.window_start}–{self.window_end} +{self.churn_window_days}d: {g}>"
+
+
+def churn_link(ds: Dataset, churn_window_days: int = 90, cohort_months: int = 12, end: Any = None,
+               closed_statuses: Sequence[str] = CLOSED_STATUSES) -> ChurnLink:
+    """Churn after complaints: customers who bought in a cohort window of ``cohort_months`` ending
+    ``churn_window_days`` before the data's end, grouped by no complaint / resolved only / an unresolved
+    complaint in the window; churn = no purchase in the ``churn_window_days`` after the window.
+
+    A complaint is *resolved* when it is closed and — where a ``resolution``
+    column exists — a resolution is recorded; anything else is unresolved.
+    Wilson 95% CIs; logistic regression ``churn ~ group + log(1+spend) +
+    log(1+tenure days) + log(orders)`` (statsmodels) gives odds ratios adjusted
+    for value and tenure. Associational: customers who complain differ in
+    ways the adjustment may not capture. Value tiers: top 20% / next 30% /
+    bottom 50% of spend in the window.
+    """
+    import statsmodels.api as sm
+
+    ds.require("complaints", "customer_id", reason="complaints must name the customer")
+    ds.require("transactions", "customer_id", "date", "amount")
+    last = ds.date_range("transactions", "date")[1] if end is None else end
+    data_end = _date(last) + dt.timedelta(days=1)
+    w_end = data_end - dt.timedelta(days=int(churn_window_days))
+    w_start = months_back(w_end, cohort_months) if w_end.day == 1 else w_end - dt.timedelta(days=round(30.44 * cohort_months))
+    f_end = w_end + dt.timedelta(days=int(churn_window_days))
+    closed = _closed_sql(ds, closed_statuses)
+    resolved = f"({closed} AND resolution IS NOT NULL)" if ds.has("complaints", "resolution") else closed
+    tenure = ("LEFT JOIN (SELECT customer_id, min(signup_date) AS signup FROM customers GROUP BY 1) s "
+              "USING (customer_id)" if ds.has("customers", "signup_date") else "")
+    signup = "COALESCE(s.signup, allb.first_buy)" if tenure else "allb.first_buy"
+    frame = ds.sql(f"""
+        WITH b AS (SELECT customer_id, sum(amount) AS spend, count(*) AS orders, min(date) AS first_buy
+                   FROM transactions WHERE date >= DATE '{w_start}' AND date < DATE '{w_end}' AND amount > 0
+                   GROUP BY 1),
+             allb AS (SELECT customer_id, min(date) AS first_buy FROM transactions WHERE amount > 0 GROUP BY 1),
+             f AS (SELECT DISTINCT customer_id FROM transactions
+                   WHERE date >= DATE '{w_end}' AND date < DATE '{f_end}' AND amount > 0),
+             c AS (SELECT customer_id, count(*) AS complaints,
+                          max(CASE WHEN {resolved} THEN 0 ELSE 1 END) AS any_unresolved
+                   FROM complaints WHERE opened_at >= TIMESTAMP '{w_start}' AND opened_at < TIMESTAMP '{w_end}'
+                   AND customer_id IS NOT NULL GROUP BY 1)
+        SELECT CASE WHEN c.customer_id IS NULL THEN 'none' WHEN c.any_unresolved = 1 THEN 'unresolved'
+                    ELSE 'resolved' END AS grp,
+               b.spend, b.orders,
+               greatest(date_diff('day', {signup}, DATE '{w_end}'), 0)
+                   AS tenure_days,
+               CASE WHEN f.customer_id IS NULL THEN 1 ELSE 0 END AS churned
+        FROM b LEFT JOIN c USING (customer_id) LEFT JOIN f USING (customer_id)
+        LEFT JOIN allb USING (customer_id) {tenure}""")
+    if frame.empty:
+        raise MissingDataError("transactions", (), "no buyers in the cohort window")
+    order = ["none", "resolved", "unresolved"]
+    g = frame.groupby("grp")["churned"].agg(["size", "sum"]).reindex(order).fillna(0)
+    lo, hi = wilson_ci(g["sum"], g["size"])
+    groups = pd.DataFrame({"group": order, "customers": g["size"].astype(int).to_numpy(),
+                           "churned": g["sum"].astype(int).to_numpy()})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        groups["churn_rate"] = groups["churned"] / groups["customers"]
+    groups["ci_low"], groups["ci_high"] = lo, hi
+    groups["repeat_rate"] = 1 - groups["churn_rate"]
+    model = pd.DataFrame(columns=["term", "odds_ratio", "ci_low", "ci_high", "p_value"])
+    present = [k for k in ("resolved", "unresolved") if (frame["grp"] == k).sum() >= 5]
+    if present and frame["churned"].nunique() == 2:
+        X = pd.DataFrame({k: (frame["grp"] == k).astype(float) for k in present})
+        X["log_spend"] = np.log1p(frame["spend"].clip(lower=0))
+        X["log_tenure"] = np.log1p(frame["tenure_days"].astype(float))
+        X["log_orders"] = np.log(frame["orders"].astype(float))
+        X = sm.add_constant(X)
+        try:
+            fit = sm.Logit(frame["churned"].astype(float), X).fit(disp=0, maxiter=100)
+            ci = fit.conf_int()
+            model = pd.DataFrame({"term": present, "odds_ratio": np.exp(fit.params[present]).to_numpy(),
+                                  "ci_low": np.exp(ci.loc[present, 0]).to_numpy(),
+                                  "ci_high": np.exp(ci.loc[present, 1]).to_numpy(),
+                                  "p_value": fit.pvalues[present].to_numpy()})
+        except (np.linalg.LinAlgError, ValueError):
+            pass
+    # value tiers
+    rank = frame["spend"].rank(ascending=False, method="first") / len(frame)
+    tier = np.where(rank <= 0.2, "top20", np.where(rank <= 0.5, "mid30", "bottom50"))
+    tt = pd.DataFrame({"tier": tier, "complainer": frame["grp"] != "none"}).groupby("tier")["complainer"].agg(
+        ["size", "sum"]).reindex(["top20", "mid30", "bottom50"]).fillna(0)
+    tl, th = wilson_ci(tt["sum"], tt["size"])
+    by_tier = pd.DataFrame({"tier": tt.index, "customers": tt["size"].astype(int).to_numpy(),
+                            "complainers": tt["sum"].astype(int).to_numpy()})
+    by_tier["complaint_rate"] = by_tier["complainers"] / by_tier["customers"].where(by_tier["customers"] > 0)
+    by_tier["ci_low"], by_tier["ci_high"] = tl, th
+    return ChurnLink(groups=groups, model=model, by_tier=by_tier, window_start=w_start, window_end=w_end,
+                     churn_window_days=int(churn_window_days))
+
+
+# ----------------------------------------------------------------- 6 iceberg
+@dataclass(frozen=True)
+class Iceberg:
+    """Estimated silently dissatisfied customers — an estimate from an assumed voicing share."""
+
+    complainers: int
+    voicing_share: float
+    estimated_dissatisfied: float
+    silent: float
+    sensitivity: pd.DataFrame  # voicing_share, estimated_dissatisfied, silent
+    assumption: str = "voicing share (DOMAIN.md §5: about 10% of dissatisfied customers voice a complaint)"
+
+    @property
+    def low(self) -> float:
+        return float(self.sensitivity["silent"].min())
+
+    @property
+    def high(self) -> float:
+        return float(self.sensitivity["silent"].max())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"complainers": self.complainers, "voicing_share": self.voicing_share,
+                "estimated_dissatisfied": self.estimated_dissatisfied, "silent_estimate": self.silent,
+                "silent_low": self.low, "silent_high": self.high,
+                "voicing_range": [float(self.sensitivity["voicing_share"].min()),
+                                  float(self.sensitivity["voicing_share"].max())],
+                "is_estimate": True, "assumption": self.assumption}
+
+    def __repr__(self) -> str:
+        return (f"<Iceberg (estimate, assumes {self.voicing_share:.0%} voice): {self.complainers:,} complaining "
+                f"customers → ~{self.silent:,.0f} silent (range {self.low:,.0f}–{self.high:,.0f})>")
+
+
+def iceberg(complainers: int, voicing_share: float = 0.10, sensitivity: Sequence[float] = VOICING_RANGE) -> Iceberg:
+    """Dissatisfied = complainers / voicing share; silent = dissatisfied − complainers."""
+    if not 0 < voicing_share <= 1:
+        raise ValueError("voicing_share must be in (0, 1]")
+    shares = sorted(set(list(sensitivity) + [voicing_share]))
+    sens = pd.DataFrame({"voicing_share": shares})
+    sens["estimated_dissatisfied"] = complainers / sens["voicing_share"]
+    sens["silent"] = sens["estimated_dissatisfied"] - complainers
+    total = complainers / voicing_share
+    return Iceberg(int(complainers), float(voicing_share), float(total), float(total - complainers), sens)
+
+
+def iceberg_for(ds: Dataset, start: Any, end_exclusive: Any, voicing_share: float = 0.10) -> Iceberg:
+    """:func:`iceberg` on the distinct complaining customers in ``[start, end_exclusive)``."""
+    ds.require("complaints", "customer_id", reason="the iceberg counts distinct complaining customers")
+    n = ds.sql(f"SELECT count(DISTINCT customer_id) FROM complaints WHERE opened_at >= TIMESTAMP "
+               f"'{_date(start)}' AND opened_at < TIMESTAMP '{_date(end_exclusive)}'").iloc[0, 0]
+    return iceberg(int(n), voicing_share)
+
+
+# ----------------------------------------------------------------- 7 verbatims
+@dataclass(frozen=True)
+class Verbatims:
+    """Frequent terms per group and masked example complaints (not yet HTML-escaped)."""
+
+    terms: pd.DataFrame
+    examples: pd.DataFrame
+    texts: int
+    empty: int
+
+    def __repr__(self) -> str:
+        return f"<Verbatims: {self.texts:,} texts ({self.empty:,} empty), {len(self.terms)} terms>"
+
+
+def verbatims(ds: Dataset, start: Any, end_exclusive: Any, by: str = "category", top_n: int = 8,
+              n_examples: int = 2, max_texts: int = 3000, seed: int = 42, granularity: str = "month") -> Verbatims:
+    """Frequent terms and phrases (uni- and bigrams; jieba for Chinese) per ``by`` group — a complaint
+    column or ``"period"`` — and masked examples. At most ``max_texts`` texts per group (seeded sample)."""
+    from workbench.text import example_texts, term_frequencies
+
+    ds.require("complaints", "text")
+    grp = _trunc("opened_at", granularity) if by == "period" else f"COALESCE(CAST({by} AS VARCHAR), '–')"
+    if by != "period":
+        ds.require("complaints", by)
+    df = ds.sql(f"SELECT {grp} AS grp, text FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
+                f"AND opened_at < TIMESTAMP '{_date(end_exclusive)}' QUALIFY row_number() OVER "
+                f"(PARTITION BY {grp} ORDER BY hash(complaint_id || '{int(seed)}')) <= {int(max_texts)}")
+    if by == "period":
+        df["grp"] = [period_label(p, granularity) for p in df["grp"]]
+    empty = int((df["text"].fillna("").astype(str).str.strip() == "").sum())
+    if df.empty:
+        cols = ["group", "term", "count"]
+        return Verbatims(pd.DataFrame(columns=cols), pd.DataFrame(columns=["group", "rank", "text"]), 0, 0)
+    terms = term_frequencies(df["text"], df["grp"], top_n=top_n, ngram_range=(1, 2), min_count=2)
+    ex = example_texts(df["text"], df["grp"], n=n_examples, seed=seed)
+    ex = ex.drop(columns=[c for c in ("position",) if c in ex])
+    return Verbatims(terms=terms, examples=ex, texts=len(df), empty=empty)
+
+
+def verbatims_html(v: Verbatims, lang: str = "en") -> str:
+    """Example complaints as an HTML list: every text PII-masked and HTML-escaped (safe_text)."""
+    from workbench.privacy import escape_html, safe_text
+
+    parts = [f'<div class="wb-verbatims"><p class="wb-note">{escape_html(t("complaints.verbatims.masked", lang))}</p>']
+    for group, sub in v.examples.groupby("group", sort=False):
+        parts.append(f"<h4>{escape_html(str(group))}</h4><ul>")
+        parts += [f"<li>{safe_text(str(x))}</li>" for x in sub["text"]]
+        parts.append("</ul>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------- monitoring (CLI)
+@dataclass(frozen=True)
+class AlertRun:
+    """Result of :func:`run_alerts`: ``lines`` to print, ``breaches`` (non-empty → exit 1)."""
+
+    lines: list[str]
+    breaches: list[dict[str, Any]]
+    checked: int
+    since: dt.date
+    granularity: str
+    alpha: float
+    data_end: dt.date
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"<AlertRun since {self.since}: {len(self.breaches)} breach(es) in {self.checked} "
+                f"{self.granularity} × category cells>")
+
+
+def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None, json_path: Any = None,
+               granularity: str = "week", alpha: float = ALPHA, history_weeks: int = 104,
+               lang: str | None = None, top: int = 20) -> AlertRun:
+    """Daily complaint check (``workbench alerts``): the alert model of :func:`detect_alerts`
+    fitted on history before ``since`` and applied to the periods from ``since`` (default: the last
+    28 days of complaints) — periods × categories above their limit are breaches.
+
+    Bad input raises ``ConfigError`` / ``SourceError`` / ``MissingDataError`` / ``ValueError``
+    (the CLI exits 2). ``json_path``: the breaches and the run's settings as JSON.
+    """
+    lang = lang or os.environ.get("WORKBENCH_LANG", "en")
+    if lang not in ("en", "zh"):
+        lang = "en"
+    _check_granularity(granularity)
+    ds = data if isinstance(data, Dataset) else open_dataset(data)
+    try:
+        ds.require("complaints", "opened_at", "category")
+        lo, hi = ds.date_range("complaints", "opened_at")
+        if hi is None:
+            raise ValueError("the complaints table is empty")
+        data_end = _date(hi)
+        end = data_end + dt.timedelta(days=1)
+        if since:
+            try:
+                since_d = dt.date.fromisoformat(str(since))
+            except ValueError:
+                raise ValueError(f"--since must be a date YYYY-MM-DD, got {since!r}") from None
+        else:
+            since_d = data_end - dt.timedelta(days=27)
+        since_p = _floor(since_d, granularity)
+        if since_p > data_end:
+            raise ValueError(f"--since {since_d} is after the last complaint ({data_end})")
+        span = {"day": history_weeks * 7, "week": history_weeks * 7, "month": history_weeks * 7,
+                "quarter": history_weeks * 7}[granularity]
+        start = max(_floor(_date(lo), granularity), _floor(since_p - dt.timedelta(days=span), granularity))
+        if granularity in ("month", "quarter"):
+            start = _floor(start, granularity)
+        cats = top_categories(ds, start, end, n=top)
+        cells = alert_cells(ds, start, end, granularity, categories=cats)
+        res = detect_alerts(cells, granularity, alpha=alpha, judge_from=since_p)
+    finally:
+        if not isinstance(data, Dataset):
+            ds.close()
+    judged = res[res["judged"]]
+    flagged = judged[judged["flagged"]].sort_values(["period", "excess"], ascending=[True, False])
+    breaches = [{"period": r.label, "period_start": r.period.isoformat(),
+                 "category": t("complaints.other", lang) if r.category == OTHER else r.category,
+                 "observed": int(r.complaints), "expected": round(float(r.expected), 2),
+                 "upper_limit": int(r.upper_limit), "exposure": float(r.exposure), "exposure_unit": r.exposure_unit}
+                for r in flagged.itertuples()]
+    partial = data_end + dt.timedelta(days=1) < _step(_floor(data_end, granularity), granularity)
+    lines = [t("complaints.alerts.header", lang, cells=fmt_int(len(judged), lang),
+               unit=t(f"complaints.unit.{granularity}", lang), since=since_p.isoformat(),
+               end=data_end.isoformat())]
+    for b in breaches:
+        lines.append(t("complaints.alerts.breach", lang, category=b["category"], period=b["period"],
+                       observed=fmt_int(b["observed"], lang), expected=fmt_num(b["expected"], lang, 1),
+                       limit=fmt_int(b["upper_limit"], lang)))
+    lines.append(t("complaints.alerts.none", lang) if not breaches else
+                 t("complaints.alerts.summary", lang, n=fmt_int(len(breaches), lang)))
+    lines.append(t("complaints.alerts.method", lang, alpha=f"{alpha:.5f}".rstrip("0"),
+                   expected=fmt_num(alpha * len(judged), lang, 2),
+                   unit=t("complaints.exposure." + str(cells["exposure_unit"].iloc[0]), lang)))
+    if partial:
+        lines.append(t("complaints.alerts.partial", lang, end=data_end.isoformat()))
+    payload = {"ok": not breaches, "since": since_p.isoformat(), "data_end": data_end.isoformat(),
+               "granularity": granularity, "alpha": alpha, "cells_checked": int(len(judged)),
+               "expected_false_alarms": alpha * len(judged), "dispersion": res.attrs.get("dispersion"),
+               "seasonality": res.attrs.get("season"), "exposure": str(cells["exposure_unit"].iloc[0]),
+               "breaches": breaches}
+    if json_path:
+        from workbench.metrics import write_json_atomic
+
+        write_json_atomic(Path(json_path), payload)
+    return AlertRun(lines=lines, breaches=breaches, checked=int(len(judged)), since=since_p,
+                    granularity=granularity, alpha=alpha, data_end=data_end, payload=payload)
+
+
+# ----------------------------------------------------------------- findings
+def cat_name(category: str, lang: str) -> str:
+    return t("complaints.other", lang) if category == OTHER else str(category)
+
+
+def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame | None = None,
+             handling_result: Handling | None = None, link: ChurnLink | None = None,
+             ice: Iceberg | None = None, granularity: str = "month") -> list[dict[str, Any]]:
+    """Plain-language findings (``key``, ``text``, ``value``, ``headline``) from the analyses' results."""
+    out: list[dict[str, Any]] = []
+    unit = t(f"complaints.unit.{granularity}", lang)
+    if trends is not None and len(trends):
+        top = trends.iloc[0]
+        sig = top["p_adjusted"] < 0.05
+        key = "complaints.finding.rising" if sig and top["trend_slope"] > 0 else "complaints.finding.no_rising"
+        out.append({"key": "rising", "text": t(key, lang, category=cat_name(top["category"], lang),
+                                                 slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                                                 p=fmt_p(top["p_adjusted"], lang)),
+                    "value": float(top["trend_slope"]), "headline": True})
+    if alerts is not None:
+        fl = alerts[alerts["flagged"]].sort_values("excess", ascending=False)
+        if len(fl):
+            r = fl.iloc[0]
+            period = fmt_month(r["period"], lang) if granularity == "month" else r["label"]
+            out.append({"key": "alerts", "text": t("complaints.finding.alerts", lang, n=fmt_int(len(fl), lang),
+                                                     category=cat_name(r["category"], lang), period=period,
+                                                     observed=fmt_int(r["complaints"], lang),
+                                                     expected=fmt_num(r["expected"], lang, 1),
+                                                     limit=fmt_int(r["upper_limit"], lang)),
+                        "value": int(len(fl)), "headline": True})
+        else:
+            out.append({"key": "alerts", "text": t("complaints.finding.no_alerts", lang), "value": 0,
+                        "headline": True})
+    if handling_result is not None:
+        o = handling_result.overall
+        out.append({"key": "handling", "text": t(
+            "complaints.finding.handling", lang,
+            median=fmt_num(o.get("median_hours"), lang, 1), p90=fmt_num(o.get("p90_hours"), lang, 0),
+            sla=fmt_num(handling_result.sla_hours, lang, 0), within=fmt_pct(o.get("within_sla_share"), lang),
+            open=fmt_int(o.get("open_backlog"), lang)), "value": o.get("median_hours"), "headline": True})
+    if link is not None and len(link.groups):
+        g = link.groups.set_index("group")
+        out.append({"key": "churn_link", "text": t(
+            "complaints.finding.churn_link", lang, none=fmt_pct(g.loc["none", "churn_rate"], lang),
+            resolved=fmt_pct(g.loc["resolved", "churn_rate"], lang),
+            unresolved=fmt_pct(g.loc["unresolved", "churn_rate"], lang), days=link.churn_window_days),
+            "value": float(g.loc["unresolved", "churn_rate"]) if g.loc["unresolved", "customers"] else None,
+            "headline": True})
+    if ice is not None:
+        out.append({"key": "iceberg", "text": t(
+            "complaints.finding.iceberg", lang, complainers=fmt_int(ice.complainers, lang),
+            share=fmt_pct(ice.voicing_share, lang, 0), silent=fmt_int(ice.silent, lang),
+            low=fmt_int(ice.low, lang), high=fmt_int(ice.high, lang)), "value": ice.silent, "headline": False})
+    return out
+
+
+# ----------------------------------------------------------------- figures
+def _esc(x: Any) -> str:
+    from workbench.privacy import escape_html
+
+    return escape_html(str(x))
+
+
+def figure_trend(series: pd.DataFrame, decomposition: pd.DataFrame, lang: str = "en", value: str = "complaint_rate"):
+    """Observed rate with STL trend (top) and the seasonal component (bottom)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.08)
+    x = [str(p) for p in decomposition["label"]]
+    fig.add_trace(go.Scatter(x=x, y=decomposition["observed"], mode="lines+markers",
+                             name=t(f"complaints.fig.{value}", lang)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=decomposition["trend"], mode="lines", name=t("complaints.fig.trend", lang),
+                             line=dict(width=3)), row=1, col=1)
+    fig.add_trace(go.Bar(x=x, y=decomposition["seasonal"], name=t("complaints.fig.seasonal", lang)), row=2, col=1)
+    fig.update_layout(title=t("complaints.fig.trend_title", lang), height=520)
+    if value == "complaint_rate":
+        fig.update_yaxes(tickformat=".2%", row=1, col=1)
+    return fig
+
+
+def figure_control_chart(alerts: pd.DataFrame, category: str | None = None, lang: str = "en"):
+    """Observed complaints, model expectation and upper limit per period; flagged cells in red."""
+    import plotly.graph_objects as go
+
+    df = alerts if category is None else alerts[alerts["category"] == category]
+    if category is None:
+        df = df.groupby(["period", "label"], as_index=False).agg(
+            complaints=("complaints", "sum"), expected=("expected", "sum"), upper_limit=("upper_limit", "sum"),
+            flagged=("flagged", "any"))
+    x = [str(v) for v in df["label"]]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=df["upper_limit"], mode="lines", line=dict(dash="dash", color="#c8413b",
+                             shape="hv"), name=t("complaints.fig.limit", lang)))
+    fig.add_trace(go.Scatter(x=x, y=df["expected"], mode="lines", line=dict(color="#888"),
+                             name=t("complaints.fig.expected", lang)))
+    fig.add_trace(go.Scatter(x=x, y=df["complaints"], mode="lines+markers", line=dict(color="#1f5fa8"),
+                             name=t("complaints.fig.observed", lang)))
+    fl = df[df["flagged"]]
+    fig.add_trace(go.Scatter(x=[str(v) for v in fl["label"]], y=fl["complaints"], mode="markers",
+                             marker=dict(color="#c8413b", size=13, symbol="circle-open", line=dict(width=3)),
+                             name=t("complaints.fig.flagged", lang)))
+    name = t("complaints.fig.all_categories", lang) if category is None else _esc(cat_name(category, lang))
+    fig.update_layout(title=t("complaints.fig.control_title", lang, category=name),
+                      yaxis_title=t("complaints.fig.complaints", lang))
+    return fig
+
+
+def figure_pareto(par: pd.DataFrame, lang: str = "en", by: str = "category"):
+    """Complaints per category (bars) and cumulative share (line, right axis)."""
+    import plotly.graph_objects as go
+
+    x = [_esc(v) for v in par[by]]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=par["complaints"], name=t("complaints.fig.complaints", lang)))
+    fig.add_trace(go.Scatter(x=x, y=par["cumulative_share"], yaxis="y2", mode="lines+markers",
+                             name=t("complaints.fig.cumulative", lang), line=dict(color="#e07b39")))
+    fig.update_layout(title=t("complaints.fig.pareto_title", lang), yaxis_title=t("complaints.fig.complaints", lang),
+                      yaxis2=dict(overlaying="y", side="right", tickformat=".0%", range=[0, 1.05], showgrid=False))
+    return fig
+
+
+def figure_resolution_curves(h: Handling, dimension: str = "category", kind: str = "resolution", lang: str = "en"):
+    """Kaplan-Meier curves: share of complaints still open (or unanswered) by hours since opening."""
+    import plotly.graph_objects as go
+
+    cur = h.curves[(h.curves["kind"] == kind) & (h.curves["dimension"].isin(["all", dimension]))]
+    fig = go.Figure()
+    for g, sub in cur.groupby("group", sort=False):
+        label = t("complaints.fig.all_categories", lang) if g == "all" else _esc(g)
+        fig.add_trace(go.Scatter(x=np.r_[0, sub["hours"]], y=np.r_[1, sub["open_share"]], mode="lines",
+                                 line=dict(shape="hv", width=3 if g == "all" else 1.5), name=label))
+    fig.add_vline(x=h.sla_hours, line_dash="dot", line_color="#c8413b",
+                  annotation_text=t("complaints.fig.sla", lang, hours=fmt_num(h.sla_hours, lang, 0)))
+    fig.update_layout(title=t(f"complaints.fig.km_{kind}_title", lang),
+                      xaxis_title=t("complaints.fig.hours", lang), yaxis_title=t(f"complaints.fig.km_{kind}_y", lang))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    if len(cur):
+        fig.update_xaxes(range=[0, float(np.nanpercentile(cur["hours"], 97)) * 1.05 + 1])
+    return fig
+
+
+def figure_churn_link(link: ChurnLink, lang: str = "en"):
+    """Churn rate (95% Wilson CI) by complaint experience."""
+    from workbench import viz
+
+    g = link.groups
+    labels = [t(f"complaints.churn.{k}", lang) for k in g["group"]]
+    text = [f"{fmt_pct(v, lang)} (n={fmt_int(n, lang)})" for v, n in zip(g["churn_rate"], g["customers"], strict=True)]
+    return viz.bar_with_ci(labels, g["churn_rate"].fillna(0), g["ci_low"], g["ci_high"],
+                           title=t("complaints.fig.churn_title", lang, days=link.churn_window_days),
+                           y_title=t("complaints.fig.churn_y", lang), percent=True, text=text)
+
+
+def figure_handlers(table: pd.DataFrame, lang: str = "en", col: str = "handler"):
+    """Median and P90 hours to resolution per handler; small-n handlers in grey and labelled."""
+    import plotly.graph_objects as go
+
+    df = table.sort_values("median_hours", na_position="last")
+    names = [_esc(v) + (f" ({t('complaints.small_n', lang)}, n={n})" if s else f" (n={n})")
+             for v, n, s in zip(df[col], df["complaints"], df["small_n"], strict=True)]
+    colors = ["#bbbbbb" if s else "#1f5fa8" for s in df["small_n"]]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=names, x=df["median_hours"], orientation="h", marker_color=colors,
+                         name=t("complaints.fig.median", lang)))
+    fig.add_trace(go.Scatter(y=names, x=df["p90_hours"], mode="markers", marker=dict(symbol="line-ns-open", size=14,
+                             color="#c8413b", line=dict(width=3)), name=t("complaints.fig.p90", lang)))
+    fig.update_layout(title=t("complaints.fig.handlers_title", lang), xaxis_title=t("complaints.fig.hours", lang),
+                      height=max(350, 40 * len(df) + 120), yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def figure_volume(frame: pd.DataFrame, by: str, lang: str = "en", value: str = "complaints"):
+    """Stacked complaints per period by ``by`` (category, channel, …)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for g, sub in frame.groupby(by, sort=False):
+        fig.add_trace(go.Bar(x=[str(v) for v in sub["label"]], y=sub[value], name=_esc(cat_name(g, lang))))
+    fig.update_layout(barmode="stack", title=t("complaints.fig.volume_title", lang),
+                      yaxis_title=t("complaints.fig.complaints", lang))
+    return fig
+
+
+def metrics_periods(series: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{"period": r.label, "complaints": int(r.complaints), "complaint_rate": r.complaint_rate,
+             "rate_per_1000": r.rate_per_1000} for r in series.itertuples()]
+
+
+def metrics_by_category(trends: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:
+    return [{"category": cat_name(r.category, lang), "complaints": int(r.complaints), "share": r.share,
+             "trend_slope": r.trend_slope, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
+             "p_adjusted": r.p_adjusted, "growth_rank": int(r.growth_rank)} for r in trends.itertuples()]
+
+
+def metrics_alerts(alerts: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:
+    fl = alerts[alerts["flagged"]]
+    return [{"period": r.label, "category": cat_name(r.category, lang), "observed": int(r.complaints),
+             "expected": float(r.expected), "upper_limit": float(r.upper_limit)} for r in fl.itertuples()]
+
+
+def to_json(obj: Any) -> str:
+    """JSON for a result's ``to_dict``/frames (used in notebooks for quick export)."""
+    from workbench.metrics import to_jsonable
+
+    return json.dumps(to_jsonable(obj), ensure_ascii=False)
