@@ -1,0 +1,293 @@
+"""Data overview: what a manager needs to know before trusting any number.
+
+Every function takes a :class:`~workbench.engine.Dataset` and returns a small
+pandas frame of aggregates computed in the engine (DuckDB SQL); nothing
+customer-level reaches pandas. The figures use translated titles and axes.
+
+* :func:`table_overview` — tables present, rows loaded and excluded, distinct
+  customers and date range per table.
+* :func:`monthly_volumes` — monthly counts of transactions, survey responses,
+  complaints, new programme members and points-ledger entries.
+* :func:`exclusions` — validation exclusions per table and rule (counts only).
+* :func:`missing_profile` — share of missing values in the key columns.
+* :func:`supported_analyses` — which analyses the data supports, and why not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from workbench.engine import Dataset
+from workbench.i18n import fmt_month, t
+from workbench.i18n import has as has_text
+from workbench.io import quote_ident
+from workbench.viz import PALETTE
+
+#: table → (date column, translation key of the series) for the monthly volumes
+VOLUME_SOURCES: dict[str, str] = {
+    "transactions": "date",
+    "surveys": "date",
+    "complaints": "opened_at",
+    "members": "joined_at",
+    "points": "date",
+}
+
+#: the columns whose completeness decides what the analyses can do
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("signup_date", "segment", "region", "channel", "acquisition_cost"),
+    "transactions": ("customer_id", "date", "amount", "margin", "channel", "product_category"),
+    "surveys": ("customer_id", "satisfaction", "repurchase_intent", "recommend", "expectation", "comment"),
+    "complaints": ("customer_id", "category", "first_response_at", "closed_at", "resolution", "text"),
+    "members": ("customer_id", "joined_at", "level", "left_at"),
+    "points": ("customer_id", "date", "points", "kind"),
+}
+
+ANALYSES: tuple[str, ...] = ("satisfaction_loyalty", "customer_value", "clv", "complaints", "loyalty_programme")
+
+
+@dataclass(frozen=True)
+class Support:
+    """Whether one analysis can run on the dataset, with the reason (a translation key)."""
+
+    analysis: str
+    supported: bool
+    reason: str
+    partial: bool = False
+
+    def __repr__(self) -> str:
+        mark = "partial" if self.partial else ("yes" if self.supported else "no")
+        return f"<Support {self.analysis}: {mark} ({self.reason})>"
+
+
+def table_overview(ds: Dataset) -> pd.DataFrame:
+    """Per table: rows loaded, rows excluded, distinct customers, first and last date.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``table, rows, excluded, customers, first, last, derived``
+        (one row per table present; dates as ``datetime.date``).
+    """
+    frame = ds.summary()
+    for col in ("first", "last"):
+        frame[col] = [_as_date(v) for v in frame[col]]
+    return frame
+
+
+def _as_date(value: object) -> dt.date | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def monthly_volumes(ds: Dataset, end: dt.date | None = None, months: int | None = None) -> pd.DataFrame:
+    """Monthly row counts of the dated tables, counted in the engine.
+
+    Parameters
+    ----------
+    ds : Dataset
+    end : datetime.date, optional
+        Last day to include (e.g. the report period's end).
+    months : int, optional
+        Keep only the last ``months`` months up to ``end`` (or the data's end).
+
+    Returns
+    -------
+    DataFrame
+        Wide frame: ``month`` (first day, ``datetime.date``) and one integer
+        column per table present (0 where a month has no rows).
+    """
+    parts = []
+    for table, col in VOLUME_SOURCES.items():
+        if not ds.has(table, col):
+            continue
+        where = f"WHERE {quote_ident(col)} IS NOT NULL"
+        params: list = []
+        if end is not None:
+            where += f" AND CAST({quote_ident(col)} AS DATE) <= ?"
+            params.append(end)
+        part = ds.sql(
+            f"SELECT CAST(date_trunc('month', {quote_ident(col)}) AS DATE) AS month, count(*) AS n "
+            f"FROM {table} {where} GROUP BY 1", params)
+        part["table"] = table
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({"month": pd.Series([], dtype=object)})
+    long = pd.concat(parts, ignore_index=True)
+    long["month"] = pd.to_datetime(long["month"])
+    wide = long.pivot_table(index="month", columns="table", values="n", aggfunc="sum", fill_value=0)
+    full = pd.date_range(wide.index.min(), wide.index.max(), freq="MS")
+    wide = wide.reindex(full, fill_value=0).astype("int64")
+    if months is not None:
+        wide = wide.iloc[-months:]
+    wide = wide[[t_ for t_ in VOLUME_SOURCES if t_ in wide.columns]]
+    out = wide.rename_axis("month").reset_index()
+    out.columns.name = None
+    out["month"] = out["month"].dt.date
+    return out
+
+
+def exclusions(ds: Dataset) -> pd.DataFrame:
+    """Validation findings per table and rule with row counts (no example rows, no PII)."""
+    frame = ds.validation.exclusions()
+    return frame.sort_values(["table", "rule"], kind="stable").reset_index(drop=True)
+
+
+def missing_profile(ds: Dataset) -> pd.DataFrame:
+    """Share of missing values in the key columns of every table present.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``table, column, rows, missing, share`` (share in [0, 1]).
+    """
+    rows = []
+    for table, cols in KEY_COLUMNS.items():
+        present = [c for c in cols if ds.has(table, c)]
+        if not present:
+            continue
+        counts = ", ".join(f"count({quote_ident(c)}) AS {quote_ident(c)}" for c in present)
+        res = ds.sql(f"SELECT count(*) AS _n, {counts} FROM {table}")
+        n = int(res["_n"].iloc[0])
+        for c in present:
+            missing = n - int(res[c].iloc[0])
+            rows.append({"table": table, "column": c, "rows": n, "missing": missing,
+                         "share": missing / n if n else 0.0})
+    return pd.DataFrame(rows, columns=["table", "column", "rows", "missing", "share"])
+
+
+def _months_of_history(ds: Dataset) -> int:
+    lo, hi = ds.date_range("transactions", "date")
+    if lo is None or hi is None:
+        return 0
+    lo, hi = _as_date(lo), _as_date(hi)
+    return (hi.year - lo.year) * 12 + hi.month - lo.month + 1
+
+
+def _check(ds: Dataset, analysis: str) -> Support:
+    has = ds.has
+    if analysis == "satisfaction_loyalty":
+        if not has("surveys"):
+            return Support(analysis, False, "overview.reasons.no_surveys")
+        if not (has("surveys", "customer_id") and has("transactions")):
+            return Support(analysis, True, "overview.reasons.attitude_only", partial=True)
+        return Support(analysis, True, "overview.reasons.surveys_and_behaviour")
+    if analysis == "customer_value":
+        if not has("transactions"):
+            return Support(analysis, False, "overview.reasons.no_transactions")
+        if not has("transactions", "margin"):
+            return Support(analysis, True, "overview.reasons.revenue_only", partial=True)
+        return Support(analysis, True, "overview.reasons.revenue_and_profit")
+    if analysis == "clv":
+        if not has("transactions"):
+            return Support(analysis, False, "overview.reasons.no_transactions")
+        if _months_of_history(ds) < 2:
+            return Support(analysis, False, "overview.reasons.short_history")
+        return Support(analysis, True, "overview.reasons.history_ok")
+    if analysis == "complaints":
+        if not has("complaints"):
+            return Support(analysis, False, "overview.reasons.no_complaints")
+        if not has("transactions"):
+            return Support(analysis, True, "overview.reasons.complaints_no_rates", partial=True)
+        return Support(analysis, True, "overview.reasons.complaints_and_rates")
+    if analysis == "loyalty_programme":
+        if not has("members"):
+            return Support(analysis, False, "overview.reasons.no_members")
+        if not has("points"):
+            return Support(analysis, True, "overview.reasons.members_no_points", partial=True)
+        return Support(analysis, True, "overview.reasons.members_and_points")
+    raise ValueError(f"unknown analysis {analysis!r}; choose from {', '.join(ANALYSES)}")
+
+
+def supported_analyses(ds: Dataset, lang: str | None = None) -> pd.DataFrame:
+    """Which analyses the data supports, which only in part, and which not — with the reason.
+
+    Parameters
+    ----------
+    ds : Dataset
+    lang : str, optional
+        Translate ``reason`` into this language (default: the translation key).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``analysis, supported, partial, reason``.
+    """
+    checks = [_check(ds, a) for a in ANALYSES]
+    return pd.DataFrame({
+        "analysis": [c.analysis for c in checks],
+        "supported": [c.supported for c in checks],
+        "partial": [c.partial for c in checks],
+        "reason": [t(c.reason, lang) if lang else c.reason for c in checks],
+    })
+
+
+def column_label(column: str, lang: str = "en") -> str:
+    """A key column's display name in ``lang`` (the raw name when not translated)."""
+    key = f"overview.columns.{column}"
+    return t(key, lang) if has_text(key) else column
+
+
+def volumes_figure(volumes: pd.DataFrame, lang: str = "en") -> go.Figure:
+    """Monthly volumes as small multiples (one panel per table; scales differ by orders of magnitude)."""
+    from plotly.subplots import make_subplots
+
+    tables = [c for c in volumes.columns if c != "month"]
+    n = max(len(tables), 1)
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[t(f"overview.series.{tb}", lang) for tb in tables])
+    labels = [fmt_month(m, lang) for m in volumes["month"]]
+    for i, tb in enumerate(tables, start=1):
+        fig.add_trace(go.Bar(x=labels, y=volumes[tb], name=t(f"overview.series.{tb}", lang),
+                             marker_color=PALETTE[(i - 1) % len(PALETTE)],
+                             hovertemplate="%{x}: %{y:,}<extra></extra>"), row=i, col=1)
+        fig.update_yaxes(title_text=t("overview.axis.count", lang), row=i, col=1, rangemode="tozero")
+    fig.update_layout(title=t("overview.fig.volumes", lang), showlegend=False,
+                      height=160 * n + 120, margin=dict(t=90, b=70))
+    fig.update_xaxes(tickangle=-45, row=n, col=1)
+    return fig
+
+
+def missing_figure(profile: pd.DataFrame, lang: str = "en") -> go.Figure:
+    """Horizontal bars of the missing share per key column (only columns with gaps)."""
+    shown = profile[profile["missing"] > 0].sort_values("share")
+    labels = [f"{t(f'core.tables.{tb}', lang)} · {column_label(col, lang)}"
+              for tb, col in zip(shown["table"], shown["column"], strict=True)]
+    fig = go.Figure(go.Bar(x=shown["share"], y=labels, orientation="h", marker_color=PALETTE[1],
+                           text=[f"{v:.0%}" for v in shown["share"]], textposition="outside",
+                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(title=t("overview.fig.missing", lang), xaxis_title=t("overview.axis.missing_share", lang),
+                      height=max(260, 28 * len(shown) + 140), showlegend=False, margin=dict(l=220))
+    fig.update_xaxes(tickformat=".0%", range=[0, min(1.15, max(0.1, float(shown["share"].max() or 0) * 1.25))]
+                     if len(shown) else [0, 1])
+    return fig
+
+
+def period_counts(ds: Dataset, start: dt.date, end: dt.date) -> dict[str, int]:
+    """Rows per dated table with the date inside ``[start, end]`` (inclusive)."""
+    out = {}
+    for table, col in VOLUME_SOURCES.items():
+        if ds.has(table, col):
+            res = ds.sql(f"SELECT count(*) AS n FROM {table} WHERE CAST({quote_ident(col)} AS DATE) "
+                         f"BETWEEN ? AND ?", [start, end])
+            out[table] = int(res["n"].iloc[0])
+    return out
+
+
+def customer_count(ds: Dataset) -> int:
+    """Distinct customers across the customers and transactions tables."""
+    parts = [f"SELECT customer_id FROM {tb}" for tb in ("customers", "transactions") if ds.has(tb, "customer_id")]
+    if not parts:
+        return 0
+    res = ds.sql(f"SELECT count(DISTINCT customer_id) AS n FROM ({' UNION ALL '.join(parts)})")
+    return int(res["n"].iloc[0])

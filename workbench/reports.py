@@ -1,0 +1,1085 @@
+"""The recurring report pack: run every notebook headlessly, publish manager HTML.
+
+``workbench reports run --data PATH --period 2026-10`` (see :func:`run_pack`):
+
+1. **Discover** ``notebooks/NN_name.ipynb`` (adding a notebook needs no code
+   change) and read each notebook's ``parameters`` cell, so ``--param k=v``
+   values are typed like the notebook's default (bool / int / float / str /
+   list / dict). An unknown parameter or a bad value raises
+   :class:`ReportInputError` before anything runs.
+2. **Load and validate** the dataset once (the DuckDB cache); notebooks only
+   open it read-only.
+3. **Execute** every notebook × language with papermill in a thread pool
+   (``--jobs``, default = cores), env ``WORKBENCH_REPORT=1``, parameters
+   ``data``, ``period`` (resolved label), ``lang``, ``metrics_path`` and the
+   ``--param`` values. ``timeout`` bounds every cell of a notebook (papermill's
+   ``execution_timeout``); a notebook that hits it fails like any other.
+4. **Export** each executed notebook to HTML through the ``workbench_report``
+   nbconvert template (extends ``lab``): no code, no parameters, no prompts,
+   no stderr, no tracebacks, no widget state; a header (report name, period,
+   data source, generated time), an executive summary of the recorded
+   headline findings, a table of contents from the ``<h2>`` headings, the
+   output, and a footnote with the validation exclusions (counts only).
+   :func:`workbench.privacy.assert_no_pii` checks the page and the metrics
+   before anything is written; a leak fails that report.
+5. **Publish** atomically (temp file + rename)::
+
+       reports/index.html                      every period and report, headline numbers, change
+       reports/<period>/metrics.json           run metadata + every notebook's metrics and findings
+       reports/<period>/<lang>/<name>.html     manager HTML
+       reports/_analyst/<period>/<lang>/<name>.ipynb         executed notebooks (may hold
+       reports/_analyst/<period>/<lang>/<name>.FAILED.ipynb  customer-level data; not for managers)
+
+   A failing notebook never replaces the last good HTML or its metrics; its
+   executed notebook is kept as ``<name>.FAILED.ipynb`` and the failure is
+   shown in the index and the exit code (:attr:`PackResult.exit_code`).
+   Re-running a period replaces that period's files in place (idempotent).
+
+plotly.js
+---------
+Each HTML file embeds plotly.js once (``plotly_js="inline"``, the default):
+a report opens from a file share or an e-mail attachment with no network.
+``plotly_js="folder"`` (or env ``WORKBENCH_PLOTLY_JS=folder``) instead writes
+one ``plotly.min.js`` per report folder and references it relatively.
+Measured on the data-overview report (plotly 7.1, 2026-11): plotly.min.js is
+4.82 MB; inline report ≈ 4.86 MB (page content ≈ 45 kB); folder mode
+report ≈ 45 kB + one shared 4.82 MB file per ``<period>/<lang>/`` folder. Inline is
+the default because a single file survives being e-mailed or copied alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures as cf
+import datetime as dt
+import html
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from workbench import __version__
+from workbench.i18n import LANGS, fmt_datetime, fmt_int
+from workbench.i18n import has as has_text
+from workbench.i18n import t as translate
+from workbench.metrics import write_json_atomic
+from workbench.periods import Period, parse_period
+
+log = logging.getLogger("workbench.reports")
+
+NOTEBOOK_RE = re.compile(r"^(\d{2})_([A-Za-z0-9][A-Za-z0-9_]*)\.ipynb$")
+RESERVED_PARAMS = ("data", "period", "lang", "metrics_path")
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+TEMPLATE_NAME = "workbench_report"
+DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ANALYST_DIR = "_analyst"
+PLOTLY_PLACEHOLDER = "<!--WB-PLOTLY-JS-->"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+KEPT_MIME = ("text/html", "image/png", "image/svg+xml", "image/jpeg")
+
+
+class ReportInputError(ValueError):
+    """Bad input to the report pipeline (unknown notebook or parameter, bad value, bad option)."""
+
+
+# ------------------------------------------------------------------ notebooks and parameters
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a notebook's ``parameters`` cell: name, type and default (as written)."""
+
+    name: str
+    type: str
+    default: str
+
+    def coerce(self, raw: str) -> Any:
+        """Convert a ``--param`` string to this parameter's type; raise ReportInputError if it does not fit."""
+        return coerce_value(self.name, self.type, raw)
+
+
+@dataclass(frozen=True)
+class ReportNotebook:
+    """A report notebook ``NN_name.ipynb`` found in the notebooks folder."""
+
+    name: str
+    slug: str
+    path: Path
+    parameters: tuple[Parameter, ...] = ()
+
+    def title(self, lang: str) -> str:
+        """Report title from ``reports.titles.<slug>``; a humanised name when there is no key."""
+        return report_title(self.slug, lang)
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def __repr__(self) -> str:
+        return f"<ReportNotebook {self.name}: {', '.join(p.name for p in self.parameters)}>"
+
+
+def report_title(slug: str, lang: str) -> str:
+    key = f"reports.titles.{slug}"
+    if has_text(key):
+        return translate(key, lang)
+    return slug.replace("_", " ").strip().capitalize()
+
+
+def _literal_type(default: str) -> str:
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return "str"
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", (list, tuple)),
+                        ("dict", dict)):
+        if isinstance(value, types):
+            return kind
+    return "str" if value is None else type(value).__name__
+
+
+def notebook_parameters(path: Path) -> tuple[Parameter, ...]:
+    """Parameters of a notebook's ``parameters`` cell, typed from their default literals."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(path))
+    out = []
+    for name, info in found.items():
+        declared = str(info.get("inferred_type_name") or "None")
+        kind = declared if declared in ("bool", "int", "float", "str", "list", "dict") else \
+            _literal_type(str(info.get("default", "")))
+        out.append(Parameter(name, kind, str(info.get("default", ""))))
+    return tuple(out)
+
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def coerce_value(name: str, kind: str, raw: str) -> Any:
+    """Type ``raw`` like the parameter ``name`` of type ``kind``."""
+    text = raw.strip()
+    try:
+        if kind == "bool":
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError("expected true/false")
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind in ("list", "dict"):
+            value = _parse_literal(text) if text[:1] in "[{(" else [v.strip() for v in text.split(",") if v.strip()]
+            if kind == "dict" and not isinstance(value, dict) or kind == "list" and not isinstance(value, list | tuple):
+                raise ValueError(f"expected a {kind}")
+            return list(value) if kind == "list" else value
+        return raw
+    except ValueError as exc:
+        raise ReportInputError(f"parameter {name!r} expects {kind}, got {raw!r} ({exc})") from None
+
+
+def _parse_literal(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(str(exc)) from None
+
+
+def discover_notebooks(folder: Path | str | None = None) -> list[ReportNotebook]:
+    """Every ``NN_name.ipynb`` in ``folder`` (default: the project's ``notebooks/``), in NN order."""
+    root = Path(folder) if folder is not None else DEFAULT_NOTEBOOKS_DIR
+    if not root.is_dir():
+        raise ReportInputError(f"notebook folder {root} does not exist")
+    found = []
+    for path in sorted(root.iterdir()):
+        m = NOTEBOOK_RE.match(path.name)
+        if m and path.is_file():
+            found.append(ReportNotebook(path.stem, m[2], path.resolve(), notebook_parameters(path)))
+    return found
+
+
+def select_notebooks(notebooks: Sequence[ReportNotebook], only: Iterable[str]) -> list[ReportNotebook]:
+    """Keep the notebooks named in ``only`` (``NN_name``, ``name`` or the file name); all if empty."""
+    wanted = [w.strip().removesuffix(".ipynb") for w in only if w and w.strip()]
+    if not wanted:
+        return list(notebooks)
+    chosen = []
+    for w in wanted:
+        match = [nb for nb in notebooks if w in (nb.name, nb.slug)]
+        if not match:
+            names = ", ".join(nb.name for nb in notebooks) or "none"
+            raise ReportInputError(f"no report notebook named {w!r}; available: {names}")
+        chosen += [nb for nb in match if nb not in chosen]
+    return sorted(chosen, key=lambda nb: nb.name)
+
+
+def parse_params(params: Sequence[str] | Mapping[str, Any], notebooks: Sequence[ReportNotebook]
+                 ) -> dict[str, dict[str, Any]]:
+    """Type ``--param key=value`` values per notebook from its parameters cell.
+
+    A parameter goes to every selected notebook that declares it. Unknown
+    names, reserved names (``data``, ``period``, ``lang``, ``metrics_path`` —
+    use the options) and values that do not fit the declared type raise
+    :class:`ReportInputError`.
+    """
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(params, Mapping):
+        pairs = [(str(k), v) for k, v in params.items()]
+    else:
+        for item in params:
+            if "=" not in item:
+                raise ReportInputError(f"--param {item!r} must be key=value")
+            key, value = item.split("=", 1)
+            pairs.append((key.strip(), value))
+    out: dict[str, dict[str, Any]] = {nb.name: {} for nb in notebooks}
+    for key, value in pairs:
+        if key in RESERVED_PARAMS:
+            raise ReportInputError(f"parameter {key!r} is set by the pipeline; use the --{key.replace('_', '-')} "
+                                   "option instead" if key != "metrics_path" else
+                                   "parameter 'metrics_path' is set by the pipeline")
+        takers = [nb for nb in notebooks if nb.parameter(key)]
+        if not takers:
+            known = sorted({p.name for nb in notebooks for p in nb.parameters} - set(RESERVED_PARAMS))
+            raise ReportInputError(f"unknown parameter {key!r}; the selected notebooks accept: "
+                                   f"{', '.join(known) or 'none'}")
+        for nb in takers:
+            spec = nb.parameter(key)
+            out[nb.name][key] = spec.coerce(value) if isinstance(value, str) else value
+    return out
+
+
+def resolve_period(text: str | Period, today: dt.date | None = None) -> Period:
+    """The report period; ``last-month`` / ``last-quarter`` count from ``today`` (the system date, as cron)."""
+    return parse_period(text, today=today)
+
+
+def parse_langs(lang: str | Sequence[str]) -> tuple[str, ...]:
+    """``en``, ``zh`` or ``both`` → languages to render."""
+    items = [lang] if isinstance(lang, str) else list(lang)
+    out: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            for code in (LANGS if part == "both" else (part,)):
+                if code not in LANGS:
+                    raise ReportInputError(f"--lang must be en, zh or both, not {part!r}")
+                if code not in out:
+                    out.append(code)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class NotebookResult:
+    """Outcome of one notebook in one language."""
+
+    name: str
+    lang: str
+    status: str  # ok | failed | pii
+    seconds: float
+    html: Path | None = None
+    executed: Path | None = None
+    error: str = ""
+    stages: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __repr__(self) -> str:
+        extra = f": {self.error}" if self.error else ""
+        return f"<NotebookResult {self.name} [{self.lang}] {self.status} in {self.seconds:.1f}s{extra}>"
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """Outcome of a report-pack run; ``exit_code`` is the CLI's (0 all good, 1 some notebook failed)."""
+
+    period: Period
+    out: Path
+    results: tuple[NotebookResult, ...]
+    metrics_path: Path
+    index_path: Path
+    load_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> tuple[NotebookResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or not self.results else 0
+
+    def __repr__(self) -> str:
+        return (f"<PackResult {self.period.label}: {len(self.results) - len(self.failed)}/{len(self.results)} ok, "
+                f"exit {self.exit_code}, {self.seconds:.1f}s>")
+
+
+@dataclass
+class _RunContext:
+    """Everything a worker needs for one run (shared, read-only)."""
+
+    data: Path
+    period: Period
+    out: Path
+    timeout: int
+    pdf: bool
+    plotly_js: str
+    source: str
+    dataset_name: str
+    exclusions: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ file helpers
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _umask_mode()  # mkstemp creates 0600; published files follow the umask like any other file
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and rename (readable per umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, _MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plotly_js_source() -> str:
+    """The plotly.js bundle shipped with the plotly package (read once)."""
+    return _plotly_js()
+
+
+_PLOTLY_CACHE: dict[str, str] = {}
+
+
+def _plotly_js() -> str:
+    if "js" not in _PLOTLY_CACHE:
+        import plotly
+
+        path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        _PLOTLY_CACHE["js"] = path.read_text(encoding="utf-8")
+    return _PLOTLY_CACHE["js"]
+
+
+# ------------------------------------------------------------------ notebook → HTML
+_H2 = re.compile(r'<h2 class="wb-heading">(.*?)</h2>', re.S)
+
+
+def clean_notebook(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[tuple[str, str]]]:
+    """Strip what managers must not see and collect the table of contents.
+
+    Removes parameters / injected-parameters cells, markdown and raw cells,
+    stream output (stdout/stderr, warnings), errors (tracebacks), bare cell
+    results (a cell's last expression, e.g. an accidental DataFrame — reports
+    show only what ``workbench.viz`` displays), widget views and widget-state
+    metadata. Level-2 headings
+    emitted by :func:`workbench.viz.heading` get anchors.
+
+    Returns
+    -------
+    (notebook, toc)
+        The cleaned copy and ``[(anchor, escaped heading text), ...]``.
+    """
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.metadata.pop("widgets", None)
+    nb.metadata.pop("papermill", None)
+    toc: list[tuple[str, str]] = []
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell.cell_type != "code" or tags & {"parameters", "injected-parameters", "remove"}:
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.output_type != "display_data":
+                continue  # stream (stdout, stderr, warnings), error (traceback), bare cell results
+
+            data = out.get("data", {})
+            if WIDGET_MIME in data:
+                continue  # the static chart above stands where the widget was
+            kept = {k: v for k, v in data.items() if k in KEPT_MIME}
+            if not kept:
+                continue
+            if "text/html" in kept:
+                kept["text/html"] = _anchor_headings("".join(kept["text/html"]), toc)
+            out["data"] = kept
+            out["metadata"] = {}
+            outputs.append(out)
+        cell.outputs = outputs
+        cell.source = ""
+        cell.execution_count = None
+        cell.metadata = {}
+        if outputs:
+            cells.append(cell)
+    nb.cells = cells
+    return nb, toc
+
+
+def _anchor_headings(text: str, toc: list[tuple[str, str]]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        anchor = f"sec-{len(toc) + 1}"
+        toc.append((anchor, m[1]))
+        return f'<h2 class="wb-heading" id="{anchor}">{m[1]}</h2>'
+
+    return _H2.sub(repl, text)
+
+
+def summary_findings(findings: Sequence[Mapping[str, Any]], low: int = 3, high: int = 5) -> list[Mapping[str, Any]]:
+    """The executive summary: headline findings first, topped up to ``low`` with others, at most ``high``."""
+    heads = [f for f in findings if f.get("headline")]
+    rest = [f for f in findings if not f.get("headline")]
+    picked = heads[:high]
+    if len(picked) < low:
+        picked += rest[: low - len(picked)]
+    return picked
+
+
+def _exclusion_lines(exclusions: Sequence[Mapping[str, Any]], lang: str) -> list[str]:
+    lines = []
+    for row in exclusions:
+        table = translate(f"core.tables.{row['table']}", lang) if has_text(f"core.tables.{row['table']}") \
+            else row["table"]
+        rule = translate(f"overview.rules.{row['rule']}", lang) if has_text(f"overview.rules.{row['rule']}") \
+            else row["rule"]
+        action = translate(f"overview.actions.{row['action']}", lang) \
+            if has_text(f"overview.actions.{row['action']}") else str(row.get("action") or "")
+        column = f" ({row['column']})" if row.get("column") else ""
+        lines.append(translate("reports.footnote.line", lang, table=table, rule=rule, column=column,
+                               n=fmt_int(row["count"], lang), action=action))
+    return lines
+
+
+def _css() -> str:
+    return (TEMPLATE_DIR / TEMPLATE_NAME / "report.css").read_text(encoding="utf-8")
+
+
+def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: str, source: str,
+                generated: dt.datetime, findings: Sequence[Mapping[str, Any]],
+                exclusions: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
+    """Export an executed notebook to manager HTML (plotly.js left as a placeholder).
+
+    Parameters
+    ----------
+    nb : NotebookNode
+        The executed notebook.
+    title, period, lang, source, generated
+        Header contents.
+    findings : sequence of dict
+        Recorded findings ({key, text, value, headline}); 3–5 make the summary.
+    exclusions : sequence of dict
+        Validation exclusions (table, rule, column, count, action) for the footnote.
+
+    Returns
+    -------
+    str
+        The page with :data:`PLOTLY_PLACEHOLDER` where plotly.js belongs (see :func:`embed_plotly`).
+    """
+    from nbconvert import HTMLExporter
+
+    clean, toc = clean_notebook(nb)
+    clean.metadata["title"] = title
+    wb = {
+        "title": title,
+        "lang": lang,
+        "css": _css(),
+        "plotly_tag": PLOTLY_PLACEHOLDER,
+        "period_label": translate("core.period", lang),
+        "period": period.display(lang),
+        "source_label": translate("core.source", lang),
+        "source": source,
+        "generated_label": translate("core.generated", lang),
+        "generated": fmt_datetime(generated, lang),
+        "summary_title": translate("reports.summary", lang),
+        "summary": [f["text"] for f in summary_findings(findings)],
+        "toc_title": translate("reports.toc", lang),
+        "toc": toc,
+        "footnote_title": translate("reports.footnote.title", lang),
+        "footnote": _exclusion_lines(exclusions, lang) or [translate("reports.footnote.none", lang)],
+        "footnote_intro": translate("reports.footnote.intro", lang),
+        "app": translate("core.app", lang),
+        "notes": list(notes),
+    }
+    exporter = HTMLExporter(
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        template_name=TEMPLATE_NAME,
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        exclude_markdown=True,
+        exclude_raw=True,
+        exclude_anchor_links=True,
+        language_code="zh-CN" if lang == "zh" else "en",
+    )
+    body, _ = exporter.from_notebook_node(clean, resources={"wb": wb})
+    return body
+
+
+def embed_plotly(page: str, mode: str = "inline") -> str:
+    """Put plotly.js into the page: inline once (default) or a ``plotly.min.js`` beside it (``folder``)."""
+    if mode == "folder":
+        tag = '<script type="text/javascript" src="plotly.min.js"></script>'
+    else:
+        tag = f'<script type="text/javascript">{_plotly_js()}</script>'
+    return page.replace(PLOTLY_PLACEHOLDER, tag, 1)
+
+
+# ------------------------------------------------------------------ execution
+def _paths(ctx: _RunContext, nb: ReportNotebook, lang: str) -> dict[str, Path]:
+    period_dir = ctx.out / ctx.period.label
+    analyst = ctx.out / ANALYST_DIR / ctx.period.label / lang
+    return {
+        "html": period_dir / lang / f"{nb.name}.html",
+        "pdf": period_dir / lang / f"{nb.name}.pdf",
+        "analyst": analyst,
+        "executed": analyst / f"{nb.name}.ipynb",
+        "failed": analyst / f"{nb.name}.FAILED.ipynb",
+        "metrics": analyst / f"{nb.name}.metrics.json",
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    if ename:
+        text = f"{ename}: {evalue}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    try:
+        from workbench.privacy import mask_text
+
+        text = mask_text(text)
+    except ImportError:  # pragma: no cover - privacy module always present on main
+        pass
+    return text[:300]
+
+
+def execute_notebook(ctx: _RunContext, nb: ReportNotebook, lang: str, params: Mapping[str, Any]) -> NotebookResult:
+    """Execute one notebook in one language and publish its HTML (see module docstring)."""
+    import papermill
+
+    paths = _paths(ctx, nb, lang)
+    paths["analyst"].mkdir(parents=True, exist_ok=True)
+    paths["metrics"].unlink(missing_ok=True)
+    fd, running = tempfile.mkstemp(prefix=f".{nb.name}.", suffix=".running.ipynb", dir=paths["analyst"])
+    os.close(fd)
+    running_path = Path(running)
+    parameters = {"data": str(ctx.data), "period": ctx.period.label, "lang": lang,
+                  "metrics_path": str(paths["metrics"]), **params}
+    t0 = time.perf_counter()
+    stages: list[tuple[str, float]] = []
+    try:
+        papermill.execute_notebook(
+            str(nb.path), str(running_path), parameters=parameters, kernel_name="python3",
+            progress_bar=False, log_output=False, cwd=str(nb.path.parent),
+            execution_timeout=ctx.timeout, start_timeout=120,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure of the notebook fails this report only
+        _keep_failed(running_path, paths["failed"])
+        return NotebookResult(nb.name, lang, "failed", time.perf_counter() - t0, None, paths["failed"],
+                              _error_text(exc), (("execute", time.perf_counter() - t0),))
+    stages.append(("execute", time.perf_counter() - t0))
+    t1 = time.perf_counter()
+    try:
+        page, payload = _build_page(ctx, nb, lang, running_path, paths["metrics"])
+    except Exception as exc:  # noqa: BLE001
+        _keep_failed(running_path, paths["failed"])
+        status = "pii" if type(exc).__name__ == "PIILeakError" else "failed"
+        return NotebookResult(nb.name, lang, status, time.perf_counter() - t0, None, paths["failed"],
+                              _error_text(exc), tuple(stages))
+    write_text_atomic(paths["html"], page)
+    if ctx.plotly_js == "folder":
+        _ensure_folder_plotly(paths["html"].parent)
+    os.replace(running_path, paths["executed"])
+    paths["failed"].unlink(missing_ok=True)
+    write_json_atomic(paths["metrics"], payload)
+    stages.append(("html", time.perf_counter() - t1))
+    if ctx.pdf:
+        t2 = time.perf_counter()
+        write_pdf(paths["html"], paths["pdf"])
+        stages.append(("pdf", time.perf_counter() - t2))
+    return NotebookResult(nb.name, lang, "ok", time.perf_counter() - t0, paths["html"], paths["executed"], "",
+                          tuple(stages))
+
+
+def _keep_failed(running: Path, failed: Path) -> None:
+    if running.exists() and running.stat().st_size > 0:
+        os.replace(running, failed)
+    else:
+        running.unlink(missing_ok=True)
+
+
+def _build_page(ctx: _RunContext, nb: ReportNotebook, lang: str, executed: Path,
+                metrics_file: Path) -> tuple[str, dict[str, Any]]:
+    from workbench.privacy import assert_no_pii
+
+    node = nbformat.read(str(executed), as_version=4)
+    payload: dict[str, Any] = {"section": nb.slug, "lang": lang, "metrics": {}, "findings": [], "notes": []}
+    if metrics_file.exists():
+        payload = json.loads(metrics_file.read_text(encoding="utf-8"))
+    page = render_html(node, title=nb.title(lang), period=ctx.period, lang=lang,
+                       source=f"{ctx.dataset_name} — {ctx.source}" if ctx.source else ctx.dataset_name,
+                       generated=dt.datetime.now().replace(microsecond=0), findings=payload.get("findings", []),
+                       exclusions=ctx.exclusions, notes=payload.get("notes", []))
+    assert_no_pii(payload)
+    assert_no_pii(page)
+    return embed_plotly(page, ctx.plotly_js), payload
+
+
+def _ensure_folder_plotly(folder: Path) -> None:
+    target = folder / "plotly.min.js"
+    js = _plotly_js()
+    if not target.exists() or target.stat().st_size != len(js.encode("utf-8")):
+        write_text_atomic(target, js)
+
+
+def find_chromium() -> str | None:
+    """Path of a headless-capable Chromium, or None."""
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def write_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> bool:
+    """Print ``html_path`` to PDF with headless Chromium; False (and a log line) when unavailable."""
+    chromium = find_chromium()
+    if chromium is None:
+        log.warning("--pdf: no chromium found; skipping %s", pdf_path.name)
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".tmp", dir=pdf_path.parent)
+    os.close(fd)
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", "--no-pdf-header-footer",
+           "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000",
+           f"--print-to-pdf={tmp}", html_path.resolve().as_uri()]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
+        if Path(tmp).stat().st_size == 0:
+            raise OSError("empty PDF")
+        os.replace(tmp, pdf_path)
+        return True
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("--pdf failed for %s: %s", html_path.name, exc)
+        Path(tmp).unlink(missing_ok=True)
+        return False
+
+
+@contextmanager
+def _report_env():
+    """Set ``WORKBENCH_REPORT=1`` for the kernels papermill starts (they inherit the environment)."""
+    old = os.environ.get("WORKBENCH_REPORT")
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_REPORT", None)
+        else:
+            os.environ["WORKBENCH_REPORT"] = old
+
+
+# ------------------------------------------------------------------ progress
+class _Progress:
+    """A rich progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None = None):
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+        self.rich = sys.stderr.isatty() if enabled is None else enabled
+        self._progress = None
+        if self.rich:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(TextColumn("[bold]reports"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.description}"),
+                                      console=Console(stderr=True))
+            self._task = self._progress.add_task("", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def line(self, text: str) -> None:
+        if self._progress:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(f"[workbench reports] {text}", file=sys.stderr, flush=True)
+
+    def started(self, name: str, lang: str) -> None:
+        if not self._progress:
+            self.line(f"start {name} [{lang}]")
+
+    def finished(self, result: NotebookResult) -> None:
+        with self.lock:
+            self.done += 1
+            mark = "ok" if result.ok else result.status.upper()
+            extra = f" — {result.error}" if result.error else ""
+            self.line(f"{self.done}/{self.total} {result.name} [{result.lang}] {mark} in {result.seconds:.1f}s{extra}")
+            if self._progress:
+                self._progress.update(self._task, advance=1, description=f"{result.name} [{result.lang}]")
+
+
+# ------------------------------------------------------------------ the pack
+def _load_once(data: Path) -> tuple[dict[str, Any], float]:
+    from workbench.engine import open_dataset
+
+    t0 = time.perf_counter()
+    ds = open_dataset(data)
+    try:
+        report = ds.validation
+        info = {
+            "name": ds.name,
+            "source": ds.source,
+            "rows": {k: v.loaded_rows for k, v in report.tables.items()},
+            "excluded_rows": {k: v.excluded_rows + v.filtered_rows for k, v in report.tables.items()},
+            "exclusions": report.exclusions().to_dict(orient="records"),
+            "validation_ok": report.ok,
+        }
+    finally:
+        ds.close()
+    return info, time.perf_counter() - t0
+
+
+def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), lang: str = "both",
+             out: Path | str = Path("reports"), params: Sequence[str] | Mapping[str, Any] = (),
+             jobs: int | None = None, timeout: int = 1800, pdf: bool = False,
+             notebooks_dir: Path | str | None = None, *, plotly_js: str | None = None,
+             today: dt.date | None = None, progress: bool | None = None) -> PackResult:
+    """Run the report pack for one period; see the module docstring.
+
+    Parameters
+    ----------
+    data : path
+        Dataset folder or ``workbench.toml``.
+    period : str
+        ``2026-10``, ``2026Q3``, ``YYYY-MM-DD:YYYY-MM-DD``, ``last-month``, ``last-quarter``
+        (relative forms use ``today``, default the system date).
+    only : sequence of str
+        Notebook names to run (``NN_name`` or ``name``); all when empty.
+    lang : str
+        ``en``, ``zh`` or ``both``.
+    out : path
+        Output root (``reports/``).
+    params : sequence of ``key=value`` or mapping
+        Notebook parameters, typed from each notebook's parameters cell.
+    jobs : int, optional
+        Notebooks executed in parallel (default: CPU count).
+    timeout : int
+        Seconds allowed per notebook cell.
+    pdf : bool
+        Also print each report to PDF with headless Chromium when installed.
+    notebooks_dir : path, optional
+        Notebook folder (default: the project's ``notebooks/``).
+    plotly_js : {"inline", "folder"}, optional
+        Embed plotly.js in every file (default; env ``WORKBENCH_PLOTLY_JS``) or once per folder.
+    progress : bool, optional
+        Force the rich progress display on/off (default: on when stderr is a terminal).
+
+    Raises
+    ------
+    ReportInputError
+        Unknown notebook or parameter, bad value or option — before anything runs.
+    """
+    started = dt.datetime.now().astimezone().replace(microsecond=0)
+    t_start = time.perf_counter()
+    langs = parse_langs(lang)
+    mode = (plotly_js or os.environ.get("WORKBENCH_PLOTLY_JS") or "inline").lower()
+    if mode not in ("inline", "folder"):
+        raise ReportInputError(f"plotly_js must be 'inline' or 'folder', not {mode!r}")
+    if jobs is not None and int(jobs) < 1:
+        raise ReportInputError("--jobs must be at least 1")
+    if timeout is not None and int(timeout) < 1:
+        raise ReportInputError("--timeout must be at least 1 second")
+    the_period = resolve_period(period, today=today)
+    notebooks = select_notebooks(discover_notebooks(notebooks_dir), only)
+    if not notebooks:
+        raise ReportInputError(f"no report notebooks (NN_name.ipynb) in {notebooks_dir or DEFAULT_NOTEBOOKS_DIR}")
+    typed = parse_params(params, notebooks)
+    data_path = Path(data).expanduser().resolve()
+    if not data_path.exists():
+        raise FileNotFoundError(f"dataset not found: {data_path}")
+    out_root = Path(out).expanduser().resolve()
+    info, load_seconds = _load_once(data_path)
+    ctx = _RunContext(data=data_path, period=the_period, out=out_root, timeout=int(timeout), pdf=pdf,
+                      plotly_js=mode, source=info["source"], dataset_name=info["name"],
+                      exclusions=info["exclusions"])
+    tasks = [(nb, code) for nb in notebooks for code in langs]
+    workers = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks)))
+    results: list[NotebookResult] = []
+    with _report_env(), _Progress(len(tasks), progress) as bar:
+        bar.line(f"{len(notebooks)} notebook(s) × {len(langs)} language(s) for {the_period.label}; "
+                 f"dataset loaded in {load_seconds:.1f}s; {workers} job(s)")
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
+            futures = {}
+            for nb, code in tasks:
+                bar.started(nb.name, code)
+                futures[pool.submit(execute_notebook, ctx, nb, code, typed[nb.name])] = (nb, code)
+            for fut in cf.as_completed(futures):
+                nb, code = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - pipeline bug: report it as this notebook's failure
+                    res = NotebookResult(nb.name, code, "failed", 0.0, error=_error_text(exc))
+                results.append(res)
+                bar.finished(res)
+    results.sort(key=lambda r: (r.name, langs.index(r.lang)))
+    finished = dt.datetime.now().astimezone().replace(microsecond=0)
+    run_meta = _run_metadata(ctx, info, langs, workers, started, finished, load_seconds)
+    metrics_path = write_period_metrics(ctx, notebooks, results, run_meta)
+    index_path = write_index(out_root)
+    return PackResult(the_period, out_root, tuple(results), metrics_path, index_path, load_seconds,
+                      time.perf_counter() - t_start)
+
+
+def _run_metadata(ctx: _RunContext, info: Mapping[str, Any], langs: Sequence[str], workers: int,
+                  started: dt.datetime, finished: dt.datetime, load_seconds: float) -> dict[str, Any]:
+    p = ctx.period
+    return {
+        "period": p.label,
+        "period_kind": p.kind,
+        "period_start": p.start.isoformat(),
+        "period_end": p.end.isoformat(),
+        "period_display": {code: p.display(code) for code in LANGS},
+        "previous_period": p.previous().label,
+        "data_source": ctx.source,
+        "dataset": info["name"],
+        "rows": info["rows"],
+        "excluded_rows": info["excluded_rows"],
+        "exclusions": info["exclusions"],
+        "validation_ok": info["validation_ok"],
+        "package_version": __version__,
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "load_seconds": round(load_seconds, 3),
+        "languages": list(langs),
+        "jobs": workers,
+        "plotly_js": ctx.plotly_js,
+    }
+
+
+def write_period_metrics(ctx: _RunContext, notebooks: Sequence[ReportNotebook], results: Sequence[NotebookResult],
+                         run_meta: Mapping[str, Any]) -> Path:
+    """Merge this run into ``<out>/<period>/metrics.json``; failed notebooks keep their last good metrics."""
+    from workbench.privacy import assert_no_pii
+
+    path = ctx.out / ctx.period.label / "metrics.json"
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            previous = {}
+    entries: dict[str, Any] = dict(previous.get("notebooks", {}))
+    by_nb: dict[str, list[NotebookResult]] = {}
+    for r in results:
+        by_nb.setdefault(r.name, []).append(r)
+    for nb in notebooks:
+        entry = dict(entries.get(nb.name, {}))
+        entry.update({"title": {code: nb.title(code) for code in LANGS}, "slug": nb.slug})
+        langs = dict(entry.get("langs", {}))
+        findings = dict(entry.get("findings", {}))
+        notes = dict(entry.get("notes", {}))
+        for r in by_nb.get(nb.name, []):
+            rel_html = f"{r.lang}/{nb.name}.html"
+            has_html = (ctx.out / ctx.period.label / rel_html).exists()
+            langs[r.lang] = {"status": r.status, "seconds": round(r.seconds, 3), "error": r.error,
+                             "html": rel_html if has_html else None,
+                             "executed": str(r.executed.relative_to(ctx.out)) if r.executed else None,
+                             "finished": run_meta["finished"]}
+            if r.ok:
+                payload = json.loads(_paths(ctx, nb, r.lang)["metrics"].read_text(encoding="utf-8")) \
+                    if _paths(ctx, nb, r.lang)["metrics"].exists() else {}
+                entry["section"] = payload.get("section", nb.slug)
+                entry["metrics"] = payload.get("metrics", {})
+                findings[r.lang] = payload.get("findings", [])
+                notes[r.lang] = payload.get("notes", [])
+                entry["last_success"] = run_meta["finished"]
+                langs[r.lang]["last_success"] = run_meta["finished"]
+            elif langs.get(r.lang, {}).get("html") is None and has_html:
+                langs[r.lang]["html"] = rel_html
+        entry["langs"] = langs
+        entry["findings"] = findings
+        entry["notes"] = notes
+        entry.setdefault("section", nb.slug)
+        entry.setdefault("metrics", {})
+        entry["status"] = "ok" if all(v["status"] == "ok" for v in langs.values()) else "failed"
+        entries[nb.name] = entry
+    payload = {
+        "run": dict(run_meta),
+        "notebooks": dict(sorted(entries.items())),
+        "sections": {e.get("section", k): e.get("metrics", {}) for k, e in sorted(entries.items())},
+    }
+    assert_no_pii(payload)
+    write_json_atomic(path, payload)
+    os.chmod(path, _MODE)
+    return path
+
+
+# ------------------------------------------------------------------ index
+def _read_periods(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for folder in out.iterdir() if out.is_dir() else []:
+        mfile = folder / "metrics.json"
+        if folder.is_dir() and not folder.name.startswith(("_", ".")) and mfile.exists():
+            try:
+                found.append(json.loads(mfile.read_text(encoding="utf-8")))
+            except json.JSONDecodeError:
+                continue
+    return sorted(found, key=lambda m: (m["run"].get("period_start", ""), m["run"].get("period_end", "")),
+                  reverse=True)
+
+
+def headline_changes(current: Mapping[str, Any], previous: Mapping[str, Any] | None, lang: str = "en"
+                     ) -> list[dict[str, Any]]:
+    """Headline findings of one notebook entry with their change versus the previous period's entry.
+
+    Returns
+    -------
+    list of dict
+        ``{key, text, value, previous, delta, rel}`` (``previous``/``delta`` None when not comparable).
+    """
+    def pick(entry: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+        if not entry:
+            return []
+        f = entry.get("findings", {})
+        return f.get(lang) or next(iter(f.values()), [])
+
+    before = {f["key"]: f.get("value") for f in pick(previous)}
+    rows = []
+    for f in summary_findings(pick(current)):
+        value, prev = f.get("value"), before.get(f["key"])
+        numeric = isinstance(value, int | float) and not isinstance(value, bool) and \
+            isinstance(prev, int | float) and not isinstance(prev, bool)
+        delta = value - prev if numeric else None
+        rel = (delta / prev) if numeric and prev else None
+        rows.append({"key": f["key"], "text": f.get("text", ""), "value": value, "previous": prev if numeric else None,
+                     "delta": delta, "rel": rel})
+    return rows
+
+
+def _fmt_delta(row: Mapping[str, Any], lang: str) -> str:
+    delta = row["delta"]
+    if delta is None:
+        return ""
+    if delta == 0:
+        return '<span class="wb-delta flat">= 0</span>'
+    arrow, cls = ("▲", "up") if delta > 0 else ("▼", "down")
+    is_int = float(delta).is_integer() and float(row["value"]).is_integer()
+    amount = f"{delta:+,.0f}" if is_int else f"{delta:+,.3g}"
+    rel = f" ({row['rel']:+.1%})" if row["rel"] is not None else ""
+    title = html.escape(translate("reports.index.vs_previous", lang, value=row["previous"]))
+    return f'<span class="wb-delta {cls}" title="{title}">{arrow} {html.escape(amount + rel)}</span>'
+
+
+def _both(key: str, **values: Any) -> str:
+    return " / ".join(dict.fromkeys(translate(key, code, **values) for code in LANGS))
+
+
+def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | None = None) -> str:
+    """The bilingual ``reports/index.html``: every period, report, status, links and headline changes."""
+    lang = "en"
+    by_label = {m["run"]["period"]: m for m in periods}
+    generated = generated or dt.datetime.now().replace(microsecond=0)
+    parts = [f"<h1>{html.escape(_both('reports.index.title'))}</h1>",
+             f'<p class="wb-meta">{html.escape(_both("core.generated"))}: {html.escape(generated.isoformat(" "))}</p>']
+    if not periods:
+        parts.append(f"<p>{html.escape(_both('reports.index.empty'))}</p>")
+    for m in periods:
+        run = m["run"]
+        label = run["period"]
+        prev = by_label.get(run.get("previous_period", ""))
+        display = " / ".join(dict.fromkeys(run.get("period_display", {}).values())) or label
+        failed = sum(1 for e in m["notebooks"].values() if e.get("status") != "ok")
+        status = (f'<span class="wb-badge failed">{html.escape(_both("reports.index.failed_n", n=failed))}</span>'
+                  if failed else f'<span class="wb-badge ok">{html.escape(_both("reports.index.all_ok"))}</span>')
+        parts.append(f'<section class="wb-period" id="p-{html.escape(label)}"><h2>{html.escape(display)} '
+                     f'<small>{html.escape(label)}</small> {status}</h2>')
+        parts.append(f'<p class="wb-meta">{html.escape(_both("core.source"))}: {html.escape(str(run.get("dataset", "")))}'
+                     f' — {html.escape(str(run.get("data_source", "")))} · {html.escape(_both("reports.index.run"))}: '
+                     f'{html.escape(str(run.get("finished", "")))} · v{html.escape(str(run.get("package_version", "")))}'
+                     f' · <a href="{html.escape(label)}/metrics.json">metrics.json</a></p>')
+        parts.append('<table class="wb-table"><thead><tr>'
+                     f'<th>{html.escape(_both("reports.index.report"))}</th>'
+                     f'<th>{html.escape(_both("reports.index.status"))}</th>'
+                     f'<th>{html.escape(_both("reports.index.open"))}</th>'
+                     f'<th>{html.escape(_both("reports.index.headlines"))}</th></tr></thead><tbody>')
+        for name, entry in m["notebooks"].items():
+            titles = " / ".join(dict.fromkeys(entry.get("title", {}).values())) or name
+            cells_status = []
+            links = []
+            for code, info in entry.get("langs", {}).items():
+                st = info.get("status", "")
+                cls = "ok" if st == "ok" else "failed"
+                text = _both("reports.index.ok") if st == "ok" else _both("reports.index.failed")
+                tip = html.escape(info.get("error") or "")
+                cells_status.append(f'<span class="wb-badge {cls}" title="{tip}">{code}: {html.escape(text)}</span>')
+                if info.get("html"):
+                    links.append(f'<a href="{html.escape(label)}/{html.escape(info["html"])}">'
+                                 f'{html.escape(_lang_name(code))}</a>')
+            prev_entry = prev["notebooks"].get(name) if prev else None
+            heads = headline_changes(entry, prev_entry, lang)
+            items = "".join(f"<li>{html.escape(h['text'])} {_fmt_delta(h, lang)}</li>" for h in heads)
+            parts.append(f"<tr><td>{html.escape(titles)}<br><small>{html.escape(name)}</small></td>"
+                         f"<td>{' '.join(cells_status)}</td><td>{' · '.join(links) or '–'}</td>"
+                         f'<td><ul class="wb-heads">{items}</ul></td></tr>')
+        parts.append("</tbody></table></section>")
+    css = (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(_both('reports.index.title'))}</title><style>{css}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>\n")
+
+
+def _lang_name(code: str) -> str:
+    return {"en": "English", "zh": "中文"}.get(code, code)
+
+
+def write_index(out: Path | str) -> Path:
+    """Rebuild ``<out>/index.html`` from every period's metrics.json."""
+    out = Path(out)
+    page = render_index(_read_periods(out))
+    path = out / "index.html"
+    write_text_atomic(path, page)
+    return path
