@@ -90,10 +90,8 @@ def _to_date(value: Any, name: str) -> _dt.date:
     return ts.date()
 
 
-def _daily_net(transactions: Any) -> Any:
-    """Validate the table and return per-(customer, day) net amounts (Ibis)."""
-    import ibis  # noqa: F401  (imported lazily: the engine is only needed here)
-
+def _with_day(transactions: Any) -> Any:
+    """Check the columns and add ``day`` (the date part of ``date``) to the Ibis table."""
     missing = [c for c in _REQUIRED_COLUMNS if c not in transactions.columns]
     if missing:
         raise ValueError(f"transactions lacks required column(s) {missing}")
@@ -230,7 +228,7 @@ def rfm_summary(
     if observation_end is not None:
         return calibration_holdout(transactions, calibration_end, observation_end, time_unit)
     days_per_unit = _check_time_unit(time_unit)
-    t = _daily_net(transactions)
+    t = _with_day(transactions)
     prof = _profile(t)
     cal_end = _to_date(calibration_end, "calibration_end")
     _check_in_range(cal_end, prof, "calibration_end")
@@ -302,7 +300,7 @@ def calibration_holdout(
     import ibis
 
     days_per_unit = _check_time_unit(time_unit)
-    t = _daily_net(transactions)
+    t = _with_day(transactions)
     prof = _profile(t)
     cal_end = _to_date(calibration_end, "calibration_end")
     obs_end = _to_date(observation_end, "observation_end")
@@ -401,6 +399,15 @@ def _group_rows(
     return [col[rep[keep]] for col in cols], counts[keep]
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Inner product without BLAS.
+
+    ``a @ b`` on long vectors goes to a multi-threaded BLAS ``ddot``, which on a
+    busy machine was up to 10x slower than this single-threaded loop.
+    """
+    return float(np.einsum("i,i->", a, b))
+
+
 def _index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values and the index of each element into them."""
     codes, uniques = pd.factorize(values)
@@ -442,6 +449,34 @@ def _standard_errors(hess_log: np.ndarray, params: np.ndarray) -> np.ndarray:
     cov = cov_log * np.outer(params, params)
     diag = np.diag(cov)
     return np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)
+
+
+def _hyp2f1(A: Any, B: Any, C: Any, z: Any) -> np.ndarray:
+    """Gauss 2F1 for ``0 <= z < 1``: scipy, with a power-series fallback.
+
+    ``scipy.special.hyp2f1`` returns inf/nan for some integer ``A`` with large
+    ``C`` and ``z`` near 1 (e.g. ``hyp2f1(1, -0.5, 99.5, 0.99)``); those entries
+    are recomputed by summing the Gauss series, which converges geometrically
+    (term ratio -> z) for the parameters used here.
+    """
+    out = np.asarray(special.hyp2f1(A, B, C, z), dtype=float)
+    bad = ~np.isfinite(out)
+    if not bad.any():
+        return out
+    A_, B_, C_, z_ = (
+        np.broadcast_to(np.asarray(v, dtype=float), out.shape)[bad] for v in (A, B, C, z)
+    )
+    term = np.ones_like(z_)
+    total = np.ones_like(z_)
+    max_terms = int(min(2_000_000, np.ceil(np.log(1e-17) / np.log(max(z_.max(), 1e-300))) + 100))
+    for k in range(max_terms):
+        term = term * (A_ + k) * (B_ + k) / ((C_ + k) * (k + 1.0)) * z_
+        total = total + term
+        if k % 64 == 0 and np.all(np.abs(term) <= 1e-17 * np.abs(total)):
+            break
+    out = out.copy()
+    out[bad] = total
+    return out
 
 
 def _format_table(title: str, rows: list[tuple[str, float, float]], footer: list[str]) -> str:
@@ -495,16 +530,14 @@ class _BGNBDLikelihood:
         e3 = np.exp(a3 - m)
         e4 = np.exp(a4 - m)
         s = e3 + e4
-        ll = float(w @ (m + np.log(s)))
+        ll = _dot(w, m + np.log(s))
         # parts that depend on x only
-        ll += float(
-            wx
-            @ (
-                special.gammaln(rx_u)
-                - special.gammaln(r)
-                + special.betaln(a, b + ux)
-                - special.betaln(a, b)
-            )
+        ll += _dot(
+            wx,
+            special.gammaln(rx_u)
+            - special.gammaln(r)
+            + special.betaln(a, b + ux)
+            - special.betaln(a, b),
         )
         ll += self.n * r * np.log(alpha)
         if not grad:
@@ -514,19 +547,47 @@ class _BGNBDLikelihood:
         dig_ab = special.digamma(a + b)
         dig_abx = special.digamma(a + b + ux)
         dr = (
-            wx @ (special.digamma(rx_u) - special.digamma(r))
+            _dot(wx, special.digamma(rx_u) - special.digamma(r))
             + self.n * np.log(alpha)
-            - wp3 @ log_aT
-            - wp4 @ log_at
+            - _dot(wp3, log_aT)
+            - _dot(wp4, log_at)
         )
-        dalpha = self.n * r / alpha - (wp3 * rx) @ (1.0 / (alpha + self.uT))[self.iT]
-        dalpha -= (wp4 * rx) @ (1.0 / (alpha + self.ut))[self.it]
+        dalpha = self.n * r / alpha - _dot(wp3 * rx, (1.0 / (alpha + self.uT))[self.iT])
+        dalpha -= _dot(wp4 * rx, (1.0 / (alpha + self.ut))[self.it])
         sum_p4_x = np.bincount(self.ix, weights=wp4, minlength=ux.size)
-        da = wx @ (dig_ab - dig_abx) + sum_p4_x.sum() / a
-        db = wx @ (dig_ab + special.digamma(b + ux) - special.digamma(b) - dig_abx)
-        db -= sum_p4_x @ (1.0 / bx1_u)
+        da = _dot(wx, dig_ab - dig_abx) + sum_p4_x.sum() / a
+        db = _dot(wx, dig_ab + special.digamma(b + ux) - special.digamma(b) - dig_abx)
+        db -= _dot(sum_p4_x, 1.0 / bx1_u)
         g = np.array([dr * r, dalpha * alpha, da * a, db * b])
         return -ll / self.n, -g / self.n
+
+
+def _bgnbd_growth_raw(
+    r: float, alpha: float, a: float, b: float, t: Any, x: Any, T: Any
+) -> np.ndarray:
+    c = a + b + x - 1.0
+    z = t / (alpha + T + t)
+    tail = np.exp((a - 1.0) * np.log1p(-z)) * _hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    return np.asarray(np.divide(c, np.float64(a) - 1.0) * (1.0 - tail), dtype=float)
+
+
+def _bgnbd_growth(
+    r: float, alpha: float, a: float, b: float, t: Any, x: Any, T: Any, eps: float = 1e-6
+) -> np.ndarray:
+    """``(a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)]``.
+
+    The numerator of eq. 10 (with ``x = T = 0`` it is eq. 9). ``a = 1`` and
+    ``a + b + x = 1`` are removable singularities of the closed form; entries
+    that come out non-finite there are replaced by the mean of the values at
+    ``a -/+ eps`` (error O(eps^2)).
+    """
+    out = _bgnbd_growth_raw(r, alpha, a, b, t, x, T)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        lo = _bgnbd_growth_raw(r, alpha, a - eps, b, t, x, T)
+        hi = _bgnbd_growth_raw(r, alpha, a + eps, b, t, x, T)
+        out = np.where(bad, 0.5 * (lo + hi), out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -620,12 +681,9 @@ class BetaGeoFit:
         self, t: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         """Unchecked, broadcasting core of :meth:`expected_purchases`."""
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        c = a + b + x - 1.0
-        z = t / (alpha + T + t)
-        tail = np.exp((a - 1.0) * np.log1p(-z)) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        numer = (c / (a - 1.0)) * (1.0 - tail)
-        return numer * np.exp(-np.logaddexp(0.0, self._log_odds_term(x, t_x, T)))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            growth = _bgnbd_growth(self.r, self.alpha, self.a, self.b, t, x, T)
+        return growth * np.exp(-np.logaddexp(0.0, self._log_odds_term(x, t_x, T)))
 
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
         """Conditional expected number of purchases in ``(T, T + t]`` (FHL 2005, eq. 10).
@@ -665,12 +723,8 @@ class BetaGeoFit:
         t_arr = np.asarray(t, dtype=float)
         if np.any(t_arr < 0) or not np.all(np.isfinite(t_arr)):
             raise ValueError("t must be finite and non-negative")
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        z = t_arr / (alpha + t_arr)
-        tail = np.exp((a - 1.0) * np.log1p(-z)) * special.hyp2f1(
-            a + b - 1.0 - r, a - 1.0, a + b - 1.0, z
-        )
-        out = (a + b - 1.0) / (a - 1.0) * (1.0 - tail)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = _bgnbd_growth(self.r, self.alpha, self.a, self.b, t_arr, 0.0, 0.0)
         return _wrap(np.asarray(out), t, "expected_purchases_new")
 
 
@@ -729,7 +783,7 @@ class BetaGeoModel:
         nll = _BGNBDLikelihood(x, t_x, T_, w)
         n = nll.n
 
-        x0 = np.log([1.0, max(float(np.mean(T_)), 1e-3), 1.0, 1.0])
+        x0 = np.log([1.0, max(float(np.average(T_, weights=w)), 1e-3), 1.0, 1.0])
         res = optimize.minimize(
             nll,
             x0,
@@ -793,8 +847,9 @@ class _GammaGammaLikelihood:
         self.xm = x * m
         self.log_m = np.log(m)
         # sum_i w_i x_i (log m_i + log x_i) and sum_i w_i log m_i are constants
-        self.s_xlogmx = float(w @ (x * (self.log_m + np.log(x))))
-        self.s_logm = float(w @ self.log_m)
+        self.s_xlogmx = _dot(w, x * (self.log_m + np.log(x)))
+        self.wx_row = w * x
+        self.s_logm = _dot(w, self.log_m)
 
     def __call__(self, theta: np.ndarray, grad: bool = True) -> tuple[float, np.ndarray]:
         """Return ``(-loglik / n, -gradient / n)`` at log-parameters ``theta``."""
@@ -805,20 +860,20 @@ class _GammaGammaLikelihood:
         log_vxm = np.log(v + self.xm)
         px = p * self.x
         ll = float(
-            wx @ (special.gammaln(pux + q) - special.gammaln(pux))
+            _dot(wx, special.gammaln(pux + q) - special.gammaln(pux))
             - self.n * special.gammaln(q)
             + self.n * q * log_v
             + p * self.s_xlogmx
             - self.s_logm
-            - w @ ((px + q) * log_vxm)
+            - _dot(w, (px + q) * log_vxm)
         )
         if not grad:
             return -ll / self.n, np.empty(0)
         dig_u = special.digamma(pux + q)
-        dp = wx @ (ux * (dig_u - special.digamma(pux))) + self.s_xlogmx
-        dp -= (w * self.x) @ log_vxm
-        dq = wx @ dig_u - self.n * special.digamma(q) + self.n * log_v - w @ log_vxm
-        dv = self.n * q / v - w @ ((px + q) / (v + self.xm))
+        dp = _dot(wx, ux * (dig_u - special.digamma(pux))) + self.s_xlogmx
+        dp -= _dot(self.wx_row, log_vxm)
+        dq = _dot(wx, dig_u) - self.n * special.digamma(q) + self.n * log_v - _dot(w, log_vxm)
+        dv = self.n * q / v - _dot(w, (px + q) / (v + self.xm))
         g = np.array([dp * p, dq * q, dv * v])
         return -ll / self.n, -g / self.n
 
