@@ -1,0 +1,1639 @@
+"""Satisfaction versus loyalty (满意度 ≠ 忠诚度, DOMAIN.md §1), measured on the user's data.
+
+Pipeline
+--------
+1. :func:`respondent_frame` builds one row per survey response **in the engine**
+   (DuckDB SQL): survey answers joined to the respondent's purchases in the
+   ``window_days`` after the survey (repeat buying, frequency, spend, margin),
+   churn (no purchase within ``churn_days``), purchase history before the
+   survey, tenure, discount share of spend, complaints, membership, value tier
+   and customer attributes. Raw transactions never reach pandas.
+2. Statistics run in numpy / scipy / statsmodels on that frame:
+
+   - :func:`correlations` — Pearson / Spearman / Kendall with Fisher-z CIs and
+     Holm (default) or Benjamini–Hochberg correction;
+   - :func:`loyalty_by_level`, :func:`fit_threshold`, :func:`thresholds` — the
+     two thresholds (意愿 and 行为) by a hinge model, bootstrap CIs, compared with
+     a straight line by a calibrated likelihood-ratio test;
+   - :func:`expectation_gap`, :func:`four_cases`, :func:`intention_conversion`,
+     :func:`key_drivers`, :func:`scorecard`, :func:`open_answers`,
+     :func:`segment_comparison`, :func:`value_at_stake`;
+   - :func:`widget_frame` / :func:`widget_figure` — pre-aggregated frames so
+     interactive controls answer without touching the engine.
+
+Every relationship reported here is **associational** (相关而非因果).
+Figures (``figure_*``) return plotly figures with translated titles and
+axis labels; findings (``finding_*``) return plain-language sentences. All
+user-facing text comes from ``workbench/translations/loyalty.toml``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+
+from workbench import viz
+from workbench.engine import Dataset, MissingDataError
+from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
+
+Z95 = 1.959963984540054
+CASES = ("trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal", "dissatisfied_not_loyal",
+         "dissatisfied_loyal", "neutral", "unknown")
+ATTITUDINAL = ("repurchase_intent", "recommend", "loyal")
+BEHAVIOURAL = ("repeat", "repeat_n", "spend_after", "freq_12m", "spend_12m", "tenure_days", "churned")
+
+
+def _tr(key: str, lang: str, **values: Any) -> str:
+    return t(f"loyalty.{key}", lang, **values)
+
+
+# =============================================================== small stats helpers
+def wilson(k: Any, n: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson 95% interval for k successes out of n (NaN where n == 0)."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    safe = np.where(n > 0, n, 1.0)
+    lo, hi = proportion_confint(np.minimum(k, safe), safe, alpha=0.05, method="wilson")
+    lo = np.where(n > 0, lo, np.nan)
+    hi = np.where(n > 0, hi, np.nan)
+    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+
+
+def mean_ci(x: pd.Series | np.ndarray) -> tuple[float, float, float, int]:
+    """Mean with a t-based 95% interval; returns (mean, low, high, n)."""
+    v = pd.to_numeric(pd.Series(x), errors="coerce").dropna().to_numpy(dtype=float)
+    n = v.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan, 0)
+    m = float(v.mean())
+    if n < 2:
+        return (m, math.nan, math.nan, n)
+    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return (m, m - half, m + half, n)
+
+
+def _adjust(p: Sequence[float], method: str) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=method)[1]
+    return out
+
+
+CORRECTIONS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
+
+
+# =============================================================== respondent frame
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | None = None,
+                     window_days: int = 90, churn_days: int = 180, segment: str = "",
+                     key_share: float = 0.2) -> pd.DataFrame:
+    """One row per survey response with attitudinal and behavioural loyalty measures.
+
+    Built by one engine query; only the per-response result reaches pandas.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Needs ``surveys``; behavioural columns need ``surveys.customer_id`` and
+        ``transactions`` (else they are missing and ``attrs["behaviour"]`` is False).
+    end, start : date, optional
+        Survey dates in ``[start, end]``; ``end`` also ends the follow-up.
+    window_days : int
+        Repeat buying = at least one purchase (amount > 0) in ``(date, date + window_days]``;
+        counted only when the follow-up is complete (``date + window_days <= data end``).
+    churn_days : int
+        ``churned`` = no purchase in ``(date, date + churn_days]`` (complete follow-up only).
+    segment : str
+        Keep only respondents of this customer segment ("" = all).
+    key_share : float
+        Key customers (关键客户) = the top ``key_share`` of customers by revenue in the 365 days
+        before ``end`` (the top two layers of the customer pyramid).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Survey columns (satisfaction, repurchase_intent, recommend, loyal, expectation, drivers,
+        comment when present) plus ``identified, followup, repeat, repeat_n, spend_after,
+        margin_after, churned, freq_12m, spend_12m, margin_12m, tenure_days, discount_share,
+        complained, member, key_customer, segment, region, channel, month``.
+        ``attrs`` records ``window_days``, ``churn_days``, ``data_end``, ``behaviour``,
+        ``drivers``, ``scales``.
+    """
+    ds.require("surveys", "satisfaction")
+    scols = ds.columns("surveys")
+    drivers = [d for d in ds.drivers if d in scols]
+    keep = [c for c in ("response_id", "customer_id", "date", "satisfaction", "repurchase_intent", "recommend",
+                        "loyal", "expectation", "comment") if c in scols] + drivers
+    where = ["s.date IS NOT NULL"]
+    params: list[Any] = []
+    if end is not None:
+        where.append("s.date <= ?")
+        params.append(end)
+    if start is not None:
+        where.append("s.date >= ?")
+        params.append(start)
+    behaviour = ds.has("surveys", "customer_id") and ds.has("transactions", "customer_id", "date", "amount")
+    data_end = end
+    if behaviour:
+        hi = ds.date_range("transactions", "date")[1]
+        if hi is not None:
+            hi = hi.date() if isinstance(hi, dt.datetime) else hi
+            data_end = min(hi, end) if end is not None else hi
+    has_cust = ds.has("customers", "customer_id")
+    cust_cols = [c for c in ("segment", "region", "channel") if ds.has("customers", c)] if has_cust else []
+    if segment and "segment" not in cust_cols:
+        raise MissingDataError("customers", ("segment",), "segment filter")
+    sel = ", ".join(f"s.{_q(c)}" for c in keep)
+    ctes = [f"s AS (SELECT row_number() OVER (ORDER BY s.date, {('s.response_id, ' if 'response_id' in scols else '')}"
+            f"s.satisfaction) AS _rid, {sel} FROM surveys s WHERE {' AND '.join(where)})"]
+    joins, cols = [], []
+    if behaviour:
+        has_disc = ds.has("transactions", "discount")
+        has_margin = ds.has("transactions", "margin")
+        disc = "COALESCE(discount, 0)" if has_disc else "0"
+        marg = "margin" if has_margin else "NULL"
+        horizon = max(window_days, churn_days)
+        end_filter = "AND date <= ?" if data_end is not None else ""
+        ctes.append(f"pos AS (SELECT customer_id, date, amount, {disc} AS discount, {marg} AS margin "
+                    f"FROM transactions WHERE amount > 0 AND customer_id IS NOT NULL {end_filter})")
+        if data_end is not None:
+            params.append(data_end)
+        ctes.append(
+            f"aft AS (SELECT s._rid, count(*) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS repeat_n, "
+            f"sum(t.amount) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS spend_after, "
+            f"sum(t.margin) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS margin_after, "
+            f"count(*) FILTER (WHERE t.date <= s.date + {int(churn_days)}) AS n_churn_window "
+            f"FROM s JOIN pos t ON t.customer_id = s.customer_id AND t.date > s.date "
+            f"AND t.date <= s.date + {int(horizon)} GROUP BY s._rid)")
+        ctes.append(
+            "bef AS (SELECT s._rid, count(*) AS freq_12m, sum(t.amount) AS spend_12m, sum(t.margin) AS margin_12m "
+            "FROM s JOIN pos t ON t.customer_id = s.customer_id AND t.date > s.date - 365 AND t.date <= s.date "
+            "GROUP BY s._rid)")
+        ctes.append("cst AS (SELECT customer_id, min(date) AS first_buy, "
+                    "sum(discount) / NULLIF(sum(amount + discount), 0) AS discount_share FROM pos GROUP BY 1)")
+        if data_end is not None:
+            ctes.append(
+                f"val AS (SELECT customer_id, percent_rank() OVER (ORDER BY rev DESC) < {float(key_share)} AS key "
+                f"FROM (SELECT customer_id, sum(amount) AS rev FROM pos WHERE date > DATE '{data_end}' - 365 "
+                f"GROUP BY 1))")
+        else:
+            ctes.append(f"val AS (SELECT customer_id, percent_rank() OVER (ORDER BY rev DESC) < {float(key_share)} "
+                        f"AS key FROM (SELECT customer_id, sum(amount) AS rev FROM pos GROUP BY 1))")
+        joins += ["LEFT JOIN aft ON aft._rid = s._rid", "LEFT JOIN bef ON bef._rid = s._rid",
+                  "LEFT JOIN cst ON cst.customer_id = s.customer_id",
+                  "LEFT JOIN val ON val.customer_id = s.customer_id"]
+        fu = (f"(s.customer_id IS NOT NULL AND s.date + {int(window_days)} <= DATE '{data_end}')"
+              if data_end is not None else "(s.customer_id IS NOT NULL)")
+        fu_c = (f"(s.customer_id IS NOT NULL AND s.date + {int(churn_days)} <= DATE '{data_end}')"
+                if data_end is not None else "(s.customer_id IS NOT NULL)")
+        cols += [
+            f"{fu} AS followup",
+            f"CASE WHEN {fu} THEN CAST(COALESCE(aft.repeat_n, 0) > 0 AS DOUBLE) END AS repeat",
+            f"CASE WHEN {fu} THEN CAST(COALESCE(aft.repeat_n, 0) AS DOUBLE) END AS repeat_n",
+            f"CASE WHEN {fu} THEN COALESCE(aft.spend_after, 0) END AS spend_after",
+            f"CASE WHEN {fu} THEN COALESCE(aft.margin_after, 0) END AS margin_after",
+            f"CASE WHEN {fu_c} THEN CAST(COALESCE(aft.n_churn_window, 0) = 0 AS DOUBLE) END AS churned",
+            "CASE WHEN s.customer_id IS NOT NULL THEN CAST(COALESCE(bef.freq_12m, 0) AS DOUBLE) END AS freq_12m",
+            "CASE WHEN s.customer_id IS NOT NULL THEN COALESCE(bef.spend_12m, 0) END AS spend_12m",
+            "bef.margin_12m AS margin_12m",
+            "cst.discount_share AS discount_share",
+            "CAST(COALESCE(val.key, false) AS DOUBLE) AS key_customer",
+        ]
+        first = "cst.first_buy"
+        if has_cust and ds.has("customers", "signup_date"):
+            joins.append("LEFT JOIN customers c ON c.customer_id = s.customer_id")
+            first = "COALESCE(c.signup_date, cst.first_buy)"
+            cols += [f"c.{_q(c)} AS {_q(c)}" for c in cust_cols]
+        cols.append(f"CAST(date_diff('day', {first}, s.date) AS DOUBLE) AS tenure_days")
+        if ds.has("complaints", "customer_id", "opened_at"):
+            ctes.append(f"cmp AS (SELECT DISTINCT s._rid FROM s JOIN complaints k ON k.customer_id = s.customer_id "
+                        f"AND CAST(k.opened_at AS DATE) > s.date - 365 "
+                        f"AND CAST(k.opened_at AS DATE) <= s.date + {int(window_days)})")
+            joins.append("LEFT JOIN cmp ON cmp._rid = s._rid")
+            cols.append("CASE WHEN s.customer_id IS NOT NULL THEN CAST(cmp._rid IS NOT NULL AS DOUBLE) END "
+                        "AS complained")
+        if ds.has("members", "customer_id", "joined_at"):
+            left = "AND (m.left_at IS NULL OR m.left_at > s.date)" if ds.has("members", "left_at") else ""
+            ctes.append(f"mem AS (SELECT DISTINCT s._rid FROM s JOIN members m ON m.customer_id = s.customer_id "
+                        f"AND m.joined_at <= s.date {left})")
+            joins.append("LEFT JOIN mem ON mem._rid = s._rid")
+            cols.append("CASE WHEN s.customer_id IS NOT NULL THEN CAST(mem._rid IS NOT NULL AS DOUBLE) END AS member")
+    elif has_cust and cust_cols and "customer_id" in scols:
+        joins.append("LEFT JOIN customers c ON c.customer_id = s.customer_id")
+        cols += [f"c.{_q(c)} AS {_q(c)}" for c in cust_cols]
+    body = ", ".join(["s.*"] + cols)
+    query = f"WITH {', '.join(ctes)} SELECT {body} FROM s {' '.join(joins)} ORDER BY s._rid"
+    frame = ds.sql(query, params)
+    frame = frame.drop(columns=["_rid"])
+    if "customer_id" in frame:
+        frame["identified"] = frame["customer_id"].notna()
+    else:
+        frame["identified"] = False
+    if not behaviour:
+        frame["followup"] = False
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["month"] = frame["date"].dt.strftime("%Y-%m")
+    for c in ("satisfaction", "repurchase_intent", "recommend", "expectation", "loyal", *drivers):
+        if c in frame:
+            frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    if segment:
+        frame = frame[frame["segment"] == segment].reset_index(drop=True)
+    frame.attrs.update({
+        "window_days": int(window_days), "churn_days": int(churn_days),
+        "data_end": data_end.isoformat() if data_end is not None else None,
+        "behaviour": bool(behaviour), "drivers": drivers,
+        "scales": {c: ds.scale("surveys", c) for c in ("satisfaction", "repurchase_intent", "recommend",
+                                                       "expectation", *drivers) if c in scols},
+        "segment": segment,
+    })
+    return frame
+
+
+def require_behaviour(frame: pd.DataFrame) -> None:
+    """Raise :class:`MissingDataError` when the survey cannot be linked to purchases."""
+    if not frame.attrs.get("behaviour", "repeat" in frame) or "repeat" not in frame:
+        raise MissingDataError("surveys", ("customer_id",), "behavioural loyalty needs identified respondents "
+                               "linked to transactions")
+    if not frame["followup"].any():
+        raise MissingDataError("transactions", (), "no survey has a complete follow-up window")
+
+
+def out_of_scale(ds: Dataset) -> pd.DataFrame:
+    """Ratings the loader found outside their scale (nulled, so not averaged in): column, count, scale."""
+    ex = ds.validation.exclusions()
+    ex = ex[(ex["table"] == "surveys") & (ex["rule"] == "out_of_scale")]
+    rows = [{"column": r.column, "count": int(r.count),
+             "scale": "–".join(fmt_num(v, digits=0) for v in ds.scale("surveys", r.column))}
+            for r in ex.itertuples()]
+    return pd.DataFrame(rows, columns=["column", "count", "scale"])
+
+
+def _scale(frame: pd.DataFrame, col: str) -> tuple[float, float]:
+    lo, hi = frame.attrs.get("scales", {}).get(col, (1.0, 5.0))
+    return float(lo), float(hi)
+
+
+def top_box(frame: pd.DataFrame, col: str) -> pd.Series:
+    """1.0 where the answer is in the top two boxes of its scale (e.g. 4–5 on 1–5), NaN where missing."""
+    lo, hi = _scale(frame, col)
+    cut = hi - 1 if hi - lo <= 6 else hi - 1  # 1–5: 4-5; 0–10: 9-10
+    return (frame[col] >= cut).astype(float).where(frame[col].notna())
+
+
+# =============================================================== 1. correlations
+def _fisher_ci(r: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = np.arctanh(np.clip(r, -0.999999, 0.999999))
+    return np.tanh(z - Z95 * se), np.tanh(z + Z95 * se)
+
+
+def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str] | None = None,
+                 methods: Sequence[str] = ("pearson", "spearman", "kendall"),
+                 correction: str = "holm") -> pd.DataFrame:
+    """Correlation of ``x`` with every loyalty measure, three methods, CIs and corrected p-values.
+
+    CIs use Fisher's z: SE = 1/sqrt(n-3) for Pearson, the Bonett–Wright SE
+    sqrt((1 + r²/2)/(n-3)) for Spearman and the Fieller SE sqrt(0.437/(n-4)) for
+    Kendall's tau-b. p-values come from scipy (pearsonr, spearmanr, kendalltau)
+    and are corrected for the number of tests (``correction``: "holm" or
+    "fdr_bh"; column ``p_adjusted``). Pairwise-complete rows.
+
+    Returns columns ``x, y, kind (attitudinal/behavioural), method, r, ci_low, ci_high, p_value,
+    p_adjusted, n, significant``; ``attrs["correction"]`` names the correction.
+    """
+    if ys is None:
+        ys = [c for c in (*ATTITUDINAL, *BEHAVIOURAL) if c in frame and c != x]
+    rows = []
+    for y in ys:
+        sub = frame[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()
+        n = len(sub)
+        a, b = sub[x].to_numpy(float), sub[y].to_numpy(float)
+        for m in methods:
+            if n < 5 or np.ptp(a) == 0 or np.ptp(b) == 0:
+                rows.append({"x": x, "y": y, "method": m, "r": np.nan, "p_value": np.nan, "n": n})
+                continue
+            if m == "pearson":
+                r, p = stats.pearsonr(a, b)
+                se = 1 / math.sqrt(n - 3)
+            elif m == "spearman":
+                r, p = stats.spearmanr(a, b)
+                se = math.sqrt((1 + r * r / 2) / (n - 3))
+            elif m == "kendall":
+                r, p = stats.kendalltau(a, b)
+                se = math.sqrt(0.437 / (n - 4))
+            else:
+                raise ValueError(f"unknown method {m!r}")
+            lo, hi = _fisher_ci(np.array([r]), np.array([se]))
+            rows.append({"x": x, "y": y, "method": m, "r": float(r), "ci_low": float(lo[0]),
+                         "ci_high": float(hi[0]), "p_value": float(p), "n": n})
+    out = pd.DataFrame(rows, columns=["x", "y", "method", "r", "ci_low", "ci_high", "p_value", "n"])
+    out.insert(2, "kind", ["attitudinal" if y in ATTITUDINAL else "behavioural" for y in out["y"]])
+    out["p_adjusted"] = _adjust(out["p_value"], correction)
+    out["significant"] = out["p_adjusted"] < 0.05
+    out.attrs["correction"] = CORRECTIONS.get(correction, correction)
+    return out
+
+
+def figure_correlations(corr: pd.DataFrame, lang: str = "en") -> go.Figure:
+    """Heatmap: loyalty measures × methods, coloured by r, annotated with r and the corrected p."""
+    ys = list(dict.fromkeys(corr["y"]))
+    methods = list(dict.fromkeys(corr["method"]))
+    piv = corr.pivot(index="y", columns="method", values="r").reindex(index=ys, columns=methods)
+    pad = corr.pivot(index="y", columns="method", values="p_adjusted").reindex(index=ys, columns=methods)
+    text = [[("–" if pd.isna(piv.iloc[i, j]) else f"{piv.iloc[i, j]:.2f}"
+              + ("*" if pd.notna(pad.iloc[i, j]) and pad.iloc[i, j] < 0.05 else ""))
+             for j in range(len(methods))] for i in range(len(ys))]
+    fig = go.Figure(go.Heatmap(
+        z=piv.to_numpy(), x=[_tr(f"method.{m}", lang) for m in methods], y=[_tr(f"measure.{y}", lang) for y in ys],
+        text=text, texttemplate="%{text}", zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+        colorbar=dict(title="r")))
+    fig.update_layout(title=_tr("fig.correlations", lang, correction=_tr(
+        "correction." + ("holm" if corr.attrs.get("correction", "Holm") == "Holm" else "fdr_bh"), lang)),
+        xaxis_title=_tr("axis.method", lang), yaxis_title=_tr("axis.measure", lang),
+        height=max(360, 60 + 38 * len(ys)))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def finding_correlations(corr: pd.DataFrame, lang: str = "en") -> str:
+    sp = corr[corr["method"] == "spearman"].dropna(subset=["r"])
+    if sp.empty:
+        return _tr("find.none", lang)
+    att = sp[sp["kind"] == "attitudinal"]
+    beh = sp[sp["kind"] == "behavioural"]
+    def best(df: pd.DataFrame) -> str:
+        if df.empty:
+            return "–"
+        r = df.loc[df["r"].abs().idxmax()]
+        return _tr("find.corr_item", lang, measure=_tr(f"measure.{r['y']}", lang), r=fmt_num(r["r"], lang),
+                   lo=fmt_num(r["ci_low"], lang), hi=fmt_num(r["ci_high"], lang))
+    return _tr("find.correlations", lang, att=best(att), beh=best(beh),
+               correction=_tr("correction." + ("holm" if corr.attrs.get("correction") == "Holm" else "fdr_bh"), lang))
+
+
+# =============================================================== 2. thresholds
+def loyalty_by_level(frame: pd.DataFrame, measure: str = "intent", x: str = "satisfaction") -> pd.DataFrame:
+    """Share loyal per satisfaction level with Wilson CIs and the jump from the previous level.
+
+    ``measure``: "intent" (repurchase_intent in the top two boxes; or ``loyal`` when there is no intent
+    question) or "behaviour" (repeat purchase within the window, complete follow-up only).
+    Columns ``level, n, k, share, ci_low, ci_high, jump, jump_p`` (two-proportion z test of the jump).
+    """
+    y = _outcome(frame, measure)
+    sub = pd.DataFrame({"level": frame[x], "y": y}).dropna()
+    g = sub.groupby("level")["y"].agg(["size", "sum"]).rename(columns={"size": "n", "sum": "k"}).reset_index()
+    g["n"] = g["n"].astype(int)
+    g["k"] = g["k"].astype(int)
+    g["share"] = g["k"] / g["n"]
+    g["ci_low"], g["ci_high"] = wilson(g["k"], g["n"])
+    p_prev = g["share"].shift()
+    g["jump"] = g["share"] - p_prev
+    pooled = (g["k"] + g["k"].shift()) / (g["n"] + g["n"].shift())
+    se = np.sqrt(pooled * (1 - pooled) * (1 / g["n"] + 1 / g["n"].shift()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["jump_p"] = 2 * stats.norm.sf(np.abs(g["jump"] / se))
+    g.attrs["measure"] = measure
+    return g
+
+
+def _outcome(frame: pd.DataFrame, measure: str) -> pd.Series:
+    if measure == "intent":
+        if "repurchase_intent" in frame:
+            return top_box(frame, "repurchase_intent")
+        if "loyal" in frame:
+            return frame["loyal"].astype(float)
+        raise MissingDataError("surveys", ("repurchase_intent",), "stated intent")
+    if measure == "behaviour":
+        require_behaviour(frame)
+        return frame["repeat"].astype(float)
+    raise ValueError(f"measure must be 'intent' or 'behaviour', not {measure!r}")
+
+
+def _hinge_fit(x: np.ndarray, k: np.ndarray, n: np.ndarray, taus: np.ndarray,
+               iters: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Binomial MLE of p = a + b*max(0, x - tau) for every tau and every batch row.
+
+    ``x`` (L,), ``k``/``n`` (B, L), ``taus`` (G,). Fisher scoring for the identity link
+    (weights n / p(1-p)), vectorised over (B, G). Returns a, b, loglik of shape (B, G).
+    """
+    h = np.maximum(0.0, x[None, :] - taus[:, None])[None, :, :]  # (1, G, L)
+    k = k[:, None, :].astype(float)
+    n = n[:, None, :].astype(float)
+    y = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+    w = n.copy()
+    eps = 1e-6
+    for _ in range(iters):
+        s0 = w.sum(-1)
+        s1 = (w * h).sum(-1)
+        s2 = (w * h * h).sum(-1)
+        t0 = (w * y).sum(-1)
+        t1 = (w * h * y).sum(-1)
+        det = s0 * s2 - s1 * s1
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        a = (s2 * t0 - s1 * t1) / det
+        b = (s0 * t1 - s1 * t0) / det
+        p = np.clip(a[..., None] + b[..., None] * h, eps, 1 - eps)
+        w = n / (p * (1 - p))
+    p = np.clip(a[..., None] + b[..., None] * h, eps, 1 - eps)
+    ll = (k * np.log(p) + (n - k) * np.log1p(-p)).sum(-1)
+    return a, b, ll
+
+
+def _ll_saturated(k: np.ndarray, n: np.ndarray) -> float:
+    p = np.divide(k, n, out=np.zeros(k.shape), where=n > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(k > 0, k * np.log(np.where(p > 0, p, 1)), 0.0)
+        t2 = np.where(n - k > 0, (n - k) * np.log(np.where(p < 1, 1 - p, 1)), 0.0)
+    return float((t1 + t2).sum())
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """Where loyalty starts to rise with satisfaction: p(s) = a + b·max(0, s − τ).
+
+    ``tau`` is the maximum-likelihood threshold (binomial likelihood, identity link, profiled on
+    a 0.01 grid); ``ci_low``/``ci_high`` the 95% percentile-bootstrap interval (respondents
+    resampled, ``n_boot`` replicates); ``profile_ci`` the profile-likelihood interval
+    (χ²₁ cut-off, indicative). ``lr`` compares the hinge with a straight line (τ at the lowest
+    level); because τ is not identified under the straight line the χ² reference does not apply
+    (Davies' problem), so ``p_linear`` is calibrated by a parametric bootstrap under the fitted
+    straight line. ``p_categorical`` is a standard LR test of satisfaction as categories against
+    a linear logit (statsmodels), df = levels − 2: small = the straight line is wrong.
+    """
+
+    measure: str
+    tau: float
+    ci_low: float
+    ci_high: float
+    a: float
+    b: float
+    n: int
+    lr: float
+    p_linear: float
+    p_categorical: float
+    profile_ci: tuple[float, float]
+    by_level: pd.DataFrame = field(repr=False, compare=False)
+    profile: pd.DataFrame = field(repr=False, compare=False)
+    boot: pd.DataFrame = field(repr=False, compare=False)
+    linear: tuple[float, float] = (math.nan, math.nan)
+    n_boot: int = 0
+
+    def predict(self, s: Any) -> np.ndarray:
+        return np.clip(self.a + self.b * np.maximum(0.0, np.asarray(s, float) - self.tau), 0, 1)
+
+    def summary(self, lang: str = "en") -> str:
+        return _tr("find.threshold_one", lang, measure=_tr(f"measure.{self.measure}", lang),
+                   tau=fmt_num(self.tau, lang, 1), lo=fmt_num(self.ci_low, lang, 1),
+                   hi=fmt_num(self.ci_high, lang, 1), p=fmt_p(self.p_linear, lang), n=fmt_int(self.n, lang))
+
+    def to_metric(self) -> dict[str, Any]:
+        return {"estimate": self.tau, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
+                "base": self.a, "slope": self.b, "lr_vs_linear": self.lr, "p_linear_bootstrap": self.p_linear,
+                "p_categorical_vs_linear": self.p_categorical, "profile_ci": list(self.profile_ci),
+                "ci_method": "percentile bootstrap", "n_boot": self.n_boot}
+
+    def __repr__(self) -> str:
+        return (f"<ThresholdResult {self.measure}: tau={self.tau:.2f} (95% CI {self.ci_low:.2f}–{self.ci_high:.2f}), "
+                f"p(s)={self.a:.3f}+{self.b:.3f}·max(0,s−tau), n={self.n}, LR vs line={self.lr:.1f} "
+                f"(bootstrap p={self.p_linear:.3g}), categorical vs linear p={self.p_categorical:.3g}>")
+
+
+def fit_threshold(levels: Sequence[float], k: Sequence[int], n: Sequence[int], measure: str = "intent",
+                  n_boot: int = 500, seed: int = 42, step: float = 0.01) -> ThresholdResult:
+    """Fit the hinge threshold model to grouped data (successes ``k`` of ``n`` at each level).
+
+    See :class:`ThresholdResult`. Vectorised: each bootstrap replicate is a multinomial draw of
+    the (level × outcome) cell counts, equivalent to resampling respondents.
+    """
+    x = np.asarray(levels, float)
+    k = np.asarray(k, float)
+    n = np.asarray(n, float)
+    ok = n > 0
+    x, k, n = x[ok], k[ok], n[ok]
+    order = np.argsort(x)
+    x, k, n = x[order], k[order], n[order]
+    if x.size < 3:
+        raise ValueError("the threshold model needs at least three satisfaction levels")
+    taus = np.round(np.arange(x[0], x[-2] + step / 2, step), 10)
+    a, b, ll = _hinge_fit(x, k[None], n[None], taus)
+    i = int(np.argmax(ll[0]))
+    tau, ll_max = float(taus[i]), float(ll[0, i])
+    ll_lin = float(ll[0, 0])
+    lr = max(0.0, 2 * (ll_max - ll_lin))
+    rng = np.random.default_rng(seed)
+    total = int(n.sum())
+    probs = np.concatenate([k, n - k]) / total
+    cells = rng.multinomial(total, probs, size=max(int(n_boot), 1))
+    kb, nb = cells[:, : x.size], cells[:, : x.size] + cells[:, x.size:]
+    ab, bb, llb = _hinge_fit(x, kb, nb, taus)
+    ib = np.argmax(llb, axis=1)
+    tb = taus[ib]
+    boot = pd.DataFrame({"tau": tb, "a": ab[np.arange(len(ib)), ib], "b": bb[np.arange(len(ib)), ib]})
+    lo, hi = np.quantile(tb, [0.025, 0.975])
+    # parametric bootstrap of the LR statistic under the straight line
+    p_lin = np.clip(a[0, 0] + b[0, 0] * (x - x[0]), 1e-6, 1 - 1e-6)
+    k0 = rng.binomial(n.astype(np.int64)[None, :], p_lin[None, :], size=(max(int(n_boot), 1), x.size))
+    _, _, ll0 = _hinge_fit(x, k0, np.broadcast_to(n, k0.shape), taus)
+    lr0 = 2 * (ll0.max(axis=1) - ll0[:, 0])
+    p_linear = float((1 + np.sum(lr0 >= lr - 1e-9)) / (1 + lr0.size))
+    # profile-likelihood set
+    inside = taus[2 * (ll_max - ll[0]) <= stats.chi2.ppf(0.95, 1)]
+    by_level = pd.DataFrame({"level": x, "n": n.astype(int), "k": k.astype(int), "share": k / n})
+    by_level["ci_low"], by_level["ci_high"] = wilson(by_level["k"], by_level["n"])
+    by_level["fitted"] = np.clip(a[0, i] + b[0, i] * np.maximum(0, x - tau), 0, 1)
+    by_level["linear"] = p_lin
+    return ThresholdResult(
+        measure=measure, tau=tau, ci_low=float(lo), ci_high=float(hi), a=float(a[0, i]), b=float(b[0, i]),
+        n=total, lr=float(lr), p_linear=p_linear, p_categorical=_categorical_test(x, k, n),
+        profile_ci=(float(inside.min()), float(inside.max())), by_level=by_level,
+        profile=pd.DataFrame({"tau": taus, "loglik": ll[0]}), boot=boot,
+        linear=(float(a[0, 0] - b[0, 0] * x[0]), float(b[0, 0])), n_boot=int(n_boot))
+
+
+def _categorical_test(x: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    """LR test: satisfaction as categories (saturated logit) vs a linear logit (statsmodels GLM)."""
+    import statsmodels.api as sm
+
+    if x.size < 3:
+        return math.nan
+    endog = np.column_stack([k, n - k])
+    try:
+        lin = sm.GLM(endog, sm.add_constant(x), family=sm.families.Binomial()).fit()
+    except Exception:  # noqa: BLE001 - perfect separation etc.
+        return math.nan
+    # the deviance of the grouped linear logit is its LR statistic against the saturated (categorical) model
+    return float(stats.chi2.sf(max(float(lin.deviance), 0.0), x.size - 2))
+
+
+def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[str, ThresholdResult]:
+    """Both thresholds: ``intent`` (stated, all respondents) and ``behaviour`` (repeat buying; identified
+    respondents with complete follow-up). ``behaviour`` is left out when it cannot be measured."""
+    out = {}
+    for m in ("intent", "behaviour"):
+        try:
+            lv = loyalty_by_level(frame, m)
+        except MissingDataError:
+            if m == "intent":
+                raise
+            continue
+        out[m] = fit_threshold(lv["level"], lv["k"], lv["n"], m, n_boot=n_boot, seed=seed + (m == "behaviour"))
+    return out
+
+
+def figure_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> go.Figure:
+    """Observed share per level (Wilson CIs), fitted hinge and straight line, thresholds shaded."""
+    fig = go.Figure()
+    for j, (m, r) in enumerate(res.items()):
+        c = viz.PALETTE[j]
+        bl = r.by_level
+        fig.add_trace(go.Scatter(
+            x=bl["level"], y=bl["share"], mode="markers", name=_tr(f"measure.{m}", lang), marker=dict(color=c, size=9),
+            error_y=dict(type="data", symmetric=False, array=bl["ci_high"] - bl["share"],
+                         arrayminus=bl["share"] - bl["ci_low"])))
+        grid = np.linspace(bl["level"].min(), bl["level"].max(), 101)
+        fig.add_trace(go.Scatter(x=grid, y=r.predict(grid), mode="lines", line=dict(color=c),
+                                 name=_tr("legend.hinge", lang, measure=_tr(f"measure.{m}", lang))))
+        fig.add_trace(go.Scatter(x=grid, y=np.clip(r.linear[0] + r.linear[1] * grid, 0, 1), mode="lines",
+                                 line=dict(color=c, dash="dot"), name=_tr("legend.linear", lang)))
+        fig.add_vrect(x0=r.ci_low, x1=r.ci_high, fillcolor=c, opacity=0.12, line_width=0)
+        fig.add_vline(x=r.tau, line=dict(color=c, dash="dash"))
+    fig.update_layout(title=_tr("fig.thresholds", lang), xaxis_title=_tr("axis.satisfaction", lang),
+                      yaxis_title=_tr("axis.share_loyal", lang), height=470)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    return fig
+
+
+def finding_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> str:
+    parts = [r.summary(lang) for r in res.values()]
+    if "intent" in res and "behaviour" in res:
+        parts.append(_tr("find.thresholds_gap", lang, gap=fmt_num(res["behaviour"].tau - res["intent"].tau, lang, 1)))
+    linear_wrong = [r for r in res.values() if r.p_linear < 0.05 or r.p_categorical < 0.05]
+    parts.append(_tr("find.linear_wrong" if linear_wrong else "find.linear_ok", lang))
+    return " ".join(parts)
+
+
+# =============================================================== 3. expectation gap
+def expectation_gap(frame: pd.DataFrame) -> pd.DataFrame:
+    """Below / met / above expectation (midpoint of the expectation scale = met) and later behaviour.
+
+    Columns ``group, n, share, satisfaction, recommend, intent_top2 (+CI), repeat (+CI), n_followup,
+    churned (+CI), n_churn``; ``attrs["p_repeat"]``/``attrs["p_churn"]`` are χ² tests across groups.
+    """
+    if "expectation" not in frame or frame["expectation"].notna().sum() == 0:
+        raise MissingDataError("surveys", ("expectation",), "expectation gap")
+    lo, hi = _scale(frame, "expectation")
+    mid = (lo + hi) / 2
+    e = frame["expectation"]
+    grp = pd.Series(np.where(e < mid, "below", np.where(e > mid, "above", "met")), index=frame.index).where(e.notna())
+    rows = []
+    n_all = int(grp.notna().sum())
+    for gname in ("below", "met", "above"):
+        sel = grp == gname
+        sub = frame[sel]
+        row: dict[str, Any] = {"group": gname, "n": int(sel.sum()), "share": sel.sum() / max(n_all, 1)}
+        row["satisfaction"] = sub["satisfaction"].mean()
+        if "recommend" in sub:
+            row["recommend"] = sub["recommend"].mean()
+        if "repurchase_intent" in sub:
+            tb = top_box(sub, "repurchase_intent").dropna()
+            row["intent_top2"] = tb.mean()
+        for col, nkey in (("repeat", "n_followup"), ("churned", "n_churn")):
+            if col in sub:
+                v = sub[col].dropna()
+                row[nkey] = len(v)
+                row[col] = v.mean() if len(v) else np.nan
+                lo_, hi_ = wilson(v.sum(), len(v))
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = float(lo_), float(hi_)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("repeat", "churned"):
+        if col in frame and frame[col].notna().any():
+            tab = pd.crosstab(grp, frame[col]).reindex(index=["below", "met", "above"]).dropna()
+            if tab.shape[0] >= 2 and tab.shape[1] == 2 and (tab.to_numpy() > 0).all():
+                out.attrs[f"p_{col}"] = float(stats.chi2_contingency(tab.to_numpy())[1])
+    return out
+
+
+def figure_expectation(gap: pd.DataFrame, lang: str = "en") -> go.Figure:
+    labels = [_tr(f"expect.{g}", lang) for g in gap["group"]]
+    fig = go.Figure()
+    for j, col in enumerate(c for c in ("repeat", "churned") if c in gap):
+        fig.add_trace(go.Bar(x=labels, y=gap[col], name=_tr(f"measure.{col}", lang), marker_color=viz.PALETTE[j],
+                             error_y=dict(type="data", symmetric=False, array=gap[f"{col}_ci_high"] - gap[col],
+                                          arrayminus=gap[col] - gap[f"{col}_ci_low"])))
+    if "intent_top2" in gap:
+        fig.add_trace(go.Scatter(x=labels, y=gap["intent_top2"], mode="markers+lines",
+                                 name=_tr("measure.intent", lang), marker_color=viz.PALETTE[2]))
+    fig.update_layout(title=_tr("fig.expectation", lang), xaxis_title=_tr("axis.expectation", lang),
+                      yaxis_title=_tr("axis.share", lang), barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def finding_expectation(gap: pd.DataFrame, lang: str = "en") -> str:
+    g = gap.set_index("group")
+    if "repeat" not in g:
+        return _tr("find.expectation_att", lang, below=fmt_pct(g.loc["below", "intent_top2"], lang),
+                   above=fmt_pct(g.loc["above", "intent_top2"], lang))
+    return _tr("find.expectation", lang, below=fmt_pct(g.loc["below", "repeat"], lang),
+               met=fmt_pct(g.loc["met", "repeat"], lang), above=fmt_pct(g.loc["above", "repeat"], lang),
+               cb=fmt_pct(g.loc["below", "churned"], lang) if "churned" in g else "–",
+               ca=fmt_pct(g.loc["above", "churned"], lang) if "churned" in g else "–",
+               p=fmt_p(gap.attrs.get("p_repeat"), lang))
+
+
+# =============================================================== 4. four cases
+@dataclass(frozen=True)
+class FourCases:
+    """The texts' four cases (satisfied × loyal; satisfied & loyal split trust / self-interest).
+
+    ``table``: ``case, n, share, ci_low, ci_high`` over all respondents in scope (``n_total``),
+    including ``neutral`` (between the cut-offs) and ``unknown`` (loyalty not measurable), so
+    counts add up to ``n_total``. ``profile``: what distinguishes each case (feature means per case,
+    Kruskal–Wallis p-value across the four cases, Holm-adjusted).
+    """
+
+    table: pd.DataFrame
+    profile: pd.DataFrame
+    n_total: int
+    loyalty: str
+    sat_high: float
+    sat_low: float
+    discount_cut: float | None
+
+    def summary(self, lang: str = "en") -> str:
+        main = self.table[~self.table["case"].isin(["neutral", "unknown"])]
+        return "; ".join(f"{case_label(c, lang)} {fmt_pct(s, lang)}" for c, s in zip(main["case"], main["share"],
+                                                                                     strict=True))
+
+    def to_metric(self) -> dict[str, Any]:
+        return {r.case: {"n": int(r.n), "share": r.share, "ci_low": r.ci_low, "ci_high": r.ci_high}
+                for r in self.table.itertuples()}
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{r.case}={r.n} ({r.share:.1%})" for r in self.table.itertuples())
+        return f"<FourCases n={self.n_total} loyalty={self.loyalty}: {body}>"
+
+
+def case_label(case: str, lang: str = "en", nickname: bool = False) -> str:
+    """Translated case name (texts' Chinese names); ``nickname`` appends apostles/mercenaries/… ."""
+    label = _tr(f"case.{case}", lang)
+    if nickname and t("core.app", lang) and f"loyalty.case_nick.{case}" in _keys():
+        label += f" ({_tr(f'case_nick.{case}', lang)})"
+    return label
+
+
+def _keys() -> set[str]:
+    from workbench.i18n import table
+
+    return set(table())
+
+
+def four_cases(frame: pd.DataFrame, sat_high: float = 4, sat_low: float = 2, loyalty: str = "behaviour",
+               discount_cut: float | None = 0.05, intent_cut: float | None = None) -> FourCases:
+    """Classify respondents into the four cases.
+
+    Parameters
+    ----------
+    sat_high, sat_low : float
+        Satisfied = satisfaction >= ``sat_high`` (top-2-box on 1–5 by default); dissatisfied =
+        satisfaction <= ``sat_low``; in between = neutral.
+    loyalty : "behaviour" or "intent"
+        Loyal = repeat purchase within the window (identified respondents with complete
+        follow-up; others are ``unknown``) or stated intent in the top two boxes.
+    discount_cut : float or None
+        Satisfied & loyal customers whose discount share of spend is >= this are
+        self-interest loyal (势利忠诚), the others trust-based (信赖忠诚). ``None`` or no discount
+        data: one "satisfied & loyal" case.
+    """
+    n_total = len(frame)
+    s = frame["satisfaction"]
+    if loyalty == "behaviour":
+        require_behaviour(frame)
+        loyal = frame["repeat"]
+    elif loyalty == "intent":
+        loyal = _outcome(frame, "intent") if intent_cut is None else (
+            frame["repurchase_intent"] >= intent_cut).astype(float).where(frame["repurchase_intent"].notna())
+    else:
+        raise ValueError("loyalty must be 'behaviour' or 'intent'")
+    split = discount_cut is not None and "discount_share" in frame and frame["discount_share"].notna().any()
+    case = pd.Series("unknown", index=frame.index, dtype=object)
+    known = loyal.notna() & s.notna()
+    sat, dis = s >= sat_high, s <= sat_low
+    lo_ = loyal == 1
+    case[known & ~sat & ~dis] = "neutral"
+    case[known & sat & ~lo_] = "satisfied_not_loyal"
+    case[known & dis & ~lo_] = "dissatisfied_not_loyal"
+    case[known & dis & lo_] = "dissatisfied_loyal"
+    if split:
+        deal = frame["discount_share"].fillna(0) >= discount_cut
+        case[known & sat & lo_ & deal] = "self_interest"
+        case[known & sat & lo_ & ~deal] = "trust"
+    else:
+        case[known & sat & lo_] = "satisfied_loyal"
+    order = [c for c in CASES if c in set(case) or c in (
+        ("trust", "self_interest") if split else ("satisfied_loyal",)) or c in (
+        "satisfied_not_loyal", "dissatisfied_not_loyal", "dissatisfied_loyal")]
+    counts = case.value_counts().reindex(order, fill_value=0)
+    n_class = int(known.sum())
+    tab = pd.DataFrame({"case": order, "n": counts.to_numpy().astype(int)})
+    denom = np.where(tab["case"] == "unknown", n_total, n_class)
+    tab["share"] = tab["n"] / np.where(denom > 0, denom, 1)
+    tab["ci_low"], tab["ci_high"] = wilson(tab["n"], denom)
+    tab.attrs["denominator"] = "respondents with known loyalty (unknown: share of all)"
+    frame_c = frame.assign(_case=case)
+    profile = _case_profile(frame_c[case.isin(["trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal",
+                                                "dissatisfied_not_loyal", "dissatisfied_loyal"])])
+    return FourCases(tab, profile, n_total, loyalty, float(sat_high), float(sat_low),
+                     discount_cut if split else None)
+
+
+PROFILE_FEATURES = ("satisfaction", "repurchase_intent", "recommend", "discount_share", "tenure_days", "freq_12m",
+                    "spend_12m", "member", "complained", "key_customer")
+
+
+def _case_profile(fc: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    cases = [c for c in CASES if c in set(fc["_case"])]
+    feats = [f for f in PROFILE_FEATURES if f in fc and fc[f].notna().any()]
+    seg_dummies = []
+    if "segment" in fc and fc["segment"].notna().any():
+        for sname in sorted(fc["segment"].dropna().unique()):
+            col = f"segment={sname}"
+            fc = fc.assign(**{col: (fc["segment"] == sname).astype(float)})
+            seg_dummies.append(col)
+    for f in [*feats, *seg_dummies]:
+        row: dict[str, Any] = {"feature": f}
+        groups = []
+        for c in cases:
+            v = fc.loc[fc["_case"] == c, f].dropna()
+            row[c] = v.mean() if len(v) else np.nan
+            if len(v):
+                groups.append(v.to_numpy(float))
+        try:
+            row["p_value"] = float(stats.kruskal(*groups)[1]) if len(groups) >= 2 else np.nan
+        except ValueError:
+            row["p_value"] = np.nan
+        rows.append(row)
+    prof = pd.DataFrame(rows, columns=["feature", *cases, "p_value"])
+    prof["p_adjusted"] = _adjust(prof["p_value"], "holm")
+    return prof
+
+
+def figure_four_cases(fc: FourCases, lang: str = "en") -> go.Figure:
+    tab = fc.table[fc.table["case"] != "unknown"]
+    fig = viz.bar_with_ci([case_label(c, lang, nickname=True) for c in tab["case"]], tab["share"], tab["ci_low"],
+                          tab["ci_high"], title=_tr("fig.four_cases", lang),
+                          x_title=_tr("axis.case", lang), y_title=_tr("axis.share_respondents", lang), percent=True,
+                          text=[fmt_int(n, lang) for n in tab["n"]])
+    fig.update_layout(height=460)
+    return fig
+
+
+def finding_four_cases(fc: FourCases, lang: str = "en") -> str:
+    tab = fc.table.set_index("case")
+    dl = tab.loc["dissatisfied_loyal"] if "dissatisfied_loyal" in tab.index else None
+    extra = ""
+    prof = fc.profile.set_index("feature")
+    if dl is not None and "dissatisfied_loyal" in prof and "dissatisfied_not_loyal" in prof:
+        segs = prof[prof.index.str.startswith("segment=")]
+        if len(segs):
+            diff = (segs["dissatisfied_loyal"] - segs["dissatisfied_not_loyal"]).dropna()
+            if len(diff):
+                top = diff.idxmax()
+                extra = _tr("find.hostage_segment", lang, segment=top.split("=", 1)[1],
+                            a=fmt_pct(segs.loc[top, "dissatisfied_loyal"], lang),
+                            b=fmt_pct(segs.loc[top, "dissatisfied_not_loyal"], lang))
+    return _tr("find.four_cases", lang, summary=fc.summary(lang)) + (" " + extra if extra else "")
+
+
+# =============================================================== 5. intention vs behaviour
+def intention_conversion(frame: pd.DataFrame, intent_cut: float | None = None) -> pd.DataFrame:
+    """Of respondents who said they would buy again (top-2-box, or ``>= intent_cut``), the share who did
+    within the window, per satisfaction level and overall (``level = "all"``), with Wilson CIs; and the
+    repeat rate of those who did not say so (``low_intent_repeat``)."""
+    require_behaviour(frame)
+    if "repurchase_intent" not in frame:
+        raise MissingDataError("surveys", ("repurchase_intent",), "intention-behaviour conversion")
+    intent = top_box(frame, "repurchase_intent") if intent_cut is None else (
+        frame["repurchase_intent"] >= intent_cut).astype(float).where(frame["repurchase_intent"].notna())
+    sub = pd.DataFrame({"level": frame["satisfaction"], "intent": intent, "repeat": frame["repeat"]}).dropna()
+    rows = []
+    for lvl, g in [*sorted(sub.groupby("level")), ("all", sub)]:
+        hi = g[g["intent"] == 1]
+        lo = g[g["intent"] == 0]
+        rows.append({"level": lvl, "n_intent": len(hi), "n_converted": int(hi["repeat"].sum()),
+                     "n_low_intent": len(lo), "low_intent_repeat": lo["repeat"].mean() if len(lo) else np.nan})
+    out = pd.DataFrame(rows)
+    out["conversion"] = out["n_converted"] / out["n_intent"].where(out["n_intent"] > 0)
+    out["ci_low"], out["ci_high"] = wilson(out["n_converted"], out["n_intent"])
+    return out[["level", "n_intent", "n_converted", "conversion", "ci_low", "ci_high", "n_low_intent",
+                "low_intent_repeat"]]
+
+
+def figure_conversion(conv: pd.DataFrame, lang: str = "en") -> go.Figure:
+    c = conv[conv["level"] != "all"]
+    fig = viz.bar_with_ci([fmt_num(v, lang, 0) for v in c["level"]], c["conversion"], c["ci_low"], c["ci_high"],
+                          title=_tr("fig.conversion", lang), x_title=_tr("axis.satisfaction", lang),
+                          y_title=_tr("axis.conversion", lang), percent=True,
+                          text=[fmt_int(n, lang) for n in c["n_intent"]])
+    fig.add_trace(go.Scatter(x=[fmt_num(v, lang, 0) for v in c["level"]], y=c["low_intent_repeat"],
+                             mode="markers+lines", name=_tr("legend.low_intent", lang), marker_color=viz.PALETTE[1]))
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def finding_conversion(conv: pd.DataFrame, lang: str = "en") -> str:
+    a = conv[conv["level"] == "all"].iloc[0]
+    return _tr("find.conversion", lang, conv=fmt_pct(a["conversion"], lang), lo=fmt_pct(a["ci_low"], lang),
+               hi=fmt_pct(a["ci_high"], lang), n=fmt_int(a["n_intent"], lang),
+               low=fmt_pct(a["low_intent_repeat"], lang))
+
+
+# =============================================================== 6. key drivers
+def relative_weights(corr: np.ndarray) -> np.ndarray:
+    """Johnson's (2000) relative weights from a correlation matrix (last row/col = outcome).
+
+    Works on a batch ``(..., p+1, p+1)``; returns raw weights ``(..., p)`` that sum to R².
+    """
+    rxx = corr[..., :-1, :-1]
+    rxy = corr[..., :-1, -1]
+    lam, vec = np.linalg.eigh(rxx)
+    lam = np.clip(lam, 1e-12, None)
+    half = (vec * np.sqrt(lam)[..., None, :]) @ np.swapaxes(vec, -1, -2)  # R^(1/2)
+    beta = np.linalg.solve(half, rxy[..., None])[..., 0]
+    return (half ** 2 * (beta ** 2)[..., None, :]).sum(-1)
+
+
+def shapley_r2(corr: np.ndarray) -> np.ndarray:
+    """Exact Shapley decomposition of R² (LMG) from a correlation matrix (last = outcome); batchable."""
+    p = corr.shape[-1] - 1
+    if p > 12:
+        raise ValueError("Shapley decomposition is limited to 12 drivers")
+    r2: dict[frozenset[int], np.ndarray] = {frozenset(): np.zeros(corr.shape[:-2])}
+    for size in range(1, p + 1):
+        for sub in combinations(range(p), size):
+            idx = list(sub)
+            rss = corr[..., idx][..., idx, :]
+            rsy = corr[..., idx, -1]
+            b = np.linalg.solve(rss, rsy[..., None])[..., 0]
+            r2[frozenset(sub)] = (b * rsy).sum(-1)
+    out = np.zeros((*corr.shape[:-2], p))
+    fact = math.factorial
+    for j in range(p):
+        others = [i for i in range(p) if i != j]
+        for size in range(p):
+            wgt = fact(size) * fact(p - size - 1) / fact(p)
+            for sub in combinations(others, size):
+                s = frozenset(sub)
+                out[..., j] += wgt * (r2[s | {j}] - r2[s])
+    return out
+
+
+def _boot_corr(data: np.ndarray, n_boot: int, seed: int, chunk: int = 50) -> np.ndarray:
+    """Correlation matrices of ``n_boot`` bootstrap resamples of the rows of ``data`` (vectorised:
+    resampling counts as weights, weighted moments by matrix products)."""
+    rng = np.random.default_rng(seed)
+    n, q = data.shape
+    xc = data - data.mean(0)
+    outer = (xc[:, :, None] * xc[:, None, :]).reshape(n, q * q)
+    res = []
+    for start in range(0, n_boot, chunk):
+        c = min(chunk, n_boot - start)
+        w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(c)]).astype(float) / n
+        m1 = w @ xc
+        m2 = (w @ outer).reshape(c, q, q) - m1[:, :, None] * m1[:, None, :]
+        sd = np.sqrt(np.clip(np.diagonal(m2, axis1=1, axis2=2), 1e-15, None))
+        res.append(m2 / sd[:, :, None] / sd[:, None, :])
+    return np.concatenate(res) if res else np.zeros((0, q, q))
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    """Key drivers of ``outcome``: ``table`` with ``driver, importance (raw weight, sums to r2), share
+    (of R²), ci_low, ci_high (bootstrap percentile of the raw weight), rank, shapley, performance
+    (mean rating), top2, quadrant``."""
+
+    table: pd.DataFrame
+    r2: float
+    outcome: str
+    method: str
+    n: int
+    n_boot: int
+
+    def to_metric(self) -> list[dict[str, Any]]:
+        return [{"driver": r.driver, "importance": r.importance, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                 "rank": int(r.rank), "share": r.share, "performance": r.performance, "quadrant": r.quadrant}
+                for r in self.table.itertuples()]
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{r.driver}={r.importance:.3f}" for r in self.table.itertuples())
+        return f"<DriverResult {self.method} on {self.outcome}: R²={self.r2:.3f}, n={self.n}: {body}>"
+
+
+def key_drivers(frame: pd.DataFrame, drivers: Sequence[str] | None = None, outcome: str = "satisfaction",
+                method: str = "relative_weights", n_boot: int = 200, seed: int = 42) -> DriverResult:
+    """Which attribute ratings drive ``outcome``, robust to correlated drivers.
+
+    ``method``: "relative_weights" (Johnson 2000) or "shapley" (exact Shapley/LMG decomposition of R²).
+    Both split the OLS R² into non-negative parts that sum to R². CIs: percentile bootstrap over
+    respondents (``n_boot``). Importance–performance quadrant: importance above the mean share (1/p)
+    and mean rating below the drivers' average = ``fix_first``.
+    """
+    drivers = list(drivers if drivers is not None else frame.attrs.get("drivers", []))
+    drivers = [d for d in drivers if d in frame and frame[d].notna().any()]
+    if len(drivers) < 2:
+        raise MissingDataError("surveys", ("attribute ratings",), "key drivers need at least two driver ratings")
+    if outcome in ("intent", "behaviour"):
+        y = _outcome(frame, outcome)
+    else:
+        y = frame[outcome]
+    data = pd.concat([frame[drivers], y.rename("_y")], axis=1).dropna().to_numpy(float)
+    n = data.shape[0]
+    if n < len(drivers) + 10:
+        raise MissingDataError("surveys", tuple(drivers), "too few complete responses for key drivers")
+    corr = np.corrcoef(data, rowvar=False)
+    fn = relative_weights if method == "relative_weights" else shapley_r2
+    imp = fn(corr)
+    shap = shapley_r2(corr) if len(drivers) <= 12 else np.full(len(drivers), np.nan)
+    r2 = float(imp.sum())
+    boot = fn(_boot_corr(data, int(n_boot), seed)) if n_boot else np.full((1, len(drivers)), np.nan)
+    lo, hi = np.nanquantile(boot, [0.025, 0.975], axis=0)
+    perf = data[:, :-1].mean(0)
+    lo_s = [frame.attrs.get("scales", {}).get(d, (1.0, 5.0)) for d in drivers]
+    top2 = [(frame[d] >= s[1] - 1).mean() for d, s in zip(drivers, lo_s, strict=True)]
+    tab = pd.DataFrame({"driver": drivers, "importance": imp, "share": imp / r2 if r2 > 0 else np.nan,
+                        "ci_low": lo, "ci_high": hi, "shapley": shap, "performance": perf, "top2": top2})
+    tab["rank"] = tab["importance"].rank(ascending=False, method="first").astype(int)
+    important = tab["share"] >= 1 / len(drivers)
+    good = tab["performance"] >= tab["performance"].mean()
+    tab["quadrant"] = np.select([important & ~good, important & good, ~important & ~good],
+                                ["fix_first", "keep_up", "low_priority"], "possible_overkill")
+    tab = tab.sort_values("rank").reset_index(drop=True)
+    return DriverResult(tab, r2, outcome, method, n, int(n_boot))
+
+
+def key_drivers_by_tier(frame: pd.DataFrame, **kwargs: Any) -> dict[str, DriverResult]:
+    """:func:`key_drivers` for key customers (关键客户) and ordinary customers separately."""
+    if "key_customer" not in frame or frame["key_customer"].notna().sum() == 0:
+        raise MissingDataError("transactions", (), "value tiers need identified respondents and transactions")
+    out = {}
+    for name, flag in (("key", 1.0), ("ordinary", 0.0)):
+        sub = frame[frame["key_customer"] == flag]
+        sub.attrs.update(frame.attrs)
+        try:
+            out[name] = key_drivers(sub, **kwargs)
+        except MissingDataError:
+            continue
+    return out
+
+
+def figure_drivers(res: DriverResult, lang: str = "en") -> go.Figure:
+    tab = res.table.sort_values("importance")
+    fig = go.Figure(go.Bar(
+        y=[_driver_label(d, lang) for d in tab["driver"]], x=tab["importance"], orientation="h",
+        marker_color=viz.PALETTE[0],
+        error_x=dict(type="data", symmetric=False, array=tab["ci_high"] - tab["importance"],
+                     arrayminus=tab["importance"] - tab["ci_low"])))
+    fig.update_layout(title=_tr("fig.drivers", lang, outcome=_tr(f"measure.{res.outcome}", lang),
+                                r2=fmt_num(res.r2, lang)),
+                      xaxis_title=_tr("axis.importance", lang), yaxis_title=_tr("axis.driver", lang), showlegend=False)
+    return fig
+
+
+def figure_importance_performance(res: DriverResult | dict[str, DriverResult], lang: str = "en") -> go.Figure:
+    """Importance (share of R²) vs performance (mean rating); dashed lines at the averages."""
+    items = res.items() if isinstance(res, dict) else [("all", res)]
+    fig = go.Figure()
+    for j, (name, r) in enumerate(items):
+        tab = r.table
+        fig.add_trace(go.Scatter(x=tab["performance"], y=tab["share"], mode="markers+text",
+                                 text=[_driver_label(d, lang) for d in tab["driver"]], textposition="top center",
+                                 marker=dict(size=11, color=viz.PALETTE[j]), name=_tr(f"tier.{name}", lang)))
+        if j == 0:
+            fig.add_hline(y=1 / len(tab), line=dict(dash="dash", color="#888"))
+            fig.add_vline(x=tab["performance"].mean(), line=dict(dash="dash", color="#888"))
+            fig.add_annotation(x=tab["performance"].min(), y=tab["share"].max(), text=_tr("quadrant.fix_first", lang),
+                               showarrow=False, xanchor="left", font=dict(color=viz.PALETTE[3]))
+    fig.update_layout(title=_tr("fig.ipa", lang), xaxis_title=_tr("axis.performance", lang),
+                      yaxis_title=_tr("axis.importance_share", lang))
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def _driver_label(d: str, lang: str) -> str:
+    key = f"loyalty.driver.{d}"
+    return t(key, lang) if key in _keys() else d
+
+
+def finding_drivers(res: DriverResult, lang: str = "en") -> str:
+    top = res.table.iloc[0]
+    fix = res.table[res.table["quadrant"] == "fix_first"]["driver"].tolist()
+    return _tr("find.drivers", lang, driver=_driver_label(top["driver"], lang), share=fmt_pct(top["share"], lang),
+               lo=fmt_num(top["ci_low"], lang, 3), hi=fmt_num(top["ci_high"], lang, 3), r2=fmt_num(res.r2, lang),
+               fix=", ".join(_driver_label(d, lang) for d in fix) or "–",
+               outcome=_tr(f"measure.{res.outcome}", lang))
+
+
+# =============================================================== 7. scorecards
+def _period_stats(ds: Dataset, start: dt.date, end: dt.date, prev_start: dt.date) -> dict[str, Any]:
+    """Engine aggregates of one period: buyers, purchases, spend moments, discount, complainers, returners."""
+    disc = "COALESCE(discount, 0)" if ds.has("transactions", "discount") else "NULL"
+    cmp = ""
+    if ds.has("complaints", "customer_id", "opened_at"):
+        cmp = (", (SELECT count(DISTINCT k.customer_id) FROM complaints k JOIN b ON b.customer_id = k.customer_id "
+               "WHERE CAST(k.opened_at AS DATE) BETWEEN ? AND ?) AS complainers")
+    q = f"""WITH b AS (SELECT customer_id, count(*) AS n, sum(amount) AS spend, sum({disc}) AS disc
+                      FROM transactions WHERE amount > 0 AND date BETWEEN ? AND ? AND customer_id IS NOT NULL
+                      GROUP BY 1),
+            pb AS (SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND date >= ? AND date < ?)
+            SELECT count(*) AS buyers, sum(n) AS purchases, sum(n * n) AS purchases_sq, sum(spend) AS spend,
+                   sum(spend * spend) AS spend_sq, sum(disc) AS disc,
+                   (SELECT count(*) FROM pb) AS prev_buyers,
+                   (SELECT count(*) FROM pb JOIN b USING (customer_id)) AS returning {cmp}
+            FROM b"""
+    params: list[Any] = [start, end, prev_start, start]
+    if cmp:
+        params += [start, end]
+    row = ds.sql(q, params).iloc[0].to_dict()
+    return {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+
+
+def _prop_test(k1: float, n1: float, k0: float, n0: float) -> float:
+    if not (n1 and n0) or n1 <= 0 or n0 <= 0:
+        return math.nan
+    p = (k1 + k0) / (n1 + n0)
+    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n0)) if 0 < p < 1 else 0.0
+    return float(2 * stats.norm.sf(abs(k1 / n1 - k0 / n0) / se)) if se > 0 else math.nan
+
+
+def _mean_test(s1: float, ss1: float, n1: float, s0: float, ss0: float, n0: float) -> tuple[float, float, float]:
+    """Mean, its 95% half-width, and the Welch t-test p-value vs the previous period, from sums."""
+    if not n1 or n1 < 2:
+        return (math.nan, math.nan, math.nan)
+    m1, v1 = s1 / n1, max(ss1 / n1 - (s1 / n1) ** 2, 0) * n1 / (n1 - 1)
+    half = float(stats.t.ppf(0.975, n1 - 1) * math.sqrt(v1 / n1))
+    if not n0 or n0 < 2:
+        return (m1, half, math.nan)
+    m0, v0 = s0 / n0, max(ss0 / n0 - (s0 / n0) ** 2, 0) * n0 / (n0 - 1)
+    p = stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m0, math.sqrt(v0), n0, equal_var=False).pvalue
+    return (m1, half, float(p))
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Satisfaction and loyalty indicators (DOMAIN.md §1) for ``period`` vs ``previous``.
+
+    ``indicators``: ``group (satisfaction/loyalty), indicator, value, ci_low, ci_high, previous, change,
+    p_value, test, status`` — status "measured" or "not measured: needs …" (``needs`` column).
+    ``survey``: the three survey questions: ``question, n, mean (+CI), top2 (+CI), bottom2 (+CI),
+    nps (+CI, 0–10 scales), previous_mean, previous_top2, p_mean (Welch t), p_top2 (z test)``.
+    """
+
+    indicators: pd.DataFrame
+    survey: pd.DataFrame
+    period: str
+    previous: str
+
+    def to_metric(self) -> dict[str, Any]:
+        ind = {r.indicator: ({"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "previous": r.previous,
+                              "p_value": r.p_value} if r.status == "measured" else {"status": r.status, "needs": r.needs})
+               for r in self.indicators.itertuples()}
+        sv = {r.question: {k: getattr(r, k) for k in ("n", "mean", "mean_ci_low", "mean_ci_high", "top2",
+                                                        "top2_ci_low", "top2_ci_high", "bottom2", "nps",
+                                                        "previous_mean", "p_mean", "p_top2")}
+              for r in self.survey.itertuples()}
+        return {"period": self.period, "previous": self.previous, "indicators": ind, "survey": sv}
+
+    def __repr__(self) -> str:
+        m = self.indicators[self.indicators["status"] == "measured"]
+        return (f"<Scorecard {self.period} vs {self.previous}: {len(m)} measured, "
+                f"{len(self.indicators) - len(m)} not measured; {len(self.survey)} survey questions>")
+
+
+def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for q in ("satisfaction", "repurchase_intent", "recommend"):
+        if q not in frame:
+            continue
+        lo, hi = _scale(frame, q)
+        v = cur[q].dropna()
+        v0 = prev[q].dropna()
+        n, n0 = len(v), len(v0)
+        m, mlo, mhi, _ = mean_ci(v)
+        wide = hi - lo > 6
+        top = (v >= hi - 1).sum()
+        bot = (v <= lo + 1).sum()
+        top0 = (v0 >= hi - 1).sum()
+        tlo, thi = wilson(top, n)
+        blo, bhi = wilson(bot, n)
+        row = {"question": q, "n": n, "mean": m, "mean_ci_low": mlo, "mean_ci_high": mhi,
+               "top2": top / n if n else np.nan, "top2_ci_low": float(tlo), "top2_ci_high": float(thi),
+               "bottom2": bot / n if n else np.nan, "bottom2_ci_low": float(blo), "bottom2_ci_high": float(bhi),
+               "nps": np.nan, "nps_ci_low": np.nan, "nps_ci_high": np.nan,
+               "previous_n": n0, "previous_mean": v0.mean() if n0 else np.nan,
+               "previous_top2": top0 / n0 if n0 else np.nan,
+               "p_mean": float(stats.ttest_ind(v, v0, equal_var=False).pvalue) if n > 1 and n0 > 1 else np.nan,
+               "p_top2": _prop_test(top, n, top0, n0)}
+        if wide and lo == 0 and hi == 10 and n:
+            pro, det = (v >= 9).mean(), (v <= 6).mean()
+            nps = pro - det
+            se = math.sqrt(max(pro + det - nps ** 2, 0) / n)
+            row.update(nps=100 * nps, nps_ci_low=100 * (nps - Z95 * se), nps_ci_high=100 * (nps + Z95 * se))
+            if n0:
+                nps0 = (v0 >= 9).mean() - (v0 <= 6).mean()
+                row["previous_nps"] = 100 * nps0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> Scorecard:
+    """Indicator scorecards for ``period`` (``.start``/``.end``) vs ``previous`` (transactions in the engine;
+    survey answers from ``frame``). Unmeasurable indicators are listed with what they need."""
+    cur = frame[(frame["date"] >= pd.Timestamp(period.start)) & (frame["date"] <= pd.Timestamp(period.end))]
+    prv = frame[(frame["date"] >= pd.Timestamp(previous.start)) & (frame["date"] <= pd.Timestamp(previous.end))]
+    survey = _survey_card(cur, prv, frame)
+    rows: list[dict[str, Any]] = []
+
+    def add(group: str, ind: str, value: float = math.nan, lo: float = math.nan, hi: float = math.nan,
+            prev: float = math.nan, p: float = math.nan, test: str = "", needs: str = "") -> None:
+        rows.append({"group": group, "indicator": ind, "value": value, "ci_low": lo, "ci_high": hi,
+                     "previous": prev, "change": value - prev if not needs else math.nan, "p_value": p,
+                     "test": test, "status": "measured" if not needs else "not measured", "needs": needs})
+
+    sv = survey.set_index("question") if len(survey) else pd.DataFrame()
+    if "recommend" in sv.index:
+        r = sv.loc["recommend"]
+        add("satisfaction", "recommendation", r["top2"], r["top2_ci_low"], r["top2_ci_high"], r["previous_top2"],
+            r["p_top2"], "z")
+    else:
+        add("satisfaction", "recommendation", needs="surveys.recommend")
+    add("satisfaction", "praise", needs="a reputation / praise survey item (美誉度)")
+    add("satisfaction", "asked_by_name", needs="a brand-request survey item (指名度)")
+    has_tx = ds.has("transactions", "customer_id", "date", "amount")
+    if has_tx:
+        p_len = (period.end - period.start).days + 1
+        cur_s = _period_stats(ds, period.start, period.end, period.start - dt.timedelta(days=p_len))
+        q_len = (previous.end - previous.start).days + 1
+        prv_s = _period_stats(ds, previous.start, previous.end, previous.start - dt.timedelta(days=q_len))
+        nb, nb0 = cur_s["buyers"] or 0, prv_s["buyers"] or 0
+        # repeat-visit rate: previous-period buyers who bought again this period
+        k1, n1 = cur_s["returning"] or 0, cur_s["prev_buyers"] or 0
+        k0, n0 = prv_s["returning"] or 0, prv_s["prev_buyers"] or 0
+        lo, hi = wilson(k1, n1)
+        add("satisfaction", "repeat_visit_rate", k1 / n1 if n1 else math.nan, float(lo), float(hi),
+            k0 / n0 if n0 else math.nan, _prop_test(k1, n1, k0, n0), "z")
+        if "complainers" in cur_s:
+            c1, c0 = cur_s["complainers"] or 0, prv_s.get("complainers") or 0
+            lo, hi = wilson(c1, nb)
+            add("satisfaction", "complaint_rate", c1 / nb if nb else math.nan, float(lo), float(hi),
+                c0 / nb0 if nb0 else math.nan, _prop_test(c1, nb, c0, nb0), "z")
+        else:
+            add("satisfaction", "complaint_rate", needs="complaints with customer_id")
+        m, half, p = _mean_test(cur_s["spend"] or 0, cur_s["spend_sq"] or 0, nb, prv_s["spend"] or 0,
+                                prv_s["spend_sq"] or 0, nb0)
+        add("satisfaction", "purchase_amount", m, m - half, m + half,
+            (prv_s["spend"] or 0) / nb0 if nb0 else math.nan, p, "welch")
+        if cur_s.get("disc") is not None and ds.has("transactions", "discount"):
+            gross1 = (cur_s["spend"] or 0) + (cur_s["disc"] or 0)
+            gross0 = (prv_s["spend"] or 0) + (prv_s["disc"] or 0)
+            add("satisfaction", "price_sensitivity", (cur_s["disc"] or 0) / gross1 if gross1 else math.nan,
+                prev=(prv_s["disc"] or 0) / gross0 if gross0 else math.nan, test="proxy: discount share of gross spend")
+        else:
+            add("satisfaction", "price_sensitivity", needs="transactions.discount or a price-rise survey item")
+        m, half, p = _mean_test(cur_s["purchases"] or 0, cur_s["purchases_sq"] or 0, nb, prv_s["purchases"] or 0,
+                                prv_s["purchases_sq"] or 0, nb0)
+        add("loyalty", "repeat_purchases", m, m - half, m + half,
+            (prv_s["purchases"] or 0) / nb0 if nb0 else math.nan, p, "welch")
+        tr = volume_trend(ds, period.end)
+        add("loyalty", "volume_trend", tr["slope_pct"], tr["ci_low"], tr["ci_high"], p=tr["p_value"], test="OLS")
+    else:
+        for g, ind in (("satisfaction", "repeat_visit_rate"), ("satisfaction", "complaint_rate"),
+                       ("satisfaction", "purchase_amount"), ("satisfaction", "price_sensitivity"),
+                       ("loyalty", "repeat_purchases"), ("loyalty", "volume_trend")):
+            add(g, ind, needs="transactions with customer_id")
+    add("loyalty", "category_share", needs="share-of-wallet data (category spend at competitors)")
+    add("loyalty", "time_to_choose", needs="a decision-time survey item")
+    add("loyalty", "competitor_attitude", needs="a competitor-attitude survey item")
+    if ds.has("members", "left_at"):
+        add("loyalty", "renewal", needs="contract or membership renewal dates")
+    else:
+        add("loyalty", "renewal", needs="members.left_at / contract renewal data")
+    return Scorecard(pd.DataFrame(rows), survey, getattr(period, "label", str(period)),
+                     getattr(previous, "label", str(previous)))
+
+
+def volume_trend(ds: Dataset, end: dt.date, months: int = 12) -> dict[str, float]:
+    """Trend of monthly purchase volume (revenue) over ``months`` months to ``end``: OLS slope as % of the
+    mean month, with 95% CI and p-value."""
+    q = """SELECT date_trunc('month', date) AS m, sum(amount) AS rev FROM transactions
+           WHERE amount > 0 AND date <= ? AND date > ? GROUP BY 1 ORDER BY 1"""
+    start = (pd.Timestamp(end) - pd.DateOffset(months=months)).date()
+    m = ds.sql(q, [end, start])
+    if len(m) < 3:
+        return {"slope_pct": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan, "months": len(m)}
+    y = m["rev"].to_numpy(float)
+    x = np.arange(len(y), dtype=float)
+    res = stats.linregress(x, y)
+    tq = stats.t.ppf(0.975, len(y) - 2)
+    mean = y.mean()
+    return {"slope_pct": res.slope / mean, "ci_low": (res.slope - tq * res.stderr) / mean,
+            "ci_high": (res.slope + tq * res.stderr) / mean, "p_value": float(res.pvalue), "months": len(y)}
+
+
+def scorecard_table(sc: Scorecard, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
+    """Display version of the indicator scorecard: translated names, formatted values."""
+    pct = {"recommendation", "repeat_visit_rate", "complaint_rate", "price_sensitivity", "volume_trend"}
+    rows = []
+    for r in sc.indicators.itertuples():
+        def f(v: float, ind: str = r.indicator) -> str:
+            if ind in pct:
+                return fmt_pct(v, lang)
+            if ind == "purchase_amount":
+                return fmt_money(v, lang, currency)
+            return fmt_num(v, lang)
+        measured = r.status == "measured"
+        rows.append({
+            _tr("col.group", lang): _tr(f"group.{r.group}", lang),
+            _tr("col.indicator", lang): _tr(f"indicator.{r.indicator}", lang),
+            _tr("col.value", lang): (f(r.value) + (f" ({f(r.ci_low)}–{f(r.ci_high)})" if pd.notna(r.ci_low) else ""))
+            if measured else _tr("not_measured", lang, needs=r.needs),
+            _tr("col.previous", lang): f(r.previous) if measured else "",
+            _tr("col.p", lang): fmt_p(r.p_value, lang) if measured else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def survey_table(sc: Scorecard, lang: str = "en") -> pd.DataFrame:
+    rows = []
+    for r in sc.survey.itertuples():
+        rows.append({
+            _tr("col.question", lang): _tr(f"measure.{r.question}", lang),
+            _tr("col.n", lang): fmt_int(r.n, lang),
+            _tr("col.mean", lang): f"{fmt_num(r.mean, lang)} ({fmt_num(r.mean_ci_low, lang)}–{fmt_num(r.mean_ci_high, lang)})",
+            _tr("col.top2", lang): f"{fmt_pct(r.top2, lang)} ({fmt_pct(r.top2_ci_low, lang)}–{fmt_pct(r.top2_ci_high, lang)})",
+            _tr("col.bottom2", lang): f"{fmt_pct(r.bottom2, lang)} ({fmt_pct(r.bottom2_ci_low, lang)}–"
+                                      f"{fmt_pct(r.bottom2_ci_high, lang)})",
+            _tr("col.nps", lang): (f"{fmt_num(r.nps, lang, 0)} ({fmt_num(r.nps_ci_low, lang, 0)}–"
+                                   f"{fmt_num(r.nps_ci_high, lang, 0)})") if pd.notna(r.nps) else "–",
+            _tr("col.previous_mean", lang): fmt_num(r.previous_mean, lang),
+            _tr("col.p_mean", lang): fmt_p(r.p_mean, lang),
+        })
+    return pd.DataFrame(rows)
+
+
+def finding_scorecard(sc: Scorecard, lang: str = "en") -> str:
+    sv = sc.survey.set_index("question")
+    if "satisfaction" not in sv.index:
+        return _tr("find.none", lang)
+    r = sv.loc["satisfaction"]
+    sig = _tr("find.sig" if pd.notna(r["p_mean"]) and r["p_mean"] < 0.05 else "find.not_sig", lang)
+    return _tr("find.scorecard", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
+               hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), prev=fmt_num(r["previous_mean"], lang),
+               p=fmt_p(r["p_mean"], lang), sig=sig, top2=fmt_pct(r["top2"], lang))
+
+
+# =============================================================== 8. open answers
+@dataclass(frozen=True)
+class OpenAnswers:
+    """Themes of open answers by satisfaction level (via :mod:`workbench.text`: jieba for Chinese).
+
+    ``by_level``: ``theme, label, level, n, share`` (share of the level's comments);
+    ``distinctive``: terms over-represented at each level (log-odds, z);
+    ``n_comments`` non-empty comments, ``n_empty`` missing/empty."""
+
+    by_level: pd.DataFrame
+    distinctive: pd.DataFrame
+    terms: pd.DataFrame
+    n_comments: int
+    n_empty: int
+
+    def __repr__(self) -> str:
+        return (f"<OpenAnswers {self.n_comments} comments ({self.n_empty} empty), "
+                f"{self.by_level['theme'].nunique()} themes>")
+
+
+def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
+                 seed: int = 42) -> OpenAnswers:
+    """Themes in the open answers (e.g. "what would it take to earn a 5?") per satisfaction level."""
+    from workbench import text
+
+    if column not in frame or frame[column].notna().sum() == 0:
+        raise MissingDataError("surveys", (column,), "open answers")
+    texts = frame[column]
+    th = text.themes(texts, n_themes=n_themes, seed=seed)
+    labels = th.sizes.dropna(subset=["theme"]).set_index("theme")["label"]
+    df = pd.DataFrame({"theme": th.assignment, "level": frame[by]}).dropna()
+    df["theme"] = df["theme"].astype(int)
+    g = df.groupby(["theme", "level"]).size().rename("n").reset_index()
+    g["share"] = g["n"] / g.groupby("level")["n"].transform("sum")
+    g.insert(1, "label", g["theme"].map(labels))
+    grp = frame[by].map(lambda v: fmt_num(v, digits=0) if pd.notna(v) else None)
+    dist = text.distinctive_terms(texts, grp, top_n=5)
+    return OpenAnswers(g, dist, th.terms, int(len(texts) - th.n_empty), int(th.n_empty))
+
+
+def figure_open_answers(oa: OpenAnswers, lang: str = "en") -> go.Figure:
+    piv = oa.by_level.pivot_table(index="label", columns="level", values="share", fill_value=0)
+    fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[fmt_num(v, lang, 0) for v in piv.columns], y=list(piv.index),
+                               colorscale="Blues", texttemplate="%{z:.0%}", colorbar=dict(title="%")))
+    fig.update_layout(title=_tr("fig.open_answers", lang), xaxis_title=_tr("axis.satisfaction", lang),
+                      yaxis_title=_tr("axis.theme", lang), height=max(350, 80 + 45 * len(piv)))
+    return fig
+
+
+def finding_open_answers(oa: OpenAnswers, lang: str = "en") -> str:
+    low = oa.by_level[oa.by_level["level"] <= oa.by_level["level"].median()]
+    if low.empty:
+        return _tr("find.none", lang)
+    top = low.groupby("label")["n"].sum().idxmax()
+    share = low[low["label"] == top]["n"].sum() / low["n"].sum()
+    return _tr("find.open_answers", lang, theme=top, share=fmt_pct(share, lang), n=fmt_int(oa.n_comments, lang))
+
+
+# =============================================================== 9. segments
+def segment_comparison(frame: pd.DataFrame, by: Sequence[str] = ("segment", "region", "channel"),
+                       measures: Sequence[str] = ("satisfaction", "intent", "behaviour"),
+                       correction: str = "holm") -> pd.DataFrame:
+    """Each group vs the rest of its dimension: mean satisfaction (Welch t) and loyalty shares (two-proportion
+    z); p-values adjusted across every comparison in the table (``correction``, default Holm).
+
+    Columns ``dimension, group, measure, n, value, ci_low, ci_high, rest, p_value, p_adjusted, significant``.
+    """
+    rows = []
+    ys: dict[str, pd.Series] = {}
+    for m in measures:
+        try:
+            ys[m] = frame[m] if m == "satisfaction" else _outcome(frame, m)
+        except MissingDataError:
+            continue
+    for dim in by:
+        if dim not in frame or frame[dim].notna().sum() == 0:
+            continue
+        for grp in sorted(frame[dim].dropna().unique()):
+            sel = frame[dim] == grp
+            for m, y in ys.items():
+                a, b = y[sel].dropna(), y[~sel & frame[dim].notna()].dropna()
+                if len(a) < 2 or len(b) < 2:
+                    continue
+                if m == "satisfaction":
+                    v, lo, hi, _ = mean_ci(a)
+                    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+                else:
+                    v = a.mean()
+                    lo, hi = (float(z) for z in wilson(a.sum(), len(a)))
+                    p = _prop_test(a.sum(), len(a), b.sum(), len(b))
+                rows.append({"dimension": dim, "group": grp, "measure": m, "n": len(a), "value": v, "ci_low": lo,
+                             "ci_high": hi, "rest": b.mean(), "p_value": p})
+    out = pd.DataFrame(rows, columns=["dimension", "group", "measure", "n", "value", "ci_low", "ci_high", "rest",
+                                      "p_value"])
+    if out.empty:
+        raise MissingDataError("customers", ("segment", "region", "channel"), "segment comparisons")
+    out["p_adjusted"] = _adjust(out["p_value"], correction)
+    out["significant"] = out["p_adjusted"] < 0.05
+    out.attrs["correction"] = CORRECTIONS.get(correction, correction)
+    return out
+
+
+def figure_segments(seg: pd.DataFrame, dimension: str = "segment", lang: str = "en") -> go.Figure:
+    sub = seg[(seg["dimension"] == dimension) & (seg["measure"] != "satisfaction")]
+    fig = go.Figure()
+    for j, m in enumerate(sub["measure"].unique()):
+        s = sub[sub["measure"] == m]
+        fig.add_trace(go.Bar(x=[str(g) + ("*" if sig else "") for g, sig in zip(s["group"], s["significant"],
+                                                                               strict=True)],
+                             y=s["value"], name=_tr(f"measure.{m}", lang), marker_color=viz.PALETTE[j],
+                             error_y=dict(type="data", symmetric=False, array=s["ci_high"] - s["value"],
+                                          arrayminus=s["value"] - s["ci_low"])))
+    fig.update_layout(title=_tr("fig.segments", lang, dimension=_tr(f"dim.{dimension}", lang),
+                                correction=_tr("correction.holm" if seg.attrs.get("correction") == "Holm"
+                                               else "correction.fdr_bh", lang)),
+                      xaxis_title=_tr(f"dim.{dimension}", lang), yaxis_title=_tr("axis.share", lang), barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def finding_segments(seg: pd.DataFrame, lang: str = "en") -> str:
+    sig = seg[seg["significant"]]
+    if sig.empty:
+        return _tr("find.segments_none", lang, n=fmt_int(len(seg), lang))
+    r = sig.loc[(sig["value"] - sig["rest"]).abs().idxmax()]
+    fmt = (lambda v: fmt_num(v, lang)) if r["measure"] == "satisfaction" else (lambda v: fmt_pct(v, lang))
+    return _tr("find.segments", lang, k=fmt_int(len(sig), lang), n=fmt_int(len(seg), lang),
+               group=str(r["group"]), measure=_tr(f"measure.{r['measure']}", lang), value=fmt(r["value"]),
+               rest=fmt(r["rest"]), p=fmt_p(r["p_adjusted"], lang))
+
+
+# =============================================================== 10. value at stake
+@dataclass(frozen=True)
+class ValueAtStake:
+    """Model-based, associational estimate (相关而非因果) of the extra repeat buying and profit in one
+    window if respondents below the behaviour threshold moved to the first level above it.
+
+    Uses the fitted hinge (and its bootstrap replicates for the interval), each respondent's margin per
+    purchase (their last 12 months; else the average) and purchases per repeating customer in the window.
+    Interval: 2.5–97.5% of the bootstrap replicates of the threshold model (purchases per repeater and
+    margins held fixed).
+    """
+
+    n_below: int
+    target_level: float
+    extra_repeaters: float
+    extra_repeaters_ci: tuple[float, float]
+    extra_purchases: float
+    extra_purchases_ci: tuple[float, float]
+    extra_profit: float
+    extra_profit_ci: tuple[float, float]
+    purchases_per_repeater: float
+    window_days: int
+
+    def to_metric(self) -> dict[str, Any]:
+        return {"n_below": self.n_below, "target_level": self.target_level,
+                "extra_repeaters": self.extra_repeaters, "extra_repeaters_ci": list(self.extra_repeaters_ci),
+                "extra_purchases": self.extra_purchases, "extra_purchases_ci": list(self.extra_purchases_ci),
+                "extra_profit": self.extra_profit, "extra_profit_ci": list(self.extra_profit_ci),
+                "window_days": self.window_days, "kind": "model-based, associational"}
+
+    def __repr__(self) -> str:
+        return (f"<ValueAtStake (associational): {self.n_below} respondents below the threshold → +"
+                f"{self.extra_repeaters:.1f} repeat buyers ({self.extra_repeaters_ci[0]:.1f}–"
+                f"{self.extra_repeaters_ci[1]:.1f}), +{self.extra_purchases:.1f} purchases, "
+                f"+{self.extra_profit:,.0f} profit per {self.window_days} days>")
+
+
+def value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult) -> ValueAtStake:
+    """See :class:`ValueAtStake`."""
+    require_behaviour(frame)
+    sub = frame[frame["followup"] & frame["satisfaction"].notna()]
+    levels = np.sort(sub["satisfaction"].unique())
+    above = levels[levels > behaviour.tau]
+    target = float(above.min()) if above.size else float(levels.max())
+    below = sub[sub["satisfaction"] < behaviour.tau]
+    s = below["satisfaction"].to_numpy(float)
+    rep = sub[sub["repeat"] == 1]
+    ppr = float(rep["repeat_n"].mean()) if len(rep) else 1.0
+    if "margin_12m" in sub and sub["margin_12m"].notna().any():
+        per = (below["margin_12m"] / below["freq_12m"].where(below["freq_12m"] > 0))
+        avg = float(sub["margin_12m"].sum() / sub["freq_12m"].sum()) if sub["freq_12m"].sum() else 0.0
+        mpp = per.fillna(avg).to_numpy(float)
+    else:
+        mpp = np.zeros(len(below))
+
+    def gain(a: np.ndarray, b: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        p_now = np.clip(a[:, None] + b[:, None] * np.maximum(0, s[None, :] - tau[:, None]), 0, 1)
+        p_new = np.clip(a + b * np.maximum(0, target - tau), 0, 1)[:, None]
+        return np.clip(p_new - p_now, 0, None)
+
+    g0 = gain(np.array([behaviour.a]), np.array([behaviour.b]), np.array([behaviour.tau]))[0]
+    gb = gain(behaviour.boot["a"].to_numpy(), behaviour.boot["b"].to_numpy(), behaviour.boot["tau"].to_numpy())
+    rep_b = gb.sum(1)
+    prof_b = (gb * mpp[None, :]).sum(1) * ppr
+
+    def ci(v: np.ndarray) -> tuple[float, float]:
+        lo, hi = np.quantile(v, [0.025, 0.975])
+        return (float(lo), float(hi))
+
+    return ValueAtStake(len(below), target, float(g0.sum()), ci(rep_b), float(g0.sum() * ppr), ci(rep_b * ppr),
+                        float((g0 * mpp).sum() * ppr), ci(prof_b), ppr, int(frame.attrs.get("window_days", 90)))
+
+
+def finding_value_at_stake(v: ValueAtStake, lang: str = "en", currency: str = "CNY") -> str:
+    return _tr("find.value_at_stake", lang, n=fmt_int(v.n_below, lang), level=fmt_num(v.target_level, lang, 0),
+               rep=fmt_num(v.extra_repeaters, lang, 0), rlo=fmt_num(v.extra_repeaters_ci[0], lang, 0),
+               rhi=fmt_num(v.extra_repeaters_ci[1], lang, 0), pur=fmt_num(v.extra_purchases, lang, 0),
+               profit=fmt_money(v.extra_profit, lang, currency), plo=fmt_money(v.extra_profit_ci[0], lang, currency),
+               phi=fmt_money(v.extra_profit_ci[1], lang, currency), days=fmt_int(v.window_days, lang))
+
+
+def figure_value_at_stake(v: ValueAtStake, lang: str = "en", currency: str = "CNY") -> go.Figure:
+    cats = [_tr("vas.repeaters", lang), _tr("vas.purchases", lang)]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_tr("vas.volume", lang), _tr("vas.profit", lang)])
+    fig.add_trace(go.Bar(x=cats, y=[v.extra_repeaters, v.extra_purchases], marker_color=viz.PALETTE[0],
+                         error_y=dict(type="data", symmetric=False,
+                                      array=[v.extra_repeaters_ci[1] - v.extra_repeaters,
+                                             v.extra_purchases_ci[1] - v.extra_purchases],
+                                      arrayminus=[v.extra_repeaters - v.extra_repeaters_ci[0],
+                                                  v.extra_purchases - v.extra_purchases_ci[0]])), 1, 1)
+    fig.add_trace(go.Bar(x=[_tr("vas.profit", lang)], y=[v.extra_profit], marker_color=viz.PALETTE[2],
+                         error_y=dict(type="data", symmetric=False, array=[v.extra_profit_ci[1] - v.extra_profit],
+                                      arrayminus=[v.extra_profit - v.extra_profit_ci[0]])), 1, 2)
+    fig.update_layout(title=_tr("fig.value_at_stake", lang, days=fmt_int(v.window_days, lang)), showlegend=False)
+    fig.update_yaxes(title_text=_tr("axis.extra_count", lang), row=1, col=1)
+    fig.update_yaxes(title_text=_tr("axis.extra_profit", lang, currency=currency), row=1, col=2)
+    fig.update_xaxes(title_text=_tr("axis.quantity", lang), row=1, col=1)
+    fig.update_xaxes(title_text=_tr("axis.quantity", lang), row=1, col=2)
+    return fig
+
+
+# =============================================================== widgets (pre-aggregated)
+def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFrame:
+    """Counts per (segment, month, satisfaction, deal) — all the interactive charts need.
+
+    Columns ``segment, month, satisfaction, deal, n, intent_n, intent_k, beh_n, beh_k``.
+    """
+    seg = frame["segment"].fillna("–") if "segment" in frame else pd.Series("–", index=frame.index)
+    intent = _outcome(frame, "intent") if ("repurchase_intent" in frame or "loyal" in frame) else pd.Series(
+        np.nan, index=frame.index)
+    rep = frame["repeat"] if "repeat" in frame else pd.Series(np.nan, index=frame.index)
+    deal = (frame["discount_share"].fillna(0) >= discount_cut) if "discount_share" in frame else pd.Series(
+        False, index=frame.index)
+    df = pd.DataFrame({"segment": seg, "month": frame["month"], "satisfaction": frame["satisfaction"], "deal": deal,
+                       "intent_n": intent.notna().astype(int), "intent_k": intent.fillna(0),
+                       "beh_n": rep.notna().astype(int), "beh_k": rep.fillna(0)})
+    df = df.dropna(subset=["satisfaction"])
+    out = df.groupby(["segment", "month", "satisfaction", "deal"], observed=True).agg(
+        n=("intent_n", "size"), intent_n=("intent_n", "sum"), intent_k=("intent_k", "sum"),
+        beh_n=("beh_n", "sum"), beh_k=("beh_k", "sum")).reset_index()
+    return out
+
+
+def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] | None = None,
+                  sat_high: float = 4, sat_low: float = 2, lang: str = "en") -> go.Figure:
+    """Loyalty by satisfaction level and the case shares for the chosen segment / months / cut-offs,
+    from :func:`widget_frame` output (no engine query)."""
+    sub = agg
+    if segment:
+        sub = sub[sub["segment"] == segment]
+    if months:
+        sub = sub[(sub["month"] >= months[0]) & (sub["month"] <= months[1])]
+    lv = sub.groupby("satisfaction")[["intent_n", "intent_k", "beh_n", "beh_k"]].sum()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_tr("fig.widget_levels", lang), _tr("fig.widget_cases", lang)])
+    for j, (m, kk, nn) in enumerate((("intent", "intent_k", "intent_n"), ("behaviour", "beh_k", "beh_n"))):
+        share = lv[kk] / lv[nn].where(lv[nn] > 0)
+        lo, hi = wilson(lv[kk], lv[nn])
+        fig.add_trace(go.Scatter(x=lv.index, y=share, mode="lines+markers", name=_tr(f"measure.{m}", lang),
+                                 marker_color=viz.PALETTE[j],
+                                 error_y=dict(type="data", symmetric=False, array=hi - share, arrayminus=share - lo)),
+                      1, 1)
+    s = sub["satisfaction"]
+    satd, dis = s >= sat_high, s <= sat_low
+    k, n = sub["beh_k"], sub["beh_n"]
+    cases = {"trust": (satd & ~sub["deal"], k), "self_interest": (satd & sub["deal"], k),
+             "satisfied_not_loyal": (satd, n - k), "dissatisfied_not_loyal": (dis, n - k),
+             "dissatisfied_loyal": (dis, k), "neutral": (~satd & ~dis, n)}
+    tot = n.sum()
+    vals = [float(c[1][c[0]].sum()) / tot if tot else np.nan for c in cases.values()]
+    fig.add_trace(go.Bar(x=[case_label(c, lang) for c in cases], y=vals, marker_color=viz.PALETTE[2],
+                         showlegend=False), 1, 2)
+    fig.update_xaxes(title_text=_tr("axis.satisfaction", lang), row=1, col=1)
+    fig.update_xaxes(title_text=_tr("axis.case", lang), row=1, col=2)
+    fig.update_yaxes(title_text=_tr("axis.share_loyal", lang), tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text=_tr("axis.share_respondents", lang), tickformat=".0%", row=1, col=2)
+    fig.update_layout(title=_tr("fig.widget", lang), height=480)
+    return fig
