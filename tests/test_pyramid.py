@@ -1,0 +1,416 @@
+"""Customer pyramid, Lorenz/Gini, migration, segments and value per customer (workbench.pyramid).
+
+Numbers are checked against a second, independent computation (plain Python loops,
+the mean-absolute-difference Gini, the sample generator's TRUTH.json) or against
+properties that must hold whatever the data (tiers conserve customers, shares
+within one customer of the configured ones, migration matrices add up).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbench import pyramid as pyr
+from workbench.engine import dataset_from_frames
+from workbench.i18n import LANGS, table
+
+
+def _values(v, prefix="c"):
+    v = np.asarray(v, dtype=float)
+    return pd.Series(v, index=[f"{prefix}{i:05d}" for i in range(v.size)])
+
+
+def _counts(tiers):
+    return tiers.value_counts(sort=False).reindex(tiers.cat.categories).to_numpy()
+
+
+# ----------------------------------------------------------------------------- tiers
+def test_exact_shares_and_order():
+    rng = np.random.default_rng(1)
+    v = _values(rng.permutation(np.arange(1, 1001)))
+    tiers = pyr.assign_tiers(v)
+    assert list(tiers.cat.categories) == list(pyr.TIERS)
+    assert _counts(tiers).tolist() == [10, 190, 300, 500]
+    # the top layer holds exactly the ten largest values
+    assert sorted(v[tiers == "top"].tolist()) == list(range(991, 1001))
+    assert v[tiers == "bottom"].max() == 500
+
+
+def test_custom_shares_and_names():
+    v = _values(np.arange(10))
+    tiers = pyr.assign_tiers(v, [0.3, 0.7], names=["gold", "rest"])
+    assert _counts(tiers).tolist() == [3, 7]
+    assert set(v[tiers == "gold"]) == {7, 8, 9}
+
+
+@pytest.mark.parametrize("bad", [[0.5, 0.6], [1.0], [-0.1, 1.1], [0.5, float("nan"), 0.5]])
+def test_bad_shares_rejected(bad):
+    with pytest.raises(ValueError):
+        pyr.assign_tiers(_values([1, 2, 3]), bad)
+
+
+def test_all_equal_values_deterministic_and_order_free():
+    v = _values(np.full(200, 5.0))
+    tiers = pyr.assign_tiers(v)
+    assert _counts(tiers).tolist() == [2, 38, 60, 100]
+    # same split whatever the row order: ties go by the stable hash of the id, not by position
+    shuffled = v.sample(frac=1, random_state=3)
+    again = pyr.assign_tiers(shuffled).reindex(v.index)
+    assert (again == tiers).all()
+    # ...and not simply by id order
+    assert list(v.index[tiers == "top"]) != list(v.index[:2])
+
+
+def test_tie_at_boundary_split_deterministically():
+    # 10 customers: top-2 boundary (shares 0.2/0.8) falls inside a tie of three 7s
+    v = _values([9, 7, 7, 7, 1, 1, 1, 1, 1, 1])
+    tiers = pyr.assign_tiers(v, [0.2, 0.8], names=["key", "ordinary"])
+    assert _counts(tiers).tolist() == [2, 8]
+    assert v[tiers == "key"].min() >= v[tiers == "ordinary"].max()
+    assert "c00000" in set(v.index[tiers == "key"])
+    # the tied customer promoted is the one with the smallest id hash
+    tied = ["c00001", "c00002", "c00003"]
+    h = dict(zip(tied, pd.util.hash_array(np.array(tied, dtype=object)), strict=True))
+    assert (tiers[min(tied, key=h.get)]) == "key"
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_fewer_customers_than_tiers(n):
+    v = _values(np.arange(n, dtype=float)[::-1])
+    tiers = pyr.assign_tiers(v)
+    counts = _counts(tiers)
+    assert counts.sum() == n
+    assert np.all(np.abs(counts - np.array(pyr.DEFAULT_SHARES) * n) < 1)
+    if n:
+        assert tiers.iloc[0] == tiers.cat.categories[np.flatnonzero(counts)[0]]  # largest value in the highest non-empty tier
+
+
+def test_zero_and_negative_values_at_bottom():
+    vals = [100, 50, 0, 0, -20, 30, 10, -5, 0, 70]
+    frame = pd.DataFrame({"revenue": vals, "profit": np.array(vals) * 0.3}, index=[f"k{i}" for i in range(10)])
+    p = pyr.customer_pyramid(frame, "revenue", [0.2, 0.3, 0.5, 0.0])
+    assert p.n_zero == 3 and p.n_negative == 2
+    assert p.table["customers"].tolist() == [2, 3, 5, 0]
+    assert set(p.tiers[p.tiers == "third"].index) >= {"k4", "k7"}  # negatives in the lowest non-empty layer
+    assert p.table["value_share"].sum() == pytest.approx(1.0)
+    assert p.total_value == pytest.approx(sum(vals))
+    assert p.top20_value_share == pytest.approx(170 / sum(vals))
+    assert p.gap_to_80 == pytest.approx(170 / sum(vals) - 0.8)
+    assert p.key_threshold == 10  # lowest value among the top two layers (100, 70 | 50, 30, 10)
+
+
+def test_pyramid_table_against_loop():
+    rng = np.random.default_rng(5)
+    n = 537
+    rev = np.round(rng.lognormal(4, 1.5, n), 2)
+    frame = pd.DataFrame({"revenue": rev, "profit": rev * rng.uniform(0.1, 0.4, n)},
+                         index=[f"id{i}" for i in range(n)])
+    p = pyr.customer_pyramid(frame)
+    order = sorted(range(n), key=lambda i: -rev[i])  # distinct values: no ties to break
+    bounds = [0] + [math.floor(c * n + 0.5) for c in itertools.accumulate(pyr.DEFAULT_SHARES)]
+    for k, row in p.table.iterrows():
+        members = order[bounds[k]:bounds[k + 1]]
+        assert row["customers"] == len(members)
+        assert row["value"] == pytest.approx(rev[members].sum())
+        assert row["median_value"] == pytest.approx(float(np.median(rev[members])))
+        assert row["profit"] == pytest.approx(frame["profit"].to_numpy()[members].sum())
+    assert p.top20_value_share == pytest.approx(rev[order[: round(0.2 * n)]].sum() / rev.sum())
+    assert p.key_value_share == pytest.approx(p.table["value_share"].iloc[:2].sum())
+    assert "Pyramid(" in repr(p)
+    assert {m["tier"] for m in p.metric_tiers()} == set(pyr.TIERS)
+
+
+shares_strategy = st.lists(st.integers(0, 20), min_size=2, max_size=6).filter(lambda x: sum(x) > 0)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.integers(-5, 30), min_size=0, max_size=300), weights=shares_strategy)
+def test_tiers_conserve_customers_property(values, weights):
+    shares = np.array(weights, float) / sum(weights)
+    v = _values(values)
+    tiers = pyr.assign_tiers(v, shares)
+    counts = _counts(tiers)
+    n = len(values)
+    assert counts.sum() == n  # every customer in exactly one tier
+    assert np.all(np.abs(counts - shares * n) < 1 + 1e-9)  # within rounding of the configured shares
+    codes = tiers.cat.codes.to_numpy()
+    for hi, lo in itertools.combinations(range(len(shares)), 2):  # higher tiers never hold lower values
+        if (codes == hi).any() and (codes == lo).any():
+            assert v.to_numpy()[codes == hi].min() >= v.to_numpy()[codes == lo].max()
+
+
+# ----------------------------------------------------------------------------- Lorenz / Gini
+def _gini_mad(x):
+    x = np.clip(np.asarray(x, float), 0, None)
+    return np.abs(x[:, None] - x[None, :]).sum() / (2 * x.size**2 * x.mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gini_against_mean_absolute_difference(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(0, 1.2, 400) * (rng.random(400) > 0.1)
+    assert pyr.gini(x) == pytest.approx(_gini_mad(x), rel=1e-10)
+
+
+def test_gini_edge_cases_and_clipping():
+    assert pyr.gini([3, 3, 3, 3]) == pytest.approx(0.0)
+    assert pyr.gini([0, 0, 0, 10]) == pytest.approx(0.75)  # (n-1)/n for one holder
+    assert pyr.gini([-5, 0, 0, 10]) == pytest.approx(0.75)  # negatives enter as 0
+    assert math.isnan(pyr.gini([]))
+    assert math.isnan(pyr.gini([0, 0]))
+
+
+def test_lorenz_area_matches_gini():
+    rng = np.random.default_rng(7)
+    x = rng.pareto(1.5, 1000)
+    lc = pyr.lorenz_curve(x, points=None)
+    assert lc.iloc[0].tolist() == [0.0, 0.0] and lc.iloc[-1].tolist() == [1.0, pytest.approx(1.0)]
+    assert np.all(np.diff(lc["value_share"]) >= -1e-12)
+    area = np.trapezoid(lc["value_share"], lc["customer_share"])
+    assert 1 - 2 * area == pytest.approx(pyr.gini(x), abs=1e-12)
+    # the Lorenz curve at 80% of customers is 1 - the top-20% share
+    lc_full = pyr.lorenz_curve(x, points=None)
+    at80 = lc_full.loc[np.isclose(lc_full["customer_share"], 0.8), "value_share"].iloc[0]
+    assert at80 == pytest.approx(1 - pyr.top_share(x, 0.2))
+    assert len(pyr.lorenz_curve(x, points=101)) <= 101
+
+
+def test_gini_bootstrap_ci_vectorised_and_seeded():
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.lognormal(3, 1, 300), np.zeros(20), -np.ones(5)])
+    r1 = pyr.gini_ci(x, n_boot=150, seed=4)
+    r2 = pyr.gini_ci(x, n_boot=150, seed=4, max_cells=x.size * 7)  # chunked: same draws
+    assert (r1.low, r1.high) == pytest.approx((r2.low, r2.high))
+    assert r1.low < r1.gini < r1.high
+    assert r1.n_nonpositive == 25 and r1.n == 325
+    # independent loop bootstrap with the same draws
+    g = np.random.default_rng(4)
+    idx = g.integers(0, x.size, size=(150, x.size))
+    loop = [_gini_mad(x[i]) for i in idx]
+    assert (r1.low, r1.high) == pytest.approx(tuple(np.quantile(loop, [0.025, 0.975])), rel=1e-9)
+    assert "CI" in repr(r1)
+
+
+# ----------------------------------------------------------------------------- migration
+def test_migration_counts_conserve_customers():
+    before = pyr.assign_tiers(_values([10, 9, 8, 7, 6, 5, 4, 3, 2, 1]), [0.2, 0.3, 0.5], ["a", "b", "c"])
+    after_vals = _values([1, 9, 10, 7, 6, 5, 4, 3, 8, 2, 11, 0])  # two new customers
+    after = pyr.assign_tiers(after_vals.drop("c00009"), [0.2, 0.3, 0.5], ["a", "b", "c"])  # c00009 gone
+    m = pyr.tier_migration(before, after)
+    assert m.counts.to_numpy().sum() == m.n == len(before.index.union(after.index))
+    assert m.counts.iloc[:3].sum(axis=1).tolist() == _counts(before).tolist()
+    assert m.counts.iloc[:, :3].sum(axis=0).tolist() == _counts(after).tolist()
+    assert m.new == 2 and m.gone == 1
+    assert m.up + m.down + m.same == len(before.index.intersection(after.index))
+    assert m.moves.loc["c00000", "direction"] == "down"
+    assert m.moves.loc["c00002", "direction"] == "up"
+    assert m.shares.sum(axis=1).dropna().to_numpy() == pytest.approx(1.0)
+    assert isinstance(pyr.figure_migration(m, "zh"), go.Figure)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n1=st.integers(0, 80), n2=st.integers(0, 80), overlap=st.integers(0, 80), seed=st.integers(0, 1000))
+def test_migration_property(n1, n2, overlap, seed):
+    rng = np.random.default_rng(seed)
+    overlap = min(overlap, n1, n2)
+    ids1 = [f"x{i}" for i in range(n1)]
+    ids2 = ids1[:overlap] + [f"y{i}" for i in range(n2 - overlap)]
+    b = pyr.assign_tiers(pd.Series(rng.integers(0, 5, n1).astype(float), index=ids1))
+    a = pyr.assign_tiers(pd.Series(rng.integers(0, 5, n2).astype(float), index=ids2))
+    m = pyr.tier_migration(b, a)
+    assert m.counts.to_numpy().sum() == n1 + n2 - overlap
+    assert m.counts.iloc[:-1].to_numpy().sum() == n1 and m.counts.iloc[:, :-1].to_numpy().sum() == n2
+    assert m.up + m.down + m.same == overlap
+    assert m.new == n2 - overlap and m.gone == n1 - overlap
+
+
+# ----------------------------------------------------------------------------- segments
+def test_segment_cut_points():
+    frame = pd.DataFrame({
+        "historical_clv": [100, 100, -10, -10, 0, 50, 50],
+        "relationship_days": [400, 10, 400, 10, 365, 365, 364],
+    }, index=list("abcdefg"))
+    s = pyr.loyalty_segments(frame, profit_cut=0, tenure_cut=365)
+    a = s.assignment.astype(str).to_dict()
+    assert a == {"a": "true_friends", "b": "butterflies", "c": "barnacles", "d": "strangers",
+                 "e": "barnacles",  # profit == cut is not profitable; tenure == cut is long-term
+                 "f": "true_friends", "g": "butterflies"}
+    tb = s.table.set_index("segment")
+    assert tb["n"].sum() == 7
+    assert tb.loc["true_friends", "profit"] == 150
+    assert tb["profit_share"].sum() == pytest.approx(1.0)
+    assert s.metric()["barnacles"] == {"n": 2, "share": pytest.approx(2 / 7), "profit_share": pytest.approx(-10 / 280)}
+
+
+def test_segment_default_cuts_are_medians():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"historical_clv": rng.normal(50, 100, 501),
+                          "relationship_days": rng.integers(0, 700, 501)})
+    s = pyr.loyalty_segments(frame)
+    assert s.profit_cut == pytest.approx(frame["historical_clv"].median())
+    assert s.tenure_cut == frame["relationship_days"].median()
+    tb = s.table.set_index("segment")
+    assert tb.loc[["true_friends", "butterflies"], "n"].sum() == 250  # strictly above the median
+    assert (tb["n"] > 0).all()
+
+
+# ----------------------------------------------------------------------------- value per customer (engine)
+@pytest.fixture()
+def small_ds(tmp_path):
+    tx = pd.DataFrame({
+        "customer_id": ["A", "A", "A", "A", "B", "B", "C", "D", "A"],
+        "date": pd.to_datetime(["2025-01-10", "2026-03-05", "2026-03-05", "2026-06-01", "2026-02-01",
+                                "2026-02-10", "2024-12-01", "2026-05-01", "2026-07-15"]).date,
+        "amount": [100.0, 50.0, 30.0, -20.0, 10.0, 5.0, 40.0, 25.0, 999.0],
+        "margin": [30.0, 15.0, 9.0, -6.0, 3.0, 1.5, 12.0, 7.5, 300.0],
+        "order_id": ["o1", "o2", "o3", "r1", "o4", "o5", "o6", "o7", "o8"],
+        "product_category": ["x", "x", "y", "x", "z", "z", "x", "y", "x"],
+    })
+    customers = pd.DataFrame({
+        "customer_id": ["A", "B", "C", "E", "F"],
+        "signup_date": pd.to_datetime(["2024-06-01", "2026-01-15", "2024-11-20", "2026-04-01",
+                                       "2026-08-01"]).date,
+        "acquisition_cost": [20.0, 5.0, None, 8.0, 1.0],
+    })
+    ds = dataset_from_frames({"transactions": tx, "customers": customers}, tmp_path / "d", as_of="2026-12-31")
+    yield ds
+    ds.close()
+
+
+def test_customer_value_hand_built(small_ds):
+    v = pyr.customer_value(small_ds, dt.date(2026, 6, 30), months=6, acquisition_cost=2.0,
+                           retention_cost_per_year=36.525)
+    assert v.attrs["start"] == "2026-01-01" and v.attrs["end"] == "2026-06-30"
+    # F signed up after the window: not a customer yet; D is an orphan (no customers row): kept
+    assert sorted(v.index) == ["A", "B", "C", "D", "E"]
+    a = v.loc["A"]
+    assert a["revenue"] == 60 and a["gross_revenue"] == 80 and a["refunds"] == 1 and a["refund_amount"] == 20
+    assert a["profit"] == pytest.approx(18) and a["purchases"] == 2 and a["categories"] == 2
+    assert a["lifetime_profit"] == pytest.approx(48)  # the July purchase is after the end
+    assert a["tenure_days"] == (dt.date(2026, 6, 30) - dt.date(2024, 6, 1)).days
+    assert a["recency_days"] == (dt.date(2026, 6, 30) - dt.date(2026, 3, 5)).days  # refunds are not purchases
+    assert a["relationship_days"] == (dt.date(2026, 3, 5) - dt.date(2024, 6, 1)).days
+    assert a["historical_clv"] == pytest.approx(48 - 20 - 36.525 * a["tenure_days"] / 365.25)
+    c = v.loc["C"]
+    assert c["revenue"] == 0 and c["purchases"] == 0 and c["lifetime_profit"] == 12
+    assert c["acquisition_cost"] == 2.0  # missing in the table: the parameter fills in
+    e = v.loc["E"]  # signed up, never bought
+    assert e["revenue"] == 0 and e["relationship_days"] == 0 and math.isnan(e["recency_days"])
+    assert e["historical_clv"] == pytest.approx(-8 - 36.525 * e["tenure_days"] / 365.25)
+    d = v.loc["D"]  # orphan: first contact = first purchase
+    assert d["first_contact"] == pd.Timestamp("2026-05-01") and d["acquisition_cost"] == 2.0
+    # margin_rate overrides the data's margin
+    v2 = pyr.customer_value(small_ds, "2026-06-30", months=6, margin_rate=0.5)
+    assert v2.loc["A", "profit"] == pytest.approx(30) and v2.attrs["profit_source"] == "margin_rate"
+
+
+def test_customer_value_without_customers_or_margin(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["A", "B", "B"], "date": pd.to_datetime(["2026-01-02", "2026-01-03",
+                                                                              "2026-02-01"]).date,
+                       "amount": [10.0, 20.0, 5.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "t")
+    try:
+        v = pyr.customer_value(ds, "2026-02-28", months=2)
+    finally:
+        ds.close()
+    assert v["revenue"].to_dict() == {"A": 10.0, "B": 25.0}
+    assert v["purchases"].to_dict() == {"A": 1, "B": 2}
+    assert v["profit"].isna().all() and v.attrs["profit_source"] == "none"
+    assert v.loc["B", "relationship_days"] == 29
+
+
+def test_value_window():
+    assert pyr.value_window("2026-10-31", 12) == (dt.date(2025, 11, 1), dt.date(2026, 10, 31))
+    assert pyr.value_window(dt.date(2026, 3, 15), 1) == (dt.date(2026, 3, 1), dt.date(2026, 3, 15))
+
+
+def test_sample_reproduces_planted_value(sample_ds, truth):
+    """Over the whole 24-month window the sample's planted Pareto share and the four
+    profit × relationship segments (with the generator's cut points) come back exactly."""
+    end = truth["window"]["end"]
+    v = pyr.customer_value(sample_ds, end, months=truth["window"]["months"])
+    assert len(v) == truth["generator"]["customers"]
+    p = pyr.customer_pyramid(v, "revenue")
+    assert p.top20_value_share == pytest.approx(truth["value"]["top20_revenue_share"], abs=1e-3)
+    s = pyr.loyalty_segments(v, profit_cut=0.0, tenure_cut=365)
+    counts = s.table.set_index("segment")["n"].to_dict()
+    assert counts == truth["value"]["profit_segments"]["counts"]
+
+
+# ----------------------------------------------------------------------------- upgrade potential
+def test_upgrade_candidates():
+    ids = [f"u{i}" for i in range(10)]
+    frame = pd.DataFrame({"revenue": [100, 90, 80, 70, 60, 50, 40, 30, 20, 10]}, index=ids)
+    p = pyr.customer_pyramid(frame, "revenue", [0.1, 0.2, 0.3, 0.4])  # key = u0, u1, u2; threshold 80
+    assert p.key_threshold == 80
+    predicted = pd.Series([0, 0, 0, 10, 10, 70, 10, 200, 10, 10], index=ids, dtype=float)
+    previous = pd.Series([100, 90, 80, 40, 60, 50, 40, 30, 20, 10], index=ids, dtype=float)
+    u = pyr.upgrade_candidates(p, frame["revenue"], predicted, previous, near=0.8, min_growth=0.25)
+    # bar = 64: u5 (pred 70) and u7 (pred 200) by prediction; u3 (value 70, +75%) by growth
+    assert set(u.table.index) == {"u3", "u5", "u7"}
+    assert u.by_reason == {"predicted": 2, "growth": 1, "both": 0}
+    assert u.n_ordinary == 7
+    m = u.metric()
+    assert m["n"] == 3 and not any(isinstance(x, list) for x in m.values())  # counts only
+    none = pyr.upgrade_candidates(p, frame["revenue"])
+    assert none.n == 0
+
+
+# ----------------------------------------------------------------------------- strategy, figures, strings
+def _toy():
+    rng = np.random.default_rng(3)
+    n = 400
+    rev = rng.lognormal(4, 1.3, n)
+    frame = pd.DataFrame({"revenue": rev, "profit": rev * 0.3, "historical_clv": rev * 0.3 - 20,
+                          "relationship_days": rng.integers(0, 700, n)}, index=[f"t{i}" for i in range(n)])
+    return frame, pyr.customer_pyramid(frame), pyr.loyalty_segments(frame)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_strategy_table_translated(lang):
+    frame, p, s = _toy()
+    tb = pyr.strategy_table(p, s, lang, "CNY")
+    assert len(tb) == 8 and tb.shape[1] == 7
+    text = " ".join(tb.astype(str).to_numpy().ravel())
+    if lang == "zh":
+        for word in ("最高层", "次高层", "第三层", "最底层", "挚友", "蝴蝶", "藤壶", "陌生人", "关键客户"):
+            assert word in text
+    else:
+        assert "True friends" in text and "invest nothing" in text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_figures(lang):
+    frame, p, s = _toy()
+    fig = pyr.figure_pyramid(p, lang)
+    bar = fig.data[0]
+    widths = list(bar.x)
+    assert widths == sorted(widths)  # widest at the bottom: a pyramid
+    assert np.allclose(np.asarray(bar.base) + np.asarray(bar.x) / 2, 0)  # centred
+    assert list(fig.layout.yaxis.categoryarray)[0] == pyr.tier_label("bottom", lang)
+    for f in (pyr.figure_lorenz(frame["revenue"], pyr.gini_ci(frame["revenue"], 20), lang),
+              pyr.figure_segments(s, lang), pyr.figure_tier_values(p, lang),
+              pyr.figure_clv_distribution(frame["profit"], lang)):
+        assert isinstance(f, go.Figure) and f.layout.title.text
+
+
+def test_every_pyramid_string_has_both_languages():
+    keys = [k for k in table() if k.startswith("pyramid.")]
+    assert len(keys) > 100
+    for k in keys:
+        assert all(table()[k].get(lang) for lang in LANGS), k
+
+
+def test_metric_payloads_are_json():
+    frame, p, s = _toy()
+    json.dumps({"tiers": p.metric_tiers(), "segments": s.metric()})
