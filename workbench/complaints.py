@@ -1275,3 +1275,60 @@ def to_json(obj: Any) -> str:
     from workbench.metrics import to_jsonable
 
     return json.dumps(to_jsonable(obj), ensure_ascii=False)
+
+
+def figure_tiers(link: ChurnLink, lang: str = "en"):
+    """Complaint rate (share of customers who complained, 95% CI) by value tier."""
+    from workbench import viz
+
+    b = link.by_tier
+    return viz.bar_with_ci([t(f"complaints.tier.{k}", lang) for k in b["tier"]], b["complaint_rate"].fillna(0),
+                           b["ci_low"], b["ci_high"], title=t("complaints.fig.tier_title", lang),
+                           y_title=t("complaints.col.complaint_rate", lang), percent=True,
+                           text=[fmt_pct(v, lang) for v in b["complaint_rate"]])
+
+
+def figure_iceberg(ice: Iceberg, lang: str = "en"):
+    """Complaining customers vs the estimated silent ones (with the sensitivity range as whiskers)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=[t("complaints.fig.voiced", lang)], y=[ice.complainers], marker_color="#1f5fa8",
+                         text=[fmt_int(ice.complainers, lang)], textposition="outside"))
+    fig.add_trace(go.Bar(x=[t("complaints.fig.silent", lang)], y=[ice.silent], marker_color="#bbbbbb",
+                         error_y=dict(type="data", symmetric=False, array=[ice.high - ice.silent],
+                                      arrayminus=[ice.silent - ice.low]),
+                         text=[fmt_int(ice.silent, lang)], textposition="outside"))
+    fig.update_layout(title=t("complaints.fig.iceberg_title", lang), showlegend=False,
+                      yaxis_title=t("complaints.col.customers", lang))
+    return fig
+
+
+def explore_frame(ds: Dataset, start: Any, end_exclusive: Any) -> pd.DataFrame:
+    """Complaints per day × category × channel (one engine query) for the interactive filters."""
+    ch = "COALESCE(CAST(channel AS VARCHAR), '–')" if ds.has("complaints", "channel") else "'–'"
+    df = ds.sql(f"SELECT CAST(opened_at AS DATE) AS day, COALESCE(CAST(category AS VARCHAR), '–') AS category, "
+                f"{ch} AS channel, count(*) AS complaints FROM complaints WHERE opened_at >= TIMESTAMP "
+                f"'{_date(start)}' AND opened_at < TIMESTAMP '{_date(end_exclusive)}' GROUP BY ALL")
+    df["day"] = pd.to_datetime(df["day"])
+    return df
+
+
+def figure_explore(frame: pd.DataFrame, category: str | None = None, channel: str | None = None,
+                   granularity: str = "month", lang: str = "en"):
+    """Complaints per period for one category / channel (None = all), from :func:`explore_frame`."""
+    import plotly.graph_objects as go
+
+    df = frame
+    if category:
+        df = df[df["category"] == category]
+    if channel:
+        df = df[df["channel"] == channel]
+    freq = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}[_check_granularity(granularity)]
+    s = df.set_index("day")["complaints"].resample(freq, label="left", closed="left").sum() if len(df) else \
+        pd.Series(dtype=float)
+    title = " · ".join(_esc(x) for x in (category, channel) if x) or t("complaints.fig.all_categories", lang)
+    fig = go.Figure(go.Scatter(x=[d.date().isoformat() for d in s.index], y=s.to_numpy(), mode="lines+markers"))
+    fig.update_layout(title=f"{t('complaints.fig.volume_title', lang)}: {title}",
+                      yaxis_title=t("complaints.fig.complaints", lang))
+    return fig
