@@ -535,9 +535,11 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         exclude_markdown=True,
         exclude_raw=True,
         exclude_anchor_links=True,
-        language_code="zh-CN" if lang == "zh" else "en",
+        language_code=lang,
     )
     body, _ = exporter.from_notebook_node(clean, resources={"wb": wb})
+    if lang == "zh":  # nbconvert accepts ISO 639-1 only; zh-CN makes browsers pick Simplified glyphs
+        body = body.replace('<html lang="zh">', '<html lang="zh-CN">', 1)
     return body
 
 

@@ -1,0 +1,379 @@
+"""The report pipeline end to end on a small sample, plus its pure parts.
+
+The pack runs once per module on a fixture notebooks folder (the real
+``00_data_overview`` plus the fixtures in ``tests/fixtures/notebooks``), so
+these tests do not depend on the analysis notebooks being written elsewhere.
+One ``slow`` test runs the project's real ``notebooks/`` folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from workbench import reports
+from workbench.reports import (
+    PLOTLY_PLACEHOLDER,
+    ReportInputError,
+    clean_notebook,
+    coerce_value,
+    discover_notebooks,
+    embed_plotly,
+    headline_changes,
+    parse_langs,
+    parse_params,
+    render_index,
+    resolve_period,
+    run_pack,
+    select_notebooks,
+    summary_findings,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).with_name("fixtures") / "notebooks"
+PLANTED_EMAIL = "zhang.wei.planted@example.com"
+PLANTED_MOBILE = "13812345678"
+PLANTED_SCRIPT = "<script>alert('x')</script>"
+PERIOD = "2026-10"
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 300-customer sample whose latest survey comment carries planted PII and a script tag."""
+    from workbench.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("report_sample")
+    generate_sample(out, customers=300, seed=11, lang="en", fmt="parquet", end=PERIOD)
+    surveys = pd.read_parquet(out / "surveys.parquet")
+    last = surveys["date"].astype("datetime64[ns]").idxmax()
+    surveys["comment"] = surveys["comment"].astype(object)
+    surveys.loc[last, "comment"] = (f"Great shop {PLANTED_SCRIPT} call me on {PLANTED_MOBILE} "
+                                    f"or write to {PLANTED_EMAIL}")
+    surveys.to_parquet(out / "surveys.parquet", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def nb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("notebooks")
+    shutil.copy(ROOT / "notebooks" / "00_data_overview.ipynb", folder)
+    for name in ("05_minimal.ipynb", "06_comments.ipynb"):
+        shutil.copy(FIXTURES / name, folder)
+    (folder / "README.txt").write_text("not a notebook", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pack(small_data: Path, nb_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("reports")
+    result = run_pack(small_data, PERIOD, lang="both", out=out, jobs=2, notebooks_dir=nb_dir, progress=False,
+                      params=["top_n=7", "threshold=0.25", "weights=[3, 4]"])
+    return result
+
+
+def _metrics(out: Path) -> dict:
+    return json.loads((out / PERIOD / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _html(out: Path, lang: str, name: str) -> str:
+    return (out / PERIOD / lang / f"{name}.html").read_text(encoding="utf-8")
+
+
+NAMES = ("00_data_overview", "05_minimal", "06_comments")
+
+
+# ------------------------------------------------------------------ whole pipeline
+def test_every_notebook_rendered_in_both_languages(pack):
+    assert pack.exit_code == 0, pack.results
+    assert len(pack.results) == 6 and all(r.ok for r in pack.results)
+    js = reports.plotly_js_source()
+    for name in NAMES:
+        for lang in ("en", "zh"):
+            page = _html(pack.out, lang, name)
+            assert page.count(js) == 1, "plotly.js embedded exactly once"
+            own = page.replace(js, "")
+            assert own.count("Plotly.newPlot") >= (1 if name != "06_comments" else 0)
+            assert not re.search(r"<script[^>]*\bsrc=", own), "no external scripts in inline mode"
+            for cdn in ("require", "mathjax", "cdn.", "unpkg", "mermaid", "http://", "https://"):
+                assert cdn not in own.lower(), (name, lang, cdn)
+            for noise in ("stdout noise", "stderr noise", "must not reach the report", "Traceback",
+                          "Loading widget", "application/vnd.jupyter.widget-state", "metrics_path"):
+                assert noise not in page, (name, lang, noise)
+            assert 'class="wb-summary"' in page and 'class="wb-toc"' in page and 'class="wb-footnote"' in page
+    # analyst notebooks live outside the manager folders
+    for lang in ("en", "zh"):
+        assert (pack.out / "_analyst" / PERIOD / lang / "00_data_overview.ipynb").exists()
+    assert not list((pack.out / PERIOD).rglob("*.ipynb"))
+
+
+def test_html_has_header_summary_and_translations(pack):
+    en = _html(pack.out, "en", "00_data_overview")
+    zh = _html(pack.out, "zh", "00_data_overview")
+    assert "<h1 class=\"wb-title\">Data overview</h1>" in en and "October 2026" in en
+    assert "<h1 class=\"wb-title\">数据概览</h1>" in zh and "2026年10月" in zh and 'lang="zh-CN"' in zh
+    metrics = _metrics(pack.out)
+    for lang, page in (("en", en), ("zh", zh)):
+        heads = [f for f in metrics["notebooks"]["00_data_overview"]["findings"][lang] if f["headline"]]
+        assert 3 <= len(heads) <= 5
+        summary = page.split('class="wb-summary"')[1].split("</section>")[0]
+        for f in heads:
+            assert f["text"].replace("“", "“") in summary.replace("&#34;", '"')
+    # zh page: section headings and table headers are Chinese, not the English ones
+    for english in ("Monthly volumes", "Tables, rows and customers", "Executive summary", "Data exclusions"):
+        assert english not in zh
+    assert "月度数据量" in zh and "要点摘要" in zh
+
+
+def test_metrics_json_holds_every_notebook(pack):
+    m = _metrics(pack.out)
+    assert set(m["notebooks"]) == set(NAMES)
+    assert {"data_overview", "minimal", "comments"} <= set(m["sections"])
+    overview = m["sections"]["data_overview"]
+    for key in ("tables", "rows", "customers", "date_ranges", "monthly_volumes", "period_counts", "exclusions",
+                "missing_profile", "supported_analyses"):
+        assert key in overview, key
+    assert overview["rows"]["customers"] == 300
+    run = m["run"]
+    for key in ("period", "previous_period", "data_source", "rows", "exclusions", "package_version", "started",
+                "finished"):
+        assert key in run, key
+    assert run["period"] == PERIOD and run["previous_period"] == "2026-09"
+    assert run["rows"]["customers"] == 300
+    for name in NAMES:
+        entry = m["notebooks"][name]
+        assert entry["status"] == "ok"
+        assert set(entry["langs"]) == {"en", "zh"}
+        assert all(v["seconds"] > 0 for v in entry["langs"].values())
+    # --param values arrive typed
+    assert m["sections"]["minimal"]["params"] == {"top_n": 7, "threshold": 0.25, "label": "demo", "weights": [3, 4]}
+
+
+def test_index_lists_every_report(pack):
+    index = (pack.out / "index.html").read_text(encoding="utf-8")
+    for name in NAMES:
+        for lang in ("en", "zh"):
+            href = f"{PERIOD}/{lang}/{name}.html"
+            assert f'href="{href}"' in index
+            assert (pack.out / href).exists()
+    assert "Data overview / 数据概览" in index
+    assert index.count(f'id="p-{PERIOD}"') == 1
+
+
+def test_planted_pii_and_script_never_reach_manager_outputs(pack):
+    for lang in ("en", "zh"):
+        page = _html(pack.out, lang, "06_comments")
+        assert "Great shop" in page, "the planted comment is shown (masked)"
+        for raw in (PLANTED_EMAIL, PLANTED_MOBILE, PLANTED_SCRIPT, "<script>alert"):
+            assert raw not in page, raw
+        assert "&lt;script&gt;" in page
+    text = (pack.out / PERIOD / "metrics.json").read_text(encoding="utf-8")
+    assert PLANTED_EMAIL not in text and PLANTED_MOBILE not in text
+    index = (pack.out / "index.html").read_text(encoding="utf-8")
+    assert PLANTED_EMAIL not in index and PLANTED_MOBILE not in index
+
+
+def test_failing_notebook_keeps_last_good_html_and_exits_nonzero(pack, small_data, nb_dir, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(pack.out, out)
+    good = out / PERIOD / "en" / "05_minimal.html"
+    before = good.read_bytes()
+    good_metrics = _metrics(out)["notebooks"]["05_minimal"]["metrics"]
+
+    failed = run_pack(small_data, PERIOD, only=["05_minimal"], lang="en", out=out, jobs=1, notebooks_dir=nb_dir,
+                      params=["fail=true"], progress=False)
+    assert failed.exit_code == 1
+    assert [r.status for r in failed.results] == ["failed"]
+    assert "planted failure" in failed.results[0].error
+    assert good.read_bytes() == before
+    kept = out / "_analyst" / PERIOD / "en" / "05_minimal.FAILED.ipynb"
+    node = nbformat.read(str(kept), as_version=4)
+    assert any(o.get("output_type") == "error" for c in node.cells for o in c.get("outputs", []))
+    m = _metrics(out)
+    entry = m["notebooks"]["05_minimal"]
+    assert entry["status"] == "failed" and entry["langs"]["en"]["status"] == "failed"
+    assert entry["metrics"] == good_metrics, "the last good metrics stay"
+    assert m["notebooks"]["00_data_overview"]["status"] == "ok", "notebooks not re-run keep their entries"
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "FAILED" in index and "1 report(s) failed" in index
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.running.ipynb"))
+
+
+def test_rerun_is_idempotent(pack, small_data, nb_dir, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(pack.out, out)
+    files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    m_before = _metrics(out)
+    again = run_pack(small_data, PERIOD, only=["comments"], lang="en", out=out, jobs=1, notebooks_dir=nb_dir,
+                     progress=False)
+    assert again.exit_code == 0
+    files_after = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files_after == files_before
+    m_after = _metrics(out)
+    assert set(m_after["notebooks"]) == set(m_before["notebooks"])
+    for name in NAMES:
+        assert m_after["notebooks"][name]["metrics"] == m_before["notebooks"][name]["metrics"]
+        assert m_after["notebooks"][name]["findings"] == m_before["notebooks"][name]["findings"]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert index.count(f'id="p-{PERIOD}"') == 1
+
+
+def test_pii_backstop_refuses_to_publish(small_data, tmp_path):
+    out = tmp_path / "reports"
+    res = run_pack(small_data, PERIOD, lang="en", out=out, jobs=1, notebooks_dir=FIXTURES / "leaky",
+                   progress=False)
+    assert res.exit_code == 1
+    assert res.results[0].status == "pii"
+    assert PLANTED_EMAIL not in res.results[0].error
+    assert not (out / PERIOD / "en" / "07_leaky.html").exists()
+    assert (out / "_analyst" / PERIOD / "en" / "07_leaky.FAILED.ipynb").exists()
+
+
+# ------------------------------------------------------------------ input errors before anything runs
+@pytest.mark.parametrize("kwargs, match", [
+    ({"params": ["nope=1"]}, "unknown parameter 'nope'"),
+    ({"params": ["top_n=abc"]}, "expects int"),
+    ({"params": ["fail=maybe"]}, "expects bool"),
+    ({"params": ["data=/tmp"]}, "set by the pipeline"),
+    ({"params": ["novalue"]}, "key=value"),
+    ({"only": ["99_missing"]}, "no report notebook"),
+    ({"lang": "fr"}, "--lang"),
+    ({"jobs": 0}, "--jobs"),
+])
+def test_bad_input_is_rejected_before_running(small_data, tmp_path, kwargs, match):
+    out = tmp_path / "reports"
+    args = {"only": [], "lang": "en", "params": []} | kwargs
+    with pytest.raises(ReportInputError, match=match):
+        run_pack(small_data, PERIOD, out=out, notebooks_dir=FIXTURES, progress=False, **args)
+    assert not out.exists()
+
+
+def test_bad_period_is_rejected(small_data, tmp_path):
+    from workbench.periods import PeriodError
+
+    with pytest.raises(PeriodError):
+        run_pack(small_data, "2026-13", out=tmp_path / "r", notebooks_dir=FIXTURES, progress=False)
+
+
+def test_cli_exit_code_2_for_unknown_parameter(small_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    res = CliRunner().invoke(app, ["reports", "run", "--data", str(small_data), "--period", PERIOD,
+                                   "--param", "nope=1", "--notebooks", str(FIXTURES), "--out", str(tmp_path)])
+    assert res.exit_code == 2
+
+
+# ------------------------------------------------------------------ pure parts
+def test_discovery_and_selection():
+    found = discover_notebooks(FIXTURES)
+    assert [nb.name for nb in found] == ["05_minimal", "06_comments"]  # leaky/ is a subfolder: not discovered
+    minimal = found[0]
+    assert {p.name: p.type for p in minimal.parameters} == {
+        "data": "str", "period": "str", "lang": "str", "seed": "int", "metrics_path": "str",
+        "top_n": "int", "threshold": "float", "fail": "bool", "label": "str", "weights": "list"}
+    assert select_notebooks(found, ["minimal"]) == [minimal]
+    assert select_notebooks(found, ["06_comments.ipynb", "05_minimal"]) == found
+    assert minimal.title("en") == "Minimal"  # no translation key: humanised
+
+
+def test_parameter_typing():
+    assert coerce_value("x", "bool", "Yes") is True and coerce_value("x", "bool", "0") is False
+    assert coerce_value("x", "int", " 12 ") == 12
+    assert coerce_value("x", "float", "1e-3") == 0.001
+    assert coerce_value("x", "list", "a, b") == ["a", "b"]
+    assert coerce_value("x", "list", '["a", 2]') == ["a", 2]
+    assert coerce_value("x", "dict", '{"k": 1}') == {"k": 1}
+    assert coerce_value("x", "str", "2026-10") == "2026-10"
+    with pytest.raises(ReportInputError):
+        coerce_value("x", "float", "ten")
+    typed = parse_params(["seed=3", "label=x=y"], discover_notebooks(FIXTURES))
+    assert typed["05_minimal"] == {"seed": 3, "label": "x=y"} and typed["06_comments"] == {"seed": 3}
+
+
+def test_periods_and_languages():
+    assert resolve_period("last-month", today=dt.date(2026, 11, 3)).label == "2026-10"
+    assert resolve_period("last-quarter", today=dt.date(2026, 11, 3)).label == "2026Q3"
+    assert resolve_period("2026-01-01:2026-03-31").label == "2026-01-01_2026-03-31"
+    assert parse_langs("both") == ("en", "zh") and parse_langs("zh") == ("zh",)
+
+
+def test_clean_notebook_strips_everything_but_report_output():
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x = 1")
+    params.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell("x = 2")
+    injected.metadata["tags"] = ["injected-parameters"]
+    body = nbformat.v4.new_code_cell("secret_code()")
+    body.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="warning!"),
+        nbformat.v4.new_output("stream", name="stdout", text="print"),
+        nbformat.v4.new_output("error", ename="E", evalue="v", traceback=["tb"]),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "m"}, "text/plain": "Loading widget..."}),
+        nbformat.v4.new_output("execute_result", data={"text/html": "<table>frame</table>"}, execution_count=1),
+        nbformat.v4.new_output("display_data", data={"text/html": '<h2 class="wb-heading">A &amp; B</h2>',
+                                                      "text/plain": "<IPython.HTML>"}),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# md"), params, injected, body]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    clean, toc = clean_notebook(nb)
+    assert len(clean.cells) == 1 and clean.cells[0].source == ""
+    outs = clean.cells[0].outputs
+    assert len(outs) == 1 and set(outs[0]["data"]) == {"text/html"}
+    assert outs[0]["data"]["text/html"] == '<h2 class="wb-heading" id="sec-1">A &amp; B</h2>'
+    assert toc == [("sec-1", "A &amp; B")]
+    assert "widgets" not in clean.metadata
+    assert nb.cells[3].outputs[0]["text"] == "warning!", "the input notebook is not modified"
+
+
+def test_summary_findings_picks_three_to_five():
+    fs = [{"key": str(i), "text": str(i), "headline": i < 2} for i in range(8)]
+    assert [f["key"] for f in summary_findings(fs)] == ["0", "1", "2"]
+    heads = [{"key": str(i), "text": str(i), "headline": True} for i in range(7)]
+    assert len(summary_findings(heads)) == 5
+
+
+def test_plotly_inline_or_folder():
+    page = f"<head>{PLOTLY_PLACEHOLDER}</head>"
+    assert embed_plotly(page, "folder") == '<head><script type="text/javascript" src="plotly.min.js"></script></head>'
+    inline = embed_plotly(page, "inline")
+    assert len(inline) > 1_000_000 and PLOTLY_PLACEHOLDER not in inline
+
+
+def test_index_shows_change_versus_previous_period():
+    def period(label, start, prev, value, status="ok"):
+        return {"run": {"period": label, "period_start": start, "period_end": start, "previous_period": prev,
+                        "period_display": {"en": label}, "dataset": "d", "data_source": "s", "finished": "t"},
+                "notebooks": {"00_x": {"title": {"en": "X", "zh": "X"}, "status": status,
+                                       "langs": {"en": {"status": status, "html": "en/00_x.html"}},
+                                       "findings": {"en": [{"key": "k", "text": "Orders", "value": value,
+                                                            "headline": True}]}}}}
+
+    cur, prev = period("2026-10", "2026-10-01", "2026-09", 120), period("2026-09", "2026-09-01", "2026-08", 100)
+    rows = headline_changes(cur["notebooks"]["00_x"], prev["notebooks"]["00_x"])
+    assert rows[0]["delta"] == 20 and rows[0]["rel"] == pytest.approx(0.2)
+    page = render_index([cur, prev])
+    assert "▲ +20 (+20.0%)" in page
+    assert page.index('id="p-2026-10"') < page.index('id="p-2026-09"')
+
+
+@pytest.mark.slow
+def test_real_notebooks_folder_in_both_languages(sample_dir, tmp_path):
+    """Every notebook in the project's notebooks/ renders in en and zh on the default test sample."""
+    out = tmp_path / "reports"
+    res = run_pack(sample_dir, PERIOD, lang="both", out=out, jobs=2, progress=False)
+    assert res.exit_code == 0, [r for r in res.results if not r.ok]
+    m = _metrics(out)
+    for nb in discover_notebooks():
+        assert m["notebooks"][nb.name]["status"] == "ok"
+        for lang in ("en", "zh"):
+            assert (out / PERIOD / lang / f"{nb.name}.html").exists()
