@@ -827,7 +827,8 @@ def _case_profile(fc: pd.DataFrame) -> pd.DataFrame:
             if len(v):
                 groups.append(v.to_numpy(float))
         try:
-            row["p_value"] = float(stats.kruskal(*groups)[1]) if len(groups) >= 2 else np.nan
+            varied = len(groups) >= 2 and np.ptp(np.concatenate(groups)) > 0
+            row["p_value"] = float(stats.kruskal(*groups)[1]) if varied else np.nan
         except ValueError:
             row["p_value"] = np.nan
         rows.append(row)
@@ -1013,8 +1014,10 @@ def key_drivers(frame: pd.DataFrame, drivers: Sequence[str] | None = None, outco
     imp = fn(corr)
     shap = shapley_r2(corr) if len(drivers) <= 12 else np.full(len(drivers), np.nan)
     r2 = float(imp.sum())
-    boot = fn(_boot_corr(data, int(n_boot), seed)) if n_boot else np.full((1, len(drivers)), np.nan)
-    lo, hi = np.nanquantile(boot, [0.025, 0.975], axis=0)
+    if n_boot:
+        lo, hi = np.quantile(fn(_boot_corr(data, int(n_boot), seed)), [0.025, 0.975], axis=0)
+    else:
+        lo = hi = np.full(len(drivers), np.nan)
     perf = data[:, :-1].mean(0)
     lo_s = [frame.attrs.get("scales", {}).get(d, (1.0, 5.0)) for d in drivers]
     top2 = [(frame[d] >= s[1] - 1).mean() for d, s in zip(drivers, lo_s, strict=True)]
