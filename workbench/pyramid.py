@@ -730,6 +730,7 @@ class CLVResult:
         """``values`` with ``clv``, ``p_alive`` and ``predicted_window_value`` (0 for non-buyers)."""
         cols = ["clv", "p_alive", "expected_purchases", "predicted_window_value"]
         out = values.join(self.customers[cols], how="left")
+        out.attrs = dict(values.attrs)
         out[["clv", "expected_purchases", "predicted_window_value"]] = (
             out[["clv", "expected_purchases", "predicted_window_value"]].fillna(0.0))
         return out
@@ -916,8 +917,9 @@ def figure_lorenz(values: Any, result: GiniResult | None = None, lang: str = "en
         title += t("pyramid.fig.ci", lang, low=fmt_num(result.low, lang, 3), high=fmt_num(result.high, lang, 3))
     fig.update_layout(title=title, xaxis_title=t("pyramid.fig.cum_customers", lang),
                       yaxis_title=t("pyramid.fig.cum_value", lang), height=460)
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(tickformat=".0%", range=[0, 1], scaleanchor="x")
+    fig.update_layout(legend=dict(orientation="v", x=0.02, y=0.98, xanchor="left", yanchor="top"))
+    fig.update_xaxes(tickformat=".0%", range=[0, 1], constrain="domain")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], scaleanchor="x", constrain="domain")
     return fig
 
 
@@ -1007,4 +1009,162 @@ def figure_holdout(result: CLVResult, lang: str = "en") -> go.Figure:
                               corr=fmt_num(h.correlation, lang, 2)),
                       xaxis_title=t("pyramid.fig.freq_axis", lang),
                       yaxis_title=t("pyramid.fig.holdout_axis", lang))
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook helpers
+def comparison_end(end: Any, comparison_period: str = "", months: int = 12) -> dt.date:
+    """End of the comparison value window.
+
+    ``""`` = the previous period of the value window's own length: the window of
+    ``months`` months ending the day before the current window starts. Otherwise the
+    end of ``comparison_period`` (any :func:`workbench.periods.parse_period` form).
+    """
+    if comparison_period:
+        from workbench.periods import parse_period
+
+        return parse_period(comparison_period, today=_date(end) + dt.timedelta(days=1)).end
+    start, _ = value_window(end, months)
+    return start - dt.timedelta(days=1)
+
+
+def predicted_measure(values: pd.DataFrame, measure: str, margin: float) -> pd.Series:
+    """Predicted value for the next window in the unit of ``measure`` (needs :meth:`CLVResult.join`).
+
+    revenue → expected revenue; profit → × ``margin``; historical_clv → today's value +
+    expected profit; clv → the predicted CLV itself.
+    """
+    w = values["predicted_window_value"].astype(float)
+    if measure == "revenue":
+        return w
+    if measure == "profit":
+        return w * margin
+    if measure == "historical_clv":
+        return values["historical_clv"].astype(float) + w * margin
+    return values["clv"].astype(float)
+
+
+def _rename(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    return df.rename(columns={c: t(f"pyramid.col.{c}", lang) for c in df.columns})
+
+
+def tier_table(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
+    """The pyramid table formatted for display (strings, translated headers)."""
+    tb = pyramid.table
+    out = pd.DataFrame({
+        "tier": [tier_label(x, lang) for x in tb["tier"]],
+        "target_share": [fmt_pct(x, lang) for x in tb["target_share"]],
+        "customers": [fmt_int(x, lang) for x in tb["customers"]],
+        "customer_share": [fmt_pct(x, lang) for x in tb["customer_share"]],
+        "value": [fmt_money(x, lang, currency) for x in tb["value"]],
+        "value_share": [fmt_pct(x, lang) for x in tb["value_share"]],
+        "revenue": [fmt_money(x, lang, currency) for x in tb["revenue"]],
+        "profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
+        "mean_value": [fmt_money(x, lang, currency) for x in tb["mean_value"]],
+        "median_value": [fmt_money(x, lang, currency) for x in tb["median_value"]],
+    })
+    return _rename(out, lang)
+
+
+def value_summary(values: pd.DataFrame, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
+    """Totals, means and medians of the value-per-customer columns (display frame)."""
+    money = {"revenue", "profit", "historical_clv"}
+    rows = []
+    for col in ("revenue", "profit", "purchases", "categories", "refunds", "tenure_days", "recency_days",
+                "historical_clv"):
+        if col not in values or values[col].isna().all():
+            continue
+        x = values[col].astype(float)
+        f = (lambda v: fmt_money(v, lang, currency)) if col in money else (lambda v: fmt_num(v, lang, 1))
+        total = fmt_money(x.sum(), lang, currency) if col in money else (
+            fmt_int(x.sum(), lang) if col in ("purchases", "refunds") else "–")
+        rows.append({"measure": t(f"pyramid.vrow.{col}", lang), "total": total, "mean": f(x.mean()),
+                     "median": f(x.median())})
+    return _rename(pd.DataFrame(rows, columns=["measure", "total", "mean", "median"]), lang)
+
+
+def segment_table(segments: Segments, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
+    """The segment table formatted for display, with the action per segment."""
+    tb = segments.table
+    out = pd.DataFrame({
+        "segment": [t(f"pyramid.segment.{s}", lang) for s in tb["segment"]],
+        "customers": [fmt_int(x, lang) for x in tb["n"]],
+        "share": [fmt_pct(x, lang) for x in tb["share"]],
+        "profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
+        "profit_share": [fmt_pct(x, lang) for x in tb["profit_share"]],
+        "mean_profit": [fmt_money(x, lang, currency) for x in tb["mean_profit"]],
+        "mean_relationship_days": [fmt_int(x, lang) for x in tb["mean_relationship_days"]],
+    })
+    out = _rename(out, lang)
+    out[t("pyramid.strategy.col.action", lang)] = [t(f"pyramid.action.{s}", lang) for s in tb["segment"]]
+    return out
+
+
+def model_table(result: CLVResult, lang: str = "en") -> pd.DataFrame:
+    """BG/NBD and Gamma-Gamma parameters with standard errors (display frame)."""
+    rows = []
+    for model, fit, names in (("BG/NBD", result.bgnbd, ("r", "alpha", "a", "b")),
+                              ("Gamma-Gamma", result.gamma_gamma, ("p", "q", "v"))):
+        for p in names:
+            rows.append({"model": model, "parameter": p, "estimate": fmt_num(getattr(fit, p), lang, 4),
+                         "se": fmt_num(fit.se.get(p), lang, 4)})
+    return _rename(pd.DataFrame(rows), lang)
+
+
+def holdout_table(result: CLVResult, lang: str = "en") -> pd.DataFrame:
+    """Predicted vs actual holdout purchases by calibration frequency (display frame)."""
+    if result.holdout is None:
+        return pd.DataFrame()
+    tb = result.holdout.table.reset_index()
+    out = pd.DataFrame({"frequency": tb["frequency"].astype(str), "customers": [fmt_int(x, lang) for x in tb["n"]],
+                        "actual": [fmt_num(x, lang, 2) for x in tb["actual"]],
+                        "predicted": [fmt_num(x, lang, 2) for x in tb["predicted"]]})
+    return _rename(out, lang)
+
+
+def migration_table(migration: Migration, lang: str = "en") -> pd.DataFrame:
+    """Transition counts with row shares in brackets (display frame)."""
+    c, s = migration.counts, migration.shares
+    out = pd.DataFrame(
+        {_state_label(col, lang): [f"{fmt_int(c.at[r, col], lang)} ({fmt_pct(s.at[r, col], lang, 0)})"
+                                   if c.loc[r].sum() else "–" for r in c.index] for col in c.columns})
+    out.insert(0, t("pyramid.col.before", lang), [_state_label(r, lang) for r in c.index])
+    return out
+
+
+def upgrade_table(upgrade: UpgradeCandidates, lang: str = "en", currency: str = "CNY", limit: int = 20,
+                  pseudonymous: bool = True) -> pd.DataFrame:
+    """The first ``limit`` upgrade candidates for display.
+
+    ``pseudonymous=True`` (always in report mode) shows keyed pseudonyms
+    (:func:`workbench.privacy.pseudonymise`) instead of customer ids; names and
+    contact details are never part of the table.
+    """
+    tb = upgrade.table.head(limit)
+    if pseudonymous:
+        from workbench.privacy import pseudonymise
+
+        ids, id_col = list(pseudonymise(pd.Series(tb.index, dtype=object))), "pseudonym"
+    else:
+        ids, id_col = list(tb.index), "customer_id"
+    growth = [t("pyramid.reason.new_growth", lang) if np.isinf(g) else fmt_pct(g, lang, 0)
+              for g in tb["growth"].fillna(np.nan)]
+    out = pd.DataFrame({
+        id_col: ids,
+        "tier": [tier_label(x, lang) for x in tb["tier"]],
+        "value": [fmt_money(x, lang, currency) for x in tb["value"]],
+        "predicted_value": [fmt_money(x, lang, currency) for x in tb["predicted_value"]],
+        "growth": growth,
+        "reason": [t(f"pyramid.reason.{r}", lang) for r in tb["reason"]],
+    })
+    return _rename(out, lang)
+
+
+def figure_message(text: str) -> go.Figure:
+    """An empty figure carrying a message (e.g. a widget setting that cannot be drawn)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=200)
     return fig

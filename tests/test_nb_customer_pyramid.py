@@ -1,0 +1,94 @@
+"""Headless run of notebooks/02_customer_pyramid.ipynb on the sample data (en and zh, report mode).
+
+Checks the recorded metrics against the sample's TRUTH.json (planted Pareto value)
+and against properties that must hold (tiers conserve customers, four non-empty
+segments, counts only for upgrade candidates, no customer ids in the metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+papermill = pytest.importorskip("papermill")
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_customer_pyramid.ipynb"
+KEYS = {"tiers", "top20_value_share", "gini", "segments", "bgnbd", "gamma_gamma", "holdout", "upgrade_candidates"}
+
+
+def _run(tmp_path: Path, data: Path, lang: str, **params) -> tuple[dict, Path]:
+    metrics = tmp_path / f"metrics_{lang}.json"
+    out = tmp_path / f"out_{lang}.ipynb"
+    old = os.environ.get("WORKBENCH_REPORT")
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), progress_bar=False, kernel_name="python3",
+            parameters={"data": str(data), "period": "2026-10", "lang": lang, "metrics_path": str(metrics),
+                        "n_boot": 100, **params},
+        )
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_REPORT", None)
+        else:
+            os.environ["WORKBENCH_REPORT"] = old
+    return json.loads(metrics.read_text(encoding="utf-8")), out
+
+
+def _check_common(payload: dict, n_customers: int) -> dict:
+    assert payload["section"] == "customer_value"
+    m = payload["metrics"]
+    assert KEYS <= set(m)
+    tiers = m["tiers"]
+    assert [t["tier"] for t in tiers] == ["top", "second", "third", "bottom"]
+    assert sum(t["customers"] for t in tiers) == m["n_customers"] == n_customers  # tiers conserve customers
+    assert sum(t["value_share"] for t in tiers) == pytest.approx(1.0)
+    for t, share in zip(tiers, [0.01, 0.19, 0.30, 0.50], strict=True):
+        assert abs(t["customers"] - share * n_customers) < 1
+    assert set(m["segments"]) == {"true_friends", "butterflies", "barnacles", "strangers"}
+    assert all(s["n"] > 0 for s in m["segments"].values())  # all four segments shown
+    assert sum(s["n"] for s in m["segments"].values()) == n_customers
+    assert 0 < m["gini"] < 1 and m["gini_ci"]["low"] <= m["gini"] <= m["gini_ci"]["high"]
+    assert set(m["bgnbd"]) == {"r", "alpha", "a", "b", "loglik", "n"}
+    assert set(m["gamma_gamma"]) == {"p", "q", "v", "n"}
+    assert m["holdout"]["n"] > 0 and m["holdout"]["by_frequency"]
+    up = m["upgrade_candidates"]
+    assert isinstance(up["n"], int) and 0 <= up["n"] <= up["n_ordinary"]
+    if "migration" in m:  # needs data before the value window
+        counts = m["migration"]["counts"]
+        assert sum(sum(row.values()) for row in counts.values()) >= n_customers
+        assert sum(counts[t["tier"]].get("gone", 0) for t in tiers) >= 0
+        assert sum(row[t["tier"]] for row in counts.values() for t in tiers) == n_customers
+    headlines = [f for f in payload["findings"] if f["headline"]]
+    assert 3 <= len(headlines) <= 5
+    text = json.dumps(payload, ensure_ascii=False)
+    assert "customer_id" not in text and '"C0' not in text  # no customer-level rows in the metrics
+    return m
+
+
+def test_notebook_en(tmp_path, sample_dir, truth):
+    # the whole 24-month window: the planted Pareto share must come back
+    payload, out = _run(tmp_path, sample_dir, "en", value_window_months=24)
+    m = _check_common(payload, truth["generator"]["customers"])
+    assert m["top20_value_share"] == pytest.approx(truth["value"]["top20_revenue_share"], abs=0.005)
+    assert m["gap_to_80"] == pytest.approx(m["top20_value_share"] - 0.8)
+    html = out.read_text(encoding="utf-8")
+    assert "True friends" in html and "Top layer" in html
+    assert "migration" not in m  # nothing before a 24-month window in 24 months of data
+    assert "C00" not in html  # report mode: no raw customer ids, pseudonyms only
+
+
+def test_notebook_zh(tmp_path, sample_dir_zh):
+    truth_zh = json.loads((sample_dir_zh / "TRUTH.json").read_text(encoding="utf-8"))
+    payload, out = _run(tmp_path, sample_dir_zh, "zh")  # default: 12-month value window
+    m = _check_common(payload, truth_zh["generator"]["customers"])
+    # a 12-month window is at least as concentrated as the 24-month planted share, and close to it
+    assert m["top20_value_share"] == pytest.approx(truth_zh["value"]["top20_revenue_share"], abs=0.1)
+    assert payload["lang"] == "zh"
+    assert m["migration"]["up"] + m["migration"]["down"] + m["migration"]["same"] > 0
+    html = out.read_text(encoding="utf-8")
+    for word in ("最高层", "挚友", "蝴蝶", "藤壶", "陌生人"):
+        assert word in html
