@@ -207,9 +207,9 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
     Rates are NaN without transactions; every period in the range appears
     (zero complaints included).
     """
+    _check_granularity(granularity)
     ds.require("complaints", "opened_at")
     start, end = _date(start), _date(end_exclusive)
-    _check_granularity(granularity)
     if by is not None:
         ds.require("complaints", by)
     grp = f", COALESCE(CAST({by} AS VARCHAR), '–') AS {by}" if by else ""
@@ -499,6 +499,24 @@ def u_chart(counts: Sequence[float], exposure: Sequence[float], sigma: float = 3
                          "lcl": np.maximum(ubar - half, 0.0), "flagged": u > ucl})
 
 
+def adjust_pvalues(p: Sequence[float], method: str = "holm") -> np.ndarray:
+    """Holm (family-wise) or Benjamini-Hochberg (``"fdr_bh"``) adjusted p-values."""
+    p = np.asarray(p, float)
+    m = len(p)
+    order = np.argsort(p)
+    ranked = p[order]
+    if method == "holm":
+        adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
+    elif method in ("fdr_bh", "bh"):
+        adj = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+        adj = np.minimum(adj, 1.0)
+    else:
+        raise ValueError("correction must be 'holm' or 'fdr_bh'")
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
 def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: str = "buyers",
                     season: bool | None = None, correction: str = "holm") -> pd.DataFrame:
     """Trend per category: % change per period with 95% CI and p-value, corrected for the number of
@@ -510,7 +528,6 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
     days without transactions).
     """
     import statsmodels.api as sm
-    from statsmodels.stats.multitest import multipletests
 
     df = cells.copy()
     col = exposure if exposure in df and pd.to_numeric(df[exposure], errors="coerce").gt(0).any() else "days"
@@ -539,7 +556,7 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
                      "ci_high": math.expm1(b + 1.96 * se), "p_value": float(pvals[key])})
     out = pd.DataFrame(rows)
     if len(out):
-        out["p_adjusted"] = multipletests(out["p_value"].fillna(1.0), method=correction)[1]
+        out["p_adjusted"] = adjust_pvalues(out["p_value"].fillna(1.0).to_numpy(), correction)
         out = out.sort_values(["trend_slope"], ascending=False).reset_index(drop=True)
         out["growth_rank"] = np.arange(1, len(out) + 1)
     out.attrs.update(dispersion=float(res.scale), exposure=col, season=bool(season), correction=correction,
@@ -651,7 +668,8 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     cnt = ds.sql(
         f"SELECT count(*) AS complaints, sum(CASE WHEN {closed} THEN 1 ELSE 0 END) AS closed, "
         f"sum(CASE WHEN NOT {closed} THEN 1 ELSE 0 END) AS open_backlog, "
-        + (f"sum(CASE WHEN closed_at IS NULL AND {closed} THEN 1 ELSE 0 END)" if has_close else "count(*)")
+        + (f"sum(CASE WHEN closed_at IS NULL AND {closed} THEN 1 ELSE 0 END)" if has_close
+           else f"sum(CASE WHEN {closed} THEN 1 ELSE 0 END)")
         + " AS closed_without_time, "
         f"median(CASE WHEN NOT {closed} THEN (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 "
         f"END) AS backlog_median_age_hours, "
@@ -843,7 +861,8 @@ def churn_link(ds: Dataset, churn_window_days: int = 90, cohort_months: int = 12
         X["log_spend"] = np.log1p(frame["spend"].clip(lower=0))
         X["log_tenure"] = np.log1p(frame["tenure_days"].astype(float))
         X["log_orders"] = np.log(frame["orders"].astype(float))
-        X = sm.add_constant(X)
+        X = X.loc[:, (X.std() > 0) | X.columns.isin(present)]
+        X = sm.add_constant(X, has_constant="add")
         try:
             fit = sm.Logit(frame["churned"].astype(float), X).fit(disp=0, maxiter=100)
             ci = fit.conf_int()
@@ -877,7 +896,8 @@ class Iceberg:
     estimated_dissatisfied: float
     silent: float
     sensitivity: pd.DataFrame  # voicing_share, estimated_dissatisfied, silent
-    assumption: str = "voicing share (DOMAIN.md §5: about 10% of dissatisfied customers voice a complaint)"
+    assumption: str = ("estimate from an assumed voicing share (DOMAIN.md §5: about 10% of dissatisfied "
+                       "customers voice a complaint); not measured")
 
     @property
     def low(self) -> float:

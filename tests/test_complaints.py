@@ -1,0 +1,445 @@
+"""Complaint analyses: each number checked a second, independent way, on hand-built data
+that goes through the real loader (``dataset_from_frames`` / a ``workbench.toml``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from workbench import complaints as C
+from workbench.engine import dataset_from_frames, open_dataset
+
+START, END = dt.date(2025, 1, 1), dt.date(2026, 1, 1)
+
+
+# ----------------------------------------------------------------- fixtures
+def hand_frames(seed: int = 0) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    n_tx = 3000
+    days = rng.integers(0, 365, n_tx)
+    tx = pd.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 400, n_tx)],
+        "date": [(START + dt.timedelta(days=int(d))).isoformat() for d in days],
+        "amount": np.round(rng.uniform(-20, 300, n_tx), 2),
+        "order_id": [f"O{i:05d}" for i in range(n_tx)],
+    })
+    n_c = 600
+    opened = [dt.datetime(2025, 1, 1, 8) + dt.timedelta(hours=int(h)) for h in rng.integers(0, 364 * 24, n_c)]
+    cats = rng.choice(["delivery", "billing", "quality"], n_c, p=[0.5, 0.3, 0.2])
+    closed = [o + dt.timedelta(hours=int(h)) if rng.random() > 0.1 else None
+              for o, h in zip(opened, rng.integers(1, 200, n_c), strict=True)]
+    comp = pd.DataFrame({
+        "complaint_id": [f"K{i:04d}" for i in range(n_c)],
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 400, n_c)],
+        "opened_at": opened,
+        "closed_at": closed,
+        "status": ["closed" if c is not None else "open" for c in closed],
+        "category": cats,
+        "channel": rng.choice(["phone", "app"], n_c),
+        "handler": rng.choice(["Team A", "Team B", "Lone Wolf"], n_c, p=[0.6, 0.38, 0.02]),
+        "text": "late parcel",
+    })
+    return {"transactions": tx, "complaints": comp}
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory):
+    frames = hand_frames()
+    ds = dataset_from_frames(frames, tmp_path_factory.mktemp("hand"))
+    yield ds, frames
+    ds.close()
+
+
+# ----------------------------------------------------------------- 1 volume and rates
+@pytest.mark.parametrize("granularity,freq", [("month", "MS"), ("week", "W-MON"), ("quarter", "QS")])
+def test_counts_and_rates_match_independent_groupby(hand, granularity, freq):
+    ds, f = hand
+    got = C.volume(ds, START, END, granularity)
+    comp, tx = f["complaints"].copy(), f["transactions"].copy()
+    comp["p"] = pd.to_datetime(comp["opened_at"]).dt.to_period(freq[0] if freq != "W-MON" else "W-SUN").dt.start_time
+    tx = tx[tx["amount"] > 0]
+    tx["p"] = pd.to_datetime(tx["date"]).dt.to_period(freq[0] if freq != "W-MON" else "W-SUN").dt.start_time
+    n = comp.groupby("p").size()
+    k = comp.groupby("p")["customer_id"].nunique()
+    buyers = tx.groupby("p")["customer_id"].nunique()
+    orders = tx.groupby("p")["order_id"].nunique()
+    got = got.set_index(pd.to_datetime(got["period"]))
+    common = n.index.intersection(got.index)
+    assert len(common) >= 4
+    assert (got.loc[common, "complaints"] == n[common]).all()
+    assert (got.loc[common, "complainers"] == k[common]).all()
+    assert np.allclose(got.loc[common, "complaint_rate"], k[common] / buyers[common])
+    assert np.allclose(got.loc[common, "rate_per_1000"], 1000 * n[common] / buyers[common])
+    assert np.allclose(got.loc[common, "per_1000_orders"], 1000 * n[common] / orders[common])
+    assert got["complaints"].sum() == len(comp)
+
+
+def test_volume_by_category_and_pareto(hand):
+    ds, f = hand
+    got = C.volume(ds, START, END, "month", by="category")
+    comp = f["complaints"].assign(p=pd.to_datetime(f["complaints"]["opened_at"]).dt.to_period("M").dt.start_time)
+    ref = comp.groupby(["p", "category"]).size()
+    g = got.set_index([pd.to_datetime(got["period"]), "category"])["complaints"]
+    assert (g[ref.index] == ref).all()
+    assert np.allclose(got.groupby("period")["share"].sum(), 1.0)
+    par = C.pareto(ds, START, END)
+    assert par["category"].tolist() == comp["category"].value_counts().index.tolist()
+    assert par["cumulative_share"].iloc[-1] == pytest.approx(1.0)
+    by_handler = C.volume(ds, START, END, "quarter", by="handler")
+    assert by_handler["complaints"].sum() == len(comp)
+
+
+def test_volume_without_transactions_has_counts_but_no_rates(tmp_path):
+    comp = hand_frames()["complaints"]
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    v = C.volume(ds, START, END, "month")
+    assert v["complaints"].sum() == len(comp)
+    assert v["complaint_rate"].isna().all()
+    cells = C.alert_cells(ds, START, END, "month")
+    assert (cells["exposure_unit"] == "days").all()
+    assert cells.groupby("period")["exposure"].first().sum() == 365
+
+
+# ----------------------------------------------------------------- 3 control limits
+def test_u_chart_textbook_formula():
+    counts = [12, 8, 15, 30, 10]
+    n = [2.0, 1.5, 2.5, 2.0, 1.0]  # thousands of customers
+    got = C.u_chart(counts, n)
+    ubar = sum(counts) / sum(n)
+    for i in range(5):
+        assert got["center"][i] == pytest.approx(ubar)
+        assert got["ucl"][i] == pytest.approx(ubar + 3 * math.sqrt(ubar / n[i]))
+        assert got["lcl"][i] == pytest.approx(max(0.0, ubar - 3 * math.sqrt(ubar / n[i])))
+        assert got["u"][i] == pytest.approx(counts[i] / n[i])
+    assert got["flagged"].tolist() == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize("mu", [0.3, 2.0, 7.5, 40.0, 900.0])
+def test_upper_limit_is_the_poisson_quantile(mu):
+    lim = int(C.upper_limit(mu, 0.00135)[0])
+    assert stats.poisson.sf(lim, mu) <= 0.00135 < stats.poisson.sf(lim - 1, mu)
+
+
+def test_upper_limit_negative_binomial_with_dispersion():
+    mu, phi = 20.0, 2.5
+    lim = int(C.upper_limit(mu, 0.001, phi)[0])
+    r = mu / (phi - 1)
+    nb = stats.nbinom(r, r / (r + mu))
+    assert nb.mean() == pytest.approx(mu) and nb.var() == pytest.approx(phi * mu)
+    assert nb.sf(lim) <= 0.001 < nb.sf(lim - 1)
+    assert lim > C.upper_limit(mu, 0.001)[0]
+
+
+def sim_cells(rng, months=24, cats=("a", "b", "c", "d", "e", "f"), base=(20, 12, 8, 5, 3, 30), season=True,
+              spike=None, trend=None):
+    periods = [dt.date(2024 + (m // 12), m % 12 + 1, 1) for m in range(months)]
+    seas = {m: 1 + 0.3 * math.sin(2 * math.pi * m / 12) for m in range(1, 13)} if season else dict.fromkeys(range(1, 13), 1)
+    rows = []
+    for i, p in enumerate(periods):
+        expo = 1000 * (1 + 0.3 * rng.random())
+        for c, b in zip(cats, base, strict=True):
+            mu = b * expo / 1000 * seas[p.month]
+            if trend and c == trend[0]:
+                mu *= math.exp(trend[1] * i)
+            if spike and (i, c) == spike[:2]:
+                mu *= spike[2]
+            rows.append({"period": p, "category": c, "complaints": int(rng.poisson(mu)), "exposure": expo,
+                         "days": 30, "buyers": expo, "label": C.period_label(p, "month")})
+    return pd.DataFrame(rows)
+
+
+def test_planted_spike_is_flagged_and_ordinary_months_not():
+    rng = np.random.default_rng(11)
+    cells = sim_cells(rng, spike=(15, "b", 4.0))
+    got = C.detect_alerts(cells)
+    flagged = got[got["flagged"]]
+    assert list(zip(flagged["period"], flagged["category"], strict=True)) == [(dt.date(2025, 4, 1), "b")]
+    row = flagged.iloc[0]
+    assert row["complaints"] > row["upper_limit"] > row["expected"]
+    # the spike is fitted out: its expectation stays near the planted base (12 × exposure × season)
+    assert row["expected"] < 0.5 * row["complaints"]
+
+
+def test_spike_in_latest_period_flagged_out_of_sample():
+    rng = np.random.default_rng(5)
+    cells = sim_cells(rng, spike=(23, "d", 5.0))
+    got = C.detect_alerts(cells, judge_from=dt.date(2025, 12, 1))
+    assert got["judged"].sum() == 6
+    assert got.loc[got["flagged"], "category"].tolist() == ["d"]
+
+
+@pytest.mark.parametrize("judge_from", [None, dt.date(2025, 10, 1)])
+def test_pure_poisson_noise_flag_rate_within_nominal(judge_from):
+    rng = np.random.default_rng(2026)
+    flags = cells_checked = 0
+    alpha = 0.01  # a loose limit so the rate is measurable in a fast test
+    for _ in range(120):
+        got = C.detect_alerts(sim_cells(rng), alpha=alpha, judge_from=judge_from)
+        flags += int(got["flagged"].sum())
+        cells_checked += int(got["judged"].sum())
+    rate = flags / cells_checked
+    # nominal + 3 binomial SEs (discreteness makes the true rate lower than alpha)
+    assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / cells_checked), rate
+    assert rate > 0  # the limits are not absurdly wide either
+
+
+def test_alerts_need_history():
+    cells = sim_cells(np.random.default_rng(1), months=4)
+    with pytest.raises(ValueError, match="history"):
+        C.detect_alerts(cells, judge_from=dt.date(2024, 3, 1))
+
+
+# ----------------------------------------------------------------- 2 trends
+def test_category_trend_finds_the_rising_category_with_corrected_p():
+    rng = np.random.default_rng(3)
+    cells = sim_cells(rng, trend=("c", 0.05))
+    got = C.category_trends(cells)
+    assert got.iloc[0]["category"] == "c"
+    top = got.iloc[0]
+    assert top["p_adjusted"] < 0.01
+    assert (got["p_adjusted"] >= got["p_value"]).all()
+    assert got["growth_rank"].tolist() == list(range(1, 7))
+    flat = got[got["category"] != "c"]
+    assert (flat["p_adjusted"] > 0.01).all()
+
+
+def test_trend_ci_covers_the_planted_slope():
+    rng = np.random.default_rng(30)
+    hits = 0
+    for _ in range(40):
+        top = C.category_trends(sim_cells(rng, trend=("c", 0.05))).set_index("category").loc["c"]
+        hits += top["ci_low"] < math.expm1(0.05) < top["ci_high"]
+    assert hits >= 33  # nominal 95%: 38 of 40; allow for chance
+
+
+@pytest.mark.parametrize("method", ["holm", "fdr_bh"])
+def test_p_value_adjustment_matches_statsmodels(method):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(0).random(9) ** 3
+    assert np.allclose(C.adjust_pvalues(p, method), multipletests(p, method=method)[1])
+
+
+def test_decompose_stl_recovers_seasonality():
+    periods = [dt.date(2024 + m // 12, m % 12 + 1, 1) for m in range(36)]
+    season = np.array([math.sin(2 * math.pi * p.month / 12) for p in periods])
+    y = 10 + 0.1 * np.arange(36) + 2 * season
+    series = pd.DataFrame({"period": periods, "label": [C.period_label(p, "month") for p in periods],
+                           "complaint_rate": y, "complaints": y})
+    got = C.decompose(series)
+    assert got["method"].iloc[0] == "STL"
+    assert np.corrcoef(got["seasonal"], season)[0, 1] > 0.95
+    assert np.allclose(got["observed"], got["trend"] + got["seasonal"] + got["resid"])
+
+
+# ----------------------------------------------------------------- 4 handling / censoring
+def test_kaplan_meier_median_with_open_complaints_censored(tmp_path):
+    t0 = dt.datetime(2025, 3, 1, 9)
+    # closed after 10, 20, 30, 40, 50 hours; three open since 25, 35 and 45 hours before the data's end
+    end = t0 + dt.timedelta(hours=100)
+    rows = [(t0, t0 + dt.timedelta(hours=h)) for h in (10, 20, 30, 40, 50)]
+    rows += [(end - dt.timedelta(hours=h), None) for h in (25, 35, 45)]
+    rows.append((t0, end))  # closed at the data's end (100 h) — fixes as_of
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(len(rows))],
+                         "opened_at": [r[0] for r in rows], "closed_at": [r[1] for r in rows],
+                         "category": "x", "status": ["closed" if r[1] else "open" for r in rows]})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    h = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1), sla_hours=24)
+    # hand computation: events at 10,20 (n=9,8), censored 25, event 30 (n=6), censored 35, event 40 (n=4),
+    # censored 45, event 50 (n=2), event 100 (n=1)
+    s = 1.0
+    surv = {}
+    for t_, n_ in ((10, 9), (20, 8), (30, 6), (40, 4), (50, 2), (100, 1)):
+        s *= 1 - 1 / n_
+        surv[t_] = s
+    median = min(t_ for t_, v in surv.items() if v <= 0.5)
+    assert median == 40
+    assert h.overall["median_hours"] == pytest.approx(median)
+    assert h.overall["within_sla_share"] == pytest.approx(1 - surv[20])
+    assert h.overall["open_backlog"] == 3
+    # dropping the open complaints would understate the time (median of 10..50,100 = 35)
+    assert np.median([10, 20, 30, 40, 50, 100]) < median
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    sf = SurvfuncRight(np.array([10, 20, 30, 40, 50, 100, 25, 35, 45.0]), np.array([1, 1, 1, 1, 1, 1, 0, 0, 0]))
+    assert sf.quantile(0.5) == pytest.approx(median)
+
+
+def test_status_closed_without_time_is_counted_and_reported(tmp_path):
+    t0 = dt.datetime(2025, 3, 1, 9)
+    comp = pd.DataFrame({
+        "complaint_id": ["K1", "K2", "K3", "K4", "K5"],
+        "opened_at": [t0] * 5,
+        "closed_at": [t0 + dt.timedelta(hours=5), None, None, None, t0 + dt.timedelta(hours=50)],
+        "status": ["closed", "已解决", "Resolved", "open", "closed"],
+        "category": "x",
+    })
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    h = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1))
+    assert h.overall["closed"] == 4
+    assert h.overall["open_backlog"] == 1
+    assert h.overall["closed_without_time"] == 2
+    # curve on K1 (5 h), K5 (50 h) and K4 censored at 50 h: median 50
+    assert h.overall["median_hours"] == pytest.approx(50)
+    custom = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1), closed_statuses=("closed",))
+    assert custom.overall["open_backlog"] == 3
+
+
+def test_handling_by_handler_marks_small_n(hand):
+    ds, f = hand
+    h = C.handling(ds, START, END, sla_hours=48)
+    tab = h.by["handler"].set_index("handler")
+    counts = f["complaints"]["handler"].value_counts()
+    assert (tab["complaints"] == counts[tab.index]).all()
+    assert tab.loc["Lone Wolf", "small_n"] and not tab.loc["Team A", "small_n"]
+    assert h.overall["open_backlog"] == f["complaints"]["closed_at"].isna().sum()
+    assert 0 < h.overall["within_sla_share"] < 1
+    assert len(h.trend) == 12
+    fig = C.figure_handlers(h.by["handler"], "zh")
+    assert "样本少" in str(fig.data[0].y)
+
+
+# ----------------------------------------------------------------- 5 churn link
+def test_churn_link_groups_and_wilson_ci(tmp_path):
+    from statsmodels.stats.proportion import proportion_confint
+
+    rng = np.random.default_rng(4)
+    n = 600
+    cust = [f"C{i:03d}" for i in range(n)]
+    tx = pd.DataFrame({"customer_id": cust, "date": "2025-03-10", "amount": rng.uniform(10, 500, n)})
+    comp_ids = cust[:200]
+    resolved = [i < 120 for i in range(200)]
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(200)], "customer_id": comp_ids,
+                         "opened_at": pd.Timestamp("2025-04-01 10:00"), "category": "x",
+                         "closed_at": [pd.Timestamp("2025-04-02") if r else pd.NaT for r in resolved],
+                         "resolution": ["refund" if r else None for r in resolved]})
+    # churn: unresolved complainers mostly never return; others mostly do
+    back = np.r_[rng.random(120) < 0.8, rng.random(80) < 0.3, rng.random(400) < 0.7]
+    later = pd.DataFrame({"customer_id": np.array(cust)[back], "date": "2025-08-15", "amount": 50.0})
+    tx = pd.concat([tx, later, pd.DataFrame({"customer_id": ["Z"], "date": ["2025-10-30"], "amount": [1.0]})])
+    ds = dataset_from_frames({"transactions": tx, "complaints": comp}, tmp_path)
+    link = C.churn_link(ds, churn_window_days=90, cohort_months=12)
+    g = link.groups.set_index("group")
+    assert g.loc["none", "customers"] == 400 and g.loc["resolved", "customers"] == 120
+    assert g.loc["unresolved", "customers"] == 80
+    assert g.loc["unresolved", "churned"] == (~back[120:200]).sum()
+    lo, hi = proportion_confint(g.loc["unresolved", "churned"], 80, method="wilson")
+    assert g.loc["unresolved", "ci_low"] == pytest.approx(lo) and g.loc["unresolved", "ci_high"] == pytest.approx(hi)
+    m = link.model.set_index("term")
+    assert m.loc["unresolved", "odds_ratio"] > 1 > m.loc["resolved", "odds_ratio"]
+    assert link.by_tier["customers"].sum() == 600
+    assert "Churn" in C.figure_churn_link(link).layout.title.text
+
+
+# ----------------------------------------------------------------- 6 iceberg
+def test_iceberg_counts_distinct_customers(tmp_path):
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(10)],
+                         "customer_id": ["A", "A", "A", "B", "B", "C", "D", "E", "E", "F"],
+                         "opened_at": pd.Timestamp("2025-05-05 12:00"), "category": "x"})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    ice = C.iceberg_for(ds, dt.date(2025, 5, 1), dt.date(2025, 6, 1), voicing_share=0.10)
+    assert ice.complainers == 6
+    assert ice.estimated_dissatisfied == pytest.approx(60) and ice.silent == pytest.approx(54)
+    assert ice.low == pytest.approx(6 / 0.25 - 6) and ice.high == pytest.approx(6 / 0.05 - 6)
+    d = ice.to_dict()
+    assert d["is_estimate"] is True and "assum" in d["assumption"]
+    with pytest.raises(ValueError):
+        C.iceberg(5, voicing_share=0)
+
+
+# ----------------------------------------------------------------- 7 verbatims, escaping, masking
+def test_script_escaped_and_chinese_mobile_masked(tmp_path):
+    comp = pd.DataFrame({
+        "complaint_id": ["K1", "K2", "K3", "K4"],
+        "opened_at": pd.Timestamp("2025-05-05 12:00"),
+        "category": ["<b>配送</b>", "<b>配送</b>", "账单", "账单"],
+        "text": ["<script>alert('x')</script> 快递太慢了", "快递太慢了，我的手机号是13812345678",
+                 "扣了两次钱", "扣了两次钱，联系 13912345678"],
+    })
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    v = C.verbatims(ds, dt.date(2025, 5, 1), dt.date(2025, 6, 1), n_examples=5)
+    html = C.verbatims_html(v, "zh")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>配送" not in html and "&lt;b&gt;配送" in html
+    assert "13812345678" not in html and "13912345678" not in html
+    assert "13812345678" not in v.examples.to_string()
+    assert not v.terms["term"].astype(str).str.contains("138").any()
+    assert v.terms["term"].astype(str).str.contains("快递").any()  # jieba segmentation
+    fig = C.figure_pareto(C.pareto(ds, dt.date(2025, 5, 1), dt.date(2025, 6, 1)))
+    assert "<b>" not in "".join(map(str, fig.data[0].x))
+
+
+# ----------------------------------------------------------------- messy exports through the config contract
+def test_gbk_export_with_hierarchy_dayfirst_dates_and_status_only(tmp_path):
+    rows = []
+    rng = np.random.default_rng(9)
+    prods = ["手机", "家电"]
+    issues = ["配送慢", "质量问题", "退款"]
+    for i in range(300):
+        d = dt.date(2025, 1, 1) + dt.timedelta(days=int(rng.integers(0, 300)))
+        rows.append({"编号": f"T{i:04d}", "日期": d.strftime("%d/%m/%Y"), "产品": prods[i % 2],
+                     "问题": issues[i % 3], "状态": ["已解决", "处理中", "已关闭"][i % 3],
+                     "内容": f"第{i}号投诉：{issues[i % 3]}"})
+    raw = pd.DataFrame(rows)
+    raw.to_csv(tmp_path / "export.csv", index=False, encoding="gbk")
+    (tmp_path / "workbench.toml").write_text(
+        '[dataset]\nname = "messy"\n\n[tables.complaints]\nsource = "export.csv"\nencoding = "gbk"\n'
+        'date_format = "%d/%m/%Y"\n\n[tables.complaints.columns]\ncomplaint_id = "编号"\nopened_at = "日期"\n'
+        'category = "产品 || \' / \' || 问题"\nstatus = "状态"\ntext = "内容"\n', encoding="utf-8")
+    ds = open_dataset(tmp_path / "workbench.toml")
+    assert ds.validation.ok
+    par = C.pareto(ds, dt.date(2025, 1, 1), dt.date(2026, 1, 1)).set_index("category")["complaints"]
+    ref = (raw["产品"] + " / " + raw["问题"]).value_counts()
+    assert par.sort_index().to_dict() == ref.sort_index().to_dict()
+    months = pd.to_datetime(raw["日期"], format="%d/%m/%Y").dt.to_period("M").value_counts()
+    got = C.volume(ds, dt.date(2025, 1, 1), dt.date(2026, 1, 1)).set_index("label")["complaints"]
+    assert all(got[str(m)] == c for m, c in months.items())
+    h = C.handling(ds, dt.date(2025, 1, 1), dt.date(2026, 1, 1))
+    assert h.overall["closed"] == 200 and h.overall["open_backlog"] == 100
+    assert h.overall["closed_without_time"] == 200 and h.overall["median_hours"] is None
+
+
+def test_findings_and_figures_in_both_languages(hand):
+    ds, _ = hand
+    cells = C.alert_cells(ds, START, END, "month")
+    trends = C.category_trends(cells, season=False)
+    alerts = C.detect_alerts(cells)
+    h = C.handling(ds, START, END)
+    ice = C.iceberg_for(ds, START, END)
+    for lang in ("en", "zh"):
+        fs = C.findings(lang, trends=trends, alerts=alerts, handling_result=h, ice=ice)
+        assert {f["key"] for f in fs} == {"rising", "alerts", "handling", "iceberg"}
+        assert all(f["text"] for f in fs)
+        C.figure_control_chart(alerts, "delivery", lang)
+        C.figure_resolution_curves(h, "category", "resolution", lang)
+        C.figure_trend(C.volume(ds, START, END), C.decompose(C.volume(ds, START, END)), lang)
+
+
+def test_sample_truth_recovered(sample_ds, truth):
+    """The seeded sample: the planted rising category leads the growth ranking and the spike is flagged."""
+    tc = truth["complaints"]
+    end = dt.date(2026, 11, 1)
+    start = C.months_back(end, 24)
+    cells = C.alert_cells(sample_ds, start, end, "month")
+    trends = C.category_trends(cells)
+    assert trends.iloc[0]["category"] == tc["rising_category"] and trends.iloc[0]["p_adjusted"] < 0.05
+    alerts = C.detect_alerts(cells)
+    flagged = set(zip(alerts.loc[alerts["flagged"], "label"], alerts.loc[alerts["flagged"], "category"], strict=True))
+    assert (tc["spike_month"], tc["spike_category"]) in flagged
+    assert len(flagged) <= 2
+    counts = C.volume(sample_ds, start, end, by="category")
+    for cat, series in tc["monthly_counts_by_category"].items():
+        assert counts.loc[counts["category"] == cat, "complaints"].tolist() == series
+
+
+def test_paths_are_plain(tmp_path: Path):
+    assert C.period_label(dt.date(2026, 8, 1), "quarter") == "2026Q3"
+    assert C.months_back(dt.date(2026, 11, 1), 24) == dt.date(2024, 11, 1)
+    with pytest.raises(ValueError):
+        C.volume(None, START, END, "year")  # type: ignore[arg-type]
