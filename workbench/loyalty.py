@@ -719,7 +719,8 @@ class FourCases:
 
     def summary(self, lang: str = "en") -> str:
         main = self.table[~self.table["case"].isin(["neutral", "unknown"])]
-        return "; ".join(f"{case_label(c, lang)} {fmt_pct(s, lang)}" for c, s in zip(main["case"], main["share"],
+        sep = "；" if lang == "zh" else "; "
+        return sep.join(f"{case_label(c, lang)} {fmt_pct(s, lang)}" for c, s in zip(main["case"], main["share"],
                                                                                      strict=True))
 
     def to_metric(self) -> dict[str, Any]:
