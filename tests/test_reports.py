@@ -364,6 +364,9 @@ def test_index_shows_change_versus_previous_period():
     page = render_index([cur, prev])
     assert "▲ +20 (+20.0%)" in page
     assert page.index('id="p-2026-10"') < page.index('id="p-2026-09"')
+    assert reports.format_delta(0.30, 0.25, 0.05) == "+5.0 pp"
+    assert reports.format_delta(3510.4, 3000.0, 510.4) == "+510 (+17.0%)"
+    assert reports.format_delta(12.5, 10.0, 2.5) == "+2.50 (+25.0%)"
 
 
 @pytest.mark.slow

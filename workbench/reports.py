@@ -1001,18 +1001,27 @@ def headline_changes(current: Mapping[str, Any], previous: Mapping[str, Any] | N
     return rows
 
 
+def format_delta(value: float, previous: float, delta: float) -> str:
+    """Change as text: whole numbers ``+25 (+10.9%)``, shares in [0, 1] in percentage points, others rounded."""
+    if float(delta).is_integer() and float(value).is_integer():
+        text = f"{delta:+,.0f}"
+    elif abs(value) <= 1 and abs(previous) <= 1:
+        return f"{100 * delta:+.1f} pp"
+    else:
+        text = f"{delta:+,.0f}" if abs(delta) >= 100 else f"{delta:+,.2f}"
+    return text + (f" ({delta / previous:+.1%})" if previous else "")
+
+
 def _fmt_delta(row: Mapping[str, Any], lang: str) -> str:
     delta = row["delta"]
     if delta is None:
         return ""
-    if delta == 0:
-        return '<span class="wb-delta flat">= 0</span>'
-    arrow, cls = ("▲", "up") if delta > 0 else ("▼", "down")
-    is_int = float(delta).is_integer() and float(row["value"]).is_integer()
-    amount = f"{delta:+,.0f}" if is_int else f"{delta:+,.3g}"
-    rel = f" ({row['rel']:+.1%})" if row["rel"] is not None else ""
     title = html.escape(translate("reports.index.vs_previous", lang, value=row["previous"]))
-    return f'<span class="wb-delta {cls}" title="{title}">{arrow} {html.escape(amount + rel)}</span>'
+    if delta == 0:
+        return f'<span class="wb-delta flat" title="{title}">=</span>'
+    arrow, cls = ("▲", "up") if delta > 0 else ("▼", "down")
+    amount = format_delta(float(row["value"]), float(row["previous"]), float(delta))
+    return f'<span class="wb-delta {cls}" title="{title}">{arrow} {html.escape(amount)}</span>'
 
 
 def _both(key: str, **values: Any) -> str:
@@ -1040,7 +1049,7 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
                      f'<small>{html.escape(label)}</small> {status}</h2>')
         parts.append(f'<p class="wb-meta">{html.escape(_both("core.source"))}: {html.escape(str(run.get("dataset", "")))}'
                      f' — {html.escape(str(run.get("data_source", "")))} · {html.escape(_both("reports.index.run"))}: '
-                     f'{html.escape(str(run.get("finished", "")))} · v{html.escape(str(run.get("package_version", "")))}'
+                     f'{html.escape(str(run.get("finished", ""))[:16].replace("T", " "))} · v{html.escape(str(run.get("package_version", "")))}'
                      f' · <a href="{html.escape(label)}/metrics.json">metrics.json</a></p>')
         parts.append('<table class="wb-table"><thead><tr>'
                      f'<th>{html.escape(_both("reports.index.report"))}</th>'
@@ -1064,7 +1073,7 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
             heads = headline_changes(entry, prev_entry, lang)
             items = "".join(f"<li>{html.escape(h['text'])} {_fmt_delta(h, lang)}</li>" for h in heads)
             parts.append(f"<tr><td>{html.escape(titles)}<br><small>{html.escape(name)}</small></td>"
-                         f"<td>{' '.join(cells_status)}</td><td>{' · '.join(links) or '–'}</td>"
+                         f"<td>{' '.join(cells_status)}</td><td class=\"wb-links\">{'<br>'.join(links) or '–'}</td>"
                          f'<td><ul class="wb-heads">{items}</ul></td></tr>')
         parts.append("</tbody></table></section>")
     css = (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8")
