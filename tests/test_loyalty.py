@@ -282,8 +282,10 @@ def test_missing_inputs_degrade(tmp_path):
     frames = _small_frames(rng, 120, anonymous=True, drivers=False)
     ds = dataset_from_frames(frames, tmp_path, drivers=[])
     f = L.respondent_frame(ds, end=END)
-    with pytest.raises(MissingDataError):
+    assert f.attrs["behaviour"] is False  # the notebook shows the "anonymous survey" note
+    with pytest.raises(MissingDataError) as exc:
         L.loyalty_by_level(f, "behaviour")
+    assert exc.value.columns == ("customer_id",)
     assert set(L.thresholds(f, n_boot=20)) == {"intent"}
     with pytest.raises(MissingDataError):
         L.four_cases(f)

@@ -258,7 +258,7 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
     frame.attrs.update({
         "window_days": int(window_days), "churn_days": int(churn_days),
         "data_end": data_end.isoformat() if data_end is not None else None,
-        "behaviour": bool(behaviour), "drivers": drivers,
+        "behaviour": bool(behaviour and frame["identified"].any()), "drivers": drivers,
         "scales": {c: ds.scale("surveys", c) for c in ("satisfaction", "repurchase_intent", "recommend",
                                                        "expectation", *drivers) if c in scols},
         "segment": segment,
@@ -268,7 +268,7 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
 
 def require_behaviour(frame: pd.DataFrame) -> None:
     """Raise :class:`MissingDataError` when the survey cannot be linked to purchases."""
-    if not frame.attrs.get("behaviour", "repeat" in frame) or "repeat" not in frame:
+    if not frame.attrs.get("behaviour", "repeat" in frame) or "repeat" not in frame or not frame["identified"].any():
         raise MissingDataError("surveys", ("customer_id",), "behavioural loyalty needs identified respondents "
                                "linked to transactions")
     if not frame["followup"].any():
