@@ -55,6 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -143,6 +144,7 @@ def customer_value(
     margin_rate: float | None = None,
     acquisition_cost: float = 0.0,
     retention_cost_per_year: float = 0.0,
+    count_orders: bool = False,
 ) -> pd.DataFrame:
     """Value per customer for the window of ``months`` months ending at ``end``.
 
@@ -165,6 +167,11 @@ def customer_value(
         Cost of acquiring one customer where the customers table has none.
     retention_cost_per_year : float
         Cost of keeping a customer per year of tenure.
+    count_orders : bool
+        ``purchases`` counts transaction rows with a positive amount (the canonical
+        model has one row per purchase). For order-line data set ``True`` to count
+        distinct ``order_id`` instead (exact, but a distinct count per customer is
+        several times slower on large data).
 
     Returns
     -------
@@ -175,7 +182,7 @@ def customer_value(
         ``last_purchase``, ``first_contact`` (signup date, else first purchase),
         ``tenure_days`` (end − first contact), ``recency_days`` (end − last
         purchase; NaN without one), ``relationship_days`` (last purchase − first
-        contact; 0 without a purchase), ``lifetime_revenue``, ``lifetime_profit``,
+        contact; 0 without a purchase), ``lifetime_profit`` (all profit up to ``end``),
         ``acquisition_cost``, ``retention_cost``, ``historical_clv``. ``attrs``
         holds the window, ``profit_source`` and ``currency``.
     """
@@ -198,15 +205,13 @@ def customer_value(
     pos = tx.amount > 0
     neg = tx.amount < 0
     aggs: dict[str, Any] = {
-        "revenue": tx.amount.sum(where=inw),
         "gross_revenue": tx.amount.sum(where=inw & pos),
-        "refunds": tx.amount.count(where=inw & neg),
         "refund_amount": (-tx.amount).sum(where=inw & neg),
+        "refunds": tx.amount.count(where=inw & neg),
         "first_purchase": tx.date.min(where=pos),
         "last_purchase": tx.date.max(where=pos),
-        "lifetime_revenue": tx.amount.sum(),
     }
-    if ds.has("transactions", "order_id"):
+    if count_orders and ds.has("transactions", "order_id"):
         aggs["purchases"] = tx.order_id.nunique(where=inw & pos)
     else:
         aggs["purchases"] = tx.amount.count(where=inw & pos)
@@ -226,21 +231,22 @@ def customer_value(
             cols.append(c.acquisition_cost.name("acq"))
         c = c.select(*cols)
         j = c.outer_join(agg, c.cid == agg.customer_id)
-        j = j.mutate(customer_id=j.cid.coalesce(j.customer_id)).drop("cid")
-        df = j.to_pandas()
+        expr = j.mutate(customer_id=j.cid.coalesce(j.customer_id)).drop("cid")
     else:
-        df = agg.to_pandas()
-        df["signup_date"] = pd.NaT
+        expr = agg.mutate(signup_date=ibis.null("date"))
+    # arrow → pandas directly: much faster than the backend's per-column pandas conversion
+    df = expr.to_pyarrow().to_pandas()
     if df.empty:
         raise MissingDataError("transactions", (), f"no customers up to {end}")
-    df = df.set_index("customer_id").sort_index()
+    df = df.set_index("customer_id")
     df.index = df.index.astype(str)
     end_ts = pd.Timestamp(end)
     for col in ("signup_date", "first_purchase", "last_purchase"):
         df[col] = pd.to_datetime(df[col])
-    zero_cols = ["revenue", "gross_revenue", "refunds", "refund_amount", "purchases", "lifetime_revenue"]
+    zero_cols = ["gross_revenue", "refunds", "refund_amount", "purchases"]
     zero_cols += [c for c in ("categories", "profit", "lifetime_profit") if c in df]
     df[zero_cols] = df[zero_cols].fillna(0)
+    df["revenue"] = df["gross_revenue"] - df["refund_amount"]
     for col in ("refunds", "purchases", "categories"):
         if col in df:
             df[col] = df[col].astype("int64")
@@ -261,7 +267,7 @@ def customer_value(
     df = df.drop(columns=[c for c in ("acq",) if c in df])
     order = ["revenue", "gross_revenue", "profit", "purchases", "categories", "refunds", "refund_amount",
              "first_purchase", "last_purchase", "signup_date", "first_contact", "tenure_days",
-             "recency_days", "relationship_days", "lifetime_revenue", "lifetime_profit",
+             "recency_days", "relationship_days", "lifetime_profit",
              "acquisition_cost", "retention_cost", "historical_clv"]
     df = df[order]
     df.attrs.update({"start": start.isoformat(), "end": end.isoformat(), "months": int(months),
@@ -270,19 +276,45 @@ def customer_value(
 
 
 # --------------------------------------------------------------------------- 2. pyramid
-def _rank_order(values: pd.Series) -> np.ndarray:
-    """Positions of ``values`` from highest to lowest; ties by the stable id hash."""
-    v = values.to_numpy(dtype=float)
-    if np.isnan(v).any():
-        raise ValueError("values contain missing values; fill or drop them first")
-    h = _stable_hash(pd.Series(values.index))
-    return np.lexsort((h, -v))
-
-
 def _boundaries(n: int, shares: np.ndarray) -> np.ndarray:
     cum = np.floor(np.cumsum(shares) * n + 0.5).astype(np.int64)
     cum[-1] = n
     return np.concatenate([[0], np.minimum(cum, n)])
+
+
+def _rank_order(values: pd.Series, bounds: np.ndarray) -> np.ndarray:
+    """Positions of ``values`` from highest to lowest, ties at the ``bounds`` ordered by id hash.
+
+    Equivalent, for tier assignment, to sorting by (value desc, hash(customer_id)):
+    the hash is only computed for tie groups that straddle a tier boundary (order
+    inside a group that does not straddle one cannot change any tier).
+    """
+    v = values.to_numpy(dtype=float)
+    if np.isnan(v).any():
+        raise ValueError("values contain missing values; fill or drop them first")
+    order = np.argsort(-v, kind="stable")
+    neg_sorted = -v[order]  # ascending
+    done: set[int] = set()
+    for b in bounds[1:-1]:
+        if 0 < b < v.size and neg_sorted[b - 1] == neg_sorted[b]:
+            lo = int(np.searchsorted(neg_sorted, neg_sorted[b], side="left"))
+            if lo in done:
+                continue
+            done.add(lo)
+            hi = int(np.searchsorted(neg_sorted, neg_sorted[b], side="right"))
+            group = order[lo:hi]
+            order[lo:hi] = group[np.argsort(_stable_hash(pd.Series(values.index[group])), kind="stable")]
+    return order
+
+
+def _assign(values: pd.Series, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes per customer, rank order, boundaries)."""
+    n = len(values)
+    bounds = _boundaries(n, s)
+    order = _rank_order(values, bounds)
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = np.repeat(np.arange(s.size), np.diff(bounds))
+    return codes, order, bounds
 
 
 def assign_tiers(values: pd.Series, shares: Sequence[float] = DEFAULT_SHARES,
@@ -309,12 +341,7 @@ def assign_tiers(values: pd.Series, shares: Sequence[float] = DEFAULT_SHARES,
         raise ValueError("names and shares differ in length")
     if not values.index.is_unique:
         raise ValueError("customer ids (the index) must be unique")
-    n = len(values)
-    order = _rank_order(values)
-    bounds = _boundaries(n, s)
-    codes_sorted = np.repeat(np.arange(s.size), np.diff(bounds))
-    codes = np.empty(n, dtype=np.int64)
-    codes[order] = codes_sorted
+    codes, _, _ = _assign(values, s)
     cat = pd.Categorical.from_codes(codes, categories=list(names), ordered=True)
     return pd.Series(cat, index=values.index, name="tier")
 
@@ -381,15 +408,29 @@ def customer_pyramid(values: pd.DataFrame, measure: str = "revenue",
                          f"{[m for m in MEASURES if m in values] or list(values.columns)}")
     s = _check_shares(shares)
     v = values[measure].astype(float).fillna(0.0)
-    tiers = assign_tiers(v, s)
-    names = list(tiers.cat.categories)
-    frame = pd.DataFrame({"tier": tiers, "value": v,
-                          "revenue": values["revenue"] if "revenue" in values else np.nan,
-                          "profit": values["profit"] if "profit" in values else np.nan})
-    g = frame.groupby("tier", observed=False)
-    table = g.agg(customers=("value", "size"), value=("value", "sum"), revenue=("revenue", "sum"),
-                  profit=("profit", "sum"), mean_value=("value", "mean"), median_value=("value", "median"),
-                  min_value=("value", "min"), max_value=("value", "max")).reindex(names)
+    if not v.index.is_unique:
+        raise ValueError("customer ids (the index) must be unique")
+    names = list(_tier_names(s.size))
+    codes, order, bounds = _assign(v, s)
+    tiers = pd.Series(pd.Categorical.from_codes(codes, categories=names, ordered=True), index=v.index,
+                      name="tier")
+    sv = v.to_numpy()[order]  # descending
+    rev = (values["revenue"].to_numpy(dtype=float) if "revenue" in values else np.full(len(v), np.nan))[order]
+    prof = (values["profit"].to_numpy(dtype=float) if "profit" in values else np.full(len(v), np.nan))[order]
+    rows = []
+    for k in range(s.size):
+        lo, hi = bounds[k], bounds[k + 1]
+        part = sv[lo:hi]
+        size = hi - lo
+        rows.append({
+            "customers": size, "value": float(part.sum()), "revenue": float(np.nansum(rev[lo:hi])),
+            "profit": float(np.nansum(prof[lo:hi])),
+            "mean_value": float(part.mean()) if size else np.nan,
+            "median_value": float(np.median(part)) if size else np.nan,
+            "min_value": float(part[-1]) if size else np.nan, "max_value": float(part[0]) if size else np.nan,
+        })
+    table = pd.DataFrame(rows, index=pd.Index(names, name="tier"))
+    frame = pd.DataFrame({"revenue": rev, "profit": prof})
     n = len(v)
     total = float(v.sum())
     table.insert(0, "target_share", s)
@@ -408,7 +449,8 @@ def customer_pyramid(values: pd.DataFrame, measure: str = "revenue",
     return Pyramid(
         measure=measure, shares=tuple(float(x) for x in s), table=table, tiers=tiers, n=n,
         n_zero=int((v == 0).sum()), n_negative=int((v < 0).sum()), total_value=total,
-        top20_value_share=top_share(v, 0.2),
+        top20_value_share=(float(sv[: int(math.floor(0.2 * n + 0.5))].sum() / total) if total and n
+                           else float("nan")),
         key_value_share=float(key["value"].sum() / total) if total else float("nan"),
         key_customer_share=key_n / n if n else float("nan"), key_threshold=key_threshold,
     )
