@@ -1,0 +1,119 @@
+"""Benchmark: the complaint notebook's analyses and ``workbench alerts`` on the 1M-customer sample.
+
+Generates the seeded sample (``workbench.sample``, 1,000,000 customers, ~200k+
+complaints) into a bench folder once, builds the DuckDB cache, then times:
+
+* each analysis the notebook runs (volume, Pareto, STL, alert cells + trends +
+  alerts, handling with Kaplan-Meier, churn link, iceberg, verbatims) — target
+  under 30 s in total;
+* ``run_alerts`` from the cache in a fresh process (the cron path, imports
+  included) — target under 3 s;
+* a bare engine scan baseline (``SELECT count(*), max(opened_at) FROM complaints``
+  and a per-month complaints group-by) for the ratio.
+
+Usage::
+
+    python bench/bench_complaints.py                    # 1,000,000 customers
+    python bench/bench_complaints.py --customers 200000 --dir /tmp/wb_bench_c
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _timed(label: str, fn, results: dict[str, float]):
+    t0 = time.perf_counter()
+    out = fn()
+    results[label] = time.perf_counter() - t0
+    print(f"  {label:<28} {results[label]:7.2f} s", flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "wb_bench_complaints")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--end", default="2026-10")
+    args = ap.parse_args()
+
+    data = args.dir / f"sample_{args.customers}"
+    os.environ.setdefault("WORKBENCH_CACHE_DIR", str(args.dir / "cache"))
+    if not (data / "TRUTH.json").exists():
+        from workbench.sample import generate_sample
+
+        t0 = time.perf_counter()
+        generate_sample(data, customers=args.customers, seed=args.seed, lang="en", fmt="parquet", end=args.end)
+        print(f"generated sample in {time.perf_counter() - t0:.1f} s", flush=True)
+    from workbench.engine import open_dataset
+
+    t0 = time.perf_counter()
+    ds = open_dataset(data)
+    print(f"cache ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    n = ds.sql("SELECT count(*) AS n FROM complaints")["n"].iloc[0]
+    print(f"{args.customers:,} customers, {n:,} complaints")
+
+    from workbench import complaints as C
+
+    end = dt.date(int(args.end[:4]), int(args.end[5:7]), 1)
+    end = C.months_back(end, -1)
+    start = C.months_back(end, 24)
+    month = C.months_back(end, 1)
+    t: dict[str, float] = {}
+    print("baseline (bare engine scans):")
+    _timed("scan count/max", lambda: ds.sql("SELECT count(*), max(opened_at) FROM complaints"), t)
+    _timed("scan per-month group-by", lambda: ds.sql(
+        "SELECT date_trunc('month', opened_at) AS m, category, count(*) FROM complaints GROUP BY ALL"), t)
+    base = t["scan count/max"] + t["scan per-month group-by"]
+    print("notebook analyses:")
+    series = _timed("volume", lambda: C.volume(ds, start, end, "month"), t)
+    _timed("volume by category", lambda: C.volume(ds, start, end, "month", by="category"), t)
+    _timed("pareto", lambda: C.pareto(ds, start, end), t)
+    _timed("STL decomposition", lambda: C.decompose(series), t)
+    cells = _timed("alert cells", lambda: C.alert_cells(ds, start, end, "month",
+                                                        categories=C.top_categories(ds, start, end, 12)), t)
+    trends = _timed("category trends (GLM)", lambda: C.category_trends(cells), t)
+    alerts = _timed("alerts (model)", lambda: C.detect_alerts(cells), t)
+    h = _timed("handling (KM)", lambda: C.handling(ds, start, end), t)
+    link = _timed("churn link (logit)", lambda: C.churn_link(ds), t)
+    _timed("iceberg", lambda: C.iceberg_for(ds, month, end), t)
+    _timed("verbatims (jieba/regex)", lambda: C.verbatims(ds, C.months_back(end, 3), end), t)
+    _timed("explore frame", lambda: C.explore_frame(ds, start, end), t)
+    analyses = sum(v for k, v in t.items() if not k.startswith("scan"))
+    ds.close()
+    print(f"  {'TOTAL analyses':<28} {analyses:7.2f} s  (target < 30 s; {analyses / base:,.0f}× the bare scans)")
+    print(f"  rising: {trends.iloc[0]['category']} {trends.iloc[0]['trend_slope']:+.1%}/month; flagged: "
+          f"{sorted(set(zip(alerts.loc[alerts.flagged, 'label'], alerts.loc[alerts.flagged, 'category'], strict=True)))}")
+    print(f"  resolution median {h.overall['median_hours']} h; churn groups "
+          f"{link.groups[['group', 'churn_rate']].round(3).to_dict('records')}")
+
+    print("workbench alerts (fresh process, from the cache, imports included):")
+    code = ("import time; t=time.perf_counter(); from workbench.complaints import run_alerts; "
+            f"r=run_alerts({str(data)!r}); print(time.perf_counter()-t, len(r.breaches))")
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
+        runs.append(float(out.stdout.split()[0]))
+    t0 = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "workbench", "alerts", "--data", str(data)], capture_output=True,
+                         text=True, env=os.environ)
+    cli_s = time.perf_counter() - t0
+    print(f"  run_alerts in-process timer   {min(runs):7.2f} s (best of 3; all {', '.join(f'{r:.2f}' for r in runs)})")
+    print(f"  `workbench alerts` wall clock {cli_s:7.2f} s, exit {cli.returncode} (target < 3 s)")
+    print(json.dumps({"customers": args.customers, "complaints": int(n), "analyses_s": round(analyses, 2),
+                      "baseline_scan_s": round(base, 3), "run_alerts_s": round(min(runs), 2),
+                      "cli_wall_s": round(cli_s, 2), "per_step_s": {k: round(v, 3) for k, v in t.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
