@@ -838,6 +838,25 @@ def _case_profile(fc: pd.DataFrame) -> pd.DataFrame:
     return prof
 
 
+def profile_table(fc: FourCases, lang: str = "en") -> pd.DataFrame:
+    """Display version of :attr:`FourCases.profile`: translated features and case names, formatted numbers."""
+    rows = []
+    cases = [c for c in fc.profile.columns if c in CASES]
+    for r in fc.profile.to_dict("records"):
+        f = r["feature"]
+        if f.startswith("segment="):
+            name = f"{_tr('dim.segment', lang)}: {f.split('=', 1)[1]}"
+            pct = True
+        else:
+            name = _tr(f"measure.{f}", lang)
+            pct = f in ("discount_share", "member", "complained", "key_customer")
+        row = {_tr("col.feature", lang): name}
+        row.update({case_label(c, lang): fmt_pct(r[c], lang) if pct else fmt_num(r[c], lang, 1) for c in cases})
+        row[_tr("col.p_adjusted", lang)] = fmt_p(r["p_adjusted"], lang)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def figure_four_cases(fc: FourCases, lang: str = "en") -> go.Figure:
     tab = fc.table[fc.table["case"] != "unknown"]
     fig = viz.bar_with_ci([case_label(c, lang, nickname=True) for c in tab["case"]], tab["share"], tab["ci_low"],
@@ -1091,7 +1110,7 @@ def finding_drivers(res: DriverResult, lang: str = "en") -> str:
     fix = res.table[res.table["quadrant"] == "fix_first"]["driver"].tolist()
     return _tr("find.drivers", lang, driver=_driver_label(top["driver"], lang), share=fmt_pct(top["share"], lang),
                lo=fmt_num(top["ci_low"], lang, 3), hi=fmt_num(top["ci_high"], lang, 3), r2=fmt_num(res.r2, lang),
-               fix=", ".join(_driver_label(d, lang) for d in fix) or "–",
+               fix=", ".join(_driver_label(d, lang) for d in fix) or _tr("find.fix_none", lang),
                outcome=_tr(f"measure.{res.outcome}", lang))
 
 
