@@ -171,8 +171,10 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
         marg = "margin" if has_margin else "NULL"
         horizon = max(window_days, churn_days)
         end_filter = "AND date <= ?" if data_end is not None else ""
+        # only respondents' purchases are needed per response (a semi-join keeps the range joins small)
         ctes.append(f"pos AS (SELECT customer_id, date, amount, {disc} AS discount, {marg} AS margin "
-                    f"FROM transactions WHERE amount > 0 AND customer_id IS NOT NULL {end_filter})")
+                    f"FROM transactions WHERE amount > 0 {end_filter} "
+                    f"AND customer_id IN (SELECT customer_id FROM s WHERE customer_id IS NOT NULL))")
         if data_end is not None:
             params.append(data_end)
         ctes.append(
@@ -188,14 +190,12 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
             "GROUP BY s._rid)")
         ctes.append("cst AS (SELECT customer_id, min(date) AS first_buy, "
                     "sum(discount) / NULLIF(sum(amount + discount), 0) AS discount_share FROM pos GROUP BY 1)")
-        if data_end is not None:
-            ctes.append(
-                f"val AS (SELECT customer_id, percent_rank() OVER (ORDER BY rev DESC) < {float(key_share)} AS key "
-                f"FROM (SELECT customer_id, sum(amount) AS rev FROM pos WHERE date > DATE '{data_end}' - 365 "
-                f"GROUP BY 1))")
-        else:
-            ctes.append(f"val AS (SELECT customer_id, percent_rank() OVER (ORDER BY rev DESC) < {float(key_share)} "
-                        f"AS key FROM (SELECT customer_id, sum(amount) AS rev FROM pos GROUP BY 1))")
+        # key customers: revenue in the last 365 days at or above the (1 - key_share) quantile of all buyers
+        last_year = f"AND date > DATE '{data_end}' - 365 AND date <= DATE '{data_end}'" if data_end is not None else ""
+        ctes.append(f"rev AS (SELECT customer_id, sum(amount) AS rev FROM transactions WHERE amount > 0 {last_year} "
+                    f"GROUP BY 1)")
+        ctes.append(f"val AS (SELECT r.customer_id, r.rev >= (SELECT quantile_cont(rev, {1 - float(key_share)}) "
+                    f"FROM rev) AS key FROM rev r WHERE r.customer_id IN (SELECT customer_id FROM s))")
         joins += ["LEFT JOIN aft ON aft._rid = s._rid", "LEFT JOIN bef ON bef._rid = s._rid",
                   "LEFT JOIN cst ON cst.customer_id = s.customer_id",
                   "LEFT JOIN val ON val.customer_id = s.customer_id"]
@@ -1393,12 +1393,17 @@ class OpenAnswers:
 
 
 def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
-                 seed: int = 42) -> OpenAnswers:
-    """Themes in the open answers (e.g. "what would it take to earn a 5?") per satisfaction level."""
+                 seed: int = 42, max_texts: int | None = 10_000) -> OpenAnswers:
+    """Themes in the open answers (e.g. "what would it take to earn a 5?") per satisfaction level.
+
+    With more than ``max_texts`` responses, themes and shares are estimated on a seeded random sample of
+    ``max_texts`` responses (``n_comments``/``n_empty`` then describe the sample)."""
     from workbench import text
 
     if column not in frame or frame[column].notna().sum() == 0:
         raise MissingDataError("surveys", (column,), "open answers")
+    if max_texts and len(frame) > max_texts:  # themes are fitted on a seeded random sample of responses
+        frame = frame.sample(int(max_texts), random_state=seed)
     texts = frame[column]
     th = text.themes(texts, n_themes=n_themes, seed=seed)
     labels = th.sizes.dropna(subset=["theme"]).set_index("theme")["label"]
