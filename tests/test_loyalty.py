@@ -143,6 +143,7 @@ def test_planted_threshold_recovered(tau, a, b):
     assert "tau=" in repr(res)
 
 
+@pytest.mark.filterwarnings("ignore:.*identity link.*")
 def test_threshold_mle_matches_statsmodels_at_fixed_tau():
     rng = np.random.default_rng(5)
     s, y = _simulate_hinge(rng, 3000, 3.0, 0.2, 0.3)
@@ -327,7 +328,6 @@ def test_scorecard_complaint_rate_hand_count(tmp_path):
 
 
 def test_nps_and_top_box(small_frame):
-    p = parse_period("2026-01:2026-10-31") if False else None  # noqa: F841 - keep the API simple
     cur = small_frame
     card = L._survey_card(cur, cur.iloc[:0], cur).set_index("question")
     v = cur["recommend"].dropna()
