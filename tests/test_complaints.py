@@ -443,3 +443,11 @@ def test_paths_are_plain(tmp_path: Path):
     assert C.months_back(dt.date(2026, 11, 1), 24) == dt.date(2024, 11, 1)
     with pytest.raises(ValueError):
         C.volume(None, START, END, "year")  # type: ignore[arg-type]
+
+
+def test_upper_limit_vectorised_handles_zero_and_missing():
+    mu = np.array([0.0, np.nan, 3.0, 3.0, 250.0])
+    got = C.upper_limit(mu, 0.001)
+    assert got[0] == 0 and got[1] == 0 and got[2] == got[3]
+    for m, lim in zip(mu[2:], got[2:], strict=True):
+        assert stats.poisson.sf(lim, m) <= 0.001 < stats.poisson.sf(lim - 1, m)

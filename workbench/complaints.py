@@ -175,15 +175,35 @@ def _as_of(ds: Dataset) -> dt.datetime:
     return pd.Timestamp(value).to_pydatetime()
 
 
-def _exposure_sql(ds: Dataset, granularity: str, start: dt.date, end: dt.date) -> str | None:
-    """Per-period buyers and orders from transactions (None without transactions)."""
+_EXPOSURE_CACHE: dict[tuple, pd.DataFrame] = {}
+
+
+def _exposure(ds: Dataset, granularity: str, start: dt.date, end: dt.date, distinct: bool = True
+              ) -> pd.DataFrame | None:
+    """Per-period purchase activity from transactions (None without transactions), one engine query.
+
+    Columns ``period``, ``rows`` (purchase rows, amount > 0) and, with
+    ``distinct``, ``buyers`` (distinct customers) and ``orders`` (distinct
+    ``order_id``, else rows). Distinct counts are the costly part on large
+    data, so results are memoised per dataset cache file and range.
+    """
     if not ds.has("transactions", "customer_id", "date"):
         return None
-    orders = "count(DISTINCT order_id)" if ds.has("transactions", "order_id") else "count(*)"
+    key = (str(ds.path), granularity, start, end, distinct)
+    if key in _EXPOSURE_CACHE:
+        return _EXPOSURE_CACHE[key].copy()
     pos = "AND amount > 0" if ds.has("transactions", "amount") else ""
-    return (f"SELECT {_trunc('date', granularity)} AS period, count(DISTINCT customer_id) AS buyers, "
-            f"{orders} AS orders FROM transactions WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos} "
-            f"GROUP BY 1")
+    extra = ""
+    if distinct:
+        orders = "count(DISTINCT order_id)" if ds.has("transactions", "order_id") else "count(*)"
+        extra = f", count(DISTINCT customer_id) AS buyers, {orders} AS orders"
+    e = ds.sql(f"SELECT {_trunc('date', granularity)} AS period, count(*) AS rows{extra} FROM transactions "
+               f"WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos} GROUP BY 1")
+    e["period"] = pd.to_datetime(e["period"]).dt.date
+    if len(_EXPOSURE_CACHE) > 64:
+        _EXPOSURE_CACHE.clear()
+    _EXPOSURE_CACHE[key] = e
+    return e.copy()
 
 
 def _days_in(periods: Iterable[dt.date], granularity: str, start: dt.date, end: dt.date) -> np.ndarray:
@@ -228,11 +248,9 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
         c = pd.DataFrame({"period": periods}).merge(c, on="period", how="left")
     c["complaints"] = c["complaints"].fillna(0).astype("int64")
     c["complainers"] = pd.to_numeric(c["complainers"], errors="coerce").fillna(0).astype("int64")
-    exp_sql = _exposure_sql(ds, granularity, start, end)
-    if exp_sql:
-        e = ds.sql(exp_sql)
-        e["period"] = pd.to_datetime(e["period"]).dt.date
-        c = c.merge(e, on="period", how="left")
+    e = _exposure(ds, granularity, start, end)
+    if e is not None:
+        c = c.merge(e.drop(columns=["rows"]), on="period", how="left")
         c["buyers"] = c["buyers"].fillna(0).astype("int64")
         c["orders"] = c["orders"].fillna(0).astype("int64")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -361,27 +379,33 @@ def upper_limit(mu: np.ndarray | float, alpha: float = ALPHA, dispersion: float 
     from scipy.special import betainc, pdtrc
 
     mu = np.atleast_1d(np.asarray(mu, float))
-    out = np.zeros(mu.shape, float)
-    for i, m in enumerate(mu):
-        if not np.isfinite(m) or m <= 0:
-            out[i] = 0.0
-            continue
-        sd = math.sqrt(m * max(dispersion, 1.0))
-        ks = np.arange(int(m), int(m + 12 * sd + 30))
-        if dispersion > 1.0 + 1e-9:
-            r = m / (dispersion - 1.0)
-            p = r / (r + m)
-            sf = 1.0 - betainc(r, ks + 1.0, p)
-        else:
-            sf = pdtrc(ks, m)
-        ok = np.flatnonzero(sf <= alpha)
-        out[i] = float(ks[ok[0]]) if ok.size else float(ks[-1])
-    return out
+    good = np.isfinite(mu) & (mu > 0)
+    m = np.where(good, mu, 1.0)
+    phi = max(float(dispersion), 1.0)
+
+    def sf(k: np.ndarray) -> np.ndarray:
+        if phi > 1.0 + 1e-9:
+            r = m / (phi - 1.0)
+            return 1.0 - betainc(r, k + 1.0, r / (r + m))
+        return pdtrc(k, m)
+
+    # smallest integer L with sf(L) <= alpha, by vectorised bisection on [lo, hi]
+    sd = np.sqrt(m * phi)
+    lo = np.zeros_like(m)  # invariant: answer >= lo
+    hi = np.ceil(m + 40 * sd + 60)  # sf(hi) <= alpha for any alpha of interest
+    while np.any(hi - lo > 0):
+        mid = np.floor((lo + hi) / 2)
+        ok = sf(mid) <= alpha
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid + 1)
+    return np.where(good, hi, 0.0)
 
 
 def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "month",
-                categories: Sequence[str] | None = None) -> pd.DataFrame:
-    """Periods × categories: ``complaints`` and ``exposure`` (orders; days without transactions).
+                categories: Sequence[str] | None = None, buyers: bool = True) -> pd.DataFrame:
+    """Periods × categories: ``complaints`` and ``exposure`` (purchase rows, i.e. orders or order
+    lines — additive over days, so a partial period gets a partial expectation; days without
+    transactions) and, with ``buyers``, distinct buying customers (the trend model's exposure).
 
     Categories outside ``categories`` are lumped into ``__other__``; every
     period × category appears (zeros included). Engine aggregates only.
@@ -403,13 +427,11 @@ def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = 
     cells = grid.merge(c, on=["period", "category"], how="left")
     cells["complaints"] = cells["complaints"].fillna(0).astype("int64")
     days = pd.DataFrame({"period": periods, "days": _days_in(periods, granularity, start, end)})
-    exp_sql = _exposure_sql(ds, granularity, start, end)
-    if exp_sql:
-        e = ds.sql(exp_sql)
-        e["period"] = pd.to_datetime(e["period"]).dt.date
+    e = _exposure(ds, granularity, start, end, distinct=buyers)
+    if e is not None:
         days = days.merge(e, on="period", how="left")
-        days["exposure"] = days["orders"].fillna(0).astype(float)
-        days["buyers"] = days["buyers"].fillna(0).astype(float)
+        days["exposure"] = days["rows"].fillna(0).astype(float)
+        days["buyers"] = days["buyers"].fillna(0).astype(float) if buyers else np.nan
         days["exposure_unit"] = "orders"
     else:
         days["exposure"] = days["days"]
@@ -1027,6 +1049,7 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
     _check_granularity(granularity)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     try:
+        ds.sql("SET enable_progress_bar = false")  # keep stdout clean for the scheduler
         ds.require("complaints", "opened_at", "category")
         lo, hi = ds.date_range("complaints", "opened_at")
         if hi is None:
@@ -1049,7 +1072,7 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
         if granularity in ("month", "quarter"):
             start = _floor(start, granularity)
         cats = top_categories(ds, start, end, n=top)
-        cells = alert_cells(ds, start, end, granularity, categories=cats)
+        cells = alert_cells(ds, start, end, granularity, categories=cats, buyers=False)
         res = detect_alerts(cells, granularity, alpha=alpha, judge_from=since_p)
     finally:
         if not isinstance(data, Dataset):
