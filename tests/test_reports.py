@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -225,6 +226,18 @@ def test_rerun_is_idempotent(pack, small_data, nb_dir, tmp_path):
     assert index.count(f'id="p-{PERIOD}"') == 1
 
 
+def test_notebook_timeout_stops_the_run(small_data, nb_dir, tmp_path):
+    out = tmp_path / "reports"
+    t0 = time.perf_counter()
+    res = run_pack(small_data, PERIOD, only=["05_minimal"], lang="en", out=out, jobs=1, notebooks_dir=nb_dir,
+                   params=["sleep=600"], timeout=8, progress=False)
+    assert time.perf_counter() - t0 < 60
+    assert res.exit_code == 1 and res.results[0].status == "timeout"
+    assert "8s" in res.results[0].error
+    assert not (out / PERIOD / "en" / "05_minimal.html").exists()
+    assert (out / "_analyst" / PERIOD / "en" / "05_minimal.FAILED.ipynb").exists()
+
+
 def test_pii_backstop_refuses_to_publish(small_data, tmp_path):
     out = tmp_path / "reports"
     res = run_pack(small_data, PERIOD, lang="en", out=out, jobs=1, notebooks_dir=FIXTURES / "leaky",
@@ -279,7 +292,7 @@ def test_discovery_and_selection():
     minimal = found[0]
     assert {p.name: p.type for p in minimal.parameters} == {
         "data": "str", "period": "str", "lang": "str", "seed": "int", "metrics_path": "str",
-        "top_n": "int", "threshold": "float", "fail": "bool", "label": "str", "weights": "list"}
+        "top_n": "int", "threshold": "float", "fail": "bool", "label": "str", "weights": "list", "sleep": "int"}
     assert select_notebooks(found, ["minimal"]) == [minimal]
     assert select_notebooks(found, ["06_comments.ipynb", "05_minimal"]) == found
     assert minimal.title("en") == "Minimal"  # no translation key: humanised

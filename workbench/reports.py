@@ -12,8 +12,9 @@
 3. **Execute** every notebook × language with papermill in a thread pool
    (``--jobs``, default = cores), env ``WORKBENCH_REPORT=1``, parameters
    ``data``, ``period`` (resolved label), ``lang``, ``metrics_path`` and the
-   ``--param`` values. ``timeout`` bounds every cell of a notebook (papermill's
-   ``execution_timeout``); a notebook that hits it fails like any other.
+   ``--param`` values. Each papermill runs in a child process: ``timeout``
+   bounds the whole notebook (kernel start included); on expiry the child and
+   its kernel are killed and the notebook fails with status ``timeout``.
 4. **Export** each executed notebook to HTML through the ``workbench_report``
    nbconvert template (extends ``lab``): no code, no parameters, no prompts,
    no stderr, no tracebacks, no widget state; a header (report name, period,
@@ -66,7 +67,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,7 @@ class NotebookResult:
 
     name: str
     lang: str
-    status: str  # ok | failed | pii
+    status: str  # ok | failed | timeout | pii
     seconds: float
     html: Path | None = None
     executed: Path | None = None
@@ -573,6 +573,8 @@ def _error_text(exc: BaseException) -> str:
     evalue = getattr(exc, "evalue", None)
     if ename:
         text = f"{ename}: {evalue}"
+    elif isinstance(exc, NotebookFailed | NotebookTimeout):
+        text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -585,10 +587,74 @@ def _error_text(exc: BaseException) -> str:
     return text[:300]
 
 
+class NotebookTimeout(RuntimeError):
+    """A notebook ran longer than the per-notebook timeout and was stopped."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised (or papermill could not run it)."""
+
+
+def _notebook_error(executed: Path) -> str:
+    """``Name: message`` of the first error output in an executed notebook, if any."""
+    try:
+        node = nbformat.read(str(executed), as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written notebook is no reason to fail twice
+        return ""
+    for cell in node.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"
+    return ""
+
+
+def run_papermill(source: Path, output: Path, parameters: Mapping[str, Any], timeout: int) -> float:
+    """Execute ``source`` into ``output`` with papermill in a child process.
+
+    The child gets ``WORKBENCH_REPORT=1``; the whole notebook (kernel start
+    included) must finish within ``timeout`` seconds, else the child and its
+    kernel are killed. Kernel chatter on stderr is captured, not shown.
+
+    Raises
+    ------
+    NotebookTimeout, NotebookFailed
+    """
+    params_file = output.with_name(output.name + ".params.json")
+    params_file.write_text(json.dumps(dict(parameters), ensure_ascii=False), encoding="utf-8")
+    cmd = [sys.executable, "-m", "papermill", str(source), str(output), "-f", str(params_file),
+           "-k", "python3", "--cwd", str(source.parent), "--no-progress-bar", "--no-log-output",
+           "--execution-timeout", str(timeout), "--start-timeout", str(min(timeout, 120))]
+    env = dict(os.environ, WORKBENCH_REPORT="1", PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise NotebookTimeout(f"stopped after the {timeout}s per-notebook timeout") from None
+    finally:
+        params_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        detail = _notebook_error(output) or next(
+            (line.strip() for line in reversed(stderr.splitlines()) if line.strip()), f"exit {proc.returncode}")
+        raise NotebookFailed(detail)
+    return time.perf_counter() - t0
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill papermill and everything in its session (the kernel), then reap it."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.communicate()
+
+
 def execute_notebook(ctx: _RunContext, nb: ReportNotebook, lang: str, params: Mapping[str, Any]) -> NotebookResult:
     """Execute one notebook in one language and publish its HTML (see module docstring)."""
-    import papermill
-
     paths = _paths(ctx, nb, lang)
     paths["analyst"].mkdir(parents=True, exist_ok=True)
     paths["metrics"].unlink(missing_ok=True)
@@ -600,20 +666,17 @@ def execute_notebook(ctx: _RunContext, nb: ReportNotebook, lang: str, params: Ma
     t0 = time.perf_counter()
     stages: list[tuple[str, float]] = []
     try:
-        papermill.execute_notebook(
-            str(nb.path), str(running_path), parameters=parameters, kernel_name="python3",
-            progress_bar=False, log_output=False, cwd=str(nb.path.parent),
-            execution_timeout=ctx.timeout, start_timeout=120,
-        )
-    except Exception as exc:  # noqa: BLE001 - any failure of the notebook fails this report only
+        run_papermill(nb.path, running_path, parameters, ctx.timeout)
+    except (NotebookTimeout, NotebookFailed, OSError) as exc:
         _keep_failed(running_path, paths["failed"])
-        return NotebookResult(nb.name, lang, "failed", time.perf_counter() - t0, None, paths["failed"],
+        status = "timeout" if isinstance(exc, NotebookTimeout) else "failed"
+        return NotebookResult(nb.name, lang, status, time.perf_counter() - t0, None, paths["failed"],
                               _error_text(exc), (("execute", time.perf_counter() - t0),))
     stages.append(("execute", time.perf_counter() - t0))
     t1 = time.perf_counter()
     try:
         page, payload = _build_page(ctx, nb, lang, running_path, paths["metrics"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure to build the page fails this report only
         _keep_failed(running_path, paths["failed"])
         status = "pii" if type(exc).__name__ == "PIILeakError" else "failed"
         return NotebookResult(nb.name, lang, status, time.perf_counter() - t0, None, paths["failed"],
@@ -696,20 +759,6 @@ def write_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> bool:
         log.warning("--pdf failed for %s: %s", html_path.name, exc)
         Path(tmp).unlink(missing_ok=True)
         return False
-
-
-@contextmanager
-def _report_env():
-    """Set ``WORKBENCH_REPORT=1`` for the kernels papermill starts (they inherit the environment)."""
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
 
 
 # ------------------------------------------------------------------ progress
@@ -812,7 +861,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     jobs : int, optional
         Notebooks executed in parallel (default: CPU count).
     timeout : int
-        Seconds allowed per notebook cell.
+        Seconds allowed per notebook (the whole run of one notebook in one language).
     pdf : bool
         Also print each report to PDF with headless Chromium when installed.
     notebooks_dir : path, optional
@@ -853,7 +902,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     tasks = [(nb, code) for nb in notebooks for code in langs]
     workers = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks)))
     results: list[NotebookResult] = []
-    with _report_env(), _Progress(len(tasks), progress) as bar:
+    with _Progress(len(tasks), progress) as bar:
         bar.line(f"{len(notebooks)} notebook(s) × {len(langs)} language(s) for {the_period.label}; "
                  f"dataset loaded in {load_seconds:.1f}s; {workers} job(s)")
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
