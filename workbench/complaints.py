@@ -155,6 +155,13 @@ def months_back(end_exclusive: dt.date, months: int) -> dt.date:
     return dt.date(i // 12, i % 12 + 1, 1)
 
 
+def _quiet(ds: Dataset) -> None:
+    """Switch DuckDB's progress bar off for this connection (it would print into notebooks and cron mail)."""
+    if not getattr(ds, "_wb_quiet", False):
+        ds.sql("SET enable_progress_bar = false")
+        ds._wb_quiet = True
+
+
 def _closed_sql(ds: Dataset, closed_statuses: Sequence[str]) -> str:
     """SQL predicate: the complaint is closed (close time set or a closed status)."""
     parts = []
@@ -229,6 +236,7 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
     """
     _check_granularity(granularity)
     ds.require("complaints", "opened_at")
+    _quiet(ds)
     start, end = _date(start), _date(end_exclusive)
     if by is not None:
         ds.require("complaints", by)
@@ -680,6 +688,7 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     median and share within SLA, and the open backlog at each period end.
     """
     ds.require("complaints", "opened_at")
+    _quiet(ds)
     if not ds.has("complaints", "closed_at") and not ds.has("complaints", "status"):
         raise MissingDataError("complaints", ("closed_at",), "handling needs a close time or a status")
     start, end = _date(start), _date(end_exclusive)
@@ -835,6 +844,7 @@ def churn_link(ds: Dataset, churn_window_days: int = 90, cohort_months: int = 12
     import statsmodels.api as sm
 
     ds.require("complaints", "customer_id", reason="complaints must name the customer")
+    _quiet(ds)
     ds.require("transactions", "customer_id", "date", "amount")
     last = ds.date_range("transactions", "date")[1] if end is None else end
     data_end = _date(last) + dt.timedelta(days=1)
@@ -843,28 +853,30 @@ def churn_link(ds: Dataset, churn_window_days: int = 90, cohort_months: int = 12
     f_end = w_end + dt.timedelta(days=int(churn_window_days))
     closed = _closed_sql(ds, closed_statuses)
     resolved = f"({closed} AND resolution IS NOT NULL)" if ds.has("complaints", "resolution") else closed
-    tenure = ("LEFT JOIN (SELECT customer_id, min(signup_date) AS signup FROM customers GROUP BY 1) s "
-              "USING (customer_id)" if ds.has("customers", "signup_date") else "")
-    signup = "COALESCE(s.signup, allb.first_buy)" if tenure else "allb.first_buy"
+    if ds.has("customers", "signup_date"):  # tenure from signup; first purchase where signup is missing
+        tenure_cte = (", t AS (SELECT customer_id, min(signup_date) AS since FROM customers GROUP BY 1)")
+        since = "COALESCE(t.since, b.first_buy)"
+    else:  # tenure from the first purchase ever
+        tenure_cte = (", t AS (SELECT customer_id, min(date) AS since FROM transactions WHERE amount > 0 "
+                      f"AND date < DATE '{w_end}' GROUP BY 1)")
+        since = "COALESCE(t.since, b.first_buy)"
     frame = ds.sql(f"""
         WITH b AS (SELECT customer_id, sum(amount) AS spend, count(*) AS orders, min(date) AS first_buy
                    FROM transactions WHERE date >= DATE '{w_start}' AND date < DATE '{w_end}' AND amount > 0
                    GROUP BY 1),
-             allb AS (SELECT customer_id, min(date) AS first_buy FROM transactions WHERE amount > 0 GROUP BY 1),
              f AS (SELECT DISTINCT customer_id FROM transactions
                    WHERE date >= DATE '{w_end}' AND date < DATE '{f_end}' AND amount > 0),
              c AS (SELECT customer_id, count(*) AS complaints,
                           max(CASE WHEN {resolved} THEN 0 ELSE 1 END) AS any_unresolved
                    FROM complaints WHERE opened_at >= TIMESTAMP '{w_start}' AND opened_at < TIMESTAMP '{w_end}'
-                   AND customer_id IS NOT NULL GROUP BY 1)
-        SELECT CASE WHEN c.customer_id IS NULL THEN 'none' WHEN c.any_unresolved = 1 THEN 'unresolved'
-                    ELSE 'resolved' END AS grp,
-               b.spend, b.orders,
-               greatest(date_diff('day', {signup}, DATE '{w_end}'), 0)
-                   AS tenure_days,
-               CASE WHEN f.customer_id IS NULL THEN 1 ELSE 0 END AS churned
-        FROM b LEFT JOIN c USING (customer_id) LEFT JOIN f USING (customer_id)
-        LEFT JOIN allb USING (customer_id) {tenure}""")
+                   AND customer_id IS NOT NULL GROUP BY 1){tenure_cte}
+        SELECT CAST(CASE WHEN c.customer_id IS NULL THEN 0 WHEN c.any_unresolved = 1 THEN 2 ELSE 1 END
+                    AS TINYINT) AS grp_code,
+               b.spend, CAST(b.orders AS INTEGER) AS orders,
+               CAST(greatest(date_diff('day', {since}, DATE '{w_end}'), 0) AS INTEGER) AS tenure_days,
+               CAST(f.customer_id IS NULL AS TINYINT) AS churned
+        FROM b LEFT JOIN c USING (customer_id) LEFT JOIN f USING (customer_id) LEFT JOIN t USING (customer_id)""")
+    frame["grp"] = np.array(["none", "resolved", "unresolved"])[frame["grp_code"].to_numpy()]
     if frame.empty:
         raise MissingDataError("transactions", (), "no buyers in the cohort window")
     order = ["none", "resolved", "unresolved"]
@@ -1049,7 +1061,7 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
     _check_granularity(granularity)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     try:
-        ds.sql("SET enable_progress_bar = false")  # keep stdout clean for the scheduler
+        _quiet(ds)  # keep stdout clean for the scheduler
         ds.require("complaints", "opened_at", "category")
         lo, hi = ds.date_range("complaints", "opened_at")
         if hi is None:
