@@ -381,32 +381,65 @@ def _poisson_irls(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int =
     return beta
 
 
+_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+            1.5056327351493116e-7)
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    """log Γ(x) for x > 0, vectorised (Lanczos, g = 7; ~1e-14 relative). Keeps scipy out of ``workbench alerts``."""
+    x = np.asarray(x, float)
+    refl = x < 0.5
+    z = np.where(refl, 1.0 - x, x) - 1.0
+    acc = np.full_like(z, _LANCZOS[0])
+    for i, c in enumerate(_LANCZOS[1:], start=1):
+        acc = acc + c / (z + i)
+    t_ = z + 7.5
+    lg = 0.5 * math.log(2 * math.pi) + (z + 0.5) * np.log(t_) - t_ + np.log(acc)
+    if refl.any():
+        lg = np.where(refl, np.log(math.pi / np.abs(np.sin(math.pi * x))) - lg, lg)
+    return lg
+
+
 def upper_limit(mu: np.ndarray | float, alpha: float = ALPHA, dispersion: float = 1.0) -> np.ndarray:
     """Smallest count L with P(Y > L) <= ``alpha``: Poisson(mu), or negative binomial with variance
-    ``dispersion * mu`` when ``dispersion > 1``. A count above L is flagged."""
-    from scipy.special import betainc, pdtrc
+    ``dispersion * mu`` when ``dispersion > 1``. A count above L is flagged.
+
+    Exact tail sums of the probability mass function on a grid from ``floor(mu)`` to
+    ``mu + 40 sd + 60`` (numpy only); above ``mu = 1e5`` the normal approximation.
+    """
+    from statistics import NormalDist
 
     mu = np.atleast_1d(np.asarray(mu, float))
-    good = np.isfinite(mu) & (mu > 0)
-    m = np.where(good, mu, 1.0)
+    out = np.zeros(mu.shape, float)
     phi = max(float(dispersion), 1.0)
-
-    def sf(k: np.ndarray) -> np.ndarray:
+    good = np.flatnonzero(np.isfinite(mu) & (mu > 0))
+    big = good[mu[good] > 1e5]
+    if big.size:
+        z = NormalDist().inv_cdf(1 - alpha)
+        out[big] = np.ceil(mu[big] + z * np.sqrt(mu[big] * phi))
+    todo = good[mu[good] <= 1e5]
+    for chunk in np.array_split(todo, max(1, int(np.ceil(todo.size / 256)))):
+        if not chunk.size:
+            continue
+        m = mu[chunk]
+        sd = np.sqrt(m * phi)
+        lo = np.floor(m) if alpha < 0.5 else np.zeros_like(m)
+        hi = np.ceil(m + 40 * sd + 60)
+        width = int((hi - lo).max()) + 1
+        k = lo[:, None] + np.arange(width)[None, :]
+        mm = m[:, None]
         if phi > 1.0 + 1e-9:
-            r = m / (phi - 1.0)
-            return 1.0 - betainc(r, k + 1.0, r / (r + m))
-        return pdtrc(k, m)
-
-    # smallest integer L with sf(L) <= alpha, by vectorised bisection on [lo, hi]
-    sd = np.sqrt(m * phi)
-    lo = np.zeros_like(m)  # invariant: answer >= lo
-    hi = np.ceil(m + 40 * sd + 60)  # sf(hi) <= alpha for any alpha of interest
-    while np.any(hi - lo > 0):
-        mid = np.floor((lo + hi) / 2)
-        ok = sf(mid) <= alpha
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid + 1)
-    return np.where(good, hi, 0.0)
+            r = mm / (phi - 1.0)
+            logpmf = (_lgamma(k + r) - _lgamma(r) - _lgamma(k + 1.0) + r * np.log(r / (r + mm))
+                      + k * np.log(mm / (r + mm)))
+        else:
+            logpmf = -mm + k * np.log(mm) - _lgamma(k + 1.0)
+        pmf = np.where(k <= hi[:, None], np.exp(logpmf), 0.0)
+        tail = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1] - pmf  # P(Y > k) up to the negligible mass beyond hi
+        idx = np.argmax(tail <= alpha, axis=1)
+        out[chunk] = lo + idx
+    return out
 
 
 def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "month",
