@@ -103,15 +103,22 @@ def main() -> int:
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
         runs.append(float(out.stdout.split("TIMER")[-1].split()[0]))
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     cli = subprocess.run([sys.executable, "-m", "workbench", "alerts", "--data", str(data)], capture_output=True,
                          text=True, env=os.environ)
     cli_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    load = os.getloadavg()[0]
     print(f"  run_alerts in-process timer   {min(runs):7.2f} s (best of 3; all {', '.join(f'{r:.2f}' for r in runs)})")
-    print(f"  `workbench alerts` wall clock {cli_s:7.2f} s, exit {cli.returncode} (target < 3 s)")
+    print(f"  `workbench alerts` wall clock {cli_s:7.2f} s, CPU {cli_cpu:.2f} s, exit {cli.returncode} "
+          f"(target < 3 s; load average {load:.1f} on {os.cpu_count()} cores)")
     print(json.dumps({"customers": args.customers, "complaints": int(n), "analyses_s": round(analyses, 2),
                       "baseline_scan_s": round(base, 3), "run_alerts_s": round(min(runs), 2),
-                      "cli_wall_s": round(cli_s, 2), "per_step_s": {k: round(v, 3) for k, v in t.items()}}))
+                      "cli_wall_s": round(cli_s, 2), "cli_cpu_s": round(cli_cpu, 2), "load": round(load, 1), "per_step_s": {k: round(v, 3) for k, v in t.items()}}))
     return 0
 
 

@@ -406,7 +406,7 @@ def upper_limit(mu: np.ndarray | float, alpha: float = ALPHA, dispersion: float 
     ``dispersion * mu`` when ``dispersion > 1``. A count above L is flagged.
 
     Exact tail sums of the probability mass function on a grid from ``floor(mu)`` to
-    ``mu + 40 sd + 60`` (numpy only); above ``mu = 1e5`` the normal approximation.
+    ``mu + 20 sd + 40`` (numpy only); above ``mu = 1e5`` the normal approximation.
     """
     from statistics import NormalDist
 
@@ -425,7 +425,7 @@ def upper_limit(mu: np.ndarray | float, alpha: float = ALPHA, dispersion: float 
         m = mu[chunk]
         sd = np.sqrt(m * phi)
         lo = np.floor(m) if alpha < 0.5 else np.zeros_like(m)
-        hi = np.ceil(m + 40 * sd + 60)
+        hi = np.ceil(m + 20 * sd + 40)
         width = int((hi - lo).max()) + 1
         k = lo[:, None] + np.arange(width)[None, :]
         mm = m[:, None]
