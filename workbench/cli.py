@@ -166,13 +166,17 @@ def reports_run(
     timeout: Annotated[int, typer.Option(help="Per-notebook timeout in seconds.")] = 1800,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF per report (needs chromium).")] = False,
     notebooks: Annotated[Path | None, typer.Option(help="Notebook folder (default: the project's).")] = None,
+    plotly_js: Annotated[str | None, typer.Option(
+        "--plotly-js", help="inline (default; env WORKBENCH_PLOTLY_JS): plotly.js inside every HTML file, "
+                            "so one report survives e-mailing; folder: one plotly.min.js per report folder.")] = None,
 ) -> None:
     """Run the parameterised notebooks headlessly and write HTML, metrics.json and the index."""
     from workbench.reports import ReportInputError, run_pack
 
     try:
         result = run_pack(data=data, period=period, only=only or [], lang=lang, out=out,
-                          params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks)
+                          params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks,
+                          plotly_js=plotly_js)
     except (*_input_errors(), ReportInputError) as exc:
         raise _bad_input(exc) from None
     raise typer.Exit(result.exit_code)
