@@ -414,3 +414,58 @@ def test_every_pyramid_string_has_both_languages():
 def test_metric_payloads_are_json():
     frame, p, s = _toy()
     json.dumps({"tiers": p.metric_tiers(), "segments": s.metric()})
+
+
+# ----------------------------------------------------------------------------- notebook helpers
+def test_parse_shares_and_comparison_end():
+    assert pyr.parse_shares([0.01, 0.19, 0.3, 0.5]) == pytest.approx([0.01, 0.19, 0.3, 0.5])
+    assert pyr.parse_shares("[0.05, 0.15, 0.3, 0.5]") == pytest.approx([0.05, 0.15, 0.3, 0.5])
+    assert pyr.parse_shares("1,19,30,50") == pytest.approx([0.01, 0.19, 0.3, 0.5])
+    with pytest.raises(ValueError):
+        pyr.parse_shares("0.5,0.6")
+    # "" = the previous window of the same length; a period = that period's end
+    assert pyr.comparison_end(dt.date(2026, 10, 31), "", 12) == dt.date(2025, 10, 31)
+    assert pyr.comparison_end(dt.date(2026, 10, 31), "", 3) == dt.date(2026, 7, 31)
+    assert pyr.comparison_end(dt.date(2026, 10, 31), "2026-09", 12) == dt.date(2026, 9, 30)
+    assert pyr.comparison_end(dt.date(2026, 10, 31), "2026Q2", 12) == dt.date(2026, 6, 30)
+
+
+def test_predicted_measure():
+    f = pd.DataFrame({"predicted_window_value": [100.0, 0.0], "historical_clv": [10.0, -5.0], "clv": [7.0, 1.0]})
+    assert pyr.predicted_measure(f, "revenue", 0.3).tolist() == [100.0, 0.0]
+    assert pyr.predicted_measure(f, "profit", 0.3).tolist() == pytest.approx([30.0, 0.0])
+    assert pyr.predicted_measure(f, "historical_clv", 0.3).tolist() == pytest.approx([40.0, -5.0])
+    assert pyr.predicted_measure(f, "clv", 0.3).tolist() == [7.0, 1.0]
+
+
+def test_customer_level_tables_pseudonymised():
+    ids = [f"C{i:06d}" for i in range(10)]
+    frame = pd.DataFrame({"revenue": np.arange(10, 0, -1) * 10.0}, index=ids)
+    p = pyr.customer_pyramid(frame, "revenue", [0.1, 0.2, 0.3, 0.4])
+    u = pyr.upgrade_candidates(p, frame["revenue"], pd.Series(100.0, index=ids))
+    shown = pyr.upgrade_table(u, "en", pseudonymous=True)
+    text = " ".join(shown.astype(str).to_numpy().ravel())
+    assert u.n > 0 and not any(i in text for i in ids)
+    assert all(str(x).startswith("p_") for x in shown.iloc[:, 0])
+    assert pyr.upgrade_table(u, "zh", pseudonymous=False).iloc[:, 0].isin(ids).all()
+    before = pyr.customer_pyramid(frame.iloc[::-1].set_axis(ids), "revenue", [0.1, 0.2, 0.3, 0.4])
+    m = pyr.tier_migration(before.tiers, p.tiers)
+    mv = pyr.movers_table(m, "zh", 5, pseudonymous=True, values=frame["revenue"])
+    assert len(mv) == 5 and not any(i in " ".join(mv.astype(str).to_numpy().ravel()) for i in ids)
+    moves = list(mv.iloc[:, 3])
+    assert moves[0] == "升层" and moves == sorted(moves, key=lambda d: d != "升层")  # upward moves first
+
+
+def test_predict_clv_on_sample(sample_ds, truth):
+    end = truth["window"]["end"]
+    r = pyr.predict_clv(sample_ds, end, time_unit="W", horizon_months=12, annual_discount_rate=0.1)
+    assert r.bgnbd.converged and r.gamma_gamma.converged
+    assert r.holdout is not None and r.holdout_calibration_end < dt.date.fromisoformat(end)
+    c = r.customers
+    assert (c["clv"] >= 0).all() and c["p_alive"].between(0, 1).all()
+    # discounting: the 12-month CLV is below margin x the undiscounted 12-month expected spend
+    assert (c["clv"] <= r.margin * c["predicted_window_value"] + 1e-9).all()
+    v = r.join(pyr.customer_value(sample_ds, end, 12))
+    assert v.attrs["months"] == 12 and {"clv", "p_alive", "predicted_window_value"} <= set(v.columns)
+    hm = r.holdout_metric()
+    assert sum(g["n"] for g in hm["by_frequency"]) == hm["n"]

@@ -1228,3 +1228,48 @@ def figure_message(text: str) -> go.Figure:
     fig.update_yaxes(visible=False)
     fig.update_layout(height=200)
     return fig
+
+
+def movers_table(migration: Migration, lang: str = "en", limit: int = 20, pseudonymous: bool = True,
+                 values: pd.Series | None = None, currency: str = "CNY") -> pd.DataFrame:
+    """Customers who moved up (first) or down a layer, for display; pseudonyms in reports.
+
+    Sorted by direction (up first), then by the size of the move and ``values``
+    (current value) when given. Customer-level: never recorded in metrics.
+    """
+    mv = migration.moves[migration.moves["direction"] != "same"].copy()
+    if mv.empty:
+        return pd.DataFrame()
+    tiers = {name: i for i, name in enumerate(migration.counts.columns)}
+    mv["steps"] = (mv["before"].map(tiers) - mv["after"].map(tiers)).abs()
+    mv["value"] = values.reindex(mv.index).to_numpy() if values is not None else np.nan
+    mv["up"] = mv["direction"] == "up"
+    mv = mv.sort_values(["up", "steps", "value"], ascending=False).head(limit)
+    if pseudonymous:
+        from workbench.privacy import pseudonymise
+
+        ids, id_col = list(pseudonymise(pd.Series(mv.index, dtype=object))), "pseudonym"
+    else:
+        ids, id_col = list(mv.index), "customer_id"
+    out = pd.DataFrame({
+        id_col: ids,
+        "before": [tier_label(x, lang) for x in mv["before"]],
+        "tier": [tier_label(x, lang) for x in mv["after"]],
+        "direction": [t(f"pyramid.direction.{d}", lang) for d in mv["direction"]],
+        "value": [fmt_money(x, lang, currency) for x in mv["value"]],
+    })
+    return _rename(out, lang)
+
+
+def parse_shares(value: Any) -> list[float]:
+    """Tier shares from a notebook parameter: a list, or text such as ``"[0.05, 0.15, 0.3, 0.5]"`` / ``"5,15,30,50"``.
+
+    Percentages (values adding up to 100) are accepted and scaled to shares.
+    """
+    if isinstance(value, str):
+        parts = [p for p in value.strip().strip("[]()").replace(";", ",").split(",") if p.strip()]
+        value = [float(p) for p in parts]
+    shares = [float(x) for x in value]
+    if shares and abs(sum(shares) - 100) < 1e-6:
+        shares = [x / 100 for x in shares]
+    return list(_check_shares(shares))
