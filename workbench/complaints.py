@@ -200,12 +200,13 @@ def _exposure(ds: Dataset, granularity: str, start: dt.date, end: dt.date, disti
     if key in _EXPOSURE_CACHE:
         return _EXPOSURE_CACHE[key].copy()
     pos = "AND amount > 0" if ds.has("transactions", "amount") else ""
+    where = f"WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos}"
+    period = _trunc("date", granularity)
     extra = ""
     if distinct:
         orders = "count(DISTINCT order_id)" if ds.has("transactions", "order_id") else "count(*)"
         extra = f", count(DISTINCT customer_id) AS buyers, {orders} AS orders"
-    e = ds.sql(f"SELECT {_trunc('date', granularity)} AS period, count(*) AS rows{extra} FROM transactions "
-               f"WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos} GROUP BY 1")
+    e = ds.sql(f"SELECT {period} AS period, count(*) AS rows{extra} FROM transactions {where} GROUP BY 1")
     e["period"] = pd.to_datetime(e["period"]).dt.date
     if len(_EXPOSURE_CACHE) > 64:
         _EXPOSURE_CACHE.clear()
