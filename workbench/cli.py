@@ -187,12 +187,16 @@ def alerts(
     data: Annotated[Path, typer.Option(help="Dataset folder or workbench.toml.")],
     since: Annotated[str | None, typer.Option(help="Check periods from this date (YYYY-MM-DD).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write breaches as JSON here.")] = None,
+    granularity: Annotated[str, typer.Option(help="Periods judged: day or week.")] = "week",
+    lang: Annotated[str, typer.Option(help="Language of the printed lines: en or zh.")] = "en",
 ) -> None:
     """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input."""
     from workbench.complaints import run_alerts
 
+    if granularity not in ("day", "week") or lang not in ("en", "zh"):
+        raise _bad_input(ValueError("--granularity must be day or week and --lang en or zh"))
     try:
-        result = run_alerts(data=data, since=since, json_path=json_path)
+        result = run_alerts(data=data, since=since, json_path=json_path, granularity=granularity, lang=lang)
     except (*_input_errors(), ValueError) as exc:
         raise _bad_input(exc) from None
     for line in result.lines:

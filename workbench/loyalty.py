@@ -913,7 +913,7 @@ def figure_conversion(conv: pd.DataFrame, lang: str = "en") -> go.Figure:
     fig = viz.bar_with_ci([fmt_num(v, lang, 0) for v in c["level"]], c["conversion"], c["ci_low"], c["ci_high"],
                           title=_tr("fig.conversion", lang), x_title=_tr("axis.satisfaction", lang),
                           y_title=_tr("axis.conversion", lang), percent=True,
-                          text=[fmt_int(n, lang) for n in c["n_intent"]])
+                          text=[fmt_int(n, lang) for n in c["n_intent"]], name=_tr("legend.conversion", lang))
     fig.add_trace(go.Scatter(x=[fmt_num(v, lang, 0) for v in c["level"]], y=c["low_intent_repeat"],
                              mode="markers+lines", name=_tr("legend.low_intent", lang), marker_color=viz.PALETTE[1]))
     fig.update_layout(showlegend=True)
@@ -1246,9 +1246,9 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
         add("satisfaction", "recommendation", r["top2"], r["top2_ci_low"], r["top2_ci_high"], r["previous_top2"],
             r["p_top2"], "z")
     else:
-        add("satisfaction", "recommendation", needs="surveys.recommend")
-    add("satisfaction", "praise", needs="a reputation / praise survey item (美誉度)")
-    add("satisfaction", "asked_by_name", needs="a brand-request survey item (指名度)")
+        add("satisfaction", "recommendation", needs="surveys_recommend")
+    add("satisfaction", "praise", needs="praise_item")
+    add("satisfaction", "asked_by_name", needs="brand_request_item")
     has_tx = ds.has("transactions", "customer_id", "date", "amount")
     if has_tx:
         p_len = (period.end - period.start).days + 1
@@ -1268,7 +1268,7 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
             add("satisfaction", "complaint_rate", c1 / nb if nb else math.nan, float(lo), float(hi),
                 c0 / nb0 if nb0 else math.nan, _prop_test(c1, nb, c0, nb0), "z")
         else:
-            add("satisfaction", "complaint_rate", needs="complaints with customer_id")
+            add("satisfaction", "complaint_rate", needs="complaints_customer_id")
         m, half, p = _mean_test(cur_s["spend"] or 0, cur_s["spend_sq"] or 0, nb, prv_s["spend"] or 0,
                                 prv_s["spend_sq"] or 0, nb0)
         add("satisfaction", "purchase_amount", m, m - half, m + half,
@@ -1279,7 +1279,7 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
             add("satisfaction", "price_sensitivity", (cur_s["disc"] or 0) / gross1 if gross1 else math.nan,
                 prev=(prv_s["disc"] or 0) / gross0 if gross0 else math.nan, test="proxy: discount share of gross spend")
         else:
-            add("satisfaction", "price_sensitivity", needs="transactions.discount or a price-rise survey item")
+            add("satisfaction", "price_sensitivity", needs="discount_or_price_item")
         m, half, p = _mean_test(cur_s["purchases"] or 0, cur_s["purchases_sq"] or 0, nb, prv_s["purchases"] or 0,
                                 prv_s["purchases_sq"] or 0, nb0)
         add("loyalty", "repeat_purchases", m, m - half, m + half,
@@ -1290,14 +1290,14 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
         for g, ind in (("satisfaction", "repeat_visit_rate"), ("satisfaction", "complaint_rate"),
                        ("satisfaction", "purchase_amount"), ("satisfaction", "price_sensitivity"),
                        ("loyalty", "repeat_purchases"), ("loyalty", "volume_trend")):
-            add(g, ind, needs="transactions with customer_id")
-    add("loyalty", "category_share", needs="share-of-wallet data (category spend at competitors)")
-    add("loyalty", "time_to_choose", needs="a decision-time survey item")
-    add("loyalty", "competitor_attitude", needs="a competitor-attitude survey item")
+            add(g, ind, needs="transactions_customer_id")
+    add("loyalty", "category_share", needs="share_of_wallet")
+    add("loyalty", "time_to_choose", needs="decision_time_item")
+    add("loyalty", "competitor_attitude", needs="competitor_attitude_item")
     if ds.has("members", "left_at"):
-        add("loyalty", "renewal", needs="contract or membership renewal dates")
+        add("loyalty", "renewal", needs="renewal_dates")
     else:
-        add("loyalty", "renewal", needs="members.left_at / contract renewal data")
+        add("loyalty", "renewal", needs="members_left_at")
     return Scorecard(pd.DataFrame(rows), survey, getattr(period, "label", str(period)),
                      getattr(previous, "label", str(previous)))
 
@@ -1336,7 +1336,7 @@ def scorecard_table(sc: Scorecard, lang: str = "en", currency: str = "CNY") -> p
             _tr("col.group", lang): _tr(f"group.{r.group}", lang),
             _tr("col.indicator", lang): _tr(f"indicator.{r.indicator}", lang),
             _tr("col.value", lang): (f(r.value) + (f" ({f(r.ci_low)}–{f(r.ci_high)})" if pd.notna(r.ci_low) else ""))
-            if measured else _tr("not_measured", lang, needs=r.needs),
+            if measured else _tr("not_measured", lang, needs=_tr(f"needs.{r.needs}", lang)),
             _tr("col.previous", lang): f(r.previous) if measured else "",
             _tr("col.p", lang): fmt_p(r.p_value, lang) if measured else "",
         })

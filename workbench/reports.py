@@ -522,6 +522,8 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         "summary": [f["text"] for f in summary_findings(findings)],
         "toc_title": translate("reports.toc", lang),
         "toc": toc,
+        # headings such as "3. Expectation gap" already carry numbers; the list must not add more
+        "toc_numbered": sum(bool(re.match(r"\s*\d+[.、]", text)) for _, text in toc) > len(toc) / 2,
         "footnote_title": translate("reports.footnote.title", lang),
         "footnote": _exclusion_lines(exclusions, lang) or [translate("reports.footnote.none", lang)],
         "footnote_intro": translate("reports.footnote.intro", lang),

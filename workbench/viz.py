@@ -29,9 +29,11 @@ pio.templates["workbench"] = go.layout.Template(
         plot_bgcolor="white",
         xaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#999", ticks="outside"),
         yaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#999", ticks="outside"),
-        title=dict(x=0.0, xanchor="left", font=dict(size=16)),
-        margin=dict(l=60, r=30, t=60, b=60),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        # the title sits at the top of the figure and a (possibly two-row) legend just above the plot
+        # area, with room between them: otherwise long zh titles and legends overlap
+        title=dict(x=0.0, xanchor="left", y=0.985, yanchor="top", yref="container", font=dict(size=16)),
+        margin=dict(l=60, r=30, t=110, b=60),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),
         hoverlabel=dict(font=dict(family=FONT)),
     )
 )
@@ -129,8 +131,9 @@ def bar_with_ci(
     percent: bool = False,
     text: Sequence[str] | None = None,
     color: str | None = None,
+    name: str | None = None,
 ) -> go.Figure:
-    """Bars with asymmetric 95% confidence-interval whiskers."""
+    """Bars with asymmetric 95% confidence-interval whiskers (``name`` labels the bars in a legend)."""
     err = None
     if ci_low is not None and ci_high is not None:
         vals = pd.Series(list(values), dtype=float)
@@ -139,7 +142,8 @@ def bar_with_ci(
                    arrayminus=(vals - pd.Series(list(ci_low), dtype=float)).clip(lower=0).tolist(),
                    color="#555", thickness=1.2, width=5)
     fig = go.Figure(go.Bar(x=list(categories), y=list(values), error_y=err, marker_color=color or PALETTE[0],
-                           text=list(text) if text is not None else None, textposition="outside"))
+                           text=list(text) if text is not None else None, textposition="outside",
+                           name=name or ""))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, showlegend=False)
     if percent:
         fig.update_yaxes(tickformat=".0%")
