@@ -546,7 +546,11 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     started = time.perf_counter()
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect(str(tmp), config={
+        # bounded memory (DuckDB spills to disk beyond it); file order kept so rowid = row in file
+        "memory_limit": os.environ.get("WORKBENCH_DUCKDB_MEMORY", "1536MB"),
+        "preserve_insertion_order": True,
+    })
     try:
         builder = _Builder(config, con, cache_dir() / "work")
         for name in LOAD_ORDER:
