@@ -37,6 +37,10 @@ Conventions (documented decisions)
 * **Gini / Lorenz** are computed on value clipped at 0 (a customer cannot hold a
   negative share of value in the Lorenz sense); the count of non-positive customers
   is reported with them.
+* **Purchases** are transaction rows with a positive amount (the canonical model
+  has one row per purchase); ``customer_value(count_orders=True)`` counts distinct
+  ``order_id`` for order-line data. Refund rows are counted separately and netted
+  out of revenue and profit; a refund is never a purchase (recency ignores it).
 * **Segments.** Profitability = historical lifetime value (profit contributed −
   acquisition and retention cost, up to the window end); relationship length =
   last purchase − first contact (signup date, else first purchase), 0 without a
