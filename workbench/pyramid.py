@@ -1154,7 +1154,7 @@ def segment_table(segments: Segments, lang: str = "en", currency: str = "CNY") -
         "segment": [t(f"pyramid.segment.{s}", lang) for s in tb["segment"]],
         "customers": [fmt_int(x, lang) for x in tb["n"]],
         "share": [fmt_pct(x, lang) for x in tb["share"]],
-        "profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
+        "segment_profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
         "profit_share": [fmt_pct(x, lang) for x in tb["profit_share"]],
         "mean_profit": [fmt_money(x, lang, currency) for x in tb["mean_profit"]],
         "mean_relationship_days": [fmt_int(x, lang) for x in tb["mean_relationship_days"]],
