@@ -870,7 +870,7 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
     out = out.join(val)
     out["predicted_window_value"] = win["clv"]
     out.index = out.index.astype(str)
-    return CLVResult(bgnbd=bg._fitted(), gamma_gamma=gg._fitted(), customers=out, holdout=holdout,
+    return CLVResult(bgnbd=bg.result_, gamma_gamma=gg.result_, customers=out, holdout=holdout,
                      holdout_calibration_end=cal_end if holdout is not None else None, holdout_end=hold_end,
                      calibration_end=end, time_unit=time_unit, horizon_months=int(horizon_months),
                      annual_discount_rate=float(annual_discount_rate), margin=float(margin))
