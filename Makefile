@@ -40,9 +40,10 @@ reports: validate
 	$(WB) reports run --data $(SAMPLE) --period $(PERIOD) --lang $(LANGS) --out reports
 	@echo "Open reports/index.html"
 
+# one pytest run (one summary line): unit/pipeline/browser tests, and every notebook executed by nbval
+# on data/sample with its default parameters (the fixture notebooks are run by test_reports instead)
 test: sample
-	$(PY) -m pytest tests $(PYTEST_ARGS)
-	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --ignore=tests/fixtures $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
