@@ -1663,5 +1663,7 @@ def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] 
     fig.update_xaxes(title_text=_tr("axis.case", lang), row=1, col=2)
     fig.update_yaxes(title_text=_tr("axis.share_loyal", lang), tickformat=".0%", row=1, col=1)
     fig.update_yaxes(title_text=_tr("axis.share_respondents", lang), tickformat=".0%", row=1, col=2)
-    fig.update_layout(title=_tr("fig.widget", lang), height=480)
+    # legend under the plots: above them it collides with the subplot titles
+    fig.update_layout(title=_tr("fig.widget", lang), height=560,
+                      legend=dict(orientation="h", yanchor="top", y=-0.45, x=0))
     return fig

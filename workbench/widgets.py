@@ -37,8 +37,11 @@ def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "")
 
     for control in controls.values():
         control.observe(redraw, names="value")
+        if hasattr(control, "style") and hasattr(control.style, "description_width"):
+            control.style.description_width = "initial"  # translated labels are not cut off
     header = [w.HTML(f"<b>{viz.html.escape(title)}</b>")] if title else []
-    box = w.VBox(header + [w.HBox(list(controls.values())), out])
+    row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap", gap="4px 24px"))
+    box = w.VBox(header + [row, out])
     display(box)
     redraw()
     return box
