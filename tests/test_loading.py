@@ -322,3 +322,13 @@ product_category = "StockCode"
     assert ds.customers_derived
     dates = ds.sql("SELECT min(date) AS lo, max(date) AS hi FROM transactions")
     assert str(dates["lo"][0])[:10] == "2010-12-01" and str(dates["hi"][0])[:10] == "2011-01-05"
+
+
+def test_bad_value_beyond_the_sniffed_sample_is_reported_not_fatal(tmp_path: Path) -> None:
+    """DuckDB sniffs the first 100k rows; a text amount after them must become a counted wrong_type row."""
+    rows = "".join(f"C{i % 50},2026-01-01,{i % 7}.5\n" for i in range(120_000))
+    write(tmp_path / "transactions.csv", "customer_id,date,amount\n" + rows + "C1,2026-01-02,twelve\n")
+    ds = open_dataset(tmp_path)
+    [issue] = [i for i in ds.validation.issues if i.rule == "wrong_type"]
+    assert issue.count == 1 and issue.examples[0]["amount"] == "twelve" and issue.examples[0]["line"] == 120_002
+    assert ds.validation.tables["transactions"].loaded_rows == 120_000

@@ -236,6 +236,20 @@ def _bad(kind: str, col: str, typed: str) -> str | None:
     return f"CASE WHEN ({typed}) IS NULL AND NULLIF(trim(CAST({c} AS VARCHAR)), '') IS NOT NULL THEN CAST({c} AS VARCHAR) END"
 
 
+def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, str],
+                 formats: tuple[str, ...]) -> str:
+    """CREATE TABLE stg_<name>: typed canonical columns plus ``<col>__bad`` raw text where conversion failed."""
+    selects, bads = [], []
+    for col, kind in kinds.items():
+        typed = _typed(kind, col, types[col], formats)
+        selects.append(f"{typed} AS {quote_ident(col)}")
+        bad = _bad(kind, col, typed)
+        if bad:
+            bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
+    return (f"CREATE OR REPLACE TABLE stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
+            f"FROM ({inner})")
+
+
 class _Builder:
     """Builds one cache file; see :func:`open_dataset`."""
 
@@ -330,44 +344,20 @@ class _Builder:
                    if tc.date_format else DEFAULT_DATE_FORMATS)
         kinds = {col: (spec.column(col).kind if spec.column(col) else spec.extra_kind or "text") for col in mapping}
         self.kinds[name] = kinds
-        selects, bads = [], []
-        for col, kind in kinds.items():
-            typed = _typed(kind, col, types[col], formats)
-            selects.append(f"{typed} AS {quote_ident(col)}")
-            bad = _bad(kind, col, typed)
-            if bad:
-                bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
-        sql = (f"CREATE OR REPLACE TABLE stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
-               f"FROM ({inner})")
         try:
-            self.con.execute(sql)
-        except duckdb.ConversionException:
-            # the CSV sniffer guessed a type that a later row breaks: read everything as text
-            source = open_source(self.con, tc, self.work_dir, all_varchar=True)
-            inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
-            types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
-            return self._stage_retry(name, spec, tc, inner, types, kinds, formats)
-        except duckdb.InvalidInputException as exc:
-            if "unicode" in str(exc).lower() or "utf" in str(exc).lower():
+            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+            if isinstance(exc, duckdb.ConversionException):
+                # the CSV sniffer guessed a type that a later row breaks: read everything as text
+                source = open_source(self.con, tc, self.work_dir, all_varchar=True)
+            elif "unicode" in str(exc).lower() or "utf" in str(exc).lower():
                 source = open_source(self.con, tc, self.work_dir, force_encoding="gb18030")
                 self.report.tables[name].encoding = "gb18030"
-                inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
-                types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
-                return self._stage_retry(name, spec, tc, inner, types, kinds, formats)
-            raise
-        self._validate(name, spec, tc, kinds, drivers)
-
-    def _stage_retry(self, name, spec, tc, inner, types, kinds, formats) -> None:
-        selects, bads = [], []
-        for col, kind in kinds.items():
-            typed = _typed(kind, col, types[col], formats)
-            selects.append(f"{typed} AS {quote_ident(col)}")
-            bad = _bad(kind, col, typed)
-            if bad:
-                bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
-        self.con.execute(f"CREATE OR REPLACE TABLE stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
-                         f"FROM ({inner})")
-        drivers = [c for c, k in kinds.items() if spec.column(c) is None and k == "rating"]
+            else:
+                raise
+            inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
+            types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
+            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
         self._validate(name, spec, tc, kinds, drivers)
 
     def _validate(self, name: str, spec: TableSpec, tc: TableConfig, kinds: dict[str, str],
