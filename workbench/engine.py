@@ -246,7 +246,7 @@ def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, 
         bad = _bad(kind, col, typed)
         if bad:
             bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
-    return (f"CREATE OR REPLACE TABLE stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
+    return (f"CREATE OR REPLACE TABLE _stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
             f"FROM ({inner})")
 
 
@@ -264,6 +264,7 @@ class _Builder:
         self.scales: dict[str, dict[str, tuple[float, float]]] = {}
         self.drivers: list[str] = []
         self.margin_source: str | None = None
+        self.materialised: list[str] = []  # canonical tables copied out of their staging table
 
     # -- helpers
     def q(self, sql: str) -> list[tuple]:
@@ -273,8 +274,8 @@ class _Builder:
         """Up to five offending rows: file, data row number (1-based), and the named values."""
         sel = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in dict.fromkeys(cols))
         rows = self.con.execute(
-            f"""WITH firsts AS (SELECT _file AS f, min(rowid) AS r0 FROM stg_{table} GROUP BY _file),
-                    s AS (SELECT rowid AS _rid, * FROM stg_{table} WHERE {where} ORDER BY rowid LIMIT {MAX_EXAMPLES})
+            f"""WITH firsts AS (SELECT _file AS f, min(rowid) AS r0 FROM _stg_{table} GROUP BY _file),
+                    s AS (SELECT rowid AS _rid, * FROM _stg_{table} WHERE {where} ORDER BY rowid LIMIT {MAX_EXAMPLES})
                 SELECT _file, _rid - r0 + 1 AS _row{', ' + sel if sel else ''}
                 FROM s JOIN firsts ON s._file = firsts.f ORDER BY _rid"""
         ).fetchall()
@@ -288,11 +289,11 @@ class _Builder:
         return out
 
     def _files(self, table: str, where: str) -> list[str]:
-        return [r[0] for r in self.q(f"SELECT DISTINCT _file FROM stg_{table} WHERE {where} ORDER BY 1 LIMIT 20")]
+        return [r[0] for r in self.q(f"SELECT DISTINCT _file FROM _stg_{table} WHERE {where} ORDER BY 1 LIMIT 20")]
 
     def _issue(self, rule: str, table: str, column: str | None, where: str, show: list[str],
                action: str = "") -> int:
-        n = self.q(f"SELECT count(*) FROM stg_{table} WHERE {where}")[0][0]
+        n = self.q(f"SELECT count(*) FROM _stg_{table} WHERE {where}")[0][0]
         if n:
             self.report.issues.append(Issue(
                 rule=rule, table=table, column=column, count=int(n), files=self._files(table, where),
@@ -364,8 +365,8 @@ class _Builder:
                   drivers: list[str]) -> None:
         load = self.report.tables[name]
         load.columns = list(kinds)
-        load.source_rows = int(self.q(f"SELECT count(*) FROM stg_{name}")[0][0])
-        load.filtered_rows = int(self.q(f"SELECT count(*) FROM stg_{name} WHERE NOT _keep")[0][0])
+        load.source_rows = int(self.q(f"SELECT count(*) FROM _stg_{name}")[0][0])
+        load.filtered_rows = int(self.q(f"SELECT count(*) FROM _stg_{name} WHERE NOT _keep")[0][0])
         if load.filtered_rows:
             self.report.issues.append(Issue("filtered", name, None, load.filtered_rows,
                                             message=f"filter: {tc.filter}"))
@@ -411,11 +412,11 @@ class _Builder:
         unique = spec.unique if spec.unique in kinds else None
         if unique:
             dup = (f"_rid IN (SELECT _rid FROM (SELECT rowid AS _rid, row_number() OVER "
-                   f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) AS _k FROM stg_{name} "
+                   f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) AS _k FROM _stg_{name} "
                    f"WHERE {keep_pred} AND {quote_ident(unique)} IS NOT NULL) WHERE _k > 1)")
-            n = self.q(f"SELECT count(*) FROM (SELECT rowid AS _rid FROM stg_{name}) WHERE {dup}")[0][0]
+            n = self.q(f"SELECT count(*) FROM (SELECT rowid AS _rid FROM _stg_{name}) WHERE {dup}")[0][0]
             if n:
-                where = f"rowid IN (SELECT _rid FROM (SELECT rowid AS _rid FROM stg_{name}) WHERE {dup})"
+                where = f"rowid IN (SELECT _rid FROM (SELECT rowid AS _rid FROM _stg_{name}) WHERE {dup})"
                 self._issue("duplicate_id", name, unique, where, [unique])
         cols = []
         for col in kinds:
@@ -432,12 +433,18 @@ class _Builder:
             self.margin_source = "margin" if "margin" in kinds else None
         order = ""
         if unique:
-            body = (f"SELECT {', '.join(cols)} FROM stg_{name} WHERE {keep_pred} "
+            body = (f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred} "
                     f"QUALIFY {quote_ident(unique)} IS NULL OR row_number() OVER "
                     f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) = 1")
         else:
-            body = f"SELECT {', '.join(cols)} FROM stg_{name} WHERE {keep_pred}{order}"
-        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {body}")
+            body = f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred}{order}"
+        if unique:
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {body}")
+            self.materialised.append(name)
+        else:
+            # large event tables (transactions, points): a view over the staging table instead of a second
+            # copy — the filter is a few cheap predicates, and the build is a single write
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
         load.loaded_rows = int(self.q(f"SELECT count(*) FROM {name}")[0][0])
         load.excluded_rows = load.source_rows - load.filtered_rows - load.loaded_rows
         if name == "surveys":
@@ -483,9 +490,8 @@ class _Builder:
 
     def finish(self, fp: str, seconds: float) -> dict[str, Any]:
         present = self._present()
-        for t in [r[0] for r in self.q("SELECT table_name FROM information_schema.tables "
-                                        "WHERE table_schema = 'main' AND table_name LIKE 'stg_%'")]:
-            self.con.execute(f"DROP TABLE {t}")
+        for t in self.materialised:  # staging tables behind views stay; the others are no longer needed
+            self.con.execute(f"DROP TABLE IF EXISTS _stg_{t}")
         meta = {
             "schema_version": SCHEMA_VERSION,
             "workbench_version": __version__,
