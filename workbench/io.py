@@ -185,7 +185,9 @@ def _sql_relation(con, tc: TableConfig) -> Source:
                 raise SourceError(f"{shown}: DuckDB file not found")
             src = duckdb.connect(str(local), read_only=True)
             try:
-                reader = src.execute(query).fetch_record_batch(200_000)
+                result = src.execute(query)
+                to_reader = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
+                reader = to_reader(200_000)
                 table = pa.Table.from_batches(list(reader), schema=reader.schema)
             finally:
                 src.close()
