@@ -68,6 +68,7 @@ def start(data: str, period: str, lang: str = "en", metrics_path: str = "", sect
           seed: int = 42, today: dt.date | None = None) -> NotebookContext:
     """Open everything a notebook needs; see module docstring."""
     check_lang(lang)
+    viz.set_lang(lang)
     quiet_known_warnings()
     ds = open_dataset(data)
     if today is None and str(period).startswith("last-"):

@@ -553,6 +553,9 @@ def embed_plotly(page: str, mode: str = "inline") -> str:
         tag = '<script type="text/javascript" src="plotly.min.js"></script>'
     else:
         tag = f'<script type="text/javascript">{_plotly_js()}</script>'
+    from workbench.viz import PLOTLY_ZH_LOCALE_JS
+
+    tag += f'\n<script type="text/javascript">{PLOTLY_ZH_LOCALE_JS}</script>'
     return page.replace(PLOTLY_PLACEHOLDER, tag, 1)
 
 

@@ -40,6 +40,24 @@ pio.templates["workbench"] = go.layout.Template(
 pio.templates.default = "plotly_white+workbench"
 
 
+# Plotly ships no locales in the Python package; this is its zh-CN locale (month names and the
+# automatic date-tick formats), registered by every report page right after plotly.js.
+PLOTLY_ZH_LOCALE_JS = (
+    "Plotly.register({moduleType:'locale',name:'zh-CN',dictionary:{},format:{"
+    "days:['星期日','星期一','星期二','星期三','星期四','星期五','星期六'],"
+    "shortDays:['周日','周一','周二','周三','周四','周五','周六'],"
+    "months:['一月','二月','三月','四月','五月','六月','七月','八月','九月','十月','十一月','十二月'],"
+    "shortMonths:['1月','2月','3月','4月','5月','6月','7月','8月','9月','10月','11月','12月'],"
+    "date:'%Y-%m-%d',year:'%Y年',month:'%Y年%-m月',dayMonth:'%-m月%-d日',dayMonthYear:'%Y年%-m月%-d日'}});"
+)
+_LANG = {"value": "en"}
+
+
+def set_lang(lang: str) -> None:
+    """Language of figure chrome (date ticks) for this kernel; set by ``workbench.notebook.start``."""
+    _LANG["value"] = lang
+
+
 def report_mode() -> bool:
     """True inside a report pipeline run (static output for manager HTML)."""
     return os.environ.get("WORKBENCH_REPORT", "") not in ("", "0", "false")
@@ -57,7 +75,7 @@ def figure_html(fig: go.Figure) -> str:
         full_html=False,
         include_plotlyjs=False,
         include_mathjax=False,
-        config={"displaylogo": False, "responsive": True,
+        config={"displaylogo": False, "responsive": True, "locale": "zh-CN" if _LANG["value"] == "zh" else "en",
                 "modeBarButtonsToRemove": ["lasso2d", "select2d"]},
         default_width="100%",
         default_height=f"{int(fig.layout.height or 450)}px",
