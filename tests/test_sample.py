@@ -190,10 +190,10 @@ def test_members_levels(t):
     m = t["members"].sort_values(["customer_id", "level_changed_at"], kind="stable")
     first = m.groupby("customer_id").head(1)
     assert (first.level_changed_at == first.joined_at).all()
-    assert (first.level == "basic").all()
-    assert set(m.level) == {"basic", "silver", "gold", "platinum"}
+    assert (first.level == "Basic").all()
+    assert set(m.level) == {"Basic", "Silver", "Gold", "Platinum"}
     assert (m.level_changed_at >= m.joined_at).all()
-    rank = m.level.map({"basic": 0, "silver": 1, "gold": 2, "platinum": 3})
+    rank = m.level.map({"Basic": 0, "Silver": 1, "Gold": 2, "Platinum": 3})
     step = rank.groupby(m.customer_id).diff().dropna()
     assert (step > 0).sum() > 100 and (step < 0).sum() > 20  # promotions and demotions
     left = m.dropna(subset=["left_at"])
@@ -308,8 +308,8 @@ def test_four_cases(followup, t):
     seg = t["customers"].set_index("customer_id").segment
     hostages = dis[dis.repeat]
     assert len(hostages) > 10
-    contract_share_all = (seg == "contract").mean()
-    assert (hostages.customer_id.map(seg) == "contract").mean() > 2 * contract_share_all
+    contract_share_all = (seg == "Contract").mean()
+    assert (hostages.customer_id.map(seg) == "Contract").mean() > 2 * contract_share_all
 
 
 def test_drivers(t, truth):
