@@ -746,25 +746,20 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     overall["as_of"] = as_of.isoformat(sep=" ", timespec="minutes")
     overall["sla_hours"] = float(sla_hours)
     curves = []
-    res = _durations(ds, start, end, as_of, closed, by, "resolution") if has_close else None
-    if res is not None and len(res):
-        s = _km_summary(res.groupby(["hours", "event"], as_index=False)["n"].sum(), sla_hours)
-        overall.update(median_hours=s["median_hours"], p90_hours=s["p90_hours"],
-                       within_sla_share=s["within_sla_share"])
-        curves.append(pd.DataFrame({"kind": "resolution", "dimension": "all", "group": "all",
-                                    "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
-    else:
-        overall.update(median_hours=None, p90_hours=None, within_sla_share=None)
-    resp = _durations(ds, start, end, as_of, closed, by, "response") if ds.has("complaints", "first_response_at") \
-        else None
-    if resp is not None and len(resp):
-        s = _km_summary(resp.groupby(["hours", "event"], as_index=False)["n"].sum(), sla_hours)
-        overall.update(response_median_hours=s["median_hours"], response_p90_hours=s["p90_hours"],
-                       response_within_sla_share=s["within_sla_share"])
-        curves.append(pd.DataFrame({"kind": "response", "dimension": "all", "group": "all",
-                                    "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
-    else:
-        overall.update(response_median_hours=None, response_p90_hours=None, response_within_sla_share=None)
+    durations = {}
+    # time to resolution (keys median_hours, …) and to first response (response_median_hours, …)
+    for kind, prefix, measurable in (("resolution", "", has_close),
+                                     ("response", "response_", ds.has("complaints", "first_response_at"))):
+        durations[kind] = _durations(ds, start, end, as_of, closed, by, kind) if measurable else None
+        d = durations[kind]
+        if d is not None and len(d):
+            s = _km_summary(d.groupby(["hours", "event"], as_index=False)["n"].sum(), sla_hours)
+            overall.update({prefix + k: s[k] for k in ("median_hours", "p90_hours", "within_sla_share")})
+            curves.append(pd.DataFrame({"kind": kind, "dimension": "all", "group": "all",
+                                        "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
+        else:
+            overall.update({prefix + k: None for k in ("median_hours", "p90_hours", "within_sla_share")})
+    res, resp = durations["resolution"], durations["response"]
     tables: dict[str, pd.DataFrame] = {}
     for col in by:
         counts = ds.sql(

@@ -24,6 +24,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -411,13 +412,10 @@ class _Builder:
         keep_pred = " AND ".join(["_keep"] + [f"NOT COALESCE({p}, false)" for p in excluded])
         unique = spec.unique if spec.unique in kinds else None
         if unique:
-            dup = (f"_rid IN (SELECT _rid FROM (SELECT rowid AS _rid, row_number() OVER "
-                   f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) AS _k FROM _stg_{name} "
-                   f"WHERE {keep_pred} AND {quote_ident(unique)} IS NOT NULL) WHERE _k > 1)")
-            n = self.q(f"SELECT count(*) FROM (SELECT rowid AS _rid FROM _stg_{name}) WHERE {dup}")[0][0]
-            if n:
-                where = f"rowid IN (SELECT _rid FROM (SELECT rowid AS _rid FROM _stg_{name}) WHERE {dup})"
-                self._issue("duplicate_id", name, unique, where, [unique])
+            later_copies = (f"rowid IN (SELECT _rid FROM (SELECT rowid AS _rid, row_number() OVER "
+                            f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) AS _k FROM _stg_{name} "
+                            f"WHERE {keep_pred} AND {quote_ident(unique)} IS NOT NULL) WHERE _k > 1)")
+            self._issue("duplicate_id", name, unique, later_copies, [unique])
         cols = []
         for col in kinds:
             c = quote_ident(col)
@@ -431,13 +429,12 @@ class _Builder:
             self.margin_source = "margin_rate"
         elif name == "transactions":
             self.margin_source = "margin" if "margin" in kinds else None
-        order = ""
         if unique:
             body = (f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred} "
                     f"QUALIFY {quote_ident(unique)} IS NULL OR row_number() OVER "
                     f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) = 1")
         else:
-            body = f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred}{order}"
+            body = f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred}"
         if unique:
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {body}")
             self.materialised.append(name)
@@ -618,7 +615,7 @@ class Dataset:
     def customers_derived(self) -> bool:
         return bool(self.validation.tables.get("customers") and self.validation.tables["customers"].derived)
 
-    @property
+    @cached_property
     def validation(self) -> ValidationReport:
         return ValidationReport.from_dict(self.meta["validation"])
 

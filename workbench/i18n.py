@@ -134,9 +134,7 @@ def fmt_date(value: Any, lang: str = "en") -> str:
         return "–"
     if isinstance(value, str):
         value = _dt.date.fromisoformat(value[:10])
-    if isinstance(value, _dt.datetime):
-        value = value.date()
-    if hasattr(value, "date") and not isinstance(value, _dt.date):  # pandas Timestamp
+    if isinstance(value, _dt.datetime):  # includes pandas Timestamp
         value = value.date()
     if lang == "zh":
         return f"{value.year}年{value.month}月{value.day}日"

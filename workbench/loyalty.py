@@ -1269,10 +1269,13 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
                 c0 / nb0 if nb0 else math.nan, _prop_test(c1, nb, c0, nb0), "z")
         else:
             add("satisfaction", "complaint_rate", needs="complaints_customer_id")
-        m, half, p = _mean_test(cur_s["spend"] or 0, cur_s["spend_sq"] or 0, nb, prv_s["spend"] or 0,
-                                prv_s["spend_sq"] or 0, nb0)
-        add("satisfaction", "purchase_amount", m, m - half, m + half,
-            (prv_s["spend"] or 0) / nb0 if nb0 else math.nan, p, "welch")
+        def add_mean(group: str, indicator: str, col: str) -> None:
+            """Per-buyer mean of ``col`` with its CI and a Welch test against the previous period."""
+            m, half, p = _mean_test(cur_s[col] or 0, cur_s[col + "_sq"] or 0, nb, prv_s[col] or 0,
+                                    prv_s[col + "_sq"] or 0, nb0)
+            add(group, indicator, m, m - half, m + half, (prv_s[col] or 0) / nb0 if nb0 else math.nan, p, "welch")
+
+        add_mean("satisfaction", "purchase_amount", "spend")
         if cur_s.get("disc") is not None and ds.has("transactions", "discount"):
             gross1 = (cur_s["spend"] or 0) + (cur_s["disc"] or 0)
             gross0 = (prv_s["spend"] or 0) + (prv_s["disc"] or 0)
@@ -1280,10 +1283,7 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
                 prev=(prv_s["disc"] or 0) / gross0 if gross0 else math.nan, test="proxy: discount share of gross spend")
         else:
             add("satisfaction", "price_sensitivity", needs="discount_or_price_item")
-        m, half, p = _mean_test(cur_s["purchases"] or 0, cur_s["purchases_sq"] or 0, nb, prv_s["purchases"] or 0,
-                                prv_s["purchases_sq"] or 0, nb0)
-        add("loyalty", "repeat_purchases", m, m - half, m + half,
-            (prv_s["purchases"] or 0) / nb0 if nb0 else math.nan, p, "welch")
+        add_mean("loyalty", "repeat_purchases", "purchases")
         tr = volume_trend(ds, period.end)
         add("loyalty", "volume_trend", tr["slope_pct"], tr["ci_low"], tr["ci_high"], p=tr["p_value"], test="OLS")
     else:

@@ -150,13 +150,10 @@ class Recorder:
 
     def save(self) -> Path | None:
         """Write the metrics file (no-op when ``metrics_path`` is empty)."""
+        from workbench.privacy import assert_no_pii
+
         payload = self.to_dict()
-        try:
-            from workbench.privacy import assert_no_pii
-        except ImportError:  # privacy module not available yet
-            assert_no_pii = None
-        if assert_no_pii is not None:
-            assert_no_pii(payload)
+        assert_no_pii(payload)
         if not self.metrics_path:
             return None
         path = Path(self.metrics_path)
