@@ -122,3 +122,23 @@ def test_recorder_writes_atomically_and_noop_without_path(tmp_path) -> None:
                     "notes": ["skipped x"]}
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]  # no temp files left
     assert Recorder("", "demo").save() is None
+
+
+def test_notebook_say_records_and_shows(monkeypatch) -> None:
+    from workbench import viz
+    from workbench.notebook import NotebookContext
+
+    shown_objects: list = []
+    monkeypatch.setattr(viz, "_display", shown_objects.append)
+
+    period = parse_period("2026-10")
+    nb = NotebookContext(ds=None, period=period, previous=period.previous(), lang="en",
+                         rec=Recorder("", "demo"))
+    nb.say("a", "Alpha <rose>", 1, headline=True)
+    nb.say_all([{"key": "b", "text": "Beta", "value": 2, "headline": False}, {"key": "c", "text": "Gamma"}])
+    nb.note("careful")
+    assert [(f.key, f.text, f.value, f.headline) for f in nb.rec.findings] == [
+        ("a", "Alpha <rose>", 1, True), ("b", "Beta", 2, False), ("c", "Gamma", None, False)]
+    assert nb.rec.notes == ["careful"]
+    shown = "".join(obj.data for obj in shown_objects)
+    assert shown.count("wb-finding") == 3 and "Alpha &lt;rose&gt;" in shown and "wb-note" in shown

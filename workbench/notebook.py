@@ -18,6 +18,7 @@ writes the metrics at the end.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,21 @@ class NotebookContext:
             text = f"{self.t(analysis_key)} — {text}"
         viz.note(text)
         self.rec.note(text)
+
+    def say(self, key: str, text: str, value: Any = None, headline: bool = False) -> None:
+        """Record a plain-language finding for the report and show it under the chart."""
+        self.rec.finding(key, text, value=value, headline=headline)
+        viz.finding(text)
+
+    def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
+        """:meth:`say` each ``{key, text, value, headline}`` of an analysis module's ``findings``."""
+        for f in findings:
+            self.say(f["key"], f["text"], f.get("value"), bool(f.get("headline", False)))
+
+    def note(self, text: str) -> None:
+        """Record a caveat for the report and show it."""
+        self.rec.note(text)
+        viz.note(text)
 
     def save(self) -> None:
         self.rec.save()
