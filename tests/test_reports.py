@@ -397,3 +397,33 @@ def test_real_notebooks_folder_in_both_languages(sample_dir, tmp_path):
         assert m["notebooks"][nb.name]["status"] == "ok"
         for lang in ("en", "zh"):
             assert (out / PERIOD / lang / f"{nb.name}.html").exists()
+
+
+def test_zh_reports_carry_no_english_interface_text(sample_dir_zh, tmp_path):
+    """No English string of the translation table appears in a zh page (Chinese data, so data labels are zh).
+
+    Looks at everything a reader can see: text, tables and the plotly figure JSON (titles, axes, legends),
+    but not plotly.js itself nor the CSS. Fragments that also occur in some zh string (method names such as
+    Kaplan-Meier) are allowed.
+    """
+    from workbench import i18n
+
+    table = i18n.table()
+    zh_all = " ".join(v["zh"] for v in table.values())
+    fragments = {}
+    for key, v in table.items():
+        for frag in re.split(r"\{[^}]*\}", v["en"]):
+            frag = frag.strip(" ,.;:()")
+            if (len(frag) >= 15 and re.fullmatch(r"[A-Za-z ,.;:()'/&-]+", frag) and frag not in zh_all
+                    and v["en"] != v["zh"]):
+                fragments[frag] = key
+    assert len(fragments) > 100  # the check has teeth
+    out = tmp_path / "reports"
+    res = run_pack(sample_dir_zh, PERIOD, lang="zh", out=out, jobs=2, progress=False)
+    assert res.exit_code == 0, [r for r in res.results if not r.ok]
+    js = reports.plotly_js_source()
+    for nb in discover_notebooks():
+        page = (out / PERIOD / "zh" / f"{nb.name}.html").read_text(encoding="utf-8").replace(js, "")
+        visible = re.sub(r"<style[^>]*>.*?</style>", "", page, flags=re.S)
+        leaks = sorted(f"{frag!r} ({key})" for frag, key in fragments.items() if frag in visible)
+        assert not leaks, f"{nb.name}: English interface text in the zh report: {leaks[:10]}"
