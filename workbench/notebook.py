@@ -55,9 +55,19 @@ class NotebookContext:
         viz.note(text)
         self.rec.note(text)
 
-    def say(self, key: str, text: str, value: Any = None, headline: bool = False) -> None:
-        """Record a plain-language finding for the report and show it under the chart."""
-        self.rec.finding(key, text, value=value, headline=headline)
+    def say(self, key: str, text: str, value: Any = None, headline: bool = False, *,
+            interval: tuple[float, float] | None = None, null: float | None = None, n: int | None = None,
+            value_range: tuple[float, float] | None = None) -> None:
+        """Record a plain-language finding for the report and show it under the chart.
+
+        ``interval``/``null``/``n`` are its evidence: a headline whose interval includes ``null``,
+        is not finite, or rests on too few cases is kept as body text marked "not enough evidence".
+        """
+        item = self.rec.finding(key, text, value=value, headline=headline, interval=interval, null=null,
+                                n=n, value_range=value_range)
+        if item.evidence and item.evidence != "ok":
+            text = f"{text} ({self.t('core.evidence.' + item.evidence)})"
+            item.text = text
         viz.finding(text)
 
     def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
