@@ -240,7 +240,8 @@ def _with_options(expr: str, tc: TableConfig, col: str) -> str:
         expr = f"(CASE WHEN {' OR '.join(conds)} THEN NULL ELSE ({expr}) END)"
     if opt is not None and opt.values is not None:
         raw = f"trim(CAST(({expr}) AS VARCHAR))"
-        whens = " ".join(f"WHEN {quote_str(k.strip())} THEN {quote_str(repr(v))}" for k, v in opt.values.items())
+        whens = " ".join(f"WHEN {raw} = {quote_str(k.strip())} THEN {quote_str(repr(v))}"
+                         for k, v in opt.values.items())
         # an unmapped label keeps its text, marked, so typing fails and it is a wrong_type error with examples
         expr = (f"(CASE WHEN NULLIF({raw}, '') IS NULL THEN NULL {whens} "
                 f"ELSE 'not in values: ' || {raw} END)")
