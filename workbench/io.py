@@ -240,7 +240,9 @@ def _csv_relation(con, tc: TableConfig, work_dir: Path, force_encoding: str | No
         dated = [c for c, t in columns.items() if t.upper().startswith(("DATE", "TIMESTAMP"))]
         if dated:
             sel = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in dated)
-            raw = con.execute(f"SELECT {sel} FROM read_csv({files}, {', '.join(opts + ['all_varchar = true'])}) "
+            quick = [o for o in opts if not o.startswith("sample_size")] + ["all_varchar = true",
+                                                                             "sample_size = 2048"]
+            raw = con.execute(f"SELECT {sel} FROM read_csv({files}, {', '.join(quick)}) "
                               f"WHERE {' AND '.join(f'{quote_ident(c)} IS NOT NULL' for c in dated)} "
                               "LIMIT 1").fetchall()
             as_text = [c for c, v in zip(dated, raw[0] if raw else [], strict=False)
