@@ -239,7 +239,7 @@ def _column_options(col: str, spec: Any, where: str) -> ColumnOptions:
 
 
 def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, default_url: str | None,
-                  section: str = "tables", has_sources: bool = False) -> TableConfig:
+                  section: str = "tables", sources: tuple[str, ...] = ()) -> TableConfig:
     allowed = _TABLE_KEYS if section == "tables" else _FILE_KEYS
     unknown = set(raw) - allowed
     if unknown:
@@ -302,11 +302,11 @@ def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, defaul
         options=options,
     )
     if "query" in raw and "url" not in raw and "table" not in raw and "source" not in raw and (
-            has_sources or not default_url) and section == "tables":
-        if not has_sources:
+            sources or not default_url) and section == "tables":
+        if not sources:
             raise ConfigError(f"{where}: query without url runs over the declared [sources.NAME] sections, "
                               "but there are none; declare the files it joins as [sources.NAME]")
-        return TableConfig(query=str(raw["query"]), pattern="query", **common)
+        return TableConfig(query=str(raw["query"]), pattern=f"query over {', '.join(sources)}", **common)
     url = raw.get("url", default_url if ("table" in raw or "query" in raw) else None)
     if url is not None:
         if "source" in raw:
@@ -396,7 +396,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         for name, spec in raw_sources.items()
     }
     tables = {
-        name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url, has_sources=bool(sources))
+        name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url, sources=tuple(sources))
         for name, spec in raw_tables.items()
     }
     if not tables:
