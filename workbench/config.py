@@ -240,7 +240,7 @@ def _column_options(col: str, spec: Any, where: str) -> ColumnOptions:
 
 def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, default_url: str | None,
                   section: str = "tables", sources: tuple[str, ...] = ()) -> TableConfig:
-    allowed = _TABLE_KEYS if section == "tables" else _FILE_KEYS
+    allowed = _TABLE_KEYS if section == "tables" else _FILE_KEYS - {"na_values"}  # sources stay raw
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
