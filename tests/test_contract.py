@@ -249,6 +249,12 @@ def test_query_over_sources_joins_and_sums_lines(tmp_path: Path) -> None:
     # the sources stay out of the cache
     assert "order_lines" not in ds.tables and "order_lines" not in set(
         ds.sql("SELECT table_name FROM information_schema.tables")["table_name"])
+    ds.close()
+    # a changed source file is a changed dataset: the cache is rebuilt
+    lines.loc[0, "price"] += 100
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    again = open_dataset(tmp_path)
+    assert again.sql("SELECT sum(amount) AS s FROM transactions")["s"][0] == pytest.approx(kept["total"].sum() + 100)
 
 
 def test_query_errors_name_the_query_key(tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ def _suffix(path: Path) -> str:
 
 
 WHITESPACE = "whitespace"
-_ISO_START = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}")
+_ISO_START = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")  # year first: one reading only
 
 
 def _csv_relation(con, tc: TableConfig, work_dir: Path, force_encoding: str | None = None,
