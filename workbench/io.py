@@ -239,14 +239,13 @@ def _csv_relation(con, tc: TableConfig, work_dir: Path, force_encoding: str | No
         # read the others as text so that the loader's ambiguity check decides (engine._date_formats)
         dated = [c for c, t in columns.items() if t.upper().startswith(("DATE", "TIMESTAMP"))]
         if dated:
-            sel = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in dated)
+            # the first non-empty raw text of each such column (a column still empty there is re-read as text)
+            sel = ", ".join(f"any_value(NULLIF(trim({quote_ident(c)}), ''))" for c in dated)
             quick = [o for o in opts if not o.startswith("sample_size")] + ["all_varchar = true",
                                                                              "sample_size = 2048"]
-            raw = con.execute(f"SELECT {sel} FROM read_csv({files}, {', '.join(quick)}) "
-                              f"WHERE {' AND '.join(f'{quote_ident(c)} IS NOT NULL' for c in dated)} "
-                              "LIMIT 1").fetchall()
-            as_text = [c for c, v in zip(dated, raw[0] if raw else [], strict=False)
-                       if not _ISO_START.match(str(v))]
+            raw = con.execute(f"SELECT {sel} FROM (SELECT * FROM read_csv({files}, {', '.join(quick)}) "
+                              "LIMIT 10000)").fetchall()[0]
+            as_text = [c for c, v in zip(dated, raw, strict=True) if v is None or not _ISO_START.match(v)]
             if as_text:
                 types = "{" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in as_text) + "}"
                 relation = relation_for([f"types = {types}"])
