@@ -424,14 +424,25 @@ class _Builder:
         return open_source(self.con, tc, self.work_dir, **kw)
 
     def _open_sources(self, all_varchar: bool = False) -> None:
-        """Each ``[sources.NAME]`` as a view NAME in a separate in-memory catalog (kept out of the cache)."""
+        """Each ``[sources.NAME]`` as a table NAME in a separate in-memory catalog (kept out of the cache).
+
+        Read once: a view over a CSV would be sniffed again by every query that binds it.
+        """
         if not self._sources_open:
             self.con.execute(f"ATTACH ':memory:' AS {SOURCES_DB}")
             self._sources_open = True
         for sname, stc in self.config.sources.items():
-            src = open_source(self.con, stc, self.work_dir, all_varchar=all_varchar)
-            self.con.execute(f"CREATE OR REPLACE VIEW {SOURCES_DB}.main.{quote_ident(sname)} AS "
-                             f"SELECT * EXCLUDE (_file) FROM {src.relation}")
+            target = f"{SOURCES_DB}.main.{quote_ident(sname)}"
+            try:
+                src = open_source(self.con, stc, self.work_dir, all_varchar=all_varchar)
+                try:
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+                except duckdb.ConversionException:
+                    # the sniffer guessed a type that a later row breaks: this source is read as text
+                    src = open_source(self.con, stc, self.work_dir, all_varchar=True)
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+            except duckdb.Error as exc:
+                raise SourceError(explain_read_error(exc, stc)) from None
 
     def _query_source(self, tc: TableConfig, all_varchar: bool = False, force_encoding: str | None = None) -> Source:
         if not self._sources_open or all_varchar:
