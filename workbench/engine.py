@@ -34,7 +34,15 @@ import pandas as pd
 
 from workbench import __version__
 from workbench.config import ConfigError, DatasetConfig, TableConfig, fingerprint, load_config
-from workbench.io import Source, SourceError, open_source, quote_ident, quote_str
+from workbench.io import (
+    Source,
+    SourceError,
+    clean_duckdb_message,
+    explain_read_error,
+    open_source,
+    quote_ident,
+    quote_str,
+)
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue, TableSpec
 
 MAX_EXAMPLES = 5
@@ -42,6 +50,20 @@ DEFAULT_DATE_FORMATS = (
     "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S.%f",
     "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d",
 )
+# Day-first / month-first / two-digit-year families, tried only for text date columns without date_format;
+# when two families read every value but disagree on some, loading stops and asks for date_format.
+_TIMES = ("", " %H:%M:%S", " %H:%M")
+DATE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "iso": DEFAULT_DATE_FORMATS,
+    "dmy": tuple(f + t for f in ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y") for t in _TIMES),
+    "mdy": tuple(f + t for f in ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y") for t in _TIMES),
+    "dmy2": tuple(f + t for f in ("%d/%m/%y", "%d-%m-%y", "%d.%m.%y") for t in _TIMES),
+    "mdy2": tuple(f + t for f in ("%m/%d/%y", "%m-%d-%y") for t in _TIMES),
+    "ymd2": tuple(f + t for f in ("%y/%m/%d", "%y-%m-%d", "%y.%m.%d") for t in _TIMES),
+}
+DATE_SAMPLE_ROWS = 200_000
+DATE_SAMPLE_DISTINCT = 2_000
+SOURCES_DB = "_wb_src"
 LOAD_ORDER = ("customers", "transactions", "surveys", "complaints", "members", "points")
 
 
@@ -160,9 +182,16 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
             f"[tables.{spec.name}.columns]: {sorted(unknown)} are not canonical columns of {spec.name} "
             f"({', '.join(spec.names)})"
         )
+    for col, opt in tc.options.items():
+        if opt.source is not None and opt.source not in source.columns:
+            raise ConfigError(f"{tc.key}.columns.{col}: source column {opt.source!r} is not in {tc.describe()} "
+                              f"(it has {', '.join(c for c in source.columns if c != '_file')})")
     mapping: dict[str, str] = {}
     for col in spec.names:
-        if col in tc.columns:
+        if col in tc.options:
+            opt = tc.options[col]
+            mapping[col] = quote_ident(opt.source) if opt.source is not None else f"({opt.expr})"
+        elif col in tc.columns:
             expr = tc.columns[col]
             mapping[col] = quote_ident(expr) if expr in source.columns else expr
         elif col in source.columns:
@@ -173,7 +202,11 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
     if spec.extra_kind:
         for col in unknown:  # extra ratings mapped explicitly
             expr = tc.columns[col]
-            mapping[col] = quote_ident(expr) if expr in source.columns else expr
+            opt = tc.options.get(col)
+            if opt is not None:
+                mapping[col] = quote_ident(opt.source) if opt.source is not None else f"({opt.expr})"
+            else:
+                mapping[col] = quote_ident(expr) if expr in source.columns else expr
         used = {m.strip('"') for m in mapping.values()}
         if tc.drivers is not None:
             missing = [d for d in tc.drivers if d not in source.columns and d not in mapping]
@@ -188,7 +221,31 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
                        and any(typ.upper().startswith(n) for n in numeric)]
         for d in drivers:
             mapping.setdefault(d, quote_ident(d))
-    return mapping, drivers
+    return {col: _with_options(expr, tc, col) for col, expr in mapping.items()}, drivers
+
+
+def _with_options(expr: str, tc: TableConfig, col: str) -> str:
+    """Apply ``na_values`` (table and column) and a ``values`` label map to a mapped column's SQL."""
+    opt = tc.options.get(col)
+    na = tuple(tc.na_values) + (opt.na_values if opt else ())
+    if na:
+        raw = f"trim(CAST(({expr}) AS VARCHAR))"
+        texts = sorted({str(v).strip() for v in na if isinstance(v, str)})
+        nums = sorted({float(v) for v in na if not isinstance(v, str)})
+        conds = []
+        if texts:
+            conds.append(f"{raw} IN ({', '.join(quote_str(v) for v in texts)})")
+        if nums:
+            conds.append(f"TRY_CAST({raw} AS DOUBLE) IN ({', '.join(repr(v) for v in nums)})")
+        expr = f"(CASE WHEN {' OR '.join(conds)} THEN NULL ELSE ({expr}) END)"
+    if opt is not None and opt.values is not None:
+        raw = f"trim(CAST(({expr}) AS VARCHAR))"
+        whens = " ".join(f"WHEN {raw} = {quote_str(k.strip())} THEN {quote_str(repr(v))}"
+                         for k, v in opt.values.items())
+        # an unmapped label keeps its text, marked, so typing fails and it is a wrong_type error with examples
+        expr = (f"(CASE WHEN NULLIF({raw}, '') IS NULL THEN NULL {whens} "
+                f"ELSE 'not in values: ' || {raw} END)")
+    return expr
 
 
 def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) -> str:
@@ -198,6 +255,7 @@ def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) ->
     is_num = any(t.startswith(n) for n in ("INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT",
                                           "UINTEGER", "USMALLINT", "UTINYINT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
     is_float = any(t.startswith(n) for n in ("DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+    is_ieee = t.startswith(("DOUBLE", "FLOAT", "REAL"))
     text = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
     if kind == "id":
         if is_float:
@@ -207,9 +265,14 @@ def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) ->
     if kind == "text":
         return text
     if kind in ("number", "rating"):
+        # NaN and ±inf (as numbers or as text such as 'NaN', 'inf', 'Infinity') are not values: NULL here,
+        # so the raw text lands in <col>__bad and the row is a wrong_type error
+        if is_ieee:
+            return f"CASE WHEN isfinite({c}) THEN CAST({c} AS DOUBLE) END"
         if is_num:
             return f"CAST({c} AS DOUBLE)"
-        return f"TRY_CAST(regexp_replace({text}, '[,¥￥$€£\\s]', '', 'g') AS DOUBLE)"
+        parsed = f"TRY_CAST(regexp_replace({text}, '[,¥￥$€£\\s]', '', 'g') AS DOUBLE)"
+        return f"CASE WHEN isfinite({parsed}) THEN {parsed} END"
     if kind == "integer":
         if is_num:
             return f"TRY_CAST(round({c}) AS BIGINT)" if is_float else f"CAST({c} AS BIGINT)"
@@ -237,14 +300,32 @@ def _bad(kind: str, col: str, typed: str) -> str | None:
     return f"CASE WHEN ({typed}) IS NULL AND NULLIF(trim(CAST({c} AS VARCHAR)), '') IS NOT NULL THEN CAST({c} AS VARCHAR) END"
 
 
+_KIND_TYPES = {"number": "DOUBLE", "rating": "DOUBLE", "integer": "BIGINT", "binary": "INTEGER",
+               "date": "DATE", "timestamp": "TIMESTAMP", "id": "VARCHAR", "text": "VARCHAR"}
+
+
 def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, str],
-                 formats: tuple[str, ...]) -> str:
-    """CREATE TABLE stg_<name>: typed canonical columns plus ``<col>__bad`` raw text where conversion failed."""
+                 formats: tuple[str, ...] | dict[str, tuple[str, ...]], fills: dict[str, Any] | None = None) -> str:
+    """CREATE TABLE stg_<name>: typed canonical columns plus ``<col>__bad`` raw text where conversion failed.
+
+    ``formats`` are the date formats, for all columns or per column; ``fills`` maps a column to the value
+    an empty cell takes (``<col>__filled`` then records which rows were filled, for the ``filled`` count).
+    """
     selects, bads = [], []
+    fills = fills or {}
     for col, kind in kinds.items():
-        typed = _typed(kind, col, types[col], formats)
-        selects.append(f"{typed} AS {quote_ident(col)}")
+        fmts = formats.get(col, DEFAULT_DATE_FORMATS) if isinstance(formats, dict) else formats
+        typed = _typed(kind, col, types[col], fmts)
         bad = _bad(kind, col, typed)
+        if col in fills:
+            empty = f"NULLIF(trim(CAST({quote_ident(col)} AS VARCHAR)), '') IS NULL"
+            value = fills[col]
+            lit = quote_str(value) if isinstance(value, str) else repr(float(value))
+            selects.append(f"CASE WHEN {empty} THEN CAST({lit} AS {_KIND_TYPES[kind]}) ELSE {typed} END "
+                           f"AS {quote_ident(col)}")
+            bads.append(f"{empty} AS {quote_ident(col + '__filled')}")
+        else:
+            selects.append(f"{typed} AS {quote_ident(col)}")
         if bad:
             bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
     return (f"CREATE OR REPLACE TABLE _stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
@@ -266,6 +347,8 @@ class _Builder:
         self.drivers: list[str] = []
         self.margin_source: str | None = None
         self.materialised: list[str] = []  # canonical tables copied out of their staging table
+        self.line_offsets: dict[str, int] = {}  # data row 1 is file line 1 + offset (skip + header)
+        self._sources_open = False
 
     # -- helpers
     def q(self, sql: str) -> list[tuple]:
@@ -283,8 +366,8 @@ class _Builder:
         out = []
         for r in rows:
             d = {"file": r[0], "row": int(r[1])}
-            if str(r[0]).lower().endswith((".csv", ".txt", ".tsv")):
-                d["line"] = int(r[1]) + 1  # the header is line 1
+            if str(r[0]).lower().endswith((".csv", ".txt", ".tsv", ".gz")):
+                d["line"] = int(r[1]) + self.line_offsets.get(table, 1)  # header (and skipped lines) first
             d.update({c.removesuffix("__bad"): v for c, v in zip(dict.fromkeys(cols), r[2:], strict=True)})
             out.append(d)
         return out
@@ -293,12 +376,13 @@ class _Builder:
         return [r[0] for r in self.q(f"SELECT DISTINCT _file FROM _stg_{table} WHERE {where} ORDER BY 1 LIMIT 20")]
 
     def _issue(self, rule: str, table: str, column: str | None, where: str, show: list[str],
-               action: str = "") -> int:
+               action: str = "", message: str = "") -> int:
         n = self.q(f"SELECT count(*) FROM _stg_{table} WHERE {where}")[0][0]
         if n:
             self.report.issues.append(Issue(
                 rule=rule, table=table, column=column, count=int(n), files=self._files(table, where),
                 examples=self._examples(table, where, show), action=action or RULES[rule].action,
+                message=message,
             ))
         return int(n)
 
@@ -307,8 +391,9 @@ class _Builder:
         spec = TABLES[name]
         load = TableLoad(table=name, source=tc.describe())
         self.report.tables[name] = load
+        self.line_offsets[name] = tc.skip + (1 if tc.header else 0)
         try:
-            source = open_source(self.con, tc, self.work_dir)
+            source = self._open(tc)
             load.encoding = source.encoding
             mapping, drivers = _mapping(spec, tc, source)
             missing = [c for c in spec.required if c not in mapping]
@@ -329,7 +414,115 @@ class _Builder:
         except (SourceError, ConfigError):
             raise
         except duckdb.Error as exc:
-            raise SourceError(f"table {name} ({tc.describe()}): {exc}") from None
+            raise SourceError(explain_read_error(exc, tc)) from None
+
+    # -- sources and query tables
+    def _open(self, tc: TableConfig, **kw: Any) -> Source:
+        """A table's source: its files/database, or its query over the declared ``[sources.*]``."""
+        if tc.is_query:
+            return self._query_source(tc, **kw)
+        return open_source(self.con, tc, self.work_dir, **kw)
+
+    def _open_sources(self, all_varchar: bool = False) -> None:
+        """Each ``[sources.NAME]`` as a table NAME in a separate in-memory catalog (kept out of the cache).
+
+        Read once: a view over a CSV would be sniffed again by every query that binds it.
+        """
+        if not self._sources_open:
+            self.con.execute(f"ATTACH ':memory:' AS {SOURCES_DB}")
+            self._sources_open = True
+        for sname, stc in self.config.sources.items():
+            target = f"{SOURCES_DB}.main.{quote_ident(sname)}"
+            try:
+                src = open_source(self.con, stc, self.work_dir, all_varchar=all_varchar)
+                try:
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+                except duckdb.ConversionException:
+                    # the sniffer guessed a type that a later row breaks: this source is read as text
+                    src = open_source(self.con, stc, self.work_dir, all_varchar=True)
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+            except duckdb.Error as exc:
+                raise SourceError(explain_read_error(exc, stc)) from None
+
+    def _query_source(self, tc: TableConfig, all_varchar: bool = False, force_encoding: str | None = None) -> Source:
+        if not self._sources_open or all_varchar:
+            self._open_sources(all_varchar=all_varchar)
+        view = f"{SOURCES_DB}.main.{quote_ident('__query_' + tc.name)}"
+        try:
+            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {tc.query}")
+            relation = f"(SELECT *, {quote_str(tc.key + '.query')} AS _file FROM {view})"
+            columns = {r[0]: r[1] for r in self.q(f"DESCRIBE SELECT * FROM {relation}")}
+        except duckdb.Error as exc:
+            raise ConfigError(f"{tc.key}.query does not work: {clean_duckdb_message(str(exc))} (the query may use "
+                              f"the declared sources {', '.join(self.config.sources)} and their columns)") from None
+        return Source(relation, columns, tc.describe())
+
+    def close_sources(self) -> None:
+        if self._sources_open:
+            self.con.execute(f"DETACH {SOURCES_DB}")
+            self._sources_open = False
+
+    # -- dates
+    def _date_formats(self, name: str, tc: TableConfig, inner: str, col: str) -> tuple[str, ...]:
+        """The date formats for a text column without ``date_format``; ConfigError when ambiguous.
+
+        A sample of distinct values finds the format families that read all of them; when more than one
+        does, the whole column decides: the families that read every value, and whether they disagree.
+        """
+        c = quote_ident(col)
+        val = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
+        fams = list(DATE_FAMILIES)
+
+        def ok(fam: str, v: str = "v") -> str:
+            fmts = "[" + ", ".join(quote_str(f) for f in DATE_FAMILIES[fam]) + "]"
+            return (f"(try_strptime({v}, {fmts}) BETWEEN TIMESTAMP '1900-01-01' "
+                    f"AND TIMESTAMP '2100-12-31 23:59:59')")
+
+        sample = (f"SELECT DISTINCT {val} AS v FROM (SELECT {c} FROM ({inner}) LIMIT {DATE_SAMPLE_ROWS}) "
+                  f"WHERE {val} IS NOT NULL LIMIT {DATE_SAMPLE_DISTINCT}")
+        row = self.q(f"SELECT count(*), {', '.join(f'count(*) FILTER (WHERE {ok(f)})' for f in fams)} "
+                     f"FROM ({sample})")[0]
+        n, counts = row[0], row[1:]
+        fit = [f for f, k in zip(fams, counts, strict=True) if n and k == n]
+        if len(fit) <= 1:
+            return DATE_FAMILIES[fit[0]] if fit else DEFAULT_DATE_FORMATS
+        # several families read the sample: check the whole column
+        def parsed(fam: str) -> str:
+            fmts = "[" + ", ".join(quote_str(f) for f in DATE_FAMILIES[fam]) + "]"
+            return f"try_strptime(v, {fmts})"
+
+        col_vals = f"SELECT DISTINCT {val} AS v FROM ({inner}) WHERE {val} IS NOT NULL"
+        fails = self.q(f"SELECT {', '.join(f'count(*) FILTER (WHERE NOT {ok(f)})' for f in fit)} "
+                       f"FROM ({col_vals})")[0]
+        full = [f for f, k in zip(fit, fails, strict=True) if k == 0] or fit
+        if len(full) == 1:
+            return DATE_FAMILIES[full[0]]
+        pairs = [(a, b) for i, a in enumerate(full) for b in full[i + 1:]]
+        disagree = self.q(f"SELECT {', '.join(f'count(*) FILTER (WHERE {parsed(a)} <> {parsed(b)})' for a, b in pairs)} "
+                          f"FROM ({col_vals})")[0]
+        clash = [(a, b) for (a, b), k in zip(pairs, disagree, strict=True) if k]
+        if not clash:
+            return DATE_FAMILIES[full[0]]
+        rivals = list(dict.fromkeys(f for pair in clash for f in pair))
+        a, b = clash[0]
+        examples = [r[0] for r in self.q(f"SELECT v FROM ({col_vals}) WHERE {parsed(a)} <> {parsed(b)} "
+                                         f"ORDER BY v LIMIT {MAX_EXAMPLES}")]
+        shown, cands = [], []
+        for v in examples[:3]:
+            readings = []
+            for fam in rivals:
+                fmt = next((f for f in DATE_FAMILIES[fam]
+                            if self.q(f"SELECT try_strptime({quote_str(v)}, {quote_str(f)})")[0][0] is not None), None)
+                if fmt:
+                    when = self.q(f"SELECT strptime({quote_str(v)}, {quote_str(fmt)})")[0][0]
+                    readings.append(f"{when:%Y-%m-%d} as {fmt}")
+                    cands.append(fmt)
+            shown.append(f"{v!r} is " + " but ".join(readings))
+        source_col = next((o.source for o in [tc.options.get(col)] if o and o.source), tc.columns.get(col, col))
+        raise ConfigError(
+            f"{tc.describe()}: the dates in column {source_col!r} ({tc.key}.columns.{col}) can be read in more than "
+            f"one way: {'; '.join(shown)}. Set {tc.key}.date_format to the right one "
+            f"(candidates: {', '.join(dict.fromkeys(cands))}); examples: {', '.join(map(repr, examples))}")
 
     def _stage(self, name: str, spec: TableSpec, tc: TableConfig, source: Source, mapping: dict[str, str],
                drivers: list[str]) -> None:
@@ -339,27 +532,39 @@ class _Builder:
         try:
             types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
         except duckdb.Error as exc:
-            raise ConfigError(f"[tables.{name}]: a column expression or the filter does not work on "
-                              f"{tc.describe()}: {str(exc).splitlines()[0]} (source columns: "
+            raise ConfigError(f"{tc.key}: a column expression or the filter does not work on "
+                              f"{tc.describe()}: {clean_duckdb_message(str(exc))} (source columns: "
                               f"{', '.join(c for c in source.columns if c != '_file')})") from None
-        formats = ((tc.date_format, f"{tc.date_format} %H:%M:%S", f"{tc.date_format} %H:%M")
-                   if tc.date_format else DEFAULT_DATE_FORMATS)
         kinds = {col: (spec.column(col).kind if spec.column(col) else spec.extra_kind or "text") for col in mapping}
         self.kinds[name] = kinds
+        fills = {col: opt.fill for col, opt in tc.options.items() if opt.fill is not None and col in kinds}
+
+        def formats_for(inner: str, types: dict[str, str]) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+            if tc.date_format:
+                return (tc.date_format, f"{tc.date_format} %H:%M:%S", f"{tc.date_format} %H:%M")
+            # only text date columns need a format decision (typed dates and the common ISO case skip this)
+            return {col: self._date_formats(name, tc, inner, col) for col, kind in kinds.items()
+                    if kind in ("date", "timestamp") and types[col].upper() == "VARCHAR"}
+
         try:
-            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
+            formats = formats_for(inner, types)
+            self.con.execute(_staging_sql(name, inner, types, kinds, formats, fills))
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             if isinstance(exc, duckdb.ConversionException):
                 # the CSV sniffer guessed a type that a later row breaks: read everything as text
-                source = open_source(self.con, tc, self.work_dir, all_varchar=True)
-            elif "unicode" in str(exc).lower() or "utf" in str(exc).lower():
+                source = self._open(tc, all_varchar=True)
+            elif ("unicode" in str(exc).lower() or "utf" in str(exc).lower()) and not tc.is_query:
                 source = open_source(self.con, tc, self.work_dir, force_encoding="gb18030")
                 self.report.tables[name].encoding = "gb18030"
             else:
-                raise
+                raise SourceError(explain_read_error(exc, tc)) from None
             inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
-            types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
-            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
+            try:
+                types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
+                formats = formats_for(inner, types)
+                self.con.execute(_staging_sql(name, inner, types, kinds, formats, fills))
+            except duckdb.Error as exc2:
+                raise SourceError(explain_read_error(exc2, tc)) from None
         self._validate(name, spec, tc, kinds, drivers)
 
     def _validate(self, name: str, spec: TableSpec, tc: TableConfig, kinds: dict[str, str],
@@ -371,6 +576,11 @@ class _Builder:
         if load.filtered_rows:
             self.report.issues.append(Issue("filtered", name, None, load.filtered_rows,
                                             message=f"filter: {tc.filter}"))
+        for col, opt in tc.options.items():
+            if opt.fill is not None and col in kinds:
+                self._issue("filled", name, col, f"_keep AND {quote_ident(col + '__filled')}",
+                            [c for c in ("customer_id", spec.unique) if c and c in kinds], action="filled",
+                            message=f"empty values set to {opt.fill!r} ({tc.key}.columns.{col}.fill)")
         excluded: list[str] = []  # predicates of rows to drop
         nulled: dict[str, list[str]] = {}  # column -> predicates where the value is set missing
         id_cols = [c for c in ("customer_id", spec.unique) if c and c in kinds]
@@ -481,11 +691,13 @@ class _Builder:
                 ))
 
     def _present(self) -> list[str]:
-        rows = self.q("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+        rows = self.q("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                      "AND table_catalog = current_database()")
         names = {r[0] for r in rows}
         return [t for t in TABLES if t in names]
 
     def finish(self, fp: str, seconds: float) -> dict[str, Any]:
+        self.close_sources()
         present = self._present()
         for t in self.materialised:  # staging tables behind views stay; the others are no longer needed
             self.con.execute(f"DROP TABLE IF EXISTS _stg_{t}")
