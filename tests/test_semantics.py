@@ -232,6 +232,25 @@ def test_customers_snapshot_with_churn_and_tenure(tmp_path: Path) -> None:
     assert ds.summary().set_index("table").loc["customers", "rows"] == 4
 
 
+def test_churn_flag_and_date_that_disagree_are_flagged(tmp_path: Path) -> None:
+    frame = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3", "C4", "C5"],
+        "signup_date": "2020-01-01",
+        "churned": [1, 0, 0, 1, 1],
+        "churned_at": ["2024-03-01", "2024-04-01", None, "2024-06-15", None],
+    })
+    ds = dataset_from_frames({"customers": frame}, tmp_path, as_of="2024-06-30",
+                             table_options={"customers": {"churn_as_of": "2024-05-31"}})
+    as_of = pd.Timestamp("2024-05-31")
+    left = pd.to_datetime(frame["churned_at"])
+    want = frame["customer_id"][((frame["churned"] == 0) & (left <= as_of))
+                                | ((frame["churned"] == 1) & (left > as_of))].tolist()
+    [issue] = issues(ds, "churn_mismatch")
+    assert want == ["C2", "C4"] and issue.count == 2 and issue.severity == "warning"
+    assert [e["customer_id"] for e in issue.examples] == want
+    assert len(ds.table("customers").to_pandas()) == 5  # flagged, kept
+
+
 def test_churn_as_of_defaults_to_the_dataset_as_of(tmp_path: Path) -> None:
     ds = dataset_from_frames({"customers": CUSTOMERS}, tmp_path, as_of="2024-06-30",
                              table_options={"customers": {"columns": {"tenure_months": "tenure"}}})

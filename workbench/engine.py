@@ -533,7 +533,12 @@ class _Builder:
         if name == "complaints":
             self.semantics["closed_statuses"] = list(tc.closed_statuses) if tc.closed_statuses else None
         if name == "customers":
-            self.semantics["churn_as_of"] = self._churn_as_of(tc).isoformat()
+            as_of = self._churn_as_of(tc)
+            self.semantics["churn_as_of"] = as_of.isoformat()
+            if {"churned", "churned_at"} <= set(self.kinds.get(name, {})):
+                day = f"DATE {quote_str(as_of.isoformat())}"
+                self._issue("churn_mismatch", name, "churned", f"_keep AND ((churned = 0 AND churned_at <= {day}) "
+                            f"OR (churned = 1 AND churned_at > {day}))", ["customer_id", "churned", "churned_at"])
 
     # -- cross-table rules
     def cross_checks(self) -> None:

@@ -191,6 +191,9 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("closed_before_opened", "error", "excluded", "closed_at or first_response_at is before opened_at"),
     Rule("negative_points_balance", "error", "flagged", "a customer's running points balance goes below zero"),
     Rule("orphan_customer_id", "warning", "flagged", "customer_id not found in the customers table"),
+    Rule("churn_mismatch", "warning", "flagged",
+         "customers.churned and churned_at disagree at churn_as_of (churned = 0 but left by then, or "
+         "churned = 1 but leaving later)"),
     Rule("missing_measure", "warning", "flagged",
          "none of the columns analyses need is mapped (surveys: repurchase_intent, recommend or loyal); "
          "the table loads and those analyses say what is missing"),
