@@ -62,6 +62,7 @@ def test_without_wave_date_an_undated_survey_is_skipped(tmp_path: Path) -> None:
         dataset_from_frames({"surveys": SURVEY}, tmp_path)
     [issue] = [i for i in err.value.report.issues if i.rule == "missing_column"]
     assert issue.column == "date" and err.value.report.tables["surveys"].skipped
+    assert "[tables.surveys].wave_date" in issue.message
 
 
 def test_wave_date_and_a_mapped_date_conflict(tmp_path: Path) -> None:
@@ -272,6 +273,7 @@ def test_customers_without_signup_or_tenure_are_skipped(tmp_path: Path) -> None:
         dataset_from_frames({"customers": CUSTOMERS}, tmp_path, as_of="2024-06-30")
     [issue] = [i for i in err.value.report.issues if i.rule == "missing_column"]
     assert issue.column == "signup_date" and err.value.report.tables["customers"].skipped
+    assert "tenure_months" in issue.message
 
 
 def test_missing_or_negative_tenure_is_reported_not_invented(tmp_path: Path) -> None:

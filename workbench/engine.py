@@ -251,6 +251,13 @@ def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, 
             f"FROM ({inner})")
 
 
+# how a missing required column can be filled instead (schema.TableSpec.derivable; see _Builder._semantics)
+_DERIVABLE_HINTS = {
+    ("surveys", ("date",)): ", or date an undated single-wave file with [tables.surveys].wave_date = \"YYYY-MM-DD\"",
+    ("customers", ("signup_date",)): ", or map tenure_months (signup_date = churn_as_of − tenure)",
+}
+
+
 class _Builder:
     """Builds one cache file; see :func:`open_dataset`."""
 
@@ -322,7 +329,7 @@ class _Builder:
                     files=[p.name for p in tc.files] or [tc.describe()],
                     examples=[{"available_columns": ", ".join(c for c in source.columns if c != "_file")}],
                     message=f"required column(s) {', '.join(missing)} not found; map them in "
-                            f"[tables.{name}.columns]",
+                            f"[tables.{name}.columns]" + _DERIVABLE_HINTS.get((name, tuple(missing)), ""),
                 ))
                 return
             self._stage(name, spec, tc, source, mapping, drivers)
