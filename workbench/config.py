@@ -90,6 +90,12 @@ class TableConfig:
     skip: int = 0
     na_values: tuple[Any, ...] = ()
     options: dict[str, ColumnOptions] = field(default_factory=dict)
+    # table semantics (issue 10 items 5-7); each only valid on the tables in _KEY_TABLES
+    wave_date: dt.date | None = None
+    segments: tuple[str, ...] = ()
+    loyal_kind: str | None = None
+    churn_as_of: dt.date | None = None
+    closed_statuses: tuple[str, ...] | None = None
 
     @property
     def is_sql(self) -> bool:
@@ -191,6 +197,71 @@ _FILE_KEYS = {
 }
 _TABLE_KEYS = _FILE_KEYS | {"filter", "columns", "scales", "drivers"}
 _COLUMN_KEYS = {"source", "expr", "scale", "na_values", "fill", "values"}
+_TABLE_KEYS |= {"wave_date", "segments", "loyal_kind", "churn_as_of", "closed_statuses"}
+# table keys that mean something for some canonical tables only
+_KEY_TABLES: dict[str, tuple[str, ...]] = {
+    "wave_date": ("surveys",),
+    "loyal_kind": ("surveys",),
+    "segments": ("surveys", "customers"),
+    "churn_as_of": ("customers",),
+    "closed_statuses": ("complaints",),
+}
+LOYAL_KINDS = ("intent", "behaviour")
+
+
+def _date_key(raw: Any, key: str, where: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` table key (TOML date or string)."""
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        return raw.date()
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f'{where}.{key} must be a date written "YYYY-MM-DD", got {raw!r}')
+
+
+def _semantic_keys(name: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate the table-semantics keys (wave_date, segments, loyal_kind, churn_as_of, closed_statuses)."""
+    for key, tables in _KEY_TABLES.items():
+        if key in raw and name not in tables:
+            only = " and ".join(f"[tables.{t}]" for t in tables)
+            raise ConfigError(f"{where}.{key}: this key belongs in {only} only, not [tables.{name}]")
+    out: dict[str, Any] = {
+        "wave_date": _date_key(raw.get("wave_date"), "wave_date", where),
+        "churn_as_of": _date_key(raw.get("churn_as_of"), "churn_as_of", where),
+    }
+    segments = raw.get("segments", [])
+    if (not isinstance(segments, list) or not all(isinstance(s, str) and s.strip() for s in segments)
+            or len(set(segments)) != len(segments)):
+        raise ConfigError(f'{where}.segments must be a list of distinct source column names, '
+                          f'e.g. ["Class", "Type of Travel"], got {segments!r}')
+    out["segments"] = tuple(segments)
+    kind = raw.get("loyal_kind")
+    if kind is not None:
+        kind = {"behavior": "behaviour"}.get(str(kind).strip().lower(), str(kind).strip().lower())
+        if kind not in LOYAL_KINDS:
+            raise ConfigError(f'{where}.loyal_kind must be "behaviour" (observed: the customer stayed or '
+                              f'bought again) or "intent" (stated), got {raw["loyal_kind"]!r}')
+    out["loyal_kind"] = kind
+    closed = raw.get("closed_statuses")
+    if closed is not None:
+        if (not isinstance(closed, list) or not closed
+                or not all(isinstance(s, str) and s.strip() for s in closed)):
+            raise ConfigError(f'{where}.closed_statuses must be a non-empty list of status patterns '
+                              f'(SQL LIKE, case-insensitive: % = any text), e.g. ["Closed%", "Resolved"], '
+                              f'got {closed!r}')
+        closed = tuple(s.strip() for s in closed)
+    out["closed_statuses"] = closed
+    columns = raw.get("columns", {})
+    if out["wave_date"] is not None and isinstance(columns, dict) and "date" in columns:
+        raise ConfigError(f"{where}.wave_date dates the whole file as one wave, but [tables.{name}.columns] "
+                          "also maps date; keep one of the two")
+    return out
 
 
 def _na_values(raw: Any, where: str) -> tuple[Any, ...]:
@@ -300,6 +371,7 @@ def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, defaul
         skip=skip,
         na_values=_na_values(raw.get("na_values"), where),
         options=options,
+        **_semantic_keys(name, raw, where),
     )
     if "query" in raw and "url" not in raw and "table" not in raw and "source" not in raw and (
             sources or not default_url) and section == "tables":

@@ -332,6 +332,13 @@ def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, 
             f"FROM ({inner})")
 
 
+# how a missing required column can be filled instead (schema.TableSpec.derivable; see _Builder._semantics)
+_DERIVABLE_HINTS = {
+    ("surveys", ("date",)): ", or date an undated single-wave file with [tables.surveys].wave_date = \"YYYY-MM-DD\"",
+    ("customers", ("signup_date",)): ", or map tenure_months (signup_date = churn_as_of − tenure)",
+}
+
+
 class _Builder:
     """Builds one cache file; see :func:`open_dataset`."""
 
@@ -349,6 +356,7 @@ class _Builder:
         self.materialised: list[str] = []  # canonical tables copied out of their staging table
         self.line_offsets: dict[str, int] = {}  # data row 1 is file line 1 + offset (skip + header)
         self._sources_open = False
+        self.semantics: dict[str, Any] = {}  # meta from the table-semantics keys (see _semantic_notes)
 
     # -- helpers
     def q(self, sql: str) -> list[tuple]:
@@ -396,9 +404,8 @@ class _Builder:
             source = self._open(tc)
             load.encoding = source.encoding
             mapping, drivers = _mapping(spec, tc, source)
+            mapping, drivers, derived = self._semantics(name, tc, source, mapping, drivers)
             missing = [c for c in spec.required if c not in mapping]
-            if spec.one_of and not any(c in mapping for c in spec.one_of):
-                missing.append(" or ".join(spec.one_of))
             if missing:
                 load.skipped = True
                 load.source_rows = int(self.q(f"SELECT count(*) FROM {source.relation}")[0][0])
@@ -407,10 +414,11 @@ class _Builder:
                     files=[p.name for p in tc.files] or [tc.describe()],
                     examples=[{"available_columns": ", ".join(c for c in source.columns if c != "_file")}],
                     message=f"required column(s) {', '.join(missing)} not found; map them in "
-                            f"[tables.{name}.columns]",
+                            f"[tables.{name}.columns]" + _DERIVABLE_HINTS.get((name, tuple(missing)), ""),
                 ))
                 return
             self._stage(name, spec, tc, source, mapping, drivers)
+            self._semantic_notes(name, spec, tc, mapping, derived)
         except (SourceError, ConfigError):
             raise
         except duckdb.Error as exc:
@@ -536,6 +544,7 @@ class _Builder:
                               f"{tc.describe()}: {clean_duckdb_message(str(exc))} (source columns: "
                               f"{', '.join(c for c in source.columns if c != '_file')})") from None
         kinds = {col: (spec.column(col).kind if spec.column(col) else spec.extra_kind or "text") for col in mapping}
+        kinds.update({s: "text" for s in tc.segments if s in kinds and not spec.column(s)})  # segments: labels
         self.kinds[name] = kinds
         fills = {col: opt.fill for col, opt in tc.options.items() if opt.fill is not None and col in kinds}
 
@@ -657,6 +666,97 @@ class _Builder:
         if name == "surveys":
             self.drivers = [d for d in drivers if d in kinds]
 
+    # -- table semantics (workbench.toml keys wave_date, segments, loyal_kind, churn_as_of, closed_statuses)
+    def _semantics(self, name: str, tc: TableConfig, source: Source, mapping: dict[str, str],
+                   drivers: list[str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+        """Add segment columns and derivable required columns to ``mapping``; check the semantic keys.
+
+        Returns the mapping, the driver columns (segments removed) and ``{column: note}`` for the
+        columns filled from a key or another column (reported as ``derived_column`` info notes).
+        """
+        where = f"[tables.{name}]"
+        spec = TABLES[name]
+        available = ", ".join(c for c in source.columns if c != "_file")
+        mapping = dict(mapping)
+        derived: dict[str, str] = {}
+        by_lower = {c.lower(): c for c in source.columns if c != "_file"}
+        for seg in tc.segments:
+            col = spec.column(seg)
+            if col is not None and col.kind != "text":
+                raise ConfigError(f"{where}.segments: {seg!r} is the canonical {col.kind} column {name}.{seg}; "
+                                  "segments are text labels")
+            if tc.drivers is not None and seg in tc.drivers:
+                raise ConfigError(f"{where}: {seg!r} is listed in both drivers and segments; keep one")
+            if seg in mapping and seg not in drivers:
+                continue  # a canonical text column (customers.region …) or mapped explicitly
+            src = seg if seg in source.columns else by_lower.get(seg.lower())
+            if src is None:
+                raise ConfigError(f"{where}.segments: column {seg!r} not in {tc.describe()} (has {available})")
+            mapping[seg] = quote_ident(src)
+        drivers = [d for d in drivers if d not in tc.segments]
+        if name == "surveys" and tc.wave_date is not None:
+            if "date" in mapping:
+                raise ConfigError(f"{where}.wave_date dates the whole file as one wave, but the source already "
+                                  f"has a date column ({mapping['date']}); remove wave_date or map date elsewhere")
+            mapping["date"] = f"DATE {quote_str(tc.wave_date.isoformat())}"
+            derived["date"] = (f"date = wave_date {tc.wave_date.isoformat()} for every row: the file is one "
+                               "undated survey wave")
+        if name == "surveys" and tc.loyal_kind is not None and "loyal" not in mapping:
+            raise ConfigError(f"{where}.loyal_kind is set but no loyal column is mapped; map loyal in "
+                              f"[tables.surveys.columns] (source columns: {available})")
+        if name == "complaints" and tc.closed_statuses is not None and "status" not in mapping:
+            raise ConfigError(f"{where}.closed_statuses is set but no status column is mapped; map status in "
+                              f"[tables.complaints.columns] (source columns: {available})")
+        if name == "customers":
+            if tc.churn_as_of is not None and not ({"churned", "tenure_months"} & set(mapping)):
+                raise ConfigError(f"{where}.churn_as_of is the date the churned flag and tenure_months refer "
+                                  "to, but neither is mapped in [tables.customers.columns] "
+                                  f"(source columns: {available})")
+            if "signup_date" not in mapping and "tenure_months" in mapping:
+                as_of = self._churn_as_of(tc)
+                t = f"TRY_CAST(CAST(({mapping['tenure_months']}) AS VARCHAR) AS DOUBLE)"
+                whole = f"TRY_CAST(floor({t}) AS INTEGER)"
+                part = f"TRY_CAST(round(({t} - floor({t})) * 30.436875) AS INTEGER)"
+                mapping["signup_date"] = (
+                    f"CASE WHEN {t} BETWEEN -1200 AND 1200 THEN CAST(DATE {quote_str(as_of.isoformat())} "
+                    f"- to_months({whole}) - to_days({part}) AS DATE) END")
+                derived["signup_date"] = (
+                    f"signup_date = {as_of.isoformat()} (churn_as_of) − tenure_months (fractions of a month "
+                    "as days of 30.44); customers without a tenure have no signup date")
+        return mapping, drivers, derived
+
+    def _churn_as_of(self, tc: TableConfig) -> dt.date:
+        return tc.churn_as_of or self.as_of
+
+    def _semantic_notes(self, name: str, spec: TableSpec, tc: TableConfig, mapping: dict[str, str],
+                        derived: dict[str, str]) -> None:
+        """Info notes for derived columns, a warning when no loyalty measure is mapped, and the meta."""
+        load = self.report.tables[name]
+        files = [p.name for p in tc.files] or [tc.describe()]
+        for col, note in derived.items():
+            self.report.issues.append(Issue("derived_column", name, col, load.source_rows, files=files,
+                                            action="derived", message=note))
+        if spec.one_of and not any(c in mapping for c in spec.one_of):
+            self.report.issues.append(Issue(
+                "missing_measure", name, " or ".join(spec.one_of), load.loaded_rows, files=files,
+                message=f"none of {', '.join(spec.one_of)} is mapped: the table is loaded, and analyses "
+                        f"that need a loyalty measure say so; map one in [tables.{name}.columns]",
+            ))
+        if tc.segments:
+            self.semantics.setdefault("segments", {})[name] = list(tc.segments)
+        if name == "surveys":
+            self.semantics["loyal_kind"] = tc.loyal_kind or "intent"
+            self.semantics["wave_date"] = tc.wave_date.isoformat() if tc.wave_date else None
+        if name == "complaints":
+            self.semantics["closed_statuses"] = list(tc.closed_statuses) if tc.closed_statuses else None
+        if name == "customers":
+            as_of = self._churn_as_of(tc)
+            self.semantics["churn_as_of"] = as_of.isoformat()
+            if {"churned", "churned_at"} <= set(self.kinds.get(name, {})):
+                day = f"DATE {quote_str(as_of.isoformat())}"
+                self._issue("churn_mismatch", name, "churned", f"_keep AND ((churned = 0 AND churned_at <= {day}) "
+                            f"OR (churned = 1 AND churned_at > {day}))", ["customer_id", "churned", "churned_at"])
+
     # -- cross-table rules
     def cross_checks(self) -> None:
         present = set(self._present())
@@ -717,6 +817,7 @@ class _Builder:
             "scales": {t: {c: list(v) for c, v in s.items()} for t, s in self.scales.items()},
             "drivers": self.drivers,
             "validation": self.report.to_dict(),
+            **self.semantics,
         }
         self.con.execute("CREATE TABLE _workbench_meta (meta VARCHAR)")
         self.con.execute("INSERT INTO _workbench_meta VALUES (?)", [json.dumps(meta, default=str, ensure_ascii=False)])
@@ -822,6 +923,39 @@ class Dataset:
     @property
     def drivers(self) -> list[str]:
         return list(self.meta.get("drivers", []))
+
+    @property
+    def loyal_kind(self) -> str:
+        """Whether ``surveys.loyal`` is observed ``"behaviour"`` or stated ``"intent"`` (the default)."""
+        return self.meta.get("loyal_kind") or "intent"
+
+    @property
+    def closed_statuses(self) -> list[str] | None:
+        """``[tables.complaints].closed_statuses`` (SQL LIKE patterns, case-insensitive); None = not configured."""
+        got = self.meta.get("closed_statuses")
+        return list(got) if got else None
+
+    @property
+    def churn_as_of(self) -> dt.date | None:
+        """The date ``customers.churned`` and ``tenure_months`` refer to (churn_as_of, else the load as-of)."""
+        got = self.meta.get("churn_as_of")
+        return dt.date.fromisoformat(got) if got else None
+
+    def segment_columns(self, table: str) -> list[str]:
+        """Text columns to segment ``table`` by: customers' segment/region/channel and any ``segments = [...]``."""
+        cols = self.columns(table)
+        base = [c for c in ("segment", "region", "channel") if c in cols] if table == "customers" else []
+        extra = [c for c in self.meta.get("segments", {}).get(table, []) if c in cols]
+        return list(dict.fromkeys(base + extra))
+
+    def survey_waves(self) -> int:
+        """Number of survey waves: distinct ``wave`` labels, else distinct dates (1 = a single wave)."""
+        self.require("surveys")
+        if "wave" in self.columns("surveys"):
+            n = self._con.execute("SELECT count(DISTINCT wave) FROM surveys").fetchall()[0][0]
+            if n:
+                return int(n)
+        return int(self._con.execute("SELECT count(DISTINCT date) FROM surveys").fetchall()[0][0])
 
     @property
     def customers_derived(self) -> bool:
@@ -938,17 +1072,31 @@ def open_dataset(path: str | os.PathLike[str], refresh: bool = False) -> Dataset
     return Dataset(cache_path, meta, config)
 
 
+def _toml_value(value: Any) -> str:
+    """A TOML literal for a str / number / bool / list / dict (inline table)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def dataset_from_frames(frames: dict[str, pd.DataFrame], folder: str | os.PathLike[str], name: str = "frames",
                         **dataset_options: Any) -> Dataset:
     """Write ``frames`` as Parquet into ``folder`` with a config and open them — for tests and demos.
 
     ``dataset_options`` go into ``[dataset]`` (e.g. ``margin_rate=0.3``); ``scales`` /
-    ``drivers`` keys in the form ``{"surveys": {...}}`` go into the table sections.
+    ``drivers`` keys in the form ``{"surveys": {...}}`` go into the table sections, and
+    ``table_options={"surveys": {"wave_date": "2024-06-30"}}`` adds any other table keys.
     """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     scales = dataset_options.pop("scales", {})
     drivers = dataset_options.pop("drivers", None)
+    table_options = dataset_options.pop("table_options", {})
     lines = ["[dataset]", f"name = {json.dumps(name, ensure_ascii=False)}"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in dataset_options.items()]
     for table, frame in frames.items():
@@ -958,5 +1106,6 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame], folder: str | os.PathLi
             lines.append(f"drivers = {json.dumps(list(drivers))}")
         for col, (lo, hi) in scales.get(table, {}).items():
             lines.append(f"scales.{col} = [{lo}, {hi}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table_options.get(table, {}).items()]
     (root / "workbench.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return open_dataset(root / "workbench.toml")
