@@ -347,7 +347,8 @@ def _sql_relation(con, tc: TableConfig) -> Source:
     except SourceError:
         raise
     except Exception as exc:
-        raise SourceError(f"{shown}: cannot read {tc.sql_table or 'query'}: {exc}") from None
+        raise SourceError(f"{shown}: cannot read {tc.sql_table or 'query'}: {clean_duckdb_message(str(exc))}; "
+                          f"check {tc.key}.url and {tc.key}.{'table' if tc.sql_table else 'query'}") from None
     table = table.append_column("_file", pa.array([tc.sql_table or "query"] * table.num_rows, pa.string()))
     con.register(f"{name}_arrow", table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
