@@ -118,6 +118,15 @@ def test_survey_segments_are_kept_as_text(tmp_path: Path) -> None:
     assert ds.validation.ok and not issues(ds, "out_of_scale")
 
 
+def test_segment_labels_honour_the_table_na_values(tmp_path: Path) -> None:
+    frame = SURVEY.assign(date="2024-06-30", Class=["Business", "N/A", "Eco", "N/A", "Eco Plus"])
+    ds = dataset_from_frames({"surveys": frame}, tmp_path,
+                             table_options={"surveys": {"segments": ["Class"], "na_values": ["N/A"]}})
+    got = ds.table("surveys").to_pandas().set_index("response_id")["Class"]
+    assert got.isna().sum() == (frame["Class"] == "N/A").sum() == 2
+    assert got.dropna().to_dict() == {"R1": "Business", "R3": "Eco", "R5": "Eco Plus"}
+
+
 def test_without_segments_text_attributes_are_not_kept(tmp_path: Path) -> None:
     ds = dataset_from_frames({"surveys": SURVEY.assign(date="2024-06-30")}, tmp_path)
     assert ds.segment_columns("surveys") == [] and "Class" not in ds.columns("surveys")

@@ -692,7 +692,7 @@ class _Builder:
             src = seg if seg in source.columns else by_lower.get(seg.lower())
             if src is None:
                 raise ConfigError(f"{where}.segments: column {seg!r} not in {tc.describe()} (has {available})")
-            mapping[seg] = quote_ident(src)
+            mapping[seg] = _with_options(quote_ident(src), tc, seg)  # table-level na_values apply too
         drivers = [d for d in drivers if d not in tc.segments]
         if name == "surveys" and tc.wave_date is not None:
             if "date" in mapping:
