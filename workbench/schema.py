@@ -179,6 +179,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("negative_points_balance", "error", "flagged", "a customer's running points balance goes below zero"),
     Rule("orphan_customer_id", "warning", "flagged", "customer_id not found in the customers table"),
     Rule("filtered", "info", "excluded", "rows removed by the configured filter"),
+    Rule("empty_table", "warning", "table skipped", "the source has a header but no data rows"),
 )}
 # Optional columns that fail a parse rule are set missing rather than excluding the row.
 
