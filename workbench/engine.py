@@ -35,7 +35,7 @@ import pandas as pd
 
 from workbench import __version__, integrity
 from workbench.config import ConfigError, DatasetConfig, TableConfig, fingerprint, load_config
-from workbench.io import Source, SourceError, forget_transcoded, open_source, quote_ident, quote_str
+from workbench.io import Source, SourceError, open_source, quote_ident, quote_str
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue, TableSpec
 from workbench.sqlguard import check_table_sql, lock_connection, source_files
 
@@ -768,7 +768,7 @@ def open_dataset(path: str | os.PathLike[str], refresh: bool = False, verify: bo
         meta = _trusted_meta(cache_path)
     if meta is None:
         if refresh:
-            forget_transcoded(source_files(config), cache_dir() / "work")
+            integrity.forget_work_copies(source_files(config), cache_dir() / "work")
         build_cache(config, cache_path, fp)
         meta = _read_meta(cache_path)
     ds = Dataset(cache_path, meta, config)

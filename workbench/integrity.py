@@ -11,13 +11,19 @@ Opening a cache checks the stamp (a ``stat`` and a few small reads) and the row
 counts in DuckDB's catalogue (no scan): milliseconds. ``verify_checksums``
 recomputes the checksums (one scan of every table); ``workbench validate``
 does that. Any mismatch means "rebuild", the same as a missing file.
+
+Work copies in the cache's ``work`` folder (UTF-8 copies of GBK sources) record
+their size when written (:func:`seal_work_copy`) and are made again when they
+no longer have it (:func:`work_copy_intact`); ``--refresh`` deletes them.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +125,39 @@ def remove(cache: Path) -> None:
             os.unlink(p)
         except OSError:
             pass
+
+
+# ------------------------------------------------------------- work copies
+def _seal(target: Path) -> Path:
+    return target.with_name(target.name + ".size.json")
+
+
+def seal_work_copy(target: Path) -> None:
+    """Record a finished work copy's size (after its atomic rename); see :func:`work_copy_intact`."""
+    _seal(target).write_text(json.dumps({"bytes": target.stat().st_size}), encoding="utf-8")
+
+
+def work_copy_intact(target: Path) -> bool:
+    """Whether a work copy (UTF-8 copy of a GBK file, unzipped CSV …) has the size it was written with.
+
+    A copy cut short later (disk full, an interrupted copy, a clean-up tool) is then made again
+    instead of loading part of the rows with no error.
+    """
+    try:
+        return target.stat().st_size == int(json.loads(_seal(target).read_text(encoding="utf-8"))["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def forget_work_copies(files: Iterable[Path], work_dir: Path) -> None:
+    """Delete the work copies made from ``files`` (``--refresh``: decode / unpack them again).
+
+    Work copies are named ``<first part of the source name>.<key>…``; copies of other sources with
+    the same first name part go too (they are remade when needed).
+    """
+    for path in files:
+        for copy in work_dir.glob(f"{glob.escape(Path(path).name.split('.')[0])}.*"):
+            try:
+                copy.unlink()
+            except OSError:
+                pass

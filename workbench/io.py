@@ -15,17 +15,14 @@ work folder first.
 from __future__ import annotations
 
 import codecs
-import glob
 import hashlib
-import json
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from workbench.config import TableConfig, expand_env, redact_url, sqlite_or_duckdb_path
+from workbench.integrity import seal_work_copy, work_copy_intact
 
 SNIFF_BYTES = 1 << 20
 
@@ -83,40 +80,19 @@ def transcode(path: Path, encoding: str, work_dir: Path) -> Path:
     key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{encoding}".encode()).hexdigest()[:16]
     work_dir.mkdir(parents=True, exist_ok=True)
     target = work_dir / f"{path.stem}.{key}.utf8.csv"
-    stamp = target.with_name(target.name + ".json")
-    if _copy_intact(target, stamp):
+    if work_copy_intact(target):  # a copy cut short since it was written is made again
         return target
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    lines = 0
+    tmp = target.with_suffix(".tmp")
     try:
         with path.open("r", encoding=encoding, newline="") as src, tmp.open("w", encoding="utf-8", newline="") as dst:
             while chunk := src.read(1 << 22):
                 dst.write(chunk)
-                lines += chunk.count("\n")
     except UnicodeDecodeError as exc:
         tmp.unlink(missing_ok=True)
         raise SourceError(f"{path}: not valid {encoding} at byte {exc.start}; set encoding in workbench.toml") from None
     tmp.replace(target)
-    # the copy's own size and line count, checked before every reuse: a truncated copy is rebuilt
-    stamp.write_text(json.dumps({"source": path.name, "source_bytes": st.st_size, "bytes": target.stat().st_size,
-                                 "lines": lines}), encoding="utf-8")
+    seal_work_copy(target)
     return target
-
-
-def _copy_intact(target: Path, stamp: Path) -> bool:
-    """Whether a transcoded copy is complete: its size matches the size recorded when it was written."""
-    try:
-        recorded = json.loads(stamp.read_text(encoding="utf-8"))
-        return target.stat().st_size == int(recorded["bytes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def forget_transcoded(files: Iterable[Path], work_dir: Path) -> None:
-    """Delete the transcoded copies of ``files`` (``--refresh``: decode them again)."""
-    for path in files:
-        for copy in work_dir.glob(f"{glob.escape(path.stem)}.*.utf8.csv*"):
-            copy.unlink(missing_ok=True)
 
 
 def _file_case(actual: list[Path], shown: list[str]) -> str:
