@@ -169,6 +169,7 @@ class Rule:
 
 RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("missing_column", "error", "table skipped", "a required column is missing from the source"),
+    Rule("empty_table", "warning", "table skipped", "the source has a header but no data rows"),
     Rule("missing_value", "error", "excluded", "a required value is empty"),
     Rule("unparseable_date", "error", "excluded", "a date could not be read (set date_format)"),
     Rule("wrong_type", "error", "excluded", "a value is not of the column's type (e.g. text in a number column)"),
@@ -179,7 +180,6 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("negative_points_balance", "error", "flagged", "a customer's running points balance goes below zero"),
     Rule("orphan_customer_id", "warning", "flagged", "customer_id not found in the customers table"),
     Rule("filtered", "info", "excluded", "rows removed by the configured filter"),
-    Rule("empty_table", "warning", "table skipped", "the source has a header but no data rows"),
 )}
 # Optional columns that fail a parse rule are set missing rather than excluding the row.
 

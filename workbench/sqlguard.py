@@ -293,8 +293,9 @@ def lock_connection(con: duckdb.DuckDBPyConnection, paths: Iterable[os.PathLike[
         False when this DuckDB cannot lock a running connection (the parse
         checks still apply).
     """
-    files = sorted({str(Path(p).resolve()) for p in paths})
-    dirs = sorted({str(Path(d).resolve()) + os.sep for d in directories})
+    # each path as written and resolved (symlinks): DuckDB compares the path a reader opens
+    files = sorted({str(f) for p in paths for f in (Path(p).absolute(), Path(p).resolve())})
+    dirs = sorted({str(f) + os.sep for d in directories for f in (Path(d).absolute(), Path(d).resolve())})
     try:
         if files:
             con.execute("SET allowed_paths = ?", [files])
