@@ -428,3 +428,39 @@ def test_nan_and_inf_text_in_amounts_are_errors_not_blank_headlines(tmp_path: Pa
     assert got["s"][0] == pytest.approx(sum(finite))  # a headline total, finite
     ds.close()
     assert runner.invoke(app, ["validate", str(tmp_path)]).exit_code == 1
+
+
+@pytest.mark.skipif("sources" not in getattr(__import__("workbench.config").config.DatasetConfig,
+                                              "__dataclass_fields__", {}),
+                    reason="[sources.*] + query tables arrive with the loader branch (issue 10)")
+def test_query_table_reads_only_declared_sources(tmp_path: Path) -> None:
+    RAW.to_csv(tmp_path / "tx.csv", index=False)
+    target = tmp_path / "out.csv"
+    base = """
+[sources.orders]
+source = "tx.csv"
+[tables.transactions]
+query = \"\"\"{query}\"\"\"
+[tables.transactions.columns]
+customer_id = "CustomerID"
+date = "strptime(InvoiceDate, '%Y年%m月%d日')"
+amount = "Quantity * UnitPrice"
+"""
+    cases = [
+        ("SELECT o.*, p.column0 AS leak FROM orders o, read_csv('/etc/passwd', header = false, sep = '|') p",
+         "read_csv"),
+        ("SELECT * FROM orders WHERE CustomerID NOT IN (SELECT * FROM glob('/etc/*'))", "glob"),
+        ("SELECT * FROM '/etc/passwd'", "not a declared source"),
+        (f"SELECT * FROM orders; COPY (SELECT 1) TO '{target}'", "other than SELECT"),
+    ]
+    for query, what in cases:
+        (tmp_path / "workbench.toml").write_text(base.format(query=query), encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"\[tables\.transactions\]\.query") as info:
+            open_dataset(tmp_path)
+        assert what in str(info.value) and PASSWD_MARK not in str(info.value)
+    assert not target.exists()
+    assert PASSWD_MARK not in cache_files_text()
+    (tmp_path / "workbench.toml").write_text(base.format(query="SELECT * FROM orders WHERE Quantity > 1"),
+                                             encoding="utf-8")
+    ds = open_dataset(tmp_path)
+    assert ds.sql("SELECT count(*) AS n FROM transactions")["n"][0] == int((RAW["Quantity"] > 1).sum())
