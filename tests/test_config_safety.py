@@ -79,6 +79,9 @@ def test_subquery_reading_a_file_in_a_mapping_is_refused_and_leaks_nothing(tmp_p
     assert "subquery" in message
     assert PASSWD_MARK not in message
     assert PASSWD_MARK not in cache_files_text()
+    result = CliRunner().invoke(app, ["validate", str(toml)])
+    assert result.exit_code == 2
+    assert "[tables.transactions.columns].product_category" in result.output and PASSWD_MARK not in result.output
 
 
 def test_table_function_as_a_filter_is_refused(tmp_path: Path) -> None:
@@ -239,6 +242,15 @@ amount = "Quantity * UnitPrice"
     got = ds.sql("SELECT count(DISTINCT customer_id) AS n, sum(amount) AS s FROM transactions")
     assert got["n"][0] == RAW["CustomerID"].nunique()
     assert got["s"][0] == pytest.approx((RAW["Quantity"] * RAW["UnitPrice"]).sum())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_config_with_bom_loads(tmp_path: Path, encoding: str) -> None:
+    RAW.to_csv(tmp_path / "tx.csv", index=False)
+    text = '[dataset]\nname = "东区"\n[tables.transactions]\nsource = "tx.csv"\n'
+    (tmp_path / "workbench.toml").write_bytes(text.encode(encoding))
+    config = load_config(tmp_path)
+    assert config.name == "东区" and list(config.tables) == ["transactions"]
 
 
 def test_undecodable_config_is_a_clear_error(tmp_path: Path) -> None:

@@ -219,14 +219,15 @@ def find_canonical_files(folder: Path) -> dict[str, tuple[Path, ...]]:
 
 
 def _read_config_text(p: Path) -> str:
-    """The config's text: UTF-8 (with or without BOM), else GB18030 (a GBK editor's save), else a clear error."""
+    """The config's text: UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a GBK editor's save)."""
     data = p.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
+    encodings = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ConfigError(f"{p}: the file is neither UTF-8 nor GBK/GB18030 text; save it as UTF-8")
+    raise ConfigError(f"{p}: the file is neither UTF-8 nor GBK/GB18030 text (undecodable bytes); save it as UTF-8")
 
 
 def _as_of(value: Any, p: Path) -> dt.date | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -73,11 +74,15 @@ def _catalogue() -> tuple[duckdb.DuckDBPyConnection, dict[str, frozenset[str]]]:
     return con, {k: frozenset(v) for k, v in kinds.items()}
 
 
+_PARSE_LOCK = threading.Lock()  # one private connection, shared by threads
+
+
 def _parse(sql: str) -> dict[str, Any]:
     """DuckDB's parse tree of ``sql`` as JSON; ``{"error": message}`` when it does not parse."""
     con, _ = _catalogue()
     try:
-        raw = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+        with _PARSE_LOCK:
+            raw = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
     except duckdb.Error as exc:  # pragma: no cover - json_serialize_sql reports errors in its result
         return {"error": str(exc).splitlines()[0]}
     tree = json.loads(raw)
