@@ -274,6 +274,10 @@ def test_square_brackets_in_messages_and_values_are_printed_literally(tmp_path: 
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1
     assert "'[/]'" in result.output and "'[red]12'" in result.output and "[bold]C1" in result.output
+    assert "[bold red]" not in result.output and "[/bold" not in result.output  # our own colours are not markup text
+    (tmp_path / "workbench.toml").write_text('[dataset]\nname = "[red]Shop[/]"\n', encoding="utf-8")
+    result = runner.invoke(app, ["summary", str(tmp_path)])
+    assert result.exit_code == 0 and "[red]Shop[/]" in result.output
 
 
 def test_header_only_table_loads_empty_and_is_skipped_with_a_reason(tmp_path: Path) -> None:

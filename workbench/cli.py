@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from workbench import __version__
 
@@ -31,19 +31,19 @@ app = typer.Typer(
 reports_app = typer.Typer(help="Render the recurring report pack.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: messages and data values print as written ([tables.X], a value "[/]"); colour via style= / Text
+console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DataArg = Annotated[Path, typer.Argument(help="Dataset folder or workbench.toml")]
 
 
-def _e(value: object) -> str:
-    """User-visible text for the terminal: ``[tables.X]`` or a data value ``[/]`` printed as written, not as markup."""
-    return escape(str(value))
+def _error(message: object) -> None:
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
 
 
 def _bad_input(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {_e(exc)}")
+    _error(exc)
     return typer.Exit(2)
 
 
@@ -80,9 +80,9 @@ def validate(
             sys.stdout.write(json.dumps(exc.report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
         elif exc.report is not None:
             _print_report(exc.report, str(data))
-            err.print(f"[bold red]error:[/] {_e(str(exc).splitlines()[0])}")
+            _error(str(exc).splitlines()[0])
         else:
-            err.print(f"[bold red]error:[/] {_e(exc)}")
+            _error(exc)
         raise typer.Exit(1) from None
     except _input_errors() as exc:
         if as_json:
@@ -102,24 +102,24 @@ def _print_validation(ds) -> None:
 
 
 def _print_report(report, title: str) -> None:
-    tab = Table(title=_e(title), title_justify="left")
+    tab = Table(title=title, title_justify="left")
     for col in ("table", "source", "rows in source", "filtered", "excluded", "loaded"):
         tab.add_column(col, justify="right" if col not in ("table", "source") else "left")
     for load in report.tables.values():
         tab.add_row(load.table + (" (derived)" if load.derived else "") + (" (SKIPPED)" if load.skipped else ""),
-                    _e(load.source), f"{load.source_rows:,}", f"{load.filtered_rows:,}", f"{load.excluded_rows:,}",
+                    load.source, f"{load.source_rows:,}", f"{load.filtered_rows:,}", f"{load.excluded_rows:,}",
                     f"{load.loaded_rows:,}")
     console.print(tab)
     if not report.issues:
-        console.print("[green]No problems found.[/]")
+        console.print("No problems found.", style="green")
     for issue in report.issues:
         colour = {"error": "red", "warning": "yellow"}.get(issue.severity, "cyan")
         where = f"{issue.table}.{issue.column}" if issue.column else issue.table
         files = f" in {', '.join(issue.files)}" if issue.files else ""
-        console.print(f"[{colour}]{issue.severity.upper()}[/] "
-                      + _e(f"{where}: {issue.rule} — {issue.count:,} row(s){files}; {issue.action or ''}. {issue.message}"))
+        console.print(Text.assemble((issue.severity.upper(), colour), f" {where}: {issue.rule} — {issue.count:,} "
+                                    f"row(s){files}; {issue.action or ''}. {issue.message}"))
         for ex in issue.examples:
-            console.print("    " + _e(", ".join(f"{k}={v!r}" for k, v in ex.items())))
+            console.print("    " + ", ".join(f"{k}={v!r}" for k, v in ex.items()))
     console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s).")
 
 
@@ -132,16 +132,16 @@ def summary(data: DataArg) -> None:
         ds = open_dataset(data)
     except _input_errors() as exc:
         raise _bad_input(exc) from None
-    tab = Table(title=_e(f"{ds.name} ({ds.source})"), title_justify="left")
+    tab = Table(title=f"{ds.name} ({ds.source})", title_justify="left")
     frame = ds.summary()
     for col in frame.columns:
-        tab.add_column(_e(col))
+        tab.add_column(str(col))
     for row in frame.itertuples(index=False):
-        tab.add_row(*["" if v is None or v != v else (f"{v:,}" if isinstance(v, int) else _e(v)) for v in row])
+        tab.add_row(*["" if v is None or v != v else (f"{v:,}" if isinstance(v, int) else str(v)) for v in row])
     console.print(tab)
     report = ds.validation
     console.print(f"Validation: {len(report.errors)} error(s), {len(report.warnings)} warning(s); "
-                  f"survey drivers: {_e(', '.join(ds.drivers) or 'none')}")
+                  f"survey drivers: {', '.join(ds.drivers) or 'none'}")
 
 
 @app.command()
@@ -160,10 +160,10 @@ def sample(
     if lang not in ("en", "zh") or fmt not in ("parquet", "csv"):
         raise _bad_input(ValueError("--lang must be en or zh and --format parquet or csv"))
     if if_missing and (out / "TRUTH.json").exists():
-        console.print(_e(f"{out} already holds a sample dataset; keeping it."))
+        console.print(f"{out} already holds a sample dataset; keeping it.")
         raise typer.Exit(0)
     result = generate_sample(out, customers=customers, seed=seed, lang=lang, fmt=fmt, end=end)
-    console.print(_e(f"Wrote sample dataset to {out}: " + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())))
+    console.print(f"Wrote sample dataset to {out}: " + ", ".join(f"{k} {v:,}" for k, v in result.rows.items()))
 
 
 @reports_app.command("run")
@@ -212,7 +212,7 @@ def alerts(
     except (*_input_errors(), ValueError) as exc:
         raise _bad_input(exc) from None
     for line in result.lines:
-        console.print(_e(line))
+        console.print(line)
     raise typer.Exit(1 if result.breaches else 0)
 
 

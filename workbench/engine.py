@@ -513,8 +513,8 @@ class _Builder:
             "scales": {t: {c: list(v) for c, v in s.items()} for t, s in self.scales.items()},
             "drivers": self.drivers,
             "validation": self.report.to_dict(),
-            "integrity": integrity.table_integrity(self.con),  # row counts + checksums, verified on open
         }
+        meta["integrity"] = integrity.table_integrity(self.con)  # row counts + checksums, verified on open
         self.con.execute("CREATE TABLE _workbench_meta (meta VARCHAR)")
         self.con.execute("INSERT INTO _workbench_meta VALUES (?)", [json.dumps(meta, default=str, ensure_ascii=False)])
         return meta
