@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from workbench import __version__
 
@@ -30,14 +31,19 @@ app = typer.Typer(
 reports_app = typer.Typer(help="Render the recurring report pack.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: messages and data values print as written ([tables.X], a value "[/]"); colour via style= / Text
+console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DataArg = Annotated[Path, typer.Argument(help="Dataset folder or workbench.toml")]
 
 
+def _error(message: object) -> None:
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
+
+
 def _bad_input(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    _error(exc)
     return typer.Exit(2)
 
 
@@ -67,13 +73,16 @@ def validate(
     from workbench.engine import DataError, open_dataset
 
     try:
-        ds = open_dataset(data, refresh=refresh)
+        ds = open_dataset(data, refresh=refresh, verify=True)  # validate also re-checks the cache's checksums
     except DataError as exc:
         # nothing loadable: still a validation result (exit 1), with the reasons
         if as_json and exc.report is not None:
             sys.stdout.write(json.dumps(exc.report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+        elif exc.report is not None:
+            _print_report(exc.report, str(data))
+            _error(str(exc).splitlines()[0])
         else:
-            err.print(f"[bold red]error:[/] {exc}")
+            _error(exc)
         raise typer.Exit(1) from None
     except _input_errors() as exc:
         if as_json:
@@ -89,8 +98,11 @@ def validate(
 
 
 def _print_validation(ds) -> None:
-    report = ds.validation
-    tab = Table(title=f"{ds.name} — {ds.source}", title_justify="left")
+    _print_report(ds.validation, f"{ds.name} — {ds.source}")
+
+
+def _print_report(report, title: str) -> None:
+    tab = Table(title=title, title_justify="left")
     for col in ("table", "source", "rows in source", "filtered", "excluded", "loaded"):
         tab.add_column(col, justify="right" if col not in ("table", "source") else "left")
     for load in report.tables.values():
@@ -99,13 +111,13 @@ def _print_validation(ds) -> None:
                     f"{load.loaded_rows:,}")
     console.print(tab)
     if not report.issues:
-        console.print("[green]No problems found.[/]")
+        console.print("No problems found.", style="green")
     for issue in report.issues:
         colour = {"error": "red", "warning": "yellow"}.get(issue.severity, "cyan")
         where = f"{issue.table}.{issue.column}" if issue.column else issue.table
         files = f" in {', '.join(issue.files)}" if issue.files else ""
-        console.print(f"[{colour}]{issue.severity.upper()}[/] {where}: {issue.rule} — {issue.count:,} row(s){files}; "
-                      f"{issue.action or ''}. {issue.message}")
+        console.print(Text.assemble((issue.severity.upper(), colour), f" {where}: {issue.rule} — {issue.count:,} "
+                                    f"row(s){files}; {issue.action or ''}. {issue.message}"))
         for ex in issue.examples:
             console.print("    " + ", ".join(f"{k}={v!r}" for k, v in ex.items()))
     console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s).")

@@ -416,6 +416,35 @@ def find_canonical_files(folder: Path) -> dict[str, tuple[Path, ...]]:
     return found
 
 
+def _read_config_text(p: Path) -> str:
+    """The config's text: UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a GBK editor's save)."""
+    data = p.read_bytes()
+    encodings = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ConfigError(f"{p}: the file is neither UTF-8 nor GBK/GB18030 text (undecodable bytes); save it as UTF-8")
+
+
+def _as_of(value: Any, p: Path) -> dt.date | None:
+    """``[dataset].as_of`` as a date: a TOML date (2026-10-31) or a string "2026-10-31"."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{p}: [dataset].as_of must be a date written YYYY-MM-DD, e.g. as_of = 2026-10-31, "
+                      f"got {value!r}")
+
+
 def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
     """Read a dataset config from a folder or a ``.toml`` file.
 
@@ -440,7 +469,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         return DatasetConfig(root=p.resolve(), config_path=None, name=p.resolve().name, tables=tables)
     if p.suffix.lower() != ".toml":
         raise ConfigError(f"{p}: expected a folder or a .toml dataset config")
-    text = p.read_text(encoding="utf-8")
+    text = _read_config_text(p)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -479,9 +508,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
     margin_rate = meta.get("margin_rate")
     if margin_rate is not None and not (isinstance(margin_rate, (int, float)) and 0 <= margin_rate <= 1):
         raise ConfigError(f"{p}: [dataset].margin_rate must be a number in [0, 1], got {margin_rate!r}")
-    as_of = meta.get("as_of")
-    if isinstance(as_of, str):
-        as_of = dt.date.fromisoformat(as_of)
+    as_of = _as_of(meta.get("as_of"), p)
     return DatasetConfig(
         root=root,
         config_path=p.resolve(),

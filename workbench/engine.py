@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -32,7 +33,7 @@ import duckdb
 import ibis
 import pandas as pd
 
-from workbench import __version__
+from workbench import __version__, integrity
 from workbench.config import ConfigError, DatasetConfig, TableConfig, fingerprint, load_config
 from workbench.io import (
     Source,
@@ -44,6 +45,7 @@ from workbench.io import (
     quote_str,
 )
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue, TableSpec
+from workbench.sqlguard import check_query, check_table_sql, lock_connection, source_files
 
 MAX_EXAMPLES = 5
 DEFAULT_DATE_FORMATS = (
@@ -65,6 +67,7 @@ DATE_SAMPLE_ROWS = 200_000
 DATE_SAMPLE_DISTINCT = 2_000
 SOURCES_DB = "_wb_src"
 LOAD_ORDER = ("customers", "transactions", "surveys", "complaints", "members", "points")
+_log = logging.getLogger(__name__)
 
 
 class MissingDataError(LookupError):
@@ -456,8 +459,9 @@ class _Builder:
         if not self._sources_open or all_varchar:
             self._open_sources(all_varchar=all_varchar)
         view = f"{SOURCES_DB}.main.{quote_ident('__query_' + tc.name)}"
+        query = check_query(tc.query or "", f"{tc.key}.query", self.config.sources)
         try:
-            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {tc.query}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
             relation = f"(SELECT *, {quote_str(tc.key + '.query')} AS _file FROM {view})"
             columns = {r[0]: r[1] for r in self.q(f"DESCRIBE SELECT * FROM {relation}")}
         except duckdb.Error as exc:
@@ -534,6 +538,7 @@ class _Builder:
 
     def _stage(self, name: str, spec: TableSpec, tc: TableConfig, source: Source, mapping: dict[str, str],
                drivers: list[str]) -> None:
+        check_table_sql(name, mapping, tc.filter)  # config SQL stays inside its box (workbench.sqlguard)
         keep = f"COALESCE(({tc.filter}), false)" if tc.filter else "true"
         mapped_sql = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in mapping.items())
         inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
@@ -582,6 +587,10 @@ class _Builder:
         load.columns = list(kinds)
         load.source_rows = int(self.q(f"SELECT count(*) FROM _stg_{name}")[0][0])
         load.filtered_rows = int(self.q(f"SELECT count(*) FROM _stg_{name} WHERE NOT _keep")[0][0])
+        if load.source_rows == 0:  # header only: loads as an empty table that analyses skip (Dataset.tables)
+            self.report.issues.append(Issue(
+                "empty_table", name, None, 0, files=[p.name for p in tc.files] or [tc.describe()],
+                message="the source has a header but no data rows; analyses that need this table are skipped"))
         if load.filtered_rows:
             self.report.issues.append(Issue("filtered", name, None, load.filtered_rows,
                                             message=f"filter: {tc.filter}"))
@@ -819,6 +828,7 @@ class _Builder:
             "validation": self.report.to_dict(),
             **self.semantics,
         }
+        meta["integrity"] = integrity.table_integrity(self.con)  # row counts + checksums, verified on open
         self.con.execute("CREATE TABLE _workbench_meta (meta VARCHAR)")
         self.con.execute("INSERT INTO _workbench_meta VALUES (?)", [json.dumps(meta, default=str, ensure_ascii=False)])
         return meta
@@ -834,7 +844,7 @@ def _code_hash() -> str:
     """Hash of the loader's own code, so a changed loader never reuses an old cache."""
     here = Path(__file__).parent
     h = hashlib.sha1()
-    for name in ("engine.py", "io.py", "schema.py", "config.py"):
+    for name in ("engine.py", "io.py", "schema.py", "config.py", "sqlguard.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -857,6 +867,8 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         "memory_limit": os.environ.get("WORKBENCH_DUCKDB_MEMORY", "1536MB"),
         "preserve_insertion_order": True,
     })
+    # from here on the connection reads only this dataset's files (and their transcoded copies)
+    lock_connection(con, source_files(config), [cache_dir() / "work"])
     try:
         builder = _Builder(config, con, cache_dir() / "work")
         for name in LOAD_ORDER:
@@ -866,6 +878,9 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         if not builder._present():
             raise DataError(f"{config.source_label()}: no table could be loaded:\n{builder.report!r}",
                             builder.report)
+        if not any(load.loaded_rows for load in builder.report.tables.values() if not load.skipped):
+            raise DataError(f"{config.source_label()}: no table has any rows to analyse:\n{builder.report!r}",
+                            builder.report)
         meta = builder.finish(fp, time.perf_counter() - started)
         con.execute("CHECKPOINT")
     except BaseException:
@@ -874,13 +889,11 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
         raise
     con.close()
+    integrity.write_stamp(tmp, path)
     os.replace(tmp, path)
     for old in path.parent.glob(path.name.split("-")[0] + "-*.duckdb"):
         if old != path:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            integrity.remove(old)
     return meta
 
 
@@ -918,7 +931,15 @@ class Dataset:
 
     @property
     def tables(self) -> list[str]:
-        return list(self.meta["tables"])
+        """Tables with at least one loaded row (an empty table counts as absent; see :attr:`empty_tables`)."""
+        empty = set(self.empty_tables)
+        return [t for t in self.meta["tables"] if t not in empty]
+
+    @property
+    def empty_tables(self) -> list[str]:
+        """Tables in the cache with no loaded rows (header-only source, or every row filtered/excluded)."""
+        loads = self.validation.tables
+        return [t for t in self.meta["tables"] if t in loads and loads[t].loaded_rows == 0]
 
     @property
     def drivers(self) -> list[str]:
@@ -983,6 +1004,10 @@ class Dataset:
     def require(self, table: str, *columns: str, reason: str = "") -> None:
         """Raise :class:`MissingDataError` unless ``table`` with ``columns`` is present."""
         if table not in self.tables:
+            load = self.validation.tables.get(table)
+            if not reason and load is not None and table in self.empty_tables:
+                reason = (f"it has no data rows (source rows {load.source_rows:,}, filtered {load.filtered_rows:,}, "
+                          f"excluded {load.excluded_rows:,})")
             raise MissingDataError(table, (), reason)
         missing = tuple(c for c in columns if c not in self.columns(table))
         if missing:
@@ -1048,28 +1073,58 @@ def _read_meta(path: Path) -> dict[str, Any]:
         con.close()
 
 
-def open_dataset(path: str | os.PathLike[str], refresh: bool = False) -> Dataset:
+def _trusted_meta(path: Path) -> dict[str, Any] | None:
+    """The cache's metadata if the file is intact (stamp, metadata, row counts), else None."""
+    problem = integrity.stamp_problem(path)
+    meta = None
+    if problem is None:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                meta = json.loads(con.execute("SELECT meta FROM _workbench_meta").fetchall()[0][0])
+                problem = integrity.counts_problem(con, meta)
+            finally:
+                con.close()
+        except (duckdb.Error, IndexError, TypeError, ValueError) as exc:
+            problem = f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    if problem:
+        _log.info("cache %s is damaged (%s); rebuilding it", path.name, problem)
+        return None
+    return meta
+
+
+def open_dataset(path: str | os.PathLike[str], refresh: bool = False, verify: bool = False) -> Dataset:
     """Open a dataset folder or ``workbench.toml``, building the cache if needed.
+
+    A cache file that fails its integrity check (see :mod:`workbench.integrity`)
+    is rebuilt as if it were missing.
 
     Parameters
     ----------
     path : str or Path
         Dataset folder or ``.toml`` config (see :func:`workbench.config.load_config`).
     refresh : bool
-        Rebuild the cache even if the sources look unchanged.
+        Rebuild the cache, and the UTF-8 copies of GBK sources, even if the sources look unchanged.
+    verify : bool
+        Also recompute every cached table's checksum (one scan per table; ``workbench validate`` does).
     """
     config = load_config(path)
     cache_path, fp = _cache_path(config)
     meta = None
     if cache_path.exists() and not refresh:
-        try:
-            meta = _read_meta(cache_path)
-        except (duckdb.Error, IndexError, json.JSONDecodeError):
-            meta = None  # corrupt or foreign file: rebuild
+        meta = _trusted_meta(cache_path)
     if meta is None:
+        if refresh:
+            integrity.forget_work_copies(source_files(config), cache_dir() / "work")
         build_cache(config, cache_path, fp)
         meta = _read_meta(cache_path)
-    return Dataset(cache_path, meta, config)
+    ds = Dataset(cache_path, meta, config)
+    if verify and (problem := integrity.checksum_problem(ds._con, meta)):
+        _log.info("cache %s is damaged (%s); rebuilding it", cache_path.name, problem)
+        ds.close()
+        build_cache(config, cache_path, fp)
+        ds = Dataset(cache_path, _read_meta(cache_path), config)
+    return ds
 
 
 def _toml_value(value: Any) -> str:

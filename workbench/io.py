@@ -35,6 +35,7 @@ from typing import BinaryIO
 import duckdb
 
 from workbench.config import TableConfig, expand_env, redact_url, sqlite_or_duckdb_path
+from workbench.integrity import seal_work_copy, work_copy_intact
 
 SNIFF_BYTES = 1 << 20
 
@@ -84,11 +85,12 @@ def unzip_member(path: Path, work_dir: Path, key: str) -> Path:
                                   f"unpack it and list the files in {key}.source")
             work_dir.mkdir(parents=True, exist_ok=True)
             target = work_dir / f"{Path(csvs[0].filename).stem}.{_work_key(path)}.csv"
-            if not target.exists():
+            if not work_copy_intact(target):
                 tmp = target.with_suffix(".tmp")
                 with zf.open(csvs[0]) as src, tmp.open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 22)
                 tmp.replace(target)
+                seal_work_copy(target)
             return target
     except zipfile.BadZipFile:
         raise SourceError(f"{path.name}: not a valid zip file (check {key}.source)") from None
@@ -98,7 +100,7 @@ def split_whitespace(path: Path, encoding: str, work_dir: Path, key: str) -> Pat
     """Write a UTF-8, tab-separated copy of a whitespace-separated file, one output line per input line."""
     work_dir.mkdir(parents=True, exist_ok=True)
     target = work_dir / f"{path.name.split('.')[0]}.{_work_key(path, encoding, 'ws')}.tsv"
-    if target.exists():
+    if work_copy_intact(target):
         return target
     tmp = target.with_suffix(".tmp")
     try:
@@ -110,6 +112,7 @@ def split_whitespace(path: Path, encoding: str, work_dir: Path, key: str) -> Pat
         tmp.unlink(missing_ok=True)
         raise SourceError(f"{path.name}: not valid {encoding} at byte {exc.start}; set {key}.encoding") from None
     tmp.replace(target)
+    seal_work_copy(target)
     return target
 
 
@@ -145,7 +148,7 @@ def transcode(path: Path, encoding: str, work_dir: Path) -> Path:
     key = _work_key(path, encoding)
     work_dir.mkdir(parents=True, exist_ok=True)
     target = work_dir / f"{path.name.split('.')[0]}.{key}.utf8.csv"
-    if target.exists():
+    if work_copy_intact(target):  # a copy cut short since it was written is made again
         return target
     tmp = target.with_suffix(".tmp")
     try:
@@ -157,6 +160,7 @@ def transcode(path: Path, encoding: str, work_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise SourceError(f"{path}: not valid {encoding} at byte {exc.start}; set encoding in workbench.toml") from None
     tmp.replace(target)
+    seal_work_copy(target)
     return target
 
 
@@ -322,7 +326,8 @@ def _sql_relation(con, tc: TableConfig) -> Source:
         if url.startswith("duckdb:///"):
             if local is None or not local.exists():
                 raise SourceError(f"{shown}: DuckDB file not found")
-            src = duckdb.connect(str(local), read_only=True)
+            # the query may read this database only, never files (see workbench.sqlguard)
+            src = duckdb.connect(str(local), read_only=True, config={"enable_external_access": False})
             try:
                 result = src.execute(query)
                 to_reader = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch

@@ -182,6 +182,7 @@ class Rule:
 
 RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("missing_column", "error", "table skipped", "a required column is missing from the source"),
+    Rule("empty_table", "warning", "table skipped", "the source has a header but no data rows"),
     Rule("missing_value", "error", "excluded", "a required value is empty"),
     Rule("unparseable_date", "error", "excluded", "a date could not be read (set date_format)"),
     Rule("wrong_type", "error", "excluded", "a value is not of the column's type (e.g. text in a number column)"),
