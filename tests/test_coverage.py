@@ -119,6 +119,17 @@ def test_a_table_that_stops_early_gets_its_own_line_but_quiet_days_do_not(tmp_pa
         assert cov.status == "full"
 
 
+def test_a_missing_month_inside_the_data_is_not_covered(tmp_path):
+    f = frames(end=dt.date(2026, 10, 31))
+    tx = f["transactions"]
+    month = pd.to_datetime(tx["date"]).dt.strftime("%Y-%m")
+    f["transactions"] = tx[month != "2026-06"]
+    f["complaints"] = f["complaints"][f["complaints"]["opened_at"].dt.strftime("%Y-%m") != "2026-06"]
+    with dataset_from_frames(f, tmp_path / "hole") as ds:
+        assert C.period_coverage(ds, parse_period("2026-06")).status == "none"
+        assert C.period_coverage(ds, parse_period("2026-07")).status == "full"
+
+
 # ------------------------------------------------------------------ publication lag
 def _thinned_copy(src: Path, dst: Path, table: str, column: str, keep: float, seed: int = 1) -> Path:
     shutil.copytree(src, dst)

@@ -15,8 +15,9 @@ with the same function, so both say the same thing about the same window:
 Quiet days are not a data end: a table whose last row is a little before the period end
 still covers the period when that many empty days are plausible at its recent daily rate
 (probability of no row at least :data:`QUIET_ALPHA`), so a small dataset with no complaint
-on 31 March does not get a banner. Tables with dates on only a few days (survey waves) cover
-a period when one of their waves falls in it.
+on 31 March does not get a banner. A period inside a table's span with no row where its
+average rate makes that implausible is a hole (not covered). Tables with dates on only a few
+days (survey waves) cover a period when one of their waves falls in it.
 """
 
 from __future__ import annotations
@@ -270,6 +271,7 @@ class _Stats:
     head_rate: float
     tail_rate: float
     lag: LagCheck | None
+    rate: float = 0.0  # rows per day over the table's whole span
 
 
 def _table_stats(ds: Any, table: str, column: str, period: Period) -> _Stats | None:
@@ -277,7 +279,7 @@ def _table_stats(ds: Any, table: str, column: str, period: Period) -> _Stats | N
     if not ds.has(table, column):
         return None
     c = f'CAST("{column}" AS DATE)'
-    row = ds.sql(f"SELECT min({c}) AS first, max({c}) AS last, count(DISTINCT {c}) AS days, "
+    row = ds.sql(f"SELECT min({c}) AS first, max({c}) AS last, count(DISTINCT {c}) AS days, count(*) AS total, "
                  f"count(*) FILTER (WHERE {c} BETWEEN ? AND ?) AS n FROM {table} WHERE {c} IS NOT NULL",
                  [period.start, period.end]).iloc[0]
     first, last = _as_date(row["first"]), _as_date(row["last"])
@@ -301,7 +303,7 @@ def _table_stats(ds: Any, table: str, column: str, period: Period) -> _Stats | N
         lag = LagCheck(table, recent_start, last, recent / LAG_RECENT_DAYS, trailing / LAG_TRAILING_DAYS,
                        ratio, p, bool(flagged))
     return _Stats(table, column, first, last, int(row["days"]), int(row["n"]), int(counts["head"]) / span,
-                  int(counts["tail"]) / span, lag)
+                  int(counts["tail"]) / span, lag, int(row["total"]) / ((last - first).days + 1))
 
 
 def _covered(s: _Stats, period: Period, data_start: dt.date, data_end: dt.date) -> TableCoverage:
@@ -326,8 +328,8 @@ def _covered(s: _Stats, period: Period, data_start: dt.date, data_end: dt.date) 
     if start > floor and _quiet_plausible(s.head_rate, (start - floor).days):
         start = floor
     lo, hi = max(start, period.start), min(end, period.end)
-    if lo > hi:
-        lo = hi = None
+    if lo > hi or (s.n_in == 0 and not _quiet_plausible(s.rate, (hi - lo).days + 1)):
+        lo = hi = None  # outside the table, or a hole inside it (no row where many were expected)
     return TableCoverage(s.table, s.column, s.first, s.last, s.n_in, s.distinct, lo, hi)
 
 
