@@ -275,3 +275,14 @@ def test_analysis_date_follows_the_data_end_unless_given(midmonth, tmp_path):
     assert nb.analysis_date == dt.date(2026, 9, 30)
     with pytest.raises(ValueError, match="analysis_date"):
         parse_analysis_date("30/06/2026")
+
+
+def test_bad_analysis_date_is_refused_before_anything_runs(midmonth, tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    shutil.copy(ROOT / "notebooks" / "02_customer_pyramid.ipynb", folder)
+    res = runner.invoke(app, ["reports", "run", "--data", str(midmonth), "--period", "2026-10", "--lang", "en",
+                              "--out", str(tmp_path / "r"), "--notebooks", str(folder),
+                              "--param", "analysis_date=30/06/2026"])
+    assert res.exit_code == 2 and "analysis_date" in res.output
+    assert not (tmp_path / "r").exists()

@@ -909,6 +909,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     if not notebooks:
         raise ReportInputError(f"no report notebooks (NN_name.ipynb) in {notebooks_dir or DEFAULT_NOTEBOOKS_DIR}")
     typed = parse_params(params, notebooks)
+    check_date_params(typed)
     data_path = Path(data).expanduser().resolve()
     if not data_path.exists():
         raise FileNotFoundError(f"dataset not found: {data_path}")
@@ -1164,6 +1165,18 @@ def check_coverage(data: Path, period: Period) -> dict[str, Any]:
     if cov.status == "none":
         raise NoDataInPeriod(cov)
     return cov.to_dict()
+
+
+def check_date_params(typed: Mapping[str, Mapping[str, Any]]) -> None:
+    """``analysis_date`` must be ``YYYY-MM-DD`` or empty — refused before anything runs (exit 2)."""
+    from workbench.notebook import parse_analysis_date
+
+    for values in typed.values():
+        if "analysis_date" in values:
+            try:
+                parse_analysis_date(values["analysis_date"])
+            except ValueError as exc:
+                raise ReportInputError(str(exc)) from None
 
 
 def equally_covered(run: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
