@@ -89,13 +89,13 @@ def poisson_fall(recent: int, trailing: int, recent_days: int = LAG_RECENT_DAYS,
     Conditional test of two Poisson counts: given ``n = recent + trailing``, ``recent`` is
     Binomial(n, recent_days / (recent_days + trailing_days)) under equal daily rates.
     """
-    from scipy.stats import binom
+    from scipy.special import bdtr  # binomial CDF; lighter to import than scipy.stats
 
     n = recent + trailing
     if n == 0 or trailing == 0:
         return (math.nan, 1.0)
     ratio = (recent / recent_days) / (trailing / trailing_days)
-    p = float(binom.cdf(recent, n, recent_days / (recent_days + trailing_days)))
+    p = float(bdtr(recent, n, recent_days / (recent_days + trailing_days)))
     return ratio, p
 
 
@@ -110,7 +110,7 @@ class LagCheck:
     recent_per_day: float
     trailing_per_day: float
     ratio: float
-    p_value: float
+    p_value: float  # NaN when not tested (the recent rate is not under LAG_RATIO of the trailing one)
     flagged: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class LagCheck:
                 "recent_end": self.recent_end.isoformat(), "recent_per_day": round(self.recent_per_day, 4),
                 "trailing_per_day": round(self.trailing_per_day, 4),
                 "ratio": None if math.isnan(self.ratio) else round(self.ratio, 4),
-                "p_value": self.p_value, "flagged": self.flagged}
+                "p_value": None if math.isnan(self.p_value) else self.p_value, "flagged": self.flagged}
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,9 @@ def _table_stats(ds: Any, table: str, column: str, period: Period) -> _Stats | N
     lag = None
     if first <= trailing_start:
         recent, trailing = int(counts["recent"]), int(counts["trailing"])
-        ratio, p = poisson_fall(recent, trailing)
+        ratio = (recent / LAG_RECENT_DAYS) / (trailing / LAG_TRAILING_DAYS) if trailing else math.nan
+        # only a fall to under LAG_RATIO can be flagged: test (and import scipy) only then
+        p = poisson_fall(recent, trailing)[1] if ratio < LAG_RATIO else math.nan
         expected = trailing * LAG_RECENT_DAYS / LAG_TRAILING_DAYS
         flagged = expected >= LAG_MIN_EXPECTED and p < LAG_ALPHA and ratio < LAG_RATIO
         lag = LagCheck(table, recent_start, last, recent / LAG_RECENT_DAYS, trailing / LAG_TRAILING_DAYS,
