@@ -286,3 +286,21 @@ def test_bad_analysis_date_is_refused_before_anything_runs(midmonth, tmp_path):
                               "--param", "analysis_date=30/06/2026"])
     assert res.exit_code == 2 and "analysis_date" in res.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_pyramid_notebook_uses_the_last_data_day_and_keeps_clv(midmonth, tmp_path):
+    """Issue 10 item 9: a data end mid-month moves the value window's end, it does not drop CLV."""
+    from workbench.reports import run_pack
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    shutil.copy(ROOT / "notebooks" / "02_customer_pyramid.ipynb", folder)
+    res = run_pack(midmonth, "2026-10", lang="en", out=tmp_path / "r", jobs=1, notebooks_dir=folder, progress=False)
+    assert res.exit_code == 0, res.results
+    metrics = json.loads((tmp_path / "r" / "2026-10" / "metrics.json").read_text(encoding="utf-8"))
+    m = metrics["notebooks"]["02_customer_pyramid"]["metrics"]
+    last = pd.to_datetime(pd.read_parquet(midmonth / "transactions.parquet")["date"]).max().date()
+    assert m["window"]["end"] == last.isoformat() == "2026-10-19"
+    assert m["coverage"]["analysis_date"] == "2026-10-19"
+    assert m["clv"]["n"] > 0
