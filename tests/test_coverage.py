@@ -171,6 +171,26 @@ def test_lag_flag_fires_on_thinned_last_two_weeks_and_not_on_the_sample(sample_d
         assert not C.period_coverage(ds, parse_period("2026-06")).lag_flagged
 
 
+def test_a_month_of_stray_records_after_the_real_end_is_flagged(tmp_path):
+    # like the Olist export: orders stop on 28 August, then a trickle (3%) until 19 October
+    f = frames()
+    d = pd.to_datetime(f["transactions"]["date"])
+    keep = (d <= "2026-08-28") | (np.random.default_rng(5).random(len(d)) < 0.03)
+    f["transactions"] = f["transactions"][keep]
+    f.pop("complaints")
+    sept = d[keep]
+    now = int(((sept >= "2026-09-17") & (sept <= "2026-09-30")).sum())
+    before = int(((sept >= "2026-07-23") & (sept <= "2026-09-16")).sum())
+    with dataset_from_frames(f, tmp_path / "trickle") as ds:
+        cov = C.period_coverage(ds, parse_period("2026-09"))
+        assert cov.status == "full"
+        (lag,) = cov.lag_flagged
+        assert (lag.recent_start, lag.recent_end) == (dt.date(2026, 9, 17), dt.date(2026, 9, 30))
+        assert lag.ratio == pytest.approx((now / 14) / (before / 56))
+        assert cov.banner("en")[0].startswith("Data may be incomplete: Transactions from 17 September 2026")
+        assert not C.period_coverage(ds, parse_period("2026-07")).lag_flagged
+
+
 # ------------------------------------------------------------------ the report pack
 @pytest.fixture(scope="module")
 def nb_dir(tmp_path_factory) -> Path:

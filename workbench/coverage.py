@@ -9,8 +9,9 @@ with the same function, so both say the same thing about the same window:
   report pack exits 3 and publishes nothing), ``partial`` (a banner on every page and on the
   index: "Data ends 19 March 2026: March 2026 covers 19 of 31 days"; comparisons per day
   with :func:`per_day`), or ``full``;
-* publication lag: a sudden fall in volume in the last two weeks of a table against the eight
-  weeks before (a one-sided Poisson test) is flagged "data may be incomplete".
+* publication lag: a sudden fall in volume in the last two weeks of the period's data against
+  the eight weeks before (a one-sided Poisson test), checked when those two weeks lie within
+  eight weeks of the table's last row, is flagged "data may be incomplete".
 
 Quiet days are not a data end: a table whose last row is a little before the period end
 still covers the period when that many empty days are plausible at its recent daily rate
@@ -285,24 +286,27 @@ def _table_stats(ds: Any, table: str, column: str, period: Period) -> _Stats | N
     first, last = _as_date(row["first"]), _as_date(row["last"])
     if first is None or last is None:
         return _Stats(table, column, None, None, 0, 0, 0.0, 0.0, None)
-    recent_start = last - dt.timedelta(days=LAG_RECENT_DAYS - 1)
+    # lag: the last two weeks of the period's data (up to the table's last row) against the eight
+    # weeks before; only near the end of the table, where publication lag lives
+    anchor = min(period.end, last)
+    recent_start = anchor - dt.timedelta(days=LAG_RECENT_DAYS - 1)
     trailing_start = recent_start - dt.timedelta(days=LAG_TRAILING_DAYS)
     counts = ds.sql(
         f"SELECT count(*) FILTER (WHERE {c} <= ?) AS head, count(*) FILTER (WHERE {c} >= ?) AS tail, "
-        f"count(*) FILTER (WHERE {c} >= ?) AS recent, "
+        f"count(*) FILTER (WHERE {c} >= ? AND {c} <= ?) AS recent, "
         f"count(*) FILTER (WHERE {c} >= ? AND {c} < ?) AS trailing FROM {table} WHERE {c} IS NOT NULL",
-        [first + dt.timedelta(days=RATE_DAYS - 1), last - dt.timedelta(days=RATE_DAYS - 1), recent_start,
+        [first + dt.timedelta(days=RATE_DAYS - 1), last - dt.timedelta(days=RATE_DAYS - 1), recent_start, anchor,
          trailing_start, recent_start]).iloc[0]
     span = min(RATE_DAYS, (last - first).days + 1)
     lag = None
-    if first <= trailing_start:
+    if first <= trailing_start and (last - anchor).days <= LAG_TRAILING_DAYS:
         recent, trailing = int(counts["recent"]), int(counts["trailing"])
         ratio = (recent / LAG_RECENT_DAYS) / (trailing / LAG_TRAILING_DAYS) if trailing else math.nan
         # only a fall to under LAG_RATIO can be flagged: test (and import scipy) only then
         p = poisson_fall(recent, trailing)[1] if ratio < LAG_RATIO else math.nan
         expected = trailing * LAG_RECENT_DAYS / LAG_TRAILING_DAYS
         flagged = expected >= LAG_MIN_EXPECTED and p < LAG_ALPHA and ratio < LAG_RATIO
-        lag = LagCheck(table, recent_start, last, recent / LAG_RECENT_DAYS, trailing / LAG_TRAILING_DAYS,
+        lag = LagCheck(table, recent_start, anchor, recent / LAG_RECENT_DAYS, trailing / LAG_TRAILING_DAYS,
                        ratio, p, bool(flagged))
     return _Stats(table, column, first, last, int(row["days"]), int(row["n"]), int(counts["head"]) / span,
                   int(counts["tail"]) / span, lag, int(row["total"]) / ((last - first).days + 1))
