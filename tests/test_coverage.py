@@ -224,6 +224,30 @@ def test_partial_period_banner_on_every_page_and_the_index(partial_pack):
     assert run["coverage"]["status"] == "partial" and run["coverage"]["days_covered"] == 19
 
 
+def test_index_shows_changes_only_between_fully_covered_periods():
+    from workbench.reports import equally_covered, render_index
+
+    def period(label, start, end, cov, value):
+        entry = {"title": {"en": "Demo", "zh": "演示"}, "status": "ok", "langs": {},
+                 "findings": {"en": [{"key": "n", "text": f"n = {value}", "value": value, "headline": True}]}}
+        return {"run": {"period": label, "period_start": start, "period_end": end, "previous_period": "2026-09",
+                        "period_display": {"en": label}, "coverage": cov}, "notebooks": {"05_demo": entry}}
+
+    full = {"status": "full", "incomplete": False}
+    partial = {"status": "partial", "incomplete": False, "period_start": "2026-10-01", "period_end": "2026-10-31",
+               "period_kind": "month", "days": 31, "days_covered": 19, "covered_from": "2026-10-01",
+               "covered_to": "2026-10-19", "tables": {}, "lag": []}
+    sep = period("2026-09", "2026-09-01", "2026-09-30", full, 300)
+    assert equally_covered({"coverage": full}, {"coverage": full})
+    assert equally_covered({}, {})  # metrics.json written before coverage existed
+    assert not equally_covered({"coverage": partial}, {"coverage": full})
+    assert not equally_covered({"coverage": {"status": "full", "incomplete": True}}, {"coverage": full})
+    page = render_index([period("2026-10", "2026-10-01", "2026-10-31", full, 310), sep])
+    assert "▲" in page
+    page = render_index([period("2026-10", "2026-10-01", "2026-10-31", partial, 190), sep])
+    assert "▼" not in page and "▲" not in page and "covers 19 of 31 days" in page
+
+
 def test_overview_compares_per_day_of_data(partial_pack, midmonth):
     raw = pd.to_datetime(pd.read_parquet(midmonth / "transactions.parquet")["date"])
     now = int(((raw >= "2026-10-01") & (raw <= "2026-10-31")).sum())

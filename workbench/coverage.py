@@ -463,7 +463,7 @@ def _span_text(lo: str | None, hi: str | None, p_start: str, p_end: str, lang: s
 
 def banner_lines(cov: Mapping[str, Any], lang: str = "en") -> list[str]:
     """Banner lines from a coverage dict (:meth:`Coverage.to_dict`, also as stored in metrics.json)."""
-    if not cov:
+    if not cov or "period_start" not in cov:
         return []
     lines: list[str] = []
     period = _period_display(cov, lang)

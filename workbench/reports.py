@@ -1180,11 +1180,12 @@ def check_date_params(typed: Mapping[str, Mapping[str, Any]]) -> None:
 
 
 def equally_covered(run: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
-    """Headline changes between two periods are shown only when neither is partly covered."""
+    """Headline changes between two periods are shown only when both are fully covered and neither is
+    flagged "data may be incomplete" (metrics.json from before coverage existed count as full)."""
     if previous is None:
         return False
-    statuses = {(m.get("coverage") or {}).get("status", "full") for m in (run, previous)}
-    return statuses == {"full"}
+    covs = [m.get("coverage") or {} for m in (run, previous)]
+    return all(c.get("status", "full") == "full" and not c.get("incomplete") for c in covs)
 
 
 def _coverage_badge(run: Mapping[str, Any]) -> str:
