@@ -8,7 +8,11 @@
    list / dict). An unknown parameter or a bad value raises
    :class:`ReportInputError` before anything runs.
 2. **Load and validate** the dataset once (the DuckDB cache); notebooks only
-   open it read-only.
+   open it read-only. Then check the period's **coverage**
+   (:mod:`workbench.coverage`): no data in the period raises
+   :class:`~workbench.coverage.NoDataInPeriod` (CLI exit 3) before anything runs
+   or is written; part of the period puts a banner on every page and the index
+   (``run.coverage`` in metrics.json).
 3. **Execute** every notebook × language with papermill in a thread pool
    (``--jobs``, default = cores), env ``WORKBENCH_REPORT=1``, parameters
    ``data``, ``period`` (resolved label), ``lang``, ``metrics_path`` and the
