@@ -6,6 +6,8 @@ Exit codes (the interface for cron and orchestrators):
 1  the command ran and found a problem: validation errors, a report notebook failed,
    a complaint category out of control
 2  bad input: unreadable dataset or config, unknown parameter, bad period
+3  no data in the requested period (``reports run``: nothing is published) or in the
+   checked window (``alerts``: no complaints since ``--since``) — see workbench/coverage.py
 """
 
 from __future__ import annotations
@@ -183,14 +185,20 @@ def reports_run(
                             "so one report survives e-mailing; folder: one plotly.min.js per report folder.")] = None,
 ) -> None:
     """Run the parameterised notebooks headlessly and write HTML, metrics.json and the index."""
+    from workbench.coverage import NoDataInPeriod
     from workbench.reports import ReportInputError, run_pack
 
     try:
         result = run_pack(data=data, period=period, only=only or [], lang=lang, out=out,
                           params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks,
                           plotly_js=plotly_js)
+    except NoDataInPeriod as exc:
+        err.print(f"[bold yellow]no data:[/] {exc}")
+        raise typer.Exit(3) from None
     except (*_input_errors(), ReportInputError) as exc:
         raise _bad_input(exc) from None
+    for line in result.coverage_lines():
+        err.print(f"[yellow]{line}[/]")
     raise typer.Exit(result.exit_code)
 
 
@@ -202,18 +210,44 @@ def alerts(
     granularity: Annotated[str, typer.Option(help="Periods judged: day or week.")] = "week",
     lang: Annotated[str, typer.Option(help="Language of the printed lines: en or zh.")] = "en",
 ) -> None:
-    """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input."""
-    from workbench.complaints import run_alerts
+    """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input,
+    3 when there is no complaint data in the checked window (--since to yesterday)."""
+    from workbench.engine import open_dataset
 
     if granularity not in ("day", "week") or lang not in ("en", "zh"):
         raise _bad_input(ValueError("--granularity must be day or week and --lang en or zh"))
     try:
-        result = run_alerts(data=data, since=since, json_path=json_path, granularity=granularity, lang=lang)
+        ds = open_dataset(data)
+    except _input_errors() as exc:
+        raise _bad_input(exc) from None
+    try:
+        code, lines = _alerts_run(ds, since, json_path, granularity, lang)
+    finally:
+        ds.close()
+    for line in lines:
+        console.print(line)
+    raise typer.Exit(code)
+
+
+def _alerts_run(ds, since: str | None, json_path: Path | None, granularity: str, lang: str) -> tuple[int, list[str]]:
+    """Coverage of the checked window first (the report pack's logic), then the alert rule; (exit code, lines)."""
+    from workbench.complaints import run_alerts
+    from workbench.coverage import alerts_coverage
+    from workbench.metrics import write_json_atomic
+
+    try:
+        cov = alerts_coverage(ds, since, lang)
+        if cov.status == "none":
+            code, lines, payload = 3, cov.lines, {"ok": None, "no_data": True, "breaches": []}
+        else:
+            result = run_alerts(data=ds, since=since, json_path=None, granularity=granularity, lang=lang)
+            code, lines, payload = (1 if result.breaches else 0), [*result.lines, *cov.lines], dict(result.payload)
     except (*_input_errors(), ValueError) as exc:
         raise _bad_input(exc) from None
-    for line in result.lines:
-        console.print(line)
-    raise typer.Exit(1 if result.breaches else 0)
+    payload["coverage"] = cov.coverage.to_dict()
+    if json_path:
+        write_json_atomic(Path(json_path), payload)
+    return code, lines
 
 
 def main() -> None:
