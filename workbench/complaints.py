@@ -323,9 +323,10 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
     if by:
         keys = sorted(c[by].unique().tolist(), key=str)
         grid = pd.MultiIndex.from_product([periods, keys], names=["period", by]).to_frame(index=False)
+        grid["period"] = grid["period"].astype(object)
         c = grid.merge(c, on=["period", by], how="left")
     else:
-        c = pd.DataFrame({"period": periods}).merge(c, on="period", how="left")
+        c = pd.DataFrame({"period": pd.Series(periods, dtype=object)}).merge(c, on="period", how="left")
     c["complaints"] = c["complaints"].fillna(0).astype("int64")
     c["complainers"] = pd.to_numeric(c["complainers"], errors="coerce").fillna(0).astype("int64")
     e = _exposure(ds, granularity, start, end)
@@ -563,9 +564,11 @@ def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = 
     periods = _grid(ds, start, end, granularity)
     cats = sorted(set(c["category"]), key=lambda x: (x == OTHER, -c.loc[c["category"] == x, "complaints"].sum(), x))
     grid = pd.MultiIndex.from_product([periods, cats], names=["period", "category"]).to_frame(index=False)
+    grid["period"] = grid["period"].astype(object)
+    grid["category"] = grid["category"].astype(object)
     cells = grid.merge(c, on=["period", "category"], how="left")
     cells["complaints"] = cells["complaints"].fillna(0).astype("int64")
-    days = pd.DataFrame({"period": periods, "days": _days_in(periods, granularity, start, end)})
+    days = pd.DataFrame({"period": pd.Series(periods, dtype=object), "days": _days_in(periods, granularity, start, end)})
     e = _exposure(ds, granularity, start, end, distinct=buyers)
     if e is not None:
         days = days.merge(e, on="period", how="left")
@@ -962,7 +965,7 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
         f"sum(CASE WHEN NOT {closed} AND (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 > "
         f"{float(sla_hours)} THEN 1 ELSE 0 END) AS backlog_over_sla "
         f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}'").iloc[0]
-    overall: dict[str, Any] = {k: (None if pd.isna(v) else (float(v) if "hours" in k else int(v)))
+    overall: dict[str, Any] = {k: ((None if "hours" in k else 0) if pd.isna(v) else (float(v) if "hours" in k else int(v)))
                                for k, v in cnt.items()}
     overall["as_of"] = as_of.isoformat(sep=" ", timespec="minutes")
     overall["sla_hours"] = float(sla_hours)
@@ -1111,7 +1114,7 @@ def timeliness(ds: Dataset, start: Any, end_exclusive: Any, history_start: Any =
                 f"sum(CAST(timely AS INTEGER)) AS timely " + base.format(lo=hs) + " GROUP BY 1")
     tr["period"] = pd.to_datetime(tr["period"]).dt.date
     periods = _grid(ds, hs, end, granularity)
-    trend = pd.DataFrame({"period": periods}).merge(tr, on="period", how="left")
+    trend = pd.DataFrame({"period": pd.Series(periods, dtype=object)}).merge(tr, on="period", how="left")
     trend["complaints"] = trend["complaints"].fillna(0)
     trend = _share_frame(trend)
     trend.insert(1, "label", [period_label(p, granularity) for p in trend["period"]])
