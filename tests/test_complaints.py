@@ -701,3 +701,106 @@ def test_functions_run_on_hostile_data(tmp_path, case):
     assert h.overall["complaints"] == v["complaints"].sum()
     for lang in ("en", "zh"):
         C.findings(lang, trends=trends, handling_result=h)
+
+
+# ----------------------------------------------------------------- the CFPB export end to end
+def _realdata(name: str) -> Path | None:
+    """``../shared/realdata/<name>`` seen from the repository (or one of its parents: worktrees)."""
+    for parent in Path(__file__).resolve().parents:
+        p = parent / "shared" / "realdata" / name
+        if p.exists():
+            return p
+    return None
+
+
+CFPB = _realdata("cfpb_complaints_sample_2019.csv")
+OPEN_CFPB = {"In progress", "Untimely response"}  # the export's statuses that are not a closing
+
+
+def cfpb_frame() -> pd.DataFrame:
+    """The canonical complaints table built from the raw CFPB export with plain pandas."""
+    raw = pd.read_csv(CFPB, dtype=str, keep_default_na=False)
+    return pd.DataFrame({"complaint_id": raw["Complaint ID"],
+                         "opened_at": pd.to_datetime(raw["Date received"], format="%Y/%m/%d"),
+                         "category": raw["Product"], "status": raw["Company response to consumer"],
+                         "timely": (raw["Timely response?"].str.strip().str.lower() == "yes").astype(float)})
+
+
+@pytest.fixture(scope="module")
+def cfpb(tmp_path_factory):
+    if CFPB is None:
+        pytest.skip("shared/realdata/cfpb_complaints_sample_2019.csv not found")
+    from dataclasses import replace
+
+    from workbench import schema
+
+    spec = schema.TABLES["complaints"]
+    extra = tuple(schema.Column(n, k) for n, k in (("timely", "binary"), ("outcome", "text")) if spec.column(n) is None)
+    mp = pytest.MonkeyPatch()
+    mp.setitem(schema.TABLES, "complaints", replace(spec, columns=spec.columns + extra))
+    frame = cfpb_frame()
+    ds = dataset_from_frames({"complaints": frame}, tmp_path_factory.mktemp("cfpb"))
+    yield ds, frame
+    ds.close()
+    mp.undo()
+
+
+def test_cfpb_monthly_counts_and_open_by_status(cfpb):
+    ds, f = cfpb
+    end = dt.date(2020, 4, 1)
+    v = C.volume(ds, dt.date(2010, 1, 1), end, "month")
+    ref = f.groupby(f["opened_at"].dt.to_period("M").dt.start_time).size()
+    assert v["period"].iloc[0] == ref.index.min().date()  # starts at the first data, not 2010
+    got = v.set_index(pd.to_datetime(v["period"]))["complaints"]
+    assert (got[ref.index] == ref).all() and got.sum() == len(f)
+    assert (got.drop(ref.index) == 0).all()  # months without complaints inside the history are real zeros
+    # open by status, with the default closing patterns (no close times in this export)
+    h = C.handling(ds, dt.date(2010, 1, 1), end)
+    assert h.overall["close_times"] is False
+    assert h.overall["open_backlog"] == f["status"].isin(OPEN_CFPB).sum() == 72
+    assert h.overall["closed"] == (~f["status"].isin(OPEN_CFPB)).sum()
+    by = ds.sql(f"SELECT status, {C.status_closed_sql(ds)} AS closed, count(*) AS n FROM complaints GROUP BY ALL")
+    ref_by = f.groupby("status").size()
+    for r in by.itertuples():
+        assert r.n == ref_by[r.status] and r.closed == (r.status not in OPEN_CFPB)
+    (finding,) = C.findings("en", handling_result=h)
+    assert "No close times in the data" in finding["text"] and "72 of 6,623" in finding["text"]
+
+
+@pytest.mark.parametrize("period", ["2019-12", "2020-12", "2021-12"])
+def test_cfpb_trends_no_headline_from_padding_and_holm(cfpb, period):
+    from statsmodels.stats.multitest import multipletests
+
+    ds, f = cfpb
+    p0 = dt.date.fromisoformat(period + "-01")
+    p1 = C.months_back(p0, -1)
+    hs = C.history_start(ds, C.months_back(p1, 24), "month")
+    assert hs >= f["opened_at"].min().to_period("M").start_time.date()
+    cells = C.alert_cells(ds, hs, p1, "month", categories=C.top_categories(ds, hs, p1, C.TOP_CATEGORIES))
+    tr = C.category_trends(cells, "month")
+    # every category in the window is reported
+    inwin = f[(f["opened_at"] >= pd.Timestamp(hs)) & (f["opened_at"] < pd.Timestamp(p1))]
+    assert set(tr["category"]) == set(inwin["category"])
+    tested = tr[tr["tested"]]
+    assert np.allclose(tested["p_adjusted"], multipletests(tested["p_value"], method="holm")[1])
+    # no digits for estimates whose interval is not finite or wider than 100 points
+    assert ((tr["ci_high"] - tr["ci_low"]).dropna() <= 1.0).all()
+    for lang in ("en", "zh"):
+        (fnd,) = C.findings(lang, trends=tr)
+        if period != "2019-12":  # history ends with the data in March 2020: falling or nothing, never a rise
+            assert not fnd["headline"]
+        if fnd["headline"]:
+            top = tr[tr["trend_slope"] == fnd["value"]].iloc[0]
+            assert top["estimable"] and top["p_adjusted"] < 0.05 and top["ci_low"] > 0
+            assert top["ci_high"] - top["ci_low"] <= 1.0 and top["periods"] >= 6
+
+
+def test_cfpb_timely_share(cfpb):
+    from statsmodels.stats.proportion import proportion_confint
+
+    ds, f = cfpb
+    tm = C.timeliness(ds, dt.date(2019, 1, 1), dt.date(2020, 1, 1))
+    y = f[(f["opened_at"] >= "2019-01-01") & (f["opened_at"] < "2020-01-01")]
+    assert tm.overall["complaints"] == len(y) and tm.overall["timely"] == int(y["timely"].sum())
+    lo, hi = proportion_confint(int(y["timely"].sum()), len(y), method="wilson")
+    assert (tm.overall["ci_low"], tm.overall["ci_high"]) == pytest.approx((lo, hi))

@@ -730,10 +730,14 @@ def adjust_pvalues(p: Sequence[float], method: str = "holm") -> np.ndarray:
 
 def _trim_to_first_data(cells: pd.DataFrame) -> pd.DataFrame:
     """Drop each category's periods before its first complaint (a category that did not exist yet
-    has no zero counts to learn from)."""
+    has no zero counts to learn from), and periods after the last complaint of any category (the
+    data has ended: those periods were not observed)."""
     if cells.empty:
         return cells
     pos = cells[cells["complaints"] > 0]
+    if pos.empty:
+        return cells.iloc[:0]
+    cells = cells[cells["period"] <= pos["period"].max()]
     first = pos.groupby("category")["period"].min()
     f = cells["category"].map(first)
     return cells[f.notna() & (cells["period"] >= f)].reset_index(drop=True)
@@ -759,7 +763,7 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
     categories tested (Holm by default), ranked by growth — a row for every category.
 
     Each category's history starts at its first complaint (never padded
-    before it); a category is tested only with at least ``min_history``
+    before it) and ends with the data's last period with a complaint; a category is tested only with at least ``min_history``
     periods with complaints (``status = "short_history"`` otherwise, no
     slope). One quasi-Poisson GLM (statsmodels, scale = Pearson χ²/df) over
     periods × tested categories with category levels and trends, shared
