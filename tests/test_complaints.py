@@ -767,7 +767,7 @@ def test_cfpb_monthly_counts_and_open_by_status(cfpb):
     assert "No close times in the data" in finding["text"] and "72 of 6,623" in finding["text"]
 
 
-@pytest.mark.parametrize("period", ["2019-12", "2020-12", "2021-12"])
+@pytest.mark.parametrize("period", ["2019-12", "2020-03", "2020-12", "2021-12"])
 def test_cfpb_trends_no_headline_from_padding_and_holm(cfpb, period):
     from statsmodels.stats.multitest import multipletests
 
@@ -787,12 +787,21 @@ def test_cfpb_trends_no_headline_from_padding_and_holm(cfpb, period):
     assert ((tr["ci_high"] - tr["ci_low"]).dropna() <= 1.0).all()
     for lang in ("en", "zh"):
         (fnd,) = C.findings(lang, trends=tr)
-        if period != "2019-12":  # history ends with the data in March 2020: falling or nothing, never a rise
-            assert not fnd["headline"]
-        if fnd["headline"]:
+        if period != "2020-03":
+            # a 2019 surge that has since collapsed, or months after the data's end: never "rose … a month"
+            assert not fnd["headline"] and fnd["value"] is None, fnd["text"]
+        if fnd["headline"]:  # only an estimable, corrected-significant rise that has not turned since
             top = tr[tr["trend_slope"] == fnd["value"]].iloc[0]
-            assert top["estimable"] and top["p_adjusted"] < 0.05 and top["ci_low"] > 0
+            assert top["status"] == "ok" and top["p_adjusted"] < 0.05 and top["ci_low"] > 0
             assert top["ci_high"] - top["ci_low"] <= 1.0 and top["periods"] >= 6
+            assert not (top["recent_slope"] < 0 and top["recent_p"] < 0.05)
+    if period in ("2019-12", "2020-03"):
+        top = tr.set_index("category").loc["Debt collection"]
+        # the window-long slope is positive, but the latest periods go significantly the other way
+        assert top["trend_slope"] > 0 and top["recent_slope"] < 0 and top["status"] == "reversed"
+        last = f[(f["category"] == "Debt collection") & (f["opened_at"] < pd.Timestamp(p1))]
+        monthly = last.groupby(last["opened_at"].dt.to_period("M")).size()
+        assert monthly.iloc[-1] < monthly.max() / 10  # independent: the latest month is far below the peak
 
 
 def test_cfpb_timely_share(cfpb):
@@ -804,3 +813,29 @@ def test_cfpb_timely_share(cfpb):
     assert tm.overall["complaints"] == len(y) and tm.overall["timely"] == int(y["timely"].sum())
     lo, hi = proportion_confint(int(y["timely"].sum()), len(y), method="wilson")
     assert (tm.overall["ci_low"], tm.overall["ci_high"]) == pytest.approx((lo, hi))
+
+
+def test_a_trend_that_has_turned_is_not_a_headline():
+    """Rising for 16 months, then falling for 8: the window-long slope is positive but no headline says
+    'rose … a month'; a steady planted rise still is one."""
+    rng = np.random.default_rng(21)
+    cells = sim_cells(rng, season=False, cats=("a", "b", "hump"), base=(20, 12, 1))
+    idx = {p: i for i, p in enumerate(sorted(set(cells["period"])))}
+    mu = [math.exp(0.25 * min(idx[p], 15) - 0.3 * max(idx[p] - 15, 0)) * 2 for p in cells["period"]]
+    hump = cells["category"] == "hump"
+    cells.loc[hump, "complaints"] = rng.poisson(np.asarray(mu)[hump.to_numpy()])
+    got = C.category_trends(cells, season=False).set_index("category")
+    assert got.loc["hump", "trend_slope"] > 0 and got.loc["hump", "p_adjusted"] < 0.05
+    last8 = cells[hump].sort_values("period").tail(8)
+    import statsmodels.api as sm
+
+    ref = sm.GLM(last8["complaints"].to_numpy(float), sm.add_constant(np.arange(8.0)), family=sm.families.Poisson(),
+                 offset=np.log(last8["buyers"].to_numpy(float))).fit(scale="X2")
+    assert got.loc["hump", "recent_slope"] == pytest.approx(math.expm1(ref.params[1]))
+    assert got.loc["hump", "status"] == "reversed"
+    for lang in ("en", "zh"):
+        (f,) = C.findings(lang, trends=got.reset_index())
+        assert not f["headline"]
+    steady = C.category_trends(sim_cells(np.random.default_rng(0), trend=("c", 0.05)))
+    (f,) = C.findings("en", trends=steady)
+    assert f["headline"] and f["text"].startswith("c complaints rose")

@@ -77,7 +77,7 @@ __all__ = [
     "handling", "iceberg", "iceberg_for", "kaplan_meier", "pareto", "run_alerts", "u_chart", "upper_limit",
     "verbatims", "verbatims_html", "volume", "wilson_ci", "findings", "closed_patterns", "status_closed_sql",
     "history_start", "first_period", "timeliness", "outcomes", "outcome_table", "figure_timeliness",
-    "judge_periods", "pearson_dispersion", "trend_estimable", "period_summary", "TOP_CATEGORIES",
+    "judge_periods", "current_alert_finding", "pearson_dispersion", "trend_estimable", "period_summary", "TOP_CATEGORIES",
 ]
 
 GRANULARITIES = ("day", "week", "month", "quarter")
@@ -775,12 +775,16 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
     Columns: category, complaints, share (of the window's complaints),
     periods (with complaints), tested, trend_slope, ci_low, ci_high, p_value,
     p_adjusted (over the tested categories), estimable, status, growth_rank
-    (1 = fastest estimable growth; NaN for the others).
+    (1 = fastest estimable growth; NaN for the others), recent_slope and
+    recent_p (the category's latest ``max(min_history, n // 3)`` periods
+    alone). A trend whose recent slope goes significantly the other way is
+    ``status = "reversed"``: shown, never a headline ("rose 24% a month" over
+    a window whose last eight months fell steeply would mislead).
     """
     import statsmodels.api as sm
 
     cols_out = ["category", "complaints", "share", "periods", "tested", "trend_slope", "ci_low", "ci_high",
-                "p_value", "p_adjusted", "estimable", "status", "growth_rank"]
+                "p_value", "p_adjusted", "estimable", "status", "growth_rank", "recent_slope", "recent_p"]
     df = cells.copy()
     col = exposure if exposure in df and pd.to_numeric(df[exposure], errors="coerce").gt(0).any() else "days"
     expo = pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(float)
@@ -809,11 +813,18 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
             bse = pd.Series(res.bse, index=names)
             pvals = pd.Series(res.pvalues, index=names)
             dispersion = float(res.scale)
+            # the recent-direction check subtracts seasonality only when three years support it: with two,
+            # month-of-year effects soak up a one-off surge and would hide its collapse
+            sidx = [i for i, n in enumerate(names) if n.startswith("season:")]
+            ps = sorted(set(fit["period"]))
+            three_years = bool(ps) and (ps[-1].year - ps[0].year) * 12 + ps[-1].month - ps[0].month + 1 >= 36
+            fit["_season"] = X[:, sidx] @ np.asarray(res.params)[sidx] if sidx and three_years else 0.0
             for c in tested:
                 k = f"{c}:trend"
                 est[c] = (float(params[k]), float(bse[k]), float(pvals[k]))
         except (np.linalg.LinAlgError, ValueError, OverflowError):
             est = {c: (float("nan"),) * 3 for c in tested}
+    recent = {c: _recent_slope(fit[fit["category"] == c], col, min_history) for c in tested} if est else {}
     rows = []
     for c in cats:
         b, se, pv = est.get(c, (float("nan"),) * 3)
@@ -822,15 +833,20 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
                    "periods": int(with_data.get(c, 0)), "tested": c in tested,
                    "trend_slope": float(np.expm1(b)), "ci_low": float(np.expm1(b - 1.96 * se)),
                    "ci_high": float(np.expm1(b + 1.96 * se)), "p_value": pv}
+        row["recent_slope"], row["recent_p"] = recent.get(c, (float("nan"), float("nan")))
         rows.append(row)
-    out = pd.DataFrame(rows, columns=cols_out[:9])
+    out = pd.DataFrame(rows, columns=cols_out[:9] + ["recent_slope", "recent_p"])
     out["p_adjusted"] = np.nan
     t_mask = out["tested"].to_numpy(bool) & out["p_value"].notna().to_numpy()
     if t_mask.any():
         out.loc[t_mask, "p_adjusted"] = adjust_pvalues(out.loc[t_mask, "p_value"].to_numpy(float), correction)
     out["estimable"] = out["tested"].to_numpy(bool) & trend_estimable(out["ci_low"], out["ci_high"], max_ci_width)
+    # a trend that has turned: the recent half of the history goes significantly the other way
+    reversed_ = (out["estimable"].to_numpy(bool) & (out["recent_p"].fillna(1.0).to_numpy() < 0.05)
+                 & (np.sign(out["recent_slope"].fillna(0.0).to_numpy()) == -np.sign(out["trend_slope"].to_numpy())))
     out["status"] = np.where(~out["tested"].to_numpy(bool), "short_history",
-                             np.where(out["estimable"].to_numpy(bool), "ok", "not_estimable"))
+                             np.where(~out["estimable"].to_numpy(bool), "not_estimable",
+                                      np.where(reversed_, "reversed", "ok")))
     for c in ("trend_slope", "ci_low", "ci_high"):
         out.loc[~out["estimable"], c] = np.nan
     out["_s"] = out["trend_slope"].where(out["estimable"])
@@ -843,6 +859,32 @@ def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: s
                      granularity=granularity, min_history=int(min_history), tested=len(tested),
                      max_ci_width=float(max_ci_width))
     return out[cols_out]
+
+
+def _recent_slope(sub: pd.DataFrame, exposure: str, min_history: int = 6) -> tuple[float, float]:
+    """Does the trend still hold at the end? Slope (% change per period) and its quasi-Poisson p-value
+    over the category's latest ``max(min_history, n // 3)`` periods alone, with the window model's
+    seasonal effects (column ``_season``) as offset (NaN when the history is not longer than that window)."""
+    import statsmodels.api as sm
+
+    sub = sub.sort_values("period")
+    k = max(int(min_history), len(sub) // 3)
+    if len(sub) <= k or k < 3:
+        return float("nan"), float("nan")
+    last = sub.iloc[-k:]
+    y = last["complaints"].to_numpy(float)
+    if y.sum() == 0:
+        return float("nan"), float("nan")
+    try:
+        with np.errstate(all="ignore"):
+            off = np.log(pd.to_numeric(last[exposure]).to_numpy(float))
+            if "_season" in last:  # the window model's seasonality, so a seasonal dip is not a turn
+                off = off + last["_season"].to_numpy(float)
+            r = sm.GLM(y, sm.add_constant(np.arange(k, dtype=float)), family=sm.families.Poisson(),
+                       offset=off).fit(scale="X2")
+        return float(np.expm1(r.params[1])), float(r.pvalues[1])
+    except (np.linalg.LinAlgError, ValueError, OverflowError):
+        return float("nan"), float("nan")
 
 
 # ----------------------------------------------------------------- 4 handling
@@ -1529,15 +1571,27 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
     unit = t(f"complaints.unit.{granularity}", lang)
     if trends is not None and len(trends):
         ok = trends[trends["estimable"].astype(bool)]
-        sig = ok[(ok["p_adjusted"] < 0.05) & (ok["ci_low"] > 0)]
+        # a headline needs evidence over the window and no significant turn in the latest periods
+        steady = ok["status"] == "ok"
+        sig = ok[steady & (ok["p_adjusted"] < 0.05) & (ok["ci_low"] > 0)]
+        adj = t("complaints.adjusted." + ("season_" if trends.attrs.get("season") else "")
+                + ("buyers" if trends.attrs.get("exposure") == "buyers" else "days"), lang)
         if len(sig):
             top = sig.sort_values("trend_slope", ascending=False).iloc[0]
             out.append({"key": "rising", "text": t("complaints.finding.rising", lang,
                                                      category=cat_name(top["category"], lang),
                                                      slope=fmt_pct(top["trend_slope"], lang), unit=unit,
                                                      low=fmt_pct(top["ci_low"], lang), high=fmt_pct(top["ci_high"], lang),
-                                                     p=fmt_p(top["p_adjusted"], lang), n=fmt_int(len(sig), lang)),
+                                                     p=fmt_p(top["p_adjusted"], lang), n=fmt_int(len(sig), lang),
+                                                     adjusted=adj),
                         "value": float(top["trend_slope"]), "headline": True})
+        elif len(turned := ok[~steady & (ok["p_adjusted"] < 0.05) & (ok["trend_slope"] > 0)]):
+            top = turned.iloc[0]
+            out.append({"key": "rising", "text": t("complaints.finding.turned", lang,
+                                                     category=cat_name(top["category"], lang),
+                                                     slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                                                     recent=fmt_pct(top["recent_slope"], lang)),
+                        "value": None, "headline": False})
         elif len(ok):
             top = ok.iloc[0]
             out.append({"key": "rising", "text": t("complaints.finding.no_rising", lang,
@@ -1559,15 +1613,15 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
                                                      observed=fmt_int(r["complaints"], lang),
                                                      expected=fmt_num(r["expected"], lang, 1),
                                                      limit=fmt_int(r["upper_limit"], lang)),
-                        "value": int(len(fl)), "headline": True})
+                        "value": int(len(fl)), "headline": False})
         else:
             out.append({"key": "alerts", "text": t("complaints.finding.no_alerts", lang), "value": 0,
-                        "headline": True})
+                        "headline": False})
     if handling_result is not None and not handling_result.overall.get("close_times", True):
         o = handling_result.overall
         out.append({"key": "handling", "text": t(
             "complaints.finding.no_close_times", lang, open=fmt_int(o.get("open_backlog"), lang),
-            n=fmt_int(o.get("complaints"), lang), as_of=str(o.get("as_of", ""))[:10]),
+            n=fmt_int(o.get("complaints"), lang), as_of=str(o.get("data_end") or o.get("as_of") or "")[:10]),
             "value": o.get("open_backlog"), "headline": False})
     elif handling_result is not None:
         o = handling_result.overall
@@ -1590,6 +1644,24 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
             share=fmt_pct(ice.voicing_share, lang, 0), silent=fmt_int(ice.silent, lang),
             low=fmt_int(ice.low, lang), high=fmt_int(ice.high, lang)), "value": ice.silent, "headline": False})
     return out
+
+
+def current_alert_finding(judged: pd.DataFrame, period: str, lang: str = "en") -> dict[str, Any]:
+    """Headline of the report period's out-of-sample check (:func:`judge_periods`): breaches or none."""
+    j = judged[judged["judged"]]
+    fl = j[j["flagged"]].sort_values("excess", ascending=False)
+    if not len(j):
+        return {"key": "alerts_current", "text": t("complaints.finding.current_unchecked", lang, period=period),
+                "value": None, "headline": False}
+    if not len(fl):
+        return {"key": "alerts_current", "text": t("complaints.finding.current_ok", lang, period=period,
+                                                     cells=fmt_int(len(j), lang)), "value": 0, "headline": True}
+    r = fl.iloc[0]
+    return {"key": "alerts_current", "text": t(
+        "complaints.finding.current_breach", lang, period=period, n=fmt_int(len(fl), lang),
+        category=cat_name(r["category"], lang), observed=fmt_int(r["complaints"], lang),
+        expected=fmt_num(r["expected"], lang, 1), limit=fmt_int(r["upper_limit"], lang)),
+        "value": int(len(fl)), "headline": True}
 
 
 # ----------------------------------------------------------------- figures
@@ -1733,6 +1805,7 @@ def metrics_by_category(trends: pd.DataFrame, lang: str = "en") -> list[dict[str
 
     return [{"category": cat_name(r.category, lang), "complaints": int(r.complaints), "share": num(r.share),
              "periods": int(r.periods), "status": r.status, "trend_slope": num(r.trend_slope),
+             "recent_slope": num(r.recent_slope), "recent_p": num(r.recent_p),
              "ci_low": num(r.ci_low), "ci_high": num(r.ci_high), "p_value": num(r.p_value),
              "p_adjusted": num(r.p_adjusted), "growth_rank": None if pd.isna(r.growth_rank) else int(r.growth_rank)}
             for r in trends.itertuples()]
