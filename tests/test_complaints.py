@@ -839,3 +839,19 @@ def test_a_trend_that_has_turned_is_not_a_headline():
     steady = C.category_trends(sim_cells(np.random.default_rng(0), trend=("c", 0.05)))
     (f,) = C.findings("en", trends=steady)
     assert f["headline"] and f["text"].startswith("c complaints rose")
+
+
+def test_workbench_alerts_does_not_judge_a_category_without_history(tmp_path):
+    f = hand_frames()
+    comp = f["complaints"]
+    last = comp["opened_at"].max()
+    new = pd.DataFrame({"complaint_id": [f"N{i}" for i in range(60)], "customer_id": "C001",
+                        "opened_at": [last - dt.timedelta(hours=i) for i in range(60)], "closed_at": pd.NaT,
+                        "status": "open", "category": "brand_new", "channel": "app", "handler": "Team A",
+                        "text": "x"})
+    ds = dataset_from_frames({"transactions": f["transactions"], "complaints": pd.concat([comp, new])}, tmp_path)
+    run = C.run_alerts(ds, granularity="week")
+    assert "brand_new" not in {b["category"] for b in run.breaches}  # 60 in a week, but nothing to compare with
+    assert "brand_new" in run.payload["without_history"]
+    assert any(line.startswith("Not judged (1): brand_new") for line in run.lines)
+    assert run.payload["max_extrapolate"] == 3
