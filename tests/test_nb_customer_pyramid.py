@@ -58,10 +58,14 @@ def _check_common(payload: dict, n_customers: int) -> dict:
     up = m["upgrade_candidates"]
     assert isinstance(up["n"], int) and 0 <= up["n"] <= up["n_ordinary"]
     if "migration" in m:  # needs data before the value window
-        counts = m["migration"]["counts"]
-        assert sum(sum(row.values()) for row in counts.values()) >= n_customers
-        assert sum(counts[t["tier"]].get("gone", 0) for t in tiers) >= 0
-        assert sum(row[t["tier"]] for row in counts.values() for t in tiers) == n_customers
+        mig = m["migration"]
+        counts = mig["counts"]
+        # customers without value in both windows are left out of the matrix, only counted
+        assert sum(sum(row.values()) for row in counts.values()) == mig["n"]
+        assert mig["n"] + mig["inactive_both"] >= n_customers
+        # the later window's tiers hold exactly its customers with value
+        active_now = sum(t["customers"] for t in tiers) - m["n_zero"]
+        assert sum(row[t["tier"]] for row in counts.values() for t in tiers) == active_now
     headlines = [f for f in payload["findings"] if f["headline"]]
     assert 3 <= len(headlines) <= 5
     text = json.dumps(payload, ensure_ascii=False)
