@@ -73,7 +73,7 @@ __all__ = [
     "top_share", "ShareCI", "top_share_ci", "MIN_CASES", "lorenz_curve", "gini", "GiniResult", "gini_ci",
     "Migration", "tier_migration", "UpgradeCandidates", "upgrade_candidates",
     "Segments", "loyalty_segments", "CLVResult", "CLVNotEstimable", "predict_clv", "strategy_table",
-    "window_months", "ALL",
+    "window_months", "ALL", "effective_end",
     "figure_pyramid", "figure_lorenz", "figure_migration", "figure_segments",
     "figure_clv_distribution", "figure_holdout", "figure_tier_values",
 ]
@@ -132,7 +132,7 @@ def value_window(end: Any, months: int | str = 12, first: Any = None) -> tuple[d
     end = _date(end)
     months = window_months(months)
     if months == ALL:
-        start = _date(first) if first is not None else dt.date.min
+        start = _date(first) if first is not None else end  # no data: an empty window
         return min(start, end), end
     return _add_months(end.replace(day=1), -(months - 1)), end
 
@@ -1348,6 +1348,16 @@ def comparison_end(end: Any, comparison_period: str = "", months: int | str = 12
     months = window_months(months)
     start, _ = value_window(end, 12 if months == ALL else months)
     return start - dt.timedelta(days=1)
+
+
+def effective_end(ds: Any, end: Any) -> dt.date:
+    """``end``, or the last transaction date when the data end earlier (an export ending mid-month):
+    value windows and the CLV fit then stop where the data stop instead of counting days without data."""
+    end = _date(end)
+    if not ds.has("transactions", "date"):
+        return end
+    last = ds.date_range("transactions", "date")[1]
+    return min(end, _date(last)) if last is not None else end
 
 
 def predicted_measure(values: pd.DataFrame, measure: str, margin: float) -> pd.Series:
