@@ -757,3 +757,17 @@ def test_olist_purchase_model_not_identified(tmp_path):
     assert not r.identified and r.bgnbd_issues
     assert r.customers["clv"].isna().all()
     assert r.model_metric()["identified"] is False
+
+
+def test_empty_period_is_not_moved_back_to_old_data(tmp_path):
+    ds = _hostile(tmp_path, "empty_period")  # data end 2024-05-01
+    try:
+        # the data end inside the period: windows stop at the last data date
+        assert pyr.effective_end(ds, "2024-05-31", "2024-05-01") == dt.date(2024, 5, 1)
+        # the data end before the period: the period's end stays (an empty window, said as such)
+        assert pyr.effective_end(ds, "2026-06-30", "2026-06-01") == dt.date(2026, 6, 30)
+        with pytest.raises(pyr.CLVNotEstimable) as exc:
+            pyr.predict_clv(ds, "2026-06-30", period_start="2026-06-01")
+        assert exc.value.reason == "no_period_data"
+    finally:
+        ds.close()

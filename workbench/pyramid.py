@@ -460,10 +460,12 @@ def top_share_ci(values: Any, share: float = 0.2, n_boot: int = 200, seed: int =
     v = np.clip(raw[~np.isnan(raw)], 0.0, None)
     n_pos = int((v > 0).sum())
     est = top_share(v, share)
-    if v.size < 2 or n_pos < 2 or n_boot < 1 or not np.isfinite(est):
+    k = int(math.floor(share * v.size + 0.5))
+    if k < 1 or n_pos < 2:  # the top share is no customer, or one customer holds everything
+        return ShareCI(float("nan"), float("nan"), float("nan"), share, n_pos, 0)
+    if n_boot < 1 or not np.isfinite(est):
         return ShareCI(est if n_pos >= 2 else float("nan"), float("nan"), float("nan"), share, n_pos, 0)
     rng = np.random.default_rng(seed)
-    k = int(math.floor(share * v.size + 0.5))
     per = max(1, max_cells // v.size)
     out, done = [], 0
     while done < n_boot:
@@ -915,7 +917,8 @@ def loyalty_segments(values: pd.DataFrame, profit_col: str = "historical_clv",
 # --------------------------------------------------------------------------- 6. predictive CLV
 class CLVNotEstimable(ValueError):
     """Predictive CLV cannot be estimated on this data; ``reason`` is a translation key suffix
-    (``pyramid.clv_reason.<reason>``): ``no_purchases``, ``no_repeat``, ``no_spend``."""
+    (``pyramid.clv_reason.<reason>``): ``no_purchases``, ``no_repeat``, ``no_spend``,
+    ``no_period_data``, ``not_identified``."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -1029,7 +1032,7 @@ def default_calibration_end(first: dt.date, end: dt.date, holdout_months: int = 
 def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str = "W",
                 horizon_months: int = 12, annual_discount_rate: float = 0.10, margin: float | None = None,
                 window_months: int | str = 12, holdout_months: int = 6,
-                count_orders: bool | None = None) -> CLVResult:
+                count_orders: bool | None = None, period_start: Any = None) -> CLVResult:
     """Fit BG/NBD + Gamma-Gamma on purchases up to ``end`` and predict CLV per customer.
 
     Holdout validation first calibrates on purchases up to ``calibration_end``
@@ -1040,6 +1043,9 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
     instead (``data_ends_early``). The discount rate is annual, converted to
     monthly ``(1+d)^(1/12) − 1``; ``margin`` (default: the data's profit /
     revenue) turns spend into profit.
+
+    ``period_start``: when the data end before it (an empty period), raise
+    :class:`CLVNotEstimable` (``no_period_data``) instead of fitting to an old data end.
 
     ``count_orders`` (default: ``order_id`` mapped) makes a purchase one order
     (distinct ``order_id`` per customer and day) instead of one purchase day.
@@ -1058,6 +1064,8 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
     if lo is None or hi is None:
         raise CLVNotEstimable("no_purchases", "no transactions")
     first, last = _date(lo), _date(hi)
+    if period_start is not None and last < _date(period_start):
+        raise CLVNotEstimable("no_period_data", f"the data end on {last}, before the period starts")
     end = min(requested, last)
     if end < first:
         raise CLVNotEstimable("no_purchases", f"no transactions up to {requested}")
@@ -1350,14 +1358,17 @@ def comparison_end(end: Any, comparison_period: str = "", months: int | str = 12
     return start - dt.timedelta(days=1)
 
 
-def effective_end(ds: Any, end: Any) -> dt.date:
-    """``end``, or the last transaction date when the data end earlier (an export ending mid-month):
-    value windows and the CLV fit then stop where the data stop instead of counting days without data."""
+def effective_end(ds: Any, end: Any, start: Any = None) -> dt.date:
+    """``end``, or the last transaction date when the data end within the period ``start``–``end``
+    (an export ending mid-month): value windows then stop where the data stop instead of counting
+    days without data. Data ending before ``start`` (an empty period) leave ``end`` unchanged."""
     end = _date(end)
     if not ds.has("transactions", "date"):
         return end
     last = ds.date_range("transactions", "date")[1]
-    return min(end, _date(last)) if last is not None else end
+    if last is None or (start is not None and _date(last) < _date(start)):
+        return end
+    return min(end, _date(last))
 
 
 def predicted_measure(values: pd.DataFrame, measure: str, margin: float) -> pd.Series:
