@@ -37,10 +37,17 @@ Conventions (documented decisions)
 * **Gini / Lorenz** are computed on value clipped at 0 (a customer cannot hold a
   negative share of value in the Lorenz sense); the count of non-positive customers
   is reported with them.
-* **Purchases** are transaction rows with a positive amount (the canonical model
-  has one row per purchase); ``customer_value(count_orders=True)`` counts distinct
-  ``order_id`` for order-line data. Refund rows are counted separately and netted
-  out of revenue and profit; a refund is never a purchase (recency ignores it).
+* **Purchases** are orders when ``transactions.order_id`` is mapped: distinct
+  ``order_id`` per customer and day, so order lines are one purchase and an order
+  refunded the same day to within a cent of zero is none (``count_orders``, default
+  on with ``order_id``). Without ``order_id`` they are transaction rows with a
+  positive amount (the canonical model has one row per purchase); the CLV model then
+  counts purchase days. Refund rows are counted separately and netted out of revenue
+  and profit; a refund is never a purchase (recency ignores it).
+* **Honest output.** Migration counts only customers with value in at least one
+  window; a segment cut that does not split moves (``Segments.moved``) or the
+  dimension is named (``Segments.unsplit``); a CLV fit that is not identified
+  (:meth:`workbench.clv.BetaGeoFit.identification_issues`) has no predictions.
 * **Segments.** Profitability = historical lifetime value (profit contributed −
   acquisition and retention cost, up to the window end); relationship length =
   last purchase − first contact (signup date, else first purchase), 0 without a
