@@ -487,3 +487,150 @@ def test_repr_and_summary(cdnow_fit, cdnow_gg):
     assert "population mean spend" in cdnow_gg.summary()
     with pytest.raises(AttributeError):
         cdnow_fit.r = 1.0  # frozen
+
+
+# ---------------------------------------------------------------------------
+# orders, not lines (issue 10.8)
+# ---------------------------------------------------------------------------
+
+
+def _order_lines() -> pd.DataFrame:
+    rows = [
+        # A: order 1 has three lines (one purchase), order 2 the same day is a second purchase,
+        # order 3 is refunded the same day to within a cent (not a purchase), order 4 later
+        ("A", "o1", "2020-01-01", 10.0),
+        ("A", "o1", "2020-01-01", 5.0),
+        ("A", "o1", "2020-01-01", 2.5),
+        ("A", "o2", "2020-01-01", 7.5),
+        ("A", "o3", "2020-01-08", 19.99),
+        ("A", "o3", "2020-01-08", -19.985),
+        ("A", "o4", "2020-01-15", 30.0),
+        ("A", "o4", "2020-01-15", 12.0),
+        # B: one order in two lines, then one refunded later (a later refund does not undo the purchase)
+        ("B", "o5", "2020-01-03", 8.0),
+        ("B", "o5", "2020-01-03", 4.0),
+        ("B", "o6", "2020-01-10", 6.0),
+        ("B", "o6", "2020-01-20", -6.0),
+        # C: a single order of four lines
+        ("C", "o7", "2020-01-05", 1.0),
+        ("C", "o7", "2020-01-05", 1.0),
+        ("C", "o7", "2020-01-05", 1.0),
+        ("C", "o7", "2020-01-05", 1.0),
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "order_id", "date", "amount"])
+    df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+def _pandas_orders(df: pd.DataFrame, cal_end: str) -> pd.DataFrame:
+    """Frequency / recency / T / monetary by orders, computed independently with pandas."""
+    d = df[df["date"] <= cal_end].copy()
+    d["neg"] = d["amount"] < 0
+    o = d.groupby(["customer_id", "order_id", "date"]).agg(net=("amount", "sum"), neg=("neg", "any")).reset_index()
+    o = o[(o["net"] > 0.01 + 1e-9) | ~o["neg"]]
+    end = pd.Timestamp(cal_end)
+    rows = {}
+    for cid, g in o.groupby("customer_id"):
+        g = g.sort_values(["date", "order_id"])
+        first = g["date"].min()
+        first_day = g[g["date"] == first]
+        x = len(g) - 1
+        first_amount = first_day["net"].mean()
+        rows[cid] = {"frequency": x, "recency": (g["date"].max() - first).days / 7,
+                     "T": (end - first).days / 7,
+                     "monetary_value": (g["net"].sum() - first_amount) / x if x else 0.0}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def test_rfm_summary_counts_orders_not_lines(duck):
+    df = _order_lines()
+    tx = _table(duck, df, "order_lines")
+    got = rfm_summary(tx, "2020-01-20", time_unit="W", order_col="order_id")
+    ref = _pandas_orders(df, "2020-01-20").loc[got.index]
+    assert got.attrs["purchase_unit"] == "order"
+    # A: o1, o2 (same day), o4 -> 3 orders, frequency 2; o3 netted to 0.005 is not a purchase
+    assert got.loc["A", "frequency"] == 2 and got.loc["C", "frequency"] == 0
+    np.testing.assert_array_equal(got["frequency"].to_numpy(), ref["frequency"].to_numpy())
+    np.testing.assert_allclose(got[["recency", "T", "monetary_value"]].to_numpy(),
+                               ref[["recency", "T", "monetary_value"]].to_numpy(), rtol=1e-12)
+    # the same-day refunded order and the later refund are the excluded units
+    assert got.attrs["n_nonpositive_days"] == 2
+    # without the order column the lines of a day are one purchase (the CDNOW convention)
+    by_day = rfm_summary(tx, "2020-01-20", time_unit="W")
+    assert by_day.attrs["purchase_unit"] == "day"
+    assert by_day.loc["A", "frequency"] == 1  # 1 Jan and 15 Jan; 8 Jan nets to within a cent
+    assert by_day.loc["C", "frequency"] == 0
+    # lines would have counted 15 purchases
+    assert (got["frequency"] + 1).sum() == 6 < len(df)
+
+
+def test_calibration_holdout_counts_orders(duck):
+    df = _order_lines()
+    tx = _table(duck, df, "order_lines_h")
+    ch = calibration_holdout(tx, "2020-01-05", "2020-01-20", time_unit="W", order_col="order_id")
+    # A in the holdout: o3 (netted out) is not a purchase, o4 is -> 1; B: o6 on 10 Jan -> 1; C: 0
+    assert ch["frequency_holdout"].to_dict() == {"A": 1, "B": 1, "C": 0}
+    assert ch.loc["A", "frequency"] == 1  # o1 and o2 on 1 Jan
+    assert ch.loc["A", "monetary_value_holdout"] == pytest.approx(42.0)
+
+
+def test_refund_within_a_cent_is_not_a_purchase(duck):
+    df = pd.DataFrame({"customer_id": ["A"] * 4, "date": pd.to_datetime(
+        ["2020-01-01", "2020-01-02", "2020-01-02", "2020-01-09"]), "amount": [5.0, 10.00, -9.99, 4.0]})
+    s = rfm_summary(_table(duck, df, "cent"), "2020-01-09", time_unit="D")
+    # 2 Jan nets to 0.01 (a cent, float 0.010000000000000009): not a purchase
+    assert s.loc["A", "frequency"] == 1 and s.attrs["n_nonpositive_days"] == 1
+    assert s.loc["A", "recency"] == 8
+
+
+# ---------------------------------------------------------------------------
+# identification and Gamma-Gamma's independence assumption (issue 11)
+# ---------------------------------------------------------------------------
+
+
+def test_identification_flags_boundary_and_missing_errors(cdnow_fit, cdnow_gg):
+    assert cdnow_fit.identification_issues() == () and cdnow_fit.identified
+    assert cdnow_gg.identification_issues() == () and cdnow_gg.identified
+    ok = {"r": 0.01, "alpha": 0.4, "a": 0.05, "b": 0.2}
+    base = dict(r=0.24, alpha=4.4, a=0.79, b=2.4, loglik=-1.0, n=100, converged=True)
+    assert BetaGeoFit(se=ok, **base).identified
+    assert "boundary" in BetaGeoFit(se=ok, **{**base, "a": 1e-5}).identification_issues()  # a -> 0
+    assert "boundary" in BetaGeoFit(se=ok, **{**base, "b": 3e6}).identification_issues()  # b huge
+    assert "se_missing" in BetaGeoFit(se={**ok, "a": float("nan")}, **base).identification_issues()
+    assert "se_large" in BetaGeoFit(se={**ok, "b": 5.0}, **base).identification_issues()
+    assert "not_converged" in BetaGeoFit(se=ok, **{**base, "converged": False}).identification_issues()
+    gg = GammaGammaFit(p=6.0, q=0.8, v=15.0, se={"p": 1.0, "q": 0.1, "v": 2.0}, loglik=-1.0, n=50, converged=True)
+    assert "q_le_1" in gg.identification_issues()
+
+
+def test_fit_without_dropout_information_is_not_identified():
+    # 400 customers, a few repeat buyers whose repeats all fall right at the start: nothing to tell
+    # the dropout process from the purchase rate -> the fit runs to the boundary (like Olist)
+    rng = np.random.default_rng(3)
+    n = 400
+    x = np.zeros(n)
+    x[:8] = 1
+    T = rng.uniform(20, 100, n)
+    t_x = np.where(x > 0, rng.uniform(0, 1, n), 0.0)
+    fit = BetaGeoModel().fit(x, t_x, T).result_
+    assert not fit.identified, (fit, fit.se)
+
+
+def test_spend_frequency_check_matches_scipy():
+    from scipy import stats
+
+    from workbench.clv import spend_frequency_check
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 10, 200).astype(float)
+    m = 20 + 3 * x + rng.normal(0, 2, 200)  # spend rises with frequency
+    x0 = np.concatenate([x, np.zeros(50)])
+    m0 = np.concatenate([m, np.zeros(50)])  # non-repeat buyers are ignored
+    chk = spend_frequency_check(x0, m0)
+    assert chk.n == 200
+    assert chk.r == pytest.approx(stats.pearsonr(x, m).statistic, rel=1e-12)
+    assert chk.warn and chk.to_dict()["warn"]
+    flat = spend_frequency_check(x, rng.normal(50, 5, 200))
+    assert abs(flat.r) < 0.3 and not flat.warn
+    tiny = spend_frequency_check([1, 2], [10.0, 20.0])
+    assert np.isnan(tiny.r) and not tiny.warn

@@ -58,10 +58,14 @@ def _check_common(payload: dict, n_customers: int) -> dict:
     up = m["upgrade_candidates"]
     assert isinstance(up["n"], int) and 0 <= up["n"] <= up["n_ordinary"]
     if "migration" in m:  # needs data before the value window
-        counts = m["migration"]["counts"]
-        assert sum(sum(row.values()) for row in counts.values()) >= n_customers
-        assert sum(counts[t["tier"]].get("gone", 0) for t in tiers) >= 0
-        assert sum(row[t["tier"]] for row in counts.values() for t in tiers) == n_customers
+        mig = m["migration"]
+        counts = mig["counts"]
+        # customers without value in both windows are left out of the matrix, only counted
+        assert sum(sum(row.values()) for row in counts.values()) == mig["n"]
+        assert mig["n"] + mig["inactive_both"] >= n_customers
+        # the later window's tiers hold exactly its customers with value
+        active_now = sum(t["customers"] for t in tiers) - m["n_zero"]
+        assert sum(row[t["tier"]] for row in counts.values() for t in tiers) == active_now
     headlines = [f for f in payload["findings"] if f["headline"]]
     assert 3 <= len(headlines) <= 5
     text = json.dumps(payload, ensure_ascii=False)
@@ -92,3 +96,59 @@ def test_notebook_zh(tmp_path, sample_dir_zh):
     html = out.read_text(encoding="utf-8")
     for word in ("最高层", "挚友", "蝴蝶", "藤壶", "陌生人"):
         assert word in html
+
+
+def _tiny_hostile(folder: Path) -> Path:
+    """12 customers, no customers table, no margin, most bought once, data end mid-month (19 June)."""
+    import pandas as pd
+
+    from workbench.engine import dataset_from_frames
+
+    rows = [(f"C{i:02d}", f"2026-0{5 + i % 2}-{10 + i:02d}", 10.0 + 5 * i) for i in range(10)]
+    rows += [("C10", "2026-05-02", 40.0), ("C10", "2026-06-01", 35.0), ("C11", "2026-05-20", 12.0),
+             ("C11", "2026-06-17", 18.0), ("C11", "2026-06-17", -18.0)]
+    tx = pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+    tx["date"] = pd.to_datetime(tx["date"]).dt.date
+    dataset_from_frames({"transactions": tx}, folder, name="tiny hostile").close()
+    return folder
+
+
+def _header_only(folder: Path) -> Path:
+    import pandas as pd
+
+    from workbench.engine import dataset_from_frames
+
+    tx = pd.DataFrame({"customer_id": pd.Series([], dtype=str), "date": pd.Series([], dtype="datetime64[s]"),
+                       "amount": pd.Series([], dtype=float)})
+    cu = pd.DataFrame({"customer_id": ["A", "B"], "signup_date": pd.to_datetime(["2025-01-01", "2025-02-01"]).date})
+    dataset_from_frames({"transactions": tx, "customers": cu}, folder, name="header only").close()
+    return folder
+
+
+@pytest.mark.parametrize("case", ["tiny", "header_only"])
+def test_notebook_on_hostile_data_runs_and_claims_nothing_unsupported(tmp_path, case):
+    data = _tiny_hostile(tmp_path / "d") if case == "tiny" else _header_only(tmp_path / "d")
+    payload, out = _run(tmp_path, data, "en", period="2026-06", value_window_months="all")
+    m = payload["metrics"]
+    texts = [f["text"] for f in payload["findings"]] + payload["notes"]
+    # a dozen customers are never enough for a headline
+    assert not [f for f in payload["findings"] if f["headline"]]
+    html = out.read_text(encoding="utf-8")
+    assert "nan" not in " ".join(texts).lower() and "inf%" not in html
+    if case == "tiny":
+        assert m["n_customers"] == 12 and m["window"]["months"] == "all"
+        assert m["purchase_unit"] == "row"
+        # one purchase each: the median relationship length 0 does not split -> moved, and said
+        assert m["segment_cuts"]["moved"] == ["tenure"] and m["segment_cuts"]["relationship_days"] > 0
+        assert any("does not split" in x for x in texts)
+        # no margin: said, not a zero profit
+        assert any("no margin" in x for x in texts)
+        # CLV: two repeat buyers cannot support the model -> no CLV number anywhere
+        assert "clv" not in m and "bgnbd" not in m
+        assert any("not identified" in x or "not estimated" in x for x in texts)
+        # figures state their base
+        top = next(f for f in payload["findings"] if f["key"] == "top20")
+        assert "(base: 12 customers, 2026-05-02 – 2026-06-19)" in top["text"]  # the data end mid-June
+    else:
+        assert "tiers" not in m and "clv" not in m
+        assert any("not estimated" in x or "skipped" in x.lower() or "No customer has" in x for x in texts)

@@ -24,8 +24,9 @@ Definitions (as in Fader & Hardie and the ``lifetimes`` package)
   purchase is excluded); 0 for customers without repeat purchases.
 * Time is in ``time_unit``: ``"D"`` days or ``"W"`` weeks (= days / 7).
 
-Refunds (negative amounts) are netted within the day. A day on which refunds
-bring the net amount to ``<= 0`` is *not* a purchase day: it counts towards
+Refunds (negative amounts) are netted within the day (and order, when an order
+column is given: then a purchase is an order, not a day). A day on which refunds
+bring the net amount to within a cent of zero or below is *not* a purchase day: it counts towards
 neither frequency, recency nor monetary value. Days without refunds are
 purchases even when their amount is 0 (free or fully discounted orders; CDNOW
 has eight such first purchases). The number of excluded days (and of customers
@@ -54,6 +55,9 @@ __all__ = [
     "customer_lifetime_value",
     "HoldoutValidation",
     "holdout_validation",
+    "SpendFrequencyCheck",
+    "spend_frequency_check",
+    "REFUND_TOLERANCE",
     "PERIODS_PER_MONTH",
 ]
 
@@ -90,9 +94,10 @@ def _to_date(value: Any, name: str) -> _dt.date:
     return ts.date()
 
 
-def _with_day(transactions: Any) -> Any:
+def _with_day(transactions: Any, order_col: str | None = None) -> Any:
     """Check the columns and add ``day`` (the date part of ``date``) to the Ibis table."""
-    missing = [c for c in _REQUIRED_COLUMNS if c not in transactions.columns]
+    need = _REQUIRED_COLUMNS + ((order_col,) if order_col else ())
+    missing = [c for c in need if c not in transactions.columns]
     if missing:
         raise ValueError(f"transactions lacks required column(s) {missing}")
     t = transactions
@@ -128,8 +133,19 @@ def _profile(t: Any) -> dict[str, Any]:
     return row
 
 
-def _purchase_days(t: Any, start: _dt.date | None, end: _dt.date) -> Any:
-    """Per customer and day in ``(start, end]``: net amount, refund rows, purchase flag."""
+#: A customer-day (or order) whose refunds bring its net amount to within this of
+#: zero (or below) is not a purchase: a same-day full refund of a 19.99 order that
+#: leaves 0.004 of rounding is not a sale.
+REFUND_TOLERANCE = 0.01
+
+
+def _purchase_days(t: Any, start: _dt.date | None, end: _dt.date, order_col: str | None = None) -> Any:
+    """Purchase units in ``(start, end]``: net amount, refund rows, purchase flag.
+
+    Without ``order_col`` a unit is a customer-day (all rows of a day are one
+    purchase, Fader & Hardie); with it a unit is one order on one day (distinct
+    ``order_col`` per customer and day, so order lines are one purchase).
+    """
     import ibis
 
     cond = t.day <= ibis.date(end)
@@ -137,28 +153,38 @@ def _purchase_days(t: Any, start: _dt.date | None, end: _dt.date) -> Any:
         cond = cond & (t.day > ibis.date(start))
     w = t.filter(cond)
     amount = w.amount.cast("float64")
-    daily = w.group_by(["customer_id", "day"]).aggregate(
-        net=amount.sum(), n_refunds=(amount < 0).sum()
+    keys = ["customer_id", "day"] + ([order_col] if order_col else [])
+    daily = w.group_by(keys).aggregate(net=amount.sum(), n_refunds=(amount < 0).sum())
+    # A unit is a purchase unless refunds bring its net amount to within a cent of zero
+    # (or below); units without refunds are purchases even at 0 (free orders).
+    return daily.mutate(is_purchase=(daily.net > REFUND_TOLERANCE + 1e-9) | (daily.n_refunds == 0))
+
+
+def _by_day(purchases: Any) -> Any:
+    """Purchase units summed per customer-day: ``net`` and ``units`` (orders that day)."""
+    return purchases.group_by(["customer_id", "day"]).aggregate(
+        net=purchases.net.sum(), units=purchases.count()
     )
-    # A day is a purchase unless refunds bring its net amount to <= 0.
-    return daily.mutate(is_purchase=(daily.net > 0) | (daily.n_refunds == 0))
 
 
-def _calibration_expr(t: Any, calibration_end: _dt.date, days_per_unit: float) -> tuple[Any, Any]:
+def _calibration_expr(
+    t: Any, calibration_end: _dt.date, days_per_unit: float, order_col: str | None = None
+) -> tuple[Any, Any]:
     import ibis
 
-    daily = _purchase_days(t, None, calibration_end)
-    purchases = daily.filter(daily.is_purchase)
-    per = purchases.group_by("customer_id").aggregate(
-        first_day=purchases.day.min(),
-        last_day=purchases.day.max(),
-        n_days=purchases.count(),
-        total=purchases.net.sum(),
-        first_amount=purchases.net.argmin(purchases.day),
+    daily = _purchase_days(t, None, calibration_end, order_col)
+    days = _by_day(daily.filter(daily.is_purchase))
+    per = days.group_by("customer_id").aggregate(
+        first_day=days.day.min(),
+        last_day=days.day.max(),
+        n_units=days.units.sum(),
+        total=days.net.sum(),
+        # the first purchase: the first day's mean order (the whole day without orders)
+        first_amount=(days.net / days.units.cast("float64")).argmin(days.day),
     )
     end_days = ibis.date(calibration_end).epoch_days()
     first_days = per.first_day.epoch_days()
-    frequency = per.n_days - 1
+    frequency = per.n_units - 1
     summary = per.select(
         "customer_id",
         frequency=frequency,
@@ -181,6 +207,7 @@ def rfm_summary(
     calibration_end: Any,
     time_unit: TimeUnit = "W",
     observation_end: Any = None,
+    order_col: str | None = None,
 ) -> pd.DataFrame:
     """Per-customer frequency / recency / T / monetary-value summary.
 
@@ -201,6 +228,12 @@ def rfm_summary(
         If given, the result also has the holdout columns of
         :func:`calibration_holdout` for the period ``(calibration_end,
         observation_end]``.
+    order_col : str, optional
+        Column identifying an order (e.g. ``order_id``). Given, a purchase is one
+        order (distinct ``order_col`` per customer and day: the lines of an order
+        are one purchase, two orders on one day are two). Without it, a purchase
+        is a customer-day: all rows of a day are one purchase (the Fader-Hardie
+        convention behind the published CDNOW fits).
 
     Returns
     -------
@@ -208,8 +241,9 @@ def rfm_summary(
         Indexed by ``customer_id`` with columns ``frequency`` (int), ``recency``,
         ``T``, ``monetary_value`` and ``first_purchase`` (date), one row per
         customer with at least one purchase day up to ``calibration_end``.
-        ``attrs`` holds ``n_nonpositive_days`` (customer-days on which refunds
-        bring the net amount to <= 0, excluded as non-purchases), ``n_customers_excluded`` (customers
+        ``attrs`` holds ``n_nonpositive_days`` (customer-days, or orders, on which
+        refunds bring the net amount to within a cent of zero or below, excluded as
+        non-purchases), ``n_customers_excluded`` (customers
         with transactions but no purchase day), ``calibration_end`` and
         ``time_unit``.
 
@@ -221,18 +255,21 @@ def rfm_summary(
 
     Notes
     -----
-    Same-day transactions are netted into one purchase; days on which refunds
-    bring the net amount to ``<= 0`` are not purchases (zero-amount days
-    without refunds are).
+    Same-day transactions (of one order, with ``order_col``) are netted into one
+    purchase; units on which refunds bring the net amount to within a cent of
+    zero or below (:data:`REFUND_TOLERANCE`) are not purchases (zero-amount units
+    without refunds are). The first purchase, excluded from ``monetary_value``, is
+    the first purchase day's mean order.
     """
     if observation_end is not None:
-        return calibration_holdout(transactions, calibration_end, observation_end, time_unit)
+        return calibration_holdout(transactions, calibration_end, observation_end, time_unit,
+                                   order_col=order_col)
     days_per_unit = _check_time_unit(time_unit)
-    t = _with_day(transactions)
+    t = _with_day(transactions, order_col)
     prof = _profile(t)
     cal_end = _to_date(calibration_end, "calibration_end")
     _check_in_range(cal_end, prof, "calibration_end")
-    return _run_calibration(t, cal_end, days_per_unit, time_unit)
+    return _run_calibration(t, cal_end, days_per_unit, time_unit, order_col)
 
 
 def _check_in_range(value: _dt.date, prof: dict[str, Any], name: str) -> None:
@@ -244,9 +281,9 @@ def _check_in_range(value: _dt.date, prof: dict[str, Any], name: str) -> None:
 
 
 def _run_calibration(
-    t: Any, cal_end: _dt.date, days_per_unit: float, time_unit: str
+    t: Any, cal_end: _dt.date, days_per_unit: float, time_unit: str, order_col: str | None = None
 ) -> pd.DataFrame:
-    summary_expr, excluded_expr = _calibration_expr(t, cal_end, days_per_unit)
+    summary_expr, excluded_expr = _calibration_expr(t, cal_end, days_per_unit, order_col)
     df = summary_expr.to_pandas()
     ex = excluded_expr.to_pandas().iloc[0]
     if df.empty:
@@ -257,6 +294,7 @@ def _run_calibration(
         n_customers_excluded=int(ex["n_customers_seen"]) - len(df),
         calibration_end=cal_end,
         time_unit=time_unit,
+        purchase_unit="order" if order_col else "day",
     )
     return df
 
@@ -274,6 +312,7 @@ def calibration_holdout(
     calibration_end: Any,
     observation_end: Any,
     time_unit: TimeUnit = "W",
+    order_col: str | None = None,
 ) -> pd.DataFrame:
     """Calibration summary plus holdout-period purchase counts.
 
@@ -287,6 +326,8 @@ def calibration_holdout(
         Last day of the holdout period (inclusive); must be after
         ``calibration_end`` and not after the last transaction date.
     time_unit : {"W", "D"}, default "W"
+    order_col : str, optional
+        As in :func:`rfm_summary` (purchases are orders instead of days).
 
     Returns
     -------
@@ -300,7 +341,7 @@ def calibration_holdout(
     import ibis
 
     days_per_unit = _check_time_unit(time_unit)
-    t = _with_day(transactions)
+    t = _with_day(transactions, order_col)
     prof = _profile(t)
     cal_end = _to_date(calibration_end, "calibration_end")
     obs_end = _to_date(observation_end, "observation_end")
@@ -308,8 +349,8 @@ def calibration_holdout(
     _check_in_range(obs_end, prof, "observation_end")
     if obs_end <= cal_end:
         raise ValueError(f"observation_end {obs_end} must be after calibration_end {cal_end}")
-    summary_expr, excluded_expr = _calibration_expr(t, cal_end, days_per_unit)
-    hold = _purchase_days(t, cal_end, obs_end)
+    summary_expr, excluded_expr = _calibration_expr(t, cal_end, days_per_unit, order_col)
+    hold = _purchase_days(t, cal_end, obs_end, order_col)
     hold = hold.filter(hold.is_purchase)
     hold = hold.group_by("customer_id").aggregate(
         frequency_holdout=hold.count(), monetary_value_holdout=hold.net.mean()
@@ -333,6 +374,7 @@ def calibration_holdout(
         calibration_end=cal_end,
         observation_end=obs_end,
         time_unit=time_unit,
+        purchase_unit="order" if order_col else "day",
     )
     return df
 
@@ -484,6 +526,70 @@ def _format_table(title: str, rows: list[tuple[str, float, float]], footer: list
     lines += [f"{name:>8} {est:>12.5g} {se:>12.4g}" for name, est, se in rows]
     lines += footer
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Identification: is the fit an interior maximum with finite standard errors?
+# ---------------------------------------------------------------------------
+
+#: Shape parameters outside ``[SHAPE_MIN, SHAPE_MAX]`` are on the boundary of the
+#: parameter space (a -> 0, b -> infinity: no dropout information in the data).
+SHAPE_MIN, SHAPE_MAX = 1e-3, 1e4
+#: A standard error larger than the estimate itself: the 95% interval of a
+#: positive parameter runs through zero, the estimate is not supported.
+MAX_RELATIVE_SE = 1.0
+
+
+def _identification_issues(
+    fit: Any, names: tuple[str, ...], shapes: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Reasons a fit is not identified: ``not_converged``, ``boundary``, ``se_missing``, ``se_large``."""
+    issues = []
+    if not fit.converged:
+        issues.append("not_converged")
+    if any(not (SHAPE_MIN <= getattr(fit, k) <= SHAPE_MAX) for k in shapes):
+        issues.append("boundary")
+    se = [fit.se.get(k, float("nan")) for k in names]
+    if any(not np.isfinite(v) for v in se):
+        issues.append("se_missing")
+    elif any(v > MAX_RELATIVE_SE * abs(getattr(fit, k)) for k, v in zip(names, se, strict=True)):
+        issues.append("se_large")
+    return tuple(issues)
+
+
+@dataclass(frozen=True)
+class SpendFrequencyCheck:
+    """Gamma-Gamma's assumption: spend per purchase is independent of purchase frequency.
+
+    ``r`` is the Pearson correlation of ``frequency`` and ``monetary_value``
+    among the ``n`` repeat buyers (NaN with fewer than 3 or no variation);
+    ``warn`` when ``|r| >= threshold``.
+    """
+
+    r: float
+    n: int
+    threshold: float
+
+    @property
+    def warn(self) -> bool:
+        return bool(np.isfinite(self.r) and abs(self.r) >= self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"r": self.r, "n": self.n, "threshold": self.threshold, "warn": self.warn}
+
+
+def spend_frequency_check(
+    frequency: Any, monetary_value: Any, threshold: float = 0.3
+) -> SpendFrequencyCheck:
+    """Correlation of repeat purchases and mean spend among repeat buyers (Fader & Hardie 2013)."""
+    x = np.asarray(frequency, dtype=float)
+    m = np.asarray(monetary_value, dtype=float)
+    keep = (x > 0) & np.isfinite(m)
+    x, m = x[keep], m[keep]
+    r = float("nan")
+    if x.size >= 3 and np.std(x) > 0 and np.std(m) > 0:
+        r = float(np.corrcoef(x, m)[0, 1])
+    return SpendFrequencyCheck(r=r, n=int(x.size), threshold=float(threshold))
 
 
 # ---------------------------------------------------------------------------
@@ -642,6 +748,26 @@ class BetaGeoFit:
             "loglik": self.loglik,
             "n": self.n,
         }
+
+    def identification_issues(self) -> tuple[str, ...]:
+        """Why the purchase model is not identified on this data (empty: it is).
+
+        ``not_converged``; ``boundary`` (a or b outside ``[1e-3, 1e4]`` or r, alpha
+        at the optimiser's bounds: a -> 0, b huge, as with too few repeat buyers);
+        ``se_missing`` (a standard error is missing or infinite); ``se_large``
+        (a standard error exceeds its estimate).
+        """
+        issues = list(_identification_issues(self, ("r", "alpha", "a", "b"), ("a", "b")))
+        if "boundary" not in issues and any(
+            not (np.exp(-19.5) < getattr(self, k) < np.exp(19.5)) for k in ("r", "alpha")
+        ):
+            issues.insert(1 if "not_converged" in issues else 0, "boundary")
+        return tuple(issues)
+
+    @property
+    def identified(self) -> bool:
+        """True when :meth:`identification_issues` is empty."""
+        return not self.identification_issues()
 
     def summary(self) -> str:
         """Plain-text parameter table with standard errors."""
@@ -919,6 +1045,19 @@ class GammaGammaFit:
     def to_dict(self) -> dict[str, float]:
         """``{p, q, v, n}``."""
         return {"p": self.p, "q": self.q, "v": self.v, "n": self.n}
+
+    def identification_issues(self) -> tuple[str, ...]:
+        """Why the spend model is not identified (empty: it is); as for BG/NBD,
+        ``boundary`` on the shapes p and q, plus ``q_le_1`` (infinite mean spend)."""
+        issues = list(_identification_issues(self, ("p", "q", "v"), ("p", "q")))
+        if self.q <= 1:
+            issues.append("q_le_1")
+        return tuple(issues)
+
+    @property
+    def identified(self) -> bool:
+        """True when :meth:`identification_issues` is empty."""
+        return not self.identification_issues()
 
     def summary(self) -> str:
         """Plain-text parameter table with standard errors."""

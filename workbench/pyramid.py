@@ -37,10 +37,17 @@ Conventions (documented decisions)
 * **Gini / Lorenz** are computed on value clipped at 0 (a customer cannot hold a
   negative share of value in the Lorenz sense); the count of non-positive customers
   is reported with them.
-* **Purchases** are transaction rows with a positive amount (the canonical model
-  has one row per purchase); ``customer_value(count_orders=True)`` counts distinct
-  ``order_id`` for order-line data. Refund rows are counted separately and netted
-  out of revenue and profit; a refund is never a purchase (recency ignores it).
+* **Purchases** are orders when ``transactions.order_id`` is mapped: distinct
+  ``order_id`` per customer and day, so order lines are one purchase and an order
+  refunded the same day to within a cent of zero is none (``count_orders``, default
+  on with ``order_id``). Without ``order_id`` they are transaction rows with a
+  positive amount (the canonical model has one row per purchase); the CLV model then
+  counts purchase days. Refund rows are counted separately and netted out of revenue
+  and profit; a refund is never a purchase (recency ignores it).
+* **Honest output.** Migration counts only customers with value in at least one
+  window; a segment cut that does not split moves (``Segments.moved``) or the
+  dimension is named (``Segments.unsplit``); a CLV fit that is not identified
+  (:meth:`workbench.clv.BetaGeoFit.identification_issues`) has no predictions.
 * **Segments.** Profitability = historical lifetime value (profit contributed −
   acquisition and retention cost, up to the window end); relationship length =
   last purchase − first contact (signup date, else first purchase), 0 without a
@@ -70,9 +77,10 @@ from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, t
 __all__ = [
     "TIERS", "DEFAULT_SHARES", "SEGMENTS", "MEASURES",
     "value_window", "customer_value", "assign_tiers", "Pyramid", "customer_pyramid",
-    "top_share", "lorenz_curve", "gini", "GiniResult", "gini_ci",
+    "top_share", "ShareCI", "top_share_ci", "MIN_CASES", "lorenz_curve", "gini", "GiniResult", "gini_ci",
     "Migration", "tier_migration", "UpgradeCandidates", "upgrade_candidates",
-    "Segments", "loyalty_segments", "CLVResult", "predict_clv", "strategy_table",
+    "Segments", "loyalty_segments", "CLVResult", "CLVNotEstimable", "predict_clv", "strategy_table",
+    "window_months", "ALL", "effective_end",
     "figure_pyramid", "figure_lorenz", "figure_migration", "figure_segments",
     "figure_clv_distribution", "figure_holdout", "figure_tier_values",
 ]
@@ -102,16 +110,37 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def value_window(end: Any, months: int = 12) -> tuple[dt.date, dt.date]:
+ALL = "all"  # value window: the whole history up to the end
+
+
+def window_months(value: Any) -> int | str:
+    """A ``value_window_months`` notebook parameter: a whole number >= 1 or ``"all"``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == ALL:
+            return ALL
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"value_window_months must be a whole number of months or 'all', got {value!r}") from None
+    if isinstance(value, bool) or not float(value).is_integer() or float(value) < 1:
+        raise ValueError(f"value_window_months must be a whole number of months >= 1 or 'all', got {value!r}")
+    return int(value)
+
+
+def value_window(end: Any, months: int | str = 12, first: Any = None) -> tuple[dt.date, dt.date]:
     """The ``months`` calendar months up to and including the month of ``end``.
 
     ``value_window("2026-10-31", 12)`` is ``(2025-11-01, 2026-10-31)``. A single month
     is too short for a pyramid (most customers do not buy every month), so value is
     measured over a trailing window ending at the report period's end.
+    ``months="all"`` is the whole history: ``first`` (the first data date) to ``end``.
     """
     end = _date(end)
-    if months < 1:
-        raise ValueError("months must be >= 1")
+    months = window_months(months)
+    if months == ALL:
+        start = _date(first) if first is not None else end  # no data: an empty window
+        return min(start, end), end
     return _add_months(end.replace(day=1), -(months - 1)), end
 
 
@@ -143,12 +172,12 @@ def tier_label(tier: str, lang: str) -> str:
 def customer_value(
     ds: Any,
     end: Any,
-    months: int = 12,
+    months: int | str = 12,
     *,
     margin_rate: float | None = None,
     acquisition_cost: float = 0.0,
     retention_cost_per_year: float = 0.0,
-    count_orders: bool = False,
+    count_orders: bool | None = None,
 ) -> pd.DataFrame:
     """Value per customer for the window of ``months`` months ending at ``end``.
 
@@ -161,8 +190,9 @@ def customer_value(
     ds : workbench.engine.Dataset
     end : date-like
         Last day of the window (inclusive), usually the report period's end.
-    months : int
-        Window length in calendar months (see :func:`value_window`).
+    months : int or "all"
+        Window length in calendar months (see :func:`value_window`); ``"all"`` =
+        the whole history up to ``end``.
     margin_rate : float, optional
         If > 0, gross profit = amount × margin_rate (overrides the data's margin);
         otherwise the ``margin`` column (present when the source has it or the
@@ -171,11 +201,12 @@ def customer_value(
         Cost of acquiring one customer where the customers table has none.
     retention_cost_per_year : float
         Cost of keeping a customer per year of tenure.
-    count_orders : bool
-        ``purchases`` counts transaction rows with a positive amount (the canonical
-        model has one row per purchase). For order-line data set ``True`` to count
-        distinct ``order_id`` instead (exact, but a distinct count per customer is
-        several times slower on large data).
+    count_orders : bool, optional
+        ``None`` (default): ``True`` when ``transactions.order_id`` is mapped.
+        ``True``: ``purchases`` counts orders — distinct ``order_id`` per customer
+        and day with a positive net amount; an order whose same-day refund nets it
+        to within a cent of zero is not a purchase (order lines are one purchase).
+        ``False``: transaction rows with a positive amount (one row per purchase).
 
     Returns
     -------
@@ -193,7 +224,11 @@ def customer_value(
     from workbench.engine import MissingDataError
 
     ds.require("transactions", "customer_id", "date", "amount", reason="customer value")
-    start, end = value_window(end, months)
+    months = window_months(months)
+    first = ds.date_range("transactions", "date")[0] if months == ALL else None
+    start, end = value_window(end, months, first)
+    if count_orders is None:
+        count_orders = ds.has("transactions", "order_id")
     tx = ds.table("transactions")
     tx = tx.filter(tx.date <= end)
     if margin_rate is not None and margin_rate > 0:
@@ -227,9 +262,8 @@ def customer_value(
         "first_purchase": tx.date.min(where=tx._p),
         "last_purchase": tx.date.max(where=tx._p),
     }
-    if count_orders and ds.has("transactions", "order_id"):
-        aggs["purchases"] = tx.order_id.nunique(where=tx._wp)
-    else:
+    by_order = bool(count_orders) and ds.has("transactions", "order_id")
+    if not by_order:
         aggs["purchases"] = tx.amount.count(where=tx._wp)
     if cat_bits is not None:
         aggs["category_bits"] = tx._cb.bit_or(where=tx._wp)
@@ -239,6 +273,8 @@ def customer_value(
         aggs["profit"] = tx._m.sum(where=tx._w)
         aggs["lifetime_profit"] = tx._m.sum()
     agg = tx.group_by("customer_id").aggregate(**aggs)
+    if by_order:
+        agg = _join_order_counts(agg, tx.filter(tx._w))
     has_acq = False
     if ds.has("customers", "signup_date"):
         c = ds.table("customers")
@@ -291,9 +327,28 @@ def customer_value(
              "recency_days", "relationship_days", "lifetime_profit",
              "acquisition_cost", "retention_cost", "historical_clv"]
     df = df[order]
-    df.attrs.update({"start": start.isoformat(), "end": end.isoformat(), "months": int(months),
-                     "profit_source": profit_source, "currency": getattr(ds, "currency", "CNY")})
+    df.attrs.update({"start": start.isoformat(), "end": end.isoformat(), "months": months,
+                     "profit_source": profit_source, "currency": getattr(ds, "currency", "CNY"),
+                     "purchase_unit": "order" if by_order else "row"})
     return df
+
+
+def _join_order_counts(agg: Any, window: Any) -> Any:
+    """``agg`` with ``purchases`` = purchase orders per customer in ``window``.
+
+    An order is a distinct ``order_id`` per customer and day; it is a purchase when
+    its net amount exceeds a cent, or it has no refund line and a positive amount
+    (refund lines under their own order id are never purchases).
+    """
+    from workbench.clv import REFUND_TOLERANCE
+
+    w = window.mutate(_day=window.date.cast("date"))
+    o = w.group_by(["customer_id", "order_id", "_day"]).aggregate(
+        _net=w.amount.sum(), _neg=(w.amount < 0).sum(), _pos=(w.amount > 0).sum())
+    o = o.filter((o._net > REFUND_TOLERANCE + 1e-9) | ((o._neg == 0) & (o._pos > 0)))
+    n = o.group_by("customer_id").aggregate(_orders=o.count()).rename(_cid="customer_id")
+    j = agg.left_join(n, agg.customer_id == n._cid)
+    return j.mutate(purchases=j._orders.coalesce(0)).drop("_cid", "_orders")
 
 
 # --------------------------------------------------------------------------- 2. pyramid
@@ -375,6 +430,62 @@ def top_share(values: Any, share: float = 0.2) -> float:
         return float("nan")
     k = int(math.floor(share * v.size + 0.5))
     return float(v[:k].sum() / total)
+
+
+#: fewest customers with value on which a concentration or segment finding may be a headline
+MIN_CASES = 30
+
+
+@dataclass(frozen=True)
+class ShareCI:
+    """Share of the total held by the top ``share`` of customers, with a percentile bootstrap interval."""
+
+    estimate: float
+    low: float
+    high: float
+    share: float
+    n: int
+    n_boot: int
+
+    @property
+    def estimable(self) -> bool:
+        return bool(np.isfinite(self.estimate) and np.isfinite(self.low) and np.isfinite(self.high))
+
+    def evidence(self, min_n: int = MIN_CASES) -> bool:
+        """Enough customers and an interval that excludes an even spread (``share`` of the total)."""
+        return self.estimable and self.n >= min_n and self.low > self.share
+
+
+def top_share_ci(values: Any, share: float = 0.2, n_boot: int = 200, seed: int = 42,
+                 level: float = 0.95, max_cells: int = 4_000_000) -> ShareCI:
+    """:func:`top_share` of value clipped at 0 with a percentile bootstrap interval.
+
+    ``n`` counts customers with a positive value. With fewer than two, or no positive
+    total, the estimate and the interval are NaN (not estimable).
+    """
+    raw = np.asarray(values, dtype=float)
+    v = np.clip(raw[~np.isnan(raw)], 0.0, None)
+    n_pos = int((v > 0).sum())
+    est = top_share(v, share)
+    k = int(math.floor(share * v.size + 0.5))
+    if k < 1 or n_pos < 2:  # the top share is no customer, or one customer holds everything
+        return ShareCI(float("nan"), float("nan"), float("nan"), share, n_pos, 0)
+    if n_boot < 1 or not np.isfinite(est):
+        return ShareCI(est if n_pos >= 2 else float("nan"), float("nan"), float("nan"), share, n_pos, 0)
+    rng = np.random.default_rng(seed)
+    per = max(1, max_cells // v.size)
+    out, done = [], 0
+    while done < n_boot:
+        b = min(per, n_boot - done)
+        sample = -np.sort(-v[rng.integers(0, v.size, size=(b, v.size))], axis=1)
+        tot = sample.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(tot > 0, sample[:, :k].sum(axis=1) / tot, np.nan))
+        done += b
+    boots = np.concatenate(out)
+    alpha = (1 - level) / 2
+    lo, hi = np.nanquantile(boots, [alpha, 1 - alpha])
+    return ShareCI(est, float(lo), float(hi), share, n_pos, int(n_boot))
 
 
 @dataclass(frozen=True)
@@ -567,10 +678,13 @@ def gini_ci(values: Any, n_boot: int = 200, seed: int = 42, level: float = 0.95,
 class Migration:
     """Tier transitions between two windows.
 
-    ``counts``: rows = earlier tier (plus ``new`` for customers without a row in the
-    earlier window), columns = later tier (plus ``gone``); ``shares`` are row shares.
-    ``moves`` lists every customer present in both with ``before``, ``after`` and
-    ``direction`` (``up`` / ``down`` / ``same``); ``up``, ``down``, ``same`` count them.
+    ``counts``: rows = earlier tier (plus ``new`` for customers without a row, or
+    without value, in the earlier window), columns = later tier (plus ``gone``);
+    ``shares`` are row shares. ``moves`` lists every customer with value in both
+    windows with ``before``, ``after`` and ``direction`` (``up`` / ``down`` /
+    ``same``); ``up``, ``down``, ``same`` count them. ``n`` customers have value in
+    at least one window; ``inactive_both`` (no value in either, left out of the
+    matrix) are only counted.
     """
 
     counts: pd.DataFrame = field(repr=False)
@@ -582,17 +696,30 @@ class Migration:
     same: int
     new: int
     gone: int
+    inactive_both: int = 0
 
     def __repr__(self) -> str:
         return (f"Migration(n={self.n}, up={self.up}, down={self.down}, same={self.same}, "
-                f"new={self.new}, gone={self.gone})")
+                f"new={self.new}, gone={self.gone}, inactive_both={self.inactive_both})")
 
 
-def tier_migration(before: pd.Series, after: pd.Series) -> Migration:
+def _active(value: pd.Series | None, idx: pd.Index) -> pd.Series:
+    if value is None:
+        return pd.Series(True, index=idx)
+    v = value.reindex(idx).astype(float)
+    return (v.notna() & (v != 0)).astype(bool)
+
+
+def tier_migration(before: pd.Series, after: pd.Series, before_value: pd.Series | None = None,
+                   after_value: pd.Series | None = None) -> Migration:
     """Transition matrix of two tier assignments (ordered categoricals, same categories).
 
-    Every customer in either assignment is counted exactly once, so the matrix
-    total equals the size of the union and row / column sums equal the tier counts.
+    With ``before_value`` / ``after_value`` (the measure in each window) only
+    customers with value (non-zero, not missing) in at least one window take
+    part: a customer without value in the earlier window is ``new`` there (not
+    the bottom of a pyramid of zeros, whose order is arbitrary), without value in
+    the later one ``gone``; customers without value in both are counted as
+    ``inactive_both`` and left out. Every other customer is counted exactly once.
     """
     if not isinstance(before.dtype, pd.CategoricalDtype) or not isinstance(after.dtype, pd.CategoricalDtype):
         raise TypeError("before and after must be categorical tier assignments (see assign_tiers)")
@@ -604,6 +731,13 @@ def tier_migration(before: pd.Series, after: pd.Series) -> Migration:
     idx = before.index.union(after.index)
     b = before.astype(str).reindex(idx).fillna(NEW)
     a = after.astype(str).reindex(idx).fillna(GONE)
+    act_b = _active(before_value, idx) & (b != NEW)
+    act_a = _active(after_value, idx) & (a != GONE)
+    b = b.where(act_b, NEW)
+    a = a.where(act_a, GONE)
+    keep = (act_b | act_a).to_numpy()
+    inactive_both = int((~keep).sum())
+    idx, b, a = idx[keep], b[keep], a[keep]
     counts = (pd.crosstab(pd.Categorical(b, categories=rows), pd.Categorical(a, categories=cols),
                           dropna=False)
               .reindex(index=rows, columns=cols, fill_value=0).astype("int64"))
@@ -620,7 +754,7 @@ def tier_migration(before: pd.Series, after: pd.Series) -> Migration:
     moves.index.name = "customer_id"
     return Migration(counts=counts, shares=shares, moves=moves, n=len(idx), up=int((direction == "up").sum()),
                      down=int((direction == "down").sum()), same=int((direction == "same").sum()),
-                     new=int((b == NEW).sum()), gone=int((a == GONE).sum()))
+                     new=int((b == NEW).sum()), gone=int((a == GONE).sum()), inactive_both=inactive_both)
 
 
 @dataclass(frozen=True)
@@ -714,6 +848,15 @@ class Segments:
     tenure_cut: float
     profit_col: str
     tenure_col: str
+    #: cut points moved from the median because it did not split (``profit`` / ``tenure``)
+    moved: tuple[str, ...] = ()
+    #: dimensions that cannot split at all (every customer has the same value)
+    unsplit: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Both dimensions split the customers (the 2 × 2 matrix is meaningful)."""
+        return not self.unsplit
 
     def __repr__(self) -> str:
         rows = ", ".join(f"{r.segment}={r.n}" for r in self.table.itertuples())
@@ -732,15 +875,32 @@ def loyalty_segments(values: pd.DataFrame, profit_col: str = "historical_clv",
     """True friends / butterflies / barnacles / strangers from profitability × relationship length.
 
     Profitable: ``profit > profit_cut``; long-term: ``tenure >= tenure_cut``.
-    ``None`` cut points default to the medians. Missing profit counts as 0.
+    ``None`` cut points default to the medians. A median that does not split (e.g.
+    median relationship length 0 when most customers bought once: everyone is
+    "long-term") moves to the first cut that does — the next value above it for
+    relationship length, the next value below it for profit — and is listed in
+    ``moved``; a dimension where all customers are equal is listed in ``unsplit``.
+    Missing profit counts as 0.
     """
     for col in (profit_col, tenure_col):
         if col not in values:
             raise ValueError(f"column {col!r} not in the value frame")
     p = values[profit_col].astype(float).fillna(0.0)
     d = values[tenure_col].astype(float).fillna(0.0)
+    moved: list[str] = []
+    unsplit: list[str] = []
     pc = float(p.median()) if profit_cut is None else float(profit_cut)
     tc = float(d.median()) if tenure_cut is None else float(tenure_cut)
+    if p.nunique() < 2:
+        unsplit.append("profit")
+    elif profit_cut is None and not ((p > pc).any() and (p <= pc).any()):
+        pc = float(p[p < pc].max()) if (p < pc).any() else pc  # the next value below: splits
+        moved.append("profit")
+    if d.nunique() < 2:
+        unsplit.append("tenure")
+    elif tenure_cut is None and not ((d >= tc).any() and (d < tc).any()):
+        tc = float(d[d > tc].min()) if (d > tc).any() else tc  # the next value above: splits
+        moved.append("tenure")
     profitable = (p > pc).to_numpy()
     long_term = (d >= tc).to_numpy()
     code = np.where(profitable, np.where(long_term, 0, 1), np.where(long_term, 2, 3))
@@ -758,10 +918,20 @@ def loyalty_segments(values: pd.DataFrame, profit_col: str = "historical_clv",
     table = table.reset_index()
     table["segment"] = table["segment"].astype(str)
     return Segments(table=table, assignment=seg, profit_cut=pc, tenure_cut=tc, profit_col=profit_col,
-                    tenure_col=tenure_col)
+                    tenure_col=tenure_col, moved=tuple(moved), unsplit=tuple(unsplit))
 
 
 # --------------------------------------------------------------------------- 6. predictive CLV
+class CLVNotEstimable(ValueError):
+    """Predictive CLV cannot be estimated on this data; ``reason`` is a translation key suffix
+    (``pyramid.clv_reason.<reason>``): ``no_purchases``, ``no_repeat``, ``no_spend``,
+    ``no_period_data``, ``not_identified``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class CLVResult:
     """Predictive CLV wired to a dataset (models from :mod:`workbench.clv`).
@@ -769,7 +939,9 @@ class CLVResult:
     ``customers``: per-customer ``frequency``, ``recency``, ``T``,
     ``monetary_value``, ``p_alive``, ``expected_purchases`` (horizon),
     ``expected_spend``, ``clv`` (discounted, × margin) and ``predicted_window_value``
-    (undiscounted expected revenue over ``window_months``).
+    (undiscounted expected revenue over ``window_months``). When the purchase or
+    spend model is not identified (:attr:`identified` false) these predictions are
+    missing (NaN): the data cannot support the model and no CLV number is shown.
     """
 
     bgnbd: Any
@@ -783,14 +955,44 @@ class CLVResult:
     horizon_months: int
     annual_discount_rate: float
     margin: float
+    #: why the BG/NBD purchase model / Gamma-Gamma spend model is not identified (empty: it is)
+    bgnbd_issues: tuple[str, ...] = ()
+    gamma_gamma_issues: tuple[str, ...] = ()
+    #: Gamma-Gamma's assumption (spend independent of frequency), checked on the repeat buyers
+    spend_check: Any = None
+    #: "order" (order_id mapped: distinct orders per customer and day) or "day" (purchase days)
+    purchase_unit: str = "day"
+    #: the period end asked for (``calibration_end`` is the last data date when the data end earlier)
+    requested_end: dt.date | None = None
+    #: BG/NBD fitted on the holdout's calibration period (e.g. CDNOW to 1997-09-30)
+    holdout_bgnbd: Any = None
+    #: why there is no holdout check (``""`` when there is one)
+    holdout_reason: str = ""
+    #: the holdout calibration end asked for (or chosen automatically), also when not run
+    holdout_target_end: dt.date | None = None
+    #: first transaction date (start of the data the model is fitted on)
+    data_start: dt.date | None = None
+
+    @property
+    def identified(self) -> bool:
+        """Both models identified: CLV numbers may be shown."""
+        return not self.bgnbd_issues and not self.gamma_gamma_issues
+
+    @property
+    def data_ends_early(self) -> bool:
+        """The data end before the requested end: the model is fitted up to the last data date."""
+        return self.requested_end is not None and self.calibration_end < self.requested_end
 
     def __repr__(self) -> str:
         return (f"CLVResult({self.bgnbd!r}, {self.gamma_gamma!r}, holdout={self.holdout!r}, "
                 f"n={len(self.customers)}, horizon={self.horizon_months}m, "
-                f"discount={self.annual_discount_rate:.0%}/yr, margin={self.margin:.3f})")
+                f"discount={self.annual_discount_rate:.0%}/yr, margin={self.margin:.3f}, "
+                f"identified={self.identified})")
 
     def join(self, values: pd.DataFrame) -> pd.DataFrame:
         """``values`` with ``clv``, ``p_alive`` and ``predicted_window_value`` (0 for non-buyers)."""
+        if not self.identified:
+            raise CLVNotEstimable("not_identified", "the purchase or spend model is not identified on this data")
         cols = ["clv", "p_alive", "expected_purchases", "predicted_window_value"]
         out = values.join(self.customers[cols], how="left")
         out.attrs = dict(values.attrs)
@@ -798,16 +1000,29 @@ class CLVResult:
             out[["clv", "expected_purchases", "predicted_window_value"]].fillna(0.0))
         return out
 
+    def model_metric(self) -> dict[str, Any]:
+        """Identification, the spend–frequency check and the purchase unit (no customer data)."""
+        return {"identified": self.identified, "bgnbd_issues": list(self.bgnbd_issues),
+                "gamma_gamma_issues": list(self.gamma_gamma_issues),
+                "spend_frequency": self.spend_check.to_dict() if self.spend_check is not None else None,
+                "purchase_unit": self.purchase_unit, "fit_end": self.calibration_end,
+                "requested_end": self.requested_end, "n": int(self.bgnbd.n) if self.bgnbd is not None else 0,
+                "n_repeat": int((self.customers["frequency"] > 0).sum())}
+
     def holdout_metric(self) -> dict[str, Any] | None:
         if self.holdout is None:
             return None
         h = self.holdout
         tbl = h.table.reset_index()
-        return {"calibration_end": self.holdout_calibration_end, "holdout_end": self.holdout_end,
-                "n": h.n, "mae": h.mae, "rmse": h.rmse, "correlation": h.correlation,
-                "total_actual": h.total_actual, "total_predicted": h.total_predicted,
-                "by_frequency": [{"frequency": str(r.frequency), "n": int(r.n), "actual": float(r.actual),
-                                  "predicted": float(r.predicted)} for r in tbl.itertuples()]}
+        out = {"calibration_end": self.holdout_calibration_end, "holdout_end": self.holdout_end,
+               "n": h.n, "mae": h.mae, "rmse": h.rmse, "correlation": h.correlation,
+               "total_actual": h.total_actual, "total_predicted": h.total_predicted,
+               "by_frequency": [{"frequency": str(r.frequency), "n": int(r.n), "actual": float(r.actual),
+                                 "predicted": float(r.predicted)} for r in tbl.itertuples()]}
+        if self.holdout_bgnbd is not None:
+            out["bgnbd"] = self.holdout_bgnbd.to_dict()
+            out["bgnbd_issues"] = list(self.holdout_bgnbd.identification_issues())
+        return out
 
 
 def _month_end(day: dt.date) -> dt.date:
@@ -823,21 +1038,49 @@ def default_calibration_end(first: dt.date, end: dt.date, holdout_months: int = 
 
 def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str = "W",
                 horizon_months: int = 12, annual_discount_rate: float = 0.10, margin: float | None = None,
-                window_months: int = 12, holdout_months: int = 6) -> CLVResult:
+                window_months: int | str = 12, holdout_months: int = 6,
+                count_orders: bool | None = None, period_start: Any = None) -> CLVResult:
     """Fit BG/NBD + Gamma-Gamma on purchases up to ``end`` and predict CLV per customer.
 
     Holdout validation first calibrates on purchases up to ``calibration_end``
-    (default :func:`default_calibration_end`) and predicts ``(calibration_end, end]``.
-    The CLV models are then refitted on everything up to ``end``. The discount
-    rate is annual, converted to monthly ``(1+d)^(1/12) − 1``; ``margin``
-    (default: the data's profit / revenue) turns spend into profit.
+    (``""``: :func:`default_calibration_end`; any date inside the data otherwise,
+    independent of the report period) and predicts ``(calibration_end, end]``.
+    The CLV models are then refitted on everything up to ``end``. When the data
+    end before ``end`` (an export ending mid-month), the last data date is used
+    instead (``data_ends_early``). The discount rate is annual, converted to
+    monthly ``(1+d)^(1/12) − 1``; ``margin`` (default: the data's profit /
+    revenue) turns spend into profit.
+
+    ``period_start``: when the data end before it (an empty period), raise
+    :class:`CLVNotEstimable` (``no_period_data``) instead of fitting to an old data end.
+
+    ``count_orders`` (default: ``order_id`` mapped) makes a purchase one order
+    (distinct ``order_id`` per customer and day) instead of one purchase day.
+
+    A fit at the boundary of the parameter space or without finite standard
+    errors (see :meth:`workbench.clv.BetaGeoFit.identification_issues`) is
+    returned with ``identified`` false and no predictions. Raises
+    :class:`CLVNotEstimable` when there is nothing to fit (no purchases, no
+    repeat purchases, no positive repeat spend).
     """
     from workbench import clv
 
-    end = _date(end)
+    ds.require("transactions", "customer_id", "date", "amount", reason="predicted lifetime value")
+    requested = _date(end)
+    lo, hi = ds.date_range("transactions", "date")
+    if lo is None or hi is None:
+        raise CLVNotEstimable("no_purchases", "no transactions")
+    first, last = _date(lo), _date(hi)
+    if period_start is not None and last < _date(period_start):
+        raise CLVNotEstimable("no_period_data", f"the data end on {last}, before the period starts")
+    end = min(requested, last)
+    if end < first:
+        raise CLVNotEstimable("no_purchases", f"no transactions up to {requested}")
+    if count_orders is None:
+        count_orders = ds.has("transactions", "order_id")
+    order_col = "order_id" if count_orders and ds.has("transactions", "order_id") else None
     tx = ds.table("transactions")
     tx = tx.filter(tx.date <= end)
-    first = _date(ds.date_range("transactions", "date")[0])
     if margin is None or not margin > 0:
         if ds.has("transactions", "margin"):
             r = ds.sql(f"SELECT sum(margin) / NULLIF(sum(amount), 0) FROM transactions "
@@ -845,35 +1088,63 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
             margin = float(r) if r is not None and np.isfinite(r) else 1.0
         else:
             margin = 1.0
-    holdout = None
+    holdout = hold_fit = None
+    hold_reason = ""
     cal_end = _date(calibration_end) if calibration_end else default_calibration_end(first, end, holdout_months)
     hold_end = None
-    if first < cal_end < end:
+    if not first < cal_end < end:
+        hold_reason = "outside"
+    else:
         try:
-            ch = clv.calibration_holdout(tx, cal_end, end, time_unit)
+            ch = clv.calibration_holdout(tx, cal_end, end, time_unit, order_col=order_col)
             m = clv.BetaGeoModel().fit(ch["frequency"], ch["recency"], ch["T"])
-            holdout = clv.holdout_validation(m, ch)
-            hold_end = end
+            hold_fit = m.result_
+            if hold_fit.identified:
+                holdout = clv.holdout_validation(m, ch)
+                hold_end = end
+            else:
+                hold_reason = "not_identified"
         except ValueError:
-            holdout = None
-    summ = clv.rfm_summary(tx, end, time_unit)
+            hold_reason = "too_little"
+    try:
+        summ = clv.rfm_summary(tx, end, time_unit, order_col=order_col)
+    except ValueError as exc:
+        raise CLVNotEstimable("no_purchases", str(exc)) from exc
+    if not (summ["frequency"] > 0).any():
+        raise CLVNotEstimable("no_repeat", "no customer bought more than once: the purchase model needs repeat "
+                                           "purchases")
     bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
     rep = summ[(summ["frequency"] > 0) & (summ["monetary_value"] > 0)]
+    if rep.empty:
+        raise CLVNotEstimable("no_spend", "no repeat buyer has a positive mean spend")
     gg = clv.GammaGammaModel().fit(rep["frequency"], rep["monetary_value"])
-    monthly = (1 + annual_discount_rate) ** (1 / 12) - 1
-    val = clv.customer_lifetime_value(bg, gg, summ, horizon=int(horizon_months), discount_rate=monthly,
-                                      time_unit=time_unit, margin=margin)
-    win = clv.customer_lifetime_value(bg, gg, summ, horizon=int(window_months), discount_rate=0.0,
-                                      time_unit=time_unit, margin=1.0)
+    spend_check = clv.spend_frequency_check(rep["frequency"], rep["monetary_value"])
+    bg_issues = bg.result_.identification_issues()
+    gg_issues = gg.result_.identification_issues()
     out = summ[["frequency", "recency", "T", "monetary_value"]].copy()
-    out["p_alive"] = np.asarray(bg.probability_alive(summ["frequency"], summ["recency"], summ["T"]))
-    out = out.join(val)
-    out["predicted_window_value"] = win["clv"]
+    pred_cols = ["p_alive", "expected_purchases", "expected_spend", "clv", "predicted_window_value"]
+    if bg_issues or gg_issues:
+        for col in pred_cols:
+            out[col] = np.nan
+    else:
+        monthly = (1 + annual_discount_rate) ** (1 / 12) - 1
+        val = clv.customer_lifetime_value(bg, gg, summ, horizon=int(horizon_months), discount_rate=monthly,
+                                          time_unit=time_unit, margin=margin)
+        win_months = int(window_months) if window_months != ALL else int(horizon_months)
+        win = clv.customer_lifetime_value(bg, gg, summ, horizon=win_months, discount_rate=0.0,
+                                          time_unit=time_unit, margin=1.0)
+        out["p_alive"] = np.asarray(bg.probability_alive(summ["frequency"], summ["recency"], summ["T"]))
+        out = out.join(val)
+        out["predicted_window_value"] = win["clv"]
     out.index = out.index.astype(str)
     return CLVResult(bgnbd=bg.result_, gamma_gamma=gg.result_, customers=out, holdout=holdout,
                      holdout_calibration_end=cal_end if holdout is not None else None, holdout_end=hold_end,
                      calibration_end=end, time_unit=time_unit, horizon_months=int(horizon_months),
-                     annual_discount_rate=float(annual_discount_rate), margin=float(margin))
+                     annual_discount_rate=float(annual_discount_rate), margin=float(margin),
+                     bgnbd_issues=bg_issues, gamma_gamma_issues=gg_issues, spend_check=spend_check,
+                     purchase_unit="order" if order_col else "day", requested_end=requested,
+                     holdout_bgnbd=hold_fit, holdout_reason=hold_reason, holdout_target_end=cal_end,
+                     data_start=first)
 
 
 # --------------------------------------------------------------------------- 7. strategy
@@ -1077,19 +1348,34 @@ def figure_holdout(result: CLVResult, lang: str = "en") -> go.Figure:
 
 
 # --------------------------------------------------------------------------- notebook helpers
-def comparison_end(end: Any, comparison_period: str = "", months: int = 12) -> dt.date:
+def comparison_end(end: Any, comparison_period: str = "", months: int | str = 12) -> dt.date:
     """End of the comparison value window.
 
     ``""`` = the previous period of the value window's own length: the window of
-    ``months`` months ending the day before the current window starts. Otherwise the
-    end of ``comparison_period`` (any :func:`workbench.periods.parse_period` form).
+    ``months`` months ending the day before the current window starts (for
+    ``months="all"``: the history up to twelve months earlier). Otherwise the end
+    of ``comparison_period`` (any :func:`workbench.periods.parse_period` form).
     """
     if comparison_period:
         from workbench.periods import parse_period
 
         return parse_period(comparison_period, today=_date(end) + dt.timedelta(days=1)).end
-    start, _ = value_window(end, months)
+    months = window_months(months)
+    start, _ = value_window(end, 12 if months == ALL else months)
     return start - dt.timedelta(days=1)
+
+
+def effective_end(ds: Any, end: Any, start: Any = None) -> dt.date:
+    """``end``, or the last transaction date when the data end within the period ``start``–``end``
+    (an export ending mid-month): value windows then stop where the data stop instead of counting
+    days without data. Data ending before ``start`` (an empty period) leave ``end`` unchanged."""
+    end = _date(end)
+    if not ds.has("transactions", "date"):
+        return end
+    last = ds.date_range("transactions", "date")[1]
+    if last is None or (start is not None and _date(last) < _date(start)):
+        return end
+    return min(end, _date(last))
 
 
 def predicted_measure(values: pd.DataFrame, measure: str, margin: float) -> pd.Series:
