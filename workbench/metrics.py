@@ -124,18 +124,29 @@ class Recorder:
     notes: list[str] = field(default_factory=list)
 
     def metric(self, name: str, value: Any) -> Any:
-        """Record (or replace) a metric; returns the value for chaining in a cell."""
-        self.metrics[name] = to_jsonable(value, f"{self.section}.{name}")
+        """Record (or replace) a metric; returns the value for chaining in a cell.
+
+        Personal data in any string of the value (category, handler, segment or driver labels,
+        dict keys included) is masked (:func:`workbench.privacy.mask_labels`)."""
+        from workbench.privacy import mask_labels
+
+        self.metrics[name] = mask_labels(to_jsonable(value, f"{self.section}.{name}"))
         return value
 
     def finding(self, key: str, text: str, value: Any = None, headline: bool = False) -> Finding:
-        """Record a plain-language finding (replacing an earlier one with the same key)."""
-        item = Finding(key, text, value, headline)
+        """Record a plain-language finding (replacing an earlier one with the same key); personal
+        data in the text and value is masked."""
+        from workbench.privacy import mask_labels, mask_text
+
+        item = Finding(key, mask_text(text), mask_labels(to_jsonable(value, key)), headline)
         self.findings = [f for f in self.findings if f.key != key] + [item]
         return item
 
     def note(self, text: str) -> None:
-        """Record a caveat, e.g. an analysis skipped for missing data."""
+        """Record a caveat, e.g. an analysis skipped for missing data (personal data masked)."""
+        from workbench.privacy import mask_text
+
+        text = mask_text(text)
         if text not in self.notes:
             self.notes.append(text)
 
