@@ -7,8 +7,15 @@ Each test here failed before its fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -157,3 +164,256 @@ def test_complaint_verbatims_carry_no_names(tmp_path: Path) -> None:
     assert "[name]" in page and "[phone]" in page
     assert "fâché" not in page, "French text is not quoted: its names cannot be found reliably"
     assert v.examples.attrs.get("withheld", 0) >= 1 or "Jean" not in page
+
+
+# ------------------------------------------------------------------ report runs (items 1, 3, 7, 8)
+DATASET_NAME = "Shop VIP13812345678"
+
+
+@pytest.fixture(scope="module")
+def sec_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 300-customer sample whose dataset name carries a phone number glued to letters."""
+    from workbench.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("security_sample")
+    generate_sample(out, customers=300, seed=5, lang="en", fmt="parquet", end=PERIOD)
+    toml = out / "workbench.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(re.sub(r'(?m)^name = ".*"$', f'name = "{DATASET_NAME}"', text, count=1), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sec_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sec_notebooks")
+    shutil.copy(FIXTURES / "security" / "08_pseudonyms.ipynb", folder)
+    shutil.copy(FIXTURES / "05_minimal.ipynb", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sec_pack(sec_data: Path, sec_notebooks: Path, tmp_path_factory: pytest.TempPathFactory):
+    from workbench.reports import run_pack
+
+    out = tmp_path_factory.mktemp("sec_reports")
+    mp = pytest.MonkeyPatch()
+    mp.delenv("WORKBENCH_PSEUDONYM_KEY", raising=False)
+    try:
+        res = run_pack(sec_data, PERIOD, lang="both", out=out, jobs=2, notebooks_dir=sec_notebooks, progress=False)
+    finally:
+        mp.undo()
+    return res
+
+
+def _record(out: Path, lang: str, name: str = "08_pseudonyms") -> dict:
+    return json.loads((out / PERIOD / lang / f"{name}.metrics.json").read_text(encoding="utf-8"))
+
+
+def test_one_pseudonym_key_per_run_shared_by_languages(sec_pack) -> None:
+    assert sec_pack.exit_code == 0, sec_pack.results
+    en, zh = _record(sec_pack.out, "en")["metrics"], _record(sec_pack.out, "zh")["metrics"]
+    assert en["first_pseudonym"] == zh["first_pseudonym"], "same customer, same pseudonym in both copies"
+    assert en["ci"] == zh["ci"], "bootstrap intervals identical across languages for the same seed"
+    assert en["hash_order"] == zh["hash_order"]
+    assert en["key_source"] == zh["key_source"] == "generated for this run"
+    m = json.loads((sec_pack.out / PERIOD / "metrics.json").read_text(encoding="utf-8"))
+    assert m["run"]["pseudonym_key_source"] == "generated for this run"
+    # the bootstrap checked independently: the same draws on the same ordered values
+    assert en["ci"][0] < en["ci"][1]
+
+
+def test_missing_pseudonym_key_warns_and_env_key_is_recorded(sec_data, sec_notebooks, tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    from workbench.privacy import pseudonymise
+    from workbench.reports import run_pack
+
+    monkeypatch.setenv("WORKBENCH_PSEUDONYM_KEY", "a-long-operator-secret")
+    res = run_pack(sec_data, PERIOD, only=["08_pseudonyms"], lang="en", out=tmp_path / "r", jobs=1,
+                   notebooks_dir=sec_notebooks, progress=False)
+    assert res.exit_code == 0
+    assert "WORKBENCH_PSEUDONYM_KEY is not set" not in capsys.readouterr().err
+    m = json.loads((tmp_path / "r" / PERIOD / "metrics.json").read_text(encoding="utf-8"))
+    assert m["run"]["pseudonym_key_source"] == "env"
+    rec = _record(tmp_path / "r", "en")["metrics"]
+    assert rec["key_source"] == "env"
+    assert rec["first_pseudonym"] in set(pseudonymise(
+        pd.read_parquet(sec_data / "customers.parquet")["customer_id"], key="a-long-operator-secret"))
+
+    monkeypatch.delenv("WORKBENCH_PSEUDONYM_KEY")
+    run_pack(sec_data, PERIOD, only=["08_pseudonyms"], lang="en", out=tmp_path / "r2", jobs=1,
+             notebooks_dir=sec_notebooks, progress=False)
+    assert "WORKBENCH_PSEUDONYM_KEY is not set" in capsys.readouterr().err
+
+
+def test_labels_and_dataset_name_masked_in_report_outputs(sec_pack) -> None:
+    out = sec_pack.out
+    files = [out / PERIOD / lang / f"{name}.html" for lang in ("en", "zh") for name in ("08_pseudonyms", "05_minimal")]
+    files += [out / PERIOD / "metrics.json", out / "index.html", *out.glob(f"{PERIOD}/*/*.metrics.json")]
+    from workbench.reports import plotly_js_source
+
+    js = plotly_js_source()
+    for path in files:
+        text = path.read_text(encoding="utf-8").replace(js, "")
+        for raw in (*GLUED.values(), DATASET_NAME):
+            assert raw not in text, (path.name, raw)
+        assert find_pii(text) == [], path.name
+    page = (out / PERIOD / "en" / "08_pseudonyms.html").read_text(encoding="utf-8")
+    assert "VIP[phone]" in page and "Agent_[id]" in page and "card[card]" in page
+    assert "Shop VIP[phone]" in page
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_kill_9_of_a_pack_kills_its_children_and_next_run_cleans_up(sec_data, sec_notebooks, tmp_path) -> None:
+    from workbench.reports import run_pack
+
+    out = tmp_path / "r"
+    script = (f"from workbench.reports import run_pack; run_pack({str(sec_data)!r}, {PERIOD!r}, "
+              f"only=['08_pseudonyms'], lang='en', out={str(out)!r}, jobs=1, notebooks_dir={str(sec_notebooks)!r}, "
+              "params=['sleep=600'], progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        kids: set[int] = set()
+        while time.monotonic() < deadline:
+            kids = _descendants(proc.pid)
+            cmdlines = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids if Path(f"/proc/{k}/cmdline").exists()]
+            if list(out.rglob("*.running.ipynb")) and any(b"ipykernel" in c for c in cmdlines):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the notebook never started")
+        time.sleep(2)
+        kids = _descendants(proc.pid)
+        assert kids
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+            time.sleep(0.5)
+        survivors = [k for k in kids if _alive(k)]
+        assert not survivors, "children outlived the killed pack"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for k in _descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(k, signal.SIGKILL)
+    assert list(out.rglob("*.running.ipynb")), "the killed run left its work file"
+    res = run_pack(sec_data, PERIOD, only=["08_pseudonyms"], lang="en", out=out, jobs=1,
+                   notebooks_dir=sec_notebooks, progress=False)
+    assert res.exit_code == 0, "the lock died with the killed run"
+    assert not list(out.rglob("*.running.ipynb")) and not list(out.rglob("*.params.json"))
+
+
+def test_corrupt_metrics_never_drop_reports_or_crash(sec_pack, sec_data, sec_notebooks, tmp_path) -> None:
+    from workbench.reports import run_pack
+
+    out = tmp_path / "r"
+    shutil.copytree(sec_pack.out, out)
+    mfile = out / PERIOD / "metrics.json"
+    mfile.write_text(mfile.read_text(encoding="utf-8")[:200], encoding="utf-8")  # truncated
+    (out / "2026-09").mkdir()
+    (out / "2026-09" / "metrics.json").write_text("{}", encoding="utf-8")  # a stray {} in another period
+    res = run_pack(sec_data, PERIOD, only=["05_minimal"], lang="en", out=out, jobs=1, notebooks_dir=sec_notebooks,
+                   progress=False)
+    assert res.exit_code == 0
+    m = json.loads(mfile.read_text(encoding="utf-8"))
+    assert set(m["notebooks"]) == {"05_minimal", "08_pseudonyms"}, "the report not re-run is kept"
+    assert set(m["notebooks"]["08_pseudonyms"]["langs"]) == {"en", "zh"}
+    assert m["notebooks"]["08_pseudonyms"]["metrics"]["ci"] == _record(out, "en")["metrics"]["ci"]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for name in ("05_minimal", "08_pseudonyms"):
+        for lang in ("en", "zh"):
+            assert f'href="{PERIOD}/{lang}/{name}.html"' in index
+
+    # the index alone also recovers from a truncated metrics.json
+    from workbench.reports import write_index
+
+    mfile.write_text("{", encoding="utf-8")
+    write_index(out)
+    assert set(json.loads(mfile.read_text(encoding="utf-8"))["notebooks"]) == {"05_minimal", "08_pseudonyms"}
+
+
+def test_stale_work_files_are_removed_by_the_next_run(tmp_path) -> None:
+    from workbench.reports import LOCK_NAME, clean_stale_work_files, output_lock
+
+    work = tmp_path / "_analyst" / PERIOD / "en"
+    work.mkdir(parents=True)
+    stale = [work / ".05_minimal.k2j3h4g5.running.ipynb", work / ".05_minimal.k2j3h4g5.running.ipynb.params.json",
+             tmp_path / PERIOD / "en" / ".05_minimal.html.abcd1234.tmp", tmp_path / PERIOD / ".metrics.json.ab_cd123"]
+    keep = [work / "05_minimal.ipynb", work / "05_minimal.metrics.json", tmp_path / PERIOD / "metrics.json"]
+    for p in stale + keep:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x", encoding="utf-8")
+    with output_lock(tmp_path):
+        assert clean_stale_work_files(tmp_path) == len(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+    assert (tmp_path / LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------ 8. one run per output folder
+def test_second_run_on_the_same_folder_exits_2(sec_data, sec_notebooks, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.reports import OutputLocked, output_lock, run_pack
+
+    out = tmp_path / "r"
+    with output_lock(out):
+        with pytest.raises(OutputLocked, match="another report run .*pid .* is writing to"):
+            run_pack(sec_data, PERIOD, only=["05_minimal"], lang="en", out=out, notebooks_dir=sec_notebooks,
+                     progress=False)
+        res = CliRunner().invoke(app, ["reports", "run", "--data", str(sec_data), "--period", PERIOD,
+                                       "--only", "05_minimal", "--lang", "en", "--notebooks", str(sec_notebooks),
+                                       "--out", str(out)])
+        assert res.exit_code == 2
+        assert "another report run" in res.output.replace("\n", " ")
+    assert not (out / PERIOD).exists(), "nothing was written while the folder was locked"
+
+
+def test_wait_queues_behind_the_running_one(tmp_path) -> None:
+    import threading
+
+    from workbench.reports import output_lock
+
+    order: list[str] = []
+    first = threading.Event()
+
+    def holder() -> None:
+        with output_lock(tmp_path):
+            first.set()
+            time.sleep(1.0)
+            order.append("first done")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    first.wait(10)
+    with output_lock(tmp_path, wait=True):
+        order.append("second started")
+    t.join()
+    assert order == ["first done", "second started"]
