@@ -279,6 +279,13 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -296,9 +303,10 @@ def test_kill_9_of_a_pack_kills_its_children_and_next_run_cleans_up(sec_data, se
               f"only=['08_pseudonyms'], lang='en', out={str(out)!r}, jobs=1, notebooks_dir={str(sec_notebooks)!r}, "
               "params=['sleep=600'], progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: set[int] = set()
+    born: dict[int, str | None] = {}
     try:
         deadline = time.monotonic() + 120
-        kids: set[int] = set()
         while time.monotonic() < deadline:
             kids = _descendants(proc.pid)
             cmdlines = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids if Path(f"/proc/{k}/cmdline").exists()]
@@ -309,6 +317,7 @@ def test_kill_9_of_a_pack_kills_its_children_and_next_run_cleans_up(sec_data, se
             pytest.fail("the notebook never started")
         time.sleep(2)
         kids = _descendants(proc.pid)
+        born.update({k: _start_time(k) for k in kids})
         assert kids
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -320,9 +329,10 @@ def test_kill_9_of_a_pack_kills_its_children_and_next_run_cleans_up(sec_data, se
     finally:
         if proc.poll() is None:
             proc.kill()
-        for k in _descendants(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(k, signal.SIGKILL)
+        for k, started in born.items():  # only what this test started (same pid and start time)
+            if _alive(k) and _start_time(k) == started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(k, signal.SIGKILL)
     assert list(out.rglob("*.running.ipynb")), "the killed run left its work file"
     res = run_pack(sec_data, PERIOD, only=["08_pseudonyms"], lang="en", out=out, jobs=1,
                    notebooks_dir=sec_notebooks, progress=False)
