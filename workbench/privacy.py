@@ -196,6 +196,14 @@ _FULLWIDTH = str.maketrans(
     {**{chr(0xFF10 + i): str(i) for i in range(10)}, "＋": "+", "－": "-", "＠": "@"}
 )
 _CANDIDATE = re.compile(r"[0-9@\uff10-\uff19\uff20]")
+#: What every kind needs at least: an "@", seven digits chained by short separator runs (phones have
+#: 8+, cards 13+, IDs 18) or an IPv4 shape. Text without it is returned untouched, fast.
+_D = "[0-9\uff10-\uff19]"
+_DENSE = re.compile(
+    rf"[@\uff20]|{_D}(?:[ .()+\-\uff0b\uff0d]{{0,3}}{_D}){{6,}}|{_D}{{1,3}}(?:\.{_D}{{1,3}}){{3}}"
+)
+#: ISO dates and times (axis labels by the thousand): never personal data.
+_DATEISH = re.compile(r"\d{4}-\d{2}(?:-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[+-]\d{2}:?\d{2}|Z)?)?)?")
 _NON_DIGIT = re.compile(r"[^0-9]")
 _SEP = re.compile(r"[ -]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -347,7 +355,7 @@ def mask_text(
     if not isinstance(text, str):
         text = str(text)
     use = _resolve_kinds(kinds, MASK_KINDS)
-    if not _CANDIDATE.search(text):
+    if not _DENSE.search(text):
         return text
     toks = {**DEFAULT_TOKENS, **(tokens or {})}
     out = _normalise(text)
@@ -454,6 +462,7 @@ def mask_name_series(s: pd.Series | Iterable[Any]) -> pd.Series:
 _LABELS: dict[str, str] = {}
 _LABELS_TAKEN: set[str] = set()
 _LABELS_LOCK = threading.Lock()
+_LABEL_CACHE_MAX = 200_000
 
 
 def mask_label(label: Any) -> Any:
@@ -477,7 +486,7 @@ def mask_label(label: Any) -> Any:
     -------
     object
     """
-    if not isinstance(label, str) or not _CANDIDATE.search(label):
+    if not isinstance(label, str) or not _may_hold_pii(label):
         return label
     with _LABELS_LOCK:
         hit = _LABELS.get(label)
@@ -490,7 +499,9 @@ def mask_label(label: Any) -> Any:
                 n += 1
                 masked = f"{base} ({n})"
             _LABELS_TAKEN.add(masked)
-        _LABELS[label] = masked
+            _LABELS[label] = masked
+        elif len(_LABELS) < _LABEL_CACHE_MAX:  # clean labels are only cached, never remembered
+            _LABELS[label] = masked
         return masked
 
 
@@ -504,16 +515,39 @@ def mask_labels(obj: Any) -> Any:
         return mask_label(obj)
     if isinstance(obj, Mapping):
         return {mask_label(k): mask_labels(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [mask_labels(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(mask_labels(v) for v in obj)
+    if isinstance(obj, list | tuple):
+        items = _mask_many(list(obj))
+        return tuple(items) if isinstance(obj, tuple) else items
     if isinstance(obj, np.ndarray) and obj.dtype.kind in "OUS":
         out = np.empty(obj.shape, dtype=object)
-        flat = obj.ravel()
-        out.ravel()[:] = [mask_labels(v) if isinstance(v, str | list | dict) else v for v in flat]
+        out.ravel()[:] = _mask_many(obj.ravel().tolist())
         return out
     return obj
+
+
+def _may_hold_pii(text: str) -> bool:
+    """Cheap checks first: most labels have no digit, and dates are the commonest digit labels."""
+    return bool(_CANDIDATE.search(text)) and not _DATEISH.fullmatch(text) and bool(_DENSE.search(text))
+
+
+def _mask_many(items: list[Any]) -> list[Any]:
+    """:func:`mask_labels` over a list; the strings are scanned in one pass (figures carry thousands)."""
+    out = [v if isinstance(v, str) or not isinstance(v, Mapping | list | tuple | np.ndarray) else mask_labels(v)
+           for v in items]
+    idx = [i for i, v in enumerate(out)
+           if isinstance(v, str) and _may_hold_pii(v)]
+    if len(idx) < 8 or any("\x00" in out[i] for i in idx):
+        for i in idx:
+            out[i] = mask_label(out[i])
+        return out
+    # NUL is in no pattern, so no match can span two strings
+    masked = mask_text("\x00".join(out[i] for i in idx)).split("\x00")
+    if len(masked) != len(idx):  # pragma: no cover - defensive
+        masked = [mask_text(out[i]) for i in idx]
+    for i, m in zip(idx, masked, strict=True):
+        if m != out[i]:
+            out[i] = mask_label(out[i])  # the label mapping keeps distinct labels distinct
+    return out
 
 
 # ---------------------------------------------------------------------------
