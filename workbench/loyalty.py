@@ -74,6 +74,13 @@ class Unsupported(MissingDataError):
         super().__init__(table, columns, t(f"loyalty.why.{key}", "en", **values))
 
 
+def skip_text(exc: MissingDataError, lang: str = "en", analysis_key: str = "") -> str:
+    """"<analysis> — Skipped: <reason>" for a notebook note (the reason in plain words)."""
+    text = _tr("skipped", lang, why=_tr(f"why.{exc.key}", lang, **exc.values)) if isinstance(exc, Unsupported) \
+        else reason(exc, lang)
+    return f"{t(analysis_key, lang)} — {text}" if analysis_key else text
+
+
 def reason(exc: MissingDataError, lang: str = "en") -> str:
     """The plain reason for a skipped analysis: an :class:`Unsupported` reason, else "needs table/column"."""
     if isinstance(exc, Unsupported):
@@ -654,36 +661,33 @@ def _hinge_fit(x: np.ndarray, k: np.ndarray, n: np.ndarray, taus: np.ndarray,
     return a, b, ll
 
 
-def _identity_fit(design: np.ndarray, k: np.ndarray, n: np.ndarray, iters: int = 12,
-                  chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def _identity_fit(design: np.ndarray, k: np.ndarray, n: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Binomial MLE of p = X·θ (identity link) for every design ``X`` (G, L, P) and batch row of ``k``/``n``
-    (B, L), by Fisher scoring (weights n / p(1−p)). Returns θ (B, G, P) and the log-likelihood (B, G)."""
+    (B, L), by Fisher scoring (weights n / p(1−p)). Returns θ (B, G, P) and the log-likelihood (B, G).
+    Vectorised as batched matrix products over the G designs."""
     eps = 1e-6
     G, L, P = design.shape
-    thetas, lls = [], []
+    xx = (design[:, :, :, None] * design[:, :, None, :]).reshape(G, L, P * P)  # (G, L, P²)
+    kk = np.broadcast_to(k.astype(float)[None], (G, *k.shape))  # (G, B, L)
+    nn = np.broadcast_to(n.astype(float)[None], (G, *n.shape))
+    y = np.divide(kk, nn, out=np.zeros(kk.shape), where=nn > 0)
+    w = nn.copy()
     ridge = 1e-9 * np.eye(P)
-    for b0 in range(0, k.shape[0], chunk):
-        kk = k[b0:b0 + chunk, None, :].astype(float)
-        nn = n[b0:b0 + chunk, None, :].astype(float)
-        y = np.divide(kk, nn, out=np.zeros_like(kk), where=nn > 0)
-        w = np.broadcast_to(nn, (kk.shape[0], G, L)).copy()
-        for _ in range(iters):
-            xtwx = np.einsum("glp,bgl,glq->bgpq", design, w, design) + ridge
-            xtwy = np.einsum("glp,bgl,bgl->bgp", design, w, y)
-            theta = np.linalg.solve(xtwx, xtwy[..., None])[..., 0]
-            p = np.clip(np.einsum("glp,bgp->bgl", design, theta), eps, 1 - eps)
-            w = nn / (p * (1 - p))
-        p = np.clip(np.einsum("glp,bgp->bgl", design, theta), eps, 1 - eps)
-        lls.append((kk * np.log(p) + (nn - kk) * np.log1p(-p)).sum(-1))
-        thetas.append(theta)
-    return np.concatenate(thetas), np.concatenate(lls)
+    for _ in range(iters):
+        xtwx = (w @ xx).reshape(G, -1, P, P) + ridge
+        xtwy = (w * y) @ design  # (G, B, P)
+        theta = np.linalg.solve(xtwx, xtwy[..., None])[..., 0]
+        p = np.clip(theta @ np.swapaxes(design, 1, 2), eps, 1 - eps)  # (G, B, L)
+        w = nn / (p * (1 - p))
+    ll = (kk * np.log(p) + (nn - kk) * np.log1p(-p)).sum(-1)  # (G, B)
+    return np.swapaxes(theta, 0, 1), ll.T
 
 
-def _two_break_grid(x: np.ndarray, max_points: int = 41) -> tuple[np.ndarray, np.ndarray]:
+def _two_break_grid(x: np.ndarray, max_points: int = 21) -> tuple[np.ndarray, np.ndarray]:
     """Break pairs (τ1 < τ2) on a grid over the observed levels and the design (G, L, 3) of
     p = a + b1·min(0, s − τ1) + b2·max(0, s − τ2): loyalty flat between τ1 and τ2 (zone of indifference).
     τ1 at the lowest level gives the one-break model, so the two-break model nests it."""
-    step = max(0.1, (x[-1] - x[0]) / (max_points - 1))
+    step = max(0.1, (x[-1] - x[0]) / (max_points - 1))  # 0.2 on 1–5, 0.5 on 0–10
     grid = np.round(np.arange(x[0], x[-1] + step / 2, step), 10)
     pairs = np.array([(a, b) for i, a in enumerate(grid) for b in grid[i + 1:] if b < x[-1]], dtype=float)
     if pairs.size == 0:
@@ -785,6 +789,7 @@ def fit_threshold(levels: Sequence[float], k: Sequence[int], n: Sequence[int], m
     x, k, n = x[order], k[order], n[order]
     if x.size < 3:
         raise ValueError("the threshold model needs at least three satisfaction levels")
+    step = max(step, (x[-1] - x[0]) / 400)  # 0.01 on 1–5; coarser on wide scales (0–10: 0.025) to bound the work
     taus = np.round(np.arange(x[0], x[-2] + step / 2, step), 10)
     a, b, ll = _hinge_fit(x, k[None], n[None], taus)
     i = int(np.argmax(ll[0]))
@@ -826,7 +831,7 @@ def fit_threshold(levels: Sequence[float], k: Sequence[int], n: Sequence[int], m
         two = {"tau1": float(pairs[j, 0]), "tau2": float(pairs[j, 1]), "a": float(th2[0, j, 0]),
                "b1": float(th2[0, j, 1]), "b2": float(th2[0, j, 2])}
         p_one = np.clip(a[0, i] + b[0, i] * np.maximum(0, x - tau), 1e-6, 1 - 1e-6)
-        b2n = max(min(int(n_boot), 200), 1)
+        b2n = max(min(int(n_boot), 100), 1)
         k1 = rng.binomial(n.astype(np.int64)[None, :], p_one[None, :], size=(b2n, x.size))
         n1 = np.broadcast_to(n, k1.shape)
         _, _, ll1b = _hinge_fit(x, k1, n1, taus)
@@ -865,6 +870,20 @@ def _categorical_test(x: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
     return float(stats.chi2.sf(max(float(lin.deviance), 0.0), x.size - 2))
 
 
+def binned_levels(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Satisfaction with more than 11 distinct answers (sliders, 0–100) grouped into ``bins`` equal-width bands
+    of its scale, each at its midpoint, so the threshold models have levels to work with; else unchanged."""
+    if "satisfaction" not in frame or frame["satisfaction"].nunique() <= 11:
+        return frame
+    lo, hi = _scale(frame, "satisfaction")
+    width = (hi - lo) / bins
+    band = np.clip(np.floor((frame["satisfaction"] - lo) / width), 0, bins - 1)
+    out = frame.assign(satisfaction=lo + (band + 0.5) * width)
+    out.attrs.update(frame.attrs)
+    out.attrs["binned"] = bins
+    return out
+
+
 def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[str, ThresholdResult]:
     """Both thresholds: ``intent`` (stated, all respondents) and ``behaviour`` (repeat buying; identified
     respondents with complete follow-up). ``behaviour`` is left out when it cannot be measured."""
@@ -872,6 +891,7 @@ def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[s
         raise Unsupported("binary_satisfaction", columns=("satisfaction",))
     out: dict[str, ThresholdResult] = {}
     why: MissingDataError | None = None
+    frame = binned_levels(frame)
     for m in ("intent", "behaviour"):
         try:
             lv = loyalty_by_level(frame, m)
