@@ -377,6 +377,7 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
         "waves": survey_waves(ds, frame),
         "segments": [c for c in (*cust_cols, *survey_segments) if c in frame],
         "survey_segments": survey_segments,
+        "driver_labels": dict(getattr(ds, "driver_labels", None) or {}),
         "first": frame["date"].min() if len(frame) else None,
         "last": frame["date"].max() if len(frame) else None,
         "window_days": int(window_days), "churn_days": int(churn_days),
