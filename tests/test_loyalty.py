@@ -571,6 +571,10 @@ def _hostile(kind: str, rng: np.random.Generator) -> tuple[dict, dict, list]:
     if kind == "recommend_only":
         sv = pd.DataFrame({"date": d, "satisfaction": q[:, 0], "recommend": rng.integers(0, 11, n).astype(float)})
         return {"surveys": sv}, {"surveys": {"recommend": (0, 10)}}, []
+    if kind == "drivers_no_loyalty":  # satisfaction and attribute ratings, no loyalty item at all
+        sv = pd.DataFrame({"date": d, "satisfaction": np.clip(q[:, 0] + rng.integers(-1, 2, n), 1, 5), "d1": q[:, 0],
+                           "d2": q[:, 1]})
+        return {"surveys": sv}, {}, ["d1", "d2"]
     if kind == "one_respondent":
         sv = pd.DataFrame({"customer_id": ["C1"], "date": [pd.Timestamp("2026-10-03")], "satisfaction": [4.0],
                            "repurchase_intent": [5.0], "d1": [3.0], "d2": [4.0]})
@@ -611,7 +615,7 @@ def _run_all(ds, frame) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", ["binary", "two_level", "scale_0_10", "slider_0_100", "recommend_only",
-                                  "one_respondent", "header_only"])
+                                  "drivers_no_loyalty", "one_respondent", "header_only"])
 def test_hostile_surveys_run_or_skip(tmp_path, kind):
     frames, scales, drivers = _hostile(kind, np.random.default_rng(40))
     ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
@@ -629,6 +633,10 @@ def test_hostile_surveys_run_or_skip(tmp_path, kind):
         assert res["thresholds"] == "ran" and res["four_cases"] == "ran"
     if kind == "recommend_only":
         assert res["thresholds"].startswith("Skipped") and res["scorecard"] == "ran"
+    if kind == "drivers_no_loyalty":
+        assert res["key_drivers"] == "ran" and res["scorecard"] == "ran"
+        assert "repurchase_intent" in res["thresholds"] and "repurchase_intent" in res["four_cases"]
+        assert "repurchase_intent" in res["correlations"]
     if kind in ("one_respondent", "header_only"):
         assert res["thresholds"].startswith("Skipped") and res["key_drivers"].startswith("Skipped")
 

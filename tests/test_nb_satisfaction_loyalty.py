@@ -98,7 +98,7 @@ def _honest(payload: dict) -> None:
 
 
 @pytest.mark.parametrize("kind,lang", [("binary", "en"), ("one_respondent", "zh"), ("header_only", "en"),
-                                       ("scale_0_10", "en")])
+                                       ("scale_0_10", "en"), ("drivers_no_loyalty", "en")])
 def test_notebook_on_hostile_surveys(tmp_path, kind, lang):
     import numpy as np
     from test_loyalty import _hostile
@@ -115,6 +115,8 @@ def test_notebook_on_hostile_surveys(tmp_path, kind, lang):
         assert not any(f["headline"] for f in payload["findings"])
     if kind == "header_only":
         assert payload["metrics"]["n_responses"] == 0 and not any(f["headline"] for f in payload["findings"])
+    if kind == "drivers_no_loyalty":
+        assert "drivers" in payload["metrics"] and "repurchase_intent" in notes
     if kind == "scale_0_10":
         assert payload["metrics"]["quadrant_cutoffs"]["sat_high"] == 9 and "thresholds" in payload["metrics"]
 

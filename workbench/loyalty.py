@@ -490,6 +490,8 @@ def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str]
     """
     if ys is None:
         ys = [c for c in (*ATTITUDINAL, *BEHAVIOURAL) if c in frame and c != x]
+    if not ys:
+        raise MissingDataError("surveys", ("repurchase_intent", "recommend", "loyal"), "a loyalty measure")
     rows = []
     for y in ys:
         sub = frame[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()

@@ -109,7 +109,8 @@ TABLES: dict[str, TableSpec] = {
             _c("comment", "text"),
         ),
         unique="response_id",
-        one_of=("repurchase_intent", "recommend", "loyal"),
+        # no loyalty item is required: a survey of satisfaction and attribute ratings still has drivers and a
+        # scorecard; sections that need repurchase_intent / recommend / loyal say so (issue 11)
         extra_kind="rating",
         description="Survey responses; extra numeric columns are attribute ratings (drivers).",
     ),
