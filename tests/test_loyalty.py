@@ -715,3 +715,34 @@ def test_headline_evidence_rule():
     assert L.evidence(0.2, 0.1, 0.3, 10) == "not_enough_evidence"
     assert L.evidence(0.2, float("nan"), 0.3, 100) == "not_estimable"
     assert L.evidence(5.0, -1e200, 1e200, 100, span=1.0) == "not_estimable"
+
+
+def test_dataset_accessors_read_defensively():
+    class Old:  # a Dataset before the survey-segment / wave accessors existed
+        def has(self, table, *cols):
+            return False
+
+    class New(Old):
+        loyal_kind = "behaviour"
+
+        def segment_columns(self, table):
+            if table != "surveys":
+                raise KeyError(table)
+            return ["Class", "Type of Travel"]
+
+        def survey_waves(self):
+            return 1
+
+    assert L.segment_columns(Old(), "surveys") == [] and L.survey_waves(Old()) == 0
+    assert L.segment_columns(New(), "surveys") == ["Class", "Type of Travel"]
+    assert L.segment_columns(New(), "customers") == [] and L.survey_waves(New()) == 1
+
+
+def test_figures_state_their_base(small_frame):
+    fig = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "en"), len(small_frame), small_frame, "en",
+                      followup=True)
+    title = fig.layout.title.text
+    assert f"n = {len(small_frame):,}" in title and "90 days" in title
+    assert small_frame["date"].min().strftime("%Y") in title
+    zh = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "zh"), 5, small_frame, "zh").layout.title.text
+    assert "样本数 5" in zh

@@ -109,6 +109,7 @@ def test_notebook_on_hostile_surveys(tmp_path, kind, lang):
     notes = " ".join(payload["notes"])
     if kind == "binary":
         assert "satisfaction is yes/no" in notes and "Single wave" in notes
+        assert "Base: n = 240" in (tmp_path / "out.ipynb").read_text(encoding="utf-8")  # figures state their base
         assert "drivers" in payload["metrics"] and payload["metrics"]["drivers_r2"]["model"] == "logistic"
     if kind == "one_respondent":
         assert "已跳过" in notes and payload["metrics"]["n_responses"] == 1
