@@ -86,15 +86,23 @@ def _run_on(tmp_path: Path, frames: dict, scales: dict, drivers: list, lang: str
 
 
 def _honest(payload: dict) -> None:
-    """Every skip has a reason; a headline rests on enough cases and a finite interval that excludes 0."""
+    """Every skip has a reason; a headline rests on enough cases and an interval that excludes "no effect"
+    (checked on the recorded metrics)."""
     skipped = [n for n in payload["notes"] if "Skipped" in n or "已跳过" in n]
     assert all(len(n.split("—", 1)[-1].strip()) > 20 for n in skipped), skipped
-    for f in payload["findings"]:
-        v = f["value"]
-        if f["headline"] and isinstance(v, dict) and "ci_low" in v:
-            assert v["n"] >= 30 and v["ci_low"] is not None and v["ci_high"] is not None, f
-            if f["key"] in ("drivers", "value_at_stake"):
-                assert not (v["ci_low"] <= 0 <= v["ci_high"]), f
+    m = payload["metrics"]
+    heads = {f["key"] for f in payload["findings"] if f["headline"]}
+    if "drivers" in heads:
+        assert m["drivers_r2"]["r2"] >= 0.10 and m["drivers_r2"]["n"] >= 30 and m["drivers"][0]["significant"]
+        assert not m["drivers"][0]["ci_low"] <= 0 <= m["drivers"][0]["ci_high"]
+    if "value_at_stake" in heads:
+        assert not m["value_at_stake"]["extra_profit_ci"][0] <= 0 <= m["value_at_stake"]["extra_profit_ci"][1]
+    if "conversion" in heads:
+        assert m["conversion"]["overall"]["n_intent"] >= 30
+    if "four_cases" in heads:
+        assert sum(v["n"] for k, v in m["quadrants"].items() if k != "unknown") >= 30
+    if "thresholds" in heads:
+        assert any(t["best_model"] != "linear" and t["n"] >= 30 for t in m["thresholds"].values())
 
 
 @pytest.mark.parametrize("kind,lang", [("binary", "en"), ("one_respondent", "zh"), ("header_only", "en"),
