@@ -298,7 +298,10 @@ def test_handling_by_handler_marks_small_n(hand):
     counts = f["complaints"]["handler"].value_counts()
     assert (tab["complaints"] == counts[tab.index]).all()
     assert tab.loc["Lone Wolf", "small_n"] and not tab.loc["Team A", "small_n"]
-    assert h.overall["open_backlog"] == f["complaints"]["closed_at"].isna().sum()
+    # open at the period end (END), not at the data end: closed later is still open then
+    closed_at = f["complaints"]["closed_at"]
+    assert h.overall["open_backlog"] == (closed_at.isna() | (closed_at > pd.Timestamp(END))).sum()
+    assert (closed_at > pd.Timestamp(END)).sum() > 0  # the data runs past the period end
     assert 0 < h.overall["within_sla_share"] < 1
     assert len(h.trend) == 12
     fig = C.figure_handlers(h.by["handler"], "zh")
@@ -451,3 +454,404 @@ def test_upper_limit_vectorised_handles_zero_and_missing():
     assert got[0] == 0 and got[1] == 0 and got[2] == got[3]
     for m, lim in zip(mu[2:], got[2:], strict=True):
         assert stats.poisson.sf(lim, m) <= 0.001 < stats.poisson.sf(lim - 1, m)
+
+
+# ----------------------------------------------------------------- issue 11: honest on any data
+def test_default_closed_patterns_recognise_common_closing_words(tmp_path, monkeypatch):
+    """Status-only closing (no close times): LIKE patterns, case-insensitive; negations stay open."""
+    statuses = {  # status → closed?
+        "Closed with explanation": True, "Closed with monetary relief": True,
+        "Closed with non-monetary relief": True, "Closed": True, "CLOSED": True, "case closed": True,
+        "Resolved": True, "resolved - customer informed": True, "Done": True, "completed": True,
+        "已关闭": True, "已解决": True, "已完成": True, "关闭": True, "结案": True,
+        "In progress": False, "Untimely response": False, "Open": False, "Unresolved": False,
+        "Not resolved": False, "未解决": False, "处理中": False, "Reopened": False,
+    }
+    t0 = dt.datetime(2025, 3, 1, 9)
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(len(statuses))], "opened_at": t0,
+                         "category": "x", "status": list(statuses)})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    h = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1))
+    expected_open = sum(not v for v in statuses.values())
+    assert h.overall["open_backlog"] == expected_open
+    assert h.overall["closed"] == len(statuses) - expected_open
+    assert h.overall["close_times"] is False
+    # which rows: evaluate the predicate row by row in the engine
+    got = ds.sql(f"SELECT status, {C.status_closed_sql(ds)} AS closed FROM complaints")
+    assert dict(zip(got["status"], got["closed"], strict=True)) == statuses
+    # configured patterns replace the defaults (workbench.toml closed_statuses → ds.closed_statuses)
+    monkeypatch.setattr(type(ds), "closed_statuses", property(lambda self: ["in progress"]), raising=False)
+    assert C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1)).overall["closed"] == 1
+    # an explicit argument wins over the configuration
+    custom = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1), closed_statuses=["closed%", "%relief"])
+    assert custom.overall["closed"] == sum(s.strip().lower().startswith("closed") for s in statuses)
+
+
+def test_no_close_times_says_so_instead_of_a_curve(tmp_path):
+    t0 = dt.datetime(2025, 3, 1, 9)
+    comp = pd.DataFrame({"complaint_id": ["K1", "K2", "K3"], "opened_at": t0, "category": "x",
+                         "status": ["Closed", "In progress", "Closed with explanation"]})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    h = C.handling(ds, dt.date(2025, 1, 1), dt.date(2025, 12, 1))
+    assert h.overall["median_hours"] is None and not (h.curves["kind"] == "resolution").any()
+    for lang, phrase in (("en", "No close times in the data"), ("zh", "数据中没有关闭时间")):
+        (f,) = C.findings(lang, handling_result=h)
+        assert phrase in f["text"] and not f["headline"]
+    assert "1" in C.findings("en", handling_result=h)[0]["text"]
+
+
+def test_open_cases_and_backlog_age_at_the_period_end(tmp_path):
+    """A complaint closed after the period end is open at the period end; its age runs to the period end."""
+    rng = np.random.default_rng(4)
+    opened = [dt.datetime(2025, 1, 1) + dt.timedelta(hours=int(h)) for h in rng.integers(0, 300 * 24, 300)]
+    closed = [o + dt.timedelta(hours=int(h)) if rng.random() > 0.15 else None
+              for o, h in zip(opened, rng.integers(1, 24 * 60, 300), strict=True)]
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(300)], "opened_at": opened, "closed_at": closed,
+                         "category": "x"})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    start, end = dt.date(2025, 1, 1), dt.date(2025, 9, 1)
+    h = C.handling(ds, start, end)
+    pe = pd.Timestamp(end)
+    inwin = comp[(comp["opened_at"] >= pd.Timestamp(start)) & (comp["opened_at"] < pe)]
+    open_then = inwin[inwin["closed_at"].isna() | (inwin["closed_at"] > pe)]
+    assert h.overall["open_backlog"] == len(open_then)
+    assert h.overall["as_of"].startswith("2025-09-01")
+    ages = (pe - open_then["opened_at"]).dt.total_seconds() / 3600
+    assert h.overall["backlog_median_age_hours"] == pytest.approx(ages.median())
+    # at the data's end instead, fewer are open (those closed between the period end and the data end)
+    late = C.handling(ds, start, end, as_of=comp[["opened_at", "closed_at"]].max().max())
+    assert late.overall["open_backlog"] == inwin["closed_at"].isna().sum() < len(open_then)
+
+
+def test_history_starts_at_the_first_complaint(tmp_path):
+    """Never zero-padded before the data: the first period is the first month with a complaint."""
+    comp = hand_frames()["complaints"]
+    comp = comp[comp["opened_at"] >= pd.Timestamp("2025-07-01")]
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    v = C.volume(ds, START, END, "month")
+    assert v["period"].iloc[0] == dt.date(2025, 7, 1) and len(v) == 6
+    assert v["complaints"].sum() == len(comp)
+    cells = C.alert_cells(ds, START, END, "month")
+    assert min(cells["period"]) == dt.date(2025, 7, 1)
+    assert C.history_start(ds, START, "month") == dt.date(2025, 7, 1)
+    assert C.history_start(ds, dt.date(2025, 9, 15), "month") == dt.date(2025, 9, 1)
+
+
+def test_trends_every_category_min_history_holm_and_trimmed_to_first_data():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(8)
+    cells = sim_cells(rng, cats=("a", "b", "c", "new", "rare"), base=(20, 12, 8, 10, 0.15), trend=("c", 0.05),
+                      season=False)
+    # 'new' starts in the 19th month: its earlier zeros are not history
+    cells.loc[(cells["category"] == "new") & (cells["period"] < dt.date(2025, 7, 1)), "complaints"] = 0
+    # without shared seasonality the joint Poisson likelihood separates by category
+    got = C.category_trends(cells, min_history=6, season=False).set_index("category")
+    assert set(got.index) == {"a", "b", "c", "new", "rare"}  # every category is reported
+    with_data = cells[cells["complaints"] > 0].groupby("category")["period"].nunique()
+    assert (got["periods"] == with_data.reindex(got.index).fillna(0)).all()
+    assert got.loc["new", "periods"] == 6 and got.loc["new", "tested"]
+    short = got[got["periods"] < 6]
+    assert (short["status"] == "short_history").all() and short["trend_slope"].isna().all()
+    assert short["p_adjusted"].isna().all()
+    tested = got[got["tested"]]
+    assert np.allclose(tested["p_adjusted"], multipletests(tested["p_value"], method="holm")[1])
+    # 'new' fitted only from its first month: an independent Poisson GLM on those six months agrees on the slope
+    import statsmodels.api as sm
+
+    sub = cells[(cells["category"] == "new") & (cells["period"] >= dt.date(2025, 7, 1))].reset_index(drop=True)
+    tt = np.arange(len(sub)) - (np.arange(24).mean() - 18)  # only the slope matters
+    fit = sm.GLM(sub["complaints"], sm.add_constant(tt), family=sm.families.Poisson(),
+                 offset=np.log(sub["buyers"])).fit()
+    assert got.loc["new", "estimable"]
+    assert got.loc["new", "trend_slope"] == pytest.approx(math.expm1(fit.params.iloc[1]), abs=1e-6)
+    assert got.loc["c", "growth_rank"] == 1 and got.loc["c", "p_adjusted"] < 0.01
+
+
+def test_absurd_intervals_are_not_estimable_and_never_a_headline():
+    assert C.trend_estimable([0.01, -0.5, 0.1, np.nan], [0.05, 0.6, np.inf, 0.2]).tolist() == [True, False, False,
+                                                                                               False]
+    trends = pd.DataFrame({"category": ["Debt collection"], "complaints": [1231], "share": [0.2], "periods": [20],
+                           "tested": [True], "trend_slope": [np.nan], "ci_low": [np.nan], "ci_high": [np.nan],
+                           "p_value": [1e-9], "p_adjusted": [1e-9], "estimable": [False], "status": ["not_estimable"],
+                           "growth_rank": [np.nan]})
+    for lang in ("en", "zh"):
+        (f,) = C.findings(lang, trends=trends)
+        assert not f["headline"] and f["value"] is None
+        assert not any(ch.isdigit() for ch in f["text"].replace("6", ""))  # only the minimum history is a number
+
+
+def test_alerts_not_judged_without_history_and_trend_not_extrapolated_far():
+    rng = np.random.default_rng(12)
+    cells = sim_cells(rng, months=36, season=False, trend=("c", 0.04))
+    cells["exposure"] = 1000.0
+    # a category that starts in the judged periods: no history, never an alert, however large
+    cells.loc[cells["category"] == "f", "complaints"] = 0
+    cells.loc[(cells["category"] == "f") & (cells["period"] >= dt.date(2026, 1, 1)), "complaints"] = 500
+    got = C.detect_alerts(cells, judge_from=dt.date(2025, 1, 1))
+    f = got[got["category"] == "f"]
+    assert not f["judged"].any() and not f["flagged"].any() and f["expected"].isna().all()
+    assert "f" in got.attrs["without_history"]
+    # the trend of 'c' is carried at most 3 periods past the last fitted one (2024-12), then held
+    c = got[(got["category"] == "c") & (got["period"] >= dt.date(2025, 1, 1))].sort_values("period")
+    exp = c["expected"].to_numpy()
+    assert exp[0] < exp[1] < exp[2]
+    assert np.allclose(exp[2:], exp[2])
+    assert got.attrs["max_extrapolate"] == 3
+
+
+def test_dispersion_is_pearson_chi2_and_shared_with_workbench_alerts(hand):
+    ds, _ = hand
+    since = dt.date(2025, 10, 1)
+    res = C.judge_periods(ds, since, END, "month")
+    run = C.run_alerts(ds, since=since.isoformat(), granularity="month")
+    assert run.payload["dispersion"] == pytest.approx(res.attrs["dispersion"])
+    fit = res[~res["judged"] & res["expected"].notna() & (res["period"] < since)]
+    chi2 = float((((fit["complaints"] - fit["expected"]) ** 2) / fit["expected"]).sum())
+    k = 2 * fit["category"].nunique()  # level + trend per category, no season with a year of history
+    assert res.attrs["dispersion"] == pytest.approx(max(chi2 / (len(fit) - k), 1.0), rel=1e-6)
+
+
+@pytest.fixture
+def sla_schema(monkeypatch):
+    """The optional complaints columns ``timely`` (binary) and ``outcome`` (text) — added to the schema
+    by the 'semantics' work; patched in here until that is merged."""
+    from dataclasses import replace
+
+    from workbench import schema
+
+    spec = schema.TABLES["complaints"]
+    extra = tuple(schema.Column(n, k) for n, k in (("timely", "binary"), ("outcome", "text"))
+                  if spec.column(n) is None)
+    monkeypatch.setitem(schema.TABLES, "complaints", replace(spec, columns=spec.columns + extra))
+
+
+def test_timely_share_with_wilson_ci_by_category_and_trend(tmp_path, sla_schema):
+    from statsmodels.stats.proportion import proportion_confint
+
+    rng = np.random.default_rng(6)
+    n = 800
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(n)],
+                         "opened_at": [dt.datetime(2025, 1, 1) + dt.timedelta(hours=int(h))
+                                       for h in rng.integers(0, 364 * 24, n)],
+                         "category": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]),
+                         "timely": rng.choice([1.0, 0.0, np.nan], n, p=[0.85, 0.12, 0.03]),
+                         "outcome": rng.choice(["refund", "explanation", "", "apology"], n)})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    assert ds.has("complaints", "timely") and ds.has("complaints", "outcome")
+    p0, p1 = dt.date(2025, 10, 1), dt.date(2025, 11, 1)
+    tm = C.timeliness(ds, p0, p1, history_start=START)
+    per = comp[(comp["opened_at"] >= pd.Timestamp(p0)) & (comp["opened_at"] < pd.Timestamp(p1))]
+    known = per.dropna(subset=["timely"])
+    assert tm.overall["complaints"] == len(known) and tm.overall["unknown"] == per["timely"].isna().sum()
+    assert tm.overall["share"] == pytest.approx(known["timely"].mean())
+    lo, hi = proportion_confint(int(known["timely"].sum()), len(known), method="wilson")
+    assert (tm.overall["ci_low"], tm.overall["ci_high"]) == pytest.approx((lo, hi))
+    ref = known.groupby("category")["timely"].agg(["size", "sum"])
+    bc = tm.by_category.set_index("category")
+    for cat, r in ref.iterrows():
+        lo, hi = proportion_confint(int(r["sum"]), int(r["size"]), method="wilson")
+        assert bc.loc[cat, "complaints"] == r["size"] and bc.loc[cat, "share"] == pytest.approx(r["sum"] / r["size"])
+        assert (bc.loc[cat, "ci_low"], bc.loc[cat, "ci_high"]) == pytest.approx((lo, hi))
+    allk = comp.dropna(subset=["timely"])
+    monthly = allk.groupby(allk["opened_at"].dt.to_period("M").dt.start_time)["timely"].mean()
+    assert len(tm.trend) == 10
+    assert np.allclose(tm.trend["share"], monthly.iloc[:10].to_numpy())
+    # outcomes by category (empty outcome shown as '–')
+    dist = C.outcomes(ds, p0, p1)
+    ref = per.assign(outcome=per["outcome"].replace("", "–")).groupby(["category", "outcome"]).size()
+    got = dist.set_index(["category", "outcome"])["complaints"]
+    assert got.sort_index().to_dict() == ref.sort_index().to_dict()
+    assert np.allclose(dist.groupby("category")["share"].sum(), 1.0)
+    wide = C.outcome_table(dist, "category", "zh")
+    assert wide["n"].sum() == len(per)
+
+
+def test_timely_missing_is_a_skip_not_a_crash(hand):
+    ds, _ = hand
+    from workbench.engine import MissingDataError
+
+    with pytest.raises(MissingDataError):
+        C.timeliness(ds, START, END)
+    with pytest.raises(MissingDataError):
+        C.outcomes(ds, START, END)
+
+
+@pytest.mark.parametrize("case", ["header_only", "one_category", "empty_period", "no_customer_ids"])
+def test_functions_run_on_hostile_data(tmp_path, case):
+    comp = hand_frames()["complaints"]
+    if case == "header_only":
+        comp = comp.iloc[:0]
+    elif case == "one_category":
+        comp = comp.assign(category="only")
+    elif case == "no_customer_ids":
+        comp = comp.drop(columns=["customer_id"])
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    p0, p1 = (dt.date(2026, 3, 1), dt.date(2026, 4, 1)) if case == "empty_period" else (dt.date(2025, 12, 1), END)
+    hs = C.history_start(ds, C.months_back(p1, 24), "month")
+    s = C.period_summary(ds, p0, p1)
+    assert s["complaints"] == ((comp["opened_at"] >= pd.Timestamp(p0)) & (comp["opened_at"] < pd.Timestamp(p1))).sum()
+    assert (s["complainers"] is None) == (case in ("no_customer_ids",)) or case == "header_only"
+    v = C.volume(ds, hs, p1)
+    assert v["complaints"].sum() == ((comp["opened_at"] >= pd.Timestamp(hs)) & (comp["opened_at"] < pd.Timestamp(p1))).sum()
+    cells = C.alert_cells(ds, hs, p1, "month", categories=C.top_categories(ds, hs, p1, C.TOP_CATEGORIES))
+    trends = C.category_trends(cells)
+    assert len(trends) == comp["category"].nunique()
+    h = C.handling(ds, hs, p1)
+    assert h.overall["complaints"] == v["complaints"].sum()
+    for lang in ("en", "zh"):
+        C.findings(lang, trends=trends, handling_result=h)
+
+
+# ----------------------------------------------------------------- the CFPB export end to end
+def _realdata(name: str) -> Path | None:
+    """``../shared/realdata/<name>`` seen from the repository (or one of its parents: worktrees)."""
+    for parent in Path(__file__).resolve().parents:
+        p = parent / "shared" / "realdata" / name
+        if p.exists():
+            return p
+    return None
+
+
+CFPB = _realdata("cfpb_complaints_sample_2019.csv")
+OPEN_CFPB = {"In progress", "Untimely response"}  # the export's statuses that are not a closing
+
+
+def cfpb_frame() -> pd.DataFrame:
+    """The canonical complaints table built from the raw CFPB export with plain pandas."""
+    raw = pd.read_csv(CFPB, dtype=str, keep_default_na=False)
+    return pd.DataFrame({"complaint_id": raw["Complaint ID"],
+                         "opened_at": pd.to_datetime(raw["Date received"], format="%Y/%m/%d"),
+                         "category": raw["Product"], "status": raw["Company response to consumer"],
+                         "timely": (raw["Timely response?"].str.strip().str.lower() == "yes").astype(float)})
+
+
+@pytest.fixture(scope="module")
+def cfpb(tmp_path_factory):
+    if CFPB is None:
+        pytest.skip("shared/realdata/cfpb_complaints_sample_2019.csv not found")
+    from dataclasses import replace
+
+    from workbench import schema
+
+    spec = schema.TABLES["complaints"]
+    extra = tuple(schema.Column(n, k) for n, k in (("timely", "binary"), ("outcome", "text")) if spec.column(n) is None)
+    mp = pytest.MonkeyPatch()
+    mp.setitem(schema.TABLES, "complaints", replace(spec, columns=spec.columns + extra))
+    frame = cfpb_frame()
+    ds = dataset_from_frames({"complaints": frame}, tmp_path_factory.mktemp("cfpb"))
+    yield ds, frame
+    ds.close()
+    mp.undo()
+
+
+def test_cfpb_monthly_counts_and_open_by_status(cfpb):
+    ds, f = cfpb
+    end = dt.date(2020, 4, 1)
+    v = C.volume(ds, dt.date(2010, 1, 1), end, "month")
+    ref = f.groupby(f["opened_at"].dt.to_period("M").dt.start_time).size()
+    assert v["period"].iloc[0] == ref.index.min().date()  # starts at the first data, not 2010
+    got = v.set_index(pd.to_datetime(v["period"]))["complaints"]
+    assert (got[ref.index] == ref).all() and got.sum() == len(f)
+    assert (got.drop(ref.index) == 0).all()  # months without complaints inside the history are real zeros
+    # open by status, with the default closing patterns (no close times in this export)
+    h = C.handling(ds, dt.date(2010, 1, 1), end)
+    assert h.overall["close_times"] is False
+    assert h.overall["open_backlog"] == f["status"].isin(OPEN_CFPB).sum() == 72
+    assert h.overall["closed"] == (~f["status"].isin(OPEN_CFPB)).sum()
+    by = ds.sql(f"SELECT status, {C.status_closed_sql(ds)} AS closed, count(*) AS n FROM complaints GROUP BY ALL")
+    ref_by = f.groupby("status").size()
+    for r in by.itertuples():
+        assert r.n == ref_by[r.status] and r.closed == (r.status not in OPEN_CFPB)
+    (finding,) = C.findings("en", handling_result=h)
+    assert "No close times in the data" in finding["text"] and "72 of 6,623" in finding["text"]
+
+
+@pytest.mark.parametrize("period", ["2019-12", "2020-03", "2020-12", "2021-12"])
+def test_cfpb_trends_no_headline_from_padding_and_holm(cfpb, period):
+    from statsmodels.stats.multitest import multipletests
+
+    ds, f = cfpb
+    p0 = dt.date.fromisoformat(period + "-01")
+    p1 = C.months_back(p0, -1)
+    hs = C.history_start(ds, C.months_back(p1, 24), "month")
+    assert hs >= f["opened_at"].min().to_period("M").start_time.date()
+    cells = C.alert_cells(ds, hs, p1, "month", categories=C.top_categories(ds, hs, p1, C.TOP_CATEGORIES))
+    tr = C.category_trends(cells, "month")
+    # every category in the window is reported
+    inwin = f[(f["opened_at"] >= pd.Timestamp(hs)) & (f["opened_at"] < pd.Timestamp(p1))]
+    assert set(tr["category"]) == set(inwin["category"])
+    tested = tr[tr["tested"]]
+    assert np.allclose(tested["p_adjusted"], multipletests(tested["p_value"], method="holm")[1])
+    # no digits for estimates whose interval is not finite or wider than 100 points
+    assert ((tr["ci_high"] - tr["ci_low"]).dropna() <= 1.0).all()
+    for lang in ("en", "zh"):
+        (fnd,) = C.findings(lang, trends=tr)
+        if period != "2020-03":
+            # a 2019 surge that has since collapsed, or months after the data's end: never "rose … a month"
+            assert not fnd["headline"] and fnd["value"] is None, fnd["text"]
+        if fnd["headline"]:  # only an estimable, corrected-significant rise that has not turned since
+            top = tr[tr["trend_slope"] == fnd["value"]].iloc[0]
+            assert top["status"] == "ok" and top["p_adjusted"] < 0.05 and top["ci_low"] > 0
+            assert top["ci_high"] - top["ci_low"] <= 1.0 and top["periods"] >= 6
+            assert not (top["recent_slope"] < 0 and top["recent_p"] < 0.05)
+    if period in ("2019-12", "2020-03"):
+        top = tr.set_index("category").loc["Debt collection"]
+        # the window-long slope is positive, but the latest periods go significantly the other way
+        assert top["trend_slope"] > 0 and top["recent_slope"] < 0 and top["status"] == "reversed"
+        last = f[(f["category"] == "Debt collection") & (f["opened_at"] < pd.Timestamp(p1))]
+        monthly = last.groupby(last["opened_at"].dt.to_period("M")).size()
+        assert monthly.iloc[-1] < monthly.max() / 10  # independent: the latest month is far below the peak
+
+
+def test_cfpb_timely_share(cfpb):
+    from statsmodels.stats.proportion import proportion_confint
+
+    ds, f = cfpb
+    tm = C.timeliness(ds, dt.date(2019, 1, 1), dt.date(2020, 1, 1))
+    y = f[(f["opened_at"] >= "2019-01-01") & (f["opened_at"] < "2020-01-01")]
+    assert tm.overall["complaints"] == len(y) and tm.overall["timely"] == int(y["timely"].sum())
+    lo, hi = proportion_confint(int(y["timely"].sum()), len(y), method="wilson")
+    assert (tm.overall["ci_low"], tm.overall["ci_high"]) == pytest.approx((lo, hi))
+
+
+def test_a_trend_that_has_turned_is_not_a_headline():
+    """Rising for 16 months, then falling for 8: the window-long slope is positive but no headline says
+    'rose … a month'; a steady planted rise still is one."""
+    rng = np.random.default_rng(21)
+    cells = sim_cells(rng, season=False, cats=("a", "b", "hump"), base=(20, 12, 1))
+    idx = {p: i for i, p in enumerate(sorted(set(cells["period"])))}
+    mu = [math.exp(0.25 * min(idx[p], 15) - 0.3 * max(idx[p] - 15, 0)) * 2 for p in cells["period"]]
+    hump = cells["category"] == "hump"
+    cells.loc[hump, "complaints"] = rng.poisson(np.asarray(mu)[hump.to_numpy()])
+    got = C.category_trends(cells, season=False).set_index("category")
+    assert got.loc["hump", "trend_slope"] > 0 and got.loc["hump", "p_adjusted"] < 0.05
+    last8 = cells[hump].sort_values("period").tail(8)
+    import statsmodels.api as sm
+
+    ref = sm.GLM(last8["complaints"].to_numpy(float), sm.add_constant(np.arange(8.0)), family=sm.families.Poisson(),
+                 offset=np.log(last8["buyers"].to_numpy(float))).fit(scale="X2")
+    assert got.loc["hump", "recent_slope"] == pytest.approx(math.expm1(ref.params[1]))
+    assert got.loc["hump", "status"] == "reversed"
+    for lang in ("en", "zh"):
+        (f,) = C.findings(lang, trends=got.reset_index())
+        assert not f["headline"]
+    steady = C.category_trends(sim_cells(np.random.default_rng(0), trend=("c", 0.05)))
+    (f,) = C.findings("en", trends=steady)
+    assert f["headline"] and f["text"].startswith("c complaints rose")
+
+
+def test_workbench_alerts_does_not_judge_a_category_without_history(tmp_path):
+    f = hand_frames()
+    comp = f["complaints"]
+    last = comp["opened_at"].max()
+    new = pd.DataFrame({"complaint_id": [f"N{i}" for i in range(60)], "customer_id": "C001",
+                        "opened_at": [last - dt.timedelta(hours=i) for i in range(60)], "closed_at": pd.NaT,
+                        "status": "open", "category": "brand_new", "channel": "app", "handler": "Team A",
+                        "text": "x"})
+    ds = dataset_from_frames({"transactions": f["transactions"], "complaints": pd.concat([comp, new])}, tmp_path)
+    run = C.run_alerts(ds, granularity="week")
+    assert "brand_new" not in {b["category"] for b in run.breaches}  # 60 in a week, but nothing to compare with
+    assert "brand_new" in run.payload["without_history"]
+    assert any(line.startswith("Not judged (1): brand_new") for line in run.lines)
+    assert run.payload["max_extrapolate"] == 3

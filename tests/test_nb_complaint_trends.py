@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_complaint_trends.ipynb"
@@ -92,3 +95,105 @@ def test_zh_sample_runs_headless(sample_dir_zh, tmp_path):
     cats = {c["category"] for c in m["metrics"]["by_category"]}
     truth = json.loads((sample_dir_zh / "TRUTH.json").read_text(encoding="utf-8"))["complaints"]
     assert truth["rising_category"] in cats and truth["spike_category"] in cats
+
+
+def test_report_period_check_agrees_with_workbench_alerts(pack, sample_dir):
+    """The report's check of its period and `workbench alerts --since` share cells, model and dispersion."""
+    from workbench.complaints import run_alerts
+
+    metrics = json.loads(pack.metrics_path.read_text(encoding="utf-8"))
+    cur = metrics["sections"]["complaints"]["alerts_current"]
+    run = run_alerts(sample_dir, since="2026-10-01", granularity="month", lang="en")
+    assert cur["dispersion"] == pytest.approx(run.payload["dispersion"])
+    assert {(b["period"], b["category"]) for b in cur["breaches"]} == {(b["period"], b["category"]) for b in run.breaches}
+    assert cur["cells_checked"] == run.checked
+
+
+# ----------------------------------------------------------------- hostile data: run or skip, never crash
+def _run_notebook(data: Path, period: str, lang: str, tmp_path: Path) -> dict:
+    import papermill as pm
+
+    metrics_path = tmp_path / "m.json"
+    old = os.environ.get("WORKBENCH_REPORT")
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent), progress_bar=False,
+                            parameters={"data": str(data), "period": period, "lang": lang,
+                                        "metrics_path": str(metrics_path)})
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_REPORT", None)
+        else:
+            os.environ["WORKBENCH_REPORT"] = old
+    return json.loads(metrics_path.read_text(encoding="utf-8"))
+
+
+def _frames_dir(frames: dict, folder: Path) -> Path:
+    from workbench.engine import dataset_from_frames
+
+    dataset_from_frames(frames, folder).close()
+    return folder
+
+
+def _check_common(m: dict) -> None:
+    """No headline without a finite, narrow interval; every category's trend row has a status."""
+    for row in m["metrics"].get("by_category", []):
+        assert row["status"] in ("ok", "reversed", "not_estimable", "short_history")
+        if row["status"] in ("not_estimable", "short_history"):
+            assert row["trend_slope"] is None and row["ci_low"] is None
+    heads = [f for f in m["findings"] if f["headline"] and f["key"] == "rising"]
+    for f in heads:
+        row = next(r for r in m["metrics"]["by_category"] if r["trend_slope"] == f["value"])
+        assert row["status"] == "ok" and row["p_adjusted"] < 0.05 and row["ci_high"] - row["ci_low"] <= 1.0
+
+
+def test_notebook_on_cfpb_status_only_no_ids_no_transactions(tmp_path):
+    """The real CFPB export (status-only closing, no customer ids, no transactions, sparse early history)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tc", Path(__file__).with_name("test_complaints.py"))
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    CFPB, OPEN_CFPB, cfpb_frame = tc.CFPB, tc.OPEN_CFPB, tc.cfpb_frame
+    if CFPB is None:
+        pytest.skip("shared/realdata/cfpb_complaints_sample_2019.csv not found")
+    frame = cfpb_frame()
+    data = _frames_dir({"complaints": frame}, tmp_path / "cfpb")
+    m = _run_notebook(data, "2019-12", "en", tmp_path)
+    _check_common(m)
+    res = m["metrics"]["resolution"]
+    assert res["close_times"] is False and res["as_of"].startswith("2020-01-01")
+    window = frame[(frame["opened_at"] >= "2018-01-01") & (frame["opened_at"] < "2020-01-01")]
+    assert res["open_backlog"] == window["status"].isin(OPEN_CFPB).sum()
+    assert any("No close times in the data" in n for n in m["notes"])
+    periods = m["metrics"]["periods"]
+    assert periods[0]["period"] == "2018-01" and len(periods) == 24
+    dec = frame[(frame["opened_at"] >= "2019-12-01") & (frame["opened_at"] < "2020-01-01")]
+    assert m["metrics"]["period_summary"]["complaints"] == len(dec)
+    assert m["metrics"]["period_summary"]["complainers"] is None  # no customer ids: not counted, not zero
+
+
+def test_notebook_on_header_only_complaints(tmp_path):
+    comp = pd.DataFrame({"complaint_id": pd.Series([], dtype=str), "opened_at": pd.Series([], dtype="datetime64[us]"),
+                         "category": pd.Series([], dtype=str), "status": pd.Series([], dtype=str)})
+    data = _frames_dir({"complaints": comp}, tmp_path / "empty")
+    m = _run_notebook(data, "2026-10", "zh", tmp_path)
+    _check_common(m)
+    assert m["metrics"]["period_summary"]["complaints"] == 0
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in f["text"]) for f in m["findings"])
+
+
+def test_notebook_on_one_category_empty_period_no_close_times(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 400
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(n)],
+                         "opened_at": [dt.datetime(2025, 1, 1) + dt.timedelta(hours=int(h))
+                                       for h in rng.integers(0, 364 * 24, n)],
+                         "category": "only", "status": rng.choice(["Closed", "Open", "Resolved"], n)})
+    data = _frames_dir({"complaints": comp}, tmp_path / "one")
+    m = _run_notebook(data, "2026-02", "en", tmp_path)  # the data ends in December 2025
+    _check_common(m)
+    assert m["metrics"]["period_summary"]["complaints"] == 0
+    assert any(f["key"] == "volume" and "no complaints" in f["text"] for f in m["findings"])
+    assert m["metrics"]["resolution"]["close_times"] is False
+    assert len(m["metrics"]["by_category"]) == 1

@@ -55,11 +55,12 @@ def test_missing_required_column_skips_table_and_names_columns(tmp_path: Path) -
     assert "transactions" not in ds.tables and ds.validation.tables["transactions"].skipped
 
 
-def test_survey_without_any_loyalty_measure_loads(tmp_path: Path) -> None:
-    # satisfaction + attribute ratings only: loads (drivers, scorecard); loyalty sections skip with a reason
+def test_survey_without_any_loyalty_measure(tmp_path: Path) -> None:
     ds = open_dataset(make(tmp_path, **{"customers.csv": CUSTOMERS,
                                         "surveys.csv": "date,satisfaction\n2025-05-01,4\n"}))
-    assert not issues(ds, "missing_column") and "surveys" in ds.tables
+    [issue] = issues(ds, "missing_measure")  # loaded with a warning, not skipped (issue 11)
+    assert "repurchase_intent or recommend or loyal" in issue.column and issue.severity == "warning"
+    assert "surveys" in ds.tables
 
 
 def test_unparseable_dates_excluded_with_examples(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_validate_cli_exit_codes(tmp_path: Path) -> None:
     assert runner.invoke(app, ["validate", str(tmp_path / "warn")]).exit_code == 0
     assert runner.invoke(app, ["validate", str(tmp_path / "nope")]).exit_code == 2
     (tmp_path / "nothing").mkdir()
-    (tmp_path / "nothing" / "surveys.csv").write_text("date,rating\n2025-05-01,4\n", encoding="utf-8")
+    (tmp_path / "nothing" / "surveys.csv").write_text("date,recommend\n2025-05-01,4\n", encoding="utf-8")
     res = runner.invoke(app, ["validate", str(tmp_path / "nothing")])
     assert res.exit_code == 1 and "missing_column" in res.output
 

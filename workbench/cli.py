@@ -6,6 +6,8 @@ Exit codes (the interface for cron and orchestrators):
 1  the command ran and found a problem: validation errors, a report notebook failed,
    a complaint category out of control
 2  bad input: unreadable dataset or config, unknown parameter, bad period
+3  no data in the requested period (``reports run``: nothing is published) or in the
+   checked window (``alerts``: no complaints since ``--since``) — see workbench/coverage.py
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from workbench import __version__
 
@@ -30,14 +33,19 @@ app = typer.Typer(
 reports_app = typer.Typer(help="Render the recurring report pack.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: messages and data values print as written ([tables.X], a value "[/]"); colour via style= / Text
+console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DataArg = Annotated[Path, typer.Argument(help="Dataset folder or workbench.toml")]
 
 
+def _error(message: object) -> None:
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"))
+
+
 def _bad_input(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    _error(exc)
     return typer.Exit(2)
 
 
@@ -67,13 +75,16 @@ def validate(
     from workbench.engine import DataError, open_dataset
 
     try:
-        ds = open_dataset(data, refresh=refresh)
+        ds = open_dataset(data, refresh=refresh, verify=True)  # validate also re-checks the cache's checksums
     except DataError as exc:
         # nothing loadable: still a validation result (exit 1), with the reasons
         if as_json and exc.report is not None:
             sys.stdout.write(json.dumps(exc.report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+        elif exc.report is not None:
+            _print_report(exc.report, str(data))
+            _error(str(exc).splitlines()[0])
         else:
-            err.print(f"[bold red]error:[/] {exc}")
+            _error(exc)
         raise typer.Exit(1) from None
     except _input_errors() as exc:
         if as_json:
@@ -89,8 +100,11 @@ def validate(
 
 
 def _print_validation(ds) -> None:
-    report = ds.validation
-    tab = Table(title=f"{ds.name} — {ds.source}", title_justify="left")
+    _print_report(ds.validation, f"{ds.name} — {ds.source}")
+
+
+def _print_report(report, title: str) -> None:
+    tab = Table(title=title, title_justify="left")
     for col in ("table", "source", "rows in source", "filtered", "excluded", "loaded"):
         tab.add_column(col, justify="right" if col not in ("table", "source") else "left")
     for load in report.tables.values():
@@ -99,13 +113,13 @@ def _print_validation(ds) -> None:
                     f"{load.loaded_rows:,}")
     console.print(tab)
     if not report.issues:
-        console.print("[green]No problems found.[/]")
+        console.print("No problems found.", style="green")
     for issue in report.issues:
         colour = {"error": "red", "warning": "yellow"}.get(issue.severity, "cyan")
         where = f"{issue.table}.{issue.column}" if issue.column else issue.table
         files = f" in {', '.join(issue.files)}" if issue.files else ""
-        console.print(f"[{colour}]{issue.severity.upper()}[/] {where}: {issue.rule} — {issue.count:,} row(s){files}; "
-                      f"{issue.action or ''}. {issue.message}")
+        console.print(Text.assemble((issue.severity.upper(), colour), f" {where}: {issue.rule} — {issue.count:,} "
+                                    f"row(s){files}; {issue.action or ''}. {issue.message}"))
         for ex in issue.examples:
             console.print("    " + ", ".join(f"{k}={v!r}" for k, v in ex.items()))
     console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s).")
@@ -171,14 +185,20 @@ def reports_run(
                             "so one report survives e-mailing; folder: one plotly.min.js per report folder.")] = None,
 ) -> None:
     """Run the parameterised notebooks headlessly and write HTML, metrics.json and the index."""
+    from workbench.coverage import NoDataInPeriod
     from workbench.reports import ReportInputError, run_pack
 
     try:
         result = run_pack(data=data, period=period, only=only or [], lang=lang, out=out,
                           params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks,
                           plotly_js=plotly_js)
+    except NoDataInPeriod as exc:
+        err.print(f"[bold yellow]no data:[/] {exc}")
+        raise typer.Exit(3) from None
     except (*_input_errors(), ReportInputError) as exc:
         raise _bad_input(exc) from None
+    for line in result.coverage_lines():
+        err.print(f"[yellow]{line}[/]")
     raise typer.Exit(result.exit_code)
 
 
@@ -190,18 +210,44 @@ def alerts(
     granularity: Annotated[str, typer.Option(help="Periods judged: day or week.")] = "week",
     lang: Annotated[str, typer.Option(help="Language of the printed lines: en or zh.")] = "en",
 ) -> None:
-    """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input."""
-    from workbench.complaints import run_alerts
+    """Daily complaint check: exit 1 when any category is out of control, 0 otherwise, 2 on bad input,
+    3 when there is no complaint data in the checked window (--since to yesterday)."""
+    from workbench.engine import open_dataset
 
     if granularity not in ("day", "week") or lang not in ("en", "zh"):
         raise _bad_input(ValueError("--granularity must be day or week and --lang en or zh"))
     try:
-        result = run_alerts(data=data, since=since, json_path=json_path, granularity=granularity, lang=lang)
+        ds = open_dataset(data)
+    except _input_errors() as exc:
+        raise _bad_input(exc) from None
+    try:
+        code, lines = _alerts_run(ds, since, json_path, granularity, lang)
+    finally:
+        ds.close()
+    for line in lines:
+        console.print(line)
+    raise typer.Exit(code)
+
+
+def _alerts_run(ds, since: str | None, json_path: Path | None, granularity: str, lang: str) -> tuple[int, list[str]]:
+    """Coverage of the checked window first (the report pack's logic), then the alert rule; (exit code, lines)."""
+    from workbench.complaints import run_alerts
+    from workbench.coverage import alerts_coverage
+    from workbench.metrics import write_json_atomic
+
+    try:
+        cov = alerts_coverage(ds, since, lang)
+        if cov.status == "none":
+            code, lines, payload = 3, cov.lines, {"ok": None, "no_data": True, "breaches": []}
+        else:
+            result = run_alerts(data=ds, since=since, json_path=None, granularity=granularity, lang=lang)
+            code, lines, payload = (1 if result.breaches else 0), [*result.lines, *cov.lines], dict(result.payload)
     except (*_input_errors(), ValueError) as exc:
         raise _bad_input(exc) from None
-    for line in result.lines:
-        console.print(line)
-    raise typer.Exit(1 if result.breaches else 0)
+    payload["coverage"] = cov.coverage.to_dict()
+    if json_path:
+        write_json_atomic(Path(json_path), payload)
+    return code, lines
 
 
 def main() -> None:

@@ -71,20 +71,29 @@ from workbench.i18n import fmt_int, fmt_month, fmt_num, fmt_p, fmt_pct, t
 from workbench.io import quote_str
 
 __all__ = [
-    "ALPHA", "CLOSED_STATUSES", "GRANULARITIES", "AlertRun", "ChurnLink", "Handling", "Iceberg", "Verbatims",
+    "ALPHA", "CLOSED_STATUSES", "GRANULARITIES", "OPEN_STATUSES", "AlertRun", "Timeliness", "ChurnLink", "Handling", "Iceberg", "Verbatims",
     "alert_cells", "category_trends", "churn_link", "decompose", "detect_alerts", "figure_churn_link",
     "figure_control_chart", "figure_handlers", "figure_pareto", "figure_resolution_curves", "figure_trend",
     "handling", "iceberg", "iceberg_for", "kaplan_meier", "pareto", "run_alerts", "u_chart", "upper_limit",
-    "verbatims", "verbatims_html", "volume", "wilson_ci", "findings",
+    "verbatims", "verbatims_html", "volume", "wilson_ci", "findings", "closed_patterns", "status_closed_sql",
+    "history_start", "first_period", "timeliness", "outcomes", "outcome_table", "figure_timeliness",
+    "judge_periods", "current_alert_finding", "pearson_dispersion", "trend_estimable", "period_summary", "TOP_CATEGORIES",
 ]
 
 GRANULARITIES = ("day", "week", "month", "quarter")
-#: statuses meaning "closed" when there is no close time (case-insensitive; extend per dataset)
-CLOSED_STATUSES: tuple[str, ...] = ("closed", "resolved", "done", "complete", "completed", "solved",
-                                    "已解决", "已关闭", "已完成", "关闭", "解决", "已处理", "完结", "已结案")
+#: status patterns meaning "closed" when ``ds.closed_statuses`` is not configured: SQL LIKE patterns,
+#: matched case-insensitively on the trimmed status ("Closed with explanation", "Resolved", "已解决" …)
+CLOSED_STATUSES: tuple[str, ...] = ("closed%", "%resolved%", "%closed", "done", "complete", "completed", "solved",
+                                    "finished", "%已关闭%", "%已解决%", "%已完成%", "关闭", "解决", "结案", "%已结案%",
+                                    "已处理", "完结", "办结", "已办结")
+#: statuses never closed under the default patterns (negations the patterns above would otherwise match)
+OPEN_STATUSES: tuple[str, ...] = ("%unresolved%", "%not resolved%", "%not closed%", "%unclosed%", "%reopen%",
+                                  "%未%")
 #: one-sided false-alarm rate per cell: the 3-sigma rate of a Shewhart chart
 ALPHA = 0.00135
 SMALL_N = 30
+#: categories modelled separately in trends and alerts (the rest together as "other")
+TOP_CATEGORIES = 20
 VOICING_RANGE = (0.05, 0.10, 0.15, 0.20, 0.25)
 OTHER = "__other__"
 
@@ -139,6 +148,14 @@ def period_starts(start: dt.date, end_exclusive: dt.date, granularity: str) -> l
     return out
 
 
+def _grid(ds: Dataset, start: dt.date, end: dt.date, granularity: str) -> list[dt.date]:
+    """Periods touching ``[start, end)`` from the first period with a complaint on (none without data)."""
+    first = first_period(ds, granularity)
+    if first is None:
+        return []
+    return period_starts(max(_date(start), first), end, granularity)
+
+
 def period_label(day: Any, granularity: str) -> str:
     """``2026-10`` (month), ``2026Q3`` (quarter), ISO date (day, week start)."""
     d = _date(day)
@@ -162,15 +179,67 @@ def _quiet(ds: Dataset) -> None:
         ds._wb_quiet = True
 
 
-def _closed_sql(ds: Dataset, closed_statuses: Sequence[str]) -> str:
-    """SQL predicate: the complaint is closed (close time set or a closed status)."""
+def closed_patterns(ds: Dataset, closed_statuses: Sequence[str] | None = None) -> tuple[tuple[str, ...], bool]:
+    """The status patterns meaning "closed": the argument, else ``ds.closed_statuses`` (workbench.toml
+    ``closed_statuses``), else :data:`CLOSED_STATUSES`. Returns ``(patterns, is_default)``; only the
+    default patterns come with the :data:`OPEN_STATUSES` exclusions ("unresolved", "未解决" …)."""
+    if closed_statuses is not None and not isinstance(closed_statuses, str):
+        pats = tuple(str(x) for x in closed_statuses)
+        if pats:
+            return pats, False
+    elif isinstance(closed_statuses, str) and closed_statuses.strip():
+        return tuple(x.strip() for x in closed_statuses.split(",") if x.strip()), False
+    configured = getattr(ds, "closed_statuses", None)
+    if configured:
+        return tuple(str(x) for x in configured), False
+    return CLOSED_STATUSES, True
+
+
+def status_closed_sql(ds: Dataset, closed_statuses: Sequence[str] | None = None, col: str = "status") -> str:
+    """SQL predicate: the status matches a closed pattern (LIKE, case-insensitive, trimmed)."""
+    if not ds.has("complaints", "status"):
+        return "false"
+    pats, default = closed_patterns(ds, closed_statuses)
+    if not pats:
+        return "false"
+    s = f"lower(trim(CAST({col} AS VARCHAR)))"
+    expr = "(" + " OR ".join(f"{s} LIKE {quote_str(x.strip().lower())}" for x in pats) + ")"
+    if default:
+        expr = f"({expr} AND NOT (" + " OR ".join(f"{s} LIKE {quote_str(x)}" for x in OPEN_STATUSES) + "))"
+    return f"COALESCE({expr}, false)"
+
+
+def _closed_sql(ds: Dataset, closed_statuses: Sequence[str] | None = None, as_of: dt.datetime | None = None) -> str:
+    """SQL predicate: the complaint is closed (by ``as_of`` when given): a close time (at or before
+    ``as_of``) or, where the close time is empty, a closed status (status patterns: :func:`closed_patterns`)."""
     parts = []
+    status = status_closed_sql(ds, closed_statuses)
     if ds.has("complaints", "closed_at"):
-        parts.append("closed_at IS NOT NULL")
-    if ds.has("complaints", "status") and closed_statuses:
-        vals = ", ".join(quote_str(s.lower()) for s in closed_statuses)
-        parts.append(f"lower(trim(status)) IN ({vals})")
+        if as_of is not None:
+            parts.append(f"(closed_at IS NOT NULL AND closed_at <= TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}')")
+        else:
+            parts.append("closed_at IS NOT NULL")
+        if status != "false":
+            parts.append(f"(closed_at IS NULL AND {status})")
+    elif status != "false":
+        parts.append(status)
     return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
+def first_period(ds: Dataset, granularity: str = "month") -> dt.date | None:
+    """Start of the first period with a complaint (None when the complaints table is empty)."""
+    if not ds.has("complaints", "opened_at"):
+        return None
+    v = ds.sql("SELECT min(opened_at) FROM complaints").iloc[0, 0]
+    return None if v is None or pd.isna(v) else _floor(_date(v), granularity)
+
+
+def history_start(ds: Dataset, start: Any, granularity: str = "month") -> dt.date:
+    """``start`` (floored to its period) moved forward to the first period with data: history is never
+    padded with empty periods before the first complaint."""
+    s = _floor(_date(start), granularity)
+    first = first_period(ds, granularity)
+    return max(s, first) if first is not None else s
 
 
 def _as_of(ds: Dataset) -> dt.datetime:
@@ -179,7 +248,7 @@ def _as_of(ds: Dataset) -> dt.datetime:
     sql = "SELECT greatest(" + ", ".join(f"max({c})" for c in cols) + ") FROM complaints" if len(cols) > 1 \
         else f"SELECT max({cols[0]}) FROM complaints"
     value = ds.sql(sql).iloc[0, 0]
-    return pd.Timestamp(value).to_pydatetime()
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 _EXPOSURE_CACHE: dict[tuple, pd.DataFrame] = {}
@@ -232,8 +301,10 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
     ``complaint_rate`` (complainers / buyers: DOMAIN.md's 投诉率),
     ``rate_per_1000`` (complaints per 1,000 buying customers),
     ``per_1000_orders``, ``share`` (of the period's complaints, with ``by``).
-    Rates are NaN without transactions; every period in the range appears
-    (zero complaints included).
+    Rates are NaN without transactions; every period in the range from the
+    first period with a complaint on appears (zero complaints included; never
+    padded with empty periods before the data starts, so an empty table gives
+    no rows).
     """
     _check_granularity(granularity)
     ds.require("complaints", "opened_at")
@@ -248,13 +319,14 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
            f"AND opened_at < TIMESTAMP '{end}' GROUP BY ALL")
     c = ds.sql(sql)
     c["period"] = pd.to_datetime(c["period"]).dt.date
-    periods = period_starts(start, end, granularity)
+    periods = _grid(ds, start, end, granularity)
     if by:
         keys = sorted(c[by].unique().tolist(), key=str)
         grid = pd.MultiIndex.from_product([periods, keys], names=["period", by]).to_frame(index=False)
+        grid["period"] = grid["period"].astype(object)
         c = grid.merge(c, on=["period", by], how="left")
     else:
-        c = pd.DataFrame({"period": periods}).merge(c, on="period", how="left")
+        c = pd.DataFrame({"period": pd.Series(periods, dtype=object)}).merge(c, on="period", how="left")
     c["complaints"] = c["complaints"].fillna(0).astype("int64")
     c["complainers"] = pd.to_numeric(c["complainers"], errors="coerce").fillna(0).astype("int64")
     e = _exposure(ds, granularity, start, end)
@@ -279,8 +351,29 @@ def volume(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = "mont
     return c.sort_values(["period"] + ([by] if by else [])).reset_index(drop=True)
 
 
+def period_summary(ds: Dataset, start: Any, end_exclusive: Any) -> dict[str, Any]:
+    """Complaints, complaining customers (None without customer ids), buyers and orders (None without
+    transactions) in ``[start, end_exclusive)`` — the report period's figures, zero when it is empty."""
+    ds.require("complaints", "opened_at")
+    start, end = _date(start), _date(end_exclusive)
+    cust = "count(DISTINCT customer_id)" if ds.has("complaints", "customer_id") else "NULL"
+    r = ds.sql(f"SELECT count(*) AS complaints, {cust} AS complainers FROM complaints "
+               f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}'").iloc[0]
+    out: dict[str, Any] = {"complaints": int(r["complaints"]),
+                           "complainers": None if pd.isna(r["complainers"]) else int(r["complainers"]),
+                           "buyers": None, "orders": None}
+    if ds.has("transactions", "customer_id", "date"):
+        pos = "AND amount > 0" if ds.has("transactions", "amount") else ""
+        orders = "count(DISTINCT order_id)" if ds.has("transactions", "order_id") else "count(*)"
+        e = ds.sql(f"SELECT count(DISTINCT customer_id) AS buyers, {orders} AS orders FROM transactions "
+                   f"WHERE date >= DATE '{start}' AND date < DATE '{end}' {pos}").iloc[0]
+        out["buyers"], out["orders"] = int(e["buyers"]), int(e["orders"])
+    return out
+
+
 def pareto(ds: Dataset, start: Any, end_exclusive: Any, by: str = "category") -> pd.DataFrame:
-    """Categories by complaints, largest first, with share and cumulative share."""
+    """Categories by complaints in ``[start, end_exclusive)`` (the report period in the report), largest
+    first, with share and cumulative share of that range's complaints."""
     ds.require("complaints", by)
     df = ds.sql(f"SELECT COALESCE(CAST({by} AS VARCHAR), '–') AS {by}, count(*) AS complaints FROM complaints "
                 f"WHERE opened_at >= TIMESTAMP '{_date(start)}' AND opened_at < TIMESTAMP '{_date(end_exclusive)}' "
@@ -332,13 +425,18 @@ def _season_key(periods: Sequence[dt.date], granularity: str) -> np.ndarray:
     return np.array([p.month for p in periods])
 
 
-def _design(cells: pd.DataFrame, granularity: str, season: bool) -> tuple[np.ndarray, list[str]]:
-    """Model matrix: category intercepts, category trends (t in periods), shared season dummies."""
+def _period_index(cells: pd.DataFrame) -> np.ndarray:
+    """0, 1, 2, … for the distinct periods of ``cells`` in time order (one entry per row)."""
+    tindex = {p: i for i, p in enumerate(sorted(set(cells["period"])))}
+    return np.array([tindex[p] for p in cells["period"]], float)
+
+
+def _design(cells: pd.DataFrame, granularity: str, season: bool, tt: np.ndarray | None = None
+            ) -> tuple[np.ndarray, list[str]]:
+    """Model matrix: category intercepts, category trends (t in periods, or ``tt``), shared season dummies."""
     cats = list(dict.fromkeys(cells["category"]))
-    periods = sorted(set(cells["period"]))
-    tindex = {p: i for i, p in enumerate(periods)}
-    tt = np.array([tindex[p] for p in cells["period"]], float)
-    tt = tt - tt.mean()
+    tt = _period_index(cells) if tt is None else np.asarray(tt, float)
+    tt = tt - tt.mean() if len(tt) else tt
     cols, names = [], []
     for c in cats:
         ind = (cells["category"].to_numpy() == c).astype(float)
@@ -463,12 +561,14 @@ def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = 
         keep = set(categories)
         c.loc[~c["category"].isin(keep), "category"] = OTHER
         c = c.groupby(["period", "category"], as_index=False)["complaints"].sum()
-    periods = period_starts(start, end, granularity)
+    periods = _grid(ds, start, end, granularity)
     cats = sorted(set(c["category"]), key=lambda x: (x == OTHER, -c.loc[c["category"] == x, "complaints"].sum(), x))
     grid = pd.MultiIndex.from_product([periods, cats], names=["period", "category"]).to_frame(index=False)
+    grid["period"] = grid["period"].astype(object)
+    grid["category"] = grid["category"].astype(object)
     cells = grid.merge(c, on=["period", "category"], how="left")
     cells["complaints"] = cells["complaints"].fillna(0).astype("int64")
-    days = pd.DataFrame({"period": periods, "days": _days_in(periods, granularity, start, end)})
+    days = pd.DataFrame({"period": pd.Series(periods, dtype=object), "days": _days_in(periods, granularity, start, end)})
     e = _exposure(ds, granularity, start, end, distinct=buyers)
     if e is not None:
         days = days.merge(e, on="period", how="left")
@@ -484,8 +584,24 @@ def alert_cells(ds: Dataset, start: Any, end_exclusive: Any, granularity: str = 
     return cells
 
 
+def pearson_dispersion(y: np.ndarray, mu: np.ndarray, n_params: int) -> float:
+    """Pearson χ² / (n − k), floored at 1: the overdispersion of counts ``y`` around ``mu`` — the one
+    estimate every alert limit uses (report control charts and ``workbench alerts`` alike)."""
+    y = np.asarray(y, float)
+    mu = np.asarray(mu, float)
+    if not len(y):
+        return 1.0
+    dof = max(len(y) - int(n_params), 1)
+    return max(float(np.sum((y - mu) ** 2 / np.maximum(mu, 1e-9)) / dof), 1.0)
+
+
+#: periods a fitted trend may be carried beyond the last fitted period (later periods use this value)
+MAX_EXTRAPOLATE = 3
+
+
 def detect_alerts(cells: pd.DataFrame, granularity: str = "month", alpha: float = ALPHA,
-                  judge_from: Any = None, season: bool | None = None, min_history: int = 6) -> pd.DataFrame:
+                  judge_from: Any = None, season: bool | None = None, min_history: int = 6,
+                  max_extrapolate: int = MAX_EXTRAPOLATE) -> pd.DataFrame:
     """Expected count and upper limit for every period × category; ``flagged`` when observed > limit.
 
     Model (see module docstring): Poisson log-linear with category level and
@@ -493,8 +609,14 @@ def detect_alerts(cells: pd.DataFrame, granularity: str = "month", alpha: float 
     with two years of history) and ``log(exposure)`` offset; negative binomial
     limits when the Pearson dispersion exceeds 1. The fit is repeated up to
     three times without the cells above their limit. With ``judge_from``
-    only earlier periods are fitted and later ones are judged out of sample.
-    Periods with zero exposure are not judged.
+    only earlier periods are fitted and later ones are judged out of sample;
+    the trend is carried at most ``max_extrapolate`` periods beyond the last
+    fitted one (held flat after that). Periods with zero exposure are not
+    judged. No alert where the expectation rests on no history: a
+    category's cells before its first complaint are neither fitted nor
+    judged, and a category with fewer than ``min_history`` fitted periods
+    from its first complaint on is not judged at all (``has_history``
+    False; listed in ``attrs["without_history"]``).
 
     Returns ``cells`` plus ``expected``, ``upper_limit``, ``flagged``,
     ``judged``, ``excess`` and attributes ``dispersion``, ``alpha``,
@@ -516,37 +638,62 @@ def detect_alerts(cells: pd.DataFrame, granularity: str = "month", alpha: float 
     if n_hist < min_history:
         raise ValueError(f"alerts need at least {min_history} {granularity}s of history before the judged "
                          f"periods (got {n_hist})")
+    # each category's history starts at its first complaint in the fitted periods
+    pi = _period_index(df) if len(df) else np.zeros(0)
+    cat = df["category"].astype(str).to_numpy()
+    started = np.zeros(len(df), bool)
+    has_hist = np.zeros(len(df), bool)
+    without: list[str] = []
+    for c in dict.fromkeys(cat):
+        rows = cat == c
+        pos = pi[rows & fit_mask & (y > 0)]
+        if not pos.size:
+            without.append(c)
+            continue
+        st = rows & (pi >= pos.min())
+        started |= st
+        if int((st & fit_mask).sum()) >= min_history:
+            has_hist |= rows
+        else:
+            without.append(c)
+    fit_mask = fit_mask & started & has_hist
+    judged = judged & started & has_hist
     if season is None:
         season = _season_ok([p for p, m in zip(periods, fit_mask, strict=True) if m], granularity)
-    X, _ = _design(df, granularity, season)
+    tt = pi.copy()
+    if fit_mask.any():
+        tt = np.minimum(tt, pi[fit_mask].max() + max(int(max_extrapolate), 0))
+    X, _ = _design(df, granularity, season, tt)
     offset = np.log(np.where(valid, expo, 1.0))
     use = fit_mask.copy()
+    mu = np.full(len(df), np.nan)
+    limit = np.full(len(df), np.nan)
+    phi = 1.0
     # drop columns with no information in the fitted rows (e.g. a season level only in judged periods)
-    for _ in range(4):
+    for _ in range(4 if use.any() else 0):
         cols = np.flatnonzero(np.abs(X[use]).sum(axis=0) > 0)
         beta = np.zeros(X.shape[1])
         beta[cols] = _poisson_irls(X[use][:, cols], y[use], offset[use])
         mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-        k = len(cols)
-        dof = max(int(use.sum()) - k, 1)
-        phi = float(np.sum((y[use] - mu[use]) ** 2 / np.maximum(mu[use], 1e-9)) / dof)
-        phi = max(phi, 1.0)
+        phi = pearson_dispersion(y[use], mu[use], len(cols))
         limit = upper_limit(mu, alpha, phi)
         over = fit_mask & (y > limit)
         new_use = fit_mask & ~over
         if np.array_equal(new_use, use):
             break
         use = new_use
-    mu = np.where(valid, mu, np.nan)
-    limit = np.where(valid, limit, np.nan)
+    mu = np.where(valid & started & has_hist, mu, np.nan)
+    limit = np.where(valid & started & has_hist, limit, np.nan)
     df["expected"] = mu
     df["upper_limit"] = limit
     df["judged"] = judged
     df["flagged"] = judged & (y > np.nan_to_num(limit, nan=np.inf))
     df["excess"] = np.where(df["flagged"], y - mu, 0.0)
+    df["has_history"] = has_hist
     df.attrs.update(dispersion=phi, alpha=alpha, cells_checked=int(judged.sum()),
                     expected_false_alarms=float(alpha * judged.sum()), season=bool(season),
-                    granularity=granularity, fitted_cells=int(use.sum()))
+                    granularity=granularity, fitted_cells=int(use.sum()), without_history=without,
+                    max_extrapolate=int(max_extrapolate), min_history=int(min_history))
     return df
 
 
@@ -581,51 +728,163 @@ def adjust_pvalues(p: Sequence[float], method: str = "holm") -> np.ndarray:
     return out
 
 
-def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: str = "buyers",
-                    season: bool | None = None, correction: str = "holm") -> pd.DataFrame:
-    """Trend per category: % change per period with 95% CI and p-value, corrected for the number of
-    categories (Holm by default), ranked by growth.
+def _trim_to_first_data(cells: pd.DataFrame) -> pd.DataFrame:
+    """Drop each category's periods before its first complaint (a category that did not exist yet
+    has no zero counts to learn from), and periods after the last complaint of any category (the
+    data has ended: those periods were not observed)."""
+    if cells.empty:
+        return cells
+    pos = cells[cells["complaints"] > 0]
+    if pos.empty:
+        return cells.iloc[:0]
+    cells = cells[cells["period"] <= pos["period"].max()]
+    first = pos.groupby("category")["period"].min()
+    f = cells["category"].map(first)
+    return cells[f.notna() & (cells["period"] >= f)].reset_index(drop=True)
 
-    One quasi-Poisson GLM (statsmodels, scale = Pearson χ²/df) over periods ×
-    categories with category levels and trends, shared seasonality and
-    ``log(exposure)`` offset (``buyers`` = active customers; falls back to
-    days without transactions).
+
+#: a trend interval wider than this (in % change per period) is "not estimable": a change per period
+#: cannot fall below −100%, so an interval wider than 100 percentage points says nothing
+MAX_TREND_CI_WIDTH = 1.0
+
+
+def trend_estimable(ci_low: Any, ci_high: Any, max_width: float = MAX_TREND_CI_WIDTH) -> np.ndarray:
+    """True where the interval is finite and no wider than ``max_width`` (vectorised)."""
+    lo = np.asarray(ci_low, float)
+    hi = np.asarray(ci_high, float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(lo) & np.isfinite(hi) & ((hi - lo) <= max_width)
+
+
+def category_trends(cells: pd.DataFrame, granularity: str = "month", exposure: str = "buyers",
+                    season: bool | None = None, correction: str = "holm", min_history: int = 6,
+                    max_ci_width: float = MAX_TREND_CI_WIDTH) -> pd.DataFrame:
+    """Trend per category: % change per period with 95% CI and p-value, corrected for the number of
+    categories tested (Holm by default), ranked by growth — a row for every category.
+
+    Each category's history starts at its first complaint (never padded
+    before it) and ends with the data's last period with a complaint; a category is tested only with at least ``min_history``
+    periods with complaints (``status = "short_history"`` otherwise, no
+    slope). One quasi-Poisson GLM (statsmodels, scale = Pearson χ²/df) over
+    periods × tested categories with category levels and trends, shared
+    seasonality and ``log(exposure)`` offset (``buyers`` = active customers;
+    falls back to days without transactions). A tested slope whose interval
+    is not finite or wider than ``max_ci_width`` is ``status =
+    "not_estimable"`` (``estimable`` False): never a headline.
+
+    Columns: category, complaints, share (of the window's complaints),
+    periods (with complaints), tested, trend_slope, ci_low, ci_high, p_value,
+    p_adjusted (over the tested categories), estimable, status, growth_rank
+    (1 = fastest estimable growth; NaN for the others), recent_slope and
+    recent_p (the category's latest ``max(min_history, n // 3)`` periods
+    alone). A trend whose recent slope goes significantly the other way is
+    ``status = "reversed"``: shown, never a headline ("rose 24% a month" over
+    a window whose last eight months fell steeply would mislead).
     """
     import statsmodels.api as sm
 
+    cols_out = ["category", "complaints", "share", "periods", "tested", "trend_slope", "ci_low", "ci_high",
+                "p_value", "p_adjusted", "estimable", "status", "growth_rank", "recent_slope", "recent_p"]
     df = cells.copy()
     col = exposure if exposure in df and pd.to_numeric(df[exposure], errors="coerce").gt(0).any() else "days"
     expo = pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(float)
-    ok = expo > 0
-    df = df[ok].reset_index(drop=True)
-    expo = expo[ok]
-    if season is None:
-        season = _season_ok(list(df["period"]), granularity)
-    X, names = _design(df, granularity, season)
-    keep = np.abs(X).sum(axis=0) > 0
-    X, names = X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
-    model = sm.GLM(df["complaints"].to_numpy(float), X, family=sm.families.Poisson(), offset=np.log(expo))
-    res = model.fit(scale="X2")
-    params = pd.Series(res.params, index=names)
-    bse = pd.Series(res.bse, index=names)
-    pvals = pd.Series(res.pvalues, index=names)
-    rows = []
-    totals = df.groupby("category")["complaints"].sum()
+    df = df[expo > 0]
+    df = _trim_to_first_data(df)
+    totals = df.groupby("category", sort=False)["complaints"].sum()
     grand = totals.sum()
-    for cat in dict.fromkeys(df["category"]):
-        key = f"{cat}:trend"
-        b, se = params[key], bse[key]
-        rows.append({"category": cat, "complaints": int(totals[cat]), "share": totals[cat] / grand if grand else np.nan,
-                     "trend_slope": math.expm1(b), "ci_low": math.expm1(b - 1.96 * se),
-                     "ci_high": math.expm1(b + 1.96 * se), "p_value": float(pvals[key])})
-    out = pd.DataFrame(rows)
-    if len(out):
-        out["p_adjusted"] = adjust_pvalues(out["p_value"].fillna(1.0).to_numpy(), correction)
-        out = out.sort_values(["trend_slope"], ascending=False).reset_index(drop=True)
-        out["growth_rank"] = np.arange(1, len(out) + 1)
-    out.attrs.update(dispersion=float(res.scale), exposure=col, season=bool(season), correction=correction,
-                     granularity=granularity)
-    return out
+    with_data = df[df["complaints"] > 0].groupby("category")["period"].nunique()
+    cats = list(dict.fromkeys(df["category"]))
+    tested = [c for c in cats if with_data.get(c, 0) >= min_history]
+    fit = df[df["category"].isin(tested)].reset_index(drop=True)
+    if season is None:
+        season = _season_ok(list(fit["period"]), granularity)
+    est: dict[str, tuple[float, float, float]] = {}
+    dispersion = float("nan")
+    if tested:
+        X, names = _design(fit, granularity, season)
+        keep = np.abs(X).sum(axis=0) > 0
+        X, names = X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+        e = pd.to_numeric(fit[col], errors="coerce").to_numpy(float)
+        try:
+            with np.errstate(all="ignore"):
+                res = sm.GLM(fit["complaints"].to_numpy(float), X, family=sm.families.Poisson(),
+                             offset=np.log(e)).fit(scale="X2")
+            params = pd.Series(res.params, index=names)
+            bse = pd.Series(res.bse, index=names)
+            pvals = pd.Series(res.pvalues, index=names)
+            dispersion = float(res.scale)
+            # the recent-direction check subtracts seasonality only when three years support it: with two,
+            # month-of-year effects soak up a one-off surge and would hide its collapse
+            sidx = [i for i, n in enumerate(names) if n.startswith("season:")]
+            ps = sorted(set(fit["period"]))
+            three_years = bool(ps) and (ps[-1].year - ps[0].year) * 12 + ps[-1].month - ps[0].month + 1 >= 36
+            fit["_season"] = X[:, sidx] @ np.asarray(res.params)[sidx] if sidx and three_years else 0.0
+            for c in tested:
+                k = f"{c}:trend"
+                est[c] = (float(params[k]), float(bse[k]), float(pvals[k]))
+        except (np.linalg.LinAlgError, ValueError, OverflowError):
+            est = {c: (float("nan"),) * 3 for c in tested}
+    recent = {c: _recent_slope(fit[fit["category"] == c], col, min_history) for c in tested} if est else {}
+    rows = []
+    for c in cats:
+        b, se, pv = est.get(c, (float("nan"),) * 3)
+        with np.errstate(over="ignore", invalid="ignore"):
+            row = {"category": c, "complaints": int(totals[c]), "share": totals[c] / grand if grand else np.nan,
+                   "periods": int(with_data.get(c, 0)), "tested": c in tested,
+                   "trend_slope": float(np.expm1(b)), "ci_low": float(np.expm1(b - 1.96 * se)),
+                   "ci_high": float(np.expm1(b + 1.96 * se)), "p_value": pv}
+        row["recent_slope"], row["recent_p"] = recent.get(c, (float("nan"), float("nan")))
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=cols_out[:9] + ["recent_slope", "recent_p"])
+    out["p_adjusted"] = np.nan
+    t_mask = out["tested"].to_numpy(bool) & out["p_value"].notna().to_numpy()
+    if t_mask.any():
+        out.loc[t_mask, "p_adjusted"] = adjust_pvalues(out.loc[t_mask, "p_value"].to_numpy(float), correction)
+    out["estimable"] = out["tested"].to_numpy(bool) & trend_estimable(out["ci_low"], out["ci_high"], max_ci_width)
+    # a trend that has turned: the recent half of the history goes significantly the other way
+    reversed_ = (out["estimable"].to_numpy(bool) & (out["recent_p"].fillna(1.0).to_numpy() < 0.05)
+                 & (np.sign(out["recent_slope"].fillna(0.0).to_numpy()) == -np.sign(out["trend_slope"].to_numpy())))
+    out["status"] = np.where(~out["tested"].to_numpy(bool), "short_history",
+                             np.where(~out["estimable"].to_numpy(bool), "not_estimable",
+                                      np.where(reversed_, "reversed", "ok")))
+    for c in ("trend_slope", "ci_low", "ci_high"):
+        out.loc[~out["estimable"], c] = np.nan
+    out["_s"] = out["trend_slope"].where(out["estimable"])
+    out = out.sort_values(["_s", "complaints"], ascending=[False, False], na_position="last").drop(columns="_s")
+    out = out.reset_index(drop=True)
+    ranks = np.full(len(out), np.nan)
+    ranks[out["estimable"].to_numpy(bool)] = np.arange(1, int(out["estimable"].sum()) + 1)
+    out["growth_rank"] = ranks
+    out.attrs.update(dispersion=dispersion, exposure=col, season=bool(season), correction=correction,
+                     granularity=granularity, min_history=int(min_history), tested=len(tested),
+                     max_ci_width=float(max_ci_width))
+    return out[cols_out]
+
+
+def _recent_slope(sub: pd.DataFrame, exposure: str, min_history: int = 6) -> tuple[float, float]:
+    """Does the trend still hold at the end? Slope (% change per period) and its quasi-Poisson p-value
+    over the category's latest ``max(min_history, n // 3)`` periods alone, with the window model's
+    seasonal effects (column ``_season``) as offset (NaN when the history is not longer than that window)."""
+    import statsmodels.api as sm
+
+    sub = sub.sort_values("period")
+    k = max(int(min_history), len(sub) // 3)
+    if len(sub) <= k or k < 3:
+        return float("nan"), float("nan")
+    last = sub.iloc[-k:]
+    y = last["complaints"].to_numpy(float)
+    if y.sum() == 0:
+        return float("nan"), float("nan")
+    try:
+        with np.errstate(all="ignore"):
+            off = np.log(pd.to_numeric(last[exposure]).to_numpy(float))
+            if "_season" in last:  # the window model's seasonality, so a seasonal dip is not a turn
+                off = off + last["_season"].to_numpy(float)
+            r = sm.GLM(y, sm.add_constant(np.arange(k, dtype=float)), family=sm.families.Poisson(),
+                       offset=off).fit(scale="X2")
+        return float(np.expm1(r.params[1])), float(r.pvalues[1])
+    except (np.linalg.LinAlgError, ValueError, OverflowError):
+        return float("nan"), float("nan")
 
 
 # ----------------------------------------------------------------- 4 handling
@@ -685,21 +944,21 @@ def _durations(ds: Dataset, start: dt.date, end: dt.date, as_of: dt.datetime, cl
     asof = f"TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}'"
     if kind == "resolution":
         ds.require("complaints", "closed_at")
-        end_col, event = "closed_at", "closed_at IS NOT NULL"
+        event = f"(closed_at IS NOT NULL AND closed_at <= {asof})"
         # status-closed without a time: excluded from the curve (counted separately)
         where_extra = f"AND NOT (closed_at IS NULL AND {closed})"
-        stop = f"COALESCE(closed_at, {asof})"
+        stop = f"least(COALESCE(closed_at, {asof}), {asof})"
     else:
         ds.require("complaints", "first_response_at")
-        end_col, event = "first_response_at", "first_response_at IS NOT NULL"
+        event = f"(first_response_at IS NOT NULL AND first_response_at <= {asof})"
         where_extra = ""
         close_time = "closed_at" if ds.has("complaints", "closed_at") else "NULL"
-        stop = f"COALESCE(first_response_at, {close_time}, {asof})"
-    del end_col
+        stop = f"least(COALESCE(first_response_at, {close_time}, {asof}), {asof})"
     g = "".join(f"COALESCE(CAST({c} AS VARCHAR), '–') AS {c}, " for c in groups)
     sql = (f"SELECT {g}round(greatest(epoch({stop}) - epoch(opened_at), 0) / 3600 / {STEP_HOURS}) * {STEP_HOURS} "
            f"AS hours, CAST({event} AS INTEGER) AS event, count(*) AS n FROM complaints "
-           f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' {where_extra} GROUP BY ALL")
+           f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' AND opened_at <= {asof} "
+           f"{where_extra} GROUP BY ALL")
     return ds.sql(sql)
 
 
@@ -710,8 +969,8 @@ def _km_summary(frame: pd.DataFrame, sla: float) -> dict[str, Any]:
 
 
 def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.0,
-             closed_statuses: Sequence[str] = CLOSED_STATUSES, by: Sequence[str] = ("category", "channel", "handler"),
-             granularity: str = "month", small_n: int = SMALL_N) -> Handling:
+             closed_statuses: Sequence[str] | None = None, by: Sequence[str] = ("category", "channel", "handler"),
+             granularity: str = "month", small_n: int = SMALL_N, as_of: Any = None) -> Handling:
     """Time to first response and to resolution with open complaints censored (Kaplan-Meier).
 
     ``overall``: complaints, closed, open_backlog, closed_without_time,
@@ -720,14 +979,25 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     backlog_median_age_hours, backlog_over_sla. ``by[col]``: the same per
     group with ``small_n`` marked. ``trend``: per opening period, resolution
     median and share within SLA, and the open backlog at each period end.
+
+    Everything is measured at ``as_of`` (default: the end of the range, or
+    the data's end when that is earlier) — open cases and backlog age at the
+    period end, not at the data end: a close time after ``as_of`` is still
+    open (censored at ``as_of``). Without a close time a closed status
+    (``closed_statuses`` LIKE patterns, else ``ds.closed_statuses``, else
+    :data:`CLOSED_STATUSES`) closes a complaint (``overall["close_times"]``
+    False when the data has no close times at all).
     """
     ds.require("complaints", "opened_at")
     _quiet(ds)
     if not ds.has("complaints", "closed_at") and not ds.has("complaints", "status"):
         raise MissingDataError("complaints", ("closed_at",), "handling needs a close time or a status")
     start, end = _date(start), _date(end_exclusive)
-    as_of = _as_of(ds)
-    closed = _closed_sql(ds, closed_statuses)
+    data_end = _as_of(ds)
+    period_end = dt.datetime.combine(end, dt.time())
+    as_of = pd.Timestamp(as_of).to_pydatetime() if as_of is not None else (
+        min(data_end, period_end) if data_end is not None else period_end)
+    closed = _closed_sql(ds, closed_statuses, as_of)
     by = [c for c in by if ds.has("complaints", c)]
     has_close = ds.has("complaints", "closed_at")
     cnt = ds.sql(
@@ -741,10 +1011,15 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
         f"sum(CASE WHEN NOT {closed} AND (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 > "
         f"{float(sla_hours)} THEN 1 ELSE 0 END) AS backlog_over_sla "
         f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}'").iloc[0]
-    overall: dict[str, Any] = {k: (None if pd.isna(v) else (float(v) if "hours" in k else int(v)))
+    overall: dict[str, Any] = {k: ((None if "hours" in k else 0) if pd.isna(v) else (float(v) if "hours" in k else int(v)))
                                for k, v in cnt.items()}
     overall["as_of"] = as_of.isoformat(sep=" ", timespec="minutes")
     overall["sla_hours"] = float(sla_hours)
+    overall["data_end"] = None if data_end is None else data_end.isoformat(sep=" ", timespec="minutes")
+    overall["closed_patterns"] = list(closed_patterns(ds, closed_statuses)[0]) if ds.has("complaints", "status") else []
+    overall["close_times"] = bool(has_close) and bool(ds.sql(
+        "SELECT count(closed_at) FROM complaints").iloc[0, 0])
+    overall["status_closing"] = ds.has("complaints", "status")
     curves = []
     durations = {}
     # time to resolution (keys median_hours, …) and to first response (response_median_hours, …)
@@ -783,7 +1058,9 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
                                                     "hours": s["km"]["time"], "open_share": s["km"]["survival"]}))
             rec["small_n"] = rec["complaints"] < small_n
             rows.append(rec)
-        tables[col] = pd.DataFrame(rows).sort_values("complaints", ascending=False).reset_index(drop=True)
+        tables[col] = (pd.DataFrame(rows).sort_values("complaints", ascending=False).reset_index(drop=True) if rows
+                       else pd.DataFrame(columns=[col, "complaints", "open_backlog", "median_hours", "p90_hours",
+                                                  "within_sla_share", "small_n"]))
     trend = _handling_trend(ds, start, end, as_of, closed, sla_hours, granularity, res)
     return Handling(overall=overall, by=tables,
                     curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
@@ -793,14 +1070,15 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
 
 def _handling_trend(ds: Dataset, start: dt.date, end: dt.date, as_of: dt.datetime, closed: str, sla: float,
                     granularity: str, res: pd.DataFrame | None) -> pd.DataFrame:
-    periods = period_starts(start, end, granularity)
+    periods = _grid(ds, start, end, granularity)
     out = pd.DataFrame({"period": periods, "label": [period_label(p, granularity) for p in periods]})
-    if ds.has("complaints", "closed_at"):
+    if ds.has("complaints", "closed_at") and periods:
         asof = f"TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}'"
         d = ds.sql(
             f"SELECT {_trunc('opened_at', granularity)} AS period, "
-            f"round(greatest(epoch(COALESCE(closed_at, {asof})) - epoch(opened_at), 0) / 3600 / {STEP_HOURS}) "
-            f"* {STEP_HOURS} AS hours, CAST(closed_at IS NOT NULL AS INTEGER) AS event, count(*) AS n "
+            f"round(greatest(epoch(least(COALESCE(closed_at, {asof}), {asof})) - epoch(opened_at), 0) / 3600 / "
+            f"{STEP_HOURS}) * {STEP_HOURS} AS hours, CAST(closed_at IS NOT NULL AND closed_at <= {asof} AS INTEGER) "
+            f"AS event, count(*) AS n "
             f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' "
             f"AND NOT (closed_at IS NULL AND {closed}) GROUP BY ALL")
         d["period"] = pd.to_datetime(d["period"]).dt.date
@@ -825,6 +1103,116 @@ def _handling_trend(ds: Dataset, start: dt.date, end: dt.date, as_of: dt.datetim
         out["backlog"] = b["backlog"].to_numpy()
         out["backlog_median_age_hours"] = b["backlog_median_age_hours"].to_numpy()
     return out
+
+
+# ----------------------------------------------------------------- SLA (timely) and outcomes
+@dataclass(frozen=True)
+class Timeliness:
+    """Share of complaints answered in time (the export's SLA flag ``timely``), with Wilson 95% CIs."""
+
+    overall: dict[str, Any]  # complaints, timely, share, ci_low, ci_high (report period)
+    by_category: pd.DataFrame  # category, complaints, timely, share, ci_low, ci_high (report period)
+    trend: pd.DataFrame  # period, label, complaints, timely, share, ci_low, ci_high (history)
+
+    def __repr__(self) -> str:
+        o = self.overall
+        return f"<Timeliness: {o['timely']:,} of {o['complaints']:,} timely ({o['share']})>"
+
+
+def _share_frame(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["complaints"] = df["complaints"].astype("int64")
+    df["timely"] = df["timely"].fillna(0).astype("int64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["share"] = np.where(df["complaints"] > 0, df["timely"] / df["complaints"].where(df["complaints"] > 0), np.nan)
+    lo, hi = wilson_ci(df["timely"], df["complaints"])
+    df["ci_low"], df["ci_high"] = np.where(df["complaints"] > 0, lo, np.nan), np.where(df["complaints"] > 0, hi, np.nan)
+    return df
+
+
+def timeliness(ds: Dataset, start: Any, end_exclusive: Any, history_start: Any = None,
+               granularity: str = "month") -> Timeliness:
+    """Share of complaints with ``timely`` = 1 in ``[start, end_exclusive)`` overall and by category
+    (Wilson 95% CIs), and per period from ``history_start`` (default ``start``; never before the first
+    complaint). Complaints whose ``timely`` is empty are left out of the base (counted in
+    ``overall["unknown"]``)."""
+    ds.require("complaints", "opened_at", "timely", reason="the SLA flag (timely) is not mapped")
+    _quiet(ds)
+    start, end = _date(start), _date(end_exclusive)
+    hs = _date(history_start) if history_start is not None else start
+    base = (f"FROM complaints WHERE opened_at >= TIMESTAMP '{{lo}}' AND opened_at < TIMESTAMP '{end}' "
+            f"AND timely IS NOT NULL")
+    cat = "COALESCE(CAST(category AS VARCHAR), '–')" if ds.has("complaints", "category") else "'–'"
+    o = ds.sql("SELECT count(*) AS complaints, sum(CAST(timely AS INTEGER)) AS timely "
+               + base.format(lo=start)).fillna(0)
+    unknown = int(ds.sql(f"SELECT count(*) FROM complaints WHERE opened_at >= TIMESTAMP '{start}' "
+                         f"AND opened_at < TIMESTAMP '{end}' AND timely IS NULL").iloc[0, 0])
+    o = _share_frame(o).iloc[0]
+    overall = {"complaints": int(o["complaints"]), "timely": int(o["timely"]),
+               "share": None if pd.isna(o["share"]) else float(o["share"]),
+               "ci_low": None if pd.isna(o["ci_low"]) else float(o["ci_low"]),
+               "ci_high": None if pd.isna(o["ci_high"]) else float(o["ci_high"]), "unknown": unknown}
+    bc = ds.sql(f"SELECT {cat} AS category, count(*) AS complaints, sum(CAST(timely AS INTEGER)) AS timely "
+                + base.format(lo=start) + " GROUP BY 1 ORDER BY 2 DESC, 1")
+    by_category = _share_frame(bc) if len(bc) else pd.DataFrame(
+        columns=["category", "complaints", "timely", "share", "ci_low", "ci_high"])
+    tr = ds.sql(f"SELECT {_trunc('opened_at', granularity)} AS period, count(*) AS complaints, "
+                f"sum(CAST(timely AS INTEGER)) AS timely " + base.format(lo=hs) + " GROUP BY 1")
+    tr["period"] = pd.to_datetime(tr["period"]).dt.date
+    periods = _grid(ds, hs, end, granularity)
+    trend = pd.DataFrame({"period": pd.Series(periods, dtype=object)}).merge(tr, on="period", how="left")
+    trend["complaints"] = trend["complaints"].fillna(0)
+    trend = _share_frame(trend)
+    trend.insert(1, "label", [period_label(p, granularity) for p in trend["period"]])
+    return Timeliness(overall=overall, by_category=by_category.reset_index(drop=True), trend=trend)
+
+
+def outcomes(ds: Dataset, start: Any, end_exclusive: Any, column: str | None = None, by: str = "category",
+             top: int = 8) -> pd.DataFrame:
+    """Distribution of the outcome (``outcome``, else ``resolution``) by ``by`` in ``[start, end_exclusive)``:
+    one row per group × outcome with ``complaints`` and ``share`` (of the group's complaints; empty
+    outcomes shown as '–'). Outcomes beyond the ``top`` most frequent are lumped as ``__other__``."""
+    if column is None:
+        column = next((c for c in ("outcome", "resolution") if ds.has("complaints", c)), "outcome")
+    ds.require("complaints", "opened_at", column, reason="no outcome or resolution column is mapped")
+    g = f"COALESCE(CAST({by} AS VARCHAR), '–')" if ds.has("complaints", by) else "'–'"
+    df = ds.sql(f"SELECT {g} AS grp, COALESCE(NULLIF(trim(CAST({column} AS VARCHAR)), ''), '–') AS outcome, "
+                f"count(*) AS complaints FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
+                f"AND opened_at < TIMESTAMP '{_date(end_exclusive)}' GROUP BY ALL")
+    if df.empty:
+        return pd.DataFrame(columns=[by, "outcome", "complaints", "share"])
+    keep = df.groupby("outcome")["complaints"].sum().sort_values(ascending=False).head(top).index
+    df.loc[~df["outcome"].isin(keep), "outcome"] = OTHER
+    df = df.groupby(["grp", "outcome"], as_index=False)["complaints"].sum()
+    df["share"] = df["complaints"] / df.groupby("grp")["complaints"].transform("sum")
+    size = df.groupby("grp")["complaints"].transform("sum")
+    df = df.assign(_s=size).sort_values(["_s", "grp", "complaints"], ascending=[False, True, False])
+    df = df.drop(columns="_s").rename(columns={"grp": by}).reset_index(drop=True)
+    df.attrs["column"] = column
+    return df
+
+
+def outcome_table(dist: pd.DataFrame, by: str = "category", lang: str = "en") -> pd.DataFrame:
+    """Wide table: one row per group (with its n), one column per outcome (share of the group)."""
+    if dist.empty:
+        return pd.DataFrame()
+    d = dist.assign(outcome=[cat_name(o, lang) for o in dist["outcome"]])
+    wide = d.pivot_table(index=by, columns="outcome", values="share", aggfunc="sum", fill_value=0.0, sort=False)
+    n = d.groupby(by, sort=False)["complaints"].sum()
+    wide.insert(0, "n", n.reindex(wide.index).astype("int64"))
+    order = d.groupby("outcome")["complaints"].sum().sort_values(ascending=False).index.tolist()
+    return wide[["n"] + order].reset_index()
+
+
+def figure_timeliness(tm: Timeliness, lang: str = "en"):
+    """Share timely by category in the report period (95% Wilson CI)."""
+    from workbench import viz
+
+    b = tm.by_category
+    return viz.bar_with_ci([_esc(c) for c in b["category"]], b["share"].fillna(0), b["ci_low"], b["ci_high"],
+                           title=t("complaints.fig.timely_title", lang), y_title=t("complaints.col.timely_share", lang),
+                           percent=True, text=[f"{fmt_pct(v, lang)} (n={fmt_int(n, lang)})"
+                                               for v, n in zip(b["share"], b["complaints"], strict=True)])
 
 
 # ----------------------------------------------------------------- 5 churn link
@@ -857,7 +1245,7 @@ class ChurnLink:
 
 
 def churn_link(ds: Dataset, churn_window_days: int = 90, cohort_months: int = 12, end: Any = None,
-               closed_statuses: Sequence[str] = CLOSED_STATUSES) -> ChurnLink:
+               closed_statuses: Sequence[str] | None = None) -> ChurnLink:
     """Churn after complaints: customers who bought in a cohort window of ``cohort_months`` ending
     ``churn_window_days`` before the data's end, grouped by no complaint / resolved only / an unresolved
     complaint in the window; churn = no purchase in the ``churn_window_days`` after the window.
@@ -1074,9 +1462,26 @@ class AlertRun:
                 f"{self.granularity} × category cells>")
 
 
+def judge_periods(ds: Dataset, since: Any, end_exclusive: Any, granularity: str = "week", alpha: float = ALPHA,
+                  history_weeks: int = 104, top: int = TOP_CATEGORIES, min_history: int = 6) -> pd.DataFrame:
+    """The out-of-sample complaint check shared by ``workbench alerts`` and the report's check of its
+    period: :func:`detect_alerts` fitted on up to ``history_weeks`` weeks before ``since`` (never before
+    the first complaint) and applied to the periods from ``since`` to ``end_exclusive``, with the
+    ``top`` largest categories (the rest together as 'other'). Same cells, model and dispersion
+    estimate in both places, so a report and ``workbench alerts --since`` agree."""
+    _check_granularity(granularity)
+    since_p = _floor(_date(since), granularity)
+    end = _date(end_exclusive)
+    start = _floor(since_p - dt.timedelta(days=int(history_weeks) * 7), granularity)
+    start = history_start(ds, start, granularity)
+    cats = top_categories(ds, start, end, n=top)
+    cells = alert_cells(ds, start, end, granularity, categories=cats, buyers=False)
+    return detect_alerts(cells, granularity, alpha=alpha, judge_from=since_p, min_history=min_history)
+
+
 def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None, json_path: Any = None,
                granularity: str = "week", alpha: float = ALPHA, history_weeks: int = 104,
-               lang: str | None = None, top: int = 20) -> AlertRun:
+               lang: str | None = None, top: int = TOP_CATEGORIES) -> AlertRun:
     """Daily complaint check (``workbench alerts``): the alert model of :func:`detect_alerts`
     fitted on history before ``since`` and applied to the periods from ``since`` (default: the last
     28 days of complaints) — periods × categories above their limit are breaches.
@@ -1092,7 +1497,7 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
     try:
         _quiet(ds)  # keep stdout clean for the scheduler
         ds.require("complaints", "opened_at", "category")
-        lo, hi = ds.date_range("complaints", "opened_at")
+        _lo, hi = ds.date_range("complaints", "opened_at")
         if hi is None:
             raise ValueError("the complaints table is empty")
         data_end = _date(hi)
@@ -1107,14 +1512,8 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
         since_p = _floor(since_d, granularity)
         if since_p > data_end:
             raise ValueError(f"--since {since_d} is after the last complaint ({data_end})")
-        span = {"day": history_weeks * 7, "week": history_weeks * 7, "month": history_weeks * 7,
-                "quarter": history_weeks * 7}[granularity]
-        start = max(_floor(_date(lo), granularity), _floor(since_p - dt.timedelta(days=span), granularity))
-        if granularity in ("month", "quarter"):
-            start = _floor(start, granularity)
-        cats = top_categories(ds, start, end, n=top)
-        cells = alert_cells(ds, start, end, granularity, categories=cats, buyers=False)
-        res = detect_alerts(cells, granularity, alpha=alpha, judge_from=since_p)
+        res = judge_periods(ds, since_p, end, granularity, alpha=alpha, history_weeks=history_weeks, top=top)
+        cells = res
     finally:
         if not isinstance(data, Dataset):
             ds.close()
@@ -1140,10 +1539,16 @@ def run_alerts(data: str | os.PathLike[str] | Dataset, since: str | None = None,
                    unit=t("complaints.exposure." + str(cells["exposure_unit"].iloc[0]), lang)))
     if partial:
         lines.append(t("complaints.alerts.partial", lang, end=data_end.isoformat()))
+    without = [t("complaints.other", lang) if c == OTHER else c for c in res.attrs.get("without_history", [])]
+    if without:
+        lines.append(t("complaints.alerts.no_history", lang, n=fmt_int(len(without), lang),
+                       categories=", ".join(without[:10]) + (" …" if len(without) > 10 else ""),
+                       min=res.attrs.get("min_history", 6), unit=t(f"complaints.unit.{granularity}", lang)))
     payload = {"ok": not breaches, "since": since_p.isoformat(), "data_end": data_end.isoformat(),
                "granularity": granularity, "alpha": alpha, "cells_checked": int(len(judged)),
                "expected_false_alarms": alpha * len(judged), "dispersion": res.attrs.get("dispersion"),
                "seasonality": res.attrs.get("season"), "exposure": str(cells["exposure_unit"].iloc[0]),
+               "max_extrapolate": res.attrs.get("max_extrapolate"), "without_history": without,
                "breaches": breaches}
     if json_path:
         from workbench.metrics import write_json_atomic
@@ -1165,13 +1570,39 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
     out: list[dict[str, Any]] = []
     unit = t(f"complaints.unit.{granularity}", lang)
     if trends is not None and len(trends):
-        top = trends.iloc[0]
-        sig = top["p_adjusted"] < 0.05
-        key = "complaints.finding.rising" if sig and top["trend_slope"] > 0 else "complaints.finding.no_rising"
-        out.append({"key": "rising", "text": t(key, lang, category=cat_name(top["category"], lang),
-                                                 slope=fmt_pct(top["trend_slope"], lang), unit=unit,
-                                                 p=fmt_p(top["p_adjusted"], lang)),
-                    "value": float(top["trend_slope"]), "headline": True})
+        ok = trends[trends["estimable"].astype(bool)]
+        # a headline needs evidence over the window and no significant turn in the latest periods
+        steady = ok["status"] == "ok"
+        sig = ok[steady & (ok["p_adjusted"] < 0.05) & (ok["ci_low"] > 0)]
+        adj = t("complaints.adjusted." + ("season_" if trends.attrs.get("season") else "")
+                + ("buyers" if trends.attrs.get("exposure") == "buyers" else "days"), lang)
+        if len(sig):
+            top = sig.sort_values("trend_slope", ascending=False).iloc[0]
+            out.append({"key": "rising", "text": t("complaints.finding.rising", lang,
+                                                     category=cat_name(top["category"], lang),
+                                                     slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                                                     low=fmt_pct(top["ci_low"], lang), high=fmt_pct(top["ci_high"], lang),
+                                                     p=fmt_p(top["p_adjusted"], lang), n=fmt_int(len(sig), lang),
+                                                     adjusted=adj),
+                        "value": float(top["trend_slope"]), "headline": True})
+        elif len(turned := ok[~steady & (ok["p_adjusted"] < 0.05) & (ok["trend_slope"] > 0)]):
+            top = turned.iloc[0]
+            out.append({"key": "rising", "text": t("complaints.finding.turned", lang,
+                                                     category=cat_name(top["category"], lang),
+                                                     slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                                                     recent=fmt_pct(top["recent_slope"], lang)),
+                        "value": None, "headline": False})
+        elif len(ok):
+            top = ok.iloc[0]
+            out.append({"key": "rising", "text": t("complaints.finding.no_rising", lang,
+                                                     category=cat_name(top["category"], lang),
+                                                     slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                                                     p=fmt_p(top["p_adjusted"], lang)),
+                        "value": None, "headline": False})
+        else:
+            out.append({"key": "rising", "text": t("complaints.finding.no_trend", lang,
+                                                     n=int(trends.attrs.get("min_history", 6)), unit=unit),
+                        "value": None, "headline": False})
     if alerts is not None:
         fl = alerts[alerts["flagged"]].sort_values("excess", ascending=False)
         if len(fl):
@@ -1182,11 +1613,17 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
                                                      observed=fmt_int(r["complaints"], lang),
                                                      expected=fmt_num(r["expected"], lang, 1),
                                                      limit=fmt_int(r["upper_limit"], lang)),
-                        "value": int(len(fl)), "headline": True})
+                        "value": int(len(fl)), "headline": False})
         else:
             out.append({"key": "alerts", "text": t("complaints.finding.no_alerts", lang), "value": 0,
-                        "headline": True})
-    if handling_result is not None:
+                        "headline": False})
+    if handling_result is not None and not handling_result.overall.get("close_times", True):
+        o = handling_result.overall
+        out.append({"key": "handling", "text": t(
+            "complaints.finding.no_close_times", lang, open=fmt_int(o.get("open_backlog"), lang),
+            n=fmt_int(o.get("complaints"), lang), as_of=str(o.get("data_end") or o.get("as_of") or "")[:10]),
+            "value": o.get("open_backlog"), "headline": False})
+    elif handling_result is not None:
         o = handling_result.overall
         out.append({"key": "handling", "text": t(
             "complaints.finding.handling", lang,
@@ -1207,6 +1644,24 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
             share=fmt_pct(ice.voicing_share, lang, 0), silent=fmt_int(ice.silent, lang),
             low=fmt_int(ice.low, lang), high=fmt_int(ice.high, lang)), "value": ice.silent, "headline": False})
     return out
+
+
+def current_alert_finding(judged: pd.DataFrame, period: str, lang: str = "en") -> dict[str, Any]:
+    """Headline of the report period's out-of-sample check (:func:`judge_periods`): breaches or none."""
+    j = judged[judged["judged"]]
+    fl = j[j["flagged"]].sort_values("excess", ascending=False)
+    if not len(j):
+        return {"key": "alerts_current", "text": t("complaints.finding.current_unchecked", lang, period=period),
+                "value": None, "headline": False}
+    if not len(fl):
+        return {"key": "alerts_current", "text": t("complaints.finding.current_ok", lang, period=period,
+                                                     cells=fmt_int(len(j), lang)), "value": 0, "headline": True}
+    r = fl.iloc[0]
+    return {"key": "alerts_current", "text": t(
+        "complaints.finding.current_breach", lang, period=period, n=fmt_int(len(fl), lang),
+        category=cat_name(r["category"], lang), observed=fmt_int(r["complaints"], lang),
+        expected=fmt_num(r["expected"], lang, 1), limit=fmt_int(r["upper_limit"], lang)),
+        "value": int(len(fl)), "headline": True}
 
 
 # ----------------------------------------------------------------- figures
@@ -1343,9 +1798,17 @@ def metrics_periods(series: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def metrics_by_category(trends: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:
-    return [{"category": cat_name(r.category, lang), "complaints": int(r.complaints), "share": r.share,
-             "trend_slope": r.trend_slope, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-             "p_adjusted": r.p_adjusted, "growth_rank": int(r.growth_rank)} for r in trends.itertuples()]
+    """Every category's trend row (status ``ok`` / ``not_estimable`` / ``short_history``; no slope digits
+    unless estimable)."""
+    def num(v: Any) -> float | None:
+        return None if v is None or pd.isna(v) else float(v)
+
+    return [{"category": cat_name(r.category, lang), "complaints": int(r.complaints), "share": num(r.share),
+             "periods": int(r.periods), "status": r.status, "trend_slope": num(r.trend_slope),
+             "recent_slope": num(r.recent_slope), "recent_p": num(r.recent_p),
+             "ci_low": num(r.ci_low), "ci_high": num(r.ci_high), "p_value": num(r.p_value),
+             "p_adjusted": num(r.p_adjusted), "growth_rank": None if pd.isna(r.growth_rank) else int(r.growth_rank)}
+            for r in trends.itertuples()]
 
 
 def metrics_alerts(alerts: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from workbench.schema import TABLES
 
-FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
+FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".gz", ".zip")
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "gbk", "gb18030", "gb2312", "latin-1")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -50,8 +50,24 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ColumnOptions:
+    """Per-column options of an inline-table entry in ``[tables.NAME.columns]``.
+
+    ``source`` names a source column (quoted as an identifier), ``expr`` is a SQL
+    expression; ``na_values`` are set missing (no error), ``fill`` replaces an empty
+    value (counted, rule ``filled``), ``values`` maps text labels to numbers.
+    """
+
+    source: str | None = None
+    expr: str | None = None
+    na_values: tuple[Any, ...] = ()
+    fill: Any = None
+    values: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class TableConfig:
-    """How one canonical table is read from its source."""
+    """How one canonical table (or one raw ``[sources.NAME]``) is read from its source."""
 
     name: str
     files: tuple[Path, ...] = ()
@@ -68,10 +84,32 @@ class TableConfig:
     scales: dict[str, tuple[float, float]] = field(default_factory=dict)
     drivers: tuple[str, ...] | None = None
     pattern: str = ""
+    section: str = "tables"  # "tables" (canonical) or "sources" (raw, joined by a query)
+    header: bool = True
+    names: tuple[str, ...] | None = None
+    skip: int = 0
+    na_values: tuple[Any, ...] = ()
+    options: dict[str, ColumnOptions] = field(default_factory=dict)
+    # table semantics (issue 10 items 5-7); each only valid on the tables in _KEY_TABLES
+    wave_date: dt.date | None = None
+    segments: tuple[str, ...] = ()
+    loyal_kind: str | None = None
+    churn_as_of: dt.date | None = None
+    closed_statuses: tuple[str, ...] | None = None
 
     @property
     def is_sql(self) -> bool:
         return self.url is not None
+
+    @property
+    def is_query(self) -> bool:
+        """A canonical table defined by SQL over the declared ``[sources.*]`` (no url)."""
+        return self.url is None and self.query is not None
+
+    @property
+    def key(self) -> str:
+        """The config section, as the user writes it: ``[tables.transactions]``."""
+        return f"[{self.section}.{self.name}]"
 
     def describe(self) -> str:
         """Where the table comes from, safe to show (no secrets)."""
@@ -93,6 +131,7 @@ class DatasetConfig:
     as_of: dt.date | None = None
     tables: dict[str, TableConfig] = field(default_factory=dict)
     text: str = ""
+    sources: dict[str, TableConfig] = field(default_factory=dict)
 
     def source_label(self) -> str:
         """Short description of where the data came from (no secrets, no full paths)."""
@@ -148,48 +187,198 @@ def _scales(raw: Any, where: str) -> dict[str, tuple[float, float]]:
         raise ConfigError(f"{where}.scales must be a table of column = [low, high]")
     out = {}
     for col, bounds in raw.items():
-        if (
-            not isinstance(bounds, list)
-            or len(bounds) != 2
-            or not all(isinstance(b, (int, float)) for b in bounds)
-            or bounds[0] >= bounds[1]
-        ):
-            raise ConfigError(f"{where}.scales.{col} must be [low, high] with low < high, got {bounds!r}")
-        out[col] = (float(bounds[0]), float(bounds[1]))
+        out[col] = _bounds(bounds, f"{where}.scales.{col}")
     return out
 
 
-_TABLE_KEYS = {
-    "source", "url", "table", "query", "format", "encoding", "delimiter", "sheet",
-    "date_format", "filter", "columns", "scales", "drivers",
+_FILE_KEYS = {
+    "source", "url", "table", "query", "format", "encoding", "delimiter", "sheet", "header", "names", "skip",
+    "date_format", "na_values",
 }
+_TABLE_KEYS = _FILE_KEYS | {"filter", "columns", "scales", "drivers"}
+_COLUMN_KEYS = {"source", "expr", "scale", "na_values", "fill", "values"}
+_TABLE_KEYS |= {"wave_date", "segments", "loyal_kind", "churn_as_of", "closed_statuses"}
+# table keys that mean something for some canonical tables only
+_KEY_TABLES: dict[str, tuple[str, ...]] = {
+    "wave_date": ("surveys",),
+    "loyal_kind": ("surveys",),
+    "segments": ("surveys", "customers"),
+    "churn_as_of": ("customers",),
+    "closed_statuses": ("complaints",),
+}
+LOYAL_KINDS = ("intent", "behaviour")
 
 
-def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, default_url: str | None) -> TableConfig:
-    unknown = set(raw) - _TABLE_KEYS
+def _date_key(raw: Any, key: str, where: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` table key (TOML date or string)."""
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        return raw.date()
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f'{where}.{key} must be a date written "YYYY-MM-DD", got {raw!r}')
+
+
+def _semantic_keys(name: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate the table-semantics keys (wave_date, segments, loyal_kind, churn_as_of, closed_statuses)."""
+    for key, tables in _KEY_TABLES.items():
+        if key in raw and name not in tables:
+            only = " and ".join(f"[tables.{t}]" for t in tables)
+            raise ConfigError(f"{where}.{key}: this key belongs in {only} only, not [tables.{name}]")
+    out: dict[str, Any] = {
+        "wave_date": _date_key(raw.get("wave_date"), "wave_date", where),
+        "churn_as_of": _date_key(raw.get("churn_as_of"), "churn_as_of", where),
+    }
+    segments = raw.get("segments", [])
+    if (not isinstance(segments, list) or not all(isinstance(s, str) and s.strip() for s in segments)
+            or len(set(segments)) != len(segments)):
+        raise ConfigError(f'{where}.segments must be a list of distinct source column names, '
+                          f'e.g. ["Class", "Type of Travel"], got {segments!r}')
+    out["segments"] = tuple(segments)
+    kind = raw.get("loyal_kind")
+    if kind is not None:
+        kind = {"behavior": "behaviour"}.get(str(kind).strip().lower(), str(kind).strip().lower())
+        if kind not in LOYAL_KINDS:
+            raise ConfigError(f'{where}.loyal_kind must be "behaviour" (observed: the customer stayed or '
+                              f'bought again) or "intent" (stated), got {raw["loyal_kind"]!r}')
+    out["loyal_kind"] = kind
+    closed = raw.get("closed_statuses")
+    if closed is not None:
+        if (not isinstance(closed, list) or not closed
+                or not all(isinstance(s, str) and s.strip() for s in closed)):
+            raise ConfigError(f'{where}.closed_statuses must be a non-empty list of status patterns '
+                              f'(SQL LIKE, case-insensitive: % = any text), e.g. ["Closed%", "Resolved"], '
+                              f'got {closed!r}')
+        closed = tuple(s.strip() for s in closed)
+    out["closed_statuses"] = closed
+    columns = raw.get("columns", {})
+    if out["wave_date"] is not None and isinstance(columns, dict) and "date" in columns:
+        raise ConfigError(f"{where}.wave_date dates the whole file as one wave, but [tables.{name}.columns] "
+                          "also maps date; keep one of the two")
+    return out
+
+
+def _na_values(raw: Any, where: str) -> tuple[Any, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                            for v in raw):
+        raise ConfigError(f"{where}.na_values must be a list of texts and numbers, e.g. [0, \"N/A\", \"\"]")
+    return tuple(raw)
+
+
+def _bounds(bounds: Any, where: str) -> tuple[float, float]:
+    if bounds == "binary":
+        return (0.0, 1.0)
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+        or bounds[0] >= bounds[1]
+    ):
+        raise ConfigError(f"{where} must be [low, high] with low < high (or \"binary\"), got {bounds!r}")
+    return (float(bounds[0]), float(bounds[1]))
+
+
+def _column_options(col: str, spec: Any, where: str) -> ColumnOptions:
+    here = f"{where}.columns.{col}"
+    unknown = set(spec) - _COLUMN_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TABLE_KEYS)}")
+        raise ConfigError(f"{here}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}")
+    if ("source" in spec) == ("expr" in spec):
+        raise ConfigError(f"{here}: give exactly one of source (a source column) or expr (a SQL expression)")
+    text = spec.get("source", spec.get("expr"))
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{here}: source/expr must be a non-empty text")
+    values = spec.get("values")
+    if values is not None:
+        if not isinstance(values, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+            raise ConfigError(f'{here}.values must map text labels to numbers, e.g. {{ "Loyal Customer" = 1 }}')
+        values = {str(k): float(v) for k, v in values.items()}
+    fill = spec.get("fill")
+    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float, str))):
+        raise ConfigError(f"{here}.fill must be a number or a text, got {fill!r}")
+    return ColumnOptions(source=spec.get("source"), expr=spec.get("expr"),
+                         na_values=_na_values(spec.get("na_values"), here), fill=fill, values=values)
+
+
+def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, default_url: str | None,
+                  section: str = "tables", sources: tuple[str, ...] = ()) -> TableConfig:
+    allowed = _TABLE_KEYS if section == "tables" else _FILE_KEYS - {"na_values"}  # sources stay raw
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     encoding = str(raw.get("encoding", "auto")).lower()
     if encoding not in ENCODINGS:
         raise ConfigError(f"{where}.encoding {encoding!r} not supported; use one of {ENCODINGS}")
-    columns = raw.get("columns", {})
-    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-        raise ConfigError(f"{where}.columns must map canonical names to source columns or SQL expressions")
+    raw_columns = raw.get("columns", {})
+    if not isinstance(raw_columns, dict) or not all(isinstance(v, (str, dict)) for v in raw_columns.values()):
+        raise ConfigError(f"{where}.columns must map canonical names to source columns or SQL expressions "
+                          f"(or inline tables {{ source = ..., scale = ..., na_values = ..., fill = ..., "
+                          f"values = ... }})")
+    columns: dict[str, str] = {}
+    options: dict[str, ColumnOptions] = {}
+    scales = _scales(raw.get("scales"), where)
+    for col, spec in raw_columns.items():
+        if isinstance(spec, str):
+            columns[col] = spec
+            continue
+        opts = _column_options(col, spec, where)
+        options[col] = opts
+        columns[col] = opts.source if opts.source is not None else str(opts.expr)
+        if "scale" in spec:
+            scales[col] = _bounds(spec["scale"], f"{where}.columns.{col}.scale")
     drivers = raw.get("drivers")
     if drivers is not None and (not isinstance(drivers, list) or not all(isinstance(d, str) for d in drivers)):
         raise ConfigError(f"{where}.drivers must be a list of column names")
+    header = raw.get("header", True)
+    if not isinstance(header, bool):
+        raise ConfigError(f"{where}.header must be true or false")
+    names = raw.get("names")
+    if names is not None and (not isinstance(names, list) or not names
+                              or not all(isinstance(n, str) and n for n in names) or len(set(names)) < len(names)):
+        raise ConfigError(f'{where}.names must be a list of distinct column names, e.g. ["id", "date", "amount"]')
+    skip = raw.get("skip", 0)
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+        raise ConfigError(f"{where}.skip must be a whole number of leading lines (0 or more), got {skip!r}")
+    sheet = raw.get("sheet")
+    if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
+        raise ConfigError(f"{where}.sheet must be a sheet name or its position (0 = first sheet)")
+    delimiter = raw.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or delimiter == ""):
+        raise ConfigError(f'{where}.delimiter must be a text such as ";", "\\t", "|" or "whitespace"')
     common = dict(
         name=name,
         encoding=encoding,
-        delimiter=raw.get("delimiter"),
-        sheet=raw.get("sheet"),
+        delimiter=delimiter,
+        sheet=sheet,
         date_format=raw.get("date_format"),
         filter=raw.get("filter"),
-        columns=dict(columns),
-        scales=_scales(raw.get("scales"), where),
+        columns=columns,
+        scales=scales,
         drivers=tuple(drivers) if drivers is not None else None,
         format=raw.get("format"),
+        section=section,
+        header=header,
+        names=tuple(names) if names is not None else None,
+        skip=skip,
+        na_values=_na_values(raw.get("na_values"), where),
+        options=options,
+        **_semantic_keys(name, raw, where),
     )
+    if "query" in raw and "url" not in raw and "table" not in raw and "source" not in raw and (
+            sources or not default_url) and section == "tables":
+        if not sources:
+            raise ConfigError(f"{where}: query without url runs over the declared [sources.NAME] sections, "
+                              "but there are none; declare the files it joins as [sources.NAME]")
+        return TableConfig(query=str(raw["query"]), pattern=f"query over {', '.join(sources)}", **common)
     url = raw.get("url", default_url if ("table" in raw or "query" in raw) else None)
     if url is not None:
         if "source" in raw:
@@ -199,16 +388,25 @@ def _table_config(name: str, raw: dict[str, Any], root: Path, where: str, defaul
         _check_url(url, where)
         return TableConfig(url=url, sql_table=raw.get("table"), query=raw.get("query"), pattern=url, **common)
     if "source" not in raw:
-        raise ConfigError(f"{where}: needs source (file or glob) or url with table/query")
+        raise ConfigError(f"{where}: needs source (file or glob), query (over [sources.NAME]) "
+                          "or url with table/query")
     files = _resolve_files(root, raw["source"], where)
     return TableConfig(files=files, pattern=str(raw["source"]), **common)
+
+
+def _stem(path: Path) -> str:
+    """File name without its ending; ``transactions.csv.gz`` → ``transactions``."""
+    name = path.name
+    if name.lower().endswith((".csv.gz", ".txt.gz", ".tsv.gz")):
+        return name[:-7]
+    return path.stem
 
 
 def find_canonical_files(folder: Path) -> dict[str, tuple[Path, ...]]:
     """Canonical table files in a folder without config (``transactions.csv`` …)."""
     found: dict[str, tuple[Path, ...]] = {}
     for table in TABLES:
-        matches = sorted(p for p in folder.iterdir() if p.is_file() and p.stem == table
+        matches = sorted(p for p in folder.iterdir() if p.is_file() and _stem(p) == table
                          and p.suffix.lower() in FILE_SUFFIXES)
         if len(matches) > 1:
             names = ", ".join(p.name for p in matches)
@@ -216,6 +414,35 @@ def find_canonical_files(folder: Path) -> dict[str, tuple[Path, ...]]:
         if matches:
             found[table] = tuple(matches)
     return found
+
+
+def _read_config_text(p: Path) -> str:
+    """The config's text: UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a GBK editor's save)."""
+    data = p.read_bytes()
+    encodings = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ConfigError(f"{p}: the file is neither UTF-8 nor GBK/GB18030 text (undecodable bytes); save it as UTF-8")
+
+
+def _as_of(value: Any, p: Path) -> dt.date | None:
+    """``[dataset].as_of`` as a date: a TOML date (2026-10-31) or a string "2026-10-31"."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{p}: [dataset].as_of must be a date written YYYY-MM-DD, e.g. as_of = 2026-10-31, "
+                      f"got {value!r}")
 
 
 def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
@@ -242,14 +469,15 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         return DatasetConfig(root=p.resolve(), config_path=None, name=p.resolve().name, tables=tables)
     if p.suffix.lower() != ".toml":
         raise ConfigError(f"{p}: expected a folder or a .toml dataset config")
-    text = p.read_text(encoding="utf-8")
+    text = _read_config_text(p)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"dataset", "tables"}
+    unknown = set(raw) - {"dataset", "tables", "sources"}
     if unknown:
-        raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset] and [tables.NAME]")
+        raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME] "
+                          "and [sources.NAME]")
     meta = raw.get("dataset", {})
     root = p.parent.resolve()
     default_url = meta.get("url")
@@ -259,8 +487,17 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
     unknown_tables = set(raw_tables) - set(TABLES)
     if unknown_tables:
         raise ConfigError(f"{p}: unknown table(s) {sorted(unknown_tables)}; canonical tables are {list(TABLES)}")
+    raw_sources = raw.get("sources", {})
+    for name in raw_sources:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"{p}: [sources.{name}]: a source name must be letters, digits and _ "
+                              "(it is the table name the query uses)")
+    sources = {
+        name: _table_config(name, spec, root, f"{p}: [sources.{name}]", default_url, section="sources")
+        for name, spec in raw_sources.items()
+    }
     tables = {
-        name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url)
+        name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url, sources=tuple(sources))
         for name, spec in raw_tables.items()
     }
     if not tables:
@@ -271,9 +508,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
     margin_rate = meta.get("margin_rate")
     if margin_rate is not None and not (isinstance(margin_rate, (int, float)) and 0 <= margin_rate <= 1):
         raise ConfigError(f"{p}: [dataset].margin_rate must be a number in [0, 1], got {margin_rate!r}")
-    as_of = meta.get("as_of")
-    if isinstance(as_of, str):
-        as_of = dt.date.fromisoformat(as_of)
+    as_of = _as_of(meta.get("as_of"), p)
     return DatasetConfig(
         root=root,
         config_path=p.resolve(),
@@ -283,6 +518,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         as_of=as_of,
         tables=tables,
         text=text,
+        sources=sources,
     )
 
 
@@ -297,8 +533,9 @@ def fingerprint(config: DatasetConfig, extra: str = "") -> str:
     h.update(extra.encode())
     h.update(config.text.encode())
     h.update(str(config.as_of).encode())
-    for name in sorted(config.tables):
-        tc = config.tables[name]
+    everything = {**{f"sources.{k}": v for k, v in config.sources.items()}, **config.tables}
+    for name in sorted(everything):
+        tc = everything[name]
         h.update(repr((name, tc.columns, tc.filter, tc.date_format, tc.encoding, tc.sql_table, tc.query)).encode())
         for f in tc.files:
             st = f.stat()

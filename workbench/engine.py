@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -32,17 +33,41 @@ import duckdb
 import ibis
 import pandas as pd
 
-from workbench import __version__
+from workbench import __version__, integrity
 from workbench.config import ConfigError, DatasetConfig, TableConfig, fingerprint, load_config
-from workbench.io import Source, SourceError, open_source, quote_ident, quote_str
+from workbench.io import (
+    Source,
+    SourceError,
+    clean_duckdb_message,
+    explain_read_error,
+    open_source,
+    quote_ident,
+    quote_str,
+)
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue, TableSpec
+from workbench.sqlguard import check_query, check_table_sql, lock_connection, source_files
 
 MAX_EXAMPLES = 5
 DEFAULT_DATE_FORMATS = (
     "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S.%f",
     "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d",
 )
+# Day-first / month-first / two-digit-year families, tried only for text date columns without date_format;
+# when two families read every value but disagree on some, loading stops and asks for date_format.
+_TIMES = ("", " %H:%M:%S", " %H:%M")
+DATE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "iso": DEFAULT_DATE_FORMATS,
+    "dmy": tuple(f + t for f in ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y") for t in _TIMES),
+    "mdy": tuple(f + t for f in ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y") for t in _TIMES),
+    "dmy2": tuple(f + t for f in ("%d/%m/%y", "%d-%m-%y", "%d.%m.%y") for t in _TIMES),
+    "mdy2": tuple(f + t for f in ("%m/%d/%y", "%m-%d-%y") for t in _TIMES),
+    "ymd2": tuple(f + t for f in ("%y/%m/%d", "%y-%m-%d", "%y.%m.%d") for t in _TIMES),
+}
+DATE_SAMPLE_ROWS = 200_000
+DATE_SAMPLE_DISTINCT = 2_000
+SOURCES_DB = "_wb_src"
 LOAD_ORDER = ("customers", "transactions", "surveys", "complaints", "members", "points")
+_log = logging.getLogger(__name__)
 
 
 class MissingDataError(LookupError):
@@ -160,9 +185,16 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
             f"[tables.{spec.name}.columns]: {sorted(unknown)} are not canonical columns of {spec.name} "
             f"({', '.join(spec.names)})"
         )
+    for col, opt in tc.options.items():
+        if opt.source is not None and opt.source not in source.columns:
+            raise ConfigError(f"{tc.key}.columns.{col}: source column {opt.source!r} is not in {tc.describe()} "
+                              f"(it has {', '.join(c for c in source.columns if c != '_file')})")
     mapping: dict[str, str] = {}
     for col in spec.names:
-        if col in tc.columns:
+        if col in tc.options:
+            opt = tc.options[col]
+            mapping[col] = quote_ident(opt.source) if opt.source is not None else f"({opt.expr})"
+        elif col in tc.columns:
             expr = tc.columns[col]
             mapping[col] = quote_ident(expr) if expr in source.columns else expr
         elif col in source.columns:
@@ -173,7 +205,11 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
     if spec.extra_kind:
         for col in unknown:  # extra ratings mapped explicitly
             expr = tc.columns[col]
-            mapping[col] = quote_ident(expr) if expr in source.columns else expr
+            opt = tc.options.get(col)
+            if opt is not None:
+                mapping[col] = quote_ident(opt.source) if opt.source is not None else f"({opt.expr})"
+            else:
+                mapping[col] = quote_ident(expr) if expr in source.columns else expr
         used = {m.strip('"') for m in mapping.values()}
         if tc.drivers is not None:
             missing = [d for d in tc.drivers if d not in source.columns and d not in mapping]
@@ -188,7 +224,31 @@ def _mapping(spec: TableSpec, tc: TableConfig, source: Source) -> tuple[dict[str
                        and any(typ.upper().startswith(n) for n in numeric)]
         for d in drivers:
             mapping.setdefault(d, quote_ident(d))
-    return mapping, drivers
+    return {col: _with_options(expr, tc, col) for col, expr in mapping.items()}, drivers
+
+
+def _with_options(expr: str, tc: TableConfig, col: str) -> str:
+    """Apply ``na_values`` (table and column) and a ``values`` label map to a mapped column's SQL."""
+    opt = tc.options.get(col)
+    na = tuple(tc.na_values) + (opt.na_values if opt else ())
+    if na:
+        raw = f"trim(CAST(({expr}) AS VARCHAR))"
+        texts = sorted({str(v).strip() for v in na if isinstance(v, str)})
+        nums = sorted({float(v) for v in na if not isinstance(v, str)})
+        conds = []
+        if texts:
+            conds.append(f"{raw} IN ({', '.join(quote_str(v) for v in texts)})")
+        if nums:
+            conds.append(f"TRY_CAST({raw} AS DOUBLE) IN ({', '.join(repr(v) for v in nums)})")
+        expr = f"(CASE WHEN {' OR '.join(conds)} THEN NULL ELSE ({expr}) END)"
+    if opt is not None and opt.values is not None:
+        raw = f"trim(CAST(({expr}) AS VARCHAR))"
+        whens = " ".join(f"WHEN {raw} = {quote_str(k.strip())} THEN {quote_str(repr(v))}"
+                         for k, v in opt.values.items())
+        # an unmapped label keeps its text, marked, so typing fails and it is a wrong_type error with examples
+        expr = (f"(CASE WHEN NULLIF({raw}, '') IS NULL THEN NULL {whens} "
+                f"ELSE 'not in values: ' || {raw} END)")
+    return expr
 
 
 def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) -> str:
@@ -198,6 +258,7 @@ def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) ->
     is_num = any(t.startswith(n) for n in ("INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT",
                                           "UINTEGER", "USMALLINT", "UTINYINT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
     is_float = any(t.startswith(n) for n in ("DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+    is_ieee = t.startswith(("DOUBLE", "FLOAT", "REAL"))
     text = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
     if kind == "id":
         if is_float:
@@ -207,9 +268,14 @@ def _typed(kind: str, col: str, src_type: str, date_formats: tuple[str, ...]) ->
     if kind == "text":
         return text
     if kind in ("number", "rating"):
+        # NaN and ±inf (as numbers or as text such as 'NaN', 'inf', 'Infinity') are not values: NULL here,
+        # so the raw text lands in <col>__bad and the row is a wrong_type error
+        if is_ieee:
+            return f"CASE WHEN isfinite({c}) THEN CAST({c} AS DOUBLE) END"
         if is_num:
             return f"CAST({c} AS DOUBLE)"
-        return f"TRY_CAST(regexp_replace({text}, '[,¥￥$€£\\s]', '', 'g') AS DOUBLE)"
+        parsed = f"TRY_CAST(regexp_replace({text}, '[,¥￥$€£\\s]', '', 'g') AS DOUBLE)"
+        return f"CASE WHEN isfinite({parsed}) THEN {parsed} END"
     if kind == "integer":
         if is_num:
             return f"TRY_CAST(round({c}) AS BIGINT)" if is_float else f"CAST({c} AS BIGINT)"
@@ -237,18 +303,43 @@ def _bad(kind: str, col: str, typed: str) -> str | None:
     return f"CASE WHEN ({typed}) IS NULL AND NULLIF(trim(CAST({c} AS VARCHAR)), '') IS NOT NULL THEN CAST({c} AS VARCHAR) END"
 
 
+_KIND_TYPES = {"number": "DOUBLE", "rating": "DOUBLE", "integer": "BIGINT", "binary": "INTEGER",
+               "date": "DATE", "timestamp": "TIMESTAMP", "id": "VARCHAR", "text": "VARCHAR"}
+
+
 def _staging_sql(name: str, inner: str, types: dict[str, str], kinds: dict[str, str],
-                 formats: tuple[str, ...]) -> str:
-    """CREATE TABLE stg_<name>: typed canonical columns plus ``<col>__bad`` raw text where conversion failed."""
+                 formats: tuple[str, ...] | dict[str, tuple[str, ...]], fills: dict[str, Any] | None = None) -> str:
+    """CREATE TABLE stg_<name>: typed canonical columns plus ``<col>__bad`` raw text where conversion failed.
+
+    ``formats`` are the date formats, for all columns or per column; ``fills`` maps a column to the value
+    an empty cell takes (``<col>__filled`` then records which rows were filled, for the ``filled`` count).
+    """
     selects, bads = [], []
+    fills = fills or {}
     for col, kind in kinds.items():
-        typed = _typed(kind, col, types[col], formats)
-        selects.append(f"{typed} AS {quote_ident(col)}")
+        fmts = formats.get(col, DEFAULT_DATE_FORMATS) if isinstance(formats, dict) else formats
+        typed = _typed(kind, col, types[col], fmts)
         bad = _bad(kind, col, typed)
+        if col in fills:
+            empty = f"NULLIF(trim(CAST({quote_ident(col)} AS VARCHAR)), '') IS NULL"
+            value = fills[col]
+            lit = quote_str(value) if isinstance(value, str) else repr(float(value))
+            selects.append(f"CASE WHEN {empty} THEN CAST({lit} AS {_KIND_TYPES[kind]}) ELSE {typed} END "
+                           f"AS {quote_ident(col)}")
+            bads.append(f"{empty} AS {quote_ident(col + '__filled')}")
+        else:
+            selects.append(f"{typed} AS {quote_ident(col)}")
         if bad:
             bads.append(f"{bad} AS {quote_ident(col + '__bad')}")
     return (f"CREATE OR REPLACE TABLE _stg_{name} AS SELECT {', '.join(selects + bads)}, _file, _keep "
             f"FROM ({inner})")
+
+
+# how a missing required column can be filled instead (schema.TableSpec.derivable; see _Builder._semantics)
+_DERIVABLE_HINTS = {
+    ("surveys", ("date",)): ", or date an undated single-wave file with [tables.surveys].wave_date = \"YYYY-MM-DD\"",
+    ("customers", ("signup_date",)): ", or map tenure_months (signup_date = churn_as_of − tenure)",
+}
 
 
 class _Builder:
@@ -266,6 +357,9 @@ class _Builder:
         self.drivers: list[str] = []
         self.margin_source: str | None = None
         self.materialised: list[str] = []  # canonical tables copied out of their staging table
+        self.line_offsets: dict[str, int] = {}  # data row 1 is file line 1 + offset (skip + header)
+        self._sources_open = False
+        self.semantics: dict[str, Any] = {}  # meta from the table-semantics keys (see _semantic_notes)
 
     # -- helpers
     def q(self, sql: str) -> list[tuple]:
@@ -283,8 +377,8 @@ class _Builder:
         out = []
         for r in rows:
             d = {"file": r[0], "row": int(r[1])}
-            if str(r[0]).lower().endswith((".csv", ".txt", ".tsv")):
-                d["line"] = int(r[1]) + 1  # the header is line 1
+            if str(r[0]).lower().endswith((".csv", ".txt", ".tsv", ".gz")):
+                d["line"] = int(r[1]) + self.line_offsets.get(table, 1)  # header (and skipped lines) first
             d.update({c.removesuffix("__bad"): v for c, v in zip(dict.fromkeys(cols), r[2:], strict=True)})
             out.append(d)
         return out
@@ -293,12 +387,13 @@ class _Builder:
         return [r[0] for r in self.q(f"SELECT DISTINCT _file FROM _stg_{table} WHERE {where} ORDER BY 1 LIMIT 20")]
 
     def _issue(self, rule: str, table: str, column: str | None, where: str, show: list[str],
-               action: str = "") -> int:
+               action: str = "", message: str = "") -> int:
         n = self.q(f"SELECT count(*) FROM _stg_{table} WHERE {where}")[0][0]
         if n:
             self.report.issues.append(Issue(
                 rule=rule, table=table, column=column, count=int(n), files=self._files(table, where),
                 examples=self._examples(table, where, show), action=action or RULES[rule].action,
+                message=message,
             ))
         return int(n)
 
@@ -307,13 +402,13 @@ class _Builder:
         spec = TABLES[name]
         load = TableLoad(table=name, source=tc.describe())
         self.report.tables[name] = load
+        self.line_offsets[name] = tc.skip + (1 if tc.header else 0)
         try:
-            source = open_source(self.con, tc, self.work_dir)
+            source = self._open(tc)
             load.encoding = source.encoding
             mapping, drivers = _mapping(spec, tc, source)
+            mapping, drivers, derived = self._semantics(name, tc, source, mapping, drivers)
             missing = [c for c in spec.required if c not in mapping]
-            if spec.one_of and not any(c in mapping for c in spec.one_of):
-                missing.append(" or ".join(spec.one_of))
             if missing:
                 load.skipped = True
                 load.source_rows = int(self.q(f"SELECT count(*) FROM {source.relation}")[0][0])
@@ -322,44 +417,168 @@ class _Builder:
                     files=[p.name for p in tc.files] or [tc.describe()],
                     examples=[{"available_columns": ", ".join(c for c in source.columns if c != "_file")}],
                     message=f"required column(s) {', '.join(missing)} not found; map them in "
-                            f"[tables.{name}.columns]",
+                            f"[tables.{name}.columns]" + _DERIVABLE_HINTS.get((name, tuple(missing)), ""),
                 ))
                 return
             self._stage(name, spec, tc, source, mapping, drivers)
+            self._semantic_notes(name, spec, tc, mapping, derived)
         except (SourceError, ConfigError):
             raise
         except duckdb.Error as exc:
-            raise SourceError(f"table {name} ({tc.describe()}): {exc}") from None
+            raise SourceError(explain_read_error(exc, tc)) from None
+
+    # -- sources and query tables
+    def _open(self, tc: TableConfig, **kw: Any) -> Source:
+        """A table's source: its files/database, or its query over the declared ``[sources.*]``."""
+        if tc.is_query:
+            return self._query_source(tc, **kw)
+        return open_source(self.con, tc, self.work_dir, **kw)
+
+    def _open_sources(self, all_varchar: bool = False) -> None:
+        """Each ``[sources.NAME]`` as a table NAME in a separate in-memory catalog (kept out of the cache).
+
+        Read once: a view over a CSV would be sniffed again by every query that binds it.
+        """
+        if not self._sources_open:
+            self.con.execute(f"ATTACH ':memory:' AS {SOURCES_DB}")
+            self._sources_open = True
+        for sname, stc in self.config.sources.items():
+            target = f"{SOURCES_DB}.main.{quote_ident(sname)}"
+            try:
+                src = open_source(self.con, stc, self.work_dir, all_varchar=all_varchar)
+                try:
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+                except duckdb.ConversionException:
+                    # the sniffer guessed a type that a later row breaks: this source is read as text
+                    src = open_source(self.con, stc, self.work_dir, all_varchar=True)
+                    self.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_file) FROM {src.relation}")
+            except duckdb.Error as exc:
+                raise SourceError(explain_read_error(exc, stc)) from None
+
+    def _query_source(self, tc: TableConfig, all_varchar: bool = False, force_encoding: str | None = None) -> Source:
+        if not self._sources_open or all_varchar:
+            self._open_sources(all_varchar=all_varchar)
+        view = f"{SOURCES_DB}.main.{quote_ident('__query_' + tc.name)}"
+        query = check_query(tc.query or "", f"{tc.key}.query", self.config.sources)
+        try:
+            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
+            relation = f"(SELECT *, {quote_str(tc.key + '.query')} AS _file FROM {view})"
+            columns = {r[0]: r[1] for r in self.q(f"DESCRIBE SELECT * FROM {relation}")}
+        except duckdb.Error as exc:
+            raise ConfigError(f"{tc.key}.query does not work: {clean_duckdb_message(str(exc))} (the query may use "
+                              f"the declared sources {', '.join(self.config.sources)} and their columns)") from None
+        return Source(relation, columns, tc.describe())
+
+    def close_sources(self) -> None:
+        if self._sources_open:
+            self.con.execute(f"DETACH {SOURCES_DB}")
+            self._sources_open = False
+
+    # -- dates
+    def _date_formats(self, name: str, tc: TableConfig, inner: str, col: str) -> tuple[str, ...]:
+        """The date formats for a text column without ``date_format``; ConfigError when ambiguous.
+
+        A sample of distinct values finds the format families that read all of them; when more than one
+        does, the whole column decides: the families that read every value, and whether they disagree.
+        """
+        c = quote_ident(col)
+        val = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
+        fams = list(DATE_FAMILIES)
+
+        def ok(fam: str, v: str = "v") -> str:
+            fmts = "[" + ", ".join(quote_str(f) for f in DATE_FAMILIES[fam]) + "]"
+            return (f"(try_strptime({v}, {fmts}) BETWEEN TIMESTAMP '1900-01-01' "
+                    f"AND TIMESTAMP '2100-12-31 23:59:59')")
+
+        sample = (f"SELECT DISTINCT {val} AS v FROM (SELECT {c} FROM ({inner}) LIMIT {DATE_SAMPLE_ROWS}) "
+                  f"WHERE {val} IS NOT NULL LIMIT {DATE_SAMPLE_DISTINCT}")
+        row = self.q(f"SELECT count(*), {', '.join(f'count(*) FILTER (WHERE {ok(f)})' for f in fams)} "
+                     f"FROM ({sample})")[0]
+        n, counts = row[0], row[1:]
+        fit = [f for f, k in zip(fams, counts, strict=True) if n and k == n]
+        if len(fit) <= 1:
+            return DATE_FAMILIES[fit[0]] if fit else DEFAULT_DATE_FORMATS
+        # several families read the sample: check the whole column
+        def parsed(fam: str) -> str:
+            fmts = "[" + ", ".join(quote_str(f) for f in DATE_FAMILIES[fam]) + "]"
+            return f"try_strptime(v, {fmts})"
+
+        col_vals = f"SELECT DISTINCT {val} AS v FROM ({inner}) WHERE {val} IS NOT NULL"
+        fails = self.q(f"SELECT {', '.join(f'count(*) FILTER (WHERE NOT {ok(f)})' for f in fit)} "
+                       f"FROM ({col_vals})")[0]
+        full = [f for f, k in zip(fit, fails, strict=True) if k == 0] or fit
+        if len(full) == 1:
+            return DATE_FAMILIES[full[0]]
+        pairs = [(a, b) for i, a in enumerate(full) for b in full[i + 1:]]
+        disagree = self.q(f"SELECT {', '.join(f'count(*) FILTER (WHERE {parsed(a)} <> {parsed(b)})' for a, b in pairs)} "
+                          f"FROM ({col_vals})")[0]
+        clash = [(a, b) for (a, b), k in zip(pairs, disagree, strict=True) if k]
+        if not clash:
+            return DATE_FAMILIES[full[0]]
+        rivals = list(dict.fromkeys(f for pair in clash for f in pair))
+        a, b = clash[0]
+        examples = [r[0] for r in self.q(f"SELECT v FROM ({col_vals}) WHERE {parsed(a)} <> {parsed(b)} "
+                                         f"ORDER BY v LIMIT {MAX_EXAMPLES}")]
+        shown, cands = [], []
+        for v in examples[:3]:
+            readings = []
+            for fam in rivals:
+                fmt = next((f for f in DATE_FAMILIES[fam]
+                            if self.q(f"SELECT try_strptime({quote_str(v)}, {quote_str(f)})")[0][0] is not None), None)
+                if fmt:
+                    when = self.q(f"SELECT strptime({quote_str(v)}, {quote_str(fmt)})")[0][0]
+                    readings.append(f"{when:%Y-%m-%d} as {fmt}")
+                    cands.append(fmt)
+            shown.append(f"{v!r} is " + " but ".join(readings))
+        source_col = next((o.source for o in [tc.options.get(col)] if o and o.source), tc.columns.get(col, col))
+        raise ConfigError(
+            f"{tc.describe()}: the dates in column {source_col!r} ({tc.key}.columns.{col}) can be read in more than "
+            f"one way: {'; '.join(shown)}. Set {tc.key}.date_format to the right one "
+            f"(candidates: {', '.join(dict.fromkeys(cands))}); examples: {', '.join(map(repr, examples))}")
 
     def _stage(self, name: str, spec: TableSpec, tc: TableConfig, source: Source, mapping: dict[str, str],
                drivers: list[str]) -> None:
+        check_table_sql(name, mapping, tc.filter)  # config SQL stays inside its box (workbench.sqlguard)
         keep = f"COALESCE(({tc.filter}), false)" if tc.filter else "true"
         mapped_sql = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in mapping.items())
         inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
         try:
             types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
         except duckdb.Error as exc:
-            raise ConfigError(f"[tables.{name}]: a column expression or the filter does not work on "
-                              f"{tc.describe()}: {str(exc).splitlines()[0]} (source columns: "
+            raise ConfigError(f"{tc.key}: a column expression or the filter does not work on "
+                              f"{tc.describe()}: {clean_duckdb_message(str(exc))} (source columns: "
                               f"{', '.join(c for c in source.columns if c != '_file')})") from None
-        formats = ((tc.date_format, f"{tc.date_format} %H:%M:%S", f"{tc.date_format} %H:%M")
-                   if tc.date_format else DEFAULT_DATE_FORMATS)
         kinds = {col: (spec.column(col).kind if spec.column(col) else spec.extra_kind or "text") for col in mapping}
+        kinds.update({s: "text" for s in tc.segments if s in kinds and not spec.column(s)})  # segments: labels
         self.kinds[name] = kinds
+        fills = {col: opt.fill for col, opt in tc.options.items() if opt.fill is not None and col in kinds}
+
+        def formats_for(inner: str, types: dict[str, str]) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+            if tc.date_format:
+                return (tc.date_format, f"{tc.date_format} %H:%M:%S", f"{tc.date_format} %H:%M")
+            # only text date columns need a format decision (typed dates and the common ISO case skip this)
+            return {col: self._date_formats(name, tc, inner, col) for col, kind in kinds.items()
+                    if kind in ("date", "timestamp") and types[col].upper() == "VARCHAR"}
+
         try:
-            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
+            formats = formats_for(inner, types)
+            self.con.execute(_staging_sql(name, inner, types, kinds, formats, fills))
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             if isinstance(exc, duckdb.ConversionException):
                 # the CSV sniffer guessed a type that a later row breaks: read everything as text
-                source = open_source(self.con, tc, self.work_dir, all_varchar=True)
-            elif "unicode" in str(exc).lower() or "utf" in str(exc).lower():
+                source = self._open(tc, all_varchar=True)
+            elif ("unicode" in str(exc).lower() or "utf" in str(exc).lower()) and not tc.is_query:
                 source = open_source(self.con, tc, self.work_dir, force_encoding="gb18030")
                 self.report.tables[name].encoding = "gb18030"
             else:
-                raise
+                raise SourceError(explain_read_error(exc, tc)) from None
             inner = f"SELECT {mapped_sql}, _file, {keep} AS _keep FROM {source.relation}"
-            types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
-            self.con.execute(_staging_sql(name, inner, types, kinds, formats))
+            try:
+                types = {r[0]: r[1] for r in self.q(f"DESCRIBE {inner}")}
+                formats = formats_for(inner, types)
+                self.con.execute(_staging_sql(name, inner, types, kinds, formats, fills))
+            except duckdb.Error as exc2:
+                raise SourceError(explain_read_error(exc2, tc)) from None
         self._validate(name, spec, tc, kinds, drivers)
 
     def _validate(self, name: str, spec: TableSpec, tc: TableConfig, kinds: dict[str, str],
@@ -368,9 +587,18 @@ class _Builder:
         load.columns = list(kinds)
         load.source_rows = int(self.q(f"SELECT count(*) FROM _stg_{name}")[0][0])
         load.filtered_rows = int(self.q(f"SELECT count(*) FROM _stg_{name} WHERE NOT _keep")[0][0])
+        if load.source_rows == 0:  # header only: loads as an empty table that analyses skip (Dataset.tables)
+            self.report.issues.append(Issue(
+                "empty_table", name, None, 0, files=[p.name for p in tc.files] or [tc.describe()],
+                message="the source has a header but no data rows; analyses that need this table are skipped"))
         if load.filtered_rows:
             self.report.issues.append(Issue("filtered", name, None, load.filtered_rows,
                                             message=f"filter: {tc.filter}"))
+        for col, opt in tc.options.items():
+            if opt.fill is not None and col in kinds:
+                self._issue("filled", name, col, f"_keep AND {quote_ident(col + '__filled')}",
+                            [c for c in ("customer_id", spec.unique) if c and c in kinds], action="filled",
+                            message=f"empty values set to {opt.fill!r} ({tc.key}.columns.{col}.fill)")
         excluded: list[str] = []  # predicates of rows to drop
         nulled: dict[str, list[str]] = {}  # column -> predicates where the value is set missing
         id_cols = [c for c in ("customer_id", spec.unique) if c and c in kinds]
@@ -447,6 +675,97 @@ class _Builder:
         if name == "surveys":
             self.drivers = [d for d in drivers if d in kinds]
 
+    # -- table semantics (workbench.toml keys wave_date, segments, loyal_kind, churn_as_of, closed_statuses)
+    def _semantics(self, name: str, tc: TableConfig, source: Source, mapping: dict[str, str],
+                   drivers: list[str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+        """Add segment columns and derivable required columns to ``mapping``; check the semantic keys.
+
+        Returns the mapping, the driver columns (segments removed) and ``{column: note}`` for the
+        columns filled from a key or another column (reported as ``derived_column`` info notes).
+        """
+        where = f"[tables.{name}]"
+        spec = TABLES[name]
+        available = ", ".join(c for c in source.columns if c != "_file")
+        mapping = dict(mapping)
+        derived: dict[str, str] = {}
+        by_lower = {c.lower(): c for c in source.columns if c != "_file"}
+        for seg in tc.segments:
+            col = spec.column(seg)
+            if col is not None and col.kind != "text":
+                raise ConfigError(f"{where}.segments: {seg!r} is the canonical {col.kind} column {name}.{seg}; "
+                                  "segments are text labels")
+            if tc.drivers is not None and seg in tc.drivers:
+                raise ConfigError(f"{where}: {seg!r} is listed in both drivers and segments; keep one")
+            if seg in mapping and seg not in drivers:
+                continue  # a canonical text column (customers.region …) or mapped explicitly
+            src = seg if seg in source.columns else by_lower.get(seg.lower())
+            if src is None:
+                raise ConfigError(f"{where}.segments: column {seg!r} not in {tc.describe()} (has {available})")
+            mapping[seg] = _with_options(quote_ident(src), tc, seg)  # table-level na_values apply too
+        drivers = [d for d in drivers if d not in tc.segments]
+        if name == "surveys" and tc.wave_date is not None:
+            if "date" in mapping:
+                raise ConfigError(f"{where}.wave_date dates the whole file as one wave, but the source already "
+                                  f"has a date column ({mapping['date']}); remove wave_date or map date elsewhere")
+            mapping["date"] = f"DATE {quote_str(tc.wave_date.isoformat())}"
+            derived["date"] = (f"date = wave_date {tc.wave_date.isoformat()} for every row: the file is one "
+                               "undated survey wave")
+        if name == "surveys" and tc.loyal_kind is not None and "loyal" not in mapping:
+            raise ConfigError(f"{where}.loyal_kind is set but no loyal column is mapped; map loyal in "
+                              f"[tables.surveys.columns] (source columns: {available})")
+        if name == "complaints" and tc.closed_statuses is not None and "status" not in mapping:
+            raise ConfigError(f"{where}.closed_statuses is set but no status column is mapped; map status in "
+                              f"[tables.complaints.columns] (source columns: {available})")
+        if name == "customers":
+            if tc.churn_as_of is not None and not ({"churned", "tenure_months"} & set(mapping)):
+                raise ConfigError(f"{where}.churn_as_of is the date the churned flag and tenure_months refer "
+                                  "to, but neither is mapped in [tables.customers.columns] "
+                                  f"(source columns: {available})")
+            if "signup_date" not in mapping and "tenure_months" in mapping:
+                as_of = self._churn_as_of(tc)
+                t = f"TRY_CAST(CAST(({mapping['tenure_months']}) AS VARCHAR) AS DOUBLE)"
+                whole = f"TRY_CAST(floor({t}) AS INTEGER)"
+                part = f"TRY_CAST(round(({t} - floor({t})) * 30.436875) AS INTEGER)"
+                mapping["signup_date"] = (
+                    f"CASE WHEN {t} BETWEEN -1200 AND 1200 THEN CAST(DATE {quote_str(as_of.isoformat())} "
+                    f"- to_months({whole}) - to_days({part}) AS DATE) END")
+                derived["signup_date"] = (
+                    f"signup_date = {as_of.isoformat()} (churn_as_of) − tenure_months (fractions of a month "
+                    "as days of 30.44); customers without a tenure have no signup date")
+        return mapping, drivers, derived
+
+    def _churn_as_of(self, tc: TableConfig) -> dt.date:
+        return tc.churn_as_of or self.as_of
+
+    def _semantic_notes(self, name: str, spec: TableSpec, tc: TableConfig, mapping: dict[str, str],
+                        derived: dict[str, str]) -> None:
+        """Info notes for derived columns, a warning when no loyalty measure is mapped, and the meta."""
+        load = self.report.tables[name]
+        files = [p.name for p in tc.files] or [tc.describe()]
+        for col, note in derived.items():
+            self.report.issues.append(Issue("derived_column", name, col, load.source_rows, files=files,
+                                            action="derived", message=note))
+        if spec.one_of and not any(c in mapping for c in spec.one_of):
+            self.report.issues.append(Issue(
+                "missing_measure", name, " or ".join(spec.one_of), load.loaded_rows, files=files,
+                message=f"none of {', '.join(spec.one_of)} is mapped: the table is loaded, and analyses "
+                        f"that need a loyalty measure say so; map one in [tables.{name}.columns]",
+            ))
+        if tc.segments:
+            self.semantics.setdefault("segments", {})[name] = list(tc.segments)
+        if name == "surveys":
+            self.semantics["loyal_kind"] = tc.loyal_kind or "intent"
+            self.semantics["wave_date"] = tc.wave_date.isoformat() if tc.wave_date else None
+        if name == "complaints":
+            self.semantics["closed_statuses"] = list(tc.closed_statuses) if tc.closed_statuses else None
+        if name == "customers":
+            as_of = self._churn_as_of(tc)
+            self.semantics["churn_as_of"] = as_of.isoformat()
+            if {"churned", "churned_at"} <= set(self.kinds.get(name, {})):
+                day = f"DATE {quote_str(as_of.isoformat())}"
+                self._issue("churn_mismatch", name, "churned", f"_keep AND ((churned = 0 AND churned_at <= {day}) "
+                            f"OR (churned = 1 AND churned_at > {day}))", ["customer_id", "churned", "churned_at"])
+
     # -- cross-table rules
     def cross_checks(self) -> None:
         present = set(self._present())
@@ -481,11 +800,13 @@ class _Builder:
                 ))
 
     def _present(self) -> list[str]:
-        rows = self.q("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+        rows = self.q("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                      "AND table_catalog = current_database()")
         names = {r[0] for r in rows}
         return [t for t in TABLES if t in names]
 
     def finish(self, fp: str, seconds: float) -> dict[str, Any]:
+        self.close_sources()
         present = self._present()
         for t in self.materialised:  # staging tables behind views stay; the others are no longer needed
             self.con.execute(f"DROP TABLE IF EXISTS _stg_{t}")
@@ -505,7 +826,9 @@ class _Builder:
             "scales": {t: {c: list(v) for c, v in s.items()} for t, s in self.scales.items()},
             "drivers": self.drivers,
             "validation": self.report.to_dict(),
+            **self.semantics,
         }
+        meta["integrity"] = integrity.table_integrity(self.con)  # row counts + checksums, verified on open
         self.con.execute("CREATE TABLE _workbench_meta (meta VARCHAR)")
         self.con.execute("INSERT INTO _workbench_meta VALUES (?)", [json.dumps(meta, default=str, ensure_ascii=False)])
         return meta
@@ -521,7 +844,7 @@ def _code_hash() -> str:
     """Hash of the loader's own code, so a changed loader never reuses an old cache."""
     here = Path(__file__).parent
     h = hashlib.sha1()
-    for name in ("engine.py", "io.py", "schema.py", "config.py"):
+    for name in ("engine.py", "io.py", "schema.py", "config.py", "sqlguard.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -544,6 +867,8 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         "memory_limit": os.environ.get("WORKBENCH_DUCKDB_MEMORY", "1536MB"),
         "preserve_insertion_order": True,
     })
+    # from here on the connection reads only this dataset's files (and their transcoded copies)
+    lock_connection(con, source_files(config), [cache_dir() / "work"])
     try:
         builder = _Builder(config, con, cache_dir() / "work")
         for name in LOAD_ORDER:
@@ -553,6 +878,9 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         if not builder._present():
             raise DataError(f"{config.source_label()}: no table could be loaded:\n{builder.report!r}",
                             builder.report)
+        if not any(load.loaded_rows for load in builder.report.tables.values() if not load.skipped):
+            raise DataError(f"{config.source_label()}: no table has any rows to analyse:\n{builder.report!r}",
+                            builder.report)
         meta = builder.finish(fp, time.perf_counter() - started)
         con.execute("CHECKPOINT")
     except BaseException:
@@ -561,13 +889,11 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
         raise
     con.close()
+    integrity.write_stamp(tmp, path)
     os.replace(tmp, path)
     for old in path.parent.glob(path.name.split("-")[0] + "-*.duckdb"):
         if old != path:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            integrity.remove(old)
     return meta
 
 
@@ -605,11 +931,52 @@ class Dataset:
 
     @property
     def tables(self) -> list[str]:
-        return list(self.meta["tables"])
+        """Tables with at least one loaded row (an empty table counts as absent; see :attr:`empty_tables`)."""
+        empty = set(self.empty_tables)
+        return [t for t in self.meta["tables"] if t not in empty]
+
+    @property
+    def empty_tables(self) -> list[str]:
+        """Tables in the cache with no loaded rows (header-only source, or every row filtered/excluded)."""
+        loads = self.validation.tables
+        return [t for t in self.meta["tables"] if t in loads and loads[t].loaded_rows == 0]
 
     @property
     def drivers(self) -> list[str]:
         return list(self.meta.get("drivers", []))
+
+    @property
+    def loyal_kind(self) -> str:
+        """Whether ``surveys.loyal`` is observed ``"behaviour"`` or stated ``"intent"`` (the default)."""
+        return self.meta.get("loyal_kind") or "intent"
+
+    @property
+    def closed_statuses(self) -> list[str] | None:
+        """``[tables.complaints].closed_statuses`` (SQL LIKE patterns, case-insensitive); None = not configured."""
+        got = self.meta.get("closed_statuses")
+        return list(got) if got else None
+
+    @property
+    def churn_as_of(self) -> dt.date | None:
+        """The date ``customers.churned`` and ``tenure_months`` refer to (churn_as_of, else the load as-of)."""
+        got = self.meta.get("churn_as_of")
+        return dt.date.fromisoformat(got) if got else None
+
+    def segment_columns(self, table: str) -> list[str]:
+        """Text columns to segment ``table`` by: customers' segment/region/channel and any ``segments = [...]``."""
+        cols = self.columns(table)
+        base = [c for c in ("segment", "region", "channel") if c in cols] if table == "customers" else []
+        extra = [c for c in self.meta.get("segments", {}).get(table, []) if c in cols]
+        return list(dict.fromkeys(base + extra))
+
+    def survey_waves(self) -> int:
+        """Number of survey waves: distinct ``wave`` labels, else distinct dates (1 = a single wave)."""
+        self.require("surveys")
+        if "wave" in self.columns("surveys"):
+            n = self._con.execute("SELECT count(DISTINCT wave) FROM surveys").fetchall()[0][0]
+            if n:
+                return int(n)
+        return int(self._con.execute("SELECT count(DISTINCT date) FROM surveys").fetchall()[0][0])
 
     @property
     def customers_derived(self) -> bool:
@@ -637,6 +1004,10 @@ class Dataset:
     def require(self, table: str, *columns: str, reason: str = "") -> None:
         """Raise :class:`MissingDataError` unless ``table`` with ``columns`` is present."""
         if table not in self.tables:
+            load = self.validation.tables.get(table)
+            if not reason and load is not None and table in self.empty_tables:
+                reason = (f"it has no data rows (source rows {load.source_rows:,}, filtered {load.filtered_rows:,}, "
+                          f"excluded {load.excluded_rows:,})")
             raise MissingDataError(table, (), reason)
         missing = tuple(c for c in columns if c not in self.columns(table))
         if missing:
@@ -702,28 +1073,70 @@ def _read_meta(path: Path) -> dict[str, Any]:
         con.close()
 
 
-def open_dataset(path: str | os.PathLike[str], refresh: bool = False) -> Dataset:
+def _trusted_meta(path: Path) -> dict[str, Any] | None:
+    """The cache's metadata if the file is intact (stamp, metadata, row counts), else None."""
+    problem = integrity.stamp_problem(path)
+    meta = None
+    if problem is None:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                meta = json.loads(con.execute("SELECT meta FROM _workbench_meta").fetchall()[0][0])
+                problem = integrity.counts_problem(con, meta)
+            finally:
+                con.close()
+        except (duckdb.Error, IndexError, TypeError, ValueError) as exc:
+            problem = f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    if problem:
+        _log.info("cache %s is damaged (%s); rebuilding it", path.name, problem)
+        return None
+    return meta
+
+
+def open_dataset(path: str | os.PathLike[str], refresh: bool = False, verify: bool = False) -> Dataset:
     """Open a dataset folder or ``workbench.toml``, building the cache if needed.
+
+    A cache file that fails its integrity check (see :mod:`workbench.integrity`)
+    is rebuilt as if it were missing.
 
     Parameters
     ----------
     path : str or Path
         Dataset folder or ``.toml`` config (see :func:`workbench.config.load_config`).
     refresh : bool
-        Rebuild the cache even if the sources look unchanged.
+        Rebuild the cache, and the UTF-8 copies of GBK sources, even if the sources look unchanged.
+    verify : bool
+        Also recompute every cached table's checksum (one scan per table; ``workbench validate`` does).
     """
     config = load_config(path)
     cache_path, fp = _cache_path(config)
     meta = None
     if cache_path.exists() and not refresh:
-        try:
-            meta = _read_meta(cache_path)
-        except (duckdb.Error, IndexError, json.JSONDecodeError):
-            meta = None  # corrupt or foreign file: rebuild
+        meta = _trusted_meta(cache_path)
     if meta is None:
+        if refresh:
+            integrity.forget_work_copies(source_files(config), cache_dir() / "work")
         build_cache(config, cache_path, fp)
         meta = _read_meta(cache_path)
-    return Dataset(cache_path, meta, config)
+    ds = Dataset(cache_path, meta, config)
+    if verify and (problem := integrity.checksum_problem(ds._con, meta)):
+        _log.info("cache %s is damaged (%s); rebuilding it", cache_path.name, problem)
+        ds.close()
+        build_cache(config, cache_path, fp)
+        ds = Dataset(cache_path, _read_meta(cache_path), config)
+    return ds
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal for a str / number / bool / list / dict (inline table)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def dataset_from_frames(frames: dict[str, pd.DataFrame], folder: str | os.PathLike[str], name: str = "frames",
@@ -731,12 +1144,14 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame], folder: str | os.PathLi
     """Write ``frames`` as Parquet into ``folder`` with a config and open them — for tests and demos.
 
     ``dataset_options`` go into ``[dataset]`` (e.g. ``margin_rate=0.3``); ``scales`` /
-    ``drivers`` keys in the form ``{"surveys": {...}}`` go into the table sections.
+    ``drivers`` keys in the form ``{"surveys": {...}}`` go into the table sections, and
+    ``table_options={"surveys": {"wave_date": "2024-06-30"}}`` adds any other table keys.
     """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     scales = dataset_options.pop("scales", {})
     drivers = dataset_options.pop("drivers", None)
+    table_options = dataset_options.pop("table_options", {})
     lines = ["[dataset]", f"name = {json.dumps(name, ensure_ascii=False)}"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in dataset_options.items()]
     for table, frame in frames.items():
@@ -746,5 +1161,6 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame], folder: str | os.PathLi
             lines.append(f"drivers = {json.dumps(list(drivers))}")
         for col, (lo, hi) in scales.get(table, {}).items():
             lines.append(f"scales.{col} = [{lo}, {hi}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table_options.get(table, {}).items()]
     (root / "workbench.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return open_dataset(root / "workbench.toml")

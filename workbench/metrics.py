@@ -88,18 +88,74 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+MIN_HEADLINE_N = 30  # fewer cases than this never make a headline
+
+
+def evidence_rule(interval: tuple[float, float] | None, null: float | None, n: int | None,
+                  value_range: tuple[float, float] | None = None) -> str:
+    """Why a finding may (``"ok"``) or may not be a headline, by the honesty rules.
+
+    Parameters
+    ----------
+    interval : (low, high) or None
+        The finding's confidence interval; ``None`` when it has none (a count, a share of all).
+    null : float or None
+        The "no effect" value the interval must exclude (0 for a difference, 1 for a ratio);
+        ``None`` when there is no null to test against (a descriptive figure).
+    n : int or None
+        Cases behind the finding.
+    value_range : (low, high) or None
+        The quantity's possible range; an interval wider than it is not estimable.
+
+    Returns
+    -------
+    str
+        ``"ok"``, ``"not_estimable"`` (interval missing a bound, infinite or wider than the range),
+        ``"no_effect_in_interval"`` or ``"too_few_cases"``.
+    """
+    if n is not None and n < MIN_HEADLINE_N:
+        return "too_few_cases"
+    if interval is None:
+        return "not_estimable" if null is not None else "ok"
+    lo, hi = (float("nan") if v is None else float(v) for v in interval)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        return "not_estimable"
+    if value_range is not None and (hi - lo) > (value_range[1] - value_range[0]):
+        return "not_estimable"
+    if null is not None and lo <= null <= hi:
+        return "no_effect_in_interval"
+    return "ok"
+
+
 @dataclass
 class Finding:
-    """One plain-language finding; ``headline`` findings open the manager report."""
+    """One plain-language finding; ``headline`` findings open the manager report.
+
+    ``interval``, ``null`` and ``n`` are the evidence behind it; a finding asked to be a headline
+    stays one only when :func:`evidence_rule` says ``"ok"`` (``evidence`` records the verdict).
+    """
 
     key: str
     text: str
     value: Any = None
     headline: bool = False
+    interval: tuple[float, float] | None = None
+    null: float | None = None
+    n: int | None = None
+    evidence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "text": self.text, "value": to_jsonable(self.value, self.key),
-                "headline": self.headline}
+        d = {"key": self.key, "text": self.text, "value": to_jsonable(self.value, self.key),
+             "headline": self.headline}
+        if self.interval is not None:
+            d["interval"] = to_jsonable(list(self.interval), self.key)
+        if self.null is not None:
+            d["null"] = to_jsonable(self.null, self.key)
+        if self.n is not None:
+            d["n"] = int(self.n)
+        if self.evidence:
+            d["evidence"] = self.evidence
+        return d
 
 
 @dataclass
@@ -128,9 +184,19 @@ class Recorder:
         self.metrics[name] = to_jsonable(value, f"{self.section}.{name}")
         return value
 
-    def finding(self, key: str, text: str, value: Any = None, headline: bool = False) -> Finding:
-        """Record a plain-language finding (replacing an earlier one with the same key)."""
-        item = Finding(key, text, value, headline)
+    def finding(self, key: str, text: str, value: Any = None, headline: bool = False, *,
+                interval: tuple[float, float] | None = None, null: float | None = None,
+                n: int | None = None, value_range: tuple[float, float] | None = None) -> Finding:
+        """Record a plain-language finding (replacing an earlier one with the same key).
+
+        A requested headline whose evidence fails :func:`evidence_rule` is recorded as body text
+        with the rule's verdict in ``evidence``: the report never leads with it.
+        """
+        evidence = ""
+        if headline and (interval is not None or null is not None or n is not None):
+            evidence = evidence_rule(interval, null, n, value_range)
+            headline = evidence == "ok"
+        item = Finding(key, text, value, headline, interval, null, n, evidence)
         self.findings = [f for f in self.findings if f.key != key] + [item]
         return item
 

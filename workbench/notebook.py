@@ -8,8 +8,13 @@ A notebook's parameters cell (tag ``parameters``) holds at least::
     lang = "en"                 # en | zh
     seed = 42
     metrics_path = ""           # set by the report pipeline
+    analysis_date = ""          # optional: "" = the period end (the last data day if the data ends earlier)
 
-and the next cell calls ``nb = start(data, period, lang, metrics_path, section="...")``.
+and the next cell calls ``nb = start(data, period, lang, metrics_path, section="...",
+analysis_date=analysis_date)``. ``nb.coverage`` says how much of the period the data covers
+(:mod:`workbench.coverage`); ``nb.per_day(n)`` normalises a count by the covered days so a
+partly covered period compares with a full one; ``nb.analysis_date`` is the day snapshot
+analyses (customer value, CLV, loyalty) are taken at, independent of ``--period``.
 ``nb.t(key)`` translates, ``nb.skip(exc)`` shows a clear "skipped: needs …"
 note for a :class:`~workbench.engine.MissingDataError`, and ``nb.save()``
 writes the metrics at the end.
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench import viz
+from workbench.coverage import Coverage, per_day, period_coverage
 from workbench.engine import Dataset, MissingDataError, open_dataset
 from workbench.i18n import check_lang, t
 from workbench.metrics import Recorder
@@ -39,6 +45,24 @@ class NotebookContext:
     lang: str
     rec: Recorder
     seed: int = 42
+    coverage: Coverage | None = None
+    previous_coverage: Coverage | None = None
+    analysis_date: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.analysis_date is None:
+            self.analysis_date = self.coverage.analysis_end if self.coverage else self.period.end
+
+    @property
+    def days_covered(self) -> int:
+        """Days of the period the data covers (all of them when coverage was not computed)."""
+        return self.coverage.days_covered if self.coverage else self.period.days
+
+    def per_day(self, value: float | int | None, previous: bool = False) -> float | None:
+        """``value`` per covered day of the period (or of the previous period)."""
+        cov = self.previous_coverage if previous else self.coverage
+        days = cov.days_covered if cov else (self.previous if previous else self.period).days
+        return per_day(value, days)
 
     def t(self, key: str, **values: Any) -> str:
         return t(key, self.lang, **values)
@@ -55,9 +79,19 @@ class NotebookContext:
         viz.note(text)
         self.rec.note(text)
 
-    def say(self, key: str, text: str, value: Any = None, headline: bool = False) -> None:
-        """Record a plain-language finding for the report and show it under the chart."""
-        self.rec.finding(key, text, value=value, headline=headline)
+    def say(self, key: str, text: str, value: Any = None, headline: bool = False, *,
+            interval: tuple[float, float] | None = None, null: float | None = None, n: int | None = None,
+            value_range: tuple[float, float] | None = None) -> None:
+        """Record a plain-language finding for the report and show it under the chart.
+
+        ``interval``/``null``/``n`` are its evidence: a headline whose interval includes ``null``,
+        is not finite, or rests on too few cases is kept as body text marked "not enough evidence".
+        """
+        item = self.rec.finding(key, text, value=value, headline=headline, interval=interval, null=null,
+                                n=n, value_range=value_range)
+        if item.evidence and item.evidence != "ok":
+            text = f"{text} ({self.t('core.evidence.' + item.evidence)})"
+            item.text = text
         viz.finding(text)
 
     def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
@@ -81,8 +115,14 @@ def _what_zh(exc: MissingDataError) -> str:
 
 
 def start(data: str, period: str, lang: str = "en", metrics_path: str = "", section: str = "",
-          seed: int = 42, today: dt.date | None = None) -> NotebookContext:
-    """Open everything a notebook needs; see module docstring."""
+          seed: int = 42, today: dt.date | None = None, analysis_date: str | dt.date | None = "") -> NotebookContext:
+    """Open everything a notebook needs; see module docstring.
+
+    ``analysis_date`` (``YYYY-MM-DD``; empty = automatic) is the snapshot day for analyses that
+    look back from one date; by default the period end, or the last day the data covers when
+    the data ends inside the period (so a mid-month data end shortens the window rather than
+    dropping the analysis).
+    """
     check_lang(lang)
     viz.set_lang(lang)
     quiet_known_warnings()
@@ -92,7 +132,29 @@ def start(data: str, period: str, lang: str = "en", metrics_path: str = "", sect
         today = _data_today(ds)
     p = parse_period(period, today=today)
     rec = Recorder(metrics_path, section, lang)
-    return NotebookContext(ds=ds, period=p, previous=p.previous(), lang=lang, rec=rec, seed=seed)
+    cov, prev_cov = period_coverage(ds, p), period_coverage(ds, p.previous())
+    nb = NotebookContext(ds=ds, period=p, previous=p.previous(), lang=lang, rec=rec, seed=seed, coverage=cov,
+                         previous_coverage=prev_cov, analysis_date=parse_analysis_date(analysis_date))
+    rec.metric("coverage", {"status": cov.status, "days": cov.days, "days_covered": cov.days_covered,
+                            "previous_days_covered": prev_cov.days_covered,
+                            "analysis_date": nb.analysis_date.isoformat()})
+    if not viz.report_mode():  # report pages carry the banner from the pipeline
+        for line in cov.banner(lang):
+            viz.note(line)
+    return nb
+
+
+def parse_analysis_date(value: str | dt.date | None) -> dt.date | None:
+    """``YYYY-MM-DD`` → date; empty → None (automatic). A bad value raises ValueError naming the parameter."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"parameter analysis_date must be a date YYYY-MM-DD or empty, got {value!r}") from None
 
 
 def quiet_known_warnings() -> None:

@@ -8,7 +8,11 @@
    list / dict). An unknown parameter or a bad value raises
    :class:`ReportInputError` before anything runs.
 2. **Load and validate** the dataset once (the DuckDB cache); notebooks only
-   open it read-only.
+   open it read-only. Then check the period's **coverage**
+   (:mod:`workbench.coverage`): no data in the period raises
+   :class:`~workbench.coverage.NoDataInPeriod` (CLI exit 3) before anything runs
+   or is written; part of the period puts a banner on every page and the index
+   (``run.coverage`` in metrics.json).
 3. **Execute** every notebook × language with papermill in a thread pool
    (``--jobs``, default = cores), env ``WORKBENCH_REPORT=1``, parameters
    ``data``, ``period`` (resolved label), ``lang``, ``metrics_path`` and the
@@ -74,6 +78,7 @@ from typing import Any
 import nbformat
 
 from workbench import __version__
+from workbench.coverage import NoDataInPeriod, banner_lines, check_dataset
 from workbench.i18n import LANGS, fmt_datetime, fmt_int
 from workbench.i18n import has as has_text
 from workbench.i18n import t as translate
@@ -320,6 +325,11 @@ class PackResult:
     index_path: Path
     load_seconds: float = 0.0
     seconds: float = 0.0
+    coverage: Mapping[str, Any] = field(default_factory=dict)  # workbench.coverage.Coverage.to_dict()
+
+    def coverage_lines(self, lang: str = "en") -> list[str]:
+        """The coverage banner of this run (empty when the data covers the whole period)."""
+        return banner_lines(self.coverage, lang)
 
     @property
     def failed(self) -> tuple[NotebookResult, ...]:
@@ -347,6 +357,7 @@ class _RunContext:
     source: str
     dataset_name: str
     exclusions: list[dict[str, Any]] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)  # workbench.coverage.Coverage.to_dict()
 
 
 # ------------------------------------------------------------------ file helpers
@@ -484,7 +495,8 @@ def _css() -> str:
 
 def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: str, source: str,
                 generated: dt.datetime, findings: Sequence[Mapping[str, Any]],
-                exclusions: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
+                exclusions: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
+                banner: Sequence[str] = ()) -> str:
     """Export an executed notebook to manager HTML (plotly.js left as a placeholder).
 
     Parameters
@@ -497,6 +509,8 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         Recorded findings ({key, text, value, headline}); 3–5 make the summary.
     exclusions : sequence of dict
         Validation exclusions (table, rule, column, count, action) for the footnote.
+    banner : sequence of str
+        Coverage lines (:func:`workbench.coverage.banner_lines`) shown above the summary.
 
     Returns
     -------
@@ -529,6 +543,8 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         "footnote_intro": translate("reports.footnote.intro", lang),
         "app": translate("core.app", lang),
         "notes": list(notes),
+        "banner": list(banner),
+        "banner_title": translate("coverage.banner_title", lang),
     }
     exporter = HTMLExporter(
         extra_template_basedirs=[str(TEMPLATE_DIR)],
@@ -719,7 +735,8 @@ def _build_page(ctx: _RunContext, nb: ReportNotebook, lang: str, executed: Path,
     page = render_html(node, title=nb.title(lang), period=ctx.period, lang=lang,
                        source=f"{ctx.dataset_name} — {ctx.source}" if ctx.source else ctx.dataset_name,
                        generated=dt.datetime.now().replace(microsecond=0), findings=payload.get("findings", []),
-                       exclusions=ctx.exclusions, notes=payload.get("notes", []))
+                       exclusions=ctx.exclusions, notes=payload.get("notes", []),
+                       banner=banner_lines(ctx.coverage, lang))
     assert_no_pii(payload)
     assert_no_pii(page)
     return embed_plotly(page, ctx.plotly_js), payload
@@ -896,6 +913,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     if not notebooks:
         raise ReportInputError(f"no report notebooks (NN_name.ipynb) in {notebooks_dir or DEFAULT_NOTEBOOKS_DIR}")
     typed = parse_params(params, notebooks)
+    check_date_params(typed)
     data_path = Path(data).expanduser().resolve()
     if not data_path.exists():
         raise FileNotFoundError(f"dataset not found: {data_path}")
@@ -903,7 +921,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     info, load_seconds = _load_once(data_path)
     ctx = _RunContext(data=data_path, period=the_period, out=out_root, timeout=int(timeout), pdf=pdf,
                       plotly_js=mode, source=info["source"], dataset_name=info["name"],
-                      exclusions=info["exclusions"])
+                      exclusions=info["exclusions"], coverage=check_coverage(data_path, the_period))
     tasks = [(nb, code) for nb in notebooks for code in langs]
     workers = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks)))
     results: list[NotebookResult] = []
@@ -926,10 +944,11 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     results.sort(key=lambda r: (r.name, langs.index(r.lang)))
     finished = dt.datetime.now().astimezone().replace(microsecond=0)
     run_meta = _run_metadata(ctx, info, langs, workers, started, finished, load_seconds)
+    run_meta["coverage"] = ctx.coverage
     metrics_path = write_period_metrics(ctx, notebooks, results, run_meta)
     index_path = write_index(out_root)
     return PackResult(the_period, out_root, tuple(results), metrics_path, index_path, load_seconds,
-                      time.perf_counter() - t_start)
+                      time.perf_counter() - t_start, coverage=ctx.coverage)
 
 
 def _run_metadata(ctx: _RunContext, info: Mapping[str, Any], langs: Sequence[str], workers: int,
@@ -1102,12 +1121,15 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
         failed = sum(1 for e in m["notebooks"].values() if e.get("status") != "ok")
         status = (f'<span class="wb-badge failed">{html.escape(_both("reports.index.failed_n", n=failed))}</span>'
                   if failed else f'<span class="wb-badge ok">{html.escape(_both("reports.index.all_ok"))}</span>')
+        status += _coverage_badge(run)
         parts.append(f'<section class="wb-period" id="p-{html.escape(label)}"><h2>{html.escape(display)} '
                      f'<small>{html.escape(label)}</small> {status}</h2>')
         parts.append(f'<p class="wb-meta">{html.escape(_both("core.source"))}: {html.escape(str(run.get("dataset", "")))}'
                      f' — {html.escape(str(run.get("data_source", "")))} · {html.escape(_both("reports.index.run"))}: '
                      f'{html.escape(str(run.get("finished", ""))[:16].replace("T", " "))} · v{html.escape(str(run.get("package_version", "")))}'
                      f' · <a href="{html.escape(label)}/metrics.json">metrics.json</a></p>')
+        parts.append(_coverage_banner_html(run))
+        comparable = equally_covered(run, prev["run"] if prev else None)
         parts.append('<table class="wb-table"><thead><tr>'
                      f'<th>{html.escape(_both("reports.index.report"))}</th>'
                      f'<th>{html.escape(_both("reports.index.status"))}</th>'
@@ -1127,7 +1149,7 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
                     links.append(f'<a href="{html.escape(label)}/{html.escape(info["html"])}">'
                                  f'{html.escape(_lang_name(code))}</a>')
             prev_entry = prev["notebooks"].get(name) if prev else None
-            heads = headline_changes(entry, prev_entry, lang)
+            heads = headline_changes(entry, prev_entry if comparable else None, lang)
             items = "".join(f"<li>{html.escape(h['text'])} {_fmt_delta(h, lang)}</li>" for h in heads)
             parts.append(f"<tr><td>{html.escape(titles)}<br><small>{html.escape(name)}</small></td>"
                          f"<td>{' '.join(cells_status)}</td><td class=\"wb-links\">{'<br>'.join(links) or '–'}</td>"
@@ -1138,6 +1160,53 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(_both('reports.index.title'))}</title><style>{css}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")
+
+
+# ------------------------------------------------------------------ coverage (workbench.coverage)
+def check_coverage(data: Path, period: Period) -> dict[str, Any]:
+    """The dataset's coverage of ``period``; raises NoDataInPeriod (CLI exit 3) before anything runs."""
+    cov = check_dataset(data, period)
+    if cov.status == "none":
+        raise NoDataInPeriod(cov)
+    return cov.to_dict()
+
+
+def check_date_params(typed: Mapping[str, Mapping[str, Any]]) -> None:
+    """``analysis_date`` must be ``YYYY-MM-DD`` or empty — refused before anything runs (exit 2)."""
+    from workbench.notebook import parse_analysis_date
+
+    for values in typed.values():
+        if "analysis_date" in values:
+            try:
+                parse_analysis_date(values["analysis_date"])
+            except ValueError as exc:
+                raise ReportInputError(str(exc)) from None
+
+
+def equally_covered(run: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
+    """Headline changes between two periods are shown only when both are fully covered and neither is
+    flagged "data may be incomplete" (metrics.json from before coverage existed count as full)."""
+    if previous is None:
+        return False
+    covs = [m.get("coverage") or {} for m in (run, previous)]
+    return all(c.get("status", "full") == "full" and not c.get("incomplete") for c in covs)
+
+
+def _coverage_badge(run: Mapping[str, Any]) -> str:
+    cov = run.get("coverage") or {}
+    if cov.get("status") == "partial" or cov.get("incomplete"):
+        return f' <span class="wb-badge partial">{html.escape(_both("coverage.index_badge"))}</span>'
+    return ""
+
+
+def _coverage_banner_html(run: Mapping[str, Any]) -> str:
+    """The coverage banner of one period on the index, in every language."""
+    cov = run.get("coverage") or {}
+    rows = [line for code in LANGS for line in banner_lines(cov, code)]
+    if not rows:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in rows)
+    return f'<div class="wb-coverage" role="note"><ul>{items}</ul></div>'
 
 
 def _lang_name(code: str) -> str:

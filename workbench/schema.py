@@ -40,8 +40,11 @@ class TableSpec:
     name: str
     columns: tuple[Column, ...]
     unique: str | None = None
-    # at least one of these must be present (surveys need a loyalty measure)
+    # analyses need at least one of these (surveys: a loyalty measure); without any the table still
+    # loads with a ``missing_measure`` warning
     one_of: tuple[str, ...] = ()
+    # required columns the loader can fill from a table key or another column (see engine._semantics)
+    derivable: tuple[str, ...] = ()
     description: str = ""
     extra_kind: str | None = None  # kind given to extra source columns kept (surveys: rating drivers)
 
@@ -74,11 +77,17 @@ TABLES: dict[str, TableSpec] = {
             _c("birth_year", "integer"),
             _c("gender", "text"),
             _c("churn_reason", "text"),
+            _c("churned_at", "date", description="snapshot exports: when the customer left (empty = active)"),
+            _c("churned", "binary", description="1 = churned by churn_as_of (default: the dataset as_of)"),
+            _c("tenure_months", "number", description="months as a customer at churn_as_of; "
+                                                      "signup_date is derived from it when not mapped"),
+            _c("complaint_count", "integer", description="complaints per customer (call-centre extracts)"),
             _c("name", "text", pii=True),
             _c("email", "text", pii=True),
             _c("phone", "text", pii=True),
         ),
         unique="customer_id",
+        derivable=("signup_date",),  # = churn_as_of − tenure_months
         description="One row per customer.",
     ),
     "transactions": TableSpec(
@@ -107,10 +116,11 @@ TABLES: dict[str, TableSpec] = {
             _c("response_id", "id"),
             _c("expectation", "rating"),
             _c("comment", "text"),
+            _c("wave", "text", description="survey wave label; undated files: table key wave_date"),
         ),
         unique="response_id",
-        # no loyalty item is required: a survey of satisfaction and attribute ratings still has drivers and a
-        # scorecard; sections that need repurchase_intent / recommend / loyal say so (issue 11)
+        one_of=("repurchase_intent", "recommend", "loyal"),
+        derivable=("date",),  # = wave_date for an undated single-wave file
         extra_kind="rating",
         description="Survey responses; extra numeric columns are attribute ratings (drivers).",
     ),
@@ -128,6 +138,8 @@ TABLES: dict[str, TableSpec] = {
             _c("severity", "text"),
             _c("handler", "text"),
             _c("resolution", "text"),
+            _c("outcome", "text"),
+            _c("timely", "binary", description="SLA met (yes/no)"),
             _c("text", "text"),
         ),
         unique="complaint_id",
@@ -164,12 +176,13 @@ DATE_KINDS = frozenset({"date", "timestamp"})
 class Rule:
     id: str
     severity: str  # "error" | "warning"
-    action: str  # "excluded" (rows removed) | "nulled" (value set missing) | "flagged" | "table skipped"
+    action: str  # "excluded" (rows removed) | "nulled" (value set missing) | "flagged" | "table skipped" | "derived"
     description: str
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("missing_column", "error", "table skipped", "a required column is missing from the source"),
+    Rule("empty_table", "warning", "table skipped", "the source has a header but no data rows"),
     Rule("missing_value", "error", "excluded", "a required value is empty"),
     Rule("unparseable_date", "error", "excluded", "a date could not be read (set date_format)"),
     Rule("wrong_type", "error", "excluded", "a value is not of the column's type (e.g. text in a number column)"),
@@ -179,7 +192,17 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("closed_before_opened", "error", "excluded", "closed_at or first_response_at is before opened_at"),
     Rule("negative_points_balance", "error", "flagged", "a customer's running points balance goes below zero"),
     Rule("orphan_customer_id", "warning", "flagged", "customer_id not found in the customers table"),
+    Rule("churn_mismatch", "warning", "flagged",
+         "customers.churned and churned_at disagree at churn_as_of (churned = 0 but left by then, or "
+         "churned = 1 but leaving later)"),
+    Rule("missing_measure", "warning", "flagged",
+         "none of the columns analyses need is mapped (surveys: repurchase_intent, recommend or loyal); "
+         "the table loads and those analyses say what is missing"),
     Rule("filtered", "info", "excluded", "rows removed by the configured filter"),
+    Rule("filled", "info", "filled", "empty values replaced by the column's configured fill (rows kept)"),
+    Rule("derived_column", "info", "derived",
+         "a column filled from a workbench.toml key or another column (surveys.date = wave_date; "
+         "customers.signup_date = churn_as_of − tenure_months)"),
 )}
 # Optional columns that fail a parse rule are set missing rather than excluding the row.
 
