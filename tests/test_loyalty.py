@@ -620,7 +620,11 @@ def test_hostile_surveys_run_or_skip(tmp_path, kind):
     frames, scales, drivers = _hostile(kind, np.random.default_rng(40))
     ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
     try:
-        frame = L.respondent_frame(ds, end=END)
+        try:
+            frame = L.respondent_frame(ds, end=END)
+        except MissingDataError as exc:  # a header-only table counts as absent (the loader's empty_table rule)
+            assert kind == "header_only" and L.skip_text(exc).startswith("Skipped"), exc
+            return
         res = _run_all(ds, frame)
     finally:
         ds.close()

@@ -192,3 +192,36 @@ def test_airline_export_analyses_and_notebook(tmp_path):
     assert "satisfaction is yes/no" in notes and "Single wave" in notes
     assert m["drivers_r2"]["n_dropped"] == int((~complete).sum())
     _honest(payload)
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "airline" / "workbench.toml"
+
+
+@pytest.mark.skipif(not (AIRLINE.exists() and EXAMPLE.exists()), reason="airline export or example not present")
+def test_airline_example_through_workbench_toml(tmp_path):
+    """The airline export through examples/airline/workbench.toml alone: survey-level segments (Class, Type of
+    Travel) compared without a customers table, 'Customer Type' reported as behaviour, a single wave."""
+    import pandas as pd
+
+    raw = pd.read_csv(AIRLINE)
+    metrics = tmp_path / "metrics.json"
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                            cwd=str(NOTEBOOK.parent), progress_bar=False,
+                            parameters={"data": str(EXAMPLE), "period": "2019-12", "lang": "en",
+                                        "metrics_path": str(metrics), "n_boot": 30, "seed": 1})
+    finally:
+        os.environ.pop("WORKBENCH_REPORT", None)
+    payload = json.loads(metrics.read_text(encoding="utf-8"))
+    m = payload["metrics"]
+    assert m["survey"]["satisfied"]["estimate"] == pytest.approx((raw["satisfaction"] == "satisfied").mean())
+    assert m["survey"]["loyal"]["estimate"] == pytest.approx((raw["Customer Type"] == "Loyal Customer").mean())
+    assert m["survey"]["loyal_kind"] == "behaviour" and m["survey"]["waves"] == 1
+    notes = " ".join(payload["notes"])
+    assert "observed behaviour" in notes and "stated intent is analysed" not in notes and "Single wave" in notes
+    assert {"Class", "Type of Travel"} <= {r["dimension"] for r in m["segments"]}
+    biz = next(r for r in m["segments"] if r["group"] == "Business" and r["measure"] == "satisfaction")
+    assert biz["value"] == pytest.approx((raw.loc[raw["Class"] == "Business", "satisfaction"] == "satisfied").mean())
+    assert m["quadrant_cutoffs"]["loyalty"] == "behaviour"
+    _honest(payload)
