@@ -137,9 +137,13 @@ def _recommend_only(d):
 def _one_customer(d):
     keep = "C0001"
     d["customers"] = d["customers"].head(1)
-    d["transactions"] = d["transactions"].head(5).assign(customer_id=keep)
-    d["surveys"] = d["surveys"].head(2).assign(customer_id=keep)
-    d["complaints"] = d["complaints"].head(1).assign(customer_id=keep)
+    # one customer who is active in the report period (a purchase, an answer and a complaint in October)
+    d["transactions"] = d["transactions"].head(5).assign(
+        customer_id=keep, date=["2026-06-03", "2026-07-15", "2026-08-20", "2026-09-28", "2026-10-12"])
+    d["surveys"] = d["surveys"].head(2).assign(customer_id=keep, date=["2026-08-21", "2026-10-13"])
+    d["complaints"] = d["complaints"].head(1).assign(
+        customer_id=keep, opened_at="2026-10-14 09:00:00", first_response_at="2026-10-14 10:00:00",
+        closed_at="2026-10-16 12:00:00")
     return d, {"surveys": {"recommend": [0, 10]}}
 
 
