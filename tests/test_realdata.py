@@ -165,9 +165,35 @@ def test_olist_figures(packs) -> None:
                           "transactions": len(kept), "surveys": len(rv)}
     assert ov["excluded_rows"] == (raw["orders"]["order_status"].isin(["canceled", "unavailable"])).sum() == 1234
     monthly = kept["purchased"].dt.strftime("%Y-%m").value_counts()
-    for month, n in ov["monthly_volumes"]["transactions"].items():
-        assert n == monthly.get(month, 0), month
+    for m, n in ov["monthly_volumes"]["transactions"].items():
+        assert n == monthly.get(m, 0), m
 
+    # review scores of the period (reviews created in August 2018): shares of 4-5, of 1-2, the mean
+    _require_ok(res, "olist", "01_satisfaction_loyalty")
+    sl = _nb(metrics, "01_satisfaction_loyalty")
+    created = pd.to_datetime(rv["review_creation_date"])
+    month = rv.loc[created.dt.strftime("%Y-%m") == "2018-08", "review_score"]
+    before = rv.loc[created.dt.strftime("%Y-%m") == "2018-07", "review_score"]
+    sat = sl["scorecard"]["survey"]["satisfaction"]
+    assert sat["n"] == len(month) == 732
+    assert sat["top2"] == pytest.approx(month.isin([4, 5]).mean())
+    assert sat["bottom2"] == pytest.approx(month.isin([1, 2]).mean())
+    assert sat["mean"] == pytest.approx(month.mean())
+    assert sat["previous_mean"] == pytest.approx(before.mean())
+    # all reviews to the period end: the whole export's shares, and the satisfied share (4-5)
+    reviewed = rv[created <= end]
+    shares = reviewed["review_score"].value_counts(normalize=True).sort_index()
+    assert shares.round(4).to_dict() == {1: 0.3207, 2: 0.0464, 3: 0.0811, 4: 0.1441, 5: 0.4078}
+    assert sl["n_responses"] == len(reviewed)
+    satisfied = _metric(sl, "survey", "satisfied", why="notebook 01 survey shares (branch loyalty)")
+    assert satisfied["n"] == len(reviewed)
+    assert satisfied["estimate"] == pytest.approx(shares[[4, 5]].sum())
+
+
+def test_olist_repeat_persons(packs) -> None:
+    res, metrics = packs("olist")
+    raw = _olist()
+    kept, end = raw["kept"], pd.Timestamp("2018-08-31 23:59:59")
     # repeat persons: a customer_unique_id with two or more kept orders up to the period end
     per_person = kept[kept["purchased"] <= end].groupby("customer_unique_id").size()
     repeat = int((per_person >= 2).sum())
@@ -181,17 +207,6 @@ def test_olist_figures(packs) -> None:
     assert model["purchase_unit"] == "order"
     assert model["n_repeat"] == repeat
     assert model["n"] == per_person.size
-
-    # review scores: satisfied share = scores 4-5 (sat_high = 4) among all reviews to the period end
-    _require_ok(res, "olist", "01_satisfaction_loyalty")
-    sl = _nb(metrics, "01_satisfaction_loyalty")
-    reviewed = rv[pd.to_datetime(rv["review_creation_date"]) <= end]
-    shares = reviewed["review_score"].value_counts(normalize=True).sort_index()
-    assert shares.round(4).to_dict() == {1: 0.3207, 2: 0.0464, 3: 0.0811, 4: 0.1441, 5: 0.4078}
-    assert sl["n_responses"] == len(reviewed)
-    satisfied = _metric(sl, "survey", "satisfied", why="notebook 01 survey shares (loyalty)")
-    assert satisfied["n"] == len(reviewed)
-    assert satisfied["estimate"] == pytest.approx(shares[[4, 5]].sum())
 
 
 def test_cdnow_published_bgnbd_end_to_end(packs) -> None:
