@@ -391,3 +391,362 @@ def test_figures_have_translated_titles(small_frame):
         for fig in figs:
             assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
         assert L.finding_thresholds(th, lang)
+
+
+# ------------------------------------------------------------------ scales from the data contract (issue 11 rule 4)
+@pytest.mark.parametrize("scale,cuts", [((0, 1), (0, 1)), ((1, 4), (1, 4)), ((1, 5), (2, 4)), ((1, 7), (2, 6)),
+                                        ((0, 10), (1, 9)), ((0, 100), (20, 80))])
+def test_box_cuts_follow_the_scale(scale, cuts):
+    assert L.box_cuts(*map(float, scale)) == pytest.approx(cuts)
+
+
+def test_top_box_and_cut_offs_on_other_scales():
+    f = pd.DataFrame({"satisfaction": [0.0, 3.0, 8.0, 9.0, 10.0, np.nan]})
+    f.attrs["scales"] = {"satisfaction": (0.0, 10.0)}
+    tb = L.top_box(f, "satisfaction")
+    assert tb.iloc[:5].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0] and math.isnan(tb.iloc[5])
+    assert L.bottom_box(f, "satisfaction").iloc[:5].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert L.resolve_cut("top box", 0, 100, "high") == 80 and L.resolve_cut(None, 0, 100, "low") == 20
+    assert L.resolve_cut(0.75, 1, 5, "high") == 4 and L.resolve_cut("60%", 0, 10, "high") == 6
+    assert L.resolve_cut(7, 0, 10, "high") == 7
+    with pytest.raises(L.Unsupported) as exc:
+        L.resolve_cut(4, 0, 1, "high")  # a 1-5 cut-off on a yes/no item is a plain reason, not a wrong split
+    assert "outside the satisfaction scale" in L.skip_text(exc.value)
+
+
+def test_nps_only_on_0_10_recommend_with_margin_of_error():
+    rng = np.random.default_rng(2)
+    v = pd.Series(rng.integers(0, 11, 500).astype(float))
+    f = pd.DataFrame({"recommend": v, "satisfaction": rng.integers(1, 6, 500).astype(float), "date": pd.Timestamp("2026-10-01")})
+    f.attrs["scales"] = {"recommend": (0.0, 10.0), "satisfaction": (1.0, 5.0)}
+    card = L._survey_card(f, f.iloc[:0], f).set_index("question")
+    p, d = (v >= 9).mean(), (v <= 6).mean()
+    se = math.sqrt((p + d - (p - d) ** 2) / len(v))
+    assert card.loc["recommend", "nps"] == pytest.approx(100 * (p - d))
+    assert card.loc["recommend", "nps_ci_high"] - card.loc["recommend", "nps"] == pytest.approx(100 * 1.959964 * se, rel=1e-5)
+    assert math.isnan(card.loc["satisfaction", "nps"])
+    f.attrs["scales"]["recommend"] = (1.0, 5.0)  # a 1-5 recommend item: no NPS
+    g = f.assign(recommend=rng.integers(1, 6, 500).astype(float))
+    assert math.isnan(L._survey_card(g, g.iloc[:0], g).set_index("question").loc["recommend", "nps"])
+
+
+@pytest.mark.parametrize("scale,values,expected", [
+    ((0, 1), [0, 1], ["below", "met"]),
+    ((1, 4), [1, 2, 3, 4], ["below", "below", "above", "above"]),
+    ((1, 5), [2, 3, 4], ["below", "met", "above"]),
+    ((0, 100), [10, 48, 52, 90], ["below", "met", "met", "above"]),
+])
+def test_expectation_met_group_from_scale(scale, values, expected):
+    assert L.expectation_groups(pd.Series(values, dtype=float), *map(float, scale)).tolist() == expected
+
+
+# ------------------------------------------------------------------ thresholds: linear / one break / two breaks
+def _grouped(rng, n, levels, p_fn):
+    s = rng.choice(np.asarray(levels, float), n)
+    y = (rng.random(n) < p_fn(s)).astype(float)
+    g = pd.DataFrame({"s": s, "y": y}).groupby("s")["y"].agg(["sum", "size"])
+    return g
+
+
+@pytest.mark.filterwarnings("ignore:.*Identity link.*")
+def test_zone_of_indifference_two_breaks_found():
+    rng = np.random.default_rng(21)
+    g = _grouped(rng, 8000, range(1, 8), lambda s: 0.45 + 0.15 * np.minimum(0, s - 3) + 0.2 * np.maximum(0, s - 5))
+    res = L.fit_threshold(g.index, g["sum"], g["size"], n_boot=100, seed=3)
+    assert res.best == "two_break" and res.p_two_break < 0.05
+    assert abs(res.two_break["tau1"] - 3) <= 0.5 and abs(res.two_break["tau2"] - 5) <= 0.5
+    assert res.models.set_index("model").loc["two_break", "selected"]
+    assert "flat middle" in L.finding_thresholds({"intent": res})
+    # the two-break log-likelihood equals statsmodels' identity-link binomial GLM at the chosen breaks
+    x = g.index.to_numpy(float)
+    X = np.column_stack([np.ones_like(x), np.minimum(0, x - res.two_break["tau1"]), np.maximum(0, x - res.two_break["tau2"])])
+    glm = sm.GLM(np.column_stack([g["sum"], g["size"] - g["sum"]]), X,
+                 family=sm.families.Binomial(link=sm.families.links.Identity())).fit()
+    n, k = g["size"].to_numpy(), g["sum"].to_numpy()
+    p = np.clip(glm.fittedvalues, 1e-6, 1 - 1e-6)
+    ll = float((k * np.log(p) + (n - k) * np.log1p(-p)).sum())
+    assert res.models.set_index("model").loc["two_break", "loglik"] == pytest.approx(ll, abs=1e-3)
+
+
+def test_one_break_and_linear_truths_keep_their_model():
+    rng = np.random.default_rng(22)
+    g = _grouped(rng, 6000, range(1, 6), lambda s: 0.1 + 0.35 * np.maximum(0, s - 3))
+    assert L.fit_threshold(g.index, g["sum"], g["size"], n_boot=100, seed=1).best == "one_break"
+    g = _grouped(rng, 3000, range(1, 6), lambda s: 0.1 + 0.15 * (s - 1))
+    res = L.fit_threshold(g.index, g["sum"], g["size"], n_boot=100, seed=1)
+    assert res.best == "linear"
+    assert L.threshold_evidence(res) == "not_enough_evidence"  # no threshold headline on a straight line
+    assert "no threshold is reported" in L.finding_thresholds({"intent": res})
+
+
+# ------------------------------------------------------------------ drivers: direction, intervals, logistic
+def test_signed_drivers_grey_noise_and_count_dropped():
+    rng = np.random.default_rng(31)
+    n = 1500
+    x = rng.integers(1, 6, (n, 3)).astype(float)
+    y = 0.8 * x[:, 0] - 0.5 * x[:, 1] + rng.normal(0, 1, n)
+    f = pd.DataFrame({"good": x[:, 0], "bad": x[:, 1], "noise": x[:, 2], "satisfaction": y})
+    f.loc[:40, "noise"] = np.nan
+    f.attrs["drivers"] = ["good", "bad", "noise"]
+    res = L.key_drivers(f, n_boot=200, seed=1, driver_labels={"good": {"en": "Staff", "zh": "员工"}})
+    tab = res.table.set_index("driver")
+    complete = f.dropna()
+    ols = sm.OLS(complete["satisfaction"], sm.add_constant(complete[["good", "bad", "noise"]])).fit()
+    assert res.n == len(complete) and res.n_dropped == int(f["noise"].isna().sum())
+    for d in ("good", "bad"):
+        assert tab.loc[d, "direction"] == np.sign(ols.params[d]) and tab.loc[d, "significant"]
+    assert tab.loc["bad", "importance"] < 0 and tab.loc["bad", "ci_high"] < 0
+    assert not tab.loc["noise", "significant"] and tab.loc["noise", "quadrant"] == "not_significant"
+    assert tab.loc["noise", "ci_low"] <= 0 <= tab.loc["noise", "ci_high"]
+    assert abs(tab["importance"]).sum() == pytest.approx(ols.rsquared, abs=1e-9)
+    assert res.headline_ok
+    text = L.finding_drivers(res, "zh")
+    assert "员工" in text and "41" in L.finding_drivers(res, "en")
+
+
+def test_no_driver_headline_below_r2_010():
+    rng = np.random.default_rng(32)
+    f = pd.DataFrame(rng.integers(1, 6, (400, 3)).astype(float), columns=["a", "b", "c"])
+    f["satisfaction"] = rng.integers(1, 6, 400).astype(float)
+    f.attrs["drivers"] = ["a", "b", "c"]
+    res = L.key_drivers(f, n_boot=50)
+    assert res.r2 < 0.10 and not res.headline_ok
+    assert "no driver is reported" in L.finding_drivers(res) and "Fix first" not in L.finding_drivers(res)
+    assert (res.table["quadrant"] != "fix_first").all()
+
+
+def test_logistic_drivers_on_yes_no_satisfaction():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(33)
+    n = 3000
+    x = rng.integers(1, 6, (n, 3)).astype(float)
+    x[:, 1] = np.clip(x[:, 0] + rng.integers(-1, 2, n), 1, 5)
+    eta = -4 + 0.9 * x[:, 0] + 0.3 * x[:, 1] - 0.4 * x[:, 2]
+    f = pd.DataFrame(x, columns=["a", "b", "c"]).assign(satisfaction=(rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float))
+    f.attrs.update(drivers=["a", "b", "c"], scales={"satisfaction": (0.0, 1.0)})
+    res = L.key_drivers(f, n_boot=40, seed=2)
+    assert res.model == "logistic"
+    # independent: Tonidandel & LeBreton with statsmodels' Logit on the orthogonal counterparts
+    xs = (x - x.mean(0)) / x.std(0)
+    lam = np.real(sqrtm(np.corrcoef(x, rowvar=False)))
+    z = xs @ np.linalg.inv(lam)
+    b = sm.Logit(f["satisfaction"], sm.add_constant(z)).fit(disp=0).params[1:]
+    var_lp = np.var(z @ b)
+    beta = b * z.std(0) / math.sqrt(var_lp + math.pi ** 2 / 3)
+    raw = (lam ** 2) @ (beta ** 2)
+    tab = res.table.set_index("driver")
+    assert np.allclose(np.abs(tab.loc[["a", "b", "c"], "importance"]), raw, atol=1e-5)
+    assert res.r2 == pytest.approx(var_lp / (var_lp + math.pi ** 2 / 3), abs=1e-5)
+    signs = np.sign(sm.Logit(f["satisfaction"], sm.add_constant(x)).fit(disp=0).params[1:])
+    assert tab.loc[["a", "b", "c"], "direction"].tolist() == signs.tolist()
+
+
+# ------------------------------------------------------------------ hostile surveys: run or skip, never crash
+def _hostile(kind: str, rng: np.random.Generator) -> tuple[dict, dict, list]:
+    """Tiny hostile survey datasets (issue 11 rule 1): frames, scales, drivers."""
+    n = 240
+    d = pd.Timestamp("2026-10-01") + pd.to_timedelta(rng.integers(0, 30, n), unit="D")
+    q = rng.integers(1, 6, (n, 3)).astype(float)
+    if kind == "binary":  # yes/no satisfaction, loyalty as observed behaviour, one wave (one date)
+        sat = (q[:, 0] + q[:, 1] + rng.normal(0, 1, n) > 6).astype(float)
+        sv = pd.DataFrame({"date": pd.Timestamp("2026-10-15"), "satisfaction": sat,
+                           "loyal": (rng.random(n) < 0.3 + 0.4 * sat).astype(float), "d1": q[:, 0], "d2": q[:, 1],
+                           "d3": q[:, 2]})
+        return {"surveys": sv}, {"surveys": {"satisfaction": (0, 1)}}, ["d1", "d2", "d3"]
+    if kind == "two_level":
+        sv = pd.DataFrame({"date": d, "satisfaction": rng.choice([2.0, 4.0], n), "repurchase_intent": q[:, 0]})
+        return {"surveys": sv}, {}, []
+    if kind == "scale_0_10":
+        s = rng.integers(0, 11, n).astype(float)
+        sv = pd.DataFrame({"date": d, "satisfaction": s, "recommend": np.clip(s + rng.integers(-2, 3, n), 0, 10),
+                           "repurchase_intent": rng.integers(1, 5, n).astype(float),
+                           "expectation": rng.integers(1, 5, n).astype(float), "d1": q[:, 0], "d2": q[:, 1]})
+        return {"surveys": sv}, {"surveys": {"satisfaction": (0, 10), "recommend": (0, 10), "repurchase_intent": (1, 4),
+                                             "expectation": (1, 4)}}, ["d1", "d2"]
+    if kind == "slider_0_100":
+        s = rng.uniform(0, 100, n).round(1)
+        sv = pd.DataFrame({"date": d, "satisfaction": s, "loyal": (rng.random(n) < s / 100).astype(float)})
+        return {"surveys": sv}, {"surveys": {"satisfaction": (0, 100)}}, []
+    if kind == "recommend_only":
+        sv = pd.DataFrame({"date": d, "satisfaction": q[:, 0], "recommend": rng.integers(0, 11, n).astype(float)})
+        return {"surveys": sv}, {"surveys": {"recommend": (0, 10)}}, []
+    if kind == "drivers_no_loyalty":  # satisfaction and attribute ratings, no loyalty item at all
+        sv = pd.DataFrame({"date": d, "satisfaction": np.clip(q[:, 0] + rng.integers(-1, 2, n), 1, 5), "d1": q[:, 0],
+                           "d2": q[:, 1]})
+        return {"surveys": sv}, {}, ["d1", "d2"]
+    if kind == "one_respondent":
+        sv = pd.DataFrame({"customer_id": ["C1"], "date": [pd.Timestamp("2026-10-03")], "satisfaction": [4.0],
+                           "repurchase_intent": [5.0], "d1": [3.0], "d2": [4.0]})
+        tx = pd.DataFrame({"customer_id": ["C1"], "date": [pd.Timestamp("2026-10-20")], "amount": [10.0]})
+        return {"surveys": sv, "transactions": tx}, {}, ["d1", "d2"]
+    if kind == "header_only":
+        sv = pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]"), "satisfaction": pd.Series([], dtype=float),
+                           "repurchase_intent": pd.Series([], dtype=float)})
+        tx = pd.DataFrame({"customer_id": ["C1"], "date": [pd.Timestamp("2026-10-20")], "amount": [10.0]})
+        return {"surveys": sv, "transactions": tx}, {}, []
+    raise KeyError(kind)
+
+
+ANALYSES = ("correlations", "thresholds", "expectation_gap", "four_cases", "intention_conversion", "key_drivers",
+            "segment_comparison", "scorecard", "widget")
+
+
+def _run_all(ds, frame) -> dict[str, str]:
+    """Each analysis either returns or raises MissingDataError with a plain reason; never anything else."""
+    out = {}
+    p = parse_period("2026-10")
+    calls = {"correlations": lambda: L.correlations(frame), "thresholds": lambda: L.thresholds(frame, n_boot=20),
+             "expectation_gap": lambda: L.expectation_gap(frame), "four_cases": lambda: L.four_cases(frame, loyalty="auto"),
+             "intention_conversion": lambda: L.intention_conversion(frame),
+             "key_drivers": lambda: L.key_drivers(frame, n_boot=20),
+             "segment_comparison": lambda: L.segment_comparison(frame),
+             "scorecard": lambda: L.scorecard(ds, frame, p, p.previous()),
+             "widget": lambda: L.widget_figure(L.widget_frame(frame)) if len(frame) else None}
+    for name, fn in calls.items():
+        try:
+            fn()
+            out[name] = "ran"
+        except MissingDataError as exc:
+            text = L.skip_text(exc, "en")
+            assert text.startswith("Skipped:") and L.skip_text(exc, "zh").startswith("已跳过"), text
+            out[name] = text
+    return out
+
+
+@pytest.mark.parametrize("kind", ["binary", "two_level", "scale_0_10", "slider_0_100", "recommend_only",
+                                  "drivers_no_loyalty", "one_respondent", "header_only"])
+def test_hostile_surveys_run_or_skip(tmp_path, kind):
+    frames, scales, drivers = _hostile(kind, np.random.default_rng(40))
+    ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
+    try:
+        try:
+            frame = L.respondent_frame(ds, end=END)
+        except MissingDataError as exc:  # a header-only table counts as absent (the loader's empty_table rule)
+            assert kind == "header_only" and L.skip_text(exc).startswith("Skipped"), exc
+            return
+        res = _run_all(ds, frame)
+    finally:
+        ds.close()
+    if kind == "binary":
+        assert "satisfaction is yes/no" in res["thresholds"]
+        assert res["key_drivers"] == "ran" and res["four_cases"] == "ran"
+    if kind == "two_level":
+        assert "at least three satisfaction levels" in res["thresholds"] and "has 2" in res["thresholds"]
+    if kind in ("scale_0_10", "slider_0_100"):
+        assert res["thresholds"] == "ran" and res["four_cases"] == "ran"
+    if kind == "recommend_only":
+        assert res["thresholds"].startswith("Skipped") and res["scorecard"] == "ran"
+    if kind == "drivers_no_loyalty":
+        assert res["key_drivers"] == "ran" and res["scorecard"] == "ran"
+        assert "repurchase_intent" in res["thresholds"] and "repurchase_intent" in res["four_cases"]
+        assert "repurchase_intent" in res["correlations"]
+    if kind in ("one_respondent", "header_only"):
+        assert res["thresholds"].startswith("Skipped") and res["key_drivers"].startswith("Skipped")
+
+
+def test_four_cases_on_0_10_and_slider_use_the_scale(tmp_path):
+    frames, scales, drivers = _hostile("scale_0_10", np.random.default_rng(41))
+    ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
+    f = L.respondent_frame(ds, end=END)
+    ds.close()
+    fc = L.four_cases(f, loyalty="intent")
+    s, y = f["satisfaction"], (f["repurchase_intent"] >= 4).astype(float)  # 1-4 intent: top box = 4
+    tab = fc.table.set_index("case")
+    assert (fc.sat_high, fc.sat_low) == (9.0, 1.0)
+    assert tab.loc["satisfied_loyal", "n"] == int(((s >= 9) & (y == 1)).sum())
+    assert tab.loc["dissatisfied_not_loyal", "n"] == int(((s <= 1) & (y == 0)).sum())
+    gap = L.expectation_gap(f).set_index("group")
+    assert gap.loc["met", "n"] == 0 and gap.loc["below", "n"] == int((f["expectation"] <= 2).sum())
+
+
+def test_empty_period_and_anonymous_respondent_frame(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = _small_frames(rng, 60, anonymous=True, drivers=True)
+    ds = dataset_from_frames(frames, tmp_path, scales={"surveys": {"recommend": (0, 10)}},
+                             drivers=["service_level", "delivery"])
+    f = L.respondent_frame(ds, end=dt.date(2020, 1, 31))  # before any survey: an empty period
+    res = _run_all(ds, f)
+    ds.close()
+    assert len(f) == 0 and all(v.startswith("Skipped") or k in ("correlations", "scorecard", "segment_comparison", "widget")
+                               for k, v in res.items())
+
+
+# ------------------------------------------------------------------ loyal as behaviour, survey segments, single wave
+def test_loyal_as_observed_behaviour_and_single_wave(tmp_path):
+    frames, scales, drivers = _hostile("binary", np.random.default_rng(42))
+    ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
+    f = L.respondent_frame(ds, end=END)
+    p = parse_period("2026-10")
+    assert f.attrs["waves"] == 1
+    sc = L.scorecard(ds, f, p, p.previous())
+    ds.close()
+    assert sc.single_wave and "Single wave" in L.finding_scorecard(sc) and "单轮" in L.finding_scorecard(sc, "zh")
+    assert sc.survey.set_index("question").loc["satisfaction", "top2"] == pytest.approx(frames["surveys"]["satisfaction"].mean())
+    assert L.outcome_source(f, "intent") == "loyal"  # default: loyal is stated intent
+    f.attrs["loyal_kind"] = "behaviour"
+    assert L.outcome_source(f, "behaviour") == "loyal" and L.outcome_source(f, "intent") == ""
+    assert "behaviour" in L.measure_label(f, "behaviour") and "intent" not in L.measure_label(f, "behaviour")
+    fc = L.four_cases(f, loyalty="auto")
+    assert fc.loyalty == "behaviour"
+    sv = frames["surveys"]
+    hand = int(((sv["satisfaction"] == 1) & (sv["loyal"] == 1)).sum())
+    assert fc.table.set_index("case").loc["satisfied_loyal", "n"] == hand
+
+
+def test_survey_level_segments_without_customers_table():
+    rng = np.random.default_rng(43)
+    n = 600
+    cls = rng.choice(["Business", "Eco", "Eco Plus"], n)
+    f = pd.DataFrame({"satisfaction": (rng.random(n) < np.where(cls == "Business", 0.7, 0.4)).astype(float),
+                      "loyal": (rng.random(n) < 0.5).astype(float), "Class": cls, "identified": False,
+                      "followup": False})
+    f.attrs.update(segments=["Class"], scales={"satisfaction": (0.0, 1.0)}, loyal_kind="behaviour")
+    seg = L.segment_comparison(f)
+    assert set(seg["dimension"]) == {"Class"}
+    row = seg[(seg["group"] == "Business") & (seg["measure"] == "satisfaction")].iloc[0]
+    a, b = f.loc[cls == "Business", "satisfaction"], f.loc[cls != "Business", "satisfaction"]
+    assert row["value"] == pytest.approx(a.mean())
+    assert row["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert seg.attrs["measure_keys"]["behaviour"] == "loyal_behaviour"
+    fig = L.figure_segments(seg, "Class", "en")
+    assert fig.layout.xaxis.title.text == "Class"
+
+
+def test_headline_evidence_rule():
+    assert L.evidence(0.2, 0.1, 0.3, 100) == "ok"
+    assert L.evidence(0.2, -0.1, 0.5, 100) == "not_enough_evidence"
+    assert L.evidence(0.2, 0.1, 0.3, 10) == "not_enough_evidence"
+    assert L.evidence(0.2, float("nan"), 0.3, 100) == "not_estimable"
+    assert L.evidence(5.0, -1e200, 1e200, 100, span=1.0) == "not_estimable"
+
+
+def test_dataset_accessors_read_defensively():
+    class Old:  # a Dataset before the survey-segment / wave accessors existed
+        def has(self, table, *cols):
+            return False
+
+    class New(Old):
+        loyal_kind = "behaviour"
+
+        def segment_columns(self, table):
+            if table != "surveys":
+                raise KeyError(table)
+            return ["Class", "Type of Travel"]
+
+        def survey_waves(self):
+            return 1
+
+    assert L.segment_columns(Old(), "surveys") == [] and L.survey_waves(Old()) == 0
+    assert L.segment_columns(New(), "surveys") == ["Class", "Type of Travel"]
+    assert L.segment_columns(New(), "customers") == [] and L.survey_waves(New()) == 1
+
+
+def test_figures_state_their_base(small_frame):
+    fig = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "en"), len(small_frame), small_frame, "en",
+                      followup=True)
+    title = fig.layout.title.text
+    assert f"n = {len(small_frame):,}" in title and "90 days" in title
+    assert small_frame["date"].min().strftime("%Y") in title
+    zh = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "zh"), 5, small_frame, "zh").layout.title.text
+    assert "样本数 5" in zh

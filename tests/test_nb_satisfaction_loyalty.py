@@ -60,3 +60,168 @@ def test_notebook_zh(tmp_path, sample_dir_zh):
     payload = _run(tmp_path, sample_dir_zh, "zh")
     _check(payload, truth)
     assert any("满意" in f["text"] for f in payload["findings"])
+
+
+# ---------------------------------------------------------------- hostile surveys (issue 11 rule 1)
+def _run_on(tmp_path: Path, frames: dict, scales: dict, drivers: list, lang: str = "en", period: str = "2026-10"
+            ) -> dict:
+    from workbench.engine import dataset_from_frames
+
+    ds = dataset_from_frames(frames, tmp_path / "data", scales=scales, drivers=drivers)
+    ds.close()
+    metrics = tmp_path / "metrics.json"
+    old = os.environ.get("WORKBENCH_REPORT")
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                            cwd=str(NOTEBOOK.parent), progress_bar=False,
+                            parameters={"data": str(tmp_path / "data" / "workbench.toml"), "period": period,
+                                        "lang": lang, "metrics_path": str(metrics), "n_boot": 30, "seed": 1})
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_REPORT", None)
+        else:
+            os.environ["WORKBENCH_REPORT"] = old
+    return json.loads(metrics.read_text(encoding="utf-8"))
+
+
+def _honest(payload: dict) -> None:
+    """Every skip has a reason; a headline rests on enough cases and an interval that excludes "no effect"
+    (checked on the recorded metrics)."""
+    skipped = [n for n in payload["notes"] if "Skipped" in n or "已跳过" in n]
+    assert all(len(n.split("—", 1)[-1].strip()) > 20 for n in skipped), skipped
+    m = payload["metrics"]
+    heads = {f["key"] for f in payload["findings"] if f["headline"]}
+    if "drivers" in heads:
+        assert m["drivers_r2"]["r2"] >= 0.10 and m["drivers_r2"]["n"] >= 30 and m["drivers"][0]["significant"]
+        assert not m["drivers"][0]["ci_low"] <= 0 <= m["drivers"][0]["ci_high"]
+    if "value_at_stake" in heads:
+        assert not m["value_at_stake"]["extra_profit_ci"][0] <= 0 <= m["value_at_stake"]["extra_profit_ci"][1]
+    if "conversion" in heads:
+        assert m["conversion"]["overall"]["n_intent"] >= 30
+    if "four_cases" in heads:
+        assert sum(v["n"] for k, v in m["quadrants"].items() if k != "unknown") >= 30
+    if "thresholds" in heads:
+        assert any(t["best_model"] != "linear" and t["n"] >= 30 for t in m["thresholds"].values())
+
+
+@pytest.mark.parametrize("kind,lang", [("binary", "en"), ("one_respondent", "zh"), ("header_only", "en"),
+                                       ("scale_0_10", "en"), ("drivers_no_loyalty", "en")])
+def test_notebook_on_hostile_surveys(tmp_path, kind, lang):
+    import numpy as np
+    from test_loyalty import _hostile
+
+    frames, scales, drivers = _hostile(kind, np.random.default_rng(40))
+    payload = _run_on(tmp_path, frames, scales, drivers, lang)
+    _honest(payload)
+    notes = " ".join(payload["notes"])
+    if kind == "binary":
+        assert "satisfaction is yes/no" in notes and "Single wave" in notes
+        assert "Base: n = 240" in (tmp_path / "out.ipynb").read_text(encoding="utf-8")  # figures state their base
+        assert "drivers" in payload["metrics"] and payload["metrics"]["drivers_r2"]["model"] == "logistic"
+    if kind == "one_respondent":
+        assert "已跳过" in notes and payload["metrics"]["n_responses"] == 1
+        assert not any(f["headline"] for f in payload["findings"])
+    if kind == "header_only":
+        assert payload["metrics"]["n_responses"] == 0 and not any(f["headline"] for f in payload["findings"])
+    if kind == "drivers_no_loyalty":
+        assert "drivers" in payload["metrics"] and "repurchase_intent" in notes
+    if kind == "scale_0_10":
+        assert payload["metrics"]["quadrant_cutoffs"]["sat_high"] == 9 and "thresholds" in payload["metrics"]
+
+
+def test_notebook_empty_period(tmp_path):
+    import numpy as np
+    from test_loyalty import _hostile
+
+    frames, scales, drivers = _hostile("scale_0_10", np.random.default_rng(40))
+    payload = _run_on(tmp_path, frames, scales, drivers, period="2025-01")  # before every survey
+    assert payload["metrics"]["n_responses"] == 0
+    assert not any(f["headline"] for f in payload["findings"])
+    _honest(payload)
+
+
+# ---------------------------------------------------------------- a real export: airline satisfaction
+AIRLINE = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "airline_satisfaction_20k.csv"
+if not AIRLINE.exists():
+    AIRLINE = Path("/work/shared/realdata/airline_satisfaction_20k.csv")
+RATINGS = ["Inflight wifi service", "Departure/Arrival time convenient", "Ease of Online booking", "Gate location",
+           "Food and drink", "Online boarding", "Seat comfort", "Inflight entertainment", "On-board service",
+           "Leg room service", "Baggage handling", "Checkin service", "Inflight service", "Cleanliness"]
+
+
+def _airline_frames():
+    import pandas as pd
+
+    raw = pd.read_csv(AIRLINE)
+    sv = pd.DataFrame({"response_id": raw["id"].astype(str), "date": pd.Timestamp("2024-06-30"),  # undated: one wave
+                       "satisfaction": (raw["satisfaction"] == "satisfied").astype(float),
+                       "loyal": (raw["Customer Type"] == "Loyal Customer").astype(float)})
+    names = {c: "r_" + "".join(ch if ch.isalnum() else "_" for ch in c.lower()) for c in RATINGS}
+    for c in RATINGS:
+        sv[names[c]] = raw[c].where(raw[c] != 0).astype(float)  # 0 = not applicable
+    scales = {"surveys": {"satisfaction": (0, 1), **{n: (1, 5) for n in names.values()}}}
+    return raw, sv, scales, list(names.values())
+
+
+@pytest.mark.skipif(not AIRLINE.exists(), reason="real export not present")
+def test_airline_export_analyses_and_notebook(tmp_path):
+    from workbench import loyalty as L
+    from workbench.engine import dataset_from_frames
+
+    raw, sv, scales, drivers = _airline_frames()
+    ds = dataset_from_frames({"surveys": sv}, tmp_path / "fn", scales=scales, drivers=drivers)
+    frame = L.respondent_frame(ds)
+    ds.close()
+    satisfied = (raw["satisfaction"] == "satisfied").mean()
+    loyal = (raw["Customer Type"] == "Loyal Customer").mean()
+    assert len(frame) == len(raw) and frame.attrs["waves"] == 1
+    assert L.top_box(frame, "satisfaction").mean() == pytest.approx(satisfied, abs=1e-12)
+    assert frame["loyal"].mean() == pytest.approx(loyal, abs=1e-12)
+    with pytest.raises(L.Unsupported, match="yes/no"):
+        L.thresholds(frame, n_boot=10)
+    res = L.key_drivers(frame, n_boot=20)
+    complete = sv[drivers].notna().all(axis=1)
+    assert res.model == "logistic" and res.n == int(complete.sum()) and res.n_dropped == int((~complete).sum())
+    payload = _run_on(tmp_path, {"surveys": sv}, scales, drivers, period="2024-06")
+    m = payload["metrics"]
+    assert m["survey"]["satisfied"]["estimate"] == pytest.approx(satisfied)
+    assert m["survey"]["loyal"]["estimate"] == pytest.approx(loyal)
+    assert m["scorecard"]["single_wave"] is True
+    notes = " ".join(payload["notes"])
+    assert "satisfaction is yes/no" in notes and "Single wave" in notes
+    assert m["drivers_r2"]["n_dropped"] == int((~complete).sum())
+    _honest(payload)
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "airline" / "workbench.toml"
+
+
+@pytest.mark.skipif(not (AIRLINE.exists() and EXAMPLE.exists()), reason="airline export or example not present")
+def test_airline_example_through_workbench_toml(tmp_path):
+    """The airline export through examples/airline/workbench.toml alone: survey-level segments (Class, Type of
+    Travel) compared without a customers table, 'Customer Type' reported as behaviour, a single wave."""
+    import pandas as pd
+
+    raw = pd.read_csv(AIRLINE)
+    metrics = tmp_path / "metrics.json"
+    os.environ["WORKBENCH_REPORT"] = "1"
+    try:
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                            cwd=str(NOTEBOOK.parent), progress_bar=False,
+                            parameters={"data": str(EXAMPLE), "period": "2019-12", "lang": "en",
+                                        "metrics_path": str(metrics), "n_boot": 30, "seed": 1})
+    finally:
+        os.environ.pop("WORKBENCH_REPORT", None)
+    payload = json.loads(metrics.read_text(encoding="utf-8"))
+    m = payload["metrics"]
+    assert m["survey"]["satisfied"]["estimate"] == pytest.approx((raw["satisfaction"] == "satisfied").mean())
+    assert m["survey"]["loyal"]["estimate"] == pytest.approx((raw["Customer Type"] == "Loyal Customer").mean())
+    assert m["survey"]["loyal_kind"] == "behaviour" and m["survey"]["waves"] == 1
+    notes = " ".join(payload["notes"])
+    assert "observed behaviour" in notes and "stated intent is analysed" not in notes and "Single wave" in notes
+    assert {"Class", "Type of Travel"} <= {r["dimension"] for r in m["segments"]}
+    biz = next(r for r in m["segments"] if r["group"] == "Business" and r["measure"] == "satisfaction")
+    assert biz["value"] == pytest.approx((raw.loc[raw["Class"] == "Business", "satisfaction"] == "satisfied").mean())
+    assert m["quadrant_cutoffs"]["loyalty"] == "behaviour"
+    _honest(payload)

@@ -5,7 +5,8 @@ Exit codes (the interface for cron and orchestrators):
 0  success (``validate``: no errors, warnings allowed; ``alerts``: nothing out of control)
 1  the command ran and found a problem: validation errors, a report notebook failed,
    a complaint category out of control
-2  bad input: unreadable dataset or config, unknown parameter, bad period
+2  bad input: unreadable dataset or config, unknown parameter, bad period; ``reports run``: another
+   run is writing to the same output folder (``--wait`` queues instead)
 3  no data in the requested period (``reports run``: nothing is published) or in the
    checked window (``alerts``: no complaints since ``--since``) — see workbench/coverage.py
 """
@@ -183,6 +184,8 @@ def reports_run(
     plotly_js: Annotated[str | None, typer.Option(
         "--plotly-js", help="inline (default; env WORKBENCH_PLOTLY_JS): plotly.js inside every HTML file, "
                             "so one report survives e-mailing; folder: one plotly.min.js per report folder.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run is writing to the output folder, wait "
+                                                      "for it instead of exiting 2.")] = False,
 ) -> None:
     """Run the parameterised notebooks headlessly and write HTML, metrics.json and the index."""
     from workbench.coverage import NoDataInPeriod
@@ -191,14 +194,14 @@ def reports_run(
     try:
         result = run_pack(data=data, period=period, only=only or [], lang=lang, out=out,
                           params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks,
-                          plotly_js=plotly_js)
+                          plotly_js=plotly_js, wait=wait)
     except NoDataInPeriod as exc:
-        err.print(f"[bold yellow]no data:[/] {exc}")
+        err.print(Text.assemble(("no data:", "bold yellow"), f" {exc}"))
         raise typer.Exit(3) from None
     except (*_input_errors(), ReportInputError) as exc:
         raise _bad_input(exc) from None
     for line in result.coverage_lines():
-        err.print(f"[yellow]{line}[/]")
+        err.print(line, style="yellow")
     raise typer.Exit(result.exit_code)
 
 

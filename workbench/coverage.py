@@ -59,6 +59,14 @@ class NoDataInPeriod(Exception):  # noqa: N818 - a condition, not a programming 
         super().__init__(coverage.message("en"))
 
 
+class EmptyDataset(NoDataInPeriod):
+    """Every table of the dataset is empty (header-only exports): no period has data (exit 3)."""
+
+    def __init__(self, message: str):  # noqa: D107 - no Coverage to describe: nothing was loaded
+        self.coverage = None
+        Exception.__init__(self, message)
+
+
 # ------------------------------------------------------------------ plain helpers
 def days_covered(period: Period, data_end: dt.date | None, data_start: dt.date | None = None) -> int:
     """Days of ``period`` (inclusive) between ``data_start`` and ``data_end``; 0 when they do not overlap.

@@ -52,11 +52,124 @@ Z95 = 1.959963984540054
 CASES = ("trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal", "dissatisfied_not_loyal",
          "dissatisfied_loyal", "neutral", "unknown")
 ATTITUDINAL = ("repurchase_intent", "recommend", "loyal")
+MIN_N = 30  # fewest cases behind a headline or a model fit
+R2_MIN = 0.10  # no driver headline below this R²
 BEHAVIOURAL = ("repeat", "repeat_n", "spend_after", "freq_12m", "spend_12m", "tenure_days", "churned")
 
 
 def _tr(key: str, lang: str, **values: Any) -> str:
     return t(f"loyalty.{key}", lang, **values)
+
+
+class Unsupported(MissingDataError):
+    """The data are there but cannot support this analysis (too few levels, too few cases, ...).
+
+    ``key`` names a ``loyalty.why.*`` translation and ``values`` fill it; :func:`reason` renders the
+    plain-language reason the notebook shows instead of a result.
+    """
+
+    def __init__(self, key: str, table: str = "surveys", columns: tuple[str, ...] = (), **values: Any):
+        self.key = key
+        self.values = values
+        super().__init__(table, columns, t(f"loyalty.why.{key}", "en", **values))
+
+
+def skip_text(exc: MissingDataError, lang: str = "en", analysis_key: str = "") -> str:
+    """"<analysis> — Skipped: <reason>" for a notebook note (the reason in plain words)."""
+    text = _tr("skipped", lang, why=_tr(f"why.{exc.key}", lang, **exc.values)) if isinstance(exc, Unsupported) \
+        else reason(exc, lang)
+    return f"{t(analysis_key, lang)} — {text}" if analysis_key else text
+
+
+def reason(exc: MissingDataError, lang: str = "en") -> str:
+    """The plain reason for a skipped analysis: an :class:`Unsupported` reason, else "needs table/column"."""
+    if isinstance(exc, Unsupported):
+        return _tr(f"why.{exc.key}", lang, **exc.values)
+    from workbench.notebook import _what_zh
+
+    return t("core.skipped", lang, what=exc.what if lang == "en" else _what_zh(exc))
+
+
+def evidence(estimate: float, lo: float, hi: float, n: int, null: float | None = 0.0,
+             span: float | None = None, min_n: int = MIN_N) -> str:
+    """Whether a number may be a headline: "ok", "not_enough_evidence" (fewer than ``min_n`` cases or the
+    interval includes ``null``) or "not_estimable" (no finite interval, or one wider than the quantity's
+    range ``span``: then no digits are printed)."""
+    vals = (estimate, lo, hi)
+    if any(v is None or not np.isfinite(float(v)) for v in vals) or (span is not None and hi - lo > span):
+        return "not_estimable"
+    if n < min_n or (null is not None and lo <= null <= hi):
+        return "not_enough_evidence"
+    return "ok"
+
+
+def base_text(n: int, frame: pd.DataFrame | None = None, lang: str = "en", followup: bool = False) -> str:
+    """The base of a figure: n and the survey window (and the follow-up window for behaviour)."""
+    first = frame.attrs.get("first") if frame is not None else None
+    last = frame.attrs.get("last") if frame is not None else None
+    from workbench.i18n import fmt_date
+
+    text = _tr("base.n_window", lang, n=fmt_int(n, lang), first=fmt_date(first, lang) if first is not None else "–",
+               last=fmt_date(last, lang) if last is not None else "–")
+    if followup and frame is not None:
+        text += _tr("base.followup", lang, days=fmt_int(frame.attrs.get("window_days", 90), lang))
+    return text
+
+
+def with_base(fig: go.Figure, n: int, frame: pd.DataFrame | None = None, lang: str = "en",
+              followup: bool = False) -> go.Figure:
+    """Add the base (n, window) under the figure's title; returns the figure."""
+    title = fig.layout.title.text or ""
+    fig.update_layout(title=dict(text=f"{title}<br><sup>{base_text(n, frame, lang, followup)}</sup>"))
+    fig.update_layout(margin=dict(t=max(fig.layout.margin.t or 0, 90)))
+    return fig
+
+
+# =============================================================== scales (from the data contract)
+def scale_points(lo: float, hi: float) -> int | None:
+    """Number of answer points of an integer scale (5 for 1–5, 11 for 0–10); None for sliders (> 11 points)."""
+    n = hi - lo + 1
+    return int(n) if float(lo).is_integer() and float(hi).is_integer() and n <= 11 else None
+
+
+def box_cuts(lo: float, hi: float) -> tuple[float, float]:
+    """(bottom-box upper cut, top-box lower cut) of a scale, derived from the scale itself.
+
+    Yes/no (two points): bottom = ``lo``, top = ``hi``. Three or four points (1–3, 1–4): the bottom and top
+    answer. Five to eleven points (1–5, 1–7, 0–10): the two bottom / two top answers (top-2-box; 9–10 on 0–10).
+    Sliders (0–100 and other wide or continuous scales): the bottom / top fifth of the range.
+    """
+    pts = scale_points(lo, hi)
+    if pts is None:
+        return (lo + 0.2 * (hi - lo), lo + 0.8 * (hi - lo))
+    if pts <= 4:
+        return (lo, hi)
+    return (lo + 1, hi - 1)
+
+
+def resolve_cut(value: Any, lo: float, hi: float, which: str) -> float:
+    """A four-case cut-off on the scale [lo, hi].
+
+    ``value``: "top box" / "bottom box" (default, :func:`box_cuts`); a share of the scale as "80%" or a
+    number strictly between 0 and 1 (lo + share × (hi − lo)); else a level on the scale. ``which`` is
+    "high" or "low" and picks the box for the default. A level outside the scale raises
+    :class:`Unsupported` (so a 1–5 cut-off on a yes/no survey is a plain reason, not a wrong split).
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "top box", "bottom box", "box",
+                                                                             "auto")):
+        b, tp = box_cuts(lo, hi)
+        if isinstance(value, str) and value.strip().lower() in ("top box", "bottom box"):
+            return tp if value.strip().lower() == "top box" else b
+        return tp if which == "high" else b
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return lo + float(value.strip()[:-1]) / 100 * (hi - lo)
+    v = float(value)
+    if 0 < v < 1:
+        return lo + v * (hi - lo)
+    if not lo <= v <= hi:
+        raise Unsupported("cut_outside_scale", columns=("satisfaction",), value=fmt_num(v, digits=2),
+                          lo=fmt_num(lo, digits=0), hi=fmt_num(hi, digits=0))
+    return v
 
 
 # =============================================================== small stats helpers
@@ -137,10 +250,13 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
         ``drivers``, ``scales``.
     """
     ds.require("surveys", "satisfaction")
+    ds.require("surveys", "date", reason="survey dates (or a wave_date for an undated file)")
     scols = ds.columns("surveys")
     drivers = [d for d in ds.drivers if d in scols]
-    keep = [c for c in ("response_id", "customer_id", "date", "satisfaction", "repurchase_intent", "recommend",
-                        "loyal", "expectation", "comment") if c in scols] + drivers
+    base = ("response_id", "customer_id", "date", "satisfaction", "repurchase_intent", "recommend", "loyal",
+            "expectation", "comment", "wave")
+    survey_segments = [c for c in segment_columns(ds, "surveys") if c in scols and c not in base and c not in drivers]
+    keep = [c for c in base if c in scols] + drivers + survey_segments
     where = ["s.date IS NOT NULL"]
     params: list[Any] = []
     if end is not None:
@@ -157,7 +273,8 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
             hi = hi.date() if isinstance(hi, dt.datetime) else hi
             data_end = min(hi, end) if end is not None else hi
     has_cust = ds.has("customers", "customer_id")
-    cust_cols = [c for c in ("segment", "region", "channel") if ds.has("customers", c)] if has_cust else []
+    cust_cols = [c for c in dict.fromkeys(("segment", "region", "channel", *segment_columns(ds, "customers")))
+                 if ds.has("customers", c) and c not in keep and c != "customer_id"] if has_cust else []
     if segment and "segment" not in cust_cols:
         raise MissingDataError("customers", ("segment",), "segment filter")
     sel = ", ".join(f"s.{_q(c)}" for c in keep)
@@ -256,6 +373,13 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
     if segment:
         frame = frame[frame["segment"] == segment].reset_index(drop=True)
     frame.attrs.update({
+        "loyal_kind": str(getattr(ds, "loyal_kind", None) or "intent"),
+        "waves": survey_waves(ds, frame),
+        "segments": [c for c in (*cust_cols, *survey_segments) if c in frame],
+        "survey_segments": survey_segments,
+        "driver_labels": dict(getattr(ds, "driver_labels", None) or {}),
+        "first": frame["date"].min() if len(frame) else None,
+        "last": frame["date"].max() if len(frame) else None,
         "window_days": int(window_days), "churn_days": int(churn_days),
         "data_end": data_end.isoformat() if data_end is not None else None,
         "behaviour": bool(behaviour and frame["identified"].any()), "drivers": drivers,
@@ -264,6 +388,31 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
         "segment": segment,
     })
     return frame
+
+
+def segment_columns(ds: Dataset, table: str) -> list[str]:
+    """Attribute columns of ``table`` usable as segments (``ds.segment_columns``; [] before that accessor exists)."""
+    fn = getattr(ds, "segment_columns", None)
+    if fn is None:
+        return []
+    try:
+        return [str(c) for c in fn(table)]
+    except (MissingDataError, KeyError, ValueError):
+        return []
+
+
+def survey_waves(ds: Dataset, frame: pd.DataFrame | None = None) -> int:
+    """Number of survey waves (``ds.survey_waves()``; else distinct waves or survey dates in the data)."""
+    fn = getattr(ds, "survey_waves", None)
+    if fn is not None:
+        try:
+            return int(fn())
+        except (MissingDataError, KeyError, ValueError, TypeError):
+            pass
+    col = "wave" if ds.has("surveys", "wave") else "date"
+    if not ds.has("surveys", col):
+        return 0
+    return int(ds.sql(f"SELECT count(DISTINCT {col}) AS n FROM surveys").iloc[0]["n"])
 
 
 def require_behaviour(frame: pd.DataFrame) -> None:
@@ -286,15 +435,37 @@ def out_of_scale(ds: Dataset) -> pd.DataFrame:
 
 
 def _scale(frame: pd.DataFrame, col: str) -> tuple[float, float]:
-    lo, hi = frame.attrs.get("scales", {}).get(col, (1.0, 5.0))
-    return float(lo), float(hi)
+    """The column's scale as the data contract gives it (``frame.attrs["scales"]``, from ``ds.scale``)."""
+    scales = frame.attrs.get("scales", {})
+    if col in scales:
+        lo, hi = scales[col]
+        return float(lo), float(hi)
+    if col in ("loyal", "repeat", "churned"):
+        return (0.0, 1.0)
+    from workbench.schema import DEFAULT_SCALE
+
+    return float(DEFAULT_SCALE[0]), float(DEFAULT_SCALE[1])
 
 
 def top_box(frame: pd.DataFrame, col: str) -> pd.Series:
-    """1.0 where the answer is in the top two boxes of its scale (e.g. 4–5 on 1–5), NaN where missing."""
+    """1.0 where the answer is in the top box of its scale (:func:`box_cuts`: 4–5 on 1–5, 9–10 on 0–10,
+    1 on yes/no), NaN where missing."""
     lo, hi = _scale(frame, col)
-    cut = hi - 1 if hi - lo <= 6 else hi - 1  # 1–5: 4-5; 0–10: 9-10
+    cut = box_cuts(lo, hi)[1]
     return (frame[col] >= cut).astype(float).where(frame[col].notna())
+
+
+def bottom_box(frame: pd.DataFrame, col: str) -> pd.Series:
+    """1.0 where the answer is in the bottom box of its scale (:func:`box_cuts`), NaN where missing."""
+    lo, hi = _scale(frame, col)
+    cut = box_cuts(lo, hi)[0]
+    return (frame[col] <= cut).astype(float).where(frame[col].notna())
+
+
+def is_binary(frame: pd.DataFrame, col: str = "satisfaction") -> bool:
+    """True when the column's scale (data contract) is yes/no: two points, e.g. [0, 1]."""
+    lo, hi = _scale(frame, col)
+    return scale_points(lo, hi) == 2
 
 
 # =============================================================== 1. correlations
@@ -319,6 +490,8 @@ def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str]
     """
     if ys is None:
         ys = [c for c in (*ATTITUDINAL, *BEHAVIOURAL) if c in frame and c != x]
+    if not ys:
+        raise MissingDataError("surveys", ("repurchase_intent", "recommend", "loyal"), "a loyalty measure")
     rows = []
     for y in ys:
         sub = frame[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()
@@ -412,17 +585,53 @@ def loyalty_by_level(frame: pd.DataFrame, measure: str = "intent", x: str = "sat
     return g
 
 
-def _outcome(frame: pd.DataFrame, measure: str) -> pd.Series:
+def loyal_is_behaviour(frame: pd.DataFrame) -> bool:
+    """True when the survey's ``loyal`` column is observed behaviour (``loyal_kind = "behaviour"``)."""
+    return "loyal" in frame and frame.attrs.get("loyal_kind", "intent") == "behaviour"
+
+
+def outcome_source(frame: pd.DataFrame, measure: str) -> str:
+    """Which column measures ``measure`` ("intent"/"behaviour"): repurchase_intent, loyal or repeat ("" = none).
+
+    Stated intent is repurchase_intent (top box) or ``loyal`` when it is stated intent; behaviour is repeat
+    buying linked from transactions or ``loyal`` when the config says it is observed behaviour.
+    """
     if measure == "intent":
-        if "repurchase_intent" in frame:
+        if "repurchase_intent" in frame and frame["repurchase_intent"].notna().any():
+            return "repurchase_intent"
+        if "loyal" in frame and not loyal_is_behaviour(frame):
+            return "loyal"
+        return ""
+    if measure == "behaviour":
+        if "repeat" in frame and frame.attrs.get("behaviour", True) and frame["identified"].any() \
+                and frame["followup"].any():
+            return "repeat"
+        if loyal_is_behaviour(frame):
+            return "loyal"
+        return ""
+    raise ValueError(f"measure must be 'intent' or 'behaviour', not {measure!r}")
+
+
+def measure_label(frame: pd.DataFrame | str, measure: str, lang: str = "en") -> str:
+    """Translated name of a loyalty measure; ``loyal`` is called behaviour or stated intent as configured."""
+    src = frame if isinstance(frame, str) else outcome_source(frame, measure)
+    if src == "loyal":
+        return _tr(f"measure.loyal_{measure}", lang)
+    return _tr(f"measure.{measure}", lang)
+
+
+def _outcome(frame: pd.DataFrame, measure: str) -> pd.Series:
+    src = outcome_source(frame, measure)
+    if measure == "intent":
+        if src == "repurchase_intent":
             return top_box(frame, "repurchase_intent")
-        if "loyal" in frame:
+        if src == "loyal":
             return frame["loyal"].astype(float)
         raise MissingDataError("surveys", ("repurchase_intent",), "stated intent")
-    if measure == "behaviour":
-        require_behaviour(frame)
-        return frame["repeat"].astype(float)
-    raise ValueError(f"measure must be 'intent' or 'behaviour', not {measure!r}")
+    if src == "loyal":
+        return frame["loyal"].astype(float)
+    require_behaviour(frame)
+    return frame["repeat"].astype(float)
 
 
 def _hinge_fit(x: np.ndarray, k: np.ndarray, n: np.ndarray, taus: np.ndarray,
@@ -453,6 +662,42 @@ def _hinge_fit(x: np.ndarray, k: np.ndarray, n: np.ndarray, taus: np.ndarray,
     p = np.clip(a[..., None] + b[..., None] * h, eps, 1 - eps)
     ll = (k * np.log(p) + (n - k) * np.log1p(-p)).sum(-1)
     return a, b, ll
+
+
+def _identity_fit(design: np.ndarray, k: np.ndarray, n: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Binomial MLE of p = X·θ (identity link) for every design ``X`` (G, L, P) and batch row of ``k``/``n``
+    (B, L), by Fisher scoring (weights n / p(1−p)). Returns θ (B, G, P) and the log-likelihood (B, G).
+    Vectorised as batched matrix products over the G designs."""
+    eps = 1e-6
+    G, L, P = design.shape
+    xx = (design[:, :, :, None] * design[:, :, None, :]).reshape(G, L, P * P)  # (G, L, P²)
+    kk = np.broadcast_to(k.astype(float)[None], (G, *k.shape))  # (G, B, L)
+    nn = np.broadcast_to(n.astype(float)[None], (G, *n.shape))
+    y = np.divide(kk, nn, out=np.zeros(kk.shape), where=nn > 0)
+    w = nn.copy()
+    ridge = 1e-9 * np.eye(P)
+    for _ in range(iters):
+        xtwx = (w @ xx).reshape(G, -1, P, P) + ridge
+        xtwy = (w * y) @ design  # (G, B, P)
+        theta = np.linalg.solve(xtwx, xtwy[..., None])[..., 0]
+        p = np.clip(theta @ np.swapaxes(design, 1, 2), eps, 1 - eps)  # (G, B, L)
+        w = nn / (p * (1 - p))
+    ll = (kk * np.log(p) + (nn - kk) * np.log1p(-p)).sum(-1)  # (G, B)
+    return np.swapaxes(theta, 0, 1), ll.T
+
+
+def _two_break_grid(x: np.ndarray, max_points: int = 21) -> tuple[np.ndarray, np.ndarray]:
+    """Break pairs (τ1 < τ2) on a grid over the observed levels and the design (G, L, 3) of
+    p = a + b1·min(0, s − τ1) + b2·max(0, s − τ2): loyalty flat between τ1 and τ2 (zone of indifference).
+    τ1 at the lowest level gives the one-break model, so the two-break model nests it."""
+    step = max(0.1, (x[-1] - x[0]) / (max_points - 1))  # 0.2 on 1–5, 0.5 on 0–10
+    grid = np.round(np.arange(x[0], x[-1] + step / 2, step), 10)
+    pairs = np.array([(a, b) for i, a in enumerate(grid) for b in grid[i + 1:] if b < x[-1]], dtype=float)
+    if pairs.size == 0:
+        pairs = np.array([[x[0], x[0]]])
+    design = np.stack([np.ones((len(pairs), x.size)), np.minimum(0.0, x[None, :] - pairs[:, :1]),
+                       np.maximum(0.0, x[None, :] - pairs[:, 1:])], axis=-1)
+    return pairs, design
 
 
 def _ll_saturated(k: np.ndarray, n: np.ndarray) -> float:
@@ -493,6 +738,21 @@ class ThresholdResult:
     boot: pd.DataFrame = field(repr=False, compare=False)
     linear: tuple[float, float] = (math.nan, math.nan)
     n_boot: int = 0
+    models: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    best: str = "one_break"
+    two_break: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    p_two_break: float = math.nan
+
+    def predict_best(self, s: Any) -> np.ndarray:
+        """The selected model's fitted share at satisfaction ``s`` (linear, one break or two breaks)."""
+        s = np.asarray(s, float)
+        if self.best == "two_break" and self.two_break:
+            tb = self.two_break
+            return np.clip(tb["a"] + tb["b1"] * np.minimum(0.0, s - tb["tau1"])
+                           + tb["b2"] * np.maximum(0.0, s - tb["tau2"]), 0, 1)
+        if self.best == "linear":
+            return np.clip(self.linear[0] + self.linear[1] * s, 0, 1)
+        return self.predict(s)
 
     def predict(self, s: Any) -> np.ndarray:
         return np.clip(self.a + self.b * np.maximum(0.0, np.asarray(s, float) - self.tau), 0, 1)
@@ -506,7 +766,9 @@ class ThresholdResult:
         return {"estimate": self.tau, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
                 "base": self.a, "slope": self.b, "lr_vs_linear": self.lr, "p_linear_bootstrap": self.p_linear,
                 "p_categorical_vs_linear": self.p_categorical, "profile_ci": list(self.profile_ci),
-                "ci_method": "percentile bootstrap", "n_boot": self.n_boot}
+                "ci_method": "percentile bootstrap", "n_boot": self.n_boot, "best_model": self.best,
+                "p_two_break_vs_one": self.p_two_break, "two_break": dict(self.two_break),
+                "models": [] if self.models is None else self.models.to_dict("records")}
 
     def __repr__(self) -> str:
         return (f"<ThresholdResult {self.measure}: tau={self.tau:.2f} (95% CI {self.ci_low:.2f}–{self.ci_high:.2f}), "
@@ -530,6 +792,7 @@ def fit_threshold(levels: Sequence[float], k: Sequence[int], n: Sequence[int], m
     x, k, n = x[order], k[order], n[order]
     if x.size < 3:
         raise ValueError("the threshold model needs at least three satisfaction levels")
+    step = max(step, (x[-1] - x[0]) / 400)  # 0.01 on 1–5; coarser on wide scales (0–10: 0.025) to bound the work
     taus = np.round(np.arange(x[0], x[-2] + step / 2, step), 10)
     a, b, ll = _hinge_fit(x, k[None], n[None], taus)
     i = int(np.argmax(ll[0]))
@@ -558,12 +821,41 @@ def fit_threshold(levels: Sequence[float], k: Sequence[int], n: Sequence[int], m
     by_level["ci_low"], by_level["ci_high"] = wilson(by_level["k"], by_level["n"])
     by_level["fitted"] = np.clip(a[0, i] + b[0, i] * np.maximum(0, x - tau), 0, 1)
     by_level["linear"] = p_lin
+    # two breaks (zone of indifference: flat between τ1 and τ2) against one break, parametric bootstrap
+    # under the fitted one-break model (the breaks are not identified under the null: no χ² reference)
+    two: dict[str, float] = {}
+    lr2, p_two, ll2_max = math.nan, math.nan, math.nan
+    if x.size >= 4:
+        pairs, design = _two_break_grid(x)
+        th2, ll2 = _identity_fit(design, k[None], n[None])
+        j = int(np.argmax(ll2[0]))
+        ll2_max = max(float(ll2[0, j]), ll_max)
+        lr2 = max(0.0, 2 * (ll2_max - ll_max))
+        two = {"tau1": float(pairs[j, 0]), "tau2": float(pairs[j, 1]), "a": float(th2[0, j, 0]),
+               "b1": float(th2[0, j, 1]), "b2": float(th2[0, j, 2])}
+        p_one = np.clip(a[0, i] + b[0, i] * np.maximum(0, x - tau), 1e-6, 1 - 1e-6)
+        b2n = max(min(int(n_boot), 100), 1)
+        k1 = rng.binomial(n.astype(np.int64)[None, :], p_one[None, :], size=(b2n, x.size))
+        n1 = np.broadcast_to(n, k1.shape)
+        _, _, ll1b = _hinge_fit(x, k1, n1, taus)
+        _, ll2b = _identity_fit(design, k1, n1)
+        l1 = ll1b.max(axis=1)
+        lr2b = 2 * (np.maximum(ll2b.max(axis=1), l1) - l1)
+        p_two = float((1 + np.sum(lr2b >= lr2 - 1e-9)) / (1 + lr2b.size))
+    best = "two_break" if p_two < 0.05 else ("one_break" if p_linear < 0.05 else "linear")
+    models = pd.DataFrame({
+        "model": ["linear", "one_break", "two_break"], "parameters": [2, 3, 5],
+        "loglik": [ll_lin, ll_max, ll2_max], "lr_vs_simpler": [math.nan, lr, lr2],
+        "p_value": [math.nan, p_linear, p_two]})
+    models["aic"] = 2 * models["parameters"] - 2 * models["loglik"]
+    models["selected"] = models["model"] == best
     return ThresholdResult(
         measure=measure, tau=tau, ci_low=float(lo), ci_high=float(hi), a=float(a[0, i]), b=float(b[0, i]),
         n=total, lr=float(lr), p_linear=p_linear, p_categorical=_categorical_test(x, k, n),
         profile_ci=(float(inside.min()), float(inside.max())), by_level=by_level,
         profile=pd.DataFrame({"tau": taus, "loglik": ll[0]}), boot=boot,
-        linear=(float(a[0, 0] - b[0, 0] * x[0]), float(b[0, 0])), n_boot=int(n_boot))
+        linear=(float(a[0, 0] - b[0, 0] * x[0]), float(b[0, 0])), n_boot=int(n_boot),
+        models=models, best=best, two_break=two, p_two_break=p_two)
 
 
 def _categorical_test(x: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
@@ -581,34 +873,62 @@ def _categorical_test(x: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
     return float(stats.chi2.sf(max(float(lin.deviance), 0.0), x.size - 2))
 
 
+def binned_levels(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Satisfaction with more than 11 distinct answers (sliders, 0–100) grouped into ``bins`` equal-width bands
+    of its scale, each at its midpoint, so the threshold models have levels to work with; else unchanged."""
+    if "satisfaction" not in frame or frame["satisfaction"].nunique() <= 11:
+        return frame
+    lo, hi = _scale(frame, "satisfaction")
+    width = (hi - lo) / bins
+    band = np.clip(np.floor((frame["satisfaction"] - lo) / width), 0, bins - 1)
+    out = frame.assign(satisfaction=lo + (band + 0.5) * width)
+    out.attrs.update(frame.attrs)
+    out.attrs["binned"] = bins
+    return out
+
+
 def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[str, ThresholdResult]:
     """Both thresholds: ``intent`` (stated, all respondents) and ``behaviour`` (repeat buying; identified
     respondents with complete follow-up). ``behaviour`` is left out when it cannot be measured."""
-    out = {}
+    if is_binary(frame, "satisfaction"):
+        raise Unsupported("binary_satisfaction", columns=("satisfaction",))
+    out: dict[str, ThresholdResult] = {}
+    why: MissingDataError | None = None
+    frame = binned_levels(frame)
     for m in ("intent", "behaviour"):
         try:
             lv = loyalty_by_level(frame, m)
-        except MissingDataError:
-            if m == "intent":
-                raise
+            if len(lv) < 3:
+                raise Unsupported("few_levels", columns=("satisfaction",), k=fmt_int(len(lv)))
+            if int(lv["n"].sum()) < MIN_N:
+                raise Unsupported("few_cases", n=fmt_int(int(lv["n"].sum())), min=fmt_int(MIN_N))
+        except MissingDataError as exc:
+            why = why or exc
             continue
-        out[m] = fit_threshold(lv["level"], lv["k"], lv["n"], m, n_boot=n_boot, seed=seed + (m == "behaviour"))
+        name = f"loyal_{m}" if outcome_source(frame, m) == "loyal" else m
+        out[m] = fit_threshold(lv["level"], lv["k"], lv["n"], name, n_boot=n_boot, seed=seed + (m == "behaviour"))
+    if not out:
+        raise why if why is not None else MissingDataError("surveys", ("repurchase_intent",), "stated intent")
     return out
 
 
 def figure_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> go.Figure:
     """Observed share per level (Wilson CIs), fitted hinge and straight line, thresholds shaded."""
     fig = go.Figure()
-    for j, (m, r) in enumerate(res.items()):
+    for j, r in enumerate(res.values()):
         c = viz.PALETTE[j]
         bl = r.by_level
         fig.add_trace(go.Scatter(
-            x=bl["level"], y=bl["share"], mode="markers", name=_tr(f"measure.{m}", lang), marker=dict(color=c, size=9),
+            x=bl["level"], y=bl["share"], mode="markers", name=_tr(f"measure.{r.measure}", lang),
+            marker=dict(color=c, size=9),
             error_y=dict(type="data", symmetric=False, array=bl["ci_high"] - bl["share"],
                          arrayminus=bl["share"] - bl["ci_low"])))
         grid = np.linspace(bl["level"].min(), bl["level"].max(), 101)
         fig.add_trace(go.Scatter(x=grid, y=r.predict(grid), mode="lines", line=dict(color=c),
-                                 name=_tr("legend.hinge", lang, measure=_tr(f"measure.{m}", lang))))
+                                 name=_tr("legend.hinge", lang, measure=_tr(f"measure.{r.measure}", lang))))
+        if r.best == "two_break":
+            fig.add_trace(go.Scatter(x=grid, y=r.predict_best(grid), mode="lines", line=dict(color=c, dash="dashdot"),
+                                     name=_tr("legend.two_break", lang)))
         fig.add_trace(go.Scatter(x=grid, y=np.clip(r.linear[0] + r.linear[1] * grid, 0, 1), mode="lines",
                                  line=dict(color=c, dash="dot"), name=_tr("legend.linear", lang)))
         fig.add_vrect(x0=r.ci_low, x1=r.ci_high, fillcolor=c, opacity=0.12, line_width=0)
@@ -619,18 +939,66 @@ def figure_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> go.F
     return fig
 
 
+def model_sentence(r: ThresholdResult, lang: str = "en", label: str = "") -> str:
+    """Which of linear / one break / two breaks fits, in words, with the likelihood-ratio p-values."""
+    label = label or _tr(f"measure.{r.measure}", lang)
+    if r.best == "two_break":
+        tb = r.two_break
+        return _tr("find.model_two_break", lang, measure=label, t1=fmt_num(tb["tau1"], lang, 1),
+                   t2=fmt_num(tb["tau2"], lang, 1), p=fmt_p(r.p_two_break, lang), n=fmt_int(r.n, lang))
+    if r.best == "one_break":
+        return _tr("find.model_one_break", lang, measure=label, tau=fmt_num(r.tau, lang, 1),
+                   lo=fmt_num(r.ci_low, lang, 1), hi=fmt_num(r.ci_high, lang, 1), p=fmt_p(r.p_linear, lang),
+                   p2=fmt_p(r.p_two_break, lang), n=fmt_int(r.n, lang))
+    return _tr("find.model_linear", lang, measure=label, p=fmt_p(r.p_linear, lang), n=fmt_int(r.n, lang))
+
+
+def threshold_evidence(r: ThresholdResult, lo: float | None = None, hi: float | None = None) -> str:
+    """"ok" when a threshold is a headline: enough cases, a model with a break beats the straight line, and
+    the threshold's interval is finite and narrower than the scale; else "not_enough_evidence" or
+    "not_estimable"."""
+    lo = float(r.by_level["level"].min()) if lo is None else lo
+    hi = float(r.by_level["level"].max()) if hi is None else hi
+    if not (np.isfinite(r.ci_low) and np.isfinite(r.ci_high)) or r.ci_high - r.ci_low >= hi - lo:
+        return "not_estimable"
+    if r.n < MIN_N or r.best == "linear":
+        return "not_enough_evidence"
+    return "ok"
+
+
 def finding_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> str:
-    parts = [r.summary(lang) for r in res.values()]
-    if "intent" in res and "behaviour" in res:
+    parts = [model_sentence(r, lang) for r in res.values()]
+    ok = [m for m, r in res.items() if threshold_evidence(r) == "ok" and r.best == "one_break"]
+    if "intent" in ok and "behaviour" in ok:
         parts.append(_tr("find.thresholds_gap", lang, gap=fmt_num(res["behaviour"].tau - res["intent"].tau, lang, 1)))
-    linear_wrong = [r for r in res.values() if r.p_linear < 0.05 or r.p_categorical < 0.05]
+    linear_wrong = [r for r in res.values() if r.best != "linear"]
     parts.append(_tr("find.linear_wrong" if linear_wrong else "find.linear_ok", lang))
     return " ".join(parts)
 
 
 # =============================================================== 3. expectation gap
+def expectation_groups(e: pd.Series, lo: float, hi: float) -> pd.Series:
+    """below / met / above expectation on the expectation item's scale (data contract).
+
+    Yes/no scale (e.g. delivered by the promised date): ``lo`` = below, ``hi`` = met (nothing is "above").
+    Integer scales with a middle answer (1–5, 0–10): the middle = met. Even scales (1–4): no middle, so
+    the lower half = below and the upper half = above ("met" stays empty). Sliders (0–100): within 5% of
+    the range around the midpoint = met.
+    """
+    mid = (lo + hi) / 2
+    pts = scale_points(lo, hi)
+    if pts == 2:
+        out = np.where(e <= lo, "below", "met")
+    elif pts is None:
+        tol = 0.05 * (hi - lo)
+        out = np.where(e < mid - tol, "below", np.where(e > mid + tol, "above", "met"))
+    else:
+        out = np.where(e < mid, "below", np.where(e > mid, "above", "met"))
+    return pd.Series(out, index=e.index, dtype=object).where(e.notna())
+
+
 def expectation_gap(frame: pd.DataFrame) -> pd.DataFrame:
-    """Below / met / above expectation (midpoint of the expectation scale = met) and later behaviour.
+    """Below / met / above expectation (:func:`expectation_groups`, from the item's scale) and later behaviour.
 
     Columns ``group, n, share, satisfaction, recommend, intent_top2 (+CI), repeat (+CI), n_followup,
     churned (+CI), n_churn``; ``attrs["p_repeat"]``/``attrs["p_churn"]`` are χ² tests across groups.
@@ -638,9 +1006,8 @@ def expectation_gap(frame: pd.DataFrame) -> pd.DataFrame:
     if "expectation" not in frame or frame["expectation"].notna().sum() == 0:
         raise MissingDataError("surveys", ("expectation",), "expectation gap")
     lo, hi = _scale(frame, "expectation")
-    mid = (lo + hi) / 2
     e = frame["expectation"]
-    grp = pd.Series(np.where(e < mid, "below", np.where(e > mid, "above", "met")), index=frame.index).where(e.notna())
+    grp = expectation_groups(e, lo, hi)
     rows = []
     n_all = int(grp.notna().sum())
     for gname in ("below", "met", "above"):
@@ -746,18 +1113,21 @@ def _keys() -> set[str]:
     return set(table())
 
 
-def four_cases(frame: pd.DataFrame, sat_high: float = 4, sat_low: float = 2, loyalty: str = "behaviour",
-               discount_cut: float | None = 0.05, intent_cut: float | None = None) -> FourCases:
+def four_cases(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box",
+               loyalty: str = "behaviour", discount_cut: float | None = 0.05,
+               intent_cut: float | None = None) -> FourCases:
     """Classify respondents into the four cases.
 
     Parameters
     ----------
-    sat_high, sat_low : float
-        Satisfied = satisfaction >= ``sat_high`` (top-2-box on 1–5 by default); dissatisfied =
-        satisfaction <= ``sat_low``; in between = neutral.
-    loyalty : "behaviour" or "intent"
-        Loyal = repeat purchase within the window (identified respondents with complete
-        follow-up; others are ``unknown``) or stated intent in the top two boxes.
+    sat_high, sat_low : "top box" / "bottom box", a share of the scale, or a level
+        Satisfied = satisfaction >= ``sat_high``; dissatisfied = satisfaction <= ``sat_low``; in between =
+        neutral. Resolved on the satisfaction scale of the data contract by :func:`resolve_cut` (default:
+        the top / bottom box, e.g. 4–5 and 1–2 on 1–5, 9–10 and 0–1 on 0–10, yes and no on a yes/no item).
+    loyalty : "behaviour", "intent" or "auto"
+        Loyal = behaviour (repeat purchase within the window for identified respondents with complete
+        follow-up, others ``unknown``; or the survey's ``loyal`` when the config says it is observed
+        behaviour) or stated intent in the top box. "auto": behaviour when measurable, else intent.
     discount_cut : float or None
         Satisfied & loyal customers whose discount share of spend is >= this are
         self-interest loyal (势利忠诚), the others trust-based (信赖忠诚). ``None`` or no discount
@@ -765,14 +1135,23 @@ def four_cases(frame: pd.DataFrame, sat_high: float = 4, sat_low: float = 2, loy
     """
     n_total = len(frame)
     s = frame["satisfaction"]
+    lo_s, hi_s = _scale(frame, "satisfaction")
+    sat_high = resolve_cut(sat_high, lo_s, hi_s, "high")
+    sat_low = resolve_cut(sat_low, lo_s, hi_s, "low")
+    if sat_low >= sat_high:
+        raise Unsupported("cuts_cross", columns=("satisfaction",), low=fmt_num(sat_low, digits=2),
+                          high=fmt_num(sat_high, digits=2))
+    if loyalty == "auto":
+        loyalty = "behaviour" if outcome_source(frame, "behaviour") else "intent"
     if loyalty == "behaviour":
-        require_behaviour(frame)
-        loyal = frame["repeat"]
+        loyal = _outcome(frame, "behaviour")
     elif loyalty == "intent":
         loyal = _outcome(frame, "intent") if intent_cut is None else (
             frame["repurchase_intent"] >= intent_cut).astype(float).where(frame["repurchase_intent"].notna())
     else:
-        raise ValueError("loyalty must be 'behaviour' or 'intent'")
+        raise ValueError("loyalty must be 'behaviour', 'intent' or 'auto'")
+    if n_total == 0:
+        raise Unsupported("no_responses")
     split = discount_cut is not None and "discount_share" in frame and frame["discount_share"].notna().any()
     case = pd.Series("unknown", index=frame.index, dtype=object)
     known = loyal.notna() & s.notna()
@@ -985,11 +1364,76 @@ def _boot_corr(data: np.ndarray, n_boot: int, seed: int, chunk: int = 50) -> np.
     return np.concatenate(res) if res else np.zeros((0, q, q))
 
 
+def _weighted_corr(data: np.ndarray, w: np.ndarray) -> np.ndarray:
+    m = w @ data / w.sum()
+    xc = data - m
+    cov = (xc * w[:, None]).T @ xc / w.sum()
+    sd = np.sqrt(np.clip(np.diag(cov), 1e-15, None))
+    return cov / sd[:, None] / sd[None, :]
+
+
+def _sqrtm(r: np.ndarray) -> np.ndarray:
+    lam, vec = np.linalg.eigh(r)
+    return (vec * np.sqrt(np.clip(lam, 1e-12, None))) @ vec.T
+
+
+def _logit_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 25) -> np.ndarray:
+    """Weighted logistic regression (intercept first) by Newton–Raphson with a tiny ridge against separation."""
+    X = np.column_stack([np.ones(len(x)), x])
+    beta = np.zeros(X.shape[1])
+    ridge = 1e-6 * np.eye(X.shape[1])
+    ridge[0, 0] = 0.0
+    for _ in range(iters):
+        eta = np.clip(X @ beta, -30, 30)
+        p = 1 / (1 + np.exp(-eta))
+        g = X.T @ (w * (y - p)) - ridge @ beta
+        h = (X * (w * p * (1 - p))[:, None]).T @ X + ridge
+        step = np.linalg.solve(h, g)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return beta
+
+
+def logistic_relative_weights(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None
+                              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Relative weights for a yes/no outcome (Tonidandel & LeBreton 2010).
+
+    The drivers are replaced by their closest orthogonal counterparts Z = X_std·R^(−1/2); a logistic
+    regression of ``y`` on Z gives b; with the McKelvey–Zavoina variance of the latent outcome
+    (var(Zb) + π²/3) the standardised b² are split back to the drivers through R^(1/2).
+    Returns (raw weights summing to the McKelvey–Zavoina R², logistic coefficients of the standardised
+    drivers (signs = direction), R²).
+    """
+    w = np.ones(len(y)) if w is None else w
+    m = w @ x / w.sum()
+    sd = np.sqrt(np.clip(w @ (x - m) ** 2 / w.sum(), 1e-15, None))
+    xs = (x - m) / sd
+    r = _weighted_corr(x, w)
+    lam = _sqrtm(r)
+    z = xs @ np.linalg.inv(lam)
+    b = _logit_fit(z, y, w)[1:]
+    lp = z @ b
+    var_lp = float(w @ (lp - w @ lp / w.sum()) ** 2 / w.sum())
+    zsd = np.sqrt(np.clip(w @ (z - w @ z / w.sum()) ** 2 / w.sum(), 1e-15, None))
+    beta_std = b * zsd / math.sqrt(var_lp + math.pi ** 2 / 3)
+    raw = (lam ** 2) @ (beta_std ** 2)
+    coef_x = np.linalg.solve(lam, b)  # logit coefficients of the standardised drivers: z·b = xs·Λ⁻¹·b
+    return raw, coef_x, var_lp / (var_lp + math.pi ** 2 / 3)
+
+
 @dataclass(frozen=True)
 class DriverResult:
-    """Key drivers of ``outcome``: ``table`` with ``driver, importance (raw weight, sums to r2), share
-    (of R²), ci_low, ci_high (bootstrap percentile of the raw weight), rank, shapley, performance
-    (mean rating), top2, quadrant``."""
+    """Key drivers of ``outcome``.
+
+    ``table``: ``driver, label, importance`` (signed: raw weight × the sign of the driver's coefficient in the
+    multiple regression — linear, or logistic for a yes/no outcome; the raw weights sum to ``r2``),
+    ``direction`` (+1/−1), ``share`` (of R²), ``ci_low, ci_high`` (percentile bootstrap of the signed
+    importance), ``significant`` (interval excludes 0; drivers whose interval includes 0 are shown grey and
+    are never "fix first"), ``rank, shapley, performance`` (mean rating), ``top2`` (top-box share),
+    ``quadrant``. ``n`` complete responses used; ``n_dropped`` responses with the outcome but a missing
+    driver rating (not imputed, counted); ``model``: "linear" or "logistic".
+    """
 
     table: pd.DataFrame
     r2: float
@@ -997,59 +1441,119 @@ class DriverResult:
     method: str
     n: int
     n_boot: int
+    n_dropped: int = 0
+    model: str = "linear"
+    labels: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def headline_ok(self) -> bool:
+        """A driver headline needs R² >= 0.10, enough cases and a top driver whose interval excludes 0."""
+        top = self.table.iloc[0] if len(self.table) else None
+        return bool(top is not None and self.r2 >= R2_MIN and self.n >= MIN_N and top["significant"]
+                    and np.isfinite(self.r2))
 
     def to_metric(self) -> list[dict[str, Any]]:
         return [{"driver": r.driver, "importance": r.importance, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                 "direction": int(r.direction), "significant": bool(r.significant),
                  "rank": int(r.rank), "share": r.share, "performance": r.performance, "quadrant": r.quadrant}
                 for r in self.table.itertuples()]
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{r.driver}={r.importance:.3f}" for r in self.table.itertuples())
-        return f"<DriverResult {self.method} on {self.outcome}: R²={self.r2:.3f}, n={self.n}: {body}>"
+        body = ", ".join(f"{r.driver}={r.importance:+.3f}" for r in self.table.itertuples())
+        return (f"<DriverResult {self.method} ({self.model}) on {self.outcome}: R²={self.r2:.3f}, n={self.n} "
+                f"({self.n_dropped} dropped for missing answers): {body}>")
 
 
 def key_drivers(frame: pd.DataFrame, drivers: Sequence[str] | None = None, outcome: str = "satisfaction",
-                method: str = "relative_weights", n_boot: int = 200, seed: int = 42) -> DriverResult:
-    """Which attribute ratings drive ``outcome``, robust to correlated drivers.
+                method: str = "relative_weights", n_boot: int = 200, seed: int = 42,
+                driver_labels: dict[str, Any] | None = None) -> DriverResult:
+    """Which attribute ratings drive ``outcome``, robust to correlated drivers, with direction.
 
-    ``method``: "relative_weights" (Johnson 2000) or "shapley" (exact Shapley/LMG decomposition of R²).
-    Both split the OLS R² into non-negative parts that sum to R². CIs: percentile bootstrap over
-    respondents (``n_boot``). Importance–performance quadrant: importance above the mean share (1/p)
-    and mean rating below the drivers' average = ``fix_first``.
+    ``method``: "relative_weights" (Johnson 2000) or "shapley" (exact Shapley/LMG decomposition of R²);
+    both split the OLS R² into non-negative parts. A yes/no ``outcome`` (a two-point scale, or "intent" /
+    "behaviour") uses the logistic model instead: relative weights of Tonidandel & LeBreton (2010), R² of
+    McKelvey–Zavoina. Each weight is signed by its coefficient in the multiple regression (direction).
+    CIs: percentile bootstrap of the signed weight over respondents (``n_boot``); a driver whose interval
+    includes 0 is not significant (grey, never "fix first"). Importance–performance quadrant: a significant,
+    positive driver with importance above the mean share (1/p) and a mean rating below the drivers'
+    average = ``fix_first``. Responses missing any driver or the outcome are dropped and counted
+    (``n_dropped``: had the outcome). ``driver_labels``: readable names, ``{driver: "Label"}`` or
+    ``{driver: {"en": ..., "zh": ...}}`` (default: ``frame.attrs["driver_labels"]``, then the translation
+    table).
     """
     drivers = list(drivers if drivers is not None else frame.attrs.get("drivers", []))
-    drivers = [d for d in drivers if d in frame and frame[d].notna().any()]
+    drivers = [d for d in drivers if d in frame and frame[d].notna().any() and frame[d].nunique() > 1]
     if len(drivers) < 2:
         raise MissingDataError("surveys", ("attribute ratings",), "key drivers need at least two driver ratings")
     if outcome in ("intent", "behaviour"):
         y = _outcome(frame, outcome)
+        binary = True
     else:
+        if outcome not in frame:
+            raise MissingDataError("surveys", (outcome,), "key drivers")
         y = frame[outcome]
-    data = pd.concat([frame[drivers], y.rename("_y")], axis=1).dropna().to_numpy(float)
+        binary = is_binary(frame, outcome) or y.dropna().nunique() == 2
+    df = pd.concat([frame[drivers], y.rename("_y")], axis=1)
+    has_y = df["_y"].notna()
+    data = df.dropna().to_numpy(float)
     n = data.shape[0]
-    if n < len(drivers) + 10:
-        raise MissingDataError("surveys", tuple(drivers), "too few complete responses for key drivers")
-    corr = np.corrcoef(data, rowvar=False)
-    fn = relative_weights if method == "relative_weights" else shapley_r2
-    imp = fn(corr)
-    shap = shapley_r2(corr) if len(drivers) <= 12 else np.full(len(drivers), np.nan)
-    r2 = float(imp.sum())
-    if n_boot:
-        lo, hi = np.quantile(fn(_boot_corr(data, int(n_boot), seed)), [0.025, 0.975], axis=0)
+    n_dropped = int(has_y.sum()) - n
+    if n < max(len(drivers) + 10, MIN_N):
+        raise Unsupported("few_complete", columns=tuple(drivers), n=fmt_int(n), dropped=fmt_int(n_dropped),
+                          min=fmt_int(max(len(drivers) + 10, MIN_N)))
+    if np.ptp(data[:, -1]) == 0:
+        raise Unsupported("constant_outcome", columns=(outcome,))
+    rng_seed = seed
+    if binary:
+        lo_y = data[:, -1].min()
+        yb = (data[:, -1] > lo_y).astype(float)
+        raw, coef, r2 = logistic_relative_weights(data[:, :-1], yb)
+        imp_signed = np.sign(coef) * raw
+        shap = np.full(len(drivers), np.nan)
+        model, method = "logistic", "relative_weights"
+        boot = []
+        rng = np.random.default_rng(rng_seed)
+        for _ in range(min(int(n_boot), 200)):
+            wts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+            rb, cb, _ = logistic_relative_weights(data[:, :-1], yb, wts)
+            boot.append(np.sign(cb) * rb)
+        boot_arr = np.array(boot) if boot else np.zeros((0, len(drivers)))
+    else:
+        corr = np.corrcoef(data, rowvar=False)
+        fn = relative_weights if method == "relative_weights" else shapley_r2
+        raw = fn(corr)
+        beta = np.linalg.solve(corr[:-1, :-1] + 1e-12 * np.eye(len(drivers)), corr[:-1, -1])
+        imp_signed = np.sign(beta) * raw
+        shap = shapley_r2(corr) if len(drivers) <= 12 else np.full(len(drivers), np.nan)
+        r2 = float(raw.sum())
+        model = "linear"
+        if n_boot:
+            cb = _boot_corr(data, int(n_boot), rng_seed)
+            rb = fn(cb)
+            bb = np.linalg.solve(cb[:, :-1, :-1] + 1e-12 * np.eye(len(drivers)), cb[:, :-1, -1][..., None])[..., 0]
+            boot_arr = np.sign(bb) * rb
+        else:
+            boot_arr = np.zeros((0, len(drivers)))
+    r2 = float(r2)
+    if len(boot_arr):
+        lo, hi = np.quantile(boot_arr, [0.025, 0.975], axis=0)
     else:
         lo = hi = np.full(len(drivers), np.nan)
     perf = data[:, :-1].mean(0)
-    lo_s = [frame.attrs.get("scales", {}).get(d, (1.0, 5.0)) for d in drivers]
-    top2 = [(frame[d] >= s[1] - 1).mean() for d, s in zip(drivers, lo_s, strict=True)]
-    tab = pd.DataFrame({"driver": drivers, "importance": imp, "share": imp / r2 if r2 > 0 else np.nan,
-                        "ci_low": lo, "ci_high": hi, "shapley": shap, "performance": perf, "top2": top2})
-    tab["rank"] = tab["importance"].rank(ascending=False, method="first").astype(int)
+    top2 = [float((frame[d] >= box_cuts(*_scale(frame, d))[1]).where(frame[d].notna()).mean()) for d in drivers]
+    labels = dict(driver_labels if driver_labels is not None else frame.attrs.get("driver_labels") or {})
+    tab = pd.DataFrame({"driver": drivers, "importance": imp_signed, "direction": np.where(imp_signed < 0, -1, 1),
+                        "share": raw / r2 if r2 > 0 else np.nan, "ci_low": lo, "ci_high": hi, "shapley": shap,
+                        "performance": perf, "top2": top2})
+    tab["significant"] = (tab["ci_low"] > 0) | (tab["ci_high"] < 0)
+    tab["rank"] = tab["importance"].abs().rank(ascending=False, method="first").astype(int)
     important = tab["share"] >= 1 / len(drivers)
     good = tab["performance"] >= tab["performance"].mean()
-    tab["quadrant"] = np.select([important & ~good, important & good, ~important & ~good],
-                                ["fix_first", "keep_up", "low_priority"], "possible_overkill")
+    tab["quadrant"] = np.select([~tab["significant"], important & ~good & (tab["direction"] > 0), important & good,
+                                 ~important & ~good], ["not_significant", "fix_first", "keep_up", "low_priority"],
+                                "possible_overkill")
     tab = tab.sort_values("rank").reset_index(drop=True)
-    return DriverResult(tab, r2, outcome, method, n, int(n_boot))
+    return DriverResult(tab, r2, outcome, method, n, int(n_boot), n_dropped, model, labels)
 
 
 def key_drivers_by_tier(frame: pd.DataFrame, **kwargs: Any) -> dict[str, DriverResult]:
@@ -1068,15 +1572,20 @@ def key_drivers_by_tier(frame: pd.DataFrame, **kwargs: Any) -> dict[str, DriverR
 
 
 def figure_drivers(res: DriverResult, lang: str = "en") -> go.Figure:
+    """Signed importance per driver with bootstrap intervals; drivers whose interval includes 0 are grey."""
     tab = res.table.sort_values("importance")
+    colours = [viz.PALETTE[0] if sig and d > 0 else (viz.PALETTE[3] if sig else "#bbbbbb")
+               for sig, d in zip(tab["significant"], tab["direction"], strict=True)]
     fig = go.Figure(go.Bar(
-        y=[_driver_label(d, lang) for d in tab["driver"]], x=tab["importance"], orientation="h",
-        marker_color=viz.PALETTE[0],
+        y=[_driver_label(d, lang, res.labels) for d in tab["driver"]], x=tab["importance"], orientation="h",
+        marker_color=colours,
         error_x=dict(type="data", symmetric=False, array=tab["ci_high"] - tab["importance"],
                      arrayminus=tab["importance"] - tab["ci_low"])))
-    fig.update_layout(title=_tr("fig.drivers", lang, outcome=_tr(f"measure.{res.outcome}", lang),
-                                r2=fmt_num(res.r2, lang)),
-                      xaxis_title=_tr("axis.importance", lang), yaxis_title=_tr("axis.driver", lang), showlegend=False)
+    fig.add_vline(x=0, line=dict(color="#888", width=1))
+    fig.update_layout(title=_tr("fig.drivers_model" if res.model == "logistic" else "fig.drivers", lang,
+                                outcome=_tr(f"measure.{res.outcome}", lang), r2=fmt_num(res.r2, lang)),
+                      xaxis_title=_tr("axis.importance_signed", lang), yaxis_title=_tr("axis.driver", lang),
+                      showlegend=False)
     return fig
 
 
@@ -1087,8 +1596,10 @@ def figure_importance_performance(res: DriverResult | dict[str, DriverResult], l
     for j, (name, r) in enumerate(items):
         tab = r.table
         fig.add_trace(go.Scatter(x=tab["performance"], y=tab["share"], mode="markers+text",
-                                 text=[_driver_label(d, lang) for d in tab["driver"]], textposition="top center",
-                                 marker=dict(size=11, color=viz.PALETTE[j]), name=_tr(f"tier.{name}", lang)))
+                                 text=[_driver_label(d, lang, r.labels) for d in tab["driver"]],
+                                 textposition="top center", name=_tr(f"tier.{name}", lang),
+                                 marker=dict(size=11, color=[viz.PALETTE[j] if sig else "#bbbbbb"
+                                                             for sig in tab["significant"]])))
         if j == 0:
             fig.add_hline(y=1 / len(tab), line=dict(dash="dash", color="#888"))
             fig.add_vline(x=tab["performance"].mean(), line=dict(dash="dash", color="#888"))
@@ -1100,18 +1611,40 @@ def figure_importance_performance(res: DriverResult | dict[str, DriverResult], l
     return fig
 
 
-def _driver_label(d: str, lang: str) -> str:
+def _driver_label(d: str, lang: str, labels: dict[str, Any] | None = None) -> str:
+    """A driver's readable name: the config's labels ({driver: "x"} or {driver: {"en": .., "zh": ..}}),
+    then the translation table, else the column name."""
+    lab = (labels or {}).get(d)
+    if isinstance(lab, dict):
+        lab = lab.get(lang) or lab.get("en")
+    if lab:
+        return str(lab)
     key = f"loyalty.driver.{d}"
     return t(key, lang) if key in _keys() else d
 
 
 def finding_drivers(res: DriverResult, lang: str = "en") -> str:
+    """The driver finding; below R² 0.10 or with no significant top driver it says so instead of ranking."""
+    outcome = _tr(f"measure.{res.outcome}", lang)
+    dropped = _tr("find.drivers_dropped", lang, n=fmt_int(res.n, lang), dropped=fmt_int(res.n_dropped, lang))
+    if not np.isfinite(res.r2) or res.r2 < R2_MIN:
+        return _tr("find.drivers_low_r2", lang, outcome=outcome, r2=fmt_num(res.r2, lang),
+                   min=fmt_num(R2_MIN, lang)) + " " + dropped
     top = res.table.iloc[0]
+    if not top["significant"]:
+        return _tr("find.drivers_no_evidence", lang, outcome=outcome, r2=fmt_num(res.r2, lang)) + " " + dropped
     fix = res.table[res.table["quadrant"] == "fix_first"]["driver"].tolist()
-    return _tr("find.drivers", lang, driver=_driver_label(top["driver"], lang), share=fmt_pct(top["share"], lang),
-               lo=fmt_num(top["ci_low"], lang, 3), hi=fmt_num(top["ci_high"], lang, 3), r2=fmt_num(res.r2, lang),
-               fix=", ".join(_driver_label(d, lang) for d in fix) or _tr("find.fix_none", lang),
-               outcome=_tr(f"measure.{res.outcome}", lang))
+    grey = res.table[~res.table["significant"]]["driver"].tolist()
+    text = _tr("find.drivers_signed", lang, driver=_driver_label(top["driver"], lang, res.labels),
+               direction=_tr("direction.up" if top["direction"] > 0 else "direction.down", lang),
+               share=fmt_pct(top["share"], lang), lo=fmt_num(top["ci_low"], lang, 3),
+               hi=fmt_num(top["ci_high"], lang, 3), r2=fmt_num(res.r2, lang),
+               fix=", ".join(_driver_label(d, lang, res.labels) for d in fix) or _tr("find.fix_none", lang),
+               outcome=outcome)
+    if grey:
+        text += " " + _tr("find.drivers_grey", lang, drivers=", ".join(_driver_label(d, lang, res.labels)
+                                                                         for d in grey))
+    return text + " " + dropped
 
 
 # =============================================================== 7. scorecards
@@ -1173,6 +1706,7 @@ class Scorecard:
     survey: pd.DataFrame
     period: str
     previous: str
+    single_wave: bool = False
 
     def to_metric(self) -> dict[str, Any]:
         ind = {r.indicator: ({"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "previous": r.previous,
@@ -1182,12 +1716,26 @@ class Scorecard:
                                                         "top2_ci_low", "top2_ci_high", "bottom2", "nps",
                                                         "previous_mean", "p_mean", "p_top2")}
               for r in self.survey.itertuples()}
-        return {"period": self.period, "previous": self.previous, "indicators": ind, "survey": sv}
+        return {"period": self.period, "previous": self.previous, "single_wave": self.single_wave,
+                "indicators": ind, "survey": sv}
 
     def __repr__(self) -> str:
         m = self.indicators[self.indicators["status"] == "measured"]
         return (f"<Scorecard {self.period} vs {self.previous}: {len(m)} measured, "
                 f"{len(self.indicators) - len(m)} not measured; {len(self.survey)} survey questions>")
+
+
+def nps_ci(v: pd.Series | np.ndarray) -> tuple[float, float, float]:
+    """Net Promoter Score (×100) of 0–10 answers with its 95% margin: promoters p (9–10), detractors d (0–6),
+    Var(NPS) = (p + d − (p − d)²) / n."""
+    v = pd.Series(v).dropna().to_numpy(float)
+    n = v.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    pro, det = float((v >= 9).mean()), float((v <= 6).mean())
+    nps = pro - det
+    se = math.sqrt(max(pro + det - nps ** 2, 0) / n)
+    return (100 * nps, 100 * (nps - Z95 * se), 100 * (nps + Z95 * se))
 
 
 def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -1200,10 +1748,10 @@ def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> 
         v0 = prev[q].dropna()
         n, n0 = len(v), len(v0)
         m, mlo, mhi, _ = mean_ci(v)
-        wide = hi - lo > 6
-        top = (v >= hi - 1).sum()
-        bot = (v <= lo + 1).sum()
-        top0 = (v0 >= hi - 1).sum()
+        bcut, tcut = box_cuts(lo, hi)
+        top = (v >= tcut).sum()
+        bot = (v <= bcut).sum()
+        top0 = (v0 >= tcut).sum()
         tlo, thi = wilson(top, n)
         blo, bhi = wilson(bot, n)
         row = {"question": q, "n": n, "mean": m, "mean_ci_low": mlo, "mean_ci_high": mhi,
@@ -1214,14 +1762,12 @@ def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> 
                "previous_top2": top0 / n0 if n0 else np.nan,
                "p_mean": float(stats.ttest_ind(v, v0, equal_var=False).pvalue) if n > 1 and n0 > 1 else np.nan,
                "p_top2": _prop_test(top, n, top0, n0)}
-        if wide and lo == 0 and hi == 10 and n:
-            pro, det = (v >= 9).mean(), (v <= 6).mean()
-            nps = pro - det
-            se = math.sqrt(max(pro + det - nps ** 2, 0) / n)
-            row.update(nps=100 * nps, nps_ci_low=100 * (nps - Z95 * se), nps_ci_high=100 * (nps + Z95 * se))
+        if q == "recommend" and lo == 0 and hi == 10 and n:
+            # NPS only on a 0–10 recommend item; Var = (p + d − (p − d)²) / n
+            nps, nlo, nhi = nps_ci(v)
+            row.update(nps=nps, nps_ci_low=nlo, nps_ci_high=nhi)
             if n0:
-                nps0 = (v0 >= 9).mean() - (v0 <= 6).mean()
-                row["previous_nps"] = 100 * nps0
+                row["previous_nps"] = nps_ci(v0)[0]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -1229,8 +1775,12 @@ def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> 
 def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> Scorecard:
     """Indicator scorecards for ``period`` (``.start``/``.end``) vs ``previous`` (transactions in the engine;
     survey answers from ``frame``). Unmeasurable indicators are listed with what they need."""
-    cur = frame[(frame["date"] >= pd.Timestamp(period.start)) & (frame["date"] <= pd.Timestamp(period.end))]
-    prv = frame[(frame["date"] >= pd.Timestamp(previous.start)) & (frame["date"] <= pd.Timestamp(previous.end))]
+    single = frame.attrs.get("waves") == 1
+    if single:  # one wave: the wave is the period, nothing to compare it with
+        cur, prv = frame, frame.iloc[:0]
+    else:
+        cur = frame[(frame["date"] >= pd.Timestamp(period.start)) & (frame["date"] <= pd.Timestamp(period.end))]
+        prv = frame[(frame["date"] >= pd.Timestamp(previous.start)) & (frame["date"] <= pd.Timestamp(previous.end))]
     survey = _survey_card(cur, prv, frame)
     rows: list[dict[str, Any]] = []
 
@@ -1299,7 +1849,7 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
     else:
         add("loyalty", "renewal", needs="members_left_at")
     return Scorecard(pd.DataFrame(rows), survey, getattr(period, "label", str(period)),
-                     getattr(previous, "label", str(previous)))
+                     "" if single else getattr(previous, "label", str(previous)), single)
 
 
 def volume_trend(ds: Dataset, end: dt.date, months: int = 12) -> dict[str, float]:
@@ -1366,6 +1916,11 @@ def finding_scorecard(sc: Scorecard, lang: str = "en") -> str:
     if "satisfaction" not in sv.index:
         return _tr("find.none", lang)
     r = sv.loc["satisfaction"]
+    if not r["n"]:
+        return _tr("find.scorecard_empty", lang)
+    if sc.single_wave:
+        return _tr("find.scorecard_single", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
+                   hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), top2=fmt_pct(r["top2"], lang))
     sig = _tr("find.sig" if pd.notna(r["p_mean"]) and r["p_mean"] < 0.05 else "find.not_sig", lang)
     return _tr("find.scorecard", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
                hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), prev=fmt_num(r["previous_mean"], lang),
@@ -1436,14 +1991,18 @@ def finding_open_answers(oa: OpenAnswers, lang: str = "en") -> str:
 
 
 # =============================================================== 9. segments
-def segment_comparison(frame: pd.DataFrame, by: Sequence[str] = ("segment", "region", "channel"),
+def segment_comparison(frame: pd.DataFrame, by: Sequence[str] | None = None,
                        measures: Sequence[str] = ("satisfaction", "intent", "behaviour"),
                        correction: str = "holm") -> pd.DataFrame:
     """Each group vs the rest of its dimension: mean satisfaction (Welch t) and loyalty shares (two-proportion
     z); p-values adjusted across every comparison in the table (``correction``, default Holm).
 
+    ``by``: the dimensions (default: the customers' segment/region/channel and every segment column of the
+    config, incl. survey-level attributes such as ``Class`` — no customers table needed).
     Columns ``dimension, group, measure, n, value, ci_low, ci_high, rest, p_value, p_adjusted, significant``.
     """
+    if by is None:
+        by = list(dict.fromkeys(("segment", "region", "channel", *frame.attrs.get("segments", []))))
     rows = []
     ys: dict[str, pd.Series] = {}
     for m in measures:
@@ -1476,7 +2035,17 @@ def segment_comparison(frame: pd.DataFrame, by: Sequence[str] = ("segment", "reg
     out["p_adjusted"] = _adjust(out["p_value"], correction)
     out["significant"] = out["p_adjusted"] < 0.05
     out.attrs["correction"] = CORRECTIONS.get(correction, correction)
+    out.attrs["measure_keys"] = {m: (f"loyal_{m}" if m != "satisfaction" and outcome_source(frame, m) == "loyal"
+                                     else m) for m in ys}
     return out
+
+
+def dim_label(dimension: str, lang: str = "en") -> str:
+    """A segment dimension's name: translated for segment/region/channel, else the config's column name."""
+    from workbench.i18n import has
+
+    key = f"loyalty.dim.{dimension}"
+    return t(key, lang) if has(key) else str(dimension)
 
 
 def figure_segments(seg: pd.DataFrame, dimension: str = "segment", lang: str = "en") -> go.Figure:
@@ -1486,13 +2055,13 @@ def figure_segments(seg: pd.DataFrame, dimension: str = "segment", lang: str = "
         s = sub[sub["measure"] == m]
         fig.add_trace(go.Bar(x=[str(g) + ("*" if sig else "") for g, sig in zip(s["group"], s["significant"],
                                                                                strict=True)],
-                             y=s["value"], name=_tr(f"measure.{m}", lang), marker_color=viz.PALETTE[j],
+                             y=s["value"], name=_tr(f"measure.{seg.attrs.get('measure_keys', {}).get(m, m)}", lang), marker_color=viz.PALETTE[j],
                              error_y=dict(type="data", symmetric=False, array=s["ci_high"] - s["value"],
                                           arrayminus=s["value"] - s["ci_low"])))
-    fig.update_layout(title=_tr("fig.segments", lang, dimension=_tr(f"dim.{dimension}", lang),
+    fig.update_layout(title=_tr("fig.segments", lang, dimension=dim_label(dimension, lang),
                                 correction=_tr("correction.holm" if seg.attrs.get("correction") == "Holm"
                                                else "correction.fdr_bh", lang)),
-                      xaxis_title=_tr(f"dim.{dimension}", lang), yaxis_title=_tr("axis.share", lang), barmode="group")
+                      xaxis_title=dim_label(dimension, lang), yaxis_title=_tr("axis.share", lang), barmode="group")
     fig.update_yaxes(tickformat=".0%")
     return fig
 
@@ -1504,7 +2073,7 @@ def finding_segments(seg: pd.DataFrame, lang: str = "en") -> str:
     r = sig.loc[(sig["value"] - sig["rest"]).abs().idxmax()]
     fmt = (lambda v: fmt_num(v, lang)) if r["measure"] == "satisfaction" else (lambda v: fmt_pct(v, lang))
     return _tr("find.segments", lang, k=fmt_int(len(sig), lang), n=fmt_int(len(seg), lang),
-               group=str(r["group"]), measure=_tr(f"measure.{r['measure']}", lang), value=fmt(r["value"]),
+               group=str(r["group"]), measure=_tr(f"measure.{seg.attrs.get('measure_keys', {}).get(r['measure'], r['measure'])}", lang), value=fmt(r["value"]),
                rest=fmt(r["rest"]), p=fmt_p(r["p_adjusted"], lang))
 
 
@@ -1616,8 +2185,7 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
     Columns ``segment, month, satisfaction, deal, n, intent_n, intent_k, beh_n, beh_k``.
     """
     seg = frame["segment"].fillna("–") if "segment" in frame else pd.Series("–", index=frame.index)
-    intent = _outcome(frame, "intent") if ("repurchase_intent" in frame or "loyal" in frame) else pd.Series(
-        np.nan, index=frame.index)
+    intent = _outcome(frame, "intent") if outcome_source(frame, "intent") else pd.Series(np.nan, index=frame.index)
     rep = frame["repeat"] if "repeat" in frame else pd.Series(np.nan, index=frame.index)
     deal = (frame["discount_share"].fillna(0) >= discount_cut) if "discount_share" in frame else pd.Series(
         False, index=frame.index)
@@ -1628,13 +2196,17 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
     out = df.groupby(["segment", "month", "satisfaction", "deal"], observed=True).agg(
         n=("intent_n", "size"), intent_n=("intent_n", "sum"), intent_k=("intent_k", "sum"),
         beh_n=("beh_n", "sum"), beh_k=("beh_k", "sum")).reset_index()
+    out.attrs["scale"] = _scale(frame, "satisfaction")
     return out
 
 
 def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] | None = None,
-                  sat_high: float = 4, sat_low: float = 2, lang: str = "en") -> go.Figure:
+                  sat_high: Any = "top box", sat_low: Any = "bottom box", lang: str = "en") -> go.Figure:
     """Loyalty by satisfaction level and the case shares for the chosen segment / months / cut-offs,
-    from :func:`widget_frame` output (no engine query)."""
+    from :func:`widget_frame` output (no engine query). Cut-offs as in :func:`four_cases`."""
+    lo_s, hi_s = agg.attrs.get("scale", (1.0, 5.0))
+    sat_high = resolve_cut(sat_high, lo_s, hi_s, "high")
+    sat_low = resolve_cut(sat_low, lo_s, hi_s, "low")
     sub = agg
     if segment:
         sub = sub[sub["segment"] == segment]

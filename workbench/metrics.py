@@ -180,8 +180,13 @@ class Recorder:
     notes: list[str] = field(default_factory=list)
 
     def metric(self, name: str, value: Any) -> Any:
-        """Record (or replace) a metric; returns the value for chaining in a cell."""
-        self.metrics[name] = to_jsonable(value, f"{self.section}.{name}")
+        """Record (or replace) a metric; returns the value for chaining in a cell.
+
+        Personal data in any string of the value (category, handler, segment or driver labels,
+        dict keys included) is masked (:func:`workbench.privacy.mask_labels`)."""
+        from workbench.privacy import mask_labels
+
+        self.metrics[name] = mask_labels(to_jsonable(value, f"{self.section}.{name}"))
         return value
 
     def finding(self, key: str, text: str, value: Any = None, headline: bool = False, *,
@@ -191,17 +196,24 @@ class Recorder:
 
         A requested headline whose evidence fails :func:`evidence_rule` is recorded as body text
         with the rule's verdict in ``evidence``: the report never leads with it.
+        Personal data in the text and value is masked.
         """
+        from workbench.privacy import mask_labels, mask_text
+
         evidence = ""
         if headline and (interval is not None or null is not None or n is not None):
             evidence = evidence_rule(interval, null, n, value_range)
             headline = evidence == "ok"
-        item = Finding(key, text, value, headline, interval, null, n, evidence)
+        item = Finding(key, mask_text(text), mask_labels(to_jsonable(value, key)), headline, interval, null, n,
+                       evidence)
         self.findings = [f for f in self.findings if f.key != key] + [item]
         return item
 
     def note(self, text: str) -> None:
-        """Record a caveat, e.g. an analysis skipped for missing data."""
+        """Record a caveat, e.g. an analysis skipped for missing data (personal data masked)."""
+        from workbench.privacy import mask_text
+
+        text = mask_text(text)
         if text not in self.notes:
             self.notes.append(text)
 

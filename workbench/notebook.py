@@ -90,9 +90,8 @@ class NotebookContext:
         item = self.rec.finding(key, text, value=value, headline=headline, interval=interval, null=null,
                                 n=n, value_range=value_range)
         if item.evidence and item.evidence != "ok":
-            text = f"{text} ({self.t('core.evidence.' + item.evidence)})"
-            item.text = text
-        viz.finding(text)
+            item.text = f"{item.text} ({self.t('core.evidence.' + item.evidence)})"
+        viz.finding(item.text)
 
     def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
         """:meth:`say` each ``{key, text, value, headline}`` of an analysis module's ``findings``."""

@@ -56,9 +56,12 @@ masked output carries ASCII digits where unmasked digits remain.
     IPv4 addresses (masked by :func:`mask_text` by default; pass ``kinds`` to
     leave them). Dotted version strings with four parts look the same.
 
-Not detected: numbers written in Chinese numerals (一三八…), names inside free
-text, postal addresses. Names are handled by column (:func:`mask_name`,
-:func:`scrub_frame`).
+Not detected: numbers written in Chinese numerals (一三八…), postal addresses.
+Names are handled by column (:func:`mask_name`, :func:`scrub_frame`) and, in
+free text quoted on manager pages, by :func:`mask_person_names` /
+:func:`quote_text` (Chinese and English only; other text is not quoted).
+Labels from the data (categories, handlers, ...) go through
+:func:`mask_label` at the display and metrics chokepoints.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ import math
 import os
 import re
 import secrets
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,7 +86,11 @@ __all__ = [
     "DEFAULT_TOKENS",
     "MASK_KINDS",
     "PII_PATTERNS",
+    "GENERATED_FOR_RUN",
+    "NAME_TOKEN",
     "PSEUDONYM_ENV_VAR",
+    "PSEUDONYM_SOURCE_ENV_VAR",
+    "PseudonymKeyWarning",
     "PUBLIC_ALLOWLIST",
     "PIIFinding",
     "PIILeakError",
@@ -90,11 +99,18 @@ __all__ = [
     "escape_series",
     "find_pii",
     "luhn_valid",
+    "mask_label",
+    "mask_labels",
+    "mask_person_names",
+    "names_maskable",
+    "quote_text",
+    "zh_name_token",
     "mask_name",
     "mask_name_series",
     "mask_series",
     "mask_text",
     "pseudonym_key_source",
+    "run_pseudonym_key",
     "pseudonymise",
     "safe_series",
     "safe_text",
@@ -109,8 +125,9 @@ __all__ = [
 #: (``0.138...``, or ``.138...`` after a non-letter as in minified JavaScript;
 #: ``Tel.138...`` is still matched).
 _L = r"(?<![0-9])(?<![0-9]\.)(?<![^A-Za-z\u3400-\u9fff]\.)"
-#: Not followed by more digits or by a decimal fraction.
-_R = r"(?![0-9])(?!\.[0-9])"
+#: Not followed by more digits, a decimal fraction or a float exponent (``29155334959812285e-23``
+#: in minified JavaScript).
+_R = r"(?![0-9])(?!\.[0-9])(?![eE][+-]?[0-9])"
 
 _EMAIL = r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 _ID = _L + r"[1-9][0-9]{5}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx]" + r"(?![0-9A-Za-z])(?!\.[0-9])"
@@ -121,7 +138,14 @@ _CARD = (
     + r"|[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?)"
     + _R
 )
-_MOBILE = _L + r"(?:\(?(?:\+|00)?86\)?[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}" + _R
+_MOBILE = (
+    _L
+    + r"(?:\(?(?:\+|00)?86\)?[ .-]?)?"
+    # contiguous or grouped 3-4-4 by space/dash; dotted only with both dots (138.1234.5678), so
+    # a float such as 139.12345678 is never taken for a phone
+    + r"1[3-9][0-9](?:[ -]?[0-9]{4}[ -]?|\.[0-9]{4}\.)[0-9]{4}"
+    + _R
+)
 _PHONE = (
     _L
     + r"(?:"
@@ -172,6 +196,14 @@ _FULLWIDTH = str.maketrans(
     {**{chr(0xFF10 + i): str(i) for i in range(10)}, "＋": "+", "－": "-", "＠": "@"}
 )
 _CANDIDATE = re.compile(r"[0-9@\uff10-\uff19\uff20]")
+#: What every kind needs at least: an "@", seven digits chained by short separator runs (phones have
+#: 8+, cards 13+, IDs 18) or an IPv4 shape. Text without it is returned untouched, fast.
+_D = "[0-9\uff10-\uff19]"
+_DENSE = re.compile(
+    rf"[@\uff20]|{_D}(?:[ .()+\-\uff0b\uff0d]{{0,3}}{_D}){{6,}}|{_D}{{1,3}}(?:\.{_D}{{1,3}}){{3}}"
+)
+#: ISO dates and times (axis labels by the thousand): never personal data.
+_DATEISH = re.compile(r"\d{4}-\d{2}(?:-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[+-]\d{2}:?\d{2}|Z)?)?)?")
 _NON_DIGIT = re.compile(r"[^0-9]")
 _SEP = re.compile(r"[ -]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -323,7 +355,7 @@ def mask_text(
     if not isinstance(text, str):
         text = str(text)
     use = _resolve_kinds(kinds, MASK_KINDS)
-    if not _CANDIDATE.search(text):
+    if not _DENSE.search(text):
         return text
     toks = {**DEFAULT_TOKENS, **(tokens or {})}
     out = _normalise(text)
@@ -424,6 +456,312 @@ def mask_name_series(s: pd.Series | Iterable[Any]) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------
+# Labels (category, handler, segment, channel, driver and dataset names)
+# ---------------------------------------------------------------------------
+
+_LABELS: dict[str, str] = {}
+_LABELS_TAKEN: set[str] = set()
+_LABELS_LOCK = threading.Lock()
+_LABEL_CACHE_MAX = 200_000
+
+
+def mask_label(label: Any) -> Any:
+    """Mask personal data in a label, keeping distinct labels distinct.
+
+    Labels come from the data (complaint categories, handlers, segments,
+    channels, driver names, the dataset name) and reach figures, tables and
+    metrics. Personal data inside them is masked wherever it sits, also glued
+    to letters (``"VIP13812345678" -> "VIP[phone]"``). When two different
+    labels mask to the same text, the later one gets a number
+    (``"VIP[phone] (2)"``) so a chart never merges two categories; the mapping
+    is kept for the process, so a label masks the same way in every figure,
+    table and metric of a notebook run.
+
+    Parameters
+    ----------
+    label : object
+        Strings are masked; anything else is returned unchanged.
+
+    Returns
+    -------
+    object
+    """
+    if not isinstance(label, str) or not _may_hold_pii(label):
+        return label
+    with _LABELS_LOCK:
+        hit = _LABELS.get(label)
+        if hit is not None:
+            return hit
+        masked = mask_text(label)
+        if masked != label:
+            base, n = masked, 1
+            while masked in _LABELS_TAKEN:
+                n += 1
+                masked = f"{base} ({n})"
+            _LABELS_TAKEN.add(masked)
+            _LABELS[label] = masked
+        elif len(_LABELS) < _LABEL_CACHE_MAX:  # clean labels are only cached, never remembered
+            _LABELS[label] = masked
+        return masked
+
+
+def mask_labels(obj: Any) -> Any:
+    """:func:`mask_label` every string in a JSON-like object (dict keys too), recursively.
+
+    Lists, tuples, dicts and object/string numpy arrays are rebuilt; numbers,
+    booleans and ``None`` pass through.
+    """
+    if isinstance(obj, str):
+        return mask_label(obj)
+    if isinstance(obj, Mapping):
+        return {mask_label(k): mask_labels(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        items = _mask_many(list(obj))
+        return tuple(items) if isinstance(obj, tuple) else items
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "OUS":
+        out = np.empty(obj.shape, dtype=object)
+        out.ravel()[:] = _mask_many(obj.ravel().tolist())
+        return out
+    return obj
+
+
+def _may_hold_pii(text: str) -> bool:
+    """Cheap checks first: most labels have no digit, and dates are the commonest digit labels."""
+    return bool(_CANDIDATE.search(text)) and not _DATEISH.fullmatch(text) and bool(_DENSE.search(text))
+
+
+def _mask_many(items: list[Any]) -> list[Any]:
+    """:func:`mask_labels` over a list; the strings are scanned in one pass (figures carry thousands)."""
+    out = [v if isinstance(v, str) or not isinstance(v, Mapping | list | tuple | np.ndarray) else mask_labels(v)
+           for v in items]
+    idx = [i for i, v in enumerate(out)
+           if isinstance(v, str) and _may_hold_pii(v)]
+    if len(idx) < 8 or any("\x00" in out[i] for i in idx):
+        for i in idx:
+            out[i] = mask_label(out[i])
+        return out
+    # NUL is in no pattern, so no match can span two strings
+    masked = mask_text("\x00".join(out[i] for i in idx)).split("\x00")
+    if len(masked) != len(idx):  # pragma: no cover - defensive
+        masked = [mask_text(out[i]) for i in idx]
+    for i, m in zip(idx, masked, strict=True):
+        if m != out[i]:
+            out[i] = mask_label(out[i])  # the label mapping keeps distinct labels distinct
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Person names in free text
+# ---------------------------------------------------------------------------
+
+#: Replacement for a person's name in free text (no digits: masking stays idempotent).
+NAME_TOKEN = "[name]"
+
+#: The most common Chinese surnames (single character); with the compound ones above they mark a
+#: two- or three-character word that jieba does not know as a likely name.
+_ZH_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏"
+    "吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵"
+    "万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘"
+    "祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾"
+    "尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师"
+    "和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+#: Cues after which the next 2-3 Chinese characters are a name (我是林芳, 我叫李娜, 姓名：王伟).
+_ZH_CUE = re.compile(
+    r"(?:我是|我叫|本人|姓名[:：]?|名字[是叫:：]?|联系人[:：]?|客户[:：]|签名[:：]?|落款[:：]?)"
+    r"([\u4e00-\u9fff]{2,3})"
+)
+_ZH_NAME_FLAGS = ("nr",)  # jieba.posseg: nr person, nrt transliterated, nrfg other person names
+
+#: Titles after which one or two capitalised words are a name (Mr Smith, Dr. Jane Doe).
+_EN_TITLE = re.compile(
+    r"\b(Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mme|Mlle)(\.?\s+)"
+    r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*(?:\s+[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*)?"
+)
+#: Cues after which one or two capitalised words are a name ("my name is Anna", "agent Karen").
+_EN_CUE = re.compile(
+    r"(?i:\b(?:my name is|name's|i am|i'm|this is|called|named|signed|regards,?|thanks,?|sincerely,?"
+    r"|agent|rep|representative|advisor|adviser|assistant|manager|staff member|employee|cashier"
+    r"|clerk|operator|colleague|driver|courier|customer)\s+)"
+    r"([A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*(?:\s+[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*)?)"
+)
+#: Runs of capitalised words ("John Smith", "Mary-Jane O'Neil").
+_EN_CAPS_RUN = re.compile(
+    r"\b[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*(?:\s[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*)+\b"
+)
+_EN_WORD = re.compile(r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*")
+#: Capitalised words that are not names (sentence starters, days, months, shop vocabulary): a run of
+#: capitalised words is split at these and what remains (two or more words) is masked.
+_EN_NOT_NAMES = frozenset(
+    """a an the this that these those there here i i'm i've my me mine we our ours us you your yours
+    he his him she her hers it its they them their what when where why how who which whose if so and
+    but or not no yes very really just also still again ok okay dear hello hi hey thanks thank please
+    sorry great good bad poor terrible awful horrible excellent nice fine worst best love hate happy
+    unhappy angry disappointed never always today yesterday tomorrow customer customers service
+    services support care centre center store stores shop shops app online website web mall branch
+    member members membership points point loyalty gold silver bronze platinum diamond vip card cards
+    club rewards reward bonus gift coupon voucher order orders delivery refund return returns price
+    product products quality staff manager team call hotline email wechat alipay monday tuesday
+    wednesday thursday friday saturday sunday january february march april may june july august
+    september october november december christmas easter new year china chinese english beijing
+    shanghai shenzhen guangzhou hong kong express plus pro max mini ltd inc co company group bank
+    street road avenue floor level department dept mr mrs ms miss mx dr prof sir madam""".split()
+)
+_LATIN_EXTRA = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def _zh_name_spans(text: str) -> list[tuple[int, int]]:
+    import jieba
+    import jieba.posseg as pseg
+
+    jieba.setLogLevel(60)
+    spans = [m.span(1) for m in _ZH_CUE.finditer(text)]
+    pos = 0
+    for word, flag in pseg.cut(text):
+        if flag.startswith(_ZH_NAME_FLAGS):
+            lo = pos
+            # jieba often tags only the given name (欧阳[娜娜], 小[李]): take a surname before it along
+            if lo >= 2 and text[lo - 2 : lo] in _COMPOUND_SURNAMES:
+                lo -= 2
+            elif lo >= 1 and text[lo - 1] in _ZH_SURNAMES and len(word) <= 2:
+                lo -= 1
+            spans.append((lo, pos + len(word)))
+        pos += len(word)
+    return spans
+
+
+def zh_name_token(token: str) -> bool:
+    """Whether a jieba token is probably a person's name (cheap; for term counting).
+
+    ``True`` for words jieba's dictionary tags as a person's name, and for
+    2-3 character words jieba does not know (found by its HMM) that start with
+    a common surname (``"林芳"``).
+    """
+    import jieba.posseg as pseg
+
+    if not 2 <= len(token) <= 4 or not _CJK.match(token):
+        return False
+    tag = pseg.dt.word_tag_tab.get(token)
+    if tag is not None:
+        return tag.startswith(_ZH_NAME_FLAGS)
+    import jieba
+
+    jieba.dt.check_initialized()
+    if jieba.dt.FREQ.get(token, 0) > 0:  # a dictionary word (prefixes are stored with 0)
+        return False
+    return len(token) <= 3 and (token[0] in _ZH_SURNAMES or token[:2] in _COMPOUND_SURNAMES)
+
+
+def _en_name_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for m in _EN_TITLE.finditer(text):
+        spans.append((m.end(2), m.end()))
+    for m in _EN_CUE.finditer(text):
+        words = list(_EN_WORD.finditer(m.group(1)))
+        keep = [w for w in words if w.group(0).lower() not in _EN_NOT_NAMES]
+        if keep and keep[0] is words[0]:
+            first = words[0]
+            last = words[1] if len(words) > 1 and words[1] in keep else first
+            spans.append((m.start(1) + first.start(), m.start(1) + last.end()))
+    for m in _EN_CAPS_RUN.finditer(text):
+        run: list[re.Match[str]] = []
+        for w in [*_EN_WORD.finditer(m.group(0)), None]:
+            if w is not None and w.group(0).lower() not in _EN_NOT_NAMES:
+                run.append(w)
+                continue
+            if len(run) >= 2:
+                spans.append((m.start() + run[0].start(), m.start() + run[-1].end()))
+            run = []
+    return spans
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def names_maskable(text: str | None) -> bool:
+    """Whether :func:`mask_person_names` can be trusted on ``text``.
+
+    Name masking knows Chinese (jieba's person tags) and English (titles,
+    cues and runs of capitalised words). Text with letters of any other
+    script or accented Latin letters (another language, or names spelt with
+    diacritics) is not trusted: quote it nowhere a manager reads.
+    """
+    if text is None or _is_missing(text):
+        return True
+    for ch in _LATIN_EXTRA.findall(str(text)):
+        if ch.isascii() or _CJK.match(ch):
+            continue
+        return False
+    return True
+
+
+def mask_person_names(text: str | None, token: str = NAME_TOKEN) -> str:
+    """Replace person names in Chinese or English free text by ``token``.
+
+    Chinese: words jieba's part-of-speech tagger marks as person names
+    (``nr``, ``nrt``, ``nrfg``; a surname right before a tagged given name is
+    included) and the 2-3 characters after cues such as 我是 / 我叫 / 姓名.
+    English (a conservative rule): one or two capitalised words after a title
+    (Mr, Ms, Dr, ...) or a cue ("my name is", "I am", "agent", "signed", ...)
+    and every run of two or more capitalised words once common words (sentence
+    starters, days, months, shop vocabulary) are split off —
+    ``"John Smith says"`` -> ``"[name] says"``, ``"Customer Service was
+    slow"`` unchanged. Single capitalised words without a cue are kept.
+
+    Parameters
+    ----------
+    text : str or None
+    token : str, default "[name]"
+
+    Returns
+    -------
+    str
+        ``""`` for ``None``. Check :func:`names_maskable` first: text in
+        other languages is returned with its names.
+    """
+    if text is None or _is_missing(text):
+        return ""
+    s = str(text)
+    spans: list[tuple[int, int]] = []
+    if _CJK.search(s):
+        spans += _zh_name_spans(s)
+    if re.search(r"[A-Z][a-z]", s):
+        spans += _en_name_spans(s)
+    if not spans:
+        return s
+    parts, pos = [], 0
+    for lo, hi in _merge(spans):
+        parts += [s[pos:lo], token]
+        pos = hi
+    parts.append(s[pos:])
+    return "".join(parts)
+
+
+def quote_text(text: str | None) -> str | None:
+    """Free text fit to quote in a manager page, or ``None`` when it must not be quoted.
+
+    Personal data (:func:`mask_text`) and person names
+    (:func:`mask_person_names`) are masked; text whose names cannot be found
+    reliably (:func:`names_maskable` is False: not Chinese or English) gives
+    ``None`` — quote it in the analyst notebook only. Not HTML-escaped.
+    """
+    if text is None or _is_missing(text):
+        return None
+    s = str(text)
+    if not names_maskable(s):
+        return None
+    return mask_person_names(mask_text(s))
+
+
+# ---------------------------------------------------------------------------
 # HTML escaping
 # ---------------------------------------------------------------------------
 
@@ -471,27 +809,77 @@ PSEUDONYM_ENV_VAR = "WORKBENCH_PSEUDONYM_KEY"
 _PROCESS_KEY = secrets.token_bytes(32)
 
 
-def pseudonym_key_source(key: bytes | str | None = None) -> Literal["argument", "env", "random"]:
+#: Set by the report pipeline beside a key it generated, so notebooks can say where the key came from.
+PSEUDONYM_SOURCE_ENV_VAR = "WORKBENCH_PSEUDONYM_KEY_SOURCE"
+#: ``pseudonym_key_source`` value for a key the report pipeline made for one run.
+GENERATED_FOR_RUN = "generated for this run"
+
+
+class PseudonymKeyWarning(UserWarning):
+    """No ``WORKBENCH_PSEUDONYM_KEY``: pseudonyms differ from those of other runs."""
+
+
+_WARNED = {"random": False}
+
+
+def pseudonym_key_source(key: bytes | str | None = None) -> str:
     """Say which key :func:`pseudonymise` uses for this ``key`` argument.
 
     Returns
     -------
-    {"argument", "env", "random"}
+    {"argument", "env", "generated for this run", "random"}
         ``"argument"`` when a key is passed; ``"env"`` when
-        ``WORKBENCH_PSEUDONYM_KEY`` is set and non-empty; ``"random"``
-        otherwise: a random key made once per process, so pseudonyms are
-        stable within a run but **differ between runs** (record this in the
-        report's provenance; trends across runs cannot be joined on them).
+        ``WORKBENCH_PSEUDONYM_KEY`` is set and non-empty (by the operator);
+        ``"generated for this run"`` when the report pipeline made the key for
+        one run (shared by all its notebooks and languages, see
+        :func:`run_pseudonym_key`); ``"random"`` otherwise: a random key made
+        once per process, so pseudonyms are stable within the process but
+        **differ between runs** (trends across runs cannot be joined on them).
     """
     if key is not None:
         return "argument"
-    return "env" if os.environ.get(PSEUDONYM_ENV_VAR) else "random"
+    if os.environ.get(PSEUDONYM_ENV_VAR):
+        return os.environ.get(PSEUDONYM_SOURCE_ENV_VAR) or "env"
+    return "random"
+
+
+def run_pseudonym_key() -> tuple[str, str]:
+    """The pseudonymisation key for one report run and where it came from.
+
+    Returns
+    -------
+    (key, source)
+        ``WORKBENCH_PSEUDONYM_KEY`` and ``"env"`` when it is set; otherwise a
+        new random key and ``"generated for this run"``, with a
+        :class:`PseudonymKeyWarning` (pseudonyms will not match other runs'). The
+        pipeline hands the key to every notebook of the run, so the en and zh
+        copies show the same pseudonym for the same customer.
+    """
+    env = os.environ.get(PSEUDONYM_ENV_VAR)
+    if env:
+        return env, "env"
+    warnings.warn(
+        f"{PSEUDONYM_ENV_VAR} is not set: pseudonyms use a key generated for this run and will not "
+        "match other runs'; set it (a long random secret, kept out of the repository) to keep them stable",
+        PseudonymKeyWarning,
+        stacklevel=2,
+    )
+    return secrets.token_hex(32), GENERATED_FOR_RUN
 
 
 def _resolve_key(key: bytes | str | None) -> bytes:
     if key is None:
         env = os.environ.get(PSEUDONYM_ENV_VAR)
-        return env.encode("utf-8") if env else _PROCESS_KEY
+        if env:
+            return env.encode("utf-8")
+        if not _WARNED["random"]:
+            _WARNED["random"] = True
+            warnings.warn(
+                f"{PSEUDONYM_ENV_VAR} is not set: pseudonyms use a random key for this process only",
+                PseudonymKeyWarning,
+                stacklevel=3,
+            )
+        return _PROCESS_KEY
     if isinstance(key, str):
         key = key.encode("utf-8")
     if not key:
@@ -692,7 +1080,25 @@ class PIILeakError(ValueError):
         super().__init__(f"{len(self.findings)} possible PII value(s) found: {shown}{suffix}")
 
 
-_IDENT_CHAR = re.compile(r"[A-Za-z_]")
+#: Generated identifiers whose digits may happen to look like personal data: pseudonyms made
+#: by :func:`pseudonymise` (``p_`` + 12 hex), UUIDs (plotly div ids) and long hex digests.
+_GENERATED = re.compile(
+    r"(?<![0-9A-Za-z])p_[0-9a-f]{12}(?![0-9A-Za-z])"
+    r"|(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])"
+    r"|(?<![0-9A-Za-z])[0-9a-fA-F]{24,}(?![0-9A-Za-z])"
+)
+_HEX_LETTER = re.compile(r"[a-fA-F]")
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _generated_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of generated identifiers (a hex run counts only when it has a hex letter)."""
+    out = []
+    for m in _GENERATED.finditer(text):
+        raw = m.group(0)
+        if raw.startswith("p_") or "-" in raw or _HEX_LETTER.search(raw):
+            out.append(m.span())
+    return out
 
 #: Matches known not to be customer data, allowed by default: the author email
 #: in the licence header of the plotly.js bundle that reports embed.
@@ -730,15 +1136,18 @@ def find_pii(
 
     Notes
     -----
-    Unlike :func:`mask_text`, numeric kinds are ignored when glued to an
-    ASCII letter or underscore (``p_0138...``, uuids, hashes in HTML), so
-    pseudonyms and generated identifiers do not trip the check.
+    Personal data is found wherever it sits, also glued to letters or
+    underscores (``VIP13812345678``, ``Agent_11010519491231002X``,
+    ``card6222020200112233445``). Only digits inside generated identifiers
+    are ignored: pseudonyms (``p_`` + 12 lowercase hex), UUIDs and hex runs of
+    24 or more characters holding at least one hex letter (digests).
     """
     if not _CANDIDATE.search(text):
         return []
     use = _resolve_kinds(kinds, ASSERT_KINDS)
     allowed = set(allow)
     norm = _normalise(text)  # same length: translation is 1:1
+    generated = _generated_spans(norm)
     found: list[PIIFinding] = []
     for kind in use:
         for m in PII_PATTERNS[kind].finditer(norm):
@@ -748,16 +1157,15 @@ def find_pii(
             final = _classify(kind, raw)
             if final is None:
                 continue
-            if kind != "email":
-                before = norm[m.start() - 1] if m.start() else ""
-                after = norm[m.end()] if m.end() < len(norm) else ""
-                if _IDENT_CHAR.match(before) or _IDENT_CHAR.match(after):
-                    continue
+            if kind != "email" and any(lo <= m.start() and m.end() <= hi for lo, hi in generated):
+                continue
             lo, hi = max(0, m.start() - context), min(len(norm), m.end() + context)
+            # context digits become "#": a window edge may cut a neighbouring number so that
+            # masking no longer recognises it
             excerpt = (
-                mask_text(norm[lo : m.start()])
+                _DIGIT.sub("#", mask_text(norm[lo : m.start()]))
                 + DEFAULT_TOKENS[final]
-                + mask_text(norm[m.end() : hi])
+                + _DIGIT.sub("#", mask_text(norm[m.end() : hi]))
             )
             found.append(PIIFinding(final, f"{location}@{m.start()}", excerpt))
     return found

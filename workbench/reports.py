@@ -32,13 +32,27 @@
        reports/index.html                      every period and report, headline numbers, change
        reports/<period>/metrics.json           run metadata + every notebook's metrics and findings
        reports/<period>/<lang>/<name>.html     manager HTML
+       reports/<period>/<lang>/<name>.metrics.json  that page's status, metrics and findings
        reports/_analyst/<period>/<lang>/<name>.ipynb         executed notebooks (may hold
        reports/_analyst/<period>/<lang>/<name>.FAILED.ipynb  customer-level data; not for managers)
 
+   Each page's record is written as soon as it finishes; ``metrics.json`` and the index are
+   rebuilt from all records, so a truncated ``metrics.json`` or a stray ``{}`` in another
+   period never drops reports or crashes the run.
    A failing notebook never replaces the last good HTML or its metrics; its
    executed notebook is kept as ``<name>.FAILED.ipynb`` and the failure is
    shown in the index and the exit code (:attr:`PackResult.exit_code`).
    Re-running a period replaces that period's files in place (idempotent).
+
+Run integrity
+-------------
+A run locks its output folder (:func:`output_lock`): a second run on the same folder raises
+:class:`OutputLocked` (CLI exit 2) or, with ``wait=True`` / ``--wait``, queues. Notebook children
+die with the run even on ``kill -9`` (parent-death signal; their kernels follow), and work files
+of an interrupted run are removed by the next one (:func:`clean_stale_work_files`). All notebooks
+and languages of a run share one pseudonymisation key (``WORKBENCH_PSEUDONYM_KEY``, else one
+generated for the run, with a warning; recorded as ``run.pseudonym_key_source``) and a fixed
+``PYTHONHASHSEED``, so the en and zh copies show the same pseudonyms and bootstrap intervals.
 
 plotly.js
 ---------
@@ -58,6 +72,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import html
 import json
@@ -70,7 +85,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,6 +374,7 @@ class _RunContext:
     dataset_name: str
     exclusions: list[dict[str, Any]] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)  # workbench.coverage.Coverage.to_dict()
+    env: dict[str, str] = field(default_factory=dict)  # for every notebook child (pseudonym key, hash seed)
 
 
 # ------------------------------------------------------------------ file helpers
@@ -629,12 +646,15 @@ def _notebook_error(executed: Path) -> str:
     return ""
 
 
-def run_papermill(source: Path, output: Path, parameters: Mapping[str, Any], timeout: int) -> float:
+def run_papermill(source: Path, output: Path, parameters: Mapping[str, Any], timeout: int,
+                  env: Mapping[str, str] | None = None) -> float:
     """Execute ``source`` into ``output`` with papermill in a child process.
 
-    The child gets ``WORKBENCH_REPORT=1``; the whole notebook (kernel start
+    The child gets ``WORKBENCH_REPORT=1`` plus ``env``; the whole notebook (kernel start
     included) must finish within ``timeout`` seconds, else the child and its
-    kernel are killed. Kernel chatter on stderr is captured, not shown.
+    kernel are killed. Kernel chatter on stderr is captured, not shown. The
+    child dies with this process even on ``kill -9`` (:func:`_die_with_parent`;
+    its kernel follows, watching its own parent).
 
     Raises
     ------
@@ -645,10 +665,10 @@ def run_papermill(source: Path, output: Path, parameters: Mapping[str, Any], tim
     cmd = [sys.executable, "-m", "papermill", str(source), str(output), "-f", str(params_file),
            "-k", "python3", "--cwd", str(source.parent), "--no-progress-bar", "--no-log-output",
            "--execution-timeout", str(timeout), "--start-timeout", str(min(timeout, 120))]
-    env = dict(os.environ, WORKBENCH_REPORT="1", PYTHONUNBUFFERED="1")
+    child_env = dict(os.environ, **(env or {}), WORKBENCH_REPORT="1", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env,
+                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     try:
         _, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -661,6 +681,31 @@ def run_papermill(source: Path, output: Path, parameters: Mapping[str, Any], tim
             (line.strip() for line in reversed(stderr.splitlines()) if line.strip()), f"exit {proc.returncode}")
         raise NotebookFailed(detail)
     return time.perf_counter() - t0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Any:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when this process dies (``prctl
+    PR_SET_PDEATHSIG``), so a ``kill -9`` of the pack leaves no papermill behind. ``None``
+    (no-op) where prctl is unavailable. libc is resolved here, before the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc systems
+        return None
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -687,7 +732,7 @@ def execute_notebook(ctx: _RunContext, nb: ReportNotebook, lang: str, params: Ma
     t0 = time.perf_counter()
     stages: list[tuple[str, float]] = []
     try:
-        run_papermill(nb.path, running_path, parameters, ctx.timeout)
+        run_papermill(nb.path, running_path, parameters, ctx.timeout, env=ctx.env)
     except (NotebookTimeout, NotebookFailed, OSError) as exc:
         _keep_failed(running_path, paths["failed"])
         status = "timeout" if isinstance(exc, NotebookTimeout) else "failed"
@@ -783,6 +828,202 @@ def write_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> bool:
         return False
 
 
+# ------------------------------------------------------------------ run integrity (issue 12, items 3, 7, 8)
+LOCK_NAME = ".workbench-reports.lock"
+#: Each page's metrics and status, written beside the page (``<period>/<lang>/<name>.metrics.json``).
+PAGE_RECORD_SUFFIX = ".metrics.json"
+_STALE = re.compile(r"^\..+\.running\.ipynb(?:\.params\.json)?$|^\..+\.tmp$|^\..+\.json\.[a-z0-9_]{8}$")
+
+
+class OutputLocked(ReportInputError):
+    """Another report run is writing to the same output folder."""
+
+
+@contextlib.contextmanager
+def output_lock(out: Path, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder for a run (``flock`` on ``<out>/.workbench-reports.lock``).
+
+    The operating system drops the lock when the holder exits, even on ``kill -9``, so a lock
+    never outlives its run. With ``wait`` a second run queues; without it it raises
+    :class:`OutputLocked` naming the holder (the CLI exits 2).
+    """
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown process"
+            if not wait:
+                raise OutputLocked(f"another report run ({holder}) is writing to {out}; wait for it to finish "
+                                   "or pass --wait to start when it is done") from None
+            print(f"[workbench reports] waiting for another report run ({holder}) writing to {out}",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, started {dt.datetime.now().replace(microsecond=0).isoformat(' ')}"
+                 .encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def clean_stale_work_files(out: Path) -> int:
+    """Remove work files an interrupted run left (``.*.running.ipynb``, their params, temp files).
+
+    Call only with the output lock held: then no other run is using them. Returns the count.
+    """
+    removed = 0
+    for path in out.rglob(".*") if out.is_dir() else []:
+        if path.is_file() and _STALE.match(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _run_key_env() -> tuple[dict[str, str], str]:
+    """Environment for every notebook child of a run: one pseudonymisation key (so en and zh show the
+    same pseudonyms) and a fixed hash seed (so set/dict iteration orders do not differ between them)."""
+    from workbench.privacy import PSEUDONYM_ENV_VAR, PSEUDONYM_SOURCE_ENV_VAR, run_pseudonym_key
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shown on the progress output instead
+        key, source = run_pseudonym_key()
+    return {PSEUDONYM_ENV_VAR: key, PSEUDONYM_SOURCE_ENV_VAR: source, "PYTHONHASHSEED": "0"}, source
+
+
+def _masked_info(info: dict[str, Any]) -> dict[str, Any]:
+    """Dataset name, source and exclusion labels with personal data masked (they reach every page)."""
+    from workbench.privacy import mask_label, mask_labels
+
+    return {**info, "name": mask_label(str(info["name"])), "source": mask_label(str(info["source"])),
+            "exclusions": mask_labels(info["exclusions"])}
+
+
+def _run_info(ctx: _RunContext, info: Mapping[str, Any]) -> dict[str, Any]:
+    """Run facts stored with each page record, so a period's metrics can be rebuilt from its pages alone."""
+    p = ctx.period
+    return {
+        "period": p.label, "period_kind": p.kind, "period_start": p.start.isoformat(),
+        "period_end": p.end.isoformat(), "period_display": {code: p.display(code) for code in LANGS},
+        "previous_period": p.previous().label, "data_source": ctx.source, "dataset": info["name"],
+        "rows": info["rows"], "excluded_rows": info["excluded_rows"], "exclusions": info["exclusions"],
+        "validation_ok": info["validation_ok"], "package_version": __version__, "plotly_js": ctx.plotly_js,
+        "pseudonym_key_source": info.get("pseudonym_key_source", ""),
+        "finished": dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
+    }
+
+
+def _read_json(path: Path) -> Any:
+    """Parsed JSON, or None when the file is missing, truncated or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _valid_period_metrics(m: Any) -> bool:
+    return (isinstance(m, dict) and isinstance(m.get("run"), dict) and bool(m["run"].get("period"))
+            and isinstance(m.get("notebooks"), dict))
+
+
+def _valid_record(r: Any) -> bool:
+    return (isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("lang"), str)
+            and isinstance(r.get("status"), str))
+
+
+def write_page_record(ctx: _RunContext, nb: ReportNotebook, res: NotebookResult, run_info: Mapping[str, Any]
+                      ) -> Path:
+    """Write one page's status and metrics beside it, atomically (``<period>/<lang>/<name>.metrics.json``).
+
+    A failed page keeps the metrics, findings and notes of its last success.
+    """
+    from workbench.privacy import assert_no_pii
+
+    folder = ctx.out / ctx.period.label / res.lang
+    path = folder / f"{nb.name}{PAGE_RECORD_SUFFIX}"
+    prev = _read_json(path)
+    prev = prev if _valid_record(prev) else {}
+    finished = run_info["finished"]
+    record: dict[str, Any] = {
+        "name": nb.name, "lang": res.lang, "slug": nb.slug, "title": {code: nb.title(code) for code in LANGS},
+        "status": res.status, "seconds": round(res.seconds, 3), "error": res.error,
+        "html": f"{res.lang}/{nb.name}.html" if (folder / f"{nb.name}.html").exists() else None,
+        "executed": str(res.executed.relative_to(ctx.out)) if res.executed else None,
+        "finished": finished, "run": dict(run_info),
+    }
+    if res.ok:
+        payload = _read_json(_paths(ctx, nb, res.lang)["metrics"])
+        payload = payload if isinstance(payload, dict) else {}
+        record.update(section=payload.get("section", nb.slug), metrics=payload.get("metrics", {}),
+                      findings=payload.get("findings", []), notes=payload.get("notes", []), last_success=finished)
+    else:
+        record.update({k: prev[k] for k in ("section", "metrics", "findings", "notes", "last_success") if k in prev})
+    assert_no_pii(record)
+    write_json_atomic(path, record)
+    os.chmod(path, _MODE)
+    return path
+
+
+def build_period_metrics(folder: Path, run_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A period's ``metrics.json`` rebuilt from the page records in ``folder`` (``<lang>/<name>.metrics.json``).
+
+    Entries of a readable older ``metrics.json`` without page records are kept (folders written
+    before page records existed); a truncated or empty ``metrics.json`` and unreadable records are
+    skipped, never fatal. ``run`` is ``run_meta`` (this run) or the latest record's run facts.
+    """
+    legacy = _read_json(folder / "metrics.json")
+    entries: dict[str, dict[str, Any]] = {}
+    run: dict[str, Any] = {}
+    if _valid_period_metrics(legacy):
+        entries = {k: dict(v) for k, v in legacy["notebooks"].items() if isinstance(v, dict)}
+        run = dict(legacy["run"])
+    records = []
+    for path in sorted(folder.glob(f"*/*{PAGE_RECORD_SUFFIX}")):
+        rec = _read_json(path)
+        if _valid_record(rec):
+            records.append(rec)
+        else:
+            log.warning("ignoring unreadable page record %s", path)
+    for rec in records:
+        entry = entries.setdefault(rec["name"], {})
+        entry["title"] = rec.get("title") or entry.get("title") or {}
+        entry["slug"] = rec.get("slug") or entry.get("slug") or rec["name"]
+        langs, findings, notes = (dict(entry.get(k) or {}) for k in ("langs", "findings", "notes"))
+        lang_info = {k: rec.get(k) for k in ("status", "seconds", "error", "html", "executed", "finished")}
+        if rec.get("last_success"):
+            lang_info["last_success"] = rec["last_success"]
+            findings[rec["lang"]] = rec.get("findings", [])
+            notes[rec["lang"]] = rec.get("notes", [])
+        langs[rec["lang"]] = lang_info
+        entry.update(langs=langs, findings=findings, notes=notes)
+    order = {code: i for i, code in enumerate(LANGS)}
+    for name, entry in entries.items():
+        good = [r for r in records if r["name"] == name and r.get("last_success")]
+        if good:
+            best = max(good, key=lambda r: (str(r["last_success"]), -order.get(r["lang"], 99)))
+            entry["section"] = best.get("section") or entry.get("slug", name)
+            entry["metrics"] = best.get("metrics", {})
+            entry["last_success"] = best["last_success"]
+        entry.setdefault("section", entry.get("slug", name))
+        entry.setdefault("metrics", {})
+        langs = entry.get("langs") or {}
+        entry["status"] = "ok" if langs and all(v.get("status") == "ok" for v in langs.values()) else "failed"
+    if run_meta:
+        run = dict(run_meta)
+    elif records:
+        latest = max(records, key=lambda r: str(r.get("finished", "")))
+        run = dict(latest.get("run") or {}) or run
+    return {
+        "run": run,
+        "notebooks": dict(sorted(entries.items())),
+        "sections": {e.get("section", k): e.get("metrics", {}) for k, e in sorted(entries.items())},
+    }
+
+
 # ------------------------------------------------------------------ progress
 class _Progress:
     """A rich progress bar on a terminal, plain log lines otherwise."""
@@ -839,10 +1080,17 @@ class _Progress:
 
 # ------------------------------------------------------------------ the pack
 def _load_once(data: Path) -> tuple[dict[str, Any], float]:
-    from workbench.engine import open_dataset
+    from workbench.coverage import EmptyDataset
+    from workbench.engine import DataError, open_dataset
 
     t0 = time.perf_counter()
-    ds = open_dataset(data)
+    try:
+        ds = open_dataset(data)
+    except DataError as exc:
+        tables = exc.report.tables.values() if exc.report else ()
+        if tables and all(t.loaded_rows == 0 and not t.skipped for t in tables):
+            raise EmptyDataset(f"{data.name}: every table is empty (header only): no period has data") from None
+        raise
     try:
         report = ds.validation
         info = {
@@ -853,6 +1101,7 @@ def _load_once(data: Path) -> tuple[dict[str, Any], float]:
             "exclusions": report.exclusions().to_dict(orient="records"),
             "validation_ok": report.ok,
         }
+        info = _masked_info(info)
     finally:
         ds.close()
     return info, time.perf_counter() - t0
@@ -862,7 +1111,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
              out: Path | str = Path("reports"), params: Sequence[str] | Mapping[str, Any] = (),
              jobs: int | None = None, timeout: int = 1800, pdf: bool = False,
              notebooks_dir: Path | str | None = None, *, plotly_js: str | None = None,
-             today: dt.date | None = None, progress: bool | None = None) -> PackResult:
+             today: dt.date | None = None, progress: bool | None = None, wait: bool = False) -> PackResult:
     """Run the report pack for one period; see the module docstring.
 
     Parameters
@@ -892,11 +1141,16 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
         Embed plotly.js in every file (default; env ``WORKBENCH_PLOTLY_JS``) or once per folder.
     progress : bool, optional
         Force the rich progress display on/off (default: on when stderr is a terminal).
+    wait : bool, default False
+        When another run holds the output folder's lock: wait for it (True) or raise
+        :class:`OutputLocked` (False; the CLI exits 2).
 
     Raises
     ------
     ReportInputError
         Unknown notebook or parameter, bad value or option — before anything runs.
+    OutputLocked
+        Another run is writing to ``out`` (and ``wait`` is False).
     """
     started = dt.datetime.now().astimezone().replace(microsecond=0)
     t_start = time.perf_counter()
@@ -919,15 +1173,34 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
         raise FileNotFoundError(f"dataset not found: {data_path}")
     out_root = Path(out).expanduser().resolve()
     info, load_seconds = _load_once(data_path)
+    with output_lock(out_root, wait=wait):
+        return _run_locked(data_path, the_period, notebooks, langs, out_root, typed, jobs, timeout, pdf, mode,
+                           progress, started, t_start, info, load_seconds)
+
+
+def _run_locked(data_path: Path, the_period: Period, notebooks: Sequence[ReportNotebook], langs: Sequence[str],
+                out_root: Path, typed: Mapping[str, dict[str, Any]], jobs: int | None, timeout: int, pdf: bool,
+                mode: str, progress: bool | None, started: dt.datetime, t_start: float, info: dict[str, Any],
+                load_seconds: float) -> PackResult:
+    """The pack run proper, with the output folder locked."""
+    cleaned = clean_stale_work_files(out_root)
+    key_env, key_source = _run_key_env()
+    info["pseudonym_key_source"] = key_source
     ctx = _RunContext(data=data_path, period=the_period, out=out_root, timeout=int(timeout), pdf=pdf,
                       plotly_js=mode, source=info["source"], dataset_name=info["name"],
-                      exclusions=info["exclusions"], coverage=check_coverage(data_path, the_period))
+                      exclusions=info["exclusions"], env=key_env,
+                      coverage=check_coverage(data_path, the_period))
     tasks = [(nb, code) for nb in notebooks for code in langs]
     workers = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks)))
     results: list[NotebookResult] = []
     with _Progress(len(tasks), progress) as bar:
         bar.line(f"{len(notebooks)} notebook(s) × {len(langs)} language(s) for {the_period.label}; "
                  f"dataset loaded in {load_seconds:.1f}s; {workers} job(s)")
+        if cleaned:
+            bar.line(f"removed {cleaned} work file(s) left by an interrupted run")
+        if key_source != "env":
+            bar.line("warning: WORKBENCH_PSEUDONYM_KEY is not set; pseudonyms use a key generated for this run "
+                     "(the same in every notebook and language of the run, different from other runs)")
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
             futures = {}
             for nb, code in tasks:
@@ -940,6 +1213,10 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
                 except Exception as exc:  # noqa: BLE001 - pipeline bug: report it as this notebook's failure
                     res = NotebookResult(nb.name, code, "failed", 0.0, error=_error_text(exc))
                 results.append(res)
+                try:
+                    write_page_record(ctx, nb, res, _run_info(ctx, info))
+                except Exception as exc:  # noqa: BLE001 - the run goes on; metrics.json keeps the last record
+                    bar.line(f"could not record {nb.name} [{code}]: {_error_text(exc)}")
                 bar.finished(res)
     results.sort(key=lambda r: (r.name, langs.index(r.lang)))
     finished = dt.datetime.now().astimezone().replace(microsecond=0)
@@ -974,61 +1251,18 @@ def _run_metadata(ctx: _RunContext, info: Mapping[str, Any], langs: Sequence[str
         "languages": list(langs),
         "jobs": workers,
         "plotly_js": ctx.plotly_js,
+        "pseudonym_key_source": info.get("pseudonym_key_source", ""),
     }
 
 
 def write_period_metrics(ctx: _RunContext, notebooks: Sequence[ReportNotebook], results: Sequence[NotebookResult],
                          run_meta: Mapping[str, Any]) -> Path:
-    """Merge this run into ``<out>/<period>/metrics.json``; failed notebooks keep their last good metrics."""
+    """Rebuild ``<out>/<period>/metrics.json`` from every page record of the period (see
+    :func:`build_period_metrics`); failed notebooks keep their last good metrics there."""
     from workbench.privacy import assert_no_pii
 
     path = ctx.out / ctx.period.label / "metrics.json"
-    previous: dict[str, Any] = {}
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            previous = {}
-    entries: dict[str, Any] = dict(previous.get("notebooks", {}))
-    by_nb: dict[str, list[NotebookResult]] = {}
-    for r in results:
-        by_nb.setdefault(r.name, []).append(r)
-    for nb in notebooks:
-        entry = dict(entries.get(nb.name, {}))
-        entry.update({"title": {code: nb.title(code) for code in LANGS}, "slug": nb.slug})
-        langs = dict(entry.get("langs", {}))
-        findings = dict(entry.get("findings", {}))
-        notes = dict(entry.get("notes", {}))
-        for r in by_nb.get(nb.name, []):
-            rel_html = f"{r.lang}/{nb.name}.html"
-            has_html = (ctx.out / ctx.period.label / rel_html).exists()
-            langs[r.lang] = {"status": r.status, "seconds": round(r.seconds, 3), "error": r.error,
-                             "html": rel_html if has_html else None,
-                             "executed": str(r.executed.relative_to(ctx.out)) if r.executed else None,
-                             "finished": run_meta["finished"]}
-            if r.ok:
-                payload = json.loads(_paths(ctx, nb, r.lang)["metrics"].read_text(encoding="utf-8")) \
-                    if _paths(ctx, nb, r.lang)["metrics"].exists() else {}
-                entry["section"] = payload.get("section", nb.slug)
-                entry["metrics"] = payload.get("metrics", {})
-                findings[r.lang] = payload.get("findings", [])
-                notes[r.lang] = payload.get("notes", [])
-                entry["last_success"] = run_meta["finished"]
-                langs[r.lang]["last_success"] = run_meta["finished"]
-            elif langs.get(r.lang, {}).get("html") is None and has_html:
-                langs[r.lang]["html"] = rel_html
-        entry["langs"] = langs
-        entry["findings"] = findings
-        entry["notes"] = notes
-        entry.setdefault("section", nb.slug)
-        entry.setdefault("metrics", {})
-        entry["status"] = "ok" if all(v["status"] == "ok" for v in langs.values()) else "failed"
-        entries[nb.name] = entry
-    payload = {
-        "run": dict(run_meta),
-        "notebooks": dict(sorted(entries.items())),
-        "sections": {e.get("section", k): e.get("metrics", {}) for k, e in sorted(entries.items())},
-    }
+    payload = build_period_metrics(path.parent, run_meta)
     assert_no_pii(payload)
     write_json_atomic(path, payload)
     os.chmod(path, _MODE)
@@ -1037,15 +1271,31 @@ def write_period_metrics(ctx: _RunContext, notebooks: Sequence[ReportNotebook], 
 
 # ------------------------------------------------------------------ index
 def _read_periods(out: Path) -> list[dict[str, Any]]:
+    """Every period's metrics, rebuilt from its page records; a damaged ``metrics.json`` (truncated,
+    ``{}``) is rewritten from them, and a period with nothing usable is left out, never fatal."""
     found = []
-    for folder in out.iterdir() if out.is_dir() else []:
+    for folder in sorted(out.iterdir()) if out.is_dir() else []:
+        if not folder.is_dir() or folder.name.startswith(("_", ".")):
+            continue
         mfile = folder / "metrics.json"
-        if folder.is_dir() and not folder.name.startswith(("_", ".")) and mfile.exists():
-            try:
-                found.append(json.loads(mfile.read_text(encoding="utf-8")))
-            except json.JSONDecodeError:
-                continue
-    return sorted(found, key=lambda m: (m["run"].get("period_start", ""), m["run"].get("period_end", "")),
+        if not mfile.exists() and not any(folder.glob(f"*/*{PAGE_RECORD_SUFFIX}")):
+            continue
+        try:
+            m = build_period_metrics(folder)
+        except Exception as exc:  # noqa: BLE001 - one bad period must not hide the others
+            log.warning("skipping %s in the index: %s", folder.name, exc)
+            continue
+        if not m.get("run") or not m.get("notebooks"):
+            log.warning("skipping %s in the index: no readable metrics", folder.name)
+            continue
+        if not _valid_period_metrics(_read_json(mfile)):  # truncated, "{}", missing: rebuild it
+            from workbench.privacy import assert_no_pii
+
+            assert_no_pii(m)
+            write_json_atomic(mfile, m)
+            os.chmod(mfile, _MODE)
+        found.append(m)
+    return sorted(found, key=lambda m: (str(m["run"].get("period_start", "")), str(m["run"].get("period_end", ""))),
                   reverse=True)
 
 

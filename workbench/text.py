@@ -8,6 +8,12 @@ Pipeline per text
 -----------------
 1. Personal data is masked first (:func:`workbench.privacy.mask_text`), so no
    token or n-gram can ever contain a phone number, email or card number.
+   Likely person names break clauses too (English: titles, cues and runs of
+   capitalised words; Chinese: jieba's person tags and unknown surname-led
+   words, :func:`workbench.privacy.zh_name_token`), so names do not become
+   terms. Example texts (:func:`example_texts`) are masked fully with
+   :func:`workbench.privacy.quote_text` (jieba's part-of-speech tagger) and
+   texts in other languages are never quoted.
 2. Texts containing CJK characters are segmented with jieba (``jieba.lcut``,
    dictionary loaded once, quietly; its cache goes to the temp dir and
    nothing is downloaded); other texts are split into words by a regex.
@@ -41,7 +47,13 @@ from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from workbench.privacy import DEFAULT_TOKENS, mask_text
+from workbench.privacy import (
+    DEFAULT_TOKENS,
+    mask_person_names,
+    mask_text,
+    quote_text,
+    zh_name_token,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # jieba's pkg_resources/regex DeprecationWarnings
@@ -158,15 +170,29 @@ def _stopword_set(stopwords: Iterable[str] | None) -> frozenset[str]:
     return EN_STOPWORDS | ZH_STOPWORDS | extra
 
 
+_CAPS_PAIR = re.compile(r"[A-Z][a-z]+[\s.]+[A-Z][a-z]|\b(?i:my name|i am|i'm|agent|signed)\b")
+
+
+def _en_names_as_breaks(s: str) -> str:
+    if _CJK_CHAR.search(s):
+        # the English rule only; Chinese names are found per token below
+        return "".join(mask_person_names(part, token=f" {_BREAK} ") if not _CJK_CHAR.search(part) else part
+                       for part in re.split(f"({_CJK_CHAR.pattern}+)", s))
+    return mask_person_names(s, token=f" {_BREAK} ")
+
+
 def _clauses(text: Any, stop: frozenset[str]) -> list[list[str]]:
     """Tokens of ``text`` grouped by clause, after masking and filtering."""
     s = _clean(text)
     if not s.strip():
         return []
     s = mask_text(s, tokens=_MASK_TOKENS)
+    if _CAPS_PAIR.search(s):  # English person names never become terms (cheap rule, no tagger)
+        s = _en_names_as_breaks(s)
     if _CJK_CHAR.search(s):
         _ensure_jieba()
-        raw = jieba.lcut(s)
+        # likely Chinese person names (jieba's dictionary tag, unknown surname-led words) break
+        raw = [_BREAK if zh_name_token(tok) else tok for tok in jieba.lcut(s)]
     else:
         raw = _EN_TOKEN.findall(s.replace(_BREAK, " . "))
     clauses: list[list[str]] = []
@@ -612,7 +638,7 @@ def example_texts(
     max_chars: int = 200,
     method: Literal["central", "random"] = "central",
 ) -> pd.DataFrame:
-    """Representative example texts per group, PII-masked and truncated.
+    """Representative example texts per group, PII- and name-masked and truncated.
 
     Parameters
     ----------
@@ -635,8 +661,11 @@ def example_texts(
     pandas.DataFrame
         Columns ``group, rank, text, position`` (``position`` = 0-based row
         position in the input, not the index, which may hold ids). Texts are
-        masked but **not** HTML-escaped: escape at display time
-        (:func:`workbench.privacy.escape_html`).
+        masked (:func:`workbench.privacy.quote_text`: personal data and person
+        names) but **not** HTML-escaped: escape at display time
+        (:func:`workbench.privacy.escape_html`). Texts whose names cannot be
+        masked reliably (not Chinese or English) are never chosen; their count
+        is in ``attrs["withheld"]`` (read such texts in the analyst notebook).
     """
     texts = _as_series(texts)
     grp = _align_groups(texts, groups)
@@ -660,26 +689,32 @@ def example_texts(
     elif method != "random":
         raise ValueError("method must be 'central' or 'random'")
     out: list[dict[str, Any]] = []
+    withheld = 0
     for g, label in enumerate(labels):
         rows = [int(i) for i in np.flatnonzero(codes == g) if masked[i]]
         rows.sort(key=lambda i: (-scores[i], tiebreak[i]))
         seen: set[str] = set()
         rank = 0
         for i in rows:
-            if masked[i] in seen:
+            # names are masked only for texts about to be shown (the tagger is slow)
+            quoted = quote_text(masked[i])
+            if quoted is None:
+                withheld += 1
                 continue
-            seen.add(masked[i])
+            if quoted in seen:
+                continue
+            seen.add(quoted)
             rank += 1
             out.append(
                 {
                     "group": label,
                     "rank": rank,
-                    "text": _truncate(masked[i], max_chars),
+                    "text": _truncate(quoted, max_chars),
                     "position": i,
                 }
             )
             if rank >= n:
                 break
-    if not out:
-        return _empty_frame(cols)
-    return pd.DataFrame(out, columns=cols)
+    frame = pd.DataFrame(out, columns=cols) if out else _empty_frame(cols)
+    frame.attrs["withheld"] = withheld
+    return frame

@@ -63,15 +63,40 @@ def report_mode() -> bool:
     return os.environ.get("WORKBENCH_REPORT", "") not in ("", "0", "false")
 
 
+def _mask(text: str) -> str:
+    """Personal data masked in a sentence shown on a page (findings may quote data labels)."""
+    from workbench.privacy import mask_text
+
+    return mask_text(text)
+
+
+def _label(text: str) -> str:
+    from workbench.privacy import mask_label
+
+    return mask_label(text)
+
+
 def _display(obj: Any) -> None:
     from IPython.display import display
 
     display(obj)
 
 
+def safe_figure(fig: go.Figure) -> dict[str, Any]:
+    """The figure as a plotly dict with personal data masked in every string (labels, legends,
+    titles, hover text, annotations): the one place data labels pass on their way to a report page.
+    See :func:`workbench.privacy.mask_label`."""
+    from workbench.privacy import mask_labels
+
+    return mask_labels(fig.to_plotly_json())
+
+
 def figure_html(fig: go.Figure) -> str:
-    """The figure as an HTML ``<div>`` without plotly.js or MathJax (the page supplies plotly.js)."""
-    return fig.to_html(
+    """The figure as an HTML ``<div>`` without plotly.js or MathJax (the page supplies plotly.js);
+    labels are masked (:func:`safe_figure`)."""
+    return pio.to_html(
+        safe_figure(fig),
+        validate=False,
         full_html=False,
         include_plotlyjs=False,
         include_mathjax=False,
@@ -96,35 +121,35 @@ def finding(text: str) -> None:
     """Show a plain-language finding under a chart (text is HTML-escaped)."""
     from IPython.display import HTML
 
-    _display(HTML(f'<p class="wb-finding">{html.escape(text)}</p>'))
+    _display(HTML(f'<p class="wb-finding">{html.escape(_mask(text))}</p>'))
 
 
 def note(text: str) -> None:
     """Show a caveat or a skipped-analysis message (HTML-escaped)."""
     from IPython.display import HTML
 
-    _display(HTML(f'<p class="wb-note">{html.escape(text)}</p>'))
+    _display(HTML(f'<p class="wb-note">{html.escape(_mask(text))}</p>'))
 
 
 def heading(text: str, level: int = 2) -> None:
     """Section heading (level 2 headings make the report's table of contents)."""
     from IPython.display import HTML
 
-    _display(HTML(f'<h{level} class="wb-heading">{html.escape(text)}</h{level}>'))
+    _display(HTML(f'<h{level} class="wb-heading">{html.escape(_mask(text))}</h{level}>'))
 
 
 def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30) -> str:
     """A compact, escaped HTML table; ``formats`` maps column → callable(value) → str."""
     formats = formats or {}
     shown = df.head(max_rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    head = "".join(f"<th>{html.escape(_label(str(c)))}</th>" for c in shown.columns)
     body = []
     for row in shown.itertuples(index=False):
         cells = []
         for col, value in zip(shown.columns, row, strict=True):
             text = formats[col](value) if col in formats else ("–" if pd.isna(value) else str(value))
             align = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-            cells.append(f"<td{align}>{html.escape(text)}</td>")
+            cells.append(f"<td{align}>{html.escape(_label(text))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<tr><td colspan="{len(shown.columns)}" class="wb-more">… {len(df) - max_rows} more</td></tr>'
             if len(df) > max_rows else "")
