@@ -45,16 +45,10 @@ NOTEBOOKS = ["00_data_overview", "01_satisfaction_loyalty", "02_customer_pyramid
 #: The lead removes an entry once the fix is merged; a notebook that renders passes regardless.
 _NO_COMPLAINTS = ("Table with name complaints does not exist",
                   "complaints.explore_frame queries the complaints table without checking it exists")
-_NO_SURVEYS = ("needs table 'surveys'", "notebook 01 stops on a dataset without surveys (fixed on branch loyalty)")
 KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {
     ("olist", "03_complaint_trends"): _NO_COMPLAINTS,
     ("cdnow", "03_complaint_trends"): _NO_COMPLAINTS,
     ("airline", "03_complaint_trends"): _NO_COMPLAINTS,
-    ("cdnow", "01_satisfaction_loyalty"): _NO_SURVEYS,
-    ("cfpb", "01_satisfaction_loyalty"): _NO_SURVEYS,
-    ("airline", "01_satisfaction_loyalty"): (
-        "the threshold model needs at least three satisfaction levels",
-        "notebook 01 stops on a yes/no satisfaction (fixed on branch loyalty)"),
 }
 
 #: DuckDB option names and hints that must never reach a user of workbench.toml
@@ -185,7 +179,7 @@ def test_olist_figures(packs) -> None:
     shares = reviewed["review_score"].value_counts(normalize=True).sort_index()
     assert shares.round(4).to_dict() == {1: 0.3207, 2: 0.0464, 3: 0.0811, 4: 0.1441, 5: 0.4078}
     assert sl["n_responses"] == len(reviewed)
-    satisfied = _metric(sl, "survey", "satisfied", why="notebook 01 survey shares (branch loyalty)")
+    satisfied = _metric(sl, "survey", "satisfied", why="notebook 01 survey shares")
     assert satisfied["n"] == len(reviewed)
     assert satisfied["estimate"] == pytest.approx(shares[[4, 5]].sum())
 
@@ -248,7 +242,7 @@ def test_airline_shares(packs) -> None:
         _require_ok(res, "airline", "01_satisfaction_loyalty", lang)
     sl = _nb(metrics, "01_satisfaction_loyalty")
     assert sl["n_responses"] == len(raw)
-    survey = _metric(sl, "survey", why="notebook 01 survey shares (loyalty)")
+    survey = _metric(sl, "survey", why="notebook 01 survey shares")
     assert survey["waves"] == 1 and survey["loyal_kind"] == "behaviour"
     assert survey["satisfied"]["n"] == survey["loyal"]["n"] == len(raw)
     assert survey["satisfied"]["estimate"] == pytest.approx(satisfied)
