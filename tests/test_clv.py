@@ -237,6 +237,43 @@ def test_calibration_holdout_hand_computed(duck):
     pd.testing.assert_frame_equal(h, same)
 
 
+def test_calibration_end_after_last_purchase_is_legal(duck):
+    # A log cut at a period end (2020-01-31) whose last purchase is 2020-01-27: nobody bought in the
+    # last four days. That is data, not an error (Olist cut at 2018-08-31: last purchase 2018-08-28).
+    rows = [("A", "2020-01-02", 10.0), ("A", "2020-01-02", 4.0), ("A", "2020-01-09", 20.0),
+            ("A", "2020-01-20", 30.0), ("B", "2020-01-05", 12.0), ("C", "2020-01-10", 8.0),
+            ("C", "2020-01-27", 6.0)]
+    df = pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+    df["date"] = pd.to_datetime(df["date"])
+    tx = _table(duck, df, "cut_at_period_end")
+    end = pd.Timestamp("2020-01-31")
+    # without data_end a date after the last transaction is still refused (a typo guard) ...
+    with pytest.raises(ValueError, match="calibration_end 2020-01-31 is outside the data"):
+        rfm_summary(tx, "2020-01-31", time_unit="D")
+    # ... with it, the summary runs to the period end
+    s = rfm_summary(tx, "2020-01-31", time_unit="D", data_end="2020-01-31")
+    # independently, with pandas: purchase days per customer
+    days = df.groupby(["customer_id", df["date"].dt.normalize()])["amount"].sum().reset_index()
+    g = days.groupby("customer_id")["date"]
+    expected = pd.DataFrame({"frequency": g.size() - 1, "recency": (g.max() - g.min()).dt.days.astype(float),
+                             "T": (end - g.min()).dt.days.astype(float)})
+    pd.testing.assert_frame_equal(s[["frequency", "recency", "T"]], expected, check_names=False,
+                                  check_dtype=False)
+    assert expected.loc["C", "T"] == 21 and expected.loc["C", "recency"] == 17  # T past the last purchase
+    assert s.attrs["last_transaction_day"] == dt.date(2020, 1, 27)
+    # the holdout may also end after the last purchase: (2020-01-15, 2020-01-31]
+    h = calibration_holdout(tx, "2020-01-15", "2020-01-31", time_unit="D", data_end=end)
+    cal = days[days["date"] <= "2020-01-15"]
+    hold = days[(days["date"] > "2020-01-15") & (days["date"] <= end)]
+    assert h["frequency_holdout"].to_dict() == hold.groupby("customer_id").size().reindex(
+        cal["customer_id"].unique(), fill_value=0).to_dict() == {"A": 1, "B": 0, "C": 1}
+    assert (h["duration_holdout"] == 16).all()
+    assert h["T"].to_dict() == (pd.Timestamp("2020-01-15") - cal.groupby("customer_id")["date"].min()
+                                ).dt.days.astype(float).to_dict()
+    # a data_end before the last transaction does not shrink the data
+    assert rfm_summary(tx, "2020-01-27", data_end="2020-01-01").shape[0] == 3
+
+
 def test_rfm_summary_errors(duck):
     tiny = _tiny()
     tx = _table(duck, tiny, "tiny3")

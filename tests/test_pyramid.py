@@ -610,6 +610,28 @@ def test_predict_clv_data_ending_mid_month_uses_last_date(tmp_path):
     assert r.purchase_unit == "day" and r.spend_check is not None
 
 
+def test_predict_clv_period_end_after_last_purchase_in_it(tmp_path):
+    # data run past the period (to 2026-09-17), but nobody bought between 2026-06-25 and the period
+    # end 2026-06-30: the fit runs to 2026-06-30 (it said "no purchases up to the period end" before)
+    tx = _repeat_tx()
+    d = pd.to_datetime(tx["date"])
+    tx = tx[~((d > "2026-06-25") & (d <= "2026-06-30"))].reset_index(drop=True)
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "gap")
+    try:
+        r = pyr.predict_clv(ds, "2026-06-30", calibration_end="2026-03-31")
+    finally:
+        ds.close()
+    assert r.calibration_end == dt.date(2026, 6, 30) and not r.data_ends_early
+    cal = tx[pd.to_datetime(tx["date"]) <= "2026-06-30"]
+    assert max(cal["date"]) == dt.date(2026, 6, 25)
+    g = pd.to_datetime(cal.groupby("customer_id")["date"].unique().explode()).groupby(level=0)
+    expected = pd.DataFrame({"frequency": g.size() - 1, "T": (pd.Timestamp("2026-06-30") - g.min()).dt.days / 7})
+    got = r.customers[["frequency", "T"]].sort_index()
+    np.testing.assert_array_equal(got["frequency"].to_numpy(), expected["frequency"].sort_index().to_numpy())
+    np.testing.assert_allclose(got["T"].to_numpy(), expected["T"].sort_index().to_numpy())
+    assert r.holdout_reason != "too_little"  # the holdout (2026-03-31, 2026-06-30] ran as well
+
+
 # ----------------------------------------------------------------------------- issue 11: run or skip, never crash
 def _hostile(tmp_path, name):
     """Small hostile datasets (see tests/test_nb_customer_pyramid.py for the notebook run)."""

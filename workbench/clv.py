@@ -104,8 +104,11 @@ def _with_day(transactions: Any, order_col: str | None = None) -> Any:
     return t.mutate(day=t.date.cast("date"))
 
 
-def _profile(t: Any) -> dict[str, Any]:
-    """One engine round-trip: row count, date range and bad-value counts."""
+def _profile(t: Any, data_end: Any = None) -> dict[str, Any]:
+    """One engine round-trip: row count, date range and bad-value counts.
+
+    ``data_end`` (the day the log is known to cover, default its last transaction
+    day) is ``row["data_end"]``, never before the last transaction day."""
     amount = t.amount.cast("float64")
     stats = t.aggregate(
         n_rows=t.count(),
@@ -130,6 +133,8 @@ def _profile(t: Any) -> dict[str, Any]:
         )
     row["first_day"] = pd.Timestamp(row["first_day"]).date()
     row["last_day"] = pd.Timestamp(row["last_day"]).date()
+    covered = row["last_day"] if data_end is None else _to_date(data_end, "data_end")
+    row["data_end"] = max(row["last_day"], covered)
     return row
 
 
@@ -208,6 +213,7 @@ def rfm_summary(
     time_unit: TimeUnit = "W",
     observation_end: Any = None,
     order_col: str | None = None,
+    data_end: Any = None,
 ) -> pd.DataFrame:
     """Per-customer frequency / recency / T / monetary-value summary.
 
@@ -221,7 +227,7 @@ def rfm_summary(
         timestamp; the time of day is ignored) and ``amount`` (refunds negative).
     calibration_end : date-like
         Last day (inclusive) of the calibration period. Must lie within the
-        dates of ``transactions``.
+        dates of ``transactions``, or up to ``data_end``.
     time_unit : {"W", "D"}, default "W"
         Unit of ``recency`` and ``T``: weeks (days / 7) or days.
     observation_end : date-like, optional
@@ -234,6 +240,13 @@ def rfm_summary(
         are one purchase, two orders on one day are two). Without it, a purchase
         is a customer-day: all rows of a day are one purchase (the Fader-Hardie
         convention behind the published CDNOW fits).
+    data_end : date-like, optional
+        The last day the transaction log covers, when that is after its last
+        transaction: a log cut at a period end whose customers simply bought
+        nothing in its last days (Olist cut at 2018-08-31 has its last purchase
+        on 2018-08-28). ``calibration_end`` (and ``observation_end``) may then
+        be up to ``data_end``; ``T`` runs to ``calibration_end`` as usual.
+        Default: the last transaction day, so a date after the data is refused.
 
     Returns
     -------
@@ -241,7 +254,7 @@ def rfm_summary(
         Indexed by ``customer_id`` with columns ``frequency`` (int), ``recency``,
         ``T``, ``monetary_value`` and ``first_purchase`` (date), one row per
         customer with at least one purchase day up to ``calibration_end``.
-        ``attrs`` holds ``n_nonpositive_days`` (customer-days, or orders, on which
+        ``attrs`` holds ``last_transaction_day``, ``n_nonpositive_days`` (customer-days, or orders, on which
         refunds bring the net amount to within a cent of zero or below, excluded as
         non-purchases), ``n_customers_excluded`` (customers
         with transactions but no purchase day), ``calibration_end`` and
@@ -263,20 +276,24 @@ def rfm_summary(
     """
     if observation_end is not None:
         return calibration_holdout(transactions, calibration_end, observation_end, time_unit,
-                                   order_col=order_col)
+                                   order_col=order_col, data_end=data_end)
     days_per_unit = _check_time_unit(time_unit)
     t = _with_day(transactions, order_col)
-    prof = _profile(t)
+    prof = _profile(t, data_end)
     cal_end = _to_date(calibration_end, "calibration_end")
     _check_in_range(cal_end, prof, "calibration_end")
-    return _run_calibration(t, cal_end, days_per_unit, time_unit, order_col)
+    df = _run_calibration(t, cal_end, days_per_unit, time_unit, order_col)
+    df.attrs["last_transaction_day"] = prof["last_day"]
+    return df
 
 
 def _check_in_range(value: _dt.date, prof: dict[str, Any], name: str) -> None:
-    if not (prof["first_day"] <= value <= prof["last_day"]):
+    """``value`` must lie from the first transaction day to the data end (the last
+    transaction day, or a later ``data_end``: no purchase in the last days is legal)."""
+    if not (prof["first_day"] <= value <= prof["data_end"]):
         raise ValueError(
             f"{name} {value} is outside the data, which runs from "
-            f"{prof['first_day']} to {prof['last_day']}"
+            f"{prof['first_day']} to {prof['data_end']}"
         )
 
 
@@ -313,6 +330,7 @@ def calibration_holdout(
     observation_end: Any,
     time_unit: TimeUnit = "W",
     order_col: str | None = None,
+    data_end: Any = None,
 ) -> pd.DataFrame:
     """Calibration summary plus holdout-period purchase counts.
 
@@ -324,10 +342,14 @@ def calibration_holdout(
         Last day of the calibration period (inclusive).
     observation_end : date-like
         Last day of the holdout period (inclusive); must be after
-        ``calibration_end`` and not after the last transaction date.
+        ``calibration_end`` and not after the last transaction date (or
+        ``data_end``).
     time_unit : {"W", "D"}, default "W"
     order_col : str, optional
         As in :func:`rfm_summary` (purchases are orders instead of days).
+    data_end : date-like, optional
+        As in :func:`rfm_summary`: the last day the log covers when no one
+        bought in its last days.
 
     Returns
     -------
@@ -342,7 +364,7 @@ def calibration_holdout(
 
     days_per_unit = _check_time_unit(time_unit)
     t = _with_day(transactions, order_col)
-    prof = _profile(t)
+    prof = _profile(t, data_end)
     cal_end = _to_date(calibration_end, "calibration_end")
     obs_end = _to_date(observation_end, "observation_end")
     _check_in_range(cal_end, prof, "calibration_end")
@@ -375,6 +397,7 @@ def calibration_holdout(
         observation_end=obs_end,
         time_unit=time_unit,
         purchase_unit="order" if order_col else "day",
+        last_transaction_day=prof["last_day"],
     )
     return df
 

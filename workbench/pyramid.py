@@ -1096,7 +1096,7 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
         hold_reason = "outside"
     else:
         try:
-            ch = clv.calibration_holdout(tx, cal_end, end, time_unit, order_col=order_col)
+            ch = clv.calibration_holdout(tx, cal_end, end, time_unit, order_col=order_col, data_end=end)
             m = clv.BetaGeoModel().fit(ch["frequency"], ch["recency"], ch["T"])
             hold_fit = m.result_
             if hold_fit.identified:
@@ -1107,7 +1107,8 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
         except ValueError:
             hold_reason = "too_little"
     try:
-        summ = clv.rfm_summary(tx, end, time_unit, order_col=order_col)
+        # the data run to `end` (capped at their last date above); no purchase in its last days is legal
+        summ = clv.rfm_summary(tx, end, time_unit, order_col=order_col, data_end=end)
     except ValueError as exc:
         raise CLVNotEstimable("no_purchases", str(exc)) from exc
     if not (summ["frequency"] > 0).any():
