@@ -194,13 +194,19 @@ def test_olist_repeat_persons(packs) -> None:
     assert repeat == 51  # 52 over the whole export: one second order is dated 2018-09-03
     _require_ok(res, "olist", "02_customer_pyramid")
     pyr = _nb(metrics, "02_customer_pyramid")
-    model = _metric(pyr, "clv_model", why=(
-        "notebook 02 fits no CLV on Olist: clv.rfm_summary refuses calibration_end 2018-08-31 because the "
-        "last purchase up to it is 2018-08-28 ('outside the data'), reported as 'no purchases up to the "
-        "period end'"))
+    # the last purchase up to 2018-08-31 is 2018-08-28: the fit still runs to the period end
+    assert kept.loc[kept["purchased"] <= end, "purchased"].max().date() == pd.Timestamp("2018-08-28").date()
+    model = pyr["clv_model"]
     assert model["purchase_unit"] == "order"
     assert model["n_repeat"] == repeat
     assert model["n"] == per_person.size
+    assert model["fit_end"] == "2018-08-31"
+    # 51 repeat persons in 6,808: the BG/NBD fit runs to the boundary, and the page says so
+    assert model["identified"] is False and model["bgnbd_issues"]
+    page = next(r for r in res.results if r.name == "02_customer_pyramid" and r.lang == "en").html
+    text = page.read_text(encoding="utf-8")
+    assert "The purchase model is not identified on this data" in text
+    assert "there are no purchases up to the period end" not in text
 
 
 def test_cdnow_published_bgnbd_end_to_end(packs) -> None:
