@@ -771,7 +771,8 @@ def test_cfpb_monthly_counts_and_open_by_status(cfpb):
     for r in by.itertuples():
         assert r.n == ref_by[r.status] and r.closed == (r.status not in OPEN_CFPB)
     (finding,) = C.findings("en", handling_result=h)
-    assert "No close times in the data" in finding["text"] and "72 of 6,623" in finding["text"]
+    assert "No close times in the data" in finding["text"]
+    assert "Of the 6,623 complaints opened 2010-01-01 – 2020-03-19, 72 are open at 2020-03-19" in finding["text"]
 
 
 @pytest.mark.parametrize("period", ["2019-12", "2020-03", "2020-12", "2021-12"])
@@ -862,3 +863,91 @@ def test_workbench_alerts_does_not_judge_a_category_without_history(tmp_path):
     assert "brand_new" in run.payload["without_history"]
     assert any(line.startswith("Not judged (1): brand_new") for line in run.lines)
     assert run.payload["max_extrapolate"] == 3
+
+
+def test_every_notebook_analysis_says_missing_without_a_complaints_table(tmp_path):
+    """Notebook 03 on a dataset without complaints (Olist, CDNOW, airline): every analysis raises
+    MissingDataError (each section skips with its reason), never a database error."""
+    tx = pd.DataFrame({"customer_id": ["A", "B"], "date": ["2025-03-01", "2025-04-01"], "amount": [10.0, 20.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path)
+    assert "complaints" not in ds.tables
+    assert C.history_start(ds, START) == START  # no complaints: the history is not moved
+    calls = {
+        "volume": lambda: C.volume(ds, START, END),
+        "period_summary": lambda: C.period_summary(ds, START, END),
+        "pareto": lambda: C.pareto(ds, START, END),
+        "alert_cells": lambda: C.alert_cells(ds, START, END),
+        "judge_periods": lambda: C.judge_periods(ds, START, END, "month"),
+        "explore_frame": lambda: C.explore_frame(ds, START, END),
+        "handling": lambda: C.handling(ds, START, END),
+        "timeliness": lambda: C.timeliness(ds, START, END),
+        "outcomes": lambda: C.outcomes(ds, START, END),
+        "churn_link": lambda: C.churn_link(ds),
+        "iceberg_for": lambda: C.iceberg_for(ds, START, END),
+        "verbatims": lambda: C.verbatims(ds, START, END),
+    }
+    for name, call in calls.items():
+        with pytest.raises(MissingDataError, match="complaints"):
+            call()
+        assert name  # (named for the failure message above)
+
+
+def _status_only_frames() -> pd.DataFrame:
+    """Status-only complaints (CFPB-like): some before the window, some after the period end."""
+    rows = [("2024-11-20", "In progress"),  # before the window: not counted
+            ("2025-01-05", "Closed"), ("2025-02-10", "In progress"), ("2025-03-15", "Untimely response"),
+            ("2025-05-01", "Closed with explanation"), ("2025-06-30 23:00", "In progress"),
+            ("2025-07-01", "In progress"),  # after the period end (2025-07-01 00:00 is not before it)
+            ("2025-09-19 14:00", "Closed")]  # the data's end
+    return pd.DataFrame({"complaint_id": [f"K{i}" for i in range(len(rows))],
+                         "opened_at": pd.to_datetime([r[0] for r in rows], format="ISO8601"), "category": "x",
+                         "status": [r[1] for r in rows]})
+
+
+def test_no_close_times_finding_states_window_period_end_and_export_date(tmp_path):
+    """Status only, period end before the data end: the finding names the opening dates counted,
+    the period end they are cut at and the export date the status is read at; the counts match pandas."""
+    comp = _status_only_frames()
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    start, end = dt.date(2025, 1, 1), dt.date(2025, 7, 1)
+    h = C.handling(ds, start, end, closed_statuses=["Closed%"])
+    win = comp[(comp["opened_at"] >= pd.Timestamp(start)) & (comp["opened_at"] < pd.Timestamp(end))]
+    n_open = int((~win["status"].str.lower().str.startswith("closed")).sum())
+    assert (h.overall["complaints"], h.overall["open_backlog"]) == (len(win), n_open) == (5, 3)
+    assert (h.overall["window_start"], h.overall["window_end"]) == ("2025-01-01", "2025-06-30")
+    assert h.overall["as_of"] == "2025-07-01 00:00" and h.overall["data_end"].startswith("2025-09-19")
+    (f,) = C.findings("en", handling_result=h)
+    assert f["value"] == n_open
+    assert "Of the 5 complaints opened 2025-01-01 – 2025-06-30 (up to the period end, 2025-07-01 00:00), 3 are open" \
+        in f["text"]
+    assert "export of 2025-09-19" in f["text"]
+    (z,) = C.findings("zh", handling_result=h)
+    assert all(s in z["text"] for s in ("2025-01-01", "2025-06-30", "2025-07-01 00:00", "2025-09-19", "5 件", "3 件"))
+
+
+def test_no_close_times_finding_when_the_data_ends_inside_the_period(tmp_path):
+    """Data end before the period end: everything is measured at the data end, the window ends there."""
+    comp = _status_only_frames()
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    start, end = dt.date(2025, 1, 1), dt.date(2025, 10, 1)
+    h = C.handling(ds, start, end, closed_statuses=["Closed%"])
+    win = comp[comp["opened_at"] >= pd.Timestamp(start)]
+    n_open = int((~win["status"].str.lower().str.startswith("closed")).sum())
+    assert (h.overall["complaints"], h.overall["open_backlog"]) == (len(win), n_open) == (7, 4)
+    assert h.overall["as_of"] == "2025-09-19 14:00" and h.overall["window_end"] == "2025-09-19"
+    (f,) = C.findings("en", handling_result=h)
+    assert "Of the 7 complaints opened 2025-01-01 – 2025-09-19, 4 are open at 2025-09-19 14:00 by their status" in f["text"]
+    assert "period end" not in f["text"]
+
+
+def test_handling_finding_states_window_and_moment_of_open_count(hand):
+    ds, f = hand
+    end = dt.date(2025, 10, 1)
+    h = C.handling(ds, START, end, sla_hours=48)
+    comp = f["complaints"]
+    pe = pd.Timestamp(end)
+    win = comp[(comp["opened_at"] >= pd.Timestamp(START)) & (comp["opened_at"] < pe)]
+    n_open = int((win["closed_at"].isna() | (win["closed_at"] > pe)).sum())
+    (fd,) = C.findings("en", handling_result=h)
+    assert "Complaints opened 2025-01-01 – 2025-09-30:" in fd["text"]
+    assert f"{n_open:,} of {len(win):,} still open at 2025-10-01 00:00" in fd["text"]

@@ -43,13 +43,7 @@ NOTEBOOKS = ["00_data_overview", "01_satisfaction_loyalty", "02_customer_pyramid
 
 #: (example, notebook) -> (error text expected while an analysis-module bug is open, reason).
 #: The lead removes an entry once the fix is merged; a notebook that renders passes regardless.
-_NO_COMPLAINTS = ("Table with name complaints does not exist",
-                  "complaints.explore_frame queries the complaints table without checking it exists")
-KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {
-    ("olist", "03_complaint_trends"): _NO_COMPLAINTS,
-    ("cdnow", "03_complaint_trends"): _NO_COMPLAINTS,
-    ("airline", "03_complaint_trends"): _NO_COMPLAINTS,
-}
+KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {}
 
 #: DuckDB option names and hints that must never reach a user of workbench.toml
 DUCKDB_WORDS = ("read_csv", "sniff", "auto_detect", "all_varchar", "dateformat", "timestampformat",

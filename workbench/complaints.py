@@ -974,7 +974,9 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     """Time to first response and to resolution with open complaints censored (Kaplan-Meier).
 
     ``overall``: complaints, closed, open_backlog, closed_without_time,
-    median_hours / p90_hours / within_sla_share (resolution),
+    window_start / window_end (the opening dates counted, both inclusive:
+    ``start`` to the day before ``end_exclusive``, cut at ``as_of``), as_of,
+    data_end, median_hours / p90_hours / within_sla_share (resolution),
     response_median_hours / response_p90_hours / response_within_sla_share,
     backlog_median_age_hours, backlog_over_sla. ``by[col]``: the same per
     group with ``small_n`` marked. ``trend``: per opening period, resolution
@@ -1000,6 +1002,9 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
     closed = _closed_sql(ds, closed_statuses, as_of)
     by = [c for c in by if ds.has("complaints", c)]
     has_close = ds.has("complaints", "closed_at")
+    # the complaints counted: opened in [start, end) and by as_of (nothing opened after the moment measured)
+    window = (f"opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' "
+              f"AND opened_at <= TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}'")
     cnt = ds.sql(
         f"SELECT count(*) AS complaints, sum(CASE WHEN {closed} THEN 1 ELSE 0 END) AS closed, "
         f"sum(CASE WHEN NOT {closed} THEN 1 ELSE 0 END) AS open_backlog, "
@@ -1010,10 +1015,13 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
         f"END) AS backlog_median_age_hours, "
         f"sum(CASE WHEN NOT {closed} AND (epoch(TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S}') - epoch(opened_at)) / 3600 > "
         f"{float(sla_hours)} THEN 1 ELSE 0 END) AS backlog_over_sla "
-        f"FROM complaints WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}'").iloc[0]
+        f"FROM complaints WHERE {window}").iloc[0]
     overall: dict[str, Any] = {k: ((None if "hours" in k else 0) if pd.isna(v) else (float(v) if "hours" in k else int(v)))
                                for k, v in cnt.items()}
     overall["as_of"] = as_of.isoformat(sep=" ", timespec="minutes")
+    # the opening dates counted, first and last day inclusive (the history window, cut at as_of)
+    overall["window_start"] = start.isoformat()
+    overall["window_end"] = (as_of.date() if as_of < period_end else end - dt.timedelta(days=1)).isoformat()
     overall["sla_hours"] = float(sla_hours)
     overall["data_end"] = None if data_end is None else data_end.isoformat(sep=" ", timespec="minutes")
     overall["closed_patterns"] = list(closed_patterns(ds, closed_statuses)[0]) if ds.has("complaints", "status") else []
@@ -1040,7 +1048,7 @@ def handling(ds: Dataset, start: Any, end_exclusive: Any, sla_hours: float = 48.
         counts = ds.sql(
             f"SELECT COALESCE(CAST({col} AS VARCHAR), '–') AS {col}, count(*) AS complaints, "
             f"sum(CASE WHEN NOT {closed} THEN 1 ELSE 0 END) AS open_backlog FROM complaints "
-            f"WHERE opened_at >= TIMESTAMP '{start}' AND opened_at < TIMESTAMP '{end}' GROUP BY 1")
+            f"WHERE {window} GROUP BY 1")
         rows = []
         for _, row in counts.iterrows():
             g = row[col]
@@ -1617,19 +1625,23 @@ def findings(lang: str, trends: pd.DataFrame | None = None, alerts: pd.DataFrame
         else:
             out.append({"key": "alerts", "text": t("complaints.finding.no_alerts", lang), "value": 0,
                         "headline": False})
-    if handling_result is not None and not handling_result.overall.get("close_times", True):
+    if handling_result is not None:
         o = handling_result.overall
-        out.append({"key": "handling", "text": t(
-            "complaints.finding.no_close_times", lang, open=fmt_int(o.get("open_backlog"), lang),
-            n=fmt_int(o.get("complaints"), lang), as_of=str(o.get("data_end") or o.get("as_of") or "")[:10]),
-            "value": o.get("open_backlog"), "headline": False})
+        # the complaints counted (opened in the window, up to as_of) and the moment open is measured at
+        when = {"n": fmt_int(o.get("complaints"), lang), "open": fmt_int(o.get("open_backlog"), lang),
+                "start": o.get("window_start") or "–", "end": o.get("window_end") or "–", "as_of": o.get("as_of") or "–",
+                "data_end": str(o.get("data_end") or o.get("as_of") or "–")[:10]}
+    if handling_result is not None and not o.get("close_times", True):
+        # status only: it is read as the export shows it (data end), whatever the period end
+        later = bool(o.get("data_end") and o.get("as_of") and o["data_end"] > o["as_of"])
+        key = "complaints.finding.no_close_times" + ("_later" if later else "")
+        out.append({"key": "handling", "text": t(key, lang, **when), "value": o.get("open_backlog"), "headline": False})
     elif handling_result is not None:
-        o = handling_result.overall
         out.append({"key": "handling", "text": t(
             "complaints.finding.handling", lang,
             median=fmt_num(o.get("median_hours"), lang, 1), p90=fmt_num(o.get("p90_hours"), lang, 0),
             sla=fmt_num(handling_result.sla_hours, lang, 0), within=fmt_pct(o.get("within_sla_share"), lang),
-            open=fmt_int(o.get("open_backlog"), lang)), "value": o.get("median_hours"), "headline": True})
+            **when), "value": o.get("median_hours"), "headline": True})
     if link is not None and len(link.groups):
         g = link.groups.set_index("group")
         out.append({"key": "churn_link", "text": t(
@@ -1852,7 +1864,9 @@ def figure_iceberg(ice: Iceberg, lang: str = "en"):
 
 
 def explore_frame(ds: Dataset, start: Any, end_exclusive: Any) -> pd.DataFrame:
-    """Complaints per day × category × channel (one engine query) for the interactive filters."""
+    """Complaints per day × category × channel (one engine query) for the interactive filters.
+    Raises :class:`MissingDataError` (never a database error) when the complaints table is absent."""
+    ds.require("complaints", "opened_at", "category")
     ch = "COALESCE(CAST(channel AS VARCHAR), '–')" if ds.has("complaints", "channel") else "'–'"
     df = ds.sql(f"SELECT CAST(opened_at AS DATE) AS day, COALESCE(CAST(category AS VARCHAR), '–') AS category, "
                 f"{ch} AS channel, count(*) AS complaints FROM complaints WHERE opened_at >= TIMESTAMP "
