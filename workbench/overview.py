@@ -153,7 +153,10 @@ def removal_text(ds: Dataset, lang: str = "en") -> str:
                        share=fmt_pct(r.excluded / r.checked if r.checked else 0, lang), rules=rules))
     if not len(validated):
         parts.append(t("overview.findings.no_exclusions", lang))
-    return t("overview.join.sentences", lang).join(parts)
+    text = parts[0]
+    for part in parts[1:]:
+        text = t("overview.join.sentences", lang, head=text, next=part)
+    return text
 
 
 def coverage_text(ds: Dataset, lang: str = "en") -> str:
@@ -171,11 +174,15 @@ def coverage_text(ds: Dataset, lang: str = "en") -> str:
     else:
         what = [_count(tb, int(n), lang) for tb, n in zip(tables["table"], tables["rows"], strict=True)]
         head = t("overview.findings.coverage_no_ids", lang, what=_join(what, lang), tables=n_tables)
+    # a column filled from the config (surveys.date = wave_date) is not an observed date: say so
+    filled_dates = {(i.table, i.column) for i in ds.validation.issues if i.rule == "derived_column"}
     ranges = []
     for tb, lo, hi, derived in zip(tables["table"], tables["first"], tables["last"], tables["derived"], strict=True):
         if lo is None or hi is None:
             continue
         key = "customers_derived" if tb == "customers" and derived else tb  # signup = first purchase
+        if tb == "surveys" and ("surveys", "date") in filled_dates:
+            key = "surveys_wave_date"
         if lo == hi:
             ranges.append(t(f"overview.range_day.{key}", lang, first=fmt_date(lo, lang)))
         else:
