@@ -132,3 +132,111 @@ def test_figures_are_translated(small):
     assert all("·" in y for y in mfig.data[0].y)
     assert overview.column_label("left_at", "zh") == "退会日期"
     assert overview.column_label("unknown_col", "zh") == "unknown_col"
+
+
+# ---------------------------------------------------------------- findings in words (real-export findings)
+def test_coverage_without_customer_ids_says_what_the_rows_are(tmp_path):
+    """Airline / CFPB shape: no table carries customer ids -> never "0 customers"; 1 table, not 1 tables."""
+    surveys = pd.DataFrame({"date": ["2024-03-02", "2024-01-15", "2024-02-10"], "satisfaction": [4.0, 2.0, 5.0],
+                            "recommend": [9, 3, 10]})
+    ds = dataset_from_frames({"surveys": surveys}, tmp_path / "s", scales={"surveys": {"recommend": (0, 10)}})
+    dates = pd.to_datetime(surveys["date"])
+    en = overview.coverage_text(ds, "en")
+    assert en == (f"The data holds {len(surveys)} survey responses in 1 table, with no customer ids: "
+                  f"survey responses from {dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}.")
+    zh = overview.coverage_text(ds, "zh")
+    assert zh == f"数据包含1张表、{len(surveys)}份调查回复，没有客户编号：调查回复日期从2024年1月15日至2024年3月2日。"
+    assert overview.customer_count(ds) == 0
+    ds.close()
+    # one complaint (singular) plus three undated-wave survey responses, two tables, still no ids
+    complaints = pd.DataFrame({"complaint_id": ["c1"], "opened_at": ["2024-06-03 10:00"], "category": ["x"]})
+    ds = dataset_from_frames({"surveys": surveys.drop(columns="date"), "complaints": complaints}, tmp_path / "c",
+                             scales={"surveys": {"recommend": (0, 10)}},
+                             table_options={"surveys": {"wave_date": "2024-06-30"}})
+    en = overview.coverage_text(ds, "en")
+    assert en.startswith("The data holds 3 survey responses and 1 complaint in 2 tables, with no customer ids: ")
+    # the undated file's date comes from wave_date: not presented as observed response dates
+    assert "survey responses undated, one wave dated 2024-06-30 in the configuration" in en
+    assert "complaints all opened on 2024-06-03" in en
+    assert "0 customers" not in en
+    ds.close()
+
+
+def test_coverage_counts_customers_with_singular_table(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["a", "b", "a", "c"], "date": ["2026-01-05", "2026-01-20", "2026-02-01", "2026-03-09"],
+                       "amount": [10.0, 20.0, 5.0, 7.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "t")
+    first = tx.groupby("customer_id")["date"].min()  # the derived customers table: signup = first purchase
+    assert overview.coverage_text(ds, "en") == (
+        f"The data covers {tx['customer_id'].nunique()} customers in 2 tables: customers' first purchases from "
+        f"{first.min()} to {first.max()}; transactions from {tx['date'].min()} to {tx['date'].max()}.")
+    ds.close()
+    one = pd.DataFrame({"customer_id": ["a"], "signup_date": ["2026-01-05"]})
+    ds = dataset_from_frames({"customers": one}, tmp_path / "c")
+    assert overview.coverage_text(ds, "en") == "The data covers 1 customer in 1 table: customers all signed up on 2026-01-05."
+    assert overview.coverage_text(ds, "zh") == "数据涵盖1张表、1位客户：客户均于2026年1月5日注册。"
+    ds.close()
+
+
+def test_coverage_dates_say_what_they_measure(tmp_path):
+    """Olist shape: customers' signup dates run past the last transaction -> two ranges, each named."""
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c"], "signup_date": ["2020-01-01", "2020-06-30", "2021-05-17"]})
+    tx = pd.DataFrame({"customer_id": ["a", "b", "a"], "date": ["2021-01-05", "2021-02-11", "2021-03-20"],
+                       "amount": [10.0, 20.0, 5.0]})
+    ds = dataset_from_frames({"customers": customers, "transactions": tx}, tmp_path)
+    su, td = pd.to_datetime(customers["signup_date"]), pd.to_datetime(tx["date"])
+    n = len(set(customers["customer_id"]) | set(tx["customer_id"]))
+    en = overview.coverage_text(ds, "en")
+    assert en == (f"The data covers {n} customers in 2 tables: customers signed up between {su.min():%Y-%m-%d} and "
+                  f"{su.max():%Y-%m-%d}; transactions from {td.min():%Y-%m-%d} to {td.max():%Y-%m-%d}.")
+    # never one range over signup and transaction dates together
+    assert f"from {su.min():%Y-%m-%d} to {su.max():%Y-%m-%d}" not in en
+    assert "客户注册日期在2020年1月1日至2021年5月17日之间" in overview.coverage_text(ds, "zh")
+    ds.close()
+
+
+def test_filter_and_validation_reported_apart_per_table(tmp_path):
+    """Olist shape: a configured filter is not a validation failure; info notes are not exclusion rules."""
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
+                       "date": ["2026-01-05", "2026-01-06", "not a date", "2026-01-08", "2026-01-09", "2026-02-01",
+                                "2026-02-02", "2026-02-03"],
+                       "amount": [10.0, 20.0, 5.0, 7.0, 1.0, 2.0, 3.0, 4.0],
+                       "status": ["ok", "canceled", "ok", "ok", "canceled", "ok", "ok", "ok"]})
+    surveys = pd.DataFrame({"satisfaction": [4.0, 2.0], "recommend": [9, None]})
+    ds = dataset_from_frames(
+        {"transactions": tx, "surveys": surveys}, tmp_path, scales={"surveys": {"recommend": (0, 10)}},
+        table_options={"transactions": {"filter": "status <> 'canceled'"},
+                       "surveys": {"wave_date": "2024-06-30", "columns": {"recommend": {"source": "recommend",
+                                                                                      "fill": 0}}}})
+    kept = tx[tx["status"] != "canceled"]
+    n_filtered = len(tx) - len(kept)
+    n_bad = int(pd.to_datetime(kept["date"], errors="coerce").isna().sum())
+    removed = overview.removed_rows(ds).set_index("table")
+    assert removed.loc["transactions", "filtered"] == n_filtered == 2
+    assert removed.loc["transactions", "excluded"] == n_bad == 1
+    assert removed.loc["transactions", "rules"] == ["unparseable_date"]
+    # the wave_date (derived_column) and fill (filled) notes exclude nothing
+    rules = set(ds.validation.exclusions().query("table == 'surveys'")["rule"])
+    assert {"derived_column", "filled"} <= rules
+    assert removed.loc["surveys", "excluded"] == 0 and removed.loc["surveys", "rules"] == []
+    tab = overview.table_overview(ds).set_index("table")
+    assert tab.loc["transactions", ["filtered", "excluded"]].tolist() == [n_filtered, n_bad]
+    en = overview.removal_text(ds, "en")
+    assert en == (f"Transactions: {n_filtered} of {len(tx)} rows ({n_filtered / len(tx):.1%}) removed by the configured "
+                  f"filter (status <> 'canceled'). Transactions: validation excluded {n_bad} of the {len(kept)} rows "
+                  f"checked ({n_bad / len(kept):.1%}; Unreadable date).")
+    assert "of all rows" not in en
+    zh = overview.removal_text(ds, "zh")
+    assert zh.startswith("交易：配置的筛选条件（status <> 'canceled'）移除了8行中的2行（25.0%）。")
+    assert "日期无法识别" in zh
+    ds.close()
+
+
+def test_filter_only_says_validation_excluded_nothing(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c"], "date": ["2026-01-05", "2026-01-06", "2026-01-07"],
+                       "amount": [10.0, 20.0, 5.0], "status": ["ok", "canceled", "ok"]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path,
+                             table_options={"transactions": {"filter": "status <> 'canceled'"}})
+    assert overview.removal_text(ds, "en") == ("Transactions: 1 of 3 rows (33.3%) removed by the configured filter "
+                                               "(status <> 'canceled'). Validation excluded no rows.")
+    ds.close()

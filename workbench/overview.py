@@ -8,7 +8,10 @@ customer-level reaches pandas. The figures use translated titles and axes.
   customers and date range per table.
 * :func:`monthly_volumes` — monthly counts of transactions, survey responses,
   complaints, new programme members and points-ledger entries.
-* :func:`exclusions` — validation exclusions per table and rule (counts only).
+* :func:`exclusions` — validation findings per table and rule (counts only).
+* :func:`removed_rows` — per table: rows removed by the configured filter and rows
+  excluded by validation, kept apart (a filter is a choice, not a data fault).
+* :func:`coverage_text` / :func:`removal_text` — the overview's findings in plain words.
 * :func:`missing_profile` — share of missing values in the key columns.
 * :func:`supported_analyses` — which analyses the data supports, and why not.
 """
@@ -22,7 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench.engine import Dataset
-from workbench.i18n import fmt_month, t
+from workbench.i18n import fmt_date, fmt_int, fmt_month, fmt_pct, t
 from workbench.i18n import has as has_text
 from workbench.io import quote_ident
 from workbench.viz import PALETTE
@@ -64,18 +67,130 @@ class Support:
 
 
 def table_overview(ds: Dataset) -> pd.DataFrame:
-    """Per table: rows loaded, rows excluded, distinct customers, first and last date.
+    """Per table: rows loaded, filtered out, excluded by validation, distinct customers, date range.
 
     Returns
     -------
     DataFrame
-        Columns ``table, rows, excluded, customers, first, last, derived``
-        (one row per table present; dates as ``datetime.date``).
+        Columns ``table, rows, filtered, excluded, customers, first, last, derived``
+        (one row per table present; dates as ``datetime.date``). ``filtered`` counts rows the
+        configured filter removed, ``excluded`` rows validation excluded (never the sum).
+        ``first``/``last`` are the table's own date column: signup dates for customers,
+        joining dates for members, the event date elsewhere.
     """
     frame = ds.summary()
     for col in ("first", "last"):
         frame[col] = [_as_date(v) for v in frame[col]]
-    return frame
+    removed = removed_rows(ds).set_index("table")
+    frame["filtered"] = [int(removed["filtered"].get(tb, 0)) for tb in frame["table"]]
+    frame["excluded"] = [int(removed["excluded"].get(tb, 0)) for tb in frame["table"]]
+    cols = ["table", "rows", "filtered", "excluded", "customers", "first", "last", "derived"]
+    return frame[cols + [c for c in frame.columns if c not in cols]]
+
+
+def removed_rows(ds: Dataset) -> pd.DataFrame:
+    """Rows each table lost on loading: to the configured filter, and to validation — apart.
+
+    Returns
+    -------
+    DataFrame
+        One row per loaded table: ``table, source_rows, filtered, filter, checked, excluded,
+        rules, loaded``. ``checked`` = rows the filter kept (what validation saw);
+        ``excluded`` = rows validation removed (a row breaking two rules counts once);
+        ``rules`` = the rules that excluded rows (info notes such as ``filled`` or
+        ``derived_column`` and value-level actions such as ``nulled`` are not among them);
+        ``filter`` = the configured filter expression (empty when none removed rows).
+    """
+    from workbench.schema import RULES
+
+    report = ds.validation
+    rows = []
+    for tb in ds.tables:
+        load = report.tables.get(tb)
+        if load is None:
+            continue
+        issues = [i for i in report.issues if i.table == tb]
+        flt = next((i.message for i in issues if i.rule == "filtered"), "")
+        rules = sorted({i.rule for i in issues if i.rule != "filtered" and i.count
+                        and RULES[i.rule].severity != "info" and (i.action or RULES[i.rule].action) == "excluded"})
+        rows.append({"table": tb, "source_rows": int(load.source_rows), "filtered": int(load.filtered_rows),
+                     "filter": flt.removeprefix("filter: "), "checked": int(load.source_rows - load.filtered_rows),
+                     "excluded": int(load.excluded_rows), "rules": rules, "loaded": int(load.loaded_rows)})
+    return pd.DataFrame(rows, columns=["table", "source_rows", "filtered", "filter", "checked", "excluded",
+                                       "rules", "loaded"])
+
+
+def _join(items: list[str], lang: str) -> str:
+    """``a, b and c`` / ``a、b和c``."""
+    if len(items) <= 1:
+        return "".join(items)
+    return t("overview.join.last", lang, head=t("overview.join.sep", lang).join(items[:-1]), last=items[-1])
+
+
+def _count(key: str, n: int, lang: str) -> str:
+    """``n`` with its noun (singular for exactly one): ``1 table``, ``3 tables``, ``3张表``."""
+    return t(f"overview.count.{key}.{'one' if n == 1 else 'other'}", lang, n=fmt_int(n, lang))
+
+
+def removal_text(ds: Dataset, lang: str = "en") -> str:
+    """The exclusions finding: per table, rows removed by the filter and rows excluded by validation.
+
+    The two are never added up: a filter removes rows the configuration asks to leave out
+    (e.g. canceled orders); validation excludes rows that break a rule. Each share is of
+    that table's rows (source rows for the filter, rows the filter kept for validation).
+    """
+    removed = removed_rows(ds)
+    parts = []
+    for r in removed[removed["filtered"] > 0].itertuples(index=False):
+        parts.append(t("overview.findings.filtered", lang, table=t(f"core.tables.{r.table}", lang),
+                       n=fmt_int(r.filtered, lang), total=fmt_int(r.source_rows, lang),
+                       share=fmt_pct(r.filtered / r.source_rows, lang), filter=r.filter))
+    validated = removed[removed["excluded"] > 0]
+    for r in validated.itertuples(index=False):
+        rules = _join([t(f"overview.rules.{x}", lang) for x in r.rules], lang)
+        parts.append(t("overview.findings.validation_excluded", lang, table=t(f"core.tables.{r.table}", lang),
+                       n=fmt_int(r.excluded, lang), total=fmt_int(r.checked, lang),
+                       share=fmt_pct(r.excluded / r.checked if r.checked else 0, lang), rules=rules))
+    if not len(validated):
+        parts.append(t("overview.findings.no_exclusions", lang))
+    text = parts[0]
+    for part in parts[1:]:
+        text = t("overview.join.sentences", lang, head=text, next=part)
+    return text
+
+
+def coverage_text(ds: Dataset, lang: str = "en") -> str:
+    """The coverage finding: customers (or, without customer ids, what the rows are) and date ranges.
+
+    Each date range says what it measures: transactions' dates, survey-response dates,
+    complaint opening dates, joining dates, and for customers their signup dates — never one
+    range over different kinds of date.
+    """
+    tables = table_overview(ds)
+    n_tables = _count("tables", len(tables), lang)
+    customers = customer_count(ds)
+    if customers:
+        head = t("overview.findings.coverage", lang, customers=_count("customers", customers, lang), tables=n_tables)
+    else:
+        what = [_count(tb, int(n), lang) for tb, n in zip(tables["table"], tables["rows"], strict=True)]
+        head = t("overview.findings.coverage_no_ids", lang, what=_join(what, lang), tables=n_tables)
+    # a column filled from the config (surveys.date = wave_date) is not an observed date: say so
+    filled_dates = {(i.table, i.column) for i in ds.validation.issues if i.rule == "derived_column"}
+    ranges = []
+    for tb, lo, hi, derived in zip(tables["table"], tables["first"], tables["last"], tables["derived"], strict=True):
+        if lo is None or hi is None:
+            continue
+        key = "customers_derived" if tb == "customers" and derived else tb  # signup = first purchase
+        if tb == "surveys" and ("surveys", "date") in filled_dates:
+            key = "surveys_wave_date"
+        if lo == hi:
+            ranges.append(t(f"overview.range_day.{key}", lang, first=fmt_date(lo, lang)))
+        else:
+            ranges.append(t(f"overview.range.{key}", lang, first=fmt_date(lo, lang), last=fmt_date(hi, lang)))
+    if not ranges:
+        return t("overview.findings.sentence", lang, head=head)
+    return t("overview.findings.with_ranges", lang, head=head,
+             ranges=t("overview.join.clauses", lang).join(ranges))
 
 
 def _as_date(value: object) -> dt.date | None:
@@ -285,8 +400,14 @@ def period_counts(ds: Dataset, start: dt.date, end: dt.date) -> dict[str, int]:
 
 
 def customer_count(ds: Dataset) -> int:
-    """Distinct customers across the customers and transactions tables."""
-    parts = [f"SELECT customer_id FROM {tb}" for tb in ("customers", "transactions") if ds.has(tb, "customer_id")]
+    """Distinct customers across the customers and transactions tables.
+
+    Without either (e.g. surveys or complaints only), the distinct ids of the tables that
+    carry a ``customer_id``; 0 when no table does.
+    """
+    core = [tb for tb in ("customers", "transactions") if ds.has(tb, "customer_id")]
+    tables = core or [tb for tb in ds.tables if ds.has(tb, "customer_id")]
+    parts = [f"SELECT customer_id FROM {tb}" for tb in tables]
     if not parts:
         return 0
     res = ds.sql(f"SELECT count(DISTINCT customer_id) AS n FROM ({' UNION ALL '.join(parts)})")
