@@ -750,3 +750,142 @@ def test_figures_state_their_base(small_frame):
     assert small_frame["date"].min().strftime("%Y") in title
     zh = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "zh"), 5, small_frame, "zh").layout.title.text
     assert "样本数 5" in zh
+
+
+# ------------------------------------------------------------------ rendering findings on Olist / Airline (fixloyal)
+def _toml_leaves():
+    import tomllib
+    from pathlib import Path
+
+    data = tomllib.loads((Path(L.__file__).parent / "translations" / "loyalty.toml").read_text(encoding="utf-8"))
+    out = []
+
+    def walk(node, key):
+        if isinstance(node, dict) and {"en", "zh"} <= set(node):
+            out.append((key, node["en"], node["zh"]))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else k)
+    walk(data, "")
+    return out
+
+
+def test_translations_no_chinese_in_en_and_no_english_words_in_zh():
+    import re
+
+    cjk = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+    leaves = _toml_leaves()
+    assert len(leaves) > 100
+    bad_en = [(k, en) for k, en, _ in leaves if cjk.search(en)]
+    assert not bad_en, bad_en
+    # zh: Latin words allowed only as placeholders, data-contract identifiers, statisticians' names and units
+    allowed = {"Holm", "Benjamini", "Hochberg", "Kruskal", "Wallis", "Welch", "Johnson", "max", "dataset",
+               "margin_rate", "customer_id", "discount", "recommend", "transactions", "margin", "members", "left_at"}
+    bad_zh = []
+    for k, _, zh in leaves:
+        text = re.sub(r"\{[^}]*\}", "", zh)
+        words = {w for w in re.findall(r"[A-Za-z_][A-Za-z_.]*[A-Za-z_]", text)}
+        words = {p for w in words for p in w.split(".")} - allowed
+        if words:
+            bad_zh.append((k, sorted(words)))
+    assert not bad_zh, bad_zh
+
+
+@pytest.fixture
+def binary_behaviour(tmp_path):
+    """Yes/no satisfaction, ``loyal`` as observed behaviour (Airline's shape), two survey months."""
+    rng = np.random.default_rng(7)
+    frames, scales, drivers = _hostile("binary", rng)
+    sv = frames["surveys"]
+    sv["date"] = np.where(np.arange(len(sv)) % 2 == 0, pd.Timestamp("2026-09-15"), pd.Timestamp("2026-10-15"))
+    sv["date"] = pd.to_datetime(sv["date"])
+    ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
+    f = L.respondent_frame(ds, end=END)
+    f.attrs["loyal_kind"] = "behaviour"
+    yield ds, f, sv
+    ds.close()
+
+
+def test_correlations_name_loyal_as_observed_behaviour(binary_behaviour):
+    _, f, sv = binary_behaviour
+    corr = L.correlations(f)
+    row = corr[(corr["y"] == "loyal") & (corr["method"] == "spearman")].iloc[0]
+    assert row["kind"] == "behavioural"
+    assert row["r"] == pytest.approx(sv["satisfaction"].corr(sv["loyal"], method="spearman"))
+    for lang, stated in (("en", "stated"), ("zh", "表达")):
+        text = L.finding_correlations(corr, lang)
+        assert stated not in text and "Stated loyalty" not in text and "自述" not in text
+        assert L.corr_measure_label(corr, "loyal", lang) in text
+    assert "observed behaviour" in L.finding_correlations(corr)
+    fig = L.figure_correlations(corr)
+    assert list(fig.data[0].y) == ["Loyal (observed behaviour)"]
+    f.attrs["loyal_kind"] = "intent"  # stated intent: named as stated loyalty
+    corr_i = L.correlations(f)
+    assert (corr_i.loc[corr_i["y"] == "loyal", "kind"] == "attitudinal").all()
+    assert "stated" in L.finding_correlations(corr_i)
+
+
+def test_scorecard_binary_satisfaction_reports_share_satisfied(binary_behaviour):
+    ds, f, sv = binary_behaviour
+    p = parse_period("2026-10")
+    sc = L.scorecard(ds, f, p, p.previous())
+    cur = sv.loc[sv["date"].dt.month == 10, "satisfaction"]
+    prev = sv.loc[sv["date"].dt.month == 9, "satisfaction"]
+    text = L.finding_scorecard(sc)
+    assert f"Share satisfied this period {100 * cur.mean():.1f}%" in text
+    assert f"against {100 * prev.mean():.1f}% before" in text and f"n = {len(cur)}" in text
+    assert "Mean" not in text and "mean" not in text
+    assert "满意比例" in L.finding_scorecard(sc, "zh") and "平均" not in L.finding_scorecard(sc, "zh")
+
+
+def test_scorecard_binary_single_wave_share(tmp_path):
+    frames, scales, drivers = _hostile("binary", np.random.default_rng(42))
+    ds = dataset_from_frames(frames, tmp_path, scales=scales, drivers=drivers)
+    f = L.respondent_frame(ds, end=END)
+    p = parse_period("2026-10")
+    sc = L.scorecard(ds, f, p, p.previous())
+    ds.close()
+    text = L.finding_scorecard(sc)
+    assert f"share satisfied {100 * frames['surveys']['satisfaction'].mean():.1f}%" in text
+    assert "mean" not in text
+
+
+def test_four_cases_summary_and_figure_add_to_100(small_frame):
+    fc = L.four_cases(small_frame, loyalty="behaviour", discount_cut=None)
+    f = small_frame[small_frame["repeat"].notna() & small_frame["satisfaction"].notna()]
+    n_mid = int(((f["satisfaction"] > 2) & (f["satisfaction"] < 4)).sum())
+    assert n_mid > 0
+    text = L.finding_four_cases(fc)
+    assert f"Neither satisfied nor dissatisfied (between the cut-offs) {100 * n_mid / len(f):.1f}%" in text
+    groups = [(f["satisfaction"] >= 4) & (f["repeat"] == 1), (f["satisfaction"] >= 4) & (f["repeat"] == 0),
+              (f["satisfaction"] <= 2) & (f["repeat"] == 0), (f["satisfaction"] <= 2) & (f["repeat"] == 1)]
+    shares = [100 * g.sum() / len(f) for g in groups] + [100 * n_mid / len(f)]
+    printed = [float(x) for x in __import__("re").findall(r"(\d+\.\d)%", fc.summary("en"))]
+    assert sorted(printed) == sorted(round(s, 1) for s in shares)
+    assert sum(printed) == pytest.approx(100, abs=0.3)
+    fig = L.figure_four_cases(fc)
+    assert sum(fig.data[0].y) == pytest.approx(1.0)
+
+
+def test_value_at_stake_without_margin_says_profit_not_computable(tmp_path):
+    frames = _small_frames(np.random.default_rng(3))
+    ds = dataset_from_frames(frames, tmp_path, scales={"surveys": {"recommend": (0, 10)}},
+                             drivers=["service_level", "delivery"])  # no margin column, no margin_rate
+    f = L.respondent_frame(ds, end=END, window_days=90)
+    ds.close()
+    assert f["margin_12m"].isna().all()
+    res = L.thresholds(f, n_boot=30, seed=1)["behaviour"]
+    v = L.value_at_stake(f, res)
+    assert not v.profit_known and math.isnan(v.extra_profit)
+    sub = f[f["followup"] & f["satisfaction"].notna()]
+    below = sub[sub["satisfaction"] < res.tau]
+    gain = np.clip(res.predict(v.target_level) - res.predict(below["satisfaction"]), 0, None).sum()
+    assert v.extra_repeaters == pytest.approx(gain)
+    text = L.finding_value_at_stake(v, "en", "BRL")
+    assert "not computable" in text and "BRL 0" not in text and "profit (" not in text
+    assert f"about {gain:.0f} more repeat buyers" in text
+    assert "无法计算利润" in L.finding_value_at_stake(v, "zh", "BRL")
+    m = v.to_metric()
+    assert m["extra_profit"] is None and m["profit"].startswith("not computable")
+    fig = L.figure_value_at_stake(v, "en", "BRL")
+    assert len(fig.data) == 1 and any("not computable" in a.text for a in fig.layout.annotations)

@@ -516,11 +516,21 @@ def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str]
             rows.append({"x": x, "y": y, "method": m, "r": float(r), "ci_low": float(lo[0]),
                          "ci_high": float(hi[0]), "p_value": float(p), "n": n})
     out = pd.DataFrame(rows, columns=["x", "y", "method", "r", "ci_low", "ci_high", "p_value", "n"])
-    out.insert(2, "kind", ["attitudinal" if y in ATTITUDINAL else "behavioural" for y in out["y"]])
+    loyal_beh = loyal_is_behaviour(frame)
+    out.insert(2, "kind", ["behavioural" if y == "loyal" and loyal_beh else
+                           "attitudinal" if y in ATTITUDINAL else "behavioural" for y in out["y"]])
     out["p_adjusted"] = _adjust(out["p_value"], correction)
     out["significant"] = out["p_adjusted"] < 0.05
     out.attrs["correction"] = CORRECTIONS.get(correction, correction)
+    out.attrs["loyal_kind"] = "behaviour" if loyal_beh else "intent"
     return out
+
+
+def corr_measure_label(corr: pd.DataFrame, y: str, lang: str = "en") -> str:
+    """Translated name of a correlated measure; the survey's ``loyal`` is named by its kind (behaviour/intent)."""
+    if y == "loyal":
+        return _tr(f"measure.loyal_{corr.attrs.get('loyal_kind', 'intent')}", lang)
+    return _tr(f"measure.{y}", lang)
 
 
 def figure_correlations(corr: pd.DataFrame, lang: str = "en") -> go.Figure:
@@ -533,7 +543,7 @@ def figure_correlations(corr: pd.DataFrame, lang: str = "en") -> go.Figure:
               + ("*" if pd.notna(pad.iloc[i, j]) and pad.iloc[i, j] < 0.05 else ""))
              for j in range(len(methods))] for i in range(len(ys))]
     fig = go.Figure(go.Heatmap(
-        z=piv.to_numpy(), x=[_tr(f"method.{m}", lang) for m in methods], y=[_tr(f"measure.{y}", lang) for y in ys],
+        z=piv.to_numpy(), x=[_tr(f"method.{m}", lang) for m in methods], y=[corr_measure_label(corr, y, lang) for y in ys],
         text=text, texttemplate="%{text}", zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
         colorbar=dict(title="r")))
     fig.update_layout(title=_tr("fig.correlations", lang, correction=_tr(
@@ -554,10 +564,16 @@ def finding_correlations(corr: pd.DataFrame, lang: str = "en") -> str:
         if df.empty:
             return "–"
         r = df.loc[df["r"].abs().idxmax()]
-        return _tr("find.corr_item", lang, measure=_tr(f"measure.{r['y']}", lang), r=fmt_num(r["r"], lang),
+        return _tr("find.corr_item", lang, measure=corr_measure_label(corr, r["y"], lang), r=fmt_num(r["r"], lang),
                    lo=fmt_num(r["ci_low"], lang), hi=fmt_num(r["ci_high"], lang))
-    return _tr("find.correlations", lang, att=best(att), beh=best(beh),
-               correction=_tr("correction." + ("holm" if corr.attrs.get("correction") == "Holm" else "fdr_bh"), lang))
+    parts = []
+    if len(att):
+        parts.append(_tr("find.corr_intent", lang, att=best(att)))
+    if len(beh):
+        parts.append(_tr("find.corr_behaviour" if len(att) else "find.corr_behaviour_only", lang, beh=best(beh)))
+    parts.append(_tr("find.corr_tail", lang, correction=_tr(
+        "correction." + ("holm" if corr.attrs.get("correction") == "Holm" else "fdr_bh"), lang)))
+    return ("" if lang == "zh" else " ").join(parts)
 
 
 # =============================================================== 2. thresholds
@@ -1085,7 +1101,7 @@ class FourCases:
     discount_cut: float | None
 
     def summary(self, lang: str = "en") -> str:
-        main = self.table[~self.table["case"].isin(["neutral", "unknown"])]
+        main = self.table[self.table["case"] != "unknown"]  # the middle (neutral) group too: shares add to 100%
         sep = "；" if lang == "zh" else "; "
         return sep.join(f"{case_label(c, lang)} {fmt_pct(s, lang)}" for c, s in zip(main["case"], main["share"],
                                                                                      strict=True))
@@ -1769,7 +1785,9 @@ def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> 
             if n0:
                 row["previous_nps"] = nps_ci(v0)[0]
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["binary"] = {q: is_binary(frame, q) for q in out["question"]} if len(out) else {}
+    return out
 
 
 def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> Scorecard:
@@ -1918,6 +1936,14 @@ def finding_scorecard(sc: Scorecard, lang: str = "en") -> str:
     r = sv.loc["satisfaction"]
     if not r["n"]:
         return _tr("find.scorecard_empty", lang)
+    if sc.survey.attrs.get("binary", {}).get("satisfaction"):  # yes/no: a share satisfied, not a mean of 0/1
+        share = dict(share=fmt_pct(r["top2"], lang), lo=fmt_pct(r["top2_ci_low"], lang),
+                     hi=fmt_pct(r["top2_ci_high"], lang), n=fmt_int(r["n"], lang))
+        if sc.single_wave:
+            return _tr("find.scorecard_binary_single", lang, **share)
+        sig = _tr("find.sig" if pd.notna(r["p_top2"]) and r["p_top2"] < 0.05 else "find.not_sig", lang)
+        return _tr("find.scorecard_binary", lang, **share, prev=fmt_pct(r["previous_top2"], lang),
+                   p=fmt_p(r["p_top2"], lang), sig=sig)
     if sc.single_wave:
         return _tr("find.scorecard_single", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
                    hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), top2=fmt_pct(r["top2"], lang))
@@ -2099,12 +2125,15 @@ class ValueAtStake:
     extra_profit_ci: tuple[float, float]
     purchases_per_repeater: float
     window_days: int
+    profit_known: bool = True
 
     def to_metric(self) -> dict[str, Any]:
         return {"n_below": self.n_below, "target_level": self.target_level,
                 "extra_repeaters": self.extra_repeaters, "extra_repeaters_ci": list(self.extra_repeaters_ci),
                 "extra_purchases": self.extra_purchases, "extra_purchases_ci": list(self.extra_purchases_ci),
-                "extra_profit": self.extra_profit, "extra_profit_ci": list(self.extra_profit_ci),
+                "extra_profit": self.extra_profit if self.profit_known else None,
+                "extra_profit_ci": list(self.extra_profit_ci) if self.profit_known else None,
+                "profit": "estimated" if self.profit_known else "not computable: no margin in the data",
                 "window_days": self.window_days, "kind": "model-based, associational"}
 
     def __repr__(self) -> str:
@@ -2129,8 +2158,9 @@ def value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult) -> ValueAtSt
         per = (below["margin_12m"] / below["freq_12m"].where(below["freq_12m"] > 0))
         avg = float(sub["margin_12m"].sum() / sub["freq_12m"].sum()) if sub["freq_12m"].sum() else 0.0
         mpp = per.fillna(avg).to_numpy(float)
-    else:
-        mpp = np.zeros(len(below))
+    else:  # no margin (nor margin_rate): profit is not computable, never an estimate of 0
+        mpp = np.full(len(below), np.nan)
+    known = bool(np.isfinite(mpp).all()) if len(mpp) else "margin_12m" in sub and sub["margin_12m"].notna().any()
 
     def gain(a: np.ndarray, b: np.ndarray, tau: np.ndarray) -> np.ndarray:
         p_now = np.clip(a[:, None] + b[:, None] * np.maximum(0, s[None, :] - tau[:, None]), 0, 1)
@@ -2146,11 +2176,18 @@ def value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult) -> ValueAtSt
         lo, hi = np.quantile(v, [0.025, 0.975])
         return (float(lo), float(hi))
 
+    profit = float((g0 * mpp).sum() * ppr) if known else math.nan
+    profit_ci = ci(prof_b) if known else (math.nan, math.nan)
     return ValueAtStake(len(below), target, float(g0.sum()), ci(rep_b), float(g0.sum() * ppr), ci(rep_b * ppr),
-                        float((g0 * mpp).sum() * ppr), ci(prof_b), ppr, int(frame.attrs.get("window_days", 90)))
+                        profit, profit_ci, ppr, int(frame.attrs.get("window_days", 90)), known)
 
 
 def finding_value_at_stake(v: ValueAtStake, lang: str = "en", currency: str = "CNY") -> str:
+    if not v.profit_known:
+        return _tr("find.value_at_stake_no_margin", lang, n=fmt_int(v.n_below, lang),
+                   level=fmt_num(v.target_level, lang, 0), rep=fmt_num(v.extra_repeaters, lang, 0),
+                   rlo=fmt_num(v.extra_repeaters_ci[0], lang, 0), rhi=fmt_num(v.extra_repeaters_ci[1], lang, 0),
+                   pur=fmt_num(v.extra_purchases, lang, 0), days=fmt_int(v.window_days, lang))
     return _tr("find.value_at_stake", lang, n=fmt_int(v.n_below, lang), level=fmt_num(v.target_level, lang, 0),
                rep=fmt_num(v.extra_repeaters, lang, 0), rlo=fmt_num(v.extra_repeaters_ci[0], lang, 0),
                rhi=fmt_num(v.extra_repeaters_ci[1], lang, 0), pur=fmt_num(v.extra_purchases, lang, 0),
@@ -2167,9 +2204,13 @@ def figure_value_at_stake(v: ValueAtStake, lang: str = "en", currency: str = "CN
                                              v.extra_purchases_ci[1] - v.extra_purchases],
                                       arrayminus=[v.extra_repeaters - v.extra_repeaters_ci[0],
                                                   v.extra_purchases - v.extra_purchases_ci[0]])), 1, 1)
-    fig.add_trace(go.Bar(x=[_tr("vas.profit", lang)], y=[v.extra_profit], marker_color=viz.PALETTE[2],
-                         error_y=dict(type="data", symmetric=False, array=[v.extra_profit_ci[1] - v.extra_profit],
-                                      arrayminus=[v.extra_profit - v.extra_profit_ci[0]])), 1, 2)
+    if v.profit_known:
+        fig.add_trace(go.Bar(x=[_tr("vas.profit", lang)], y=[v.extra_profit], marker_color=viz.PALETTE[2],
+                             error_y=dict(type="data", symmetric=False, array=[v.extra_profit_ci[1] - v.extra_profit],
+                                          arrayminus=[v.extra_profit - v.extra_profit_ci[0]])), 1, 2)
+    else:  # no bar at 0: say that profit cannot be computed
+        fig.add_annotation(text=_tr("vas.no_margin", lang), xref="x2 domain", yref="y2 domain", x=0.5, y=0.5,
+                           showarrow=False)
     fig.update_layout(title=_tr("fig.value_at_stake", lang, days=fmt_int(v.window_days, lang)), showlegend=False)
     fig.update_yaxes(title_text=_tr("axis.extra_count", lang), row=1, col=1)
     fig.update_yaxes(title_text=_tr("axis.extra_profit", lang, currency=currency), row=1, col=2)
