@@ -176,10 +176,15 @@ def test_notebook_on_cfpb_status_only_no_ids_no_transactions(tmp_path):
 def test_notebook_on_header_only_complaints(tmp_path):
     comp = pd.DataFrame({"complaint_id": pd.Series([], dtype=str), "opened_at": pd.Series([], dtype="datetime64[us]"),
                          "category": pd.Series([], dtype=str), "status": pd.Series([], dtype=str)})
-    data = _frames_dir({"complaints": comp}, tmp_path / "empty")
+    # a header-only complaints export beside data that has rows: the table counts as absent (empty_table)
+    # and every complaint section says so; a dataset of nothing but empty tables is 'no data' (exit 3)
+    tx = pd.DataFrame({"customer_id": ["c1", "c2"], "date": pd.to_datetime(["2026-10-03", "2026-10-20"]),
+                       "amount": [10.0, 20.0]})
+    data = _frames_dir({"complaints": comp, "transactions": tx}, tmp_path / "empty")
     m = _run_notebook(data, "2026-10", "zh", tmp_path)
     _check_common(m)
-    assert m["metrics"]["period_summary"]["complaints"] == 0
+    assert "period_summary" not in m["metrics"]
+    assert m["notes"] and all(any("\u4e00" <= ch <= "\u9fff" for ch in n) for n in m["notes"])
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in f["text"]) for f in m["findings"])
 
 

@@ -459,4 +459,6 @@ def test_real_notebooks_give_identical_numbers_in_both_languages(sample_dir, tmp
         en, zh = (_numbers(_record(out, lang, name)["metrics"]) for lang in ("en", "zh"))
         shared = set(en) & set(zh)
         assert len(shared) > 10
-        assert {p: en[p] for p in shared} == {p: zh[p] for p in shared}, name
+        # equal up to the last bit or two: a parallel engine sum may add in another order (1 ulp), while a
+        # different bootstrap seed or pseudonym key would move these numbers in the 2nd-4th digit
+        assert {p: en[p] for p in shared} == pytest.approx({p: zh[p] for p in shared}, rel=1e-12, abs=1e-15), name

@@ -912,7 +912,7 @@ def _run_info(ctx: _RunContext, info: Mapping[str, Any]) -> dict[str, Any]:
         "previous_period": p.previous().label, "data_source": ctx.source, "dataset": info["name"],
         "rows": info["rows"], "excluded_rows": info["excluded_rows"], "exclusions": info["exclusions"],
         "validation_ok": info["validation_ok"], "package_version": __version__, "plotly_js": ctx.plotly_js,
-        "pseudonym_key_source": info.get("pseudonym_key_source", ""),
+        "pseudonym_key_source": info.get("pseudonym_key_source", ""), "coverage": ctx.coverage,
         "finished": dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
     }
 
@@ -1173,15 +1173,16 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
         raise FileNotFoundError(f"dataset not found: {data_path}")
     out_root = Path(out).expanduser().resolve()
     info, load_seconds = _load_once(data_path)
+    coverage = check_coverage(data_path, the_period)  # no data → NoDataInPeriod before anything is written
     with output_lock(out_root, wait=wait):
         return _run_locked(data_path, the_period, notebooks, langs, out_root, typed, jobs, timeout, pdf, mode,
-                           progress, started, t_start, info, load_seconds)
+                           progress, started, t_start, info, load_seconds, coverage)
 
 
 def _run_locked(data_path: Path, the_period: Period, notebooks: Sequence[ReportNotebook], langs: Sequence[str],
                 out_root: Path, typed: Mapping[str, dict[str, Any]], jobs: int | None, timeout: int, pdf: bool,
                 mode: str, progress: bool | None, started: dt.datetime, t_start: float, info: dict[str, Any],
-                load_seconds: float) -> PackResult:
+                load_seconds: float, coverage: dict[str, Any]) -> PackResult:
     """The pack run proper, with the output folder locked."""
     cleaned = clean_stale_work_files(out_root)
     key_env, key_source = _run_key_env()
@@ -1189,7 +1190,7 @@ def _run_locked(data_path: Path, the_period: Period, notebooks: Sequence[ReportN
     ctx = _RunContext(data=data_path, period=the_period, out=out_root, timeout=int(timeout), pdf=pdf,
                       plotly_js=mode, source=info["source"], dataset_name=info["name"],
                       exclusions=info["exclusions"], env=key_env,
-                      coverage=check_coverage(data_path, the_period))
+                      coverage=coverage)
     tasks = [(nb, code) for nb in notebooks for code in langs]
     workers = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks)))
     results: list[NotebookResult] = []
