@@ -41,9 +41,13 @@ reports: validate
 	@echo "Open reports/index.html"
 
 # one pytest run (one summary line): unit/pipeline/browser tests, and every notebook executed by nbval
-# on data/sample with its default parameters (the fixture notebooks are run by test_reports instead)
+# on data/sample with its default parameters (the fixture notebooks are run by test_reports instead).
+# Two workers (the machines have 2 cores), one test file per worker at a time: a notebook's cells and a
+# module's shared fixtures stay together. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: sample
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --ignore=tests/fixtures $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --ignore=tests/fixtures \
+		$(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
