@@ -1075,7 +1075,10 @@ class _Progress:
             extra = f" — {result.error}" if result.error else ""
             self.line(f"{self.done}/{self.total} {result.name} [{result.lang}] {mark} in {result.seconds:.1f}s{extra}")
             if self._progress:
-                self._progress.update(self._task, advance=1, description=f"{result.name} [{result.lang}]")
+                from rich.markup import escape
+
+                # "[en]" would be read as markup and vanish
+                self._progress.update(self._task, advance=1, description=escape(f"{result.name} [{result.lang}]"))
 
 
 # ------------------------------------------------------------------ the pack
