@@ -464,7 +464,9 @@ def top_share_ci(values: Any, share: float = 0.2, n_boot: int = 200, seed: int =
     total, the estimate and the interval are NaN (not estimable).
     """
     raw = np.asarray(values, dtype=float)
-    v = np.clip(raw[~np.isnan(raw)], 0.0, None)
+    # sorted first: the engine returns customers in no fixed order, and the same seed must give the
+    # same interval in every run and language
+    v = np.sort(np.clip(raw[~np.isnan(raw)], 0.0, None))
     n_pos = int((v > 0).sum())
     est = top_share(v, share)
     k = int(math.floor(share * v.size + 0.5))
@@ -653,7 +655,7 @@ def gini_ci(values: Any, n_boot: int = 200, seed: int = 42, level: float = 0.95,
     """Gini (clipped at 0) with a percentile bootstrap CI, vectorised in chunks of resamples."""
     raw = np.asarray(values, dtype=float)
     raw = raw[~np.isnan(raw)]
-    v = np.clip(raw, 0.0, None)
+    v = np.sort(np.clip(raw, 0.0, None))  # order-free input: same seed, same interval in every run
     n = v.size
     g = gini(v)
     if n < 2 or n_boot < 1 or not np.isfinite(g):
