@@ -285,3 +285,21 @@ def test_cfpb_monthly_counts_and_open_cases(packs) -> None:
     assert {(d["category"], d["outcome"]): d["complaints"] for d in dist} == want
     timely = _metric(ct, "timeliness", "overall", why="notebook 03 timeliness")
     assert (timely["complaints"], timely["timely"]) == (len(in_period), (in_period["Timely response?"] == "Yes").sum())
+
+
+# ------------------------------------------------------------ 4. the honesty checks of the hostile corpus
+@pytest.mark.parametrize("name", list(PACKS))
+def test_real_exports_pass_the_hostile_corpus_checks(packs, name: str) -> None:
+    """Issue 11: the real exports run through the same checks as tests/data/hostile — no headline
+    against its evidence, no NaN/inf or runaway digits, every section followed by content or a reason."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hostile_checks", Path(__file__).with_name("test_hostile.py"))
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    res, metrics = packs(name)
+    assert not checks._check_findings(metrics)
+    for r in res.results:
+        if r.ok and r.html is not None:
+            empty = checks._sections_have_content(r.html.read_text(encoding="utf-8"))
+            assert not empty, (r.name, r.lang, empty)
