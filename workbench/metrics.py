@@ -143,6 +143,8 @@ class Finding:
     null: float | None = None
     n: int | None = None
     evidence: str = ""
+    how: str = ""
+    action: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {"key": self.key, "text": self.text, "value": to_jsonable(self.value, self.key),
@@ -155,6 +157,10 @@ class Finding:
             d["n"] = int(self.n)
         if self.evidence:
             d["evidence"] = self.evidence
+        if self.how:
+            d["how"] = self.how
+        if self.action:
+            d["action"] = self.action
         return d
 
 
@@ -178,6 +184,7 @@ class Recorder:
     metrics: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    kpis: list[dict[str, Any]] = field(default_factory=list)
 
     def metric(self, name: str, value: Any) -> Any:
         """Record (or replace) a metric; returns the value for chaining in a cell.
@@ -191,7 +198,8 @@ class Recorder:
 
     def finding(self, key: str, text: str, value: Any = None, headline: bool = False, *,
                 interval: tuple[float, float] | None = None, null: float | None = None,
-                n: int | None = None, value_range: tuple[float, float] | None = None) -> Finding:
+                n: int | None = None, value_range: tuple[float, float] | None = None, how: str = "",
+                action: str = "") -> Finding:
         """Record a plain-language finding (replacing an earlier one with the same key).
 
         A requested headline whose evidence fails :func:`evidence_rule` is recorded as body text
@@ -205,9 +213,17 @@ class Recorder:
             evidence = evidence_rule(interval, null, n, value_range)
             headline = evidence == "ok"
         item = Finding(key, mask_text(text), mask_labels(to_jsonable(value, key)), headline, interval, null, n,
-                       evidence)
+                       evidence, mask_text(how) if how else "", mask_text(action) if action else "")
         self.findings = [f for f in self.findings if f.key != key] + [item]
         return item
+
+    def kpi(self, kpi: Any) -> None:
+        """Record a KPI for the pack summary's tiles (a :class:`workbench.results.KPI`; replaces one with the
+        same key). Labels are masked like findings."""
+        from workbench.privacy import mask_labels
+
+        item = mask_labels(kpi.to_dict() if hasattr(kpi, "to_dict") else to_jsonable(dict(kpi), "kpi"))
+        self.kpis = [k for k in self.kpis if k["key"] != item["key"]] + [item]
 
     def note(self, text: str) -> None:
         """Record a caveat, e.g. an analysis skipped for missing data (personal data masked)."""
@@ -224,6 +240,7 @@ class Recorder:
             "metrics": self.metrics,
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            "kpis": list(self.kpis),
         }
 
     def save(self) -> Path | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import viz
@@ -48,6 +48,7 @@ class NotebookContext:
     coverage: Coverage | None = None
     previous_coverage: Coverage | None = None
     analysis_date: dt.date | None = None
+    sections: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.analysis_date is None:
@@ -93,6 +94,36 @@ class NotebookContext:
             item.text = f"{item.text} ({self.t('core.evidence.' + item.evidence)})"
         viz.finding(item.text)
 
+    def show(self, result: Any, section: str = "") -> Any:
+        """Show an analysis result (:mod:`workbench.results`) and record its metrics, findings and KPIs.
+
+        ``result`` is a :class:`~workbench.results.Result` or a no-argument callable returning one
+        (a :class:`~workbench.engine.MissingDataError` it raises becomes a "skipped" section naming
+        ``section``). A callable is remembered so the notebook's filter bar can re-run it in place.
+        Returns the result.
+        """
+        from workbench.results import as_result, render
+
+        shown = as_result(result, section)
+        if callable(result) and not viz.report_mode():
+            out = _output_area()
+            if out is not None:
+                self.sections.append((result, section, out))
+                with out:
+                    render(shown, self.lang, self.rec)
+                return shown
+        render(shown, self.lang, self.rec)
+        return shown
+
+    def rerun(self) -> None:
+        """Re-run every section shown from a callable (after a filter change), in place."""
+        from workbench.results import as_result, render
+
+        for func, section, out in self.sections:
+            with out:
+                out.clear_output(wait=True)
+                render(as_result(func, section), self.lang, self.rec)
+
     def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
         """:meth:`say` each ``{key, text, value, headline}`` of an analysis module's ``findings``."""
         for f in findings:
@@ -105,6 +136,18 @@ class NotebookContext:
 
     def save(self) -> None:
         self.rec.save()
+
+
+def _output_area() -> Any:
+    """An ipywidgets Output shown now (JupyterLab), or None when ipywidgets is not usable."""
+    try:
+        import ipywidgets as w
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - ipywidgets is a dependency
+        return None
+    out = w.Output()
+    display(out)
+    return out
 
 
 def _what_zh(exc: MissingDataError) -> str:

@@ -107,21 +107,35 @@ def figure_html(fig: go.Figure) -> str:
     )
 
 
-def show(fig: go.Figure) -> None:
-    """Show a figure: interactive in JupyterLab, a static-page div in report runs."""
+APPENDIX_CLASS = "wb-appendix"  # report pages move these blocks into the collapsed appendix
+
+
+def show(fig: go.Figure, appendix: bool = False) -> None:
+    """Show a figure: interactive in JupyterLab, a static-page div in report runs
+    (``appendix=True``: in the manager page's collapsed appendix)."""
     if report_mode():
         from IPython.display import HTML
 
-        _display(HTML(f'<div class="wb-figure">{figure_html(fig)}</div>'))
+        cls = f"wb-figure {APPENDIX_CLASS}" if appendix else "wb-figure"
+        _display(HTML(f'<div class="{cls}">{figure_html(fig)}</div>'))
     else:
         fig.show()
 
 
-def finding(text: str) -> None:
-    """Show a plain-language finding under a chart (text is HTML-escaped)."""
+def finding(text: str, how: str = "", lang: str | None = None) -> None:
+    """Show a plain-language finding under a chart (text is HTML-escaped); ``how`` is the
+    "how computed" note with the statistics, shown collapsed under it."""
     from IPython.display import HTML
 
-    _display(HTML(f'<p class="wb-finding">{html.escape(_mask(text))}</p>'))
+    extra = ""
+    if how:
+        from workbench.i18n import t
+
+        label = t("core.how_computed", lang or _LANG["value"])
+        extra = (f'<details class="wb-how"><summary>{html.escape(label)}</summary>'
+                 f"{html.escape(_mask(how))}</details>")
+    _display(HTML(f'<div class="wb-finding-block"><p class="wb-finding">{html.escape(_mask(text))}</p>{extra}</div>'
+                  if extra else f'<p class="wb-finding">{html.escape(_mask(text))}</p>'))
 
 
 def note(text: str) -> None:
@@ -138,7 +152,8 @@ def heading(text: str, level: int = 2) -> None:
     _display(HTML(f'<h{level} class="wb-heading">{html.escape(_mask(text))}</h{level}>'))
 
 
-def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30) -> str:
+def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30,
+               caption: str = "") -> str:
     """A compact, escaped HTML table; ``formats`` maps column → callable(value) → str."""
     formats = formats or {}
     shown = df.head(max_rows)
@@ -153,14 +168,43 @@ def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<tr><td colspan="{len(shown.columns)}" class="wb-more">… {len(df) - max_rows} more</td></tr>'
             if len(df) > max_rows else "")
-    return f'<table class="wb-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}{more}</tbody></table>'
+    cap = f"<caption>{html.escape(_mask(caption))}</caption>" if caption else ""
+    # the wrapper scrolls a wide table inside its own box; the page never scrolls sideways
+    return (f'<div class="wb-table-wrap"><table class="wb-table">{cap}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}{more}</tbody></table></div>')
 
 
-def table(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30) -> None:
-    """Show a table (escaped HTML; fits the page in reports)."""
+def table(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30, caption: str = "",
+          appendix: bool = False, export: str = "") -> None:
+    """Show a table (escaped HTML; scrolls in its own box in reports).
+
+    ``appendix=True`` sends it to the manager page's collapsed appendix; ``export`` (a file stem)
+    marks a customer list: JupyterLab shows an "export this list (CSV)" link under it."""
     from IPython.display import HTML
 
-    _display(HTML(table_html(df, formats, max_rows)))
+    body = table_html(df, formats, max_rows, caption)
+    if report_mode():
+        if appendix:
+            body = f'<div class="{APPENDIX_CLASS}">{body}</div>'
+        _display(HTML(body))
+        return
+    _display(HTML(body))
+    if export:
+        _display(HTML(export_link(df, export)))
+
+
+def export_link(df: pd.DataFrame, stem: str) -> str:
+    """An "export this list (CSV)" download link holding ``df`` (UTF-8 with BOM so Excel reads Chinese)."""
+    import base64
+    import re
+
+    from workbench.i18n import t
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "list"
+    data = base64.b64encode(df.to_csv(index=False).encode("utf-8-sig")).decode("ascii")
+    label = t("core.export_csv", _LANG["value"], n=len(df))
+    return (f'<a class="wb-export" download="{safe}.csv" href="data:text/csv;base64,{data}">'
+            f"{html.escape(label)}</a>")
 
 
 def bar_with_ci(
