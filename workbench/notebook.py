@@ -49,6 +49,9 @@ class NotebookContext:
     previous_coverage: Coverage | None = None
     analysis_date: dt.date | None = None
     sections: list[Any] = field(default_factory=list)
+    #: the filter bar's current choice (e.g. {"segment": "gold"}); empty = everyone
+    filters: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.analysis_date is None:
@@ -114,6 +117,23 @@ class NotebookContext:
                 return shown
         render(shown, self.lang, self.rec)
         return shown
+
+    def data(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """A no-argument callable returning ``func(nb.ds, *args, **kwargs)``, computed once per filter choice.
+
+        Sections that read it inside ``nb.show(lambda: ...)`` follow the filter bar::
+
+            frame = nb.data(L.respondent_frame, end=nb.analysis_date)
+            nb.show(lambda: L.thresholds(frame()))
+        """
+
+        def get() -> Any:
+            key = (id(func), tuple(sorted(self.filters.items())), args, tuple(sorted(kwargs.items())))
+            if key not in self._memo:
+                self._memo[key] = func(self.ds, *args, **kwargs)
+            return self._memo[key]
+
+        return get
 
     def rerun(self) -> None:
         """Re-run every section shown from a callable (after a filter change), in place."""
