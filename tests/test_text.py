@@ -338,7 +338,7 @@ def test_quotes_withheld_when_names_cannot_be_masked() -> None:
     assert any("not quoted" in n for n in r.notes("en"))
 
 
-def test_theme_comparison_presents_itself() -> None:
+def test_theme_comparison_presents_itself(tmp_path: Path) -> None:
     texts, groups = _corpus()
     r = T.compare_themes(texts, groups, by="rating", key="open_answer_themes")
     fs = r.findings("en")
@@ -358,6 +358,11 @@ def test_theme_comparison_presents_itself() -> None:
     assert {"phrases", "groups", "tested", "min_df"} <= set(payload)
     assert "quote" not in payload["phrases"][0]
     assert payload["phrases"][0]["docs"] == 14
+    from workbench.metrics import Recorder
+
+    rec = Recorder(tmp_path / "m.json", "demo")  # the recorder accepts it (aggregates, no personal fields)
+    for name, value in m.items():
+        rec.metric(name, value)
     assert "not delivered" in r.summary() and r.title("zh") == "评论在说什么"
     zh = r.findings("zh")
     assert all(not re.search(r"\b(comments|rated|For example)\b", f.text) for f in zh)

@@ -1036,6 +1036,12 @@ class ThemeComparison(Result):
             return t("text.who.rest", lang)
         return t(f"text.who.{self.by}", lang, group=group)
 
+    def _label(self, group: str, lang: str) -> str:
+        """Short name of a group for legends and panel titles ("rated 1–2")."""
+        if group == _REST:
+            return t("text.short.rest", lang)
+        return t(f"text.short.{self.by}", lang, group=group)
+
     def _n(self, group: str) -> int:
         if group == _REST:
             return 0
@@ -1094,27 +1100,31 @@ class ThemeComparison(Result):
             return []
         tops = [self._top(g).loc[lambda d: d["significant"]] for g in panels]
         heights = [max(len(tp), 1) for tp in tops]
-        titles = [t("text.fig.panel", lang, who=self._who(g, lang), n=fmt_int(self._n(g), lang)) for g in panels]
+        titles = [t("text.fig.panel", lang, who=self._label(g, lang), n=fmt_int(self._n(g), lang)) for g in panels]
         fig = make_subplots(rows=len(panels), cols=1, subplot_titles=titles, row_heights=heights,
                             vertical_spacing=min(0.12, 0.5 / len(panels)), shared_xaxes=False)
         colours: dict[str, str] = {}
+        top_share = max(float(max(tp["share"].max(), tp["share_reference"].max())) for tp in tops)
         for i, (g, tp) in enumerate(zip(panels, tops, strict=True), start=1):
             labels = [_short(p) for p in tp["phrase"]][::-1]
             ref = str(tp["reference"].iloc[0])
             for name, share in ((g, tp["share"]), (ref, tp["share_reference"])):
                 if name not in colours:
                     colours[name] = "#9aa0a6" if name == _REST else viz.PALETTE[len(colours) % len(viz.PALETTE)]
-                fig.add_trace(go.Bar(y=labels, x=list(share)[::-1], orientation="h", name=self._who(name, lang),
+                fig.add_trace(go.Bar(y=labels, x=list(share)[::-1], orientation="h", name=self._label(name, lang),
                                      legendgroup=name, showlegend=name not in {tr.legendgroup for tr in fig.data},
                                      marker_color=colours[name], hovertemplate="%{y}: %{x:.0%}<extra></extra>"),
                               row=i, col=1)
-            fig.update_xaxes(tickformat=".0%", rangemode="tozero", row=i, col=1)
+            # one scale in every panel, so bar lengths compare across panels
+            fig.update_xaxes(tickformat=".0%", range=[0, top_share * 1.05], row=i, col=1)
             fig.update_yaxes(automargin=True, showgrid=False, row=i, col=1)
         fig.update_xaxes(title_text=t("text.axis.share", lang), row=len(panels), col=1)
-        for ann in fig.layout.annotations:  # panel titles: left-aligned, small enough for a phone
+        for ann in fig.layout.annotations:  # panel titles: short, left-aligned, small enough for a phone
             ann.update(x=0, xanchor="left", font=dict(size=13))
-        fig.update_layout(title=t("text.fig.title", lang), barmode="group", bargap=0.25,
-                          height=150 + 44 * sum(heights) + 40 * len(panels), margin=dict(l=10, r=10, t=120, b=50))
+        height = 170 + 44 * sum(heights) + 40 * len(panels)
+        fig.update_layout(title=t("text.fig.title", lang), barmode="group", bargap=0.25, height=height,
+                          margin=dict(l=10, r=10, t=130, b=50),  # legend under the title, above the panel titles
+                          legend=dict(yref="container", y=1 - 48 / height, yanchor="top", x=0, xanchor="left"))
         return [Figure(fig)]
 
     def tables(self, lang: str = "en") -> list[Table]:
@@ -1165,11 +1175,13 @@ class ThemeComparison(Result):
         from workbench.metrics import to_jsonable
 
         cols = [c for c in _THEME_COLS if c != "quote"]
+        per_group = max(self.top_n, _METRIC_ROWS // max(self.table["group"].nunique(), 1))
+        phrases_ = self.table.groupby("group", sort=False).head(per_group)  # metrics.json lists stay short
         return {self.key: to_jsonable({
             "language": self.language, "min_df": self.min_df, "prior": self.prior, "alpha": self.alpha,
             "tested": self.n_tested, "no_group": self.n_no_group, "quotes_withheld": self.withheld,
             "groups": self.groups, "comparisons": [[g, r, list(m)] for g, r, m in self.comparisons],
-            "phrases": self.table[cols],
+            "phrases": phrases_[cols],
         }, self.key)}
 
     def summary(self, lang: str = "en") -> str:
@@ -1183,6 +1195,7 @@ class ThemeComparison(Result):
         return "\n".join(lines)
 
 
+_METRIC_ROWS = 400  # phrases recorded in metrics.json at most (the Recorder refuses lists over 500)
 _REST = "(all others)"  # the reference "all other groups" (worded by text.who.rest)
 
 
