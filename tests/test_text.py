@@ -408,3 +408,20 @@ def test_portuguese_reviews_stop_words_removed() -> None:
     assert low.iloc[0]["n"] == int((has_text & (grp == "1–2")).sum())
     high = r.table[r.table["group"] == "4–5"]
     assert "antes do prazo" in high["phrase"].tolist()
+
+
+def test_renders_in_a_report_with_the_term_table_in_the_appendix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import results, viz
+
+    monkeypatch.setenv("WORKBENCH_REPORT", "1")
+    shown: list[str] = []
+    monkeypatch.setattr(viz, "_display", lambda obj: shown.append(getattr(obj, "data", str(obj))))
+    texts = pd.Series(["parcel not delivered"] * 40 + ["great quality"] * 40 + ["ok"] * 5)
+    scores = pd.Series([1.0] * 40 + [5.0] * 40 + [None] * 5)  # float ratings: labels "1" and "5"
+    r = T.compare_themes(texts, scores, by="rating")
+    assert r.comparisons == (("1", "5", ("5",)),) and r.n_no_group == 5
+    recorded = results.render(r, "en")
+    assert [(f.key, f.headline) for f in recorded] == [("text_themes.1", True), ("text_themes.5", True)]
+    page = "".join(shown)
+    assert "comments rated 1" in page and "wb-appendix" in page and "wb-figure" in page
+    assert any("5 comments without a group" in s for s in shown)

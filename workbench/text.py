@@ -1291,7 +1291,7 @@ def compare_themes(
     latin = latin_language(texts) if lang == "auto" else ("en" if lang == "zh" else lang)
     extra = frozenset(w.lower() for w in stopwords) if stopwords else None
     has_group = grp.notna().to_numpy()
-    labels = grp.map(lambda v: v if isinstance(v, str) else (None if pd.isna(v) else str(v)))
+    labels = grp.map(_group_label)
     raw = [_clean(x) for x in texts.to_numpy(dtype=object, na_value=None)]
     empty = np.array([not s.strip() for s in raw])
 
@@ -1301,7 +1301,7 @@ def compare_themes(
         if val is not None and (missing := [v for v in _as_labels(val) if v not in present]):
             raise ValueError(f"compare_themes: {name} group(s) {missing} not among the groups {present[:10]}")
     if focus is not None:
-        f = str(focus)
+        f = _as_labels(focus)[0]
         if against is not None:
             ref = _as_labels(against)
             comps = [(f, ref[0] if len(ref) == 1 else " + ".join(ref), tuple(ref), True)]
@@ -1493,8 +1493,18 @@ def _merge_themes(sub: pd.DataFrame, neg: frozenset[str]) -> tuple[list[int], di
     return [th[0] for th in themes_], {th[0]: th[1:] for th in themes_ if len(th) > 1}
 
 
+def _group_label(v: Any) -> str | None:
+    """A group value as a label: ``None`` when missing; 4.0 → "4"."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _as_labels(v: Any) -> list[str]:
-    return [str(x) for x in v] if isinstance(v, (list, tuple, set, pd.Index)) else [str(v)]
+    items = v if isinstance(v, (list, tuple, set, pd.Index)) else [v]
+    return [str(_group_label(x)) for x in items]
 
 
 def _natural(label: str) -> tuple[Any, ...]:
