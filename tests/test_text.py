@@ -425,3 +425,16 @@ def test_renders_in_a_report_with_the_term_table_in_the_appendix(monkeypatch: py
     page = "".join(shown)
     assert "comments rated 1" in page and "wb-appendix" in page and "wb-figure" in page
     assert any("5 comments without a group" in s for s in shown)
+
+
+def test_phrases_of_one_sentence_are_one_theme() -> None:
+    a = ["The courier left my parcel outside and it got wet"] * 30 + ["Charged twice for one order"] * 20
+    b = ["Lovely gift wrapping"] * 25 + ["Charged twice for one order"] * 25
+    r = T.compare_themes(pd.Series(a + b), pd.Series(["Delivery"] * 50 + ["Other"] * 50), focus="Delivery",
+                         by="category")
+    rows = r.table[r.table["significant"]]
+    assert len(rows) == 1  # every phrase of the courier sentence sits in the same 30 comments
+    folded = set(rows.iloc[0]["merged"].split(", "))
+    assert {"parcel outside", "courier left", "wet"} <= folded | {rows.iloc[0]["phrase"]}
+    assert rows.iloc[0]["docs"] == 30 and rows.iloc[0]["n"] == 50
+    assert not r.table["phrase"].str.contains("charged").any()  # as frequent in both groups: no z > 0 theme

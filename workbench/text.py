@@ -993,7 +993,8 @@ class ThemeComparison(Result):
         in the reference); ``odds_ratio`` with its 95% interval, ``log_odds``, ``se``, ``z``,
         two-sided ``p``, Benjamini–Hochberg ``q`` over every phrase tested; ``merged``: phrases
         folded into this one (one contains the other); ``quote``: a masked example comment or
-        ``None``. Sorted by group, then ``z`` descending.
+        ``None``. Sorted by group, then rank (significant first, then the lower end of the odds
+        ratio's interval).
     groups : pandas.DataFrame
         ``group, texts, empty, comments, no_phrase`` per group.
     comparisons : list of (group, reference, reference groups)
@@ -1235,9 +1236,12 @@ def compare_themes(
     Colaresi & Quinn 2008, eq. 16–18, applied per phrase to document counts) — its normal
     approximation z and two-sided p, and Benjamini–Hochberg adjusted q over every phrase tested in
     every comparison. A phrase is listed for a group only when at least ``min_df`` of its comments
-    mention it and ``z > 0``; ``significant`` = ``q < alpha``. Among listed phrases, one that
-    contains another (as words in a row) is merged into the one with the larger z unless the extra
-    words negate it ("recebi" and "não recebi" stay apart).
+    mention it and ``z > 0``; ``significant`` = ``q < alpha``. Listed phrases are ranked
+    significant first, then by the lower end of the odds ratio's 95% interval (large *and* well
+    supported: neither a rare phrase with a huge uncertain ratio nor a common word with a small
+    precise one leads). Phrases that contain one another (words in a row) are merged (see
+    :func:`_merge_themes`), and so are phrases found in nearly the same comments (Jaccard ≥ 0.8:
+    "left my parcel" / "parcel outside"); the folded phrases are listed in ``merged``.
 
     Parameters
     ----------
@@ -1332,10 +1336,12 @@ def compare_themes(
 
     parts: list[pd.DataFrame] = []
     n_tested = 0
+    rows_of: dict[tuple[str, str], np.ndarray] = {}  # comments of each (group, reference) direction
     if x is not None:
         for g, ref, members, both in comps:
             m1 = (lab == g) & ~empty
             m2 = np.isin(lab, list(members)) & ~empty
+            rows_of[(g, ref)], rows_of[(ref, g)] = m1, m2
             n1, n2 = int(m1.sum()), int(m2.sum())
             if n1 == 0 or n2 == 0:
                 continue
@@ -1387,15 +1393,24 @@ def compare_themes(
     res["ci_low"] = np.exp(res["log_odds"] - _Z95 * res["se"])
     res["ci_high"] = np.exp(res["log_odds"] + _Z95 * res["se"])
     res["significant"] = res["q"] < alpha
-    res = res.sort_values(["group", "z", "key"], ascending=[True, False, True], kind="stable")
+    # rank: significant first, then by the lower end of the odds ratio's 95% interval (distinctive *with
+    # confidence*: a rare phrase absent from the reference has a huge but uncertain odds ratio, a common
+    # word a precise but small one), then longer phrases (more meaning)
+    res["_rank"] = res["log_odds"] - _Z95 * res["se"]
+    res["_words"] = [k.count(_SEP) + 1 for k in res["key"]]
+    res = res.sort_values(["group", "significant", "_rank", "_words", "key"],
+                          ascending=[True, False, False, False, True], kind="stable")
     res = res.groupby(["group", "reference"], sort=False).head(_MERGE_POOL)  # the merge looks at the strongest
 
-    # merge phrases that contain one another (within a group; see _merge_themes)
+    # merge phrases that contain one another or occur in the same comments (within a group)
     kept: list[int] = []
     merged: dict[int, list[str]] = {}
     neg = NEGATIONS["zh"] | NEGATIONS["en"] | NEGATIONS[latin]
-    for _, sub in res.groupby(["group", "reference"], sort=False):
+    key_col = {k: j for j, k in enumerate(vocab)}
+    for (g, ref), sub in res.groupby(["group", "reference"], sort=False):
         shown, members = _merge_themes(sub, neg)
+        xg = x[np.flatnonzero(rows_of[(g, ref)])][:, [key_col[k] for k in sub.loc[shown, "key"]]]
+        shown, members = _merge_cooccurring(shown, members, xg)
         kept += shown
         merged.update({j: [_display_phrase(sub.at[i, "key"]) for i in m] for j, m in members.items()})
     res = res.loc[kept].copy()
@@ -1411,7 +1426,6 @@ def compare_themes(
     rng = np.random.default_rng(seed)
     tiebreak = rng.random(len(raw))
     lengths = np.array([len(s) for s in raw])
-    key_col = {k: j for j, k in enumerate(vocab)}
     xc = x.tocsc()
     quotes: dict[int, str | None] = {}
     withheld = 0
@@ -1443,10 +1457,38 @@ _MERGE_POOL = 300  # strongest listed phrases per group considered for merging
 _MORE_DISTINCTIVE = float(np.log(1.5))  # a longer phrase is its own theme when its odds ratio is 1.5× larger
 
 
+def _merge_cooccurring(shown: list[int], members: dict[int, list[int]], xg: Any,
+                       threshold: float = 0.8) -> tuple[list[int], dict[int, list[int]]]:
+    """Fold a theme into a higher-ranked one found in nearly the same comments of the group.
+
+    ``xg``: binary comments × shown-phrases matrix (columns in ``shown`` order). Two phrases whose
+    sets of comments have a Jaccard similarity of at least ``threshold`` say one thing ("left my
+    parcel", "parcel outside"): the lower-ranked one (and what it absorbed) joins the higher.
+    """
+    if len(shown) < 2:
+        return shown, members
+    b = (xg > 0).astype(np.int64)
+    inter = np.asarray((b.T @ b).todense(), dtype=float)
+    size = np.diag(inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jac = inter / (size[:, None] + size[None, :] - inter)
+    out: list[int] = []
+    pos: list[int] = []
+    members = {k: list(v) for k, v in members.items()}
+    for a, i in enumerate(shown):
+        host = next((shown[c] for c in pos if jac[a, c] >= threshold), None)
+        if host is None:
+            out.append(i)
+            pos.append(a)
+        else:
+            members.setdefault(host, []).extend([i, *members.pop(i, [])])
+    return out, members
+
+
 def _merge_themes(sub: pd.DataFrame, neg: frozenset[str]) -> tuple[list[int], dict[int, list[int]]]:
     """Merge the listed phrases of one group that contain one another (words in a row).
 
-    Phrases are taken by decreasing z. A phrase related to a theme already kept (one contains the
+    Phrases are taken in rank order. A phrase related to a theme already kept (one contains the
     other) joins it: the longer one is shown when it covers at least half of the shorter one's
     comments ("não recebi" over "recebi"); a longer phrase covering less is its own theme only when
     it is clearly more distinctive (an odds ratio at least 1.5 times larger: "produto errado" beside "produto") and the
