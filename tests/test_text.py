@@ -438,3 +438,12 @@ def test_phrases_of_one_sentence_are_one_theme() -> None:
     assert {"parcel outside", "courier left", "wet"} <= folded | {rows.iloc[0]["phrase"]}
     assert rows.iloc[0]["docs"] == 30 and rows.iloc[0]["n"] == 50
     assert not r.table["phrase"].str.contains("charged").any()  # as frequent in both groups: no z > 0 theme
+
+
+def test_quotes_prefer_plain_text_over_redactions() -> None:
+    a = (["XXXX XXXX at XXXX said my card was charged twice on XXXX"] * 10
+         + ["My card was charged twice for one order"] * 5)
+    b = ["Lovely gift wrapping"] * 15
+    r = T.compare_themes(pd.Series(a + b), pd.Series(["x"] * 15 + ["y"] * 15), focus="x", min_df=5)
+    top = r.table.iloc[0]
+    assert "charged" in top["phrase"] and top["quote"] == "My card was charged twice for one order"

@@ -1196,6 +1196,7 @@ class ThemeComparison(Result):
         return "\n".join(lines)
 
 
+_REDACTED = re.compile(r"\b[Xx]{2,}\b")  # exports that redact names/dates as XXXX (e.g. CFPB narratives)
 _METRIC_ROWS = 400  # phrases recorded in metrics.json at most (the Recorder refuses lists over 500)
 _REST = "(all others)"  # the reference "all other groups" (worded by text.who.rest)
 
@@ -1434,7 +1435,8 @@ def compare_themes(
         for idx, k in zip(sub.index[:top_n], sub["key"].iloc[:top_n], strict=True):
             col = xc[:, key_col[k]]
             cand = [i for i in col.indices if lab[i] == g and not empty[i] and i not in used]
-            cand.sort(key=lambda i: (abs(lengths[i] - 90), tiebreak[i]))
+            # plain text of a typical length first; redaction-heavy texts ("XXXX XXXX") last
+            cand.sort(key=lambda i: (len(_REDACTED.findall(raw[i])) > 2, abs(lengths[i] - 90), tiebreak[i]))
             quotes[idx] = None
             for i in cand[:200]:
                 q = quote_text(raw[i].strip())
