@@ -383,6 +383,7 @@ def test_one_group_against_the_rest_and_errors() -> None:
 def test_rating_groups() -> None:
     g = T.rating_groups(pd.Series([1, 2, 3, 4, 5, None]))
     assert g.tolist()[:5] == ["1–2", "1–2", "3", "4–5", "4–5"] and pd.isna(g.iloc[5])
+    assert (g.attrs["low"], g.attrs["high"]) == ("1–2", "4–5")
     g10 = T.rating_groups(pd.Series([0, 4, 5, 6, 10]), scale=(0, 10))
     assert g10.tolist() == ["0–4", "0–4", "5", "6–10", "6–10"]
 

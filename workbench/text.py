@@ -957,7 +957,11 @@ def rating_groups(scores: pd.Series, scale: tuple[float, float] | None = None, l
     Returns
     -------
     pandas.Series
-        Labels such as ``"1–2"``, ``"3"``, ``"4–5"`` (object dtype, same index).
+        Labels such as ``"1–2"``, ``"3"``, ``"4–5"`` (object dtype, same index);
+        ``attrs["low"]`` and ``attrs["high"]`` name the two outer bands::
+
+            g = rating_groups(frame["satisfaction"], scale=(1, 5))
+            compare_themes(frame["comment"], g, focus=g.attrs["low"], against=g.attrs["high"], by="rating")
     """
     s = pd.to_numeric(scores, errors="coerce")
     lo, hi = scale if scale is not None else (s.min(), s.max())
@@ -977,6 +981,7 @@ def rating_groups(scores: pd.Series, scale: tuple[float, float] | None = None, l
     labels[s >= high] = band(high, hi)
     if pd.notna(mid_lo):
         labels[(s > low) & (s < high)] = band(mid_lo, mid_hi)
+    labels.attrs.update(low=band(lo, low), high=band(high, hi))
     return labels
 
 
