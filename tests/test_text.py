@@ -376,6 +376,8 @@ def test_one_group_against_the_rest_and_errors() -> None:
     assert r.table.iloc[0]["phrase"] == "late parcel" and r.table.iloc[0]["n_reference"] == 40
     every = T.compare_themes(texts, cats)
     assert len(every.comparisons) == 3
+    alone = T.compare_themes(texts, pd.Series(["Delivery"] * 60))
+    assert alone.comparisons == () and alone.table.empty and any("nothing to compare" in n for n in alone.notes())
     with pytest.raises(ValueError, match="not among the groups"):
         T.compare_themes(texts, cats, focus="Billing")
 

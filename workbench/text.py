@@ -28,6 +28,15 @@ Pipeline per text
 
 Empty or missing texts are never dropped silently: the functions report how
 many there were (``n_empty``) or leave them out of denominators explicitly.
+
+Themes for manager pages
+------------------------
+:func:`compare_themes` returns a :class:`ThemeComparison` result (``nb.show``-able): phrases rather
+than single stop words (:data:`STOPWORDS` for en, pt and zh, with :data:`NEGATIONS` kept inside
+phrases: "not delivered", "não chegou", "没有收到"), distinctive between groups of comments (a
+rating band, a complaint category) by a log odds ratio with an informative prior, BH-corrected,
+each theme with one masked quote. :func:`phrases` shows the candidates of one text and
+:func:`rating_groups` turns ratings into bands.
 """
 
 from __future__ import annotations
@@ -1169,6 +1178,8 @@ class ThemeComparison(Result):
         g = self.groups
         out = [t("text.note.base", lang, comments=fmt_int(g["comments"].sum(), lang),
                  empty=fmt_int(g["empty"].sum(), lang), min_df=fmt_int(self.min_df, lang))]
+        if not self.comparisons:
+            out.append(t("text.note.one_group", lang, n=fmt_int(len(g), lang)))
         if self.n_no_group:
             out.append(t("text.note.no_group", lang, n=fmt_int(self.n_no_group, lang)))
         if self.withheld:
