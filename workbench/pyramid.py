@@ -1758,8 +1758,16 @@ def value_base(ds: Any, end: Any, period_start: Any, opts: ValueOptions) -> Valu
                      measure="revenue" if fallback else measure, measure_fallback=fallback and measure != "revenue")
 
 
-def _guard(section: str) -> Any:
-    """Decorator: :class:`NotApplicable`, :class:`CLVNotEstimable` or ``MissingDataError`` → a skipped section."""
+@dataclass(frozen=True, repr=False)
+class _SkippedLive(Skipped):
+    """A skipped interactive-only section: absent from manager pages like the section itself."""
+
+    interactive_only: ClassVar[bool] = True
+
+
+def _guard(section: str, live: bool = False) -> Any:
+    """Decorator: :class:`NotApplicable`, :class:`CLVNotEstimable` or ``MissingDataError`` → a skipped section
+    (``live``: of an interactive-only section, so also left out of manager pages)."""
     from workbench.engine import MissingDataError
 
     def wrap(func: Any) -> Any:
@@ -1768,7 +1776,7 @@ def _guard(section: str) -> Any:
             try:
                 return func(*args, **kwargs)
             except (NotApplicable, CLVNotEstimable, MissingDataError) as exc:
-                return Skipped(section, exc)
+                return (_SkippedLive if live else Skipped)(section, exc)
 
         run.section = section  # type: ignore[attr-defined]
         return run
@@ -1977,7 +1985,7 @@ class PyramidExplorer(Result):
         return None
 
 
-@_guard("pyramid.widget.pyramid_title")
+@_guard("pyramid.widget.pyramid_title", live=True)
 def pyramid_explorer(base: ValueBase) -> PyramidExplorer:
     """Interactive: try other layer shares (four layers only)."""
     base.need_value()
@@ -2124,7 +2132,7 @@ class SegmentExplorer(Result):
         return None
 
 
-@_guard("pyramid.widget.segments_title")
+@_guard("pyramid.widget.segments_title", live=True)
 def segment_explorer(base: ValueBase) -> SegmentExplorer:
     """Interactive: try other segment cut points."""
     base.need_value()
