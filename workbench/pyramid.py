@@ -19,6 +19,22 @@ Pipeline (each step a tested function; the notebook ``02_customer_pyramid`` wire
    validation, discounted CLV) to a dataset and a period.
 7. :func:`strategy_table` — size, value and the DOMAIN.md action per tier and segment.
 
+Notebook sections (the result shape, :mod:`workbench.results`)
+----------------------------------------------------------------
+:func:`value_base` computes the shared inputs once (value per customer now and in the
+comparison window, the CLV fit; missing data are kept as the reason, never raised); each
+section is one function of it returning a :class:`~workbench.results.Result` that carries its
+findings, figures, tables, KPIs and ``metrics.json`` entries: :func:`value_overview`,
+:func:`pyramid_tiers`, :func:`pyramid_explorer` (interactive only), :func:`concentration`,
+:func:`segment_matrix`, :func:`segment_explorer` (interactive only), :func:`lifetime_value`,
+:func:`holdout_check`, :func:`layer_migration`, :func:`upgrade_potential`, :func:`strategy`,
+:func:`method_notes`. A section the data cannot support is a
+:class:`~workbench.results.Skipped` that says why (:class:`NotApplicable`,
+:class:`CLVNotEstimable` and ``MissingDataError`` carry the reason)::
+
+    base = nb.data(pyr.value_base, nb.analysis_date, nb.period.start, pyr.value_options(months=12))
+    nb.show(lambda: pyr.pyramid_tiers(base()))
+
 Conventions (documented decisions)
 ----------------------------------
 * **Ranking and ties.** Customers are ranked by value, descending. Equal values are
@@ -85,6 +101,11 @@ __all__ = [
     "window_months", "ALL", "effective_end",
     "figure_pyramid", "figure_lorenz", "figure_migration", "figure_segments",
     "figure_clv_distribution", "figure_holdout", "figure_tier_values",
+    "ValueOptions", "value_options", "ValueBase", "value_base", "NotApplicable",
+    "ValueOverview", "value_overview", "PyramidTiers", "pyramid_tiers", "PyramidExplorer", "pyramid_explorer",
+    "Concentration", "concentration", "SegmentMatrix", "segment_matrix", "SegmentExplorer", "segment_explorer",
+    "LifetimeValue", "lifetime_value", "HoldoutCheck", "holdout_check", "LayerMigration", "layer_migration",
+    "UpgradePotential", "upgrade_potential", "Strategy", "strategy", "MethodNotes", "method_notes",
 ]
 
 TIERS: tuple[str, ...] = ("top", "second", "third", "bottom")
