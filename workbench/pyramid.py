@@ -1223,9 +1223,9 @@ def figure_pyramid(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") ->
     tb = pyramid.table
     cum = tb["customer_share"].cumsum().to_numpy()
     labels = [tier_label(x, lang) for x in tb["tier"]]
-    texts = [t("pyramid.fig.layer_text", lang, customers=fmt_int(r.customers, lang),
+    texts = [t("pyramid.fig.layer_text", lang, tier=lab, customers=fmt_int(r.customers, lang),
                cshare=fmt_pct(r.customer_share, lang), vshare=fmt_pct(r.value_share, lang))
-             for r in tb.itertuples()]
+             for lab, r in zip(labels, tb.itertuples(), strict=True)]
     colors = [TIER_COLORS[i % len(TIER_COLORS)] for i in range(len(tb))]
     hover = [t("pyramid.fig.layer_hover", lang, tier=lab, customers=fmt_int(r.customers, lang),
                cshare=fmt_pct(r.customer_share, lang), value=fmt_money(r.value, lang, currency),
@@ -1236,14 +1236,17 @@ def figure_pyramid(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") ->
     fig = go.Figure(go.Bar(
         y=labels, x=width, base=-width / 2, orientation="h", marker_color=colors,
         marker_line=dict(color="white", width=1), hovertext=hover, hoverinfo="text", width=0.96))
+    # the layer name is in the label beside each bar (no tick labels): the text keeps the plot's
+    # whole width, so it is not cut at 390 px
     for lab, w, text in zip(labels, width, texts, strict=True):
-        fig.add_annotation(x=w / 2 + 0.03, y=lab, text=text, showarrow=False, xanchor="left",
-                           font=dict(size=12))
+        fig.add_annotation(x=w / 2 + 0.03, y=lab, text=text, showarrow=False, xanchor="left", align="left",
+                           font=dict(size=11))
     fig.update_layout(
         title=t("pyramid.fig.pyramid_title", lang, measure=t(f"pyramid.measure.{pyramid.measure}", lang)),
-        showlegend=False, bargap=0.02, height=420, plot_bgcolor="white", margin=dict(l=90, r=20, t=60, b=30))
-    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], showgrid=False, ticks="")
-    fig.update_xaxes(visible=False, range=[-0.55, 1.2])
+        showlegend=False, bargap=0.02, height=440, plot_bgcolor="white", margin=dict(l=10, r=10, t=60, b=20))
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], showgrid=False, ticks="",
+                     showticklabels=False)
+    fig.update_xaxes(visible=False, range=[-0.52, 1.3])
     return fig
 
 
@@ -1293,8 +1296,8 @@ def figure_lorenz(values: Any, result: GiniResult | None = None, lang: str = "en
 def figure_migration(migration: Migration, lang: str = "en") -> go.Figure:
     """Sankey of tier migration (earlier window left, later window right)."""
     c = migration.counts
-    left = [f"{_state_label(s, lang)} ({t('pyramid.fig.before', lang)})" for s in c.index]
-    right = [f"{_state_label(s, lang)} ({t('pyramid.fig.after', lang)})" for s in c.columns]
+    left = [_state_label(s, lang) for s in c.index]  # earlier window left, now right (said in the title)
+    right = [_state_label(s, lang) for s in c.columns]
     src, tgt, val = [], [], []
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
@@ -1309,7 +1312,7 @@ def figure_migration(migration: Migration, lang: str = "en") -> go.Figure:
         node=dict(label=left + right, color=node_colors, pad=14, thickness=16),
         link=dict(source=src, target=tgt, value=val, color="rgba(120,120,120,0.25)")))
     fig.update_layout(title=t("pyramid.fig.migration_title", lang, up=fmt_int(migration.up, lang),
-                              down=fmt_int(migration.down, lang)), height=480)
+                              down=fmt_int(migration.down, lang)), height=480, margin=dict(t=110, l=10, r=10))
     return fig
 
 
@@ -1329,7 +1332,7 @@ def figure_segments(segments: Segments, lang: str = "en", currency: str = "CNY")
         fig.add_shape(type="rect", x0=x, x1=x + 1, y0=y, y1=y + 1, line=dict(color="white", width=3),
                       fillcolor=SEGMENT_COLORS[seg], opacity=0.35 + 0.5 * float(min(max(r["share"], 0), 1)))
         fig.add_annotation(
-            x=x + 0.5, y=y + 0.5, showarrow=False, align="center",
+            x=x + 0.5, y=y + 0.5, showarrow=False, align="center", font=dict(size=11),
             text=t("pyramid.fig.segment_text", lang, name=t(f"pyramid.segment.{seg}", lang),
                    n=fmt_int(r["n"], lang), share=fmt_pct(r["share"], lang),
                    pshare=fmt_pct(r["profit_share"], lang), action=t(f"pyramid.action_short.{seg}", lang)))
@@ -1431,7 +1434,7 @@ def _rename(df: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def tier_table(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
-    """The pyramid table formatted for display (strings, translated headers, six narrow columns)."""
+    """The pyramid table formatted for display (strings, translated headers, five narrow columns)."""
     tb = pyramid.table
     out = pd.DataFrame({
         "tier": [tier_label(x, lang) for x in tb["tier"]],
@@ -1439,7 +1442,6 @@ def tier_table(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") -> pd.
         "customer_share": [fmt_pct(x, lang) for x in tb["customer_share"]],
         "value": [fmt_money(x, lang, currency) for x in tb["value"]],
         "value_share": [fmt_pct(x, lang) for x in tb["value_share"]],
-        "median_value": [fmt_money(x, lang, currency) for x in tb["median_value"]],
     })
     return _rename(out, lang)
 
@@ -1462,15 +1464,14 @@ def value_summary(values: pd.DataFrame, lang: str = "en", currency: str = "CNY")
 
 
 def segment_table(segments: Segments, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
-    """The segment table formatted for display, with a short action per segment (narrow columns)."""
+    """The segment table formatted for display: segment, customers, share, profit share and a short
+    action (five narrow columns; the mean profit and relationship length are in ``segments.table``)."""
     tb = segments.table
     out = pd.DataFrame({
         "segment": [t(f"pyramid.segment.{s}", lang) for s in tb["segment"]],
         "customers": [fmt_int(x, lang) for x in tb["n"]],
         "share": [fmt_pct(x, lang) for x in tb["share"]],
         "profit_share": [fmt_pct(x, lang) for x in tb["profit_share"]],
-        "mean_profit": [fmt_money(x, lang, currency) for x in tb["mean_profit"]],
-        "mean_relationship_days": [fmt_int(x, lang) for x in tb["mean_relationship_days"]],
     })
     out = _rename(out, lang)
     out[t("pyramid.strategy.col.action", lang)] = [t(f"pyramid.action_short.{s}", lang) for s in tb["segment"]]
