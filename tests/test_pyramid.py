@@ -937,3 +937,15 @@ def test_result_presentation_flags(sample_ds, truth):
     assert seg.iloc[:, -1].str.len().max() <= 25  # short actions keep the table narrow
     fig = pyr.figure_tier_values(base.pyramid, "en")
     assert all(b.orientation == "h" for b in fig.data)  # labels never rotated at 390 px
+
+
+def test_clv_histogram_is_binned_and_counts_everyone():
+    rng = np.random.default_rng(3)
+    v = rng.gamma(0.8, 300, 5000)
+    fig = pyr.figure_clv_distribution(v, "en")
+    bar = fig.data[0]
+    assert len(bar.x) == 50 and sum(bar.y) == v.size  # 50 bars, every customer counted once
+    cap = np.quantile(v, 0.99)
+    expected, _ = np.histogram(np.minimum(v, cap), bins=50)
+    assert list(bar.y) == list(expected)
+    assert bar.y[-1] >= (v >= cap).sum()  # the top 1% pooled in the last bin
