@@ -949,3 +949,10 @@ def test_clv_histogram_is_binned_and_counts_everyone():
     expected, _ = np.histogram(np.minimum(v, cap), bins=50)
     assert list(bar.y) == list(expected)
     assert bar.y[-1] >= (v >= cap).sum()  # the top 1% pooled in the last bin
+
+
+def test_zh_model_text_has_no_latin_model_names():
+    """zh pages name the models in Chinese (no "BG/NBD" or "Gamma-Gamma" words in zh strings)."""
+    for k, v in table().items():
+        if k.startswith("pyramid."):
+            assert "Gamma" not in v["zh"] and "NBD" not in v["zh"], k

@@ -1484,10 +1484,10 @@ def segment_table(segments: Segments, lang: str = "en", currency: str = "CNY") -
 def model_table(result: CLVResult, lang: str = "en") -> pd.DataFrame:
     """BG/NBD and Gamma-Gamma parameters with standard errors (display frame)."""
     rows = []
-    for model, fit, names in (("BG/NBD", result.bgnbd, ("r", "alpha", "a", "b")),
-                              ("Gamma-Gamma", result.gamma_gamma, ("p", "q", "v"))):
+    for model, fit, names in (("bgnbd", result.bgnbd, ("r", "alpha", "a", "b")),
+                              ("gamma_gamma", result.gamma_gamma, ("p", "q", "v"))):
         for p in names:
-            rows.append({"model": model, "parameter": p, "estimate": fmt_num(getattr(fit, p), lang, 4),
+            rows.append({"model": t(f"pyramid.model.{model}", lang), "parameter": p, "estimate": fmt_num(getattr(fit, p), lang, 4),
                          "se": fmt_num(fit.se.get(p), lang, 4)})
     return _rename(pd.DataFrame(rows), lang)
 
