@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from workbench import loyalty as L
 from workbench.engine import MissingDataError, dataset_from_frames
 from workbench.periods import parse_period
+from workbench.results import Result
 
 END = dt.date(2026, 10, 31)
 
@@ -103,7 +104,7 @@ def test_out_of_scale_reported_not_averaged(small, small_frame):
 
 
 def test_correlations_against_scipy(small_frame):
-    corr = L.correlations(small_frame, ys=["repurchase_intent", "repeat"])
+    corr = L.correlations(small_frame, ys=["repurchase_intent", "repeat"]).table
     sub = small_frame[["satisfaction", "repeat"]].dropna()
     r, p = stats.spearmanr(sub["satisfaction"], sub["repeat"])
     row = corr[(corr["y"] == "repeat") & (corr["method"] == "spearman")].iloc[0]
@@ -208,7 +209,7 @@ def test_four_cases_on_sample(sample_ds, truth):
 
 
 def test_conversion_against_hand_count(small_frame):
-    conv = L.intention_conversion(small_frame).set_index("level")
+    conv = L.intention_conversion(small_frame).table.set_index("level")
     f = small_frame.dropna(subset=["satisfaction", "repeat", "repurchase_intent"])
     said = f[f["repurchase_intent"] >= 4]
     assert conv.loc["all", "n_intent"] == len(said)
@@ -288,14 +289,12 @@ def test_missing_inputs_degrade(tmp_path):
         L.loyalty_by_level(f, "behaviour")
     assert exc.value.columns == ("customer_id",)
     assert set(L.thresholds(f, n_boot=20)) == {"intent"}
-    with pytest.raises(MissingDataError):
-        L.four_cases(f)
-    with pytest.raises(MissingDataError):
-        L.intention_conversion(f)
+    assert L.four_cases(f, loyalty="behaviour").skipped and L.intention_conversion(f).skipped  # skip with a reason
+    assert "customer_id" in L.four_cases(f, loyalty="behaviour").reason("en")
+    assert L.four_cases(f).loyalty == "intent"  # "auto": stated intent when behaviour cannot be measured
     with pytest.raises(MissingDataError):
         L.key_drivers(f)
-    with pytest.raises(MissingDataError):
-        L.value_at_stake(f, L.thresholds(f, n_boot=10)["intent"])
+    assert L.value_at_stake(f, L.thresholds(f, n_boot=10)["intent"]).skipped
     ds.close()
 
 
@@ -347,7 +346,7 @@ def test_segment_comparison_holm(small_frame):
 
 
 def test_expectation_gap_counts(small_frame):
-    gap = L.expectation_gap(small_frame).set_index("group")
+    gap = L.expectation_gap(small_frame).table.set_index("group")
     e = small_frame["expectation"]
     assert gap.loc["below", "n"] == (e < 3).sum() and gap.loc["above", "n"] == (e > 3).sum()
     sub = small_frame[(e > 3)]["repeat"].dropna()
@@ -386,7 +385,7 @@ def test_widget_figure_from_aggregates(small_frame):
 def test_figures_have_translated_titles(small_frame):
     th = L.thresholds(small_frame, n_boot=20)
     for lang in ("en", "zh"):
-        figs = [L.figure_correlations(L.correlations(small_frame), lang), L.figure_thresholds(th, lang),
+        figs = [L.figure_correlations(L.correlations(small_frame).table, lang), L.figure_thresholds(th, lang),
                 L.figure_four_cases(L.four_cases(small_frame), lang)]
         for fig in figs:
             assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
@@ -456,7 +455,9 @@ def test_zone_of_indifference_two_breaks_found():
     assert res.best == "two_break" and res.p_two_break < 0.05
     assert abs(res.two_break["tau1"] - 3) <= 0.5 and abs(res.two_break["tau2"] - 5) <= 0.5
     assert res.models.set_index("model").loc["two_break", "selected"]
-    assert "flat middle" in L.finding_thresholds({"intent": res})
+    assert "flat middle" in L.how_thresholds({"intent": res})  # the model comparison is in "how computed"
+    plain = L.finding_thresholds({"intent": res})
+    assert "hardly changes between satisfaction" in plain and "p=" not in plain and "p<" not in plain
     # the two-break log-likelihood equals statsmodels' identity-link binomial GLM at the chosen breaks
     x = g.index.to_numpy(float)
     X = np.column_stack([np.ones_like(x), np.minimum(0, x - res.two_break["tau1"]), np.maximum(0, x - res.two_break["tau2"])])
@@ -476,7 +477,8 @@ def test_one_break_and_linear_truths_keep_their_model():
     res = L.fit_threshold(g.index, g["sum"], g["size"], n_boot=100, seed=1)
     assert res.best == "linear"
     assert L.threshold_evidence(res) == "not_enough_evidence"  # no threshold headline on a straight line
-    assert "no threshold is reported" in L.finding_thresholds({"intent": res})
+    assert "no threshold is reported" in L.how_thresholds({"intent": res})
+    assert "no threshold" in L.finding_thresholds({"intent": res})
 
 
 # ------------------------------------------------------------------ drivers: direction, intervals, logistic
@@ -501,7 +503,7 @@ def test_signed_drivers_grey_noise_and_count_dropped():
     assert abs(tab["importance"]).sum() == pytest.approx(ols.rsquared, abs=1e-9)
     assert res.headline_ok
     text = L.finding_drivers(res, "zh")
-    assert "员工" in text and "41" in L.finding_drivers(res, "en")
+    assert "员工" in text and "41" in L.how_drivers(res, "en")  # the base (41 dropped) is in "how computed"
 
 
 def test_no_driver_headline_below_r2_010():
@@ -599,18 +601,23 @@ def _run_all(ds, frame) -> dict[str, str]:
     calls = {"correlations": lambda: L.correlations(frame), "thresholds": lambda: L.thresholds(frame, n_boot=20),
              "expectation_gap": lambda: L.expectation_gap(frame), "four_cases": lambda: L.four_cases(frame, loyalty="auto"),
              "intention_conversion": lambda: L.intention_conversion(frame),
-             "key_drivers": lambda: L.key_drivers(frame, n_boot=20),
-             "segment_comparison": lambda: L.segment_comparison(frame),
+             "key_drivers": lambda: L.drivers(frame, n_boot=20),
+             "segment_comparison": lambda: L.segments(frame),
              "scorecard": lambda: L.scorecard(ds, frame, p, p.previous()),
-             "widget": lambda: L.widget_figure(L.widget_frame(frame)) if len(frame) else None}
+             "widget": lambda: L.explore(frame)}
     for name, fn in calls.items():
-        try:
-            fn()
-            out[name] = "ran"
-        except MissingDataError as exc:
-            text = L.skip_text(exc, "en")
-            assert text.startswith("Skipped:") and L.skip_text(exc, "zh").startswith("已跳过"), text
+        res = fn()
+        assert isinstance(res, Result), name
+        if res.skipped:
+            text = res.reason("en")
+            assert text.startswith("Skipped:") and res.reason("zh").startswith("已跳过"), text
+            assert res.notes("en") == [text] and not res.figures("en")
             out[name] = text
+        else:
+            for lang in ("en", "zh"):  # every result presents itself in both languages
+                res.findings(lang), res.figures(lang), res.tables(lang), res.notes(lang), res.kpis(lang)
+            res.metrics()
+            out[name] = "ran"
     return out
 
 
@@ -656,7 +663,7 @@ def test_four_cases_on_0_10_and_slider_use_the_scale(tmp_path):
     assert (fc.sat_high, fc.sat_low) == (9.0, 1.0)
     assert tab.loc["satisfied_loyal", "n"] == int(((s >= 9) & (y == 1)).sum())
     assert tab.loc["dissatisfied_not_loyal", "n"] == int(((s <= 1) & (y == 0)).sum())
-    gap = L.expectation_gap(f).set_index("group")
+    gap = L.expectation_gap(f).table.set_index("group")
     assert gap.loc["met", "n"] == 0 and gap.loc["below", "n"] == int((f["expectation"] <= 2).sum())
 
 
@@ -742,14 +749,23 @@ def test_dataset_accessors_read_defensively():
     assert L.segment_columns(New(), "customers") == [] and L.survey_waves(New()) == 1
 
 
-def test_figures_state_their_base(small_frame):
-    fig = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "en"), len(small_frame), small_frame, "en",
-                      followup=True)
-    title = fig.layout.title.text
-    assert f"n = {len(small_frame):,}" in title and "90 days" in title
-    assert small_frame["date"].min().strftime("%Y") in title
-    zh = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "zh"), 5, small_frame, "zh").layout.title.text
-    assert "样本数 5" in zh
+def test_results_state_their_base_in_a_note_not_in_a_clipped_title(small_frame):
+    """The base (n, survey window, follow-up) is a note under the section; chart titles stay one line (a
+    two-line "Base: …" subtitle was clipped at the top of the chart)."""
+    fc = L.four_cases(small_frame)
+    n_known = int(fc.table.loc[fc.table["case"] != "unknown", "n"].sum())
+    assert n_known == int((small_frame["repeat"].notna() & small_frame["satisfaction"].notna()).sum())
+    base = [n for n in fc.notes("en") if n.startswith("Base:")]
+    assert base and f"n = {n_known:,}" in base[0] and "90 days" in base[0]
+    assert small_frame["date"].min().strftime("%Y") in base[0]
+    assert any(f"样本数 {n_known:,}" in n for n in fc.notes("zh"))
+    th = L.thresholds(small_frame, n_boot=20)
+    for res in (fc, th, L.correlations(small_frame), L.expectation_gap(small_frame), L.segments(small_frame),
+                L.intention_conversion(small_frame), L.value_at_stake(small_frame, th)):
+        for lang in ("en", "zh"):
+            for fig in res.figures(lang):
+                title = fig.layout.title.text or ""
+                assert "<br>" not in title and "Base" not in title and "基数" not in title, title
 
 
 # ------------------------------------------------------------------ rendering findings on Olist / Airline (fixloyal)
@@ -779,7 +795,8 @@ def test_translations_no_chinese_in_en_and_no_english_words_in_zh():
     bad_en = [(k, en) for k, en, _ in leaves if cjk.search(en)]
     assert not bad_en, bad_en
     # zh: Latin words allowed only as placeholders, data-contract identifiers, statisticians' names and units
-    allowed = {"Holm", "Benjamini", "Hochberg", "Kruskal", "Wallis", "Welch", "Johnson", "max", "dataset",
+    allowed = {"Holm", "Benjamini", "Hochberg", "Kruskal", "Wallis", "Welch", "Johnson", "Wilson", "Tonidandel",
+               "LeBreton", "McKelvey", "Zavoina", "max", "dataset",
                "margin_rate", "customer_id", "discount", "recommend", "transactions", "margin", "members", "left_at"}
     bad_zh = []
     for k, _, zh in leaves:
@@ -808,7 +825,7 @@ def binary_behaviour(tmp_path):
 
 def test_correlations_name_loyal_as_observed_behaviour(binary_behaviour):
     _, f, sv = binary_behaviour
-    corr = L.correlations(f)
+    corr = L.correlations(f).table
     row = corr[(corr["y"] == "loyal") & (corr["method"] == "spearman")].iloc[0]
     assert row["kind"] == "behavioural"
     assert row["r"] == pytest.approx(sv["satisfaction"].corr(sv["loyal"], method="spearman"))
@@ -820,7 +837,7 @@ def test_correlations_name_loyal_as_observed_behaviour(binary_behaviour):
     fig = L.figure_correlations(corr)
     assert list(fig.data[0].y) == ["Loyal (observed behaviour)"]
     f.attrs["loyal_kind"] = "intent"  # stated intent: named as stated loyalty
-    corr_i = L.correlations(f)
+    corr_i = L.correlations(f).table
     assert (corr_i.loc[corr_i["y"] == "loyal", "kind"] == "attitudinal").all()
     assert "stated" in L.finding_correlations(corr_i)
 
@@ -860,11 +877,14 @@ def test_four_cases_summary_and_figure_add_to_100(small_frame):
     groups = [(f["satisfaction"] >= 4) & (f["repeat"] == 1), (f["satisfaction"] >= 4) & (f["repeat"] == 0),
               (f["satisfaction"] <= 2) & (f["repeat"] == 0), (f["satisfaction"] <= 2) & (f["repeat"] == 1)]
     shares = [100 * g.sum() / len(f) for g in groups] + [100 * n_mid / len(f)]
-    printed = [float(x) for x in __import__("re").findall(r"(\d+\.\d)%", fc.summary("en"))]
+    printed = [float(x) for x in __import__("re").findall(r"(\d+\.\d)%", fc.shares_text("en"))]
     assert sorted(printed) == sorted(round(s, 1) for s in shares)
     assert sum(printed) == pytest.approx(100, abs=0.3)
+    # the chart shows the four cases only; the in-between group is counted in a note, so together they add up
     fig = L.figure_four_cases(fc)
-    assert sum(fig.data[0].y) == pytest.approx(1.0)
+    assert len(fig.data[0].y) == 4 and "four cases" in fig.layout.title.text
+    assert sum(fig.data[0].y) + n_mid / len(f) == pytest.approx(1.0)
+    assert any(f"{n_mid} respondents ({100 * n_mid / len(f):.1f}%) are between the cut-offs" in n for n in fc.notes("en"))
 
 
 def test_value_at_stake_without_margin_says_profit_not_computable(tmp_path):
