@@ -909,3 +909,188 @@ def test_value_at_stake_without_margin_says_profit_not_computable(tmp_path):
     assert m["extra_profit"] is None and m["profit"].startswith("not computable")
     fig = L.figure_value_at_stake(v, "en", "BRL")
     assert len(fig.data) == 1 and any("not computable" in a.text for a in fig.layout.annotations)
+
+
+# ------------------------------------------------------------------ issue 13: results, KPIs and the defects found
+def test_kpis_against_pandas_and_statsmodels(tmp_path):
+    """satisfaction_top_box and loyal_share: this period's responses, Wilson interval, previous period's value;
+    intent_conversion: the overall conversion with its interval."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    frames = _small_frames(np.random.default_rng(5))
+    ds = dataset_from_frames(frames, tmp_path, scales={"surveys": {"recommend": (0, 10)}},
+                             drivers=["service_level", "delivery"])
+    f = L.respondent_frame(ds, end=END)
+    p = parse_period("2026-07")
+    sc = L.scorecard(ds, f, p, p.previous())
+    ds.close()
+    kpis = {k.key: k for k in sc.kpis("en")}
+    sv = frames["surveys"].iloc[1:]  # R0 was out of scale (excluded)
+    cur = sv[(sv["date"] >= "2026-07-01") & (sv["date"] <= "2026-07-31")]
+    prev = sv[(sv["date"] >= "2026-06-01") & (sv["date"] <= "2026-06-30")]
+    k, n = int((cur["satisfaction"] >= 4).sum()), len(cur)
+    top = kpis["satisfaction_top_box"]
+    assert top.value == pytest.approx(k / n) and top.n == n and top.unit == "share" and top.better == "higher"
+    assert top.interval == pytest.approx(proportion_confint(k, n, method="wilson"))
+    assert top.previous == pytest.approx((prev["satisfaction"] >= 4).mean())
+    # July respondents have a complete 90-day follow-up by END: loyal = bought again within 90 days (by hand)
+    tx = frames["transactions"]
+    tx = tx[tx["amount"] > 0]
+
+    def repeat(rows):
+        return [bool(((tx["customer_id"] == r.customer_id) & (tx["date"] > r.date)
+                      & (tx["date"] <= r.date + pd.Timedelta(days=90))).any()) for r in rows.itertuples()]
+
+    loyal = kpis["loyal_share"]
+    assert loyal.value == pytest.approx(np.mean(repeat(cur))) and loyal.n == n
+    assert loyal.previous == pytest.approx(np.mean(repeat(prev)))
+    assert loyal.interval == pytest.approx(proportion_confint(sum(repeat(cur)), n, method="wilson"))
+    conv = L.intention_conversion(f)
+    (kc,) = conv.kpis("en")
+    g = f.dropna(subset=["satisfaction", "repeat", "repurchase_intent"])
+    said = g[g["repurchase_intent"] >= 4]
+    assert kc.key == "intent_conversion" and kc.value == pytest.approx(said["repeat"].mean()) and kc.n == len(said)
+    assert kc.interval == pytest.approx(proportion_confint(said["repeat"].sum(), len(said), method="wilson"))
+
+
+def test_unsupported_speaks_for_itself_when_skipped():
+    from workbench.results import Skipped
+
+    exc = L.Unsupported("few_levels", columns=("satisfaction",), k="2")
+    skipped = Skipped("loyalty.h.thresholds", exc)
+    assert skipped.reason("en") == "Skipped: needs at least three satisfaction levels with answers; this survey has 2."
+    assert skipped.reason("zh").startswith("已跳过") and skipped.notes("zh") == [skipped.reason("zh")]
+    two = pd.DataFrame({"satisfaction": [2.0, 4.0] * 30, "repurchase_intent": [1.0, 5.0] * 30})
+    res = L.thresholds(two, n_boot=10)
+    assert res.skipped and "has 2" in res.reason("en") and res.title("en").startswith("2.")
+
+
+def test_segments_group_is_one_category_and_star_on_the_bar(small_frame):
+    """"Contract*" was plotted as a second category beside "Contract": the star moved onto the bar."""
+    seg = L.segments(small_frame)
+    for fig in seg.figures("en"):
+        xs = [str(x) for tr in fig.data for x in tr.x]
+        assert xs and not any(x.endswith("*") for x in xs)
+        assert all(len(tr.text) == len(tr.x) for tr in fig.data)
+    t = seg.table
+    fig = L.figure_segments(t, "segment", "en")
+    cats = {x for tr in fig.data for x in tr.x}
+    assert cats == {"mass", "contract"}
+    stars = {(tr.name, x) for tr in fig.data for x, s in zip(tr.x, tr.text, strict=True) if s == "*"}
+    expect = {(L.measure_label(small_frame, m, "en"), g) for g, m in
+              t.loc[t["significant"] & (t["measure"] != "satisfaction"), ["group", "measure"]].itertuples(index=False)}
+    assert stars == expect
+
+
+def test_segment_finding_gives_a_share_for_a_yes_no_item():
+    rng = np.random.default_rng(43)
+    n = 600
+    cls = rng.choice(["Business", "Eco"], n)
+    f = pd.DataFrame({"satisfaction": (rng.random(n) < np.where(cls == "Business", 0.75, 0.35)).astype(float),
+                      "Class": cls, "identified": False, "followup": False})
+    f.attrs.update(segments=["Class"], scales={"satisfaction": (0.0, 1.0)})
+    res = L.segments(f)
+    text = res.findings("en")[0].text
+    share = (f.loc[cls == "Business", "satisfaction"]).mean()
+    eco = f.loc[cls == "Eco", "satisfaction"].mean()
+    assert "Share satisfied" in text and (f"{100 * share:.1f}%" in text or f"{100 * eco:.1f}%" in text), text
+    assert "0." not in text.split(":")[-1]  # never a mean of 0/1 such as 0.75
+    assert "p=" not in text and "p<" not in text and "Holm" in res.findings("en")[0].how
+    (fig,) = res.figures("en")  # satisfaction as a share: a chart with one bar per class
+    assert sorted(fig.data[0].x) == ["Business", "Eco"]
+    assert list(fig.data[0].y) == pytest.approx([f.loc[cls == g, "satisfaction"].mean() for g in fig.data[0].x])
+
+
+def test_empty_chart_replaced_by_a_message(small_frame):
+    """No figure with zero data points: an empty selection gives a note, not axes from −100% to 400%."""
+    seg = L.segment_comparison(small_frame, by=["segment"], measures=("satisfaction",))  # no share to chart
+    res = L.Segments(seg, len(small_frame))
+    assert res.figures("en") == []
+    assert "Nothing to chart here" in " ".join(res.notes("en")) and "没有可绘制" in " ".join(res.notes("zh"))
+    import plotly.graph_objects as go
+
+    assert not L._has_points(go.Figure(go.Bar(x=["a", "b"], y=[np.nan, np.nan], error_y=dict(array=[1, 1]))))
+    assert L._has_points(go.Figure(go.Bar(x=["a", "b"], y=[np.nan, 0.2])))
+    agg = L.widget_frame(small_frame)
+    fig = L.widget_figure(agg, "no such segment", None, 4, 2)
+    assert not L._has_points(fig)  # the explore panel shows its empty-selection note instead
+
+
+def test_four_cases_motive_labels_only_with_purchase_evidence(small_frame, binary_behaviour):
+    fc = L.four_cases(small_frame)  # discount data linked: trust / self-interest split, texts' motive names
+    assert fc.motives and "split" in fc.figures("en")[0].layout.title.text
+    assert len(fc.figures("en")[0].data[0].x) == 5  # the four cases, satisfied & loyal split in two
+    assert any("switching cost" in x for x in fc.figures("en")[0].data[0].x)
+    _, f, _ = binary_behaviour  # behaviour only (loyal column), no purchases: no motive can be read
+    fc = L.four_cases(f)
+    labels = list(fc.figures("en")[0].data[0].x)
+    assert not fc.motives and len(labels) == 4 and fc.figures("en")[0].layout.title.text.startswith("The four cases")
+    words = " ".join(labels + [fc.findings("en")[0].text]).lower()
+    assert "switching" not in words and "hostage" not in words and "trust" not in words and "apostle" not in words
+    assert "Dissatisfied but loyal" in labels
+    assert "迫于无奈" not in " ".join(fc.figures("zh")[0].data[0].x)
+
+
+def test_importance_performance_labels_do_not_overlap():
+    rng = np.random.default_rng(9)
+    f, _ = _driver_frame(rng, n=600)
+    f["key_customer"] = (rng.random(len(f)) < 0.4).astype(float)
+    res = L.drivers(f, n_boot=20)
+    ipa = res.figures("en")[1]
+    texts = [t for tr in ipa.data if tr.text is not None for t in tr.text]
+    assert sorted(texts) == sorted(L._driver_label(d, "en") for d in res.result.table["driver"])  # once each
+    first = ipa.data[0]
+    order = np.argsort(np.asarray(first.x, float))
+    pos = [first.textposition[i] for i in order]
+    assert all(a != b for a, b in zip(pos, pos[1:], strict=False))  # neighbours alternate above / below
+
+
+def test_explore_is_interactive_only_and_draws_its_chart_once(small_frame, monkeypatch):
+    import plotly.graph_objects as go
+
+    from workbench import viz
+    from workbench.results import render
+
+    res = L.explore(small_frame)
+    assert res.interactive_only and res.figures("en") == []
+    shown, displayed = [], []
+    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shown.append(self))
+    monkeypatch.setattr(viz, "_display", lambda obj: displayed.append(obj))
+    monkeypatch.delenv("WORKBENCH_REPORT", raising=False)
+    render(res, "zh")
+    assert len(shown) == 1  # the panel's own chart; no second static copy above it
+    box = displayed[-1]
+    drop = box.children[0].children[0]
+    labels = [lab for lab, _ in drop.options]
+    assert labels[0] == "全部" and all(lab == "无细分群体" or lab in set(small_frame["segment"]) for lab in labels[1:])
+    months = box.children[0].children[1]
+    assert all("年" in lab and "-" not in lab for lab, _ in months.options)  # 2026年7月, not the raw 2026-07
+    monkeypatch.setenv("WORKBENCH_REPORT", "1")
+    displayed.clear()
+    assert render(res, "en") == [] and displayed == []  # absent from report pages
+
+
+def test_finding_text_language_is_pure(small_frame):
+    """en findings carry no Chinese; zh findings no Latin words (units, statistic symbols and data labels
+    aside); headline texts carry no p-values."""
+    import re
+
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    th = L.thresholds(small_frame, n_boot=20)
+    results = [L.correlations(small_frame), th, L.expectation_gap(small_frame), L.four_cases(small_frame),
+               L.intention_conversion(small_frame), L.drivers(small_frame, n_boot=20), L.segments(small_frame),
+               L.value_at_stake(small_frame, th), L.explore(small_frame)]
+    data_words = {"mass", "contract", "r", "n", "CI", "CNY"}
+    for res in results:
+        assert not res.skipped, res
+        for f in res.findings("en"):
+            assert not cjk.search(f.text), f.text
+            if f.headline:
+                assert not re.search(r"\bp\s*[=<]", f.text), f.text
+        for f in res.findings("zh"):
+            words = set(re.findall(r"[A-Za-z][A-Za-z]+", f.text)) - data_words
+            assert not words, (words, f.text)
+        for fig in res.figures("en"):
+            assert not cjk.search(str(fig.layout.title.text)), fig.layout.title.text
+        for note in res.notes("zh"):
+            assert not set(re.findall(r"[A-Za-z][A-Za-z]+", note)) - data_words, note
