@@ -215,7 +215,9 @@ def test_airline_export_analyses_and_notebook(tmp_path):
     assert L.top_box(frame, "satisfaction").mean() == pytest.approx(satisfied, abs=1e-12)
     assert frame["loyal"].mean() == pytest.approx(loyal, abs=1e-12)
     with pytest.raises(L.Unsupported, match="yes/no"):
-        L.thresholds(frame, n_boot=10)
+        L.fit_thresholds(frame, n_boot=10)
+    skipped = L.thresholds(frame, n_boot=10)  # the section: skipped, saying why
+    assert skipped.skipped and "yes/no" in skipped.reason("en")
     res = L.key_drivers(frame, n_boot=20)
     complete = sv[drivers].notna().all(axis=1)
     assert res.model == "logistic" and res.n == int(complete.sum()) and res.n_dropped == int((~complete).sum())
