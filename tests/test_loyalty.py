@@ -1028,6 +1028,7 @@ def test_four_cases_motive_labels_only_with_purchase_evidence(small_frame, binar
     words = " ".join(labels + [fc.findings("en")[0].text]).lower()
     assert "switching" not in words and "hostage" not in words and "trust" not in words and "apostle" not in words
     assert "Dissatisfied but loyal" in labels
+    assert not any("days" in n for n in fc.notes("en"))  # a survey's loyal item has no follow-up window
     assert "迫于无奈" not in " ".join(fc.figures("zh")[0].data[0].x)
 
 

@@ -1247,7 +1247,8 @@ class FourCases(_Section):
                            share=fmt_pct(tab.loc["neutral", "share"], lang)))
         if "unknown" in tab.index and tab.loc["unknown", "n"]:
             out.append(_tr("note.four_cases_unknown", lang, n=fmt_int(tab.loc["unknown", "n"], lang)))
-        out.append(base_text(n_known, self.context, lang, followup=self.loyalty == "behaviour"))
+        # the follow-up window applies only to repeat buying linked from transactions, not to a survey's loyal item
+        out.append(base_text(n_known, self.context, lang, followup=self.context.get("intent_source") == "repeat"))
         return out
 
     def metrics(self) -> dict[str, Any]:
@@ -3101,7 +3102,7 @@ class Explore(Result):
             c.observe(redraw, names="value")
             c.style.description_width = "initial"  # translated labels are not cut off
         redraw()
-        row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap", gap="4px 24px"))
+        row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
         return w.VBox([row, out])
 
 
