@@ -1095,3 +1095,9 @@ def test_finding_text_language_is_pure(small_frame):
             assert not cjk.search(str(fig.layout.title.text)), fig.layout.title.text
         for note in res.notes("zh"):
             assert not set(re.findall(r"[A-Za-z][A-Za-z]+", note)) - data_words, note
+        for tab in res.tables("zh"):  # headers and captions of zh tables: no English words either
+            for text in [tab.caption, *map(str, tab.frame.columns)]:
+                assert not set(re.findall(r"[A-Za-z][A-Za-z]+", text)) - data_words - {"Holm", "Kruskal", "Wallis"}, text
+        for fig in res.figures("zh"):
+            title = str(fig.layout.title.text or "")
+            assert not set(re.findall(r"[A-Za-z][A-Za-z]+", title)) - {"Holm"}, title

@@ -2703,7 +2703,7 @@ class Correlations(_Section):
         frame = pd.DataFrame({
             _tr("axis.measure", lang): [corr_measure_label(c, y, lang) for y in c["y"]],
             _tr("axis.method", lang): [_tr(f"method.{m}", lang) for m in c["method"]],
-            "r (95% CI)": [f"{fmt_num(r, lang)} ({fmt_num(lo, lang)}–{fmt_num(hi, lang)})" if pd.notna(r) else "–"
+            _tr("col.r_ci", lang): [f"{fmt_num(r, lang)} ({fmt_num(lo, lang)}–{fmt_num(hi, lang)})" if pd.notna(r) else "–"
                            for r, lo, hi in zip(c["r"], c.get("ci_low", np.nan), c.get("ci_high", np.nan),
                                                 strict=True)],
             _tr("col.p_corrected", lang): [fmt_p(p, lang) for p in c["p_adjusted"]],
@@ -2772,7 +2772,7 @@ class Thresholds(_Section, Mapping):
             for m in r.models.itertuples():
                 rows.append({_tr("col.measure", lang): _tr(f"measure.{r.measure}", lang),
                              _tr("col.model", lang): _tr(f"model.{m.model}", lang),
-                             _tr("col.loglik", lang): fmt_num(m.loglik, lang, 1), "AIC": fmt_num(m.aic, lang, 1),
+                             _tr("col.loglik", lang): fmt_num(m.loglik, lang, 1), _tr("col.aic", lang): fmt_num(m.aic, lang, 1),
                              _tr("col.p_simpler", lang): fmt_p(m.p_value, lang),
                              _tr("col.selected", lang): "✓" if m.selected else ""})
         return [Table(pd.DataFrame(rows), caption=_tr("cap.threshold_models", lang), appendix=True)] if rows else []
