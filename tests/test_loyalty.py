@@ -1030,6 +1030,10 @@ def test_four_cases_motive_labels_only_with_purchase_evidence(small_frame, binar
     assert "Dissatisfied but loyal" in labels
     assert not any("days" in n for n in fc.notes("en"))  # a survey's loyal item has no follow-up window
     assert "迫于无奈" not in " ".join(fc.figures("zh")[0].data[0].x)
+    panel = L.widget_figure(L.widget_frame(f), lang="en")  # the explore panel names the cases the same way
+    names = list(panel.data[-1].x)
+    assert "Dissatisfied but loyal" in names and not any("trust" in x or "switching" in x for x in names)
+    assert sum(panel.data[-1].y) == pytest.approx(1.0)
 
 
 def test_importance_performance_labels_do_not_overlap():

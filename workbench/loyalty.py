@@ -2530,7 +2530,8 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
     """
     seg = frame["segment"].fillna("–") if "segment" in frame else pd.Series("–", index=frame.index)
     intent = _outcome(frame, "intent") if outcome_source(frame, "intent") else pd.Series(np.nan, index=frame.index)
-    rep = frame["repeat"] if "repeat" in frame else pd.Series(np.nan, index=frame.index)
+    # behaviour: repeat buying linked from purchases, or the survey's loyal item when it is observed behaviour
+    rep = _outcome(frame, "behaviour") if outcome_source(frame, "behaviour") else pd.Series(np.nan, index=frame.index)
     deal = (frame["discount_share"].fillna(0) >= discount_cut) if "discount_share" in frame else pd.Series(
         False, index=frame.index)
     df = pd.DataFrame({"segment": seg, "month": frame["month"], "satisfaction": frame["satisfaction"], "deal": deal,
@@ -2541,6 +2542,8 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
         n=("intent_n", "size"), intent_n=("intent_n", "sum"), intent_k=("intent_k", "sum"),
         beh_n=("beh_n", "sum"), beh_k=("beh_k", "sum")).reset_index()
     out.attrs["scale"] = _scale(frame, "satisfaction")
+    # trust / self-interest (and the texts' motive names) only when discounts are linked from purchases
+    out.attrs["split"] = bool("discount_share" in frame and frame["discount_share"].notna().any())
     return out
 
 
@@ -2568,12 +2571,14 @@ def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] 
     s = sub["satisfaction"]
     satd, dis = s >= sat_high, s <= sat_low
     k, n = sub["beh_k"], sub["beh_n"]
-    cases = {"trust": (satd & ~sub["deal"], k), "self_interest": (satd & sub["deal"], k),
-             "satisfied_not_loyal": (satd, n - k), "dissatisfied_not_loyal": (dis, n - k),
+    split = bool(agg.attrs.get("split", True))
+    loyal_cases = ({"trust": (satd & ~sub["deal"], k), "self_interest": (satd & sub["deal"], k)} if split
+                   else {"satisfied_loyal": (satd, k)})
+    cases = {**loyal_cases, "satisfied_not_loyal": (satd, n - k), "dissatisfied_not_loyal": (dis, n - k),
              "dissatisfied_loyal": (dis, k), "neutral": (~satd & ~dis, n)}
     tot = n.sum()
     vals = [float(c[1][c[0]].sum()) / tot if tot else np.nan for c in cases.values()]
-    fig.add_trace(go.Bar(x=[case_label(c, lang) for c in cases], y=vals, marker_color=viz.PALETTE[2],
+    fig.add_trace(go.Bar(x=[case_label(c, lang, motives=split) for c in cases], y=vals, marker_color=viz.PALETTE[2],
                          showlegend=False), 1, 2)
     fig.update_xaxes(title_text=_tr("axis.satisfaction", lang), row=1, col=1)
     fig.update_xaxes(title_text=_tr("axis.case", lang), row=1, col=2)
