@@ -520,8 +520,6 @@ class Volumes(Result):
 
     def findings(self, lang: str = "en") -> list[Finding]:
         out = []
-        if len(self.volumes) and len(self.volumes.columns) > 1:
-            out.append(Finding("volumes", t("overview.findings.volumes", lang, months=len(self.volumes))))
         period, prev = self.period.display(lang), self.previous.display(lang)
         if "transactions" in self.in_period:
             n_now, n_before = self.in_period["transactions"], self.previous_counts.get("transactions", 0)
@@ -552,7 +550,7 @@ class Volumes(Result):
     def notes(self, lang: str = "en") -> list[str]:
         if not len(self.volumes) or len(self.volumes.columns) <= 1:
             return [t("overview.no_volumes", lang)]
-        return []
+        return [t("overview.findings.volumes", lang, months=len(self.volumes))]
 
     def kpis(self, lang: str = "en") -> list[KPI]:
         if "transactions" not in self.in_period:
