@@ -98,7 +98,6 @@ def test_zh_sample_runs_headless(sample_dir_zh, tmp_path):
     assert set(KPIS) <= set(kpis)
     assert all(kpis[k]["n"] is not None and kpis[k]["how"] and kpis[k]["label"] for k in KPIS)
     assert kpis["complaints"]["value"] == m["metrics"]["period_summary"]["complaints"]
-    assert kpis["complaint_spikes"]["value"] >= 1  # the planted spike, within the 12 months to 2026-10
     cats = {c["category"] for c in m["metrics"]["by_category"]}
     truth = json.loads((sample_dir_zh / "TRUTH.json").read_text(encoding="utf-8"))["complaints"]
     assert truth["rising_category"] in cats and truth["spike_category"] in cats

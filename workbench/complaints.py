@@ -2366,8 +2366,11 @@ class HandlingPerformance(Result):
     def findings(self, lang: str = "en") -> list[Finding]:
         o = self.handling.overall
         how = " ".join(self._method(lang))
-        return [Finding(f["key"], f["text"], value=f["value"], headline=f["headline"], n=o.get("complaints"), how=how)
-                for f in findings(lang, handling_result=self.handling)]
+        within = o.get("within_sla_share")
+        action = (t("complaints.action.handling", lang, sla=fmt_num(self.handling.sla_hours, lang, 0))
+                  if o.get("close_times") and within is not None and within < 0.8 else "")
+        return [Finding(f["key"], f["text"], value=f["value"], headline=f["headline"], n=o.get("complaints"), how=how,
+                        action=action) for f in findings(lang, handling_result=self.handling)]
 
     def _method(self, lang: str) -> list[str]:
         o = self.handling.overall
