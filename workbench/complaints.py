@@ -46,6 +46,13 @@ answers, from the canonical ``complaints`` table (plus ``transactions`` and
    (jieba for Chinese, via :mod:`workbench.text`) and example complaints,
    PII-masked; :func:`verbatims_html` masks and HTML-escapes.
 
+Notebook 03's sections are result objects (:mod:`workbench.results`) built on the functions above:
+:func:`rates` (KPIs ``complaint_rate``, ``complaints``), :func:`categories`, :func:`trend`
+(``rising_complaint_categories``), :func:`alerts` (``complaint_spikes``), :func:`explorer` (live
+controls only), :func:`handling_performance` (``open_complaints``) and :func:`handlers` from
+:func:`handling_window`, :func:`timely` (``timely_share``), :func:`outcome_mix`, :func:`churn`,
+:func:`silent` and :func:`words`.
+
 Aggregation runs in the engine (DuckDB SQL over the cache); statistics run on
 the small per-period, per-category or per-customer frames. :func:`run_alerts`
 (the ``workbench alerts`` command) imports neither statsmodels nor plotly and

@@ -14,6 +14,11 @@ customer-level reaches pandas. The figures use translated titles and axes.
 * :func:`coverage_text` / :func:`removal_text` — the overview's findings in plain words.
 * :func:`missing_profile` — share of missing values in the key columns.
 * :func:`supported_analyses` — which analyses the data supports, and why not.
+
+Notebook 00's sections are result objects (:mod:`workbench.results`): :func:`tables`,
+:func:`volumes` (KPI ``transactions``, compared per covered day when a period is only partly
+covered), :func:`excluded`, :func:`missing` and :func:`supported` (the worked example in
+docs/DEVELOPING.md); ``nb.show(overview.supported(nb.ds))``.
 """
 
 from __future__ import annotations
