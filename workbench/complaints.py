@@ -87,6 +87,8 @@ __all__ = [
     "verbatims", "verbatims_html", "volume", "wilson_ci", "findings", "closed_patterns", "status_closed_sql",
     "history_start", "first_period", "timeliness", "outcomes", "outcome_table", "figure_timeliness",
     "judge_periods", "current_alert_finding", "pearson_dispersion", "trend_estimable", "period_summary", "TOP_CATEGORIES",
+    "window", "rates", "categories", "trend", "alerts", "explorer", "handling_window", "handling_performance", "handlers",
+    "timely", "outcome_mix", "churn", "silent", "words", "rising_categories",
 ]
 
 GRANULARITIES = ("day", "week", "month", "quarter")
