@@ -1096,3 +1096,13 @@ def test_handlers_skipped_without_a_handler_column(hand, tmp_path):
     r = C.handlers(C.handling_window(ds, _period("2025-10")))
     assert isinstance(r, Skipped) and "handler" in r.reason("en")
     ds.close()
+
+
+def test_default_closing_words_named_in_the_readers_script(hand):
+    ds, _ = hand
+    p = _period("2025-10")
+    r = C.handling_performance(C.handling_window(ds, p), p)
+    en = next(n for n in r.notes("en") if "closing words" in n)
+    zh = next(n for n in r.notes("zh") if "结案用语" in n)
+    assert "closed%" in en and not any("\u4e00" <= ch <= "\u9fff" for ch in en)
+    assert "%已关闭%" in zh and "closed%" not in zh and "resolved" not in zh

@@ -2387,8 +2387,13 @@ class HandlingPerformance(Result):
         if o["close_times"]:
             out.append(t("complaints.note.censoring", lang, as_of=o["as_of"],
                          without_time=fmt_int(o["closed_without_time"], lang)))
-        if o.get("closed_patterns"):
-            out.append(t("complaints.note.closing_rule", lang, patterns=", ".join(o["closed_patterns"])))
+        pats = list(o.get("closed_patterns") or [])
+        if pats and tuple(pats) == CLOSED_STATUSES:
+            # the default patterns: name those in the reader's script (no Chinese words on an English page)
+            shown = [x for x in pats if x.isascii() == (lang == "en")]
+            out.append(t("complaints.note.closing_rule_default", lang, patterns=", ".join(shown)))
+        elif pats:
+            out.append(t("complaints.note.closing_rule", lang, patterns=", ".join(pats)))
         return out
 
     def tables(self, lang: str = "en") -> list[Table]:
