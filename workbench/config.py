@@ -474,7 +474,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"dataset", "tables", "sources"}
+    unknown = set(raw) - {"dataset", "tables", "sources", "targets"}  # [targets]: KPI targets (reports)
     if unknown:
         raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME] "
                           "and [sources.NAME]")

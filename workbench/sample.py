@@ -1128,4 +1128,13 @@ def _toml(lang: str, fmt: str) -> str:
                       "[tables.surveys.scales]", "satisfaction = [1, 5]",
                       "repurchase_intent = [1, 5]", "recommend = [0, 10]", "expectation = [1, 5]"]
         lines.append("")
+    lines += TARGETS_TOML
     return "\n".join(lines)
+
+
+#: ``[targets]`` of the sample's workbench.toml (KPI key → target; the pack summary colours its tiles by them).
+#: The planted rising category and the planted spike (8 months before the last month, inside the KPIs'
+#: 12-month window for the default report period, the last month) make the two complaint KPIs miss theirs.
+TARGETS_TOML = ["# targets for the pack summary's KPI tiles (red/amber/green)", "[targets]",
+                'complaint_rate = "<= 0.02"', 'rising_complaint_categories = "<= 0"', 'complaint_spikes = "<= 0"',
+                'satisfaction_top_box = ">= 0.6"', ""]
