@@ -1,0 +1,601 @@
+""""Buy till you die" purchase models beyond BG/NBD: Pareto/NBD and MBG/NBD, and a model comparison.
+
+* :class:`ParetoNBDModel` fits the Pareto/NBD model (Schmittlein, Morrison & Colombo 1987,
+  *Management Science* 33(1)) by maximum likelihood, with the likelihood of Fader & Hardie's note
+  "A Note on Deriving the Pareto/NBD Model and Related Expressions" (2005);
+* :class:`ModifiedBetaGeoModel` fits the MBG/NBD model (Batislam, Denizel & Filiztekin 2007,
+  *IJRM* 24(3)) in the parametrisation of ``lifetimes``' ``ModifiedBetaGeoFitter``;
+* :func:`compare_models` fits BG/NBD, Pareto/NBD and MBG/NBD on a calibration period and scores
+  them on the holdout period (:class:`PurchaseModelComparison`, a :class:`~workbench.results.Result`).
+
+Both models follow :class:`workbench.clv.BetaGeoModel`: ``fit(frequency, recency, T, weights=None)``
+on the per-customer summary of :func:`workbench.clv.rfm_summary` (identical rows are grouped, so
+fitting on compressed ``(x, t_x, T)`` triples with ``weights`` gives the same likelihood), log-scale
+parameters optimised by L-BFGS-B, standard errors from the observed information, and a frozen fit
+object with predictions (expected purchases in the next ``t``, P(alive)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from workbench.clv import (
+    _bgnbd_growth,
+    _check_rfm,
+    _check_weights,
+    _dot,
+    _format_table,
+    _group_rows,
+    _identification_issues,
+    _index,
+    _numerical_hessian,
+    _standard_errors,
+    _wrap,
+)
+
+__all__ = [
+    "ParetoNBDFit",
+    "ParetoNBDModel",
+    "ModifiedBetaGeoFit",
+    "ModifiedBetaGeoModel",
+]
+
+_BOUND = 20.0  # |log parameter| bound of the optimiser (as in workbench.clv)
+
+
+def _check_t(t: Any, size: int) -> np.ndarray:
+    t_arr = np.asarray(t, dtype=float)
+    if np.any(t_arr < 0) or not np.all(np.isfinite(t_arr)):
+        raise ValueError("t must be finite and non-negative")
+    if t_arr.ndim > 0:
+        t_arr = t_arr.reshape(-1)
+        if t_arr.size not in (1, size):
+            raise ValueError(f"t has length {t_arr.size}, expected 1 or {size}")
+    return t_arr
+
+
+def _finish(out: np.ndarray, like: Any, name: str) -> Any:
+    if np.ndim(like) == 0:
+        out = np.asarray(out).reshape(())
+    return _wrap(np.asarray(out), like, name)
+
+
+# ---------------------------------------------------------------------------
+# Pareto/NBD
+# ---------------------------------------------------------------------------
+
+
+def _pnbd_log_sF(
+    r: float, alpha: float, s: float, beta: float, x: np.ndarray, tau: np.ndarray
+) -> np.ndarray:
+    """``log(s * F(x, tau))`` with ``F = int_tau^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du``.
+
+    ``s * (F(x, t_x) - F(x, T))`` is the "died between t_x and T" part of the Pareto/NBD
+    likelihood (Fader & Hardie's ``s/(r+s+x) A_0``). With ``a = r+s+x``:
+
+    * ``alpha >= beta``: ``F = (alpha+tau)^-a / a * 2F1(a, s+1; a+1; (alpha-beta)/(alpha+tau))``
+      (argument in ``[0, 1)``, the note's first case);
+    * ``alpha < beta``: the note's second case ``(beta+tau)^-a / a * 2F1(a, r+x; a+1; z)``,
+      ``z = (beta-alpha)/(beta+tau)``, through Pfaff's transformation
+      ``2F1(a, b; a+1; z) = (1-z)^-b 2F1(1, b; a+1; z/(z-1))`` so that ``(1-z)^-(r+x)`` (huge for
+      large ``x``) is taken in logs: ``F = (alpha+tau)^-(r+x) (beta+tau)^-s / a
+      * 2F1(1, r+x; a+1; -(beta-alpha)/(alpha+tau))``.
+    """
+    a = r + s + x
+    if alpha >= beta:
+        z = (alpha - beta) / (alpha + tau)
+        h = special.hyp2f1(a, s + 1.0, a + 1.0, z)
+        log_f = -a * np.log(alpha + tau) + np.log(h)
+    else:
+        z = -(beta - alpha) / (alpha + tau)
+        h = special.hyp2f1(1.0, r + x, a + 1.0, z)
+        log_f = -(r + x) * np.log(alpha + tau) - s * np.log(beta + tau) + np.log(h)
+    return np.log(s) - np.log(a) + log_f
+
+
+class _ParetoNBDLikelihood:
+    """Weighted Pareto/NBD log-likelihood (Fader & Hardie 2005 note, eq. 19 with its A_0).
+
+    ``L = Gamma(r+x) alpha^r beta^s / Gamma(r) * [ (alpha+T)^-(r+x) (beta+T)^-s
+          + s (F(x, t_x) - F(x, T)) ]`` with ``F`` of :func:`_pnbd_log_sF`, combined in logs.
+    The Gauss hypergeometric functions depend on ``(x, t_x)`` and ``(x, T)`` only, so they are
+    evaluated once per distinct pair (far fewer than customers, or than distinct triples) and
+    gathered. The gradient is by central differences of the log-parameters (there is no closed
+    form for the derivative of 2F1 in its parameters); each difference costs one evaluation on
+    the distinct pairs.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
+        self.w = w
+        self.n = float(w.sum())
+        self.ux, self.ix = _index(x)
+        self.wx = np.bincount(self.ix, weights=w, minlength=self.ux.size)
+        # distinct (x, tau) pairs over tau in {t_x} and {T}
+        px = np.concatenate([x, x])
+        ptau = np.concatenate([t_x, T])
+        (self.px, self.ptau), _ = _group_rows(px, ptau, weights=None)
+        key = pd.MultiIndex.from_arrays([self.px, self.ptau])
+        self.i_tx = key.get_indexer(pd.MultiIndex.from_arrays([x, t_x]))
+        self.i_T = key.get_indexer(pd.MultiIndex.from_arrays([x, T]))
+        self.uT, self.iT = _index(T)
+        self.x = x
+        self.T = T
+
+    def rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and log P(alive) at log-parameters ``theta``."""
+        r, alpha, s, beta = np.exp(theta)
+        x = self.ux
+        log_c = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        with np.errstate(divide="ignore"):
+            sf = _pnbd_log_sF(r, alpha, s, beta, self.px, self.ptau)
+        a1 = -(r + self.x) * np.log(alpha + self.uT)[self.iT] - s * np.log(beta + self.uT)[self.iT]
+        a2 = sf[self.i_tx]
+        a3 = sf[self.i_T]
+        m = np.maximum(a1, a2)
+        body = np.exp(a1 - m) + np.exp(a2 - m) - np.exp(a3 - m)
+        log_body = m + np.log(body)
+        return log_c[self.ix] + log_body, a1 - log_body
+
+    def value(self, theta: np.ndarray) -> float:
+        """``-loglik / n``."""
+        r, alpha, s, beta = np.exp(theta)
+        log_c = (
+            _dot(self.wx, special.gammaln(r + self.ux))
+            - self.n * (special.gammaln(r) - r * np.log(alpha) - s * np.log(beta))
+        )
+        with np.errstate(divide="ignore"):
+            sf = _pnbd_log_sF(r, alpha, s, beta, self.px, self.ptau)
+        a1 = -(r + self.x) * np.log(alpha + self.uT)[self.iT] - s * np.log(beta + self.uT)[self.iT]
+        a2 = sf[self.i_tx]
+        a3 = sf[self.i_T]
+        m = np.maximum(a1, a2)
+        body = np.exp(a1 - m) + np.exp(a2 - m) - np.exp(a3 - m)
+        ll = log_c + _dot(self.w, m + np.log(body))
+        return -ll / self.n if np.isfinite(ll) else np.inf
+
+    def __call__(self, theta: np.ndarray, step: float = 1e-6) -> tuple[float, np.ndarray]:
+        """``(-loglik / n, gradient)``, the gradient by central differences."""
+        f = self.value(theta)
+        g = np.empty(theta.size)
+        for j in range(theta.size):
+            e = np.zeros(theta.size)
+            e[j] = step
+            g[j] = (self.value(theta + e) - self.value(theta - e)) / (2 * step)
+        return f, g
+
+
+@dataclass(frozen=True)
+class ParetoNBDFit:
+    """Fitted Pareto/NBD parameters (Schmittlein, Morrison & Colombo 1987).
+
+    Attributes
+    ----------
+    r, alpha : float
+        Gamma heterogeneity of the purchase rate lambda (shape, rate in the model's time unit).
+    s, beta : float
+        Gamma heterogeneity of the dropout rate mu (shape, rate).
+    se : dict
+        Standard errors of ``r, alpha, s, beta`` (inverse observed information, delta method).
+    loglik : float
+        Maximised log-likelihood.
+    n : int
+        Number of customers (sum of weights).
+    converged : bool
+    """
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    se: dict[str, float] = field(repr=False)
+    loglik: float
+    n: int
+    converged: bool
+
+    names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    title: ClassVar[str] = "Pareto/NBD (Schmittlein, Morrison & Colombo 1987)"
+
+    def __repr__(self) -> str:
+        return (
+            f"ParetoNBDFit(r={self.r:.4g}, alpha={self.alpha:.4g}, s={self.s:.4g}, "
+            f"beta={self.beta:.4g}, loglik={self.loglik:.6g}, n={self.n}, converged={self.converged})"
+        )
+
+    @property
+    def params(self) -> pd.Series:
+        """Parameters as a Series indexed ``r, alpha, s, beta``."""
+        return pd.Series({k: getattr(self, k) for k in self.names})
+
+    def to_dict(self) -> dict[str, float]:
+        """``{r, alpha, s, beta, loglik, n}``."""
+        return {**{k: getattr(self, k) for k in self.names}, "loglik": self.loglik, "n": self.n}
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals on the log scale (so they stay positive): ``lower``, ``upper``."""
+        return _conf_int(self, level)
+
+    def identification_issues(self) -> tuple[str, ...]:
+        """As :meth:`workbench.clv.BetaGeoFit.identification_issues`, with all four shapes/rates checked."""
+        return _identification_issues(self, self.names, ("r", "s"))
+
+    @property
+    def identified(self) -> bool:
+        return not self.identification_issues()
+
+    def summary(self) -> str:
+        """Plain-text parameter table with standard errors."""
+        rows = [(k, getattr(self, k), self.se[k]) for k in self.names]
+        return _format_table(
+            self.title, rows, [f"loglik = {self.loglik:.6g}, n = {self.n}, converged = {self.converged}"]
+        )
+
+    # -- predictions --------------------------------------------------------
+
+    def _theta(self) -> np.ndarray:
+        return np.log([self.r, self.alpha, self.s, self.beta])
+
+    def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """Per-customer log-likelihood of ``(x, t_x, T)`` under the fitted parameters."""
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        ll, _ = _ParetoNBDLikelihood(x, t_x, T_, np.ones(x.size)).rows(self._theta())
+        return _finish(ll, frequency, "log_likelihood")
+
+    def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """P(customer still active at T | x, t_x, T) (Fader & Hardie 2005 note, eq. 22)."""
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        _, log_p = _ParetoNBDLikelihood(x, t_x, T_, np.ones(x.size)).rows(self._theta())
+        return _finish(np.exp(np.minimum(log_p, 0.0)), frequency, "probability_alive")
+
+    def _growth(self, t: np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """``(r+x)(beta+T)/((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]`` (limit at s = 1)."""
+        span = np.log1p(t / (self.beta + T))
+        k = self.s - 1.0
+        part = span if abs(k) < 1e-10 else -np.expm1(-k * span) / k
+        return (self.r + x) * (self.beta + T) / (self.alpha + T) * part
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        """Conditional expected purchases in ``(T, T + t]`` (Fader & Hardie 2005 note, eq. 24).
+
+        ``E[Y(t) | x, t_x, T] = (r+x)(beta+T)/((alpha+T)(s-1))
+        [1 - ((beta+T)/(beta+T+t))^(s-1)] * P(alive | x, t_x, T)``.
+        """
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        t_arr = _check_t(t, x.size)
+        out = self._growth(t_arr, x, T_) * np.asarray(self.probability_alive(x, t_x, T_))
+        return _finish(out, frequency, "expected_purchases")
+
+    def expected_purchases_new(self, t: Any) -> Any:
+        """Expected purchases in ``(0, t]`` of a customer just acquired: ``r beta/(alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]``."""
+        t_arr = _check_t(t, 1 if np.ndim(t) == 0 else np.size(t))
+        out = self._growth(t_arr, np.zeros(1) if t_arr.ndim else 0.0, 0.0)
+        return _wrap(np.asarray(out), t, "expected_purchases_new")
+
+
+def _conf_int(fit: Any, level: float) -> pd.DataFrame:
+    from scipy import stats
+
+    zq = float(stats.norm.ppf(0.5 + level / 2))
+    est = fit.params
+    se = pd.Series(fit.se)[est.index]
+    half = zq * se / est  # SE of log(param) by the delta method
+    return pd.DataFrame({"estimate": est, "se": se, "lower": est * np.exp(-half), "upper": est * np.exp(half)})
+
+
+def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, float, bool]:
+    res = optimize.minimize(
+        nll, x0, jac=True, method="L-BFGS-B", bounds=[(-_BOUND, _BOUND)] * x0.size,
+        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15},
+    )
+    grad_ok = bool(np.max(np.abs(nll(res.x)[1])) < 1e-5)
+    converged = bool(res.success or grad_ok) and bool(np.all(np.abs(res.x) < _BOUND - 0.5))
+    return res.x, float(res.fun), converged
+
+
+class ParetoNBDModel:
+    """Pareto/NBD purchase model fitted by maximum likelihood.
+
+    Parameters
+    ----------
+    tol : float, default 1e-8
+        Gradient tolerance of L-BFGS-B (on the mean log-likelihood per customer).
+    max_iter : int, default 1000
+
+    Attributes
+    ----------
+    result_ : ParetoNBDFit
+        Set by :meth:`fit`.
+
+    Examples
+    --------
+    >>> model = ParetoNBDModel().fit(df["frequency"], df["recency"], df["T"])  # doctest: +SKIP
+    >>> print(model.result_.summary())  # doctest: +SKIP
+    """
+
+    def __init__(self, tol: float = 1e-8, max_iter: int = 1000) -> None:
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __repr__(self) -> str:
+        return f"ParetoNBDModel(tol={self.tol}, max_iter={self.max_iter})"
+
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> ParetoNBDModel:
+        """Fit r, alpha, s, beta.
+
+        Parameters
+        ----------
+        frequency, recency, T : array-like
+            Repeat purchases, time of the last purchase and age of each customer
+            (see :func:`workbench.clv.rfm_summary`).
+        weights : array-like, optional
+            Number of customers each row stands for; identical rows are grouped internally.
+
+        Returns
+        -------
+        self
+        """
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        w = _check_weights(weights, x.size)
+        if np.all(x == 0):
+            raise ValueError("all frequencies are zero: the Pareto/NBD purchase rate is not identified")
+        (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
+        nll = _ParetoNBDLikelihood(x, t_x, T_, w)
+        n = nll.n
+        scale = max(float(np.average(T_, weights=w)), 1e-3)
+        theta, fun, converged = _fit_loglik(nll, np.log([1.0, scale, 1.0, scale]), self.tol, self.max_iter)
+        hess = _numerical_hessian(lambda th: nll(th, step=1e-4)[1] * n, theta, rel_step=1e-4)
+        params = np.exp(theta)
+        se = _standard_errors(hess, params)
+        self.result_ = ParetoNBDFit(
+            *map(float, params),
+            se=dict(zip(ParetoNBDFit.names, map(float, se), strict=True)),
+            loglik=-fun * n,
+            n=int(round(n)),
+            converged=converged,
+        )
+        return self
+
+    def _fitted(self) -> ParetoNBDFit:
+        if not hasattr(self, "result_"):
+            raise ValueError("ParetoNBDModel is not fitted yet: call fit() first")
+        return self.result_
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        """See :meth:`ParetoNBDFit.expected_purchases`."""
+        return self._fitted().expected_purchases(t, frequency, recency, T)
+
+    def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """See :meth:`ParetoNBDFit.probability_alive`."""
+        return self._fitted().probability_alive(frequency, recency, T)
+
+
+# ---------------------------------------------------------------------------
+# MBG/NBD
+# ---------------------------------------------------------------------------
+
+
+class _MBGNBDLikelihood:
+    """Weighted MBG/NBD log-likelihood and analytic gradient in log-parameters.
+
+    ``L = B(a, b+x+1)/B(a, b) * Gamma(r+x) alpha^r / Gamma(r)
+          * [ (alpha+T)^-(r+x) + a/(b+x) (alpha+t_x)^-(r+x) ]`` for every ``x >= 0`` (a customer may
+    drop out right after the first purchase; Batislam et al. 2007, as in ``lifetimes``), the bracket
+    by log-sum-exp, special functions on the distinct ``x``.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
+        self.w = w
+        self.n = float(w.sum())
+        self.ux, self.ix = _index(x)
+        self.uT, self.iT = _index(T)
+        self.ut, self.it = _index(t_x)
+        self.wx = np.bincount(self.ix, weights=w, minlength=self.ux.size)
+
+    def _parts(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        r, alpha, a, b = np.exp(theta)
+        rx = (r + self.ux)[self.ix]
+        a3 = -rx * np.log(alpha + self.uT)[self.iT]
+        a4 = (np.log(a) - np.log(b + self.ux))[self.ix] - rx * np.log(alpha + self.ut)[self.it]
+        return a3, a4
+
+    def rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and log P(alive)."""
+        r, alpha, a, b = np.exp(theta)
+        a3, a4 = self._parts(theta)
+        u = self.ux
+        log_c = special.gammaln(r + u) - special.gammaln(r) + r * np.log(alpha)
+        log_c += special.betaln(a, b + u + 1.0) - special.betaln(a, b)
+        return log_c[self.ix] + np.logaddexp(a3, a4), -np.logaddexp(0.0, a4 - a3)
+
+    def __call__(self, theta: np.ndarray, grad: bool = True) -> tuple[float, np.ndarray]:
+        """Return ``(-loglik / n, -gradient / n)`` at log-parameters ``theta``."""
+        r, alpha, a, b = np.exp(theta)
+        ux, wx, w = self.ux, self.wx, self.w
+        a3, a4 = self._parts(theta)
+        m = np.maximum(a3, a4)
+        e3, e4 = np.exp(a3 - m), np.exp(a4 - m)
+        s = e3 + e4
+        ll = _dot(w, m + np.log(s))
+        ll += _dot(
+            wx,
+            special.gammaln(r + ux) - special.gammaln(r)
+            + special.betaln(a, b + ux + 1.0) - special.betaln(a, b),
+        )
+        ll += self.n * r * np.log(alpha)
+        if not grad:
+            return -ll / self.n, np.empty(0)
+        wp3, wp4 = w * e3 / s, w * e4 / s
+        log_aT = np.log(alpha + self.uT)[self.iT]
+        log_at = np.log(alpha + self.ut)[self.it]
+        rx = (r + ux)[self.ix]
+        dr = _dot(wx, special.digamma(r + ux) - special.digamma(r)) + self.n * np.log(alpha)
+        dr -= _dot(wp3, log_aT) + _dot(wp4, log_at)
+        dalpha = self.n * r / alpha - _dot(wp3 * rx, (1.0 / (alpha + self.uT))[self.iT])
+        dalpha -= _dot(wp4 * rx, (1.0 / (alpha + self.ut))[self.it])
+        sum_p4_x = np.bincount(self.ix, weights=wp4, minlength=ux.size)
+        dig_ab = special.digamma(a + b)
+        dig_abx = special.digamma(a + b + ux + 1.0)
+        da = _dot(wx, dig_ab - dig_abx) + sum_p4_x.sum() / a
+        db = _dot(wx, special.digamma(b + ux + 1.0) - dig_abx - special.digamma(b) + dig_ab)
+        db -= _dot(sum_p4_x, 1.0 / (b + ux))
+        g = np.array([dr * r, dalpha * alpha, da * a, db * b])
+        return -ll / self.n, -g / self.n
+
+
+@dataclass(frozen=True)
+class ModifiedBetaGeoFit:
+    """Fitted MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007; ``lifetimes`` parametrisation).
+
+    Attributes
+    ----------
+    r, alpha : float
+        Gamma heterogeneity of the purchase rate.
+    a, b : float
+        Beta heterogeneity of the dropout probability (applied at the first purchase too).
+    se : dict
+    loglik : float
+    n : int
+    converged : bool
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    se: dict[str, float] = field(repr=False)
+    loglik: float
+    n: int
+    converged: bool
+
+    names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    title: ClassVar[str] = "MBG/NBD (Batislam, Denizel & Filiztekin 2007)"
+
+    def __repr__(self) -> str:
+        return (
+            f"ModifiedBetaGeoFit(r={self.r:.4g}, alpha={self.alpha:.4g}, a={self.a:.4g}, "
+            f"b={self.b:.4g}, loglik={self.loglik:.6g}, n={self.n}, converged={self.converged})"
+        )
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series({k: getattr(self, k) for k in self.names})
+
+    def to_dict(self) -> dict[str, float]:
+        return {**{k: getattr(self, k) for k in self.names}, "loglik": self.loglik, "n": self.n}
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals on the log scale: ``estimate, se, lower, upper``."""
+        return _conf_int(self, level)
+
+    def identification_issues(self) -> tuple[str, ...]:
+        return _identification_issues(self, self.names, ("a", "b"))
+
+    @property
+    def identified(self) -> bool:
+        return not self.identification_issues()
+
+    def summary(self) -> str:
+        rows = [(k, getattr(self, k), self.se[k]) for k in self.names]
+        return _format_table(
+            self.title, rows, [f"loglik = {self.loglik:.6g}, n = {self.n}, converged = {self.converged}"]
+        )
+
+    def _theta(self) -> np.ndarray:
+        return np.log([self.r, self.alpha, self.a, self.b])
+
+    def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """Per-customer log-likelihood."""
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        ll, _ = _MBGNBDLikelihood(x, t_x, T_, np.ones(x.size)).rows(self._theta())
+        return _finish(ll, frequency, "log_likelihood")
+
+    def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))`` (below 1 even without repeat purchases)."""
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        _, log_p = _MBGNBDLikelihood(x, t_x, T_, np.ones(x.size)).rows(self._theta())
+        return _finish(np.exp(log_p), frequency, "probability_alive")
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        """Conditional expected purchases in ``(T, T + t]`` (as ``lifetimes``)::
+
+            (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+1; a+b+x; z)] * P(alive)
+
+        with ``z = t/(alpha+T+t)``, evaluated through the Euler transformation of
+        :func:`workbench.clv._bgnbd_growth` (the BG/NBD expression with ``b + 1`` for ``b``).
+        """
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        t_arr = _check_t(t, x.size)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            growth = _bgnbd_growth(self.r, self.alpha, self.a, self.b + 1.0, t_arr, x, T_)
+        out = growth * np.asarray(self.probability_alive(x, t_x, T_))
+        return _finish(out, frequency, "expected_purchases")
+
+    def expected_purchases_new(self, t: Any) -> Any:
+        """Expected purchases in ``(0, t]`` of a new customer: ``b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]``.
+
+        (Survive the first purchase with probability ``b/(a+b)``, then BG/NBD with ``b + 1``.)
+        """
+        t_arr = _check_t(t, 1 if np.ndim(t) == 0 else np.size(t))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            growth = _bgnbd_growth(self.r, self.alpha, self.a, self.b + 1.0, t_arr, 0.0, 0.0)
+        out = growth * self.b / (self.a + self.b)
+        return _wrap(np.asarray(out), t, "expected_purchases_new")
+
+
+class ModifiedBetaGeoModel:
+    """MBG/NBD purchase model fitted by maximum likelihood (analytic gradient).
+
+    Parameters
+    ----------
+    tol : float, default 1e-10
+    max_iter : int, default 1000
+
+    Attributes
+    ----------
+    result_ : ModifiedBetaGeoFit
+    """
+
+    def __init__(self, tol: float = 1e-10, max_iter: int = 1000) -> None:
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __repr__(self) -> str:
+        return f"ModifiedBetaGeoModel(tol={self.tol}, max_iter={self.max_iter})"
+
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> ModifiedBetaGeoModel:
+        """Fit r, alpha, a, b (arguments as :meth:`ParetoNBDModel.fit`)."""
+        x, t_x, T_ = _check_rfm(frequency, recency, T)
+        w = _check_weights(weights, x.size)
+        if np.all(x == 0):
+            raise ValueError("all frequencies are zero: the MBG/NBD purchase rate is not identified")
+        (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
+        nll = _MBGNBDLikelihood(x, t_x, T_, w)
+        n = nll.n
+        x0 = np.log([1.0, max(float(np.average(T_, weights=w)), 1e-3), 1.0, 1.0])
+        theta, fun, converged = _fit_loglik(nll, x0, self.tol, self.max_iter)
+        hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta)
+        params = np.exp(theta)
+        se = _standard_errors(hess, params)
+        self.result_ = ModifiedBetaGeoFit(
+            *map(float, params),
+            se=dict(zip(ModifiedBetaGeoFit.names, map(float, se), strict=True)),
+            loglik=-fun * n,
+            n=int(round(n)),
+            converged=converged,
+        )
+        return self
+
+    def _fitted(self) -> ModifiedBetaGeoFit:
+        if not hasattr(self, "result_"):
+            raise ValueError("ModifiedBetaGeoModel is not fitted yet: call fit() first")
+        return self.result_
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        return self._fitted().expected_purchases(t, frequency, recency, T)
+
+    def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
+        return self._fitted().probability_alive(frequency, recency, T)
