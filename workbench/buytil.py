@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from workbench.clv import (
+    BetaGeoModel,
     _bgnbd_growth,
     _check_rfm,
     _check_weights,
@@ -37,12 +38,16 @@ from workbench.clv import (
     _standard_errors,
     _wrap,
 )
+from workbench.results import Finding, Result, Table
 
 __all__ = [
     "ParetoNBDFit",
     "ParetoNBDModel",
     "ModifiedBetaGeoFit",
     "ModifiedBetaGeoModel",
+    "MODELS",
+    "PurchaseModelComparison",
+    "compare_models",
 ]
 
 _BOUND = 20.0  # |log parameter| bound of the optimiser (as in workbench.clv)
@@ -599,3 +604,229 @@ class ModifiedBetaGeoModel:
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         return self._fitted().probability_alive(frequency, recency, T)
+
+
+# ---------------------------------------------------------------------------
+# Model comparison on a calibration / holdout split
+# ---------------------------------------------------------------------------
+
+#: The compared models, in table order: key → (model class, number of parameters).
+MODELS: dict[str, tuple[type, int]] = {
+    "bgnbd": (BetaGeoModel, 4),
+    "pareto_nbd": (ParetoNBDModel, 4),
+    "mbgnbd": (ModifiedBetaGeoModel, 4),
+}
+
+
+@dataclass(frozen=True, repr=False)
+class PurchaseModelComparison(Result):
+    """BG/NBD, Pareto/NBD and MBG/NBD fitted on a calibration period and scored on the holdout.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per model (index ``bgnbd``, ``pareto_nbd``, ``mbgnbd``): ``loglik``, ``k``
+        (parameters), ``aic``, ``bic`` (calibration), ``predicted`` and ``actual`` holdout purchases
+        (summed over customers), ``mae`` and ``rmse`` per customer, ``converged``.
+    by_frequency : DataFrame
+        Mean holdout purchases per calibration-frequency group (``0 … k+``): ``n``, ``actual`` and
+        one column per model.
+    params : dict
+        Per model, its parameter table (``estimate, se, lower, upper``, 95% Wald on the log scale).
+    best : str
+        Model with the smallest holdout mean absolute error per customer.
+    runner_up : str
+    mae_diff, mae_diff_ci : float, (float, float)
+        Paired difference in per-customer absolute error, best minus runner-up, with its 95% interval
+        (normal approximation over customers).
+    n : int
+        Customers (calibration buyers), the base of every number.
+    duration : float
+        Holdout length in ``time_unit``.
+    time_unit : str
+    """
+
+    heading: ClassVar[str] = "buytil.h.comparison"
+
+    table: pd.DataFrame
+    by_frequency: pd.DataFrame
+    params: dict[str, pd.DataFrame]
+    best: str
+    runner_up: str
+    mae_diff: float
+    mae_diff_ci: tuple[float, float]
+    n: int
+    duration: float
+    time_unit: str
+
+    @property
+    def clearly_best(self) -> bool:
+        """The best model's per-customer error is smaller than the runner-up's beyond noise."""
+        return bool(self.mae_diff_ci[1] < 0)
+
+    def _name(self, key: str, lang: str) -> str:
+        from workbench.i18n import t
+
+        return t(f"buytil.model.{key}", lang)
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        from workbench.i18n import fmt_int, fmt_num, t
+
+        best = self.table.loc[self.best]
+        unit = t(f"buytil.unit.{self.time_unit}", lang)
+        text = t("buytil.finding.best", lang, model=self._name(self.best, lang),
+                 predicted=fmt_int(round(best["predicted"]), lang), actual=fmt_int(round(best["actual"]), lang),
+                 duration=fmt_num(self.duration, lang, 0), unit=unit, n=fmt_int(self.n, lang))
+        margin = "buytil.finding.clearly" if self.clearly_best else "buytil.finding.close"
+        text += " " + t(margin, lang, other=self._name(self.runner_up, lang))
+        how = t("buytil.how.best", lang, mae=fmt_num(best["mae"], lang, 3),
+                diff=fmt_num(self.mae_diff, lang, 3), lo=fmt_num(self.mae_diff_ci[0], lang, 3),
+                hi=fmt_num(self.mae_diff_ci[1], lang, 3), n=fmt_int(self.n, lang))
+        aic_best = str(self.table["aic"].idxmin())
+        aic = t("buytil.finding.aic", lang, model=self._name(aic_best, lang),
+                delta=fmt_num(float(self.table["aic"].sort_values().iloc[1] - self.table["aic"].min()), lang, 1))
+        return [
+            Finding("purchase_model_best", text, value=self.best, interval=self.mae_diff_ci, null=0.0, n=self.n,
+                    how=how),
+            Finding("purchase_model_aic", aic, value=aic_best, n=self.n),
+        ]
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        import plotly.graph_objects as go
+
+        from workbench.i18n import t
+
+        bf = self.by_frequency
+        fig = go.Figure()
+        fig.add_bar(x=list(bf.index), y=bf["actual"], name=t("buytil.col.actual", lang))
+        for key in self.table.index:
+            fig.add_scatter(x=list(bf.index), y=bf[key], mode="lines+markers", name=self._name(key, lang))
+        fig.update_layout(title=t("buytil.fig.by_frequency", lang), xaxis_title=t("buytil.col.frequency", lang),
+                          yaxis_title=t("buytil.col.mean_holdout", lang))
+        return [fig]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        from workbench.i18n import fmt_int, fmt_num, t
+
+        def col(key: str) -> str:
+            return t(f"buytil.col.{key}", lang)
+
+        names = [self._name(k, lang) for k in self.table.index]
+        main = pd.DataFrame({
+            col("model"): names,
+            col("predicted"): self.table["predicted"].to_numpy(),
+            col("actual"): self.table["actual"].to_numpy(),
+            col("mae"): self.table["mae"].to_numpy(),
+        })
+        fit = pd.DataFrame({
+            col("model"): names,
+            col("loglik"): self.table["loglik"].to_numpy(),
+            col("aic"): self.table["aic"].to_numpy(),
+            col("bic"): self.table["bic"].to_numpy(),
+            col("converged"): [t("buytil.yes" if v else "buytil.no", lang) for v in self.table["converged"]],
+        })
+        rows = []
+        for key, frame in self.params.items():
+            for name, row in frame.iterrows():
+                rows.append({col("model"): self._name(key, lang), col("param"): name, col("estimate"): row["estimate"],
+                             col("se"): row["se"], col("lower"): row["lower"], col("upper"): row["upper"]})
+        params = pd.DataFrame(rows)
+        bf = self.by_frequency.rename(columns={"n": col("customers"), "actual": col("actual"),
+                                               **{k: self._name(k, lang) for k in self.table.index}})
+        bf = bf.rename_axis(col("frequency")).reset_index()
+
+        def num(d: int) -> Any:
+            return lambda v: fmt_num(v, lang, d)
+
+        return [
+            Table(main, {col("predicted"): num(0), col("actual"): num(0), col("mae"): num(3)},
+                  caption=t("buytil.caption.holdout", lang, n=fmt_int(self.n, lang))),
+            Table(fit, {col("loglik"): num(1), col("aic"): num(1), col("bic"): num(1)},
+                  caption=t("buytil.caption.fit", lang), appendix=True),
+            Table(params, {c: num(4) for c in (col("estimate"), col("se"), col("lower"), col("upper"))},
+                  caption=t("buytil.caption.params", lang), appendix=True),
+            Table(bf, {c: num(3) for c in bf.columns[2:]}, caption=t("buytil.caption.by_frequency", lang),
+                  appendix=True),
+        ]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        from workbench.i18n import t
+
+        bad = [self._name(k, lang) for k, ok in self.table["converged"].items() if not ok]
+        return [t("buytil.note.not_converged", lang, models=", ".join(bad))] if bad else []
+
+    def metrics(self) -> dict[str, Any]:
+        cols = ["loglik", "aic", "bic", "predicted", "actual", "mae", "rmse"]
+        return {
+            "purchase_model_comparison": {
+                k: {c: float(self.table.loc[k, c]) for c in cols} for k in self.table.index
+            },
+            "purchase_model_best": self.best,
+            "purchase_model_n": self.n,
+        }
+
+
+def compare_models(calibration_holdout_summary: pd.DataFrame, max_frequency: int = 7,
+                   time_unit: str | None = None) -> PurchaseModelComparison:
+    """Fit BG/NBD, Pareto/NBD and MBG/NBD on the calibration columns and score them on the holdout.
+
+    Parameters
+    ----------
+    calibration_holdout_summary : DataFrame
+        Output of :func:`workbench.clv.calibration_holdout` (``frequency``, ``recency``, ``T``,
+        ``frequency_holdout``, ``duration_holdout``), one row per customer.
+    max_frequency : int, default 7
+        Calibration frequencies ``>= max_frequency`` are pooled in the by-frequency table.
+    time_unit : {"W", "D"}, optional
+        Unit of the summary (default: its ``attrs["time_unit"]``, else weeks).
+
+    Returns
+    -------
+    PurchaseModelComparison
+        Log-likelihood, AIC and BIC on the calibration period; predicted vs actual holdout purchases
+        (total, per-customer MAE and RMSE, by calibration frequency); the best model by holdout MAE
+        with the paired 95% interval of its advantage over the runner-up.
+    """
+    df = calibration_holdout_summary
+    need = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
+    missing = [c for c in need if c not in df]
+    if missing:
+        raise ValueError(f"calibration_holdout_summary lacks column(s) {missing}")
+    if max_frequency < 1:
+        raise ValueError("max_frequency must be >= 1")
+    x, t_x, T_ = _check_rfm(df["frequency"], df["recency"], df["T"])
+    actual = np.asarray(df["frequency_holdout"], dtype=float)
+    duration = np.asarray(df["duration_holdout"], dtype=float)
+    n = x.size
+    rows, params, errors, predicted = {}, {}, {}, {}
+    for key, (cls, k) in MODELS.items():
+        fit = cls().fit(x, t_x, T_).result_
+        pred = np.asarray(fit.expected_purchases(duration, x, t_x, T_), dtype=float)
+        err = pred - actual
+        errors[key] = np.abs(err)
+        predicted[key] = pred
+        rows[key] = {
+            "loglik": fit.loglik, "k": k, "aic": 2 * k - 2 * fit.loglik, "bic": k * np.log(n) - 2 * fit.loglik,
+            "predicted": float(pred.sum()), "actual": float(actual.sum()),
+            "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))),
+            "converged": bool(fit.converged),
+        }
+        frame = fit.conf_int() if hasattr(fit, "conf_int") else _conf_int(fit, 0.95)
+        params[key] = frame
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    order = table["mae"].sort_values().index
+    best, runner = str(order[0]), str(order[1])
+    d = errors[best] - errors[runner]
+    half = 1.959963984540054 * float(np.std(d, ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    labels = [str(i) for i in range(max_frequency)] + [f"{max_frequency}+"]
+    group = pd.Categorical.from_codes(np.minimum(x, max_frequency).astype(int), labels)
+    frame = pd.DataFrame({"group": group, "actual": actual, **predicted})
+    by = frame.groupby("group", observed=False).agg(
+        n=("actual", "size"), actual=("actual", "mean"), **{k: (k, "mean") for k in MODELS})
+    by.index.name = "frequency"
+    unit = time_unit or str(df.attrs.get("time_unit", "W"))
+    return PurchaseModelComparison(
+        table=table, by_frequency=by, params=params, best=best, runner_up=runner,
+        mae_diff=float(d.mean()), mae_diff_ci=(float(d.mean() - half), float(d.mean() + half)),
+        n=int(n), duration=float(np.median(duration)), time_unit=unit,
+    )
