@@ -305,3 +305,69 @@ def test_mbg_analytic_gradient_matches_finite_differences(cdnow):
     _, g = nll(th)
     fd = optimize.approx_fprime(th, lambda v: nll(v, grad=False)[0], 1e-7)
     assert np.allclose(g, fd, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# model comparison (Result)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def comparison(cdnow):
+    from workbench.buytil import compare_models
+
+    return compare_models(cdnow)
+
+
+def test_compare_models_on_cdnow(comparison, cdnow, pnbd):
+    tab = comparison.table
+    n = len(cdnow)
+    assert comparison.n == n == 2357
+    # published calibration log-likelihoods (Fader, Hardie & Lee 2005): BG/NBD -9582.4, Pareto/NBD -9595.0
+    assert abs(tab.loc["bgnbd", "loglik"] - (-9582.4)) < 0.1
+    assert abs(tab.loc["pareto_nbd", "loglik"] - (-9595.0)) < 0.1
+    assert np.allclose(tab["aic"], 8 - 2 * tab["loglik"]) and np.allclose(tab["bic"], 4 * np.log(n) - 2 * tab["loglik"])
+    assert (tab["actual"] == cdnow["frequency_holdout"].sum()).all()
+    # Pareto/NBD per-customer predictions, integrated independently, for a slice of customers
+    p = (pnbd.r, pnbd.alpha, pnbd.s, pnbd.beta)
+    some = cdnow.iloc[:40]
+    want = [pnbd_expected_tau(*p, x, t_x, T, 39.0) for x, t_x, T in some[["frequency", "recency", "T"]].itertuples(index=False)]
+    got = np.asarray(pnbd.expected_purchases(39.0, some["frequency"], some["recency"], some["T"]))
+    assert np.allclose(got, want, rtol=1e-7)
+    # the by-frequency table against a plain groupby
+    grp = np.minimum(cdnow["frequency"], 7)
+    plain = cdnow.groupby(grp)["frequency_holdout"].agg(["size", "mean"])
+    assert comparison.by_frequency["n"].tolist() == plain["size"].tolist()
+    assert np.allclose(comparison.by_frequency["actual"], plain["mean"])
+    assert comparison.best == tab["mae"].idxmin() and comparison.runner_up != comparison.best
+    lo, hi = comparison.mae_diff_ci
+    assert lo < comparison.mae_diff < hi and comparison.mae_diff <= 0  # best minus runner-up
+    assert comparison.clearly_best == (hi < 0)
+    assert comparison.mae_diff == pytest.approx(tab.loc[comparison.best, "mae"] - tab.loc[comparison.runner_up, "mae"])
+
+
+def test_comparison_presents_itself_in_both_languages(comparison):
+    import re
+
+    for lang in ("en", "zh"):
+        fs = comparison.findings(lang)
+        assert [f.key for f in fs] == ["purchase_model_best", "purchase_model_aic"]
+        assert all(f.n == 2357 for f in fs) and not any(f.headline for f in fs)  # model names: never a headline
+        assert "2,357" in fs[0].text
+        tables = comparison.tables(lang)
+        assert [tb.appendix for tb in tables] == [False, True, True, True]
+        assert len(comparison.figures(lang)) == 1
+        if lang == "zh":
+            text = " ".join(f.text for f in fs) + " ".join(" ".join(map(str, tb.frame.columns)) for tb in tables)
+            assert not re.findall(r"[A-Za-z]{2,}", text)
+    m = comparison.metrics()
+    assert set(m["purchase_model_comparison"]) == {"bgnbd", "pareto_nbd", "mbgnbd"}
+    assert m["purchase_model_best"] == comparison.best and m["purchase_model_n"] == 2357
+    assert "Pareto/NBD" in comparison.summary("en") or "BG/NBD" in comparison.summary("en")
+
+
+def test_compare_models_rejects_missing_columns(cdnow):
+    from workbench.buytil import compare_models
+
+    with pytest.raises(ValueError, match="frequency_holdout"):
+        compare_models(cdnow.drop(columns="frequency_holdout"))

@@ -678,13 +678,15 @@ class PurchaseModelComparison(Result):
                  predicted=fmt_int(round(best["predicted"]), lang), actual=fmt_int(round(best["actual"]), lang),
                  duration=fmt_num(self.duration, lang, 0), unit=unit, n=fmt_int(self.n, lang))
         margin = "buytil.finding.clearly" if self.clearly_best else "buytil.finding.close"
-        text += " " + t(margin, lang, other=self._name(self.runner_up, lang))
+        text += ("" if lang == "zh" else " ") + t(margin, lang, other=self._name(self.runner_up, lang))
         how = t("buytil.how.best", lang, mae=fmt_num(best["mae"], lang, 3),
                 diff=fmt_num(self.mae_diff, lang, 3), lo=fmt_num(self.mae_diff_ci[0], lang, 3),
                 hi=fmt_num(self.mae_diff_ci[1], lang, 3), n=fmt_int(self.n, lang))
         aic_best = str(self.table["aic"].idxmin())
-        aic = t("buytil.finding.aic", lang, model=self._name(aic_best, lang),
-                delta=fmt_num(float(self.table["aic"].sort_values().iloc[1] - self.table["aic"].min()), lang, 1))
+        delta = float(self.table["aic"].sort_values().iloc[1] - self.table["aic"].min())
+        # an AIC difference below 2 is no real support for one model over the other (Burnham & Anderson)
+        aic = t("buytil.finding.aic" if delta >= 2 else "buytil.finding.aic_tie", lang,
+                model=self._name(aic_best, lang), delta=fmt_num(delta, lang, 1))
         return [
             Finding("purchase_model_best", text, value=self.best, interval=self.mae_diff_ci, null=0.0, n=self.n,
                     how=how),
