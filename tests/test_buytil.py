@@ -87,6 +87,21 @@ def pnbd_lik_tau(r, alpha, s, beta, x, t_x, T) -> float:
     return alive + dead
 
 
+def pnbd_loglik_tau(r, alpha, s, beta, x, t_x, T) -> float:
+    """log of :func:`pnbd_lik_tau`, each term scaled in logs (for likelihoods below 1e-308)."""
+    def log_m(shape, rate, k, t):
+        return special.gammaln(shape + k) - special.gammaln(shape) + shape * np.log(rate) - (shape + k) * np.log(rate + t)
+
+    log_alive = log_m(r, alpha, x, T) + log_m(s, beta, 0, T)
+    top = log_m(r, alpha, x, t_x) + log_m(s, beta, 1, t_x)  # the integrand decreases in tau
+    # the integrand falls by e over about (alpha + t_x) / (r + x): break points on that scale
+    scale = (min(alpha, beta) + t_x) / (r + x + s + 1)
+    pts = [p for p in t_x + np.geomspace(0.01 * scale, T, 60) if p < T]
+    dead, _ = integrate.quad(lambda tau: np.exp(log_m(r, alpha, x, tau) + log_m(s, beta, 1, tau) - top),
+                             t_x, T, epsabs=0, epsrel=1e-12, limit=400, points=pts or None)
+    return float(np.logaddexp(log_alive, top + np.log(dead))) if dead > 0 else float(log_alive)
+
+
 def pnbd_alive_tau(r, alpha, s, beta, x, t_x, T) -> float:
     """P(alive): E[lam^x exp(-(lam+mu) T)] (gamma moments) over the likelihood."""
     return _gamma_moment(r, alpha, x, T) * _gamma_moment(s, beta, 0, T) / pnbd_lik_tau(r, alpha, s, beta, x, t_x, T)
@@ -371,3 +386,14 @@ def test_compare_models_rejects_missing_columns(cdnow):
 
     with pytest.raises(ValueError, match="frequency_holdout"):
         compare_models(cdnow.drop(columns="frequency_holdout"))
+
+
+@pytest.mark.parametrize("params", [(0.5, 1000.0, 0.5, 0.01), (0.01, 10.0, 5.0, 0.01), (0.5, 0.01, 50.0, 10.0)])
+def test_pareto_nbd_extreme_parameters_stay_finite_and_correct(params):
+    # alpha / beta far apart with heavy buyers: scipy's 2F1 returns inf there (c large, z near 1)
+    fit = ParetoNBDFit(*params, se={}, loglik=0.0, n=1, converged=True)
+    for x, t_x, T in [(500, 0.5, 39.0), (100, 2.0, 30.0), (2000, 0.0, 52.0)]:
+        got = float(fit.log_likelihood(x, t_x, T))
+        want = pnbd_loglik_tau(*params, x, t_x, T)
+        assert np.isfinite(got)
+        assert abs(got - want) < 1e-7 * max(1.0, abs(want)), (params, x, got, want)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import integrate, optimize, special
 
 from workbench.clv import (
     BetaGeoModel,
@@ -75,32 +75,65 @@ def _finish(out: np.ndarray, like: Any, name: str) -> Any:
 # ---------------------------------------------------------------------------
 
 
+def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
+    """``log 2F1(1, b; c; z)`` for ``0 <= z < 1``, ``c > 1``.
+
+    scipy first; where it returns a non-finite value (large ``c`` with ``z`` near 1, e.g. heavy buyers
+    under extreme trial parameters) the Euler integral ``(c-1) int_0^1 (1-t)^(c-2) (1-zt)^-b dt`` is
+    integrated in logs (scaled by its value at the mode) with adaptive quadrature.
+    """
+    b, c, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (b, c, z)))
+    with np.errstate(all="ignore"):
+        out = np.array(np.log(special.hyp2f1(1.0, b, c, z)), dtype=float)  # an array even when 0-d
+    bad = np.flatnonzero(~np.isfinite(out))
+    for i in bad:
+        bi, ci, zi = float(b.flat[i]), float(c.flat[i]), float(z.flat[i])
+
+        def log_f(t: float, bi: float = bi, ci: float = ci, zi: float = zi) -> float:
+            return (ci - 2.0) * np.log1p(-t) - bi * np.log1p(-zi * t)
+
+        grid = np.concatenate([np.linspace(0.0, 0.99, 100), 1.0 - np.geomspace(1e-2, 1e-12, 60)])
+        with np.errstate(divide="ignore"):
+            vals = (ci - 2.0) * np.log1p(-grid) - bi * np.log1p(-zi * grid)
+        k = int(np.argmax(vals))
+        top = float(vals[k])
+        pts = [float(grid[k])] if 0 < k < grid.size - 1 else None
+        with np.errstate(divide="ignore", over="ignore"):
+            val, _ = integrate.quad(lambda t, top=top: np.exp(log_f(t) - top), 0.0, 1.0, points=pts,
+                                    limit=400, epsabs=0.0, epsrel=1e-11)
+        out.flat[i] = np.log(ci - 1.0) + top + np.log(val)
+    return out
+
+
 def _pnbd_log_sF(
     r: float, alpha: float, s: float, beta: float, x: np.ndarray, tau: np.ndarray
 ) -> np.ndarray:
     """``log(s * F(x, tau))`` with ``F = int_tau^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du``.
 
     ``s * (F(x, t_x) - F(x, T))`` is the "died between t_x and T" part of the Pareto/NBD
-    likelihood (Fader & Hardie's ``s/(r+s+x) A_0``). With ``a = r+s+x``:
+    likelihood (Fader & Hardie's ``s/(r+s+x) A_0``). With ``a = r+s+x``, the note's two cases are
 
-    * ``alpha >= beta``: ``F = (alpha+tau)^-a / a * 2F1(a, s+1; a+1; (alpha-beta)/(alpha+tau))``
-      (argument in ``[0, 1)``, the note's first case);
-    * ``alpha < beta``: the note's second case ``(beta+tau)^-a / a * 2F1(a, r+x; a+1; z)``,
-      ``z = (beta-alpha)/(beta+tau)``, through Pfaff's transformation
-      ``2F1(a, b; a+1; z) = (1-z)^-b 2F1(1, b; a+1; z/(z-1))`` so that ``(1-z)^-(r+x)`` (huge for
-      large ``x``) is taken in logs: ``F = (alpha+tau)^-(r+x) (beta+tau)^-s / a
-      * 2F1(1, r+x; a+1; -(beta-alpha)/(alpha+tau))``.
+    * ``alpha >= beta``: ``F = (alpha+tau)^-a / a * 2F1(a, s+1; a+1; (alpha-beta)/(alpha+tau))``;
+    * ``alpha < beta``: ``F = (beta+tau)^-a / a * 2F1(a, r+x; a+1; (beta-alpha)/(beta+tau))``.
+
+    Both are evaluated after an Euler (first case) or Pfaff+Pfaff (second case) transformation as
+    ``2F1(1, b; a+1; z)`` with ``z`` in ``[0, 1)`` and the large powers taken in logs:
+
+    * ``alpha >= beta``: ``a F = (alpha+tau)^-(r+x) (beta+tau)^-s 2F1(1, r+x; a+1; (alpha-beta)/(alpha+tau))``;
+    * ``alpha < beta``: ``a F = (alpha+tau)^-(r+x-1) (beta+tau)^-(s+1) 2F1(1, s+1; a+1; (beta-alpha)/(beta+tau))``.
+
+    ``log 2F1(1, b; c; z)`` is :func:`_log_hyp2f1_1` (scipy, with a quadrature fallback).
     """
     a = r + s + x
+    log_at = np.log(alpha + tau)
+    log_bt = np.log(beta + tau)
     if alpha >= beta:
-        z = (alpha - beta) / (alpha + tau)
-        h = special.hyp2f1(a, s + 1.0, a + 1.0, z)
-        log_f = -a * np.log(alpha + tau) + np.log(h)
+        log_h = _log_hyp2f1_1(r + x, a + 1.0, (alpha - beta) / (alpha + tau))
+        log_af = -(r + x) * log_at - s * log_bt + log_h
     else:
-        z = -(beta - alpha) / (alpha + tau)
-        h = special.hyp2f1(1.0, r + x, a + 1.0, z)
-        log_f = -(r + x) * np.log(alpha + tau) - s * np.log(beta + tau) + np.log(h)
-    return np.log(s) - np.log(a) + log_f
+        log_h = _log_hyp2f1_1(s + 1.0, a + 1.0, (beta - alpha) / (beta + tau))
+        log_af = -(r + x - 1.0) * log_at - (s + 1.0) * log_bt + log_h
+    return np.log(s) - np.log(a) + log_af
 
 
 class _ParetoNBDLikelihood:
