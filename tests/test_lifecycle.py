@@ -128,18 +128,19 @@ def cox_result(sample_ds):
     return L.cox(sample_ds, end, h), L.multichannel(sample_ds, end, h)
 
 
-def test_cox_recovers_programme_effect(cox_result, truth):
-    hr = cox_result[0].metrics()["hazard_ratios"]
-    planted = truth["churn"]["hazard_ratios"]["after_joining_programme"]
-    assert hr["member"]["low"] <= planted <= hr["member"]["high"]
-
-
-@pytest.mark.xfail(strict=True, reason="the sample writes no churn date (churn_reason only): the last purchase stands "
-                   "in for the latent churn time and activity/attitude are latent, so these estimates are biased")
-@pytest.mark.parametrize("term,key", [("activity", "per_sd_activity"), ("channels", "per_extra_channel"),
-                                      ("contract", "contract_segment"),
+@pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
                                       ("unresolved_complaint", "after_unresolved_complaint")])
 def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
+    hr = cox_result[0].metrics()["hazard_ratios"][term]
+    assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
+
+
+@pytest.mark.xfail(strict=True, reason="not identified on the sample: it writes no churn date (the last sign of life "
+                   "stands in for the latent churn time), activity is latent (early purchase days are a noisy proxy, "
+                   "attenuated), survey timing is selected on survival, and channels are only seen as used")
+@pytest.mark.parametrize("term,key", [("activity", "per_sd_activity"), ("channels", "per_extra_channel"),
+                                      ("member", "after_joining_programme")])
+def test_cox_planted_ratio_not_recovered(cox_result, truth, term, key):
     hr = cox_result[0].metrics()["hazard_ratios"][term]
     assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
 
@@ -147,7 +148,14 @@ def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
 def test_multichannel_naive_gap_is_confounded(cox_result, truth):
     mc = cox_result[1]
     naive = mc.naive.set_index("channels")
-    assert naive.at["1", "share"] > naive.loc[["2", "3+"], "share"].min()  # single-channel customers leave more
+    # the naive shares are plain shares of customers with a recorded churn reason, by channels used
+    multi = naive.loc[["2", "3+"]]
+    assert naive.at["1", "share"] == pytest.approx(truth["churn"]["naive_churn_single_channel"], abs=0.03)
+    # channels are seen only as used: a multi-channel customer with few purchases looks single-channel, so the
+    # observed naive gap is at least the planted one (truth: 44% vs 30% on the full sample)
+    gap = naive.at["1", "share"] - multi["lost"].sum() / multi["n"].sum()
+    planted_gap = truth["churn"]["naive_churn_single_channel"] - truth["churn"]["naive_churn_multi_channel"]
+    assert gap >= planted_gap - 0.03
     # adjusting for activity moves the per-channel ratio towards 1 (busier customers use more channels)
     assert mc.naive_hr[0] < mc.adjusted_hr[0] < 1
     keys = {f.key for f in mc.findings("en")}

@@ -108,14 +108,28 @@ def gap_quantiles(ds: Dataset, end: Any, quantiles: Sequence[float] = (0.5, 0.8,
     return pd.DataFrame({"quantile": list(quantiles), "days": [float(v) for v in got["q"].iloc[0]], "n_gaps": n})
 
 
-def resolve_horizon(ds: Dataset, end: Any, horizon_days: Any = "", horizon_quantile: float = 0.9) -> int:
-    """The churn horizon in days: ``horizon_days`` when given, else the gap quantile (at least 1)."""
+def resolve_horizon(ds: Dataset, end: Any, horizon_days: Any = "", horizon_quantile: float = 0.9) -> int | None:
+    """The churn horizon in days: ``horizon_days`` when given, else the gap quantile (at least 1).
+
+    ``None`` when the data cannot set one (no transactions, or nobody bought on two days); every
+    analysis given ``None`` then skips with that reason instead of the notebook failing.
+    """
     if str(horizon_days).strip() not in ("", "0", "None"):
         return int(float(horizon_days))
-    q = gap_quantiles(ds, end, (float(horizon_quantile),))
+    try:
+        q = gap_quantiles(ds, end, (float(horizon_quantile),))
+    except MissingDataError:
+        return None
     if q.empty:
-        raise MissingDataError("transactions", ("customer_id", "date"), "no customer bought on two days")
+        return None
     return max(1, int(math.ceil(q["days"].iloc[0])))
+
+
+def _need(horizon_days: int | None) -> int:
+    if horizon_days is None:
+        raise MissingDataError("transactions", ("customer_id", "date"),
+                               "no churn horizon: no customer bought on two different days")
+    return int(horizon_days)
 
 
 # --------------------------------------------------------------------------- stages
@@ -328,6 +342,7 @@ def _tiers(values: pd.Series) -> pd.Series:
 def stages(ds: Dataset, end: Any, rules: StageRules, months: int = 12, before: Any = None) -> Stages:
     """Stage counts at the last ``months`` month ends, stage by value tier (12-month revenue) and the flow
     from ``before`` (default: a year before ``end``) to ``end``."""
+    _need(rules.horizon_days)
     end = _day(end)
     before = _day(before) if before not in (None, "") else end - dt.timedelta(days=365)
     rows = {}
@@ -433,6 +448,7 @@ def churn_rate(ds: Dataset, end: Any, horizon_days: int,
     active a year before = a purchase within the horizon before that day; lost = no purchase within
     the horizon before ``end``. Needs one year plus the horizon of history.
     """
+    horizon_days = _need(horizon_days)
     end = _day(end)
     use = _has_churned_at(ds) and ds.has("customers", "signup_date")
     first, _ = ds.date_range("customers", "signup_date") if use else ds.date_range("transactions")
@@ -586,6 +602,7 @@ def cohorts(ds: Dataset, end: Any, horizon_days: int, months: int = 24) -> Cohor
     """Share of each acquisition-month cohort buying in each later month (and revenue per acquired
     customer), and an sBG fit to the pooled survival (alive = a purchase in that month or later,
     still alive when the last purchase is within the horizon of ``end``)."""
+    horizon_days = _need(horizon_days)
     end = _day(end)
     m_end = pd.Timestamp(end).to_period("M")
     c0 = (m_end - (int(months) - 1)).start_time.date()
@@ -672,8 +689,9 @@ def kaplan_meier(time: Any, event: Any) -> pd.DataFrame:
 def survival_frame(ds: Dataset, end: Any, horizon_days: int) -> pd.DataFrame:
     """Per customer: ``duration`` (days from the first purchase), ``event`` (left), covariates.
 
-    Event time: ``churned_at`` where the export has it, else the last purchase of a customer lost
-    at ``end``; otherwise censored at ``end``.
+    Event time: ``churned_at`` where the export has it, else the last sign of life of a customer
+    lost at ``end`` (the latest purchase, complaint or survey answer: each shows the customer was
+    still there); otherwise censored at ``end``.
     """
     end = _day(end)
     fr = customer_frame(ds, end)
@@ -685,7 +703,15 @@ def survival_frame(ds: Dataset, end: Any, horizon_days: int) -> pd.DataFrame:
         stop = churned_at.where(event, end_ts)
     else:
         event = ((end_ts - fr["last"]).dt.days > horizon_days).to_numpy()
-        stop = fr["last"].where(event, end_ts)
+        if "churn_reason" in fr and fr["churn_reason"].notna().any():
+            event = fr["churn_reason"].notna().to_numpy()  # a recorded reason for leaving: the customer left
+        seen = fr["last"]
+        for table, col in (("complaints", "opened_at"), ("surveys", "date")):
+            if ds.has(table, "customer_id", col):
+                got = ds.sql(f"SELECT customer_id, max(CAST({col} AS DATE)) AS d FROM {table} WHERE customer_id IS "
+                             f"NOT NULL AND CAST({col} AS DATE) <= {_lit(end)} GROUP BY 1").set_index("customer_id")["d"]
+                seen = np.maximum(seen, pd.to_datetime(got).reindex(fr.index).fillna(seen))
+        stop = seen.where(event, end_ts)
     out = pd.DataFrame(index=fr.index)
     out["duration"] = (stop - fr["first"]).dt.days.astype(float) + 0.5
     out["event"] = event
@@ -769,6 +795,7 @@ def _channel_group(ch: pd.Series) -> pd.Series:
 @analysis("lifecycle.h.survival")
 def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
     """Kaplan–Meier by value tier, segment and number of channels; log-rank per grouping, Holm-adjusted."""
+    horizon_days = _need(horizon_days)
     from statsmodels.duration.survfunc import survdiff
     from statsmodels.stats.multitest import multipletests
 
@@ -946,9 +973,10 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     """Fit :func:`cox_data` by statsmodels ``PHReg`` (Efron ties, entry = episode start).
 
     PH check: per covariate, the correlation of scaled Schoenfeld residuals with log time
-    (p-value of the Pearson test); concordance is Harrell's C of the fitted linear predictor on
-    the fitting data's customers (the time-split holdout lives in :func:`churn_risk`).
+    (p-value of the Pearson test). Discrimination on a time-split holdout is measured in
+    :func:`churn_risk` (AUC, which equals Harrell's C for the binary next-period outcome).
     """
+    horizon_days = _need(horizon_days)
     from scipy import stats
     from statsmodels.duration.hazard_regression import PHReg
 
@@ -1018,17 +1046,19 @@ class MultiChannel(Result):
 
 @analysis("lifecycle.h.multichannel")
 def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> MultiChannel:
-    """Naive lost share by channels used (Wilson intervals) and the per-extra-channel hazard ratio
-    without and with adjustment (Cox: channels alone, then with activity and the other covariates)."""
+    """Naive lost share by channels used over the whole history (all customers, Wilson intervals) and the
+    per-extra-channel hazard ratio without and with adjustment (Cox from the landmark: channels used in
+    the first ``landmark_days`` alone, then with activity and the other covariates of :func:`cox`)."""
+    horizon_days = _need(horizon_days)
     from statsmodels.duration.hazard_regression import PHReg
 
     ds.require("transactions", "channel", reason="multi-channel comparison")
     ep, names = cox_data(ds, end, horizon_days, landmark_days)
     if "channels" not in names:
         raise MissingDataError("transactions", ("channel",), "every customer used one channel")
-    first = ep.drop_duplicates("customer_id", keep="last")
-    grp = _channel_group(first["channels"] + 1)
-    tab = pd.DataFrame({"channels": grp, "lost": first["status"]}).groupby("channels")["lost"].agg(["size", "sum"])
+    sf = survival_frame(ds, end, horizon_days)  # naive: every customer, channels used over the whole history
+    tab = pd.DataFrame({"channels": _channel_group(sf["channels"]), "lost": sf["event"].astype(int)})
+    tab = tab.dropna().groupby("channels")["lost"].agg(["size", "sum"])
     rows = []
     for g, r in tab.iterrows():
         lo, hi = _wilson(int(r["sum"]), int(r["size"]))
@@ -1042,7 +1072,7 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
         ci = res.conf_int()[j]
         return float(np.exp(res.params[j])), float(np.exp(ci[0])), float(np.exp(ci[1]))
 
-    return MultiChannel(pd.DataFrame(rows), fit(["channels"]), fit(names), int(ep.attrs["n"]))
+    return MultiChannel(pd.DataFrame(rows), fit(["channels"]), fit(names), len(sf))
 
 
 # --------------------------------------------------------------------------- why, risk, win-back
@@ -1079,6 +1109,7 @@ class Reasons(Result):
 def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 180) -> Reasons:
     """Why customers left, by value tier: ``churn_reason`` where present, else the complaint categories
     of lost customers in the ``before_days`` before their last purchase (or churn date)."""
+    horizon_days = _need(horizon_days)
     sf = survival_frame(ds, end, horizon_days)
     lost = sf[sf["event"]]
     if sf["churn_reason"].notna().any():
@@ -1196,6 +1227,7 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     AUC with Hanley–McNeil interval, Brier score, calibration by deciles); then refitted at
     ``end − days`` and applied at ``end``. High-value at risk: top ``top_share`` by 12-month revenue
     with risk ≥ ``cut`` among active (not lost) customers; pseudonymised ids."""
+    horizon_days = _need(horizon_days)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import brier_score_loss
     from statsmodels.duration.hazard_regression import PHReg
@@ -1307,6 +1339,7 @@ def winback(ds: Dataset, end: Any, horizon_days: int, days: int = 180) -> WinBac
     """Observed reactivation of customers lost at ``end − days`` (bought again by ``end``) against the
     repeat conversion of first-time buyers then; expected win-back value of today's lost customers by
     tier = their past 12-month revenue before leaving × the reactivation rate."""
+    horizon_days = _need(horizon_days)
     end = _day(end)
     t0 = end - dt.timedelta(days=days)
     old = customer_frame(ds, t0)
