@@ -160,3 +160,33 @@ def test_multichannel_naive_gap_is_confounded(cox_result, truth):
     assert mc.naive_hr[0] < mc.adjusted_hr[0] < 1
     keys = {f.key for f in mc.findings("en")}
     assert {"multichannel_naive", "multichannel_adjusted"} <= keys
+
+
+def test_cohort_triangle_matches_pandas(tmp_path):
+    ds, tx = _log(tmp_path)
+    end = dt.date(2024, 12, 31)
+    res = L.cohorts(ds, end, 120, months=24)
+    d = tx.assign(m=pd.to_datetime(tx["date"]).dt.to_period("M"))
+    first = d.groupby("customer_id")["m"].min().rename("c")
+    d = d.join(first, on="customer_id")
+    d["k"] = (d["m"] - d["c"]).map(lambda x: x.n)
+    size = first.value_counts()
+    want = d.groupby(["c", "k"])["customer_id"].nunique().unstack().div(size, axis=0)
+    for c in res.customers.index:
+        p = pd.Period(c, "M")
+        kmax = (pd.Period("2024-12", "M") - p).n
+        row = res.customers.loc[c]
+        assert row[row.index > kmax].isna().all()  # the empty lower-right triangle
+        exp = want.loc[p].reindex(range(kmax + 1)).fillna(0.0)
+        assert row[row.index <= kmax].to_numpy() == pytest.approx(exp.to_numpy())
+
+
+def test_no_repeat_buyers_skip_with_a_reason(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c"], "date": [dt.date(2024, 1, 1)] * 3, "amount": [1.0, 2.0, 3.0],
+                       "order_id": ["1", "2", "3"]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "once")
+    h = L.resolve_horizon(ds, dt.date(2024, 12, 31))
+    assert h is None
+    res = L.stages(ds, dt.date(2024, 12, 31), L.StageRules(h))
+    assert res.skipped and "two different days" in res.reason("en") and "两个不同日期" in res.reason("zh")
+    assert L.churn_rate(ds, dt.date(2024, 12, 31), h).skipped

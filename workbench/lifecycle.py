@@ -125,10 +125,32 @@ def resolve_horizon(ds: Dataset, end: Any, horizon_days: Any = "", horizon_quant
     return max(1, int(math.ceil(q["days"].iloc[0])))
 
 
+class Unsupported(MissingDataError):
+    """The data cannot support a lifecycle analysis; :meth:`reason` says why in plain words.
+
+    ``key`` names a ``lifecycle.skip.<key>`` text; ``values`` fill it.
+    """
+
+    def __init__(self, key: str, **values: Any):
+        self.key, self.values = key, values
+        super().__init__("transactions", (), f"{key}: {values}")
+
+    def reason(self, lang: str = "en") -> str:
+        vals = {k: fmt_date(v, lang) if isinstance(v, dt.date) else v for k, v in self.values.items()}
+        return t(f"lifecycle.skip.{self.key}", lang, **vals)
+
+
+def _fit(model: Any) -> Any:
+    try:
+        with np.errstate(all="ignore"):
+            return model.fit()
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise Unsupported("singular") from exc
+
+
 def _need(horizon_days: int | None) -> int:
     if horizon_days is None:
-        raise MissingDataError("transactions", ("customer_id", "date"),
-                               "no churn horizon: no customer bought on two different days")
+        raise Unsupported("no_horizon")
     return int(horizon_days)
 
 
@@ -181,8 +203,7 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
               FROM p GROUP BY 1)
         SELECT * FROM a{ch}""").set_index("customer_id")
     if frame.empty:
-        raise MissingDataError("transactions", ("customer_id", "date", "amount"),
-                               f"no purchase (amount > 0) on or before {end.isoformat()}")
+        raise Unsupported("no_purchase", end=end)
     frame["first"] = pd.to_datetime(frame["first"])
     frame["last"] = pd.to_datetime(frame["last"])
     span = (frame["last"] - frame["first"]).dt.days.astype(float)
@@ -384,6 +405,7 @@ class ChurnRate(Result):
     end: dt.date
     sensitivity: pd.DataFrame  # quantile, horizon_days, n, lost, rate, low, high
     previous: float | None = None
+    window_days: int = 365  # below 365: the share lost over the window, annualised at a constant hazard
 
     def findings(self, lang: str = "en") -> list[Finding]:
         lo, hi = self.interval
@@ -394,6 +416,8 @@ class ChurnRate(Result):
                  texts=t(f"lifecycle.find.texts_{where}", lang))
         how = t(f"lifecycle.how.churn_{self.source}", lang, horizon=fmt_int(self.horizon_days, lang),
                 lo=fmt_pct(lo, lang), hi=fmt_pct(hi, lang), lost=fmt_int(self.lost, lang), n=fmt_int(self.n, lang))
+        if self.window_days < 365:
+            text += t("lifecycle.find.annualised", lang, days=self.window_days)
         return [Finding("annual_churn_rate", text, value=self.rate, headline=True, interval=self.interval,
                         n=self.n, value_range=(0.0, 1.0), how=how, action=t("lifecycle.action.churn", lang))]
 
@@ -418,12 +442,13 @@ class ChurnRate(Result):
         return {"annual_churn_rate": {"rate": self.rate, "low": self.interval[0], "high": self.interval[1],
                                       "n": self.n, "lost": self.lost, "horizon_days": self.horizon_days,
                                       "source": self.source, "start": self.start.isoformat(),
-                                      "end": self.end.isoformat(), "previous": self.previous},
+                                      "end": self.end.isoformat(), "previous": self.previous,
+                                      "window_days": self.window_days},
                 "churn_horizon_sensitivity": self.sensitivity.to_dict(orient="records")}
 
 
-def _year_churn(ds: Dataset, end: dt.date, horizon: int, use_churned_at: bool) -> tuple[int, int]:
-    t0 = end - dt.timedelta(days=365)
+def _year_churn(ds: Dataset, end: dt.date, horizon: int, use_churned_at: bool, days: int = 365) -> tuple[int, int]:
+    t0 = end - dt.timedelta(days=days)
     if use_churned_at:
         got = ds.sql(f"""SELECT count(*) AS n, count(*) FILTER (WHERE churned_at <= {_lit(end)}) AS lost
             FROM customers WHERE signup_date <= {_lit(t0)} AND (churned_at IS NULL OR churned_at > {_lit(t0)})""")
@@ -436,6 +461,11 @@ def _year_churn(ds: Dataset, end: dt.date, horizon: int, use_churned_at: bool) -
                          bool_or(d > {_lit(lo1)}) AS active1 FROM p GROUP BY 1)
             SELECT count(*) AS n, count(*) FILTER (WHERE NOT active1) AS lost FROM a WHERE active0""")
     return int(got["n"].iloc[0]), int(got["lost"].iloc[0])
+
+
+def _annual(share: float, days: int) -> float:
+    """A loss share over ``days`` as a yearly rate at a constant hazard: 1 − (1 − share)^(365/days)."""
+    return 1 - (1 - share) ** (365 / days) if np.isfinite(share) else math.nan
 
 
 @analysis("lifecycle.h.churn")
@@ -452,13 +482,21 @@ def churn_rate(ds: Dataset, end: Any, horizon_days: int,
     end = _day(end)
     use = _has_churned_at(ds) and ds.has("customers", "signup_date")
     first, _ = ds.date_range("customers", "signup_date") if use else ds.date_range("transactions")
-    need = end - dt.timedelta(days=365 + (0 if use else int(horizon_days)))
-    if first is None or _day(first) > need:
-        raise MissingDataError("transactions", ("date",),
-                               f"a yearly churn rate needs history from {need.isoformat()} (a year plus the horizon)")
-    n, lost = _year_churn(ds, end, int(horizon_days), use)
+    lead = 0 if use else int(horizon_days)
+    need = end - dt.timedelta(days=365 + lead)
+    if first is None:
+        raise Unsupported("short_history", need=need)
+    days = min(365, (end - _day(first)).days - lead)  # a shorter window is annualised (constant hazard)
+    if days < 90:
+        raise Unsupported("short_history", need=need)
+    n, lost = _year_churn(ds, end, int(horizon_days), use, days)
     if n == 0:
-        raise MissingDataError("transactions", ("date",), "no customer was active a year before the snapshot")
+        raise Unsupported("none_active")
+    if days < 365:
+        lo, hi = _wilson(lost, n)
+        return ChurnRate(_annual(lost / n, days), (_annual(lo, days), _annual(hi, days)), n, lost, int(horizon_days),
+                         "churned_at" if use else "transactions", end - dt.timedelta(days=days), end, pd.DataFrame(),
+                         None, days)
     rows = []
     if not use:
         gq = gap_quantiles(ds, end, quantiles)
@@ -619,7 +657,7 @@ def cohorts(ds: Dataset, end: Any, horizon_days: int, months: int = 24) -> Cohor
                last > {_lit(end)}::DATE - INTERVAL {int(horizon_days)} DAY AS alive, count(*) AS n
         FROM f WHERE c >= {_lit(c0)} GROUP BY 1, 2, 3""")
     if got.empty:
-        raise MissingDataError("transactions", ("date",), "no customer acquired in the cohort window")
+        raise Unsupported("no_cohort")
     got["c"] = pd.to_datetime(got["c"]).dt.strftime("%Y-%m")
     sizes = got[got["k"] == 0].set_index("c")["n"]
     cust = got.pivot(index="c", columns="k", values="n").reindex(columns=range(int(got["k"].max()) + 1))
@@ -919,12 +957,13 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
           AND CAST(t.date AS DATE) <= {_lit(end)} GROUP BY 1""").set_index("customer_id")
     base = sf[sf["duration"] > lm].copy()
     if len(base) < MIN_CASES or base["event"].sum() < MIN_CASES:
-        raise MissingDataError("transactions", ("date",), f"fewer than {MIN_CASES} customers at risk after "
-                                                          f"{lm} days or fewer than {MIN_CASES} losses")
+        raise Unsupported("few_at_risk", min=MIN_CASES, days=lm)
     e = early.reindex(base.index)
     act = np.log(e["n"].astype(float))
-    base["activity"] = (act - act.mean()) / act.std() if act.std() > 0 else 0.0
-    names = ["activity"]
+    names = []
+    if act.std() > 0:  # monthly bills: everyone has the same early activity, nothing to estimate
+        base["activity"] = (act - act.mean()) / act.std()
+        names.append("activity")
     if e["ch"].notna().any() and e["ch"].nunique() > 1:
         base["channels"] = e["ch"].astype(float) - 1
         names.append("channels")
@@ -981,8 +1020,8 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     from statsmodels.duration.hazard_regression import PHReg
 
     ep, names = cox_data(ds, end, horizon_days, landmark_days)
-    res = PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
-                entry=ep["start"].to_numpy(), ties="efron").fit()
+    res = _fit(PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
+                     entry=ep["start"].to_numpy(), ties="efron"))
     ci = res.conf_int()
     ph = []
     sch = res.schoenfeld_residuals
@@ -1055,7 +1094,7 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
     ds.require("transactions", "channel", reason="multi-channel comparison")
     ep, names = cox_data(ds, end, horizon_days, landmark_days)
     if "channels" not in names:
-        raise MissingDataError("transactions", ("channel",), "every customer used one channel")
+        raise Unsupported("one_channel")
     sf = survival_frame(ds, end, horizon_days)  # naive: every customer, channels used over the whole history
     tab = pd.DataFrame({"channels": _channel_group(sf["channels"]), "lost": sf["event"].astype(int)})
     tab = tab.dropna().groupby("channels")["lost"].agg(["size", "sum"])
@@ -1066,8 +1105,8 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
                      "low": lo, "high": hi})
 
     def fit(cols: list[str]) -> tuple[float, float, float]:
-        res = PHReg(ep["stop"].to_numpy(), ep[cols].to_numpy(float), status=ep["status"].to_numpy(),
-                    entry=ep["start"].to_numpy(), ties="efron").fit()
+        res = _fit(PHReg(ep["stop"].to_numpy(), ep[cols].to_numpy(float), status=ep["status"].to_numpy(),
+                         entry=ep["start"].to_numpy(), ties="efron"))
         j = cols.index("channels")
         ci = res.conf_int()[j]
         return float(np.exp(res.params[j])), float(np.exp(ci[0])), float(np.exp(ci[1]))
@@ -1231,12 +1270,13 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import brier_score_loss
     from statsmodels.duration.hazard_regression import PHReg
+    from threadpoolctl import threadpool_limits
 
     end = _day(end)
     a, b = end - dt.timedelta(days=2 * days), end - dt.timedelta(days=days)
     first, _ = ds.date_range("transactions")
     if first is None or _day(first) > a - dt.timedelta(days=90):
-        raise MissingDataError("transactions", ("date",), f"the time split needs purchases before {a.isoformat()}")
+        raise Unsupported("short_split", need=a - dt.timedelta(days=90))
     feats = ["recency", "tenure", "log_days", "log_rev12", "active_months", "channels"]
 
     def active(x: pd.DataFrame) -> pd.DataFrame:
@@ -1248,27 +1288,42 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
         dd = (pd.to_datetime(nx).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
         return pd.DataFrame({"time": dd.fillna(days).clip(upper=days), "event": (dd <= days).fillna(False)})
 
+    cache: dict[dt.date, pd.DataFrame] = {}
+
+    def features(at: dt.date) -> pd.DataFrame:
+        if at not in cache:
+            cache[at] = active(_risk_features(ds, at, days))
+        return cache[at]
+
     def fit(at: dt.date) -> tuple[Any, Any, pd.Series, pd.Series]:
-        x = active(_risk_features(ds, at, days))
-        mu, sd = x[feats].mean(), x[feats].std().replace(0, 1)
-        z = (x[feats] - mu) / sd
+        x = features(at)
+        if len(x) < MIN_CASES or x["left"].nunique() < 2:
+            raise Unsupported("few_active", day=at)
+        mu, sd = x[feats].mean(), x[feats].std().fillna(0.0)
+        used = [f for f in feats if sd[f] > 0]  # a constant feature (e.g. one channel for all) says nothing
+        mu, sd = mu[used], sd[used]
+        z = (x[used] - mu) / sd
         nxt = next_purchase(at, x)
-        ph = PHReg(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow").fit()
-        gb = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed).fit(x[feats], x["left"])
+        ph = _fit(PHReg(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow"))
+        with threadpool_limits(1):  # shared machines: no thread oversubscription
+            gb = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed).fit(
+                x[feats], x["left"])
         return ph, gb, mu, sd
 
     def predict(models: Any, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         ph, gb, mu, sd = models
-        z = ((x[feats] - mu) / sd).to_numpy()
+        z = ((x[mu.index] - mu) / sd).to_numpy()
         bch = ph.baseline_cumulative_hazard[0]
         h0 = float(np.interp(days, bch[0], bch[1]))
         p_cox = 1 - np.exp(-h0 * np.exp(z @ ph.params))  # P(next purchase within days)
-        return 1 - p_cox, gb.predict_proba(x[feats])[:, 1]
+        with threadpool_limits(1):
+            p_gb = gb.predict_proba(x[feats])[:, 1]
+        return 1 - p_cox, p_gb
 
     models = fit(a)
-    test = active(_risk_features(ds, b, days))
+    test = features(b)
     if len(test) < MIN_CASES or test["left"].nunique() < 2:
-        raise MissingDataError("transactions", ("date",), "too few active customers at the split")
+        raise Unsupported("few_active", day=b)
     y = test["left"].to_numpy()
     rows, cal = [], []
     for name, p in zip(("cox", "gb"), predict(models, test), strict=True):
@@ -1351,7 +1406,7 @@ def winback(ds: Dataset, end: Any, horizon_days: int, days: int = 180) -> WinBac
     k1, n1 = int(lost0.index.isin(buy).sum()), len(lost0)
     k2, n2 = int(new0.index.isin(buy).sum()), len(new0)
     if n1 < MIN_CASES or n2 < MIN_CASES:
-        raise MissingDataError("transactions", ("date",), "too few lost or first-time customers a period ago")
+        raise Unsupported("few_lost", min=MIN_CASES, day=t0)
     p1, p2 = (k1 + 0.5) / (n1 + 0.5), (k2 + 0.5) / (n2 + 0.5)
     se = math.sqrt(max(1 / (k1 + 0.5) - 1 / (n1 + 0.5) + 1 / (k2 + 0.5) - 1 / (n2 + 0.5), 0))
     ratio = (p1 / p2, math.exp(math.log(p1 / p2) - 1.96 * se), math.exp(math.log(p1 / p2) + 1.96 * se))
