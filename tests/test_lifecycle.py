@@ -145,6 +145,11 @@ def test_cox_planted_ratio_not_recovered(cox_result, truth, term, key):
     assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
 
 
+def test_cox_concordance_on_a_time_split_beats_chance(cox_result):
+    c = cox_result[0].metrics()["cox"]["concordance_time_split"]
+    assert c is not None and 0.5 < c < 1
+
+
 def test_multichannel_naive_gap_is_confounded(cox_result, truth):
     mc = cox_result[1]
     naive = mc.naive.set_index("channels")
@@ -190,3 +195,17 @@ def test_no_repeat_buyers_skip_with_a_reason(tmp_path):
     res = L.stages(ds, dt.date(2024, 12, 31), L.StageRules(h))
     assert res.skipped and "two different days" in res.reason("en") and "两个不同日期" in res.reason("zh")
     assert L.churn_rate(ds, dt.date(2024, 12, 31), h).skipped
+
+
+def test_harrell_c_matches_a_pairwise_count():
+    rng = np.random.default_rng(5)
+    time = rng.integers(1, 30, 80).astype(float)
+    event = rng.random(80) < 0.6
+    risk = np.round(rng.normal(size=80), 1)
+    num = den = 0.0
+    for i in range(80):
+        for j in range(80):
+            if event[i] and time[i] < time[j]:
+                den += 1
+                num += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
+    assert L.harrell_c(time, event, risk) == pytest.approx(num / den)

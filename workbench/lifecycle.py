@@ -888,6 +888,21 @@ def _episodes(base: pd.DataFrame, changes: dict[str, pd.Series]) -> pd.DataFrame
     return ep
 
 
+def harrell_c(time: Any, event: Any, risk: Any) -> float:
+    """Harrell's concordance: among usable pairs (the shorter time is an event), the share where the
+    shorter-lived customer has the higher risk; ties in risk count one half."""
+    tt, ev, r = np.asarray(time, float), np.asarray(event, bool), np.asarray(risk, float)
+    num = den = 0.0
+    idx = np.flatnonzero(ev)
+    for lo in range(0, idx.size, 1000):
+        i = idx[lo:lo + 1000]
+        usable = tt[None, :] > tt[i, None]
+        diff = r[i, None] - r[None, :]
+        num += float(((diff > 0) & usable).sum() + 0.5 * ((diff == 0) & usable).sum())
+        den += float(usable.sum())
+    return num / den if den else math.nan
+
+
 @dataclass(frozen=True, repr=False)
 class Cox(Result):
     """Cox proportional hazards with time-varying covariates (start/stop form, Efron ties)."""
@@ -923,16 +938,19 @@ class Cox(Result):
 
     def notes(self, lang: str = "en") -> list[str]:
         out = [t("lifecycle.note.cox", lang, landmark=self.landmark_days)]
+        if self.concordance is not None:
+            out.append(t("lifecycle.note.concordance", lang, c=fmt_num(self.concordance, lang, 2)))
         bad = self.table[self.table["ph_p"] < 0.05 / max(len(self.table), 1)]["term"].tolist()
         if bad:
-            out.append(t("lifecycle.note.ph", lang, terms=", ".join(
+            out.append(t("lifecycle.note.ph", lang, terms=("、" if lang == "zh" else ", ").join(
                 t(f"lifecycle.term.{b}", lang) if not b.startswith("segment_") else b[8:] for b in bad)))
         return out
 
     def metrics(self) -> dict[str, Any]:
         return {"hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"], "p": r["p"],
                                               "ph_p": r["ph_p"]} for _, r in self.table.iterrows()},
-                "cox": {"n": self.n, "events": self.events, "landmark_days": self.landmark_days}}
+                "cox": {"n": self.n, "events": self.events, "landmark_days": self.landmark_days,
+                        "concordance_time_split": self.concordance}}
 
 
 def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> tuple[pd.DataFrame, list[str]]:
@@ -1002,6 +1020,7 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
         ep[c] = base[c].reindex(ep["customer_id"]).to_numpy(float)
     ep = ep[ep["stop"] > lm].copy()
     ep["start"] = np.maximum(ep["start"], lm)
+    ep["first_day"] = base["first"].reindex(ep["customer_id"]).to_numpy()
     names += [c for c in changes if ep[c].sum() > 0]
     ep.attrs.update(n=len(base), events=int(base["event"].sum()), landmark=lm)
     return ep, names
@@ -1033,7 +1052,30 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
         ph.append(float(stats.pearsonr(lt[ok], r[ok])[1]) if ok.sum() > 2 and np.std(r[ok]) > 0 else math.nan)
     table = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": np.exp(ci[:, 0]), "high": np.exp(ci[:, 1]),
                           "p": res.pvalues, "ph_p": ph})
-    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), None, int(landmark_days))
+    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), _split_concordance(ep, names),
+               int(landmark_days))
+
+
+def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
+    """Harrell's C on a time split: fit on customers whose first purchase came in the earlier half of the
+    first-purchase dates, score the later ones by their covariates at the landmark."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    first = ep.groupby("customer_id")["first_day"].first()
+    cut = first.quantile(0.5)
+    train = ep[ep["customer_id"].isin(first.index[first <= cut])]
+    test = ep[ep["customer_id"].isin(first.index[first > cut])]
+    if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
+        return None
+    try:
+        fit = _fit(PHReg(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
+                         entry=train["start"].to_numpy(), ties="efron"))
+    except MissingDataError:
+        return None
+    at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
+    end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
+    return harrell_c(end["stop"], end["status"] == 1, risk.reindex(end.index))
 
 
 # --------------------------------------------------------------------------- multi-channel
