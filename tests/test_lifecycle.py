@@ -209,3 +209,13 @@ def test_harrell_c_matches_a_pairwise_count():
                 den += 1
                 num += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
     assert L.harrell_c(time, event, risk) == pytest.approx(num / den)
+
+
+def test_complaint_handling_shares_match_truth(sample_ds, truth):
+    end = sample_ds.date_range("transactions")[1]
+    res = L.churn_reasons(sample_ds, end, L.resolve_horizon(sample_ds, end))
+    h = res.handling.set_index("group")
+    # the sample records these shares itself: churned (a churn reason) among complainers, unresolved vs resolved
+    assert h.at["unresolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_unresolved"], abs=1e-4)
+    assert h.at["resolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_all_resolved"], abs=1e-4)
+    assert "complaint_handling" in {f.key for f in res.findings("en")}

@@ -1163,14 +1163,29 @@ class Reasons(Result):
     table: pd.DataFrame  # reason, tier columns..., total, share
     source: str  # churn_reason | complaints
     n: int
+    handling: pd.DataFrame | None = None  # group (unresolved / resolved), n, lost, share, low, high
 
     def findings(self, lang: str = "en") -> list[Finding]:
         if self.table.empty:
             return [Finding("reasons", t("lifecycle.find.reasons_none", lang), n=self.n)]
         top = self.table.iloc[0]
-        return [Finding("reasons", t(f"lifecycle.find.reasons_{self.source}", lang, reason=str(top["reason"]),
+        return self._handling(lang) + [Finding("reasons", t(f"lifecycle.find.reasons_{self.source}", lang, reason=str(top["reason"]),
                                      share=fmt_pct(float(top["share"]), lang), n=fmt_int(self.n, lang)),
                         value=float(top["share"]), n=self.n, action=t("lifecycle.action.reasons", lang))]
+
+    def _handling(self, lang: str) -> list[Finding]:
+        h = self.handling
+        if h is None or len(h) < 2 or (h["n"] == 0).any():
+            return []
+        b, g = h.set_index("group").loc["unresolved"], h.set_index("group").loc["resolved"]
+        diff = float(b["share"] - g["share"])
+        se = math.sqrt(b["share"] * (1 - b["share"]) / b["n"] + g["share"] * (1 - g["share"]) / g["n"])
+        return [Finding("complaint_handling", t("lifecycle.find.handling", lang, bad=fmt_pct(b["share"], lang),
+                                                good=fmt_pct(g["share"], lang), nb=fmt_int(int(b["n"]), lang),
+                                                ng=fmt_int(int(g["n"]), lang)),
+                        value=diff, interval=(diff - 1.96 * se, diff + 1.96 * se), null=0.0, n=int(h["n"].sum()),
+                        value_range=(-1.0, 1.0), headline=True, how=t("lifecycle.how.handling", lang),
+                        action=t("lifecycle.action.handling", lang))]
 
     def tables(self, lang: str = "en") -> list[Table]:
         if self.table.empty:
@@ -1183,7 +1198,8 @@ class Reasons(Result):
     def metrics(self) -> dict[str, Any]:
         return {"churn_reasons": {"source": self.source, "n": self.n,
                                   "rows": self.table[["reason", "total", "share"]].to_dict(orient="records")
-                                  if not self.table.empty else []}}
+                                  if not self.table.empty else []},
+                "complaint_handling": self.handling.to_dict(orient="records") if self.handling is not None else None}
 
 
 @analysis("lifecycle.h.reasons")
@@ -1209,15 +1225,27 @@ def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 1
         reason = k.set_index("customer_id")["category"]
         who = lost.loc[reason.index]
     n = int(reason.index.nunique()) if src == "complaints" else len(reason)
+    handling = None
+    if ds.has("complaints", "customer_id", "opened_at", "resolution"):
+        kc = ds.sql(f"""SELECT customer_id, bool_or(resolution IS NULL) AS unresolved FROM complaints
+            WHERE customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(_day(end))} GROUP BY 1""")
+        kc = kc[kc["customer_id"].isin(sf.index)]
+        left = sf["event"].reindex(kc["customer_id"]).to_numpy(bool)
+        rows = []
+        for grp, sel in (("unresolved", kc["unresolved"].to_numpy(bool)), ("resolved", ~kc["unresolved"].to_numpy(bool))):
+            k, m = int(left[sel].sum()), int(sel.sum())
+            lo, hi = _wilson(k, m)
+            rows.append({"group": grp, "n": m, "lost": k, "share": k / m if m else math.nan, "low": lo, "high": hi})
+        handling = pd.DataFrame(rows)
     if reason.empty:
-        return Reasons(pd.DataFrame(), src, n)
+        return Reasons(pd.DataFrame(), src, n, handling)
     tab = pd.crosstab(reason.to_numpy(), who["tier"].to_numpy())
     tab = tab.reindex(columns=[c for c in ("top", "second", "third", "bottom") if c in tab.columns])
     tab["total"] = tab.sum(axis=1)
     tab["share"] = tab["total"] / tab["total"].sum()
     tab = tab.sort_values("total", ascending=False)
     tab.index.name = "reason"
-    return Reasons(tab.reset_index(), src, n)
+    return Reasons(tab.reset_index(), src, n, handling)
 
 
 @dataclass(frozen=True, repr=False)
