@@ -219,3 +219,11 @@ def test_complaint_handling_shares_match_truth(sample_ds, truth):
     assert h.at["unresolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_unresolved"], abs=1e-4)
     assert h.at["resolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_all_resolved"], abs=1e-4)
     assert "complaint_handling" in {f.key for f in res.findings("en")}
+
+
+def test_without_transactions_sections_name_the_missing_table(tmp_path):
+    cu = pd.DataFrame({"customer_id": ["a", "b"], "signup_date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)]})
+    ds = dataset_from_frames({"customers": cu}, tmp_path / "nocx")
+    assert L.resolve_horizon(ds, dt.date(2024, 12, 31)) is None
+    res = L.cohorts(ds, dt.date(2024, 12, 31), None)
+    assert res.skipped and "transactions" in res.reason("en")

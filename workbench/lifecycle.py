@@ -148,7 +148,8 @@ def _fit(model: Any) -> Any:
         raise Unsupported("singular") from exc
 
 
-def _need(horizon_days: int | None) -> int:
+def _need(horizon_days: int | None, ds: Dataset) -> int:
+    ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")  # names the missing table first
     if horizon_days is None:
         raise Unsupported("no_horizon")
     return int(horizon_days)
@@ -363,7 +364,7 @@ def _tiers(values: pd.Series) -> pd.Series:
 def stages(ds: Dataset, end: Any, rules: StageRules, months: int = 12, before: Any = None) -> Stages:
     """Stage counts at the last ``months`` month ends, stage by value tier (12-month revenue) and the flow
     from ``before`` (default: a year before ``end``) to ``end``."""
-    _need(rules.horizon_days)
+    _need(rules.horizon_days, ds)
     end = _day(end)
     before = _day(before) if before not in (None, "") else end - dt.timedelta(days=365)
     rows = {}
@@ -478,7 +479,7 @@ def churn_rate(ds: Dataset, end: Any, horizon_days: int,
     active a year before = a purchase within the horizon before that day; lost = no purchase within
     the horizon before ``end``. Needs one year plus the horizon of history.
     """
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     end = _day(end)
     use = _has_churned_at(ds) and ds.has("customers", "signup_date")
     first, _ = ds.date_range("customers", "signup_date") if use else ds.date_range("transactions")
@@ -640,7 +641,7 @@ def cohorts(ds: Dataset, end: Any, horizon_days: int, months: int = 24) -> Cohor
     """Share of each acquisition-month cohort buying in each later month (and revenue per acquired
     customer), and an sBG fit to the pooled survival (alive = a purchase in that month or later,
     still alive when the last purchase is within the horizon of ``end``)."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     end = _day(end)
     m_end = pd.Timestamp(end).to_period("M")
     c0 = (m_end - (int(months) - 1)).start_time.date()
@@ -833,7 +834,7 @@ def _channel_group(ch: pd.Series) -> pd.Series:
 @analysis("lifecycle.h.survival")
 def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
     """Kaplan–Meier by value tier, segment and number of channels; log-rank per grouping, Holm-adjusted."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     from statsmodels.duration.survfunc import survdiff
     from statsmodels.stats.multitest import multipletests
 
@@ -1034,7 +1035,7 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     (p-value of the Pearson test). Discrimination on a time-split holdout is measured in
     :func:`churn_risk` (AUC, which equals Harrell's C for the binary next-period outcome).
     """
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     from scipy import stats
     from statsmodels.duration.hazard_regression import PHReg
 
@@ -1130,7 +1131,7 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
     """Naive lost share by channels used over the whole history (all customers, Wilson intervals) and the
     per-extra-channel hazard ratio without and with adjustment (Cox from the landmark: channels used in
     the first ``landmark_days`` alone, then with activity and the other covariates of :func:`cox`)."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     from statsmodels.duration.hazard_regression import PHReg
 
     ds.require("transactions", "channel", reason="multi-channel comparison")
@@ -1206,7 +1207,7 @@ class Reasons(Result):
 def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 180) -> Reasons:
     """Why customers left, by value tier: ``churn_reason`` where present, else the complaint categories
     of lost customers in the ``before_days`` before their last purchase (or churn date)."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     sf = survival_frame(ds, end, horizon_days)
     lost = sf[sf["event"]]
     if sf["churn_reason"].notna().any():
@@ -1336,7 +1337,7 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     AUC with Hanley–McNeil interval, Brier score, calibration by deciles); then refitted at
     ``end − days`` and applied at ``end``. High-value at risk: top ``top_share`` by 12-month revenue
     with risk ≥ ``cut`` among active (not lost) customers; pseudonymised ids."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import brier_score_loss
     from statsmodels.duration.hazard_regression import PHReg
@@ -1464,7 +1465,7 @@ def winback(ds: Dataset, end: Any, horizon_days: int, days: int = 180) -> WinBac
     """Observed reactivation of customers lost at ``end − days`` (bought again by ``end``) against the
     repeat conversion of first-time buyers then; expected win-back value of today's lost customers by
     tier = their past 12-month revenue before leaving × the reactivation rate."""
-    horizon_days = _need(horizon_days)
+    horizon_days = _need(horizon_days, ds)
     end = _day(end)
     t0 = end - dt.timedelta(days=days)
     old = customer_frame(ds, t0)
