@@ -42,7 +42,9 @@ def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "")
         if hasattr(control, "style") and hasattr(control.style, "description_width"):
             control.style.description_width = "initial"  # translated labels are not cut off
     header = [w.HTML(f"<b>{viz.html.escape(title)}</b>")] if title else []
-    row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap", gap="4px 24px"))
+    for control in controls.values():
+        control.layout.margin = "2px 24px 2px 0"  # ipywidgets' Layout has no gap
+    row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
     box = w.VBox(header + [row, out])
     display(box)
     redraw()
@@ -217,7 +219,9 @@ class FilterBar:
             self.remember = w.Button(description=t("notebook.picker.remember", lang))
             self.remember.on_click(self._remember)
             rows.append(w.HBox([self.path, self.remember]))
-        rows += [w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap", gap="4px 24px")),
+        for control in self.controls.values():
+            control.layout.margin = "2px 24px 2px 0"
+        rows += [w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap")),
                  self.status, self.notes]
         self.box = w.VBox(rows)
 
