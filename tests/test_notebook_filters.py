@@ -131,6 +131,10 @@ def test_settings_file_relative_path_and_errors(clean_env):
     settings.write_text("data = [1\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a valid TOML"):
         read_settings(settings)
+    with pytest.raises(ValueError, match="not a valid TOML"):
+        choose("", "last-month")
+    # a broken settings file does not stop a notebook whose parameters are set
+    assert choose("/my/data", "2026-10")[0] == Choice("/my/data", "parameter")
 
 
 def test_start_reads_workbench_data(clean_env, monkeypatch, sample_dir, sample_dir_zh, shown):

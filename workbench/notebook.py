@@ -139,13 +139,16 @@ def choose(data: str, period: str) -> tuple[Choice, Choice]:
     if viz.report_mode():
         return Choice(str(data), "parameter"), Choice(str(period), "parameter")
     file = settings_path()
-    settings = read_settings(file)
+    settings: dict[str, str] | None = None
 
     def pick(value: str, is_default: bool, env: str, key: str, default: str) -> Choice:
+        nonlocal settings
         if not is_default:
             return Choice(str(value), "parameter")
         if os.environ.get(env, "").strip():
             return Choice(os.environ[env].strip(), "env")
+        if settings is None:
+            settings = read_settings(file)  # only read (and complained about) when it is needed
         if settings.get(key):
             return Choice(settings[key], "settings", str(file))
         return Choice(str(value).strip() or default, "default")
