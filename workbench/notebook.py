@@ -103,20 +103,22 @@ class NotebookContext:
         ``result`` is a :class:`~workbench.results.Result` or a no-argument callable returning one
         (a :class:`~workbench.engine.MissingDataError` it raises becomes a "skipped" section naming
         ``section``). A callable is remembered so the notebook's filter bar can re-run it in place.
-        Returns the result.
+        Returns a :class:`~workbench.results.Shown` handle: it displays nothing more, forwards attributes
+        to the result, and follows re-runs, so ``effect = nb.show(...)`` can feed a later section.
         """
-        from workbench.results import as_result, render
+        from workbench.results import Shown, as_result, render
 
         shown = as_result(result, section)
-        if callable(result) and not viz.report_mode():
+        handle = Shown(shown)
+        if callable(result) and not isinstance(result, Shown) and not viz.report_mode():
             out = _output_area()
             if out is not None:
-                self.sections.append((result, section, out))
+                self.sections.append((result, section, out, handle))
                 with out:
                     render(shown, self.lang, self.rec)
-                return shown
+                return handle
         render(shown, self.lang, self.rec)
-        return shown
+        return handle
 
     def data(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """A no-argument callable returning ``func(nb.ds, *args, **kwargs)``, computed once per filter choice.
@@ -139,10 +141,11 @@ class NotebookContext:
         """Re-run every section shown from a callable (after a filter change), in place."""
         from workbench.results import as_result, render
 
-        for func, section, out in self.sections:
+        for func, section, out, handle in self.sections:
+            handle.result = as_result(func, section)  # later sections fed by this one see the new result
             with out:
                 out.clear_output(wait=True)
-                render(as_result(func, section), self.lang, self.rec)
+                render(handle.result, self.lang, self.rec)
 
     def say_all(self, findings: Iterable[Mapping[str, Any]]) -> None:
         """:meth:`say` each ``{key, text, value, headline}`` of an analysis module's ``findings``."""
