@@ -501,6 +501,14 @@ class Participation(Result):
         if self.monthly.empty:
             return []
         last = self._last()
+        if not last["buyers"]:  # no purchases known (a members-only export): members, not shares
+            out = [Finding("participation", _tr("find.members_only", lang, members=fmt_int(last["members"], lang),
+                                                month=last["month"].strftime("%Y-%m")), value=int(last["members"]))]
+            tail = self.monthly.tail(3)
+            out.append(Finding("joins_leavers", _tr("find.joins_leavers", lang,
+                                                    joins=fmt_int(tail["joins"].sum(), lang),
+                                                    leavers=fmt_int(tail["leavers"].sum(), lang))))
+            return out
         out = [Finding("participation",
                        _tr("find.participation", lang, members=fmt_int(last["members"], lang),
                            share=fmt_pct(last["share"], lang) if pd.notna(last["share"]) else "–",
@@ -519,10 +527,12 @@ class Participation(Result):
         fig = go.Figure()
         fig.add_trace(go.Bar(x=m["month"], y=m["joins"], name=_tr("part.joins", lang), marker_color=viz.PALETTE[2]))
         fig.add_trace(go.Bar(x=m["month"], y=-m["leavers"], name=_tr("part.leavers", lang), marker_color=viz.PALETTE[3]))
-        fig.add_trace(go.Scatter(x=m["month"], y=m["share"], name=_tr("part.share", lang), yaxis="y2",
-                                 mode="lines+markers", line=dict(color="#222"),
-                                 error_y=dict(type="data", symmetric=False, array=(m["ci_high"] - m["share"]).tolist(),
-                                              arrayminus=(m["share"] - m["ci_low"]).tolist(), width=3)))
+        if m["buyers"].sum():
+            fig.add_trace(go.Scatter(x=m["month"], y=m["share"], name=_tr("part.share", lang), yaxis="y2",
+                                     mode="lines+markers", line=dict(color="#222"),
+                                     error_y=dict(type="data", symmetric=False,
+                                                  array=(m["ci_high"] - m["share"]).tolist(),
+                                                  arrayminus=(m["share"] - m["ci_low"]).tolist(), width=3)))
         fig.update_layout(barmode="relative", title=_tr("part.title", lang), yaxis_title=_tr("part.people", lang),
                           yaxis2=dict(overlaying="y", side="right", tickformat=".0%", showgrid=False,
                                       rangemode="tozero", title=_tr("part.share", lang)), margin=dict(r=70))
