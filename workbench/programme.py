@@ -770,7 +770,8 @@ class MemberEffect(Result):
 
 
 @analysis("programme.h.effect")
-def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int = 6) -> MemberEffect:
+def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int = 6,
+                  event_max_customers: int = 200_000) -> MemberEffect:
     """Members' purchase-rate change after joining, net of self-selection, beside the naive gap.
 
     Panel: customer × calendar month over the ``months`` to ``end``, restricted to months a customer
@@ -791,7 +792,9 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
     mem AS (SELECT customer_id, date_trunc('month', min(CAST(joined_at AS DATE))) AS jm FROM members GROUP BY 1),
     months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{_add_months(_month(end), 1).isoformat()}',
                                         INTERVAL 1 MONTH)) AS DATE) AS m)
-    SELECT span.customer_id, months.m, coalesce(tx.n, 0) AS n,
+    SELECT CAST(dense_rank() OVER (ORDER BY span.customer_id) AS INTEGER) AS unit,
+           CAST(date_diff('month', DATE '{start.isoformat()}', months.m) AS SMALLINT) AS m,
+           CAST(coalesce(tx.n, 0) AS INTEGER) AS n,
            CAST(date_diff('month', mem.jm, months.m) AS INTEGER) AS rel
     FROM span JOIN months ON months.m > span.first_m AND months.m < span.last_m
     LEFT JOIN tx ON tx.customer_id = span.customer_id AND tx.m = months.m
@@ -804,8 +807,8 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
     is_member = rel.notna().to_numpy()
     post = (rel > 0).fillna(False).to_numpy()
     # customers need variation in the panel (fixed effects absorb the rest)
-    unit = panel["customer_id"].to_numpy()
-    mem_units = pd.Series(post, index=panel.index).groupby(panel["customer_id"]).agg(["min", "max"])
+    unit = panel["unit"].to_numpy()
+    mem_units = pd.Series(post, index=panel.index).groupby(unit).agg(["min", "max"])
     n_switch = int(((mem_units["min"] == 0) & (mem_units["max"] == 1)).sum())
     if n_switch < 2:
         raise NotEstimable("few_switchers", table="members", n=n_switch)
@@ -813,15 +816,22 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
     b, cov = poisson_fe(y, post.astype(float)[:, None], unit, panel["m"].to_numpy())
     se = math.sqrt(max(cov[0, 0], 0.0))
     effect, ci = math.exp(b[0]), (math.exp(b[0] - 1.96 * se), math.exp(b[0] + 1.96 * se))
-    # event study: one indicator per relative month in the window (−1 the reference), the rest binned
-    r = rel.to_numpy(dtype=float)
+    # event study: one indicator per relative month in the window (−1 the reference), the rest binned;
+    # on a fixed pseudo-random subset of at most ``event_max_customers`` customers (memory at scale)
+    sub = np.ones(len(panel), bool)
+    n_units = int(unit.max()) + 1
+    if n_units > event_max_customers:
+        sub = ((unit.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)) < np.uint64(
+            int(2**32 * event_max_customers / n_units))
+    r = rel.to_numpy(dtype=float)[sub]
+    is_member, y_e, unit_e, m_e = is_member[sub], y[sub], unit[sub], panel["m"].to_numpy()[sub]
     bins = [k for k in range(-event_window, event_window + 1) if k not in (-1, 0)]
     cols = [np.where(is_member & (r == k), 1.0, 0.0) for k in bins]
     cols.append(np.where(is_member & (r > event_window), 1.0, 0.0))
     cols.append(np.where(is_member & (r < -event_window), 1.0, 0.0))
     X = np.column_stack(cols)
     keep = X.sum(axis=0) > 0
-    be, ce = poisson_fe(y, X[:, keep], unit, panel["m"].to_numpy())
+    be, ce = poisson_fe(y_e, X[:, keep], unit_e, m_e)
     labels = np.array(bins + [event_window + 1, -event_window - 1])[keep]
     se_e = np.sqrt(np.clip(np.diag(ce), 0, None))
     event = pd.DataFrame({"rel_month": labels, "ratio": np.exp(be), "ci_low": np.exp(be - 1.96 * se_e),
@@ -840,7 +850,7 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
         raise NotEstimable("no_comparison", table="members")
     ratio = float(naive.loc[True, "rev"] / naive.loc[False, "rev"])
     return MemberEffect(ratio, (int(naive.loc[True, "n"]), int(naive.loc[False, "n"])), effect, ci, n_switch,
-                        int(pd.unique(unit).size), len(panel), event, (start, end))
+                        int(np.unique(unit).size), len(panel), event, (start, end))
 
 
 # ------------------------------------------------------------------ points-system risk
