@@ -236,6 +236,30 @@ def test_participation_against_pandas(ds):
     assert last["members"] == len(at_end)
 
 
+def test_scorecard_retention_and_frequency_against_pandas(ds):
+    r = prog.scorecard(ds, END, months=12)
+    root = Path(ds.config.root)
+    tx = pd.read_parquet(root / "transactions.parquet")
+    tx["date"] = pd.to_datetime(tx["date"])
+    m = pd.read_parquet(root / "members.parquet").groupby("customer_id").agg(
+        joined=("joined_at", "min"), left=("left_at", "max"))
+    m["joined"], m["left"] = pd.to_datetime(m["joined"]), pd.to_datetime(m["left"])
+    start = pd.Timestamp("2025-11-01")
+    members = set(m[(m["joined"] < start) & (m["left"].isna() | (m["left"] >= start))].index)
+    before = set(tx.loc[(tx["date"] >= "2024-11-01") & (tx["date"] < start), "customer_id"])
+    window = tx[(tx["date"] >= start) & (tx["date"] <= "2026-10-31")]
+    counts = window.groupby("customer_id").size()
+    for grp, keep in (("members", lambda c: c in members), ("others", lambda c: c not in members)):
+        base = [c for c in before if keep(c)]
+        again = sum(1 for c in base if c in counts.index)
+        row = r.table[(r.table["indicator"] == "retention") & (r.table["group"] == grp)].iloc[0]
+        assert row["n"] == len(base) and row["value"] == pytest.approx(again / len(base))
+        buyers = counts[[keep(c) for c in counts.index]]
+        row = r.table[(r.table["indicator"] == "frequency") & (r.table["group"] == grp)].iloc[0]
+        assert row["value"] == pytest.approx(buyers.mean()) and row["n"] == len(buyers)
+    assert {k.key for k in r.kpis()} == {"member_retention", "member_repeat_rate", "member_renewal"}
+
+
 def test_sample_ledger_is_clean_and_breakage_inferred(ds):
     assert prog.risk_flags(ds, END).accounts.empty
     b = prog.breakage(ds, END, n_boot=100)
@@ -272,7 +296,7 @@ def test_notebook_on_members_and_points_only_export(tmp_path, sample_dir):
 def test_notebook_on_the_sample_in_both_languages(tmp_path, sample_dir, sample_dir_zh):
     en = _run(sample_dir, tmp_path / "en.ipynb", "en", tmp_path)
     assert en["section"] == "loyalty_programme"
-    for key in ("participation", "level_transitions", "points_outstanding", "breakage", "member_effect",
+    for key in ("participation", "programme_scorecard", "level_transitions", "points_outstanding", "breakage", "member_effect",
                 "programme_roi", "points_risk"):
         assert key in en["metrics"], key
     heads = [f for f in en["findings"] if f["headline"]]

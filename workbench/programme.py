@@ -1373,3 +1373,145 @@ def explorer(ds: Dataset, flow: Result, effect: Result, end: dt.date, point_valu
               AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}'""").iloc[0, 0])
     return CostExplorer(flow.outstanding, redeemed, profit, effect.effect, effect.ci, float(point_value or 0.0),
                         dict(costs or {}), months, ds.currency)
+
+
+# ------------------------------------------------------------------ scorecard
+SCORECARD = ("retention", "frequency", "amount", "repeat_rate", "renewal", "satisfaction", "recommend")
+_SHARES = {"retention", "repeat_rate", "renewal", "satisfaction"}
+
+
+@dataclass(frozen=True, repr=False)
+class Scorecard(Result):
+    """The texts' programme indicators, members beside other customers, over one window."""
+
+    heading: ClassVar[str] = "programme.h.scorecard"
+    table: pd.DataFrame  # indicator, group (members/others), value, ci_low, ci_high, n
+    window: tuple[dt.date, dt.date]
+    currency: str
+
+    def _row(self, indicator: str, group: str) -> pd.Series | None:
+        got = self.table[(self.table["indicator"] == indicator) & (self.table["group"] == group)]
+        return None if got.empty or pd.isna(got["value"].iloc[0]) else got.iloc[0]
+
+    def _fmt(self, indicator: str, v: float, lang: str) -> str:
+        if indicator in _SHARES:
+            return fmt_pct(v, lang)
+        if indicator == "amount":
+            return fmt_money(v, lang, self.currency)
+        return fmt_num(v, lang, 1)
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        m, o = self._row("retention", "members"), self._row("retention", "others")
+        if m is None:
+            return []
+        text = _tr("find.scorecard", lang, members=fmt_pct(m["value"], lang),
+                   others=fmt_pct(o["value"], lang) if o is not None else "–", start=self.window[0].isoformat(),
+                   end=self.window[1].isoformat())
+        return [Finding("scorecard", text, value=float(m["value"]), n=int(m["n"]), how=_tr("how.scorecard", lang))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        rows = []
+        for ind in SCORECARD:
+            m, o = self._row(ind, "members"), self._row(ind, "others")
+            if m is None and o is None:
+                continue
+            cell = lambda r, ind=ind: ("–" if r is None else  # noqa: E731
+                                       f"{self._fmt(ind, r['value'], lang)} ({self._fmt(ind, r['ci_low'], lang)}–"
+                                       f"{self._fmt(ind, r['ci_high'], lang)}; {t('core.n', lang)} {fmt_int(r['n'], lang)})")
+            rows.append({_tr("col.indicator", lang): _tr(f"score.{ind}", lang), _tr("col.members_group", lang): cell(m),
+                         _tr("col.others_group", lang): cell(o)})
+        return [Table(pd.DataFrame(rows), caption=_tr("caption.scorecard", lang))] if rows else []
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [_tr("note.scorecard", lang)]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        out = []
+        for ind in ("retention", "repeat_rate", "renewal"):
+            r = self._row(ind, "members")
+            if r is not None:
+                out.append(KPI(f"member_{ind}", _tr(f"kpi.member_{ind}", lang), float(r["value"]), "share", n=int(r["n"]),
+                               interval=(float(r["ci_low"]), float(r["ci_high"])), better="higher",
+                               how=_tr("how.scorecard", lang)))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"programme_scorecard": self.table,
+                "programme_scorecard_window": [self.window[0].isoformat(), self.window[1].isoformat()]}
+
+
+@analysis("programme.h.scorecard")
+def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
+    """Members (at the window start) against other customers over the ``months`` to ``end``.
+
+    Retention: of the customers who bought in the ``months`` before the window, the share who bought in
+    it. Frequency: purchases per buying customer; amount: spend per purchase (per-customer averages);
+    repeat-visit rate: buyers with two or more purchases; renewal: members at the window start still
+    members at its end; satisfaction: top-box share, recommend: mean, of survey answers in the window.
+    Shares with Wilson intervals, means with t intervals. Descriptive: members differ from others
+    before they join (see the member-effect section).
+    """
+    ds.require("members", "customer_id", "joined_at")
+    ds.require("transactions", "customer_id", "date")
+    from workbench.loyalty import box_cuts, mean_ci, wilson
+
+    start = _add_months(_month(end), -(months - 1))
+    prev = _add_months(start, -months)
+    s, e, p = start.isoformat(), end.isoformat(), prev.isoformat()
+    left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
+    amount = "amount" if ds.has("transactions", "amount") else "NULL::DOUBLE"
+    per = ds.sql(f"""
+    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at FROM members GROUP BY 1),
+    w AS (SELECT customer_id, count(*) AS n, sum({amount}) AS spend FROM transactions
+          WHERE CAST(date AS DATE) BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY 1),
+    b AS (SELECT DISTINCT customer_id FROM transactions WHERE CAST(date AS DATE) >= DATE '{p}'
+          AND CAST(date AS DATE) < DATE '{s}'),
+    pop AS (SELECT customer_id FROM w UNION SELECT customer_id FROM b)
+    SELECT pop.customer_id IN (SELECT customer_id FROM b) AS before, coalesce(w.n, 0) AS n, w.spend,
+           mem.joined IS NOT NULL AND mem.joined < DATE '{s}' AND (mem.left_at IS NULL OR mem.left_at >= DATE '{s}')
+               AS member,
+           mem.joined IS NOT NULL AND mem.joined < DATE '{s}' AND (mem.left_at IS NULL OR mem.left_at >= DATE '{s}')
+               AND (mem.left_at IS NULL OR mem.left_at > DATE '{e}') AS renewed
+    FROM pop LEFT JOIN w USING (customer_id) LEFT JOIN mem USING (customer_id)""")
+    rows = []
+
+    def share(ind: str, grp: str, k: int, n: int) -> None:
+        lo, hi = wilson(k, n)
+        rows.append({"indicator": ind, "group": grp, "value": k / n if n else np.nan, "ci_low": float(lo),
+                     "ci_high": float(hi), "n": int(n)})
+
+    def mean(ind: str, grp: str, x: pd.Series) -> None:
+        m, lo, hi, n = mean_ci(x)
+        rows.append({"indicator": ind, "group": grp, "value": m, "ci_low": lo, "ci_high": hi, "n": int(n)})
+
+    for grp, sel in (("members", per["member"]), ("others", ~per["member"])):
+        g = per[sel]
+        before = g[g["before"]]
+        share("retention", grp, int((before["n"] > 0).sum()), len(before))
+        buyers = g[g["n"] > 0]
+        mean("frequency", grp, buyers["n"])
+        if ds.has("transactions", "amount"):
+            mean("amount", grp, buyers["spend"] / buyers["n"])
+        share("repeat_rate", grp, int((buyers["n"] >= 2).sum()), len(buyers))
+        if grp == "members":
+            share("renewal", grp, int(g["renewed"].sum()), len(g))
+    if ds.has("surveys", "customer_id", "date"):
+        cols = [c for c in ("satisfaction", "recommend") if ds.has("surveys", c)]
+        if cols:
+            sv = ds.sql(f"""
+            WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at
+                         FROM members GROUP BY 1)
+            SELECT {', '.join('s.' + c for c in cols)},
+                   mem.joined IS NOT NULL AND mem.joined <= CAST(s.date AS DATE)
+                   AND (mem.left_at IS NULL OR mem.left_at > CAST(s.date AS DATE)) AS member
+            FROM surveys s LEFT JOIN mem USING (customer_id)
+            WHERE CAST(s.date AS DATE) BETWEEN DATE '{s}' AND DATE '{e}'""")
+            for grp, sel in (("members", sv["member"]), ("others", ~sv["member"])):
+                g = sv[sel]
+                if "satisfaction" in cols:
+                    lo, hi = ds.scale("surveys", "satisfaction")
+                    x = g["satisfaction"].dropna()
+                    share("satisfaction", grp, int((x >= box_cuts(lo, hi)[1]).sum()), len(x))
+                if "recommend" in cols:
+                    mean("recommend", grp, g["recommend"])
+    return Scorecard(pd.DataFrame(rows), (start, end), ds.currency)
