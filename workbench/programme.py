@@ -1298,6 +1298,8 @@ def roi(ds: Dataset, effect: MemberEffect, end: dt.date, costs: dict[str, float]
                            ci_low=prof["profit"] * (1 - 1 / effect.ci[0]),
                            ci_high=prof["profit"] * (1 - 1 / effect.ci[1]))[
         ["level", "member_profit", "incremental_profit", "ci_low", "ci_high"]]
+    order = _level_order(ds, [str(x) for x in by_level["level"]], end) if ds.has("members", "level") else []
+    by_level = by_level.set_index("level").reindex(order or list(by_level["level"])).reset_index()
     return ROI(r["incremental"], (r["inc_lo"], r["inc_hi"]), cost_tab, redemption, r["roi"], (r["roi_lo"], r["roi_hi"]),
                by_level, (start, end), ds.currency, int(prof["n"].sum()))
 
