@@ -307,3 +307,17 @@ def test_notebook_on_the_sample_in_both_languages(tmp_path, sample_dir, sample_d
     zh = _run(sample_dir_zh, tmp_path / "zh.ipynb", "zh", tmp_path)
     text = " ".join(f["text"] for f in zh["findings"])
     assert "会员" in text and not any(w in text for w in ("members", "points", "Skipped"))
+
+
+def test_time_to_first_upgrade_by_hand():
+    # joined 2025-01-01; first upgrades after 2, 4 (event) and 6 months; one never (censored at END)
+    spells = pd.DataFrame({"customer_id": ["a", "a", "b", "b", "c", "c", "d"],
+                           "level": ["L1", "L2", "L1", "L3", "L2", "L3", "L1"],
+                           "since": pd.to_datetime(["2025-01-01", "2025-03-02", "2025-01-01", "2025-05-02",
+                                                    "2025-01-01", "2025-07-02", "2025-01-01"]),
+                           "joined": pd.Timestamp("2025-01-01"), "left_at": pd.NaT})
+    got = prog._first_upgrade(spells, {"L1": 0, "L2": 1, "L3": 2}, END)
+    assert got["n"] == 4 and got["events"] == 3
+    # KM: S = 3/4 after 60 days, exactly 1/2 after 121, 1/4 after 182; the median is the first time
+    # S falls below one half (the SAS/statsmodels convention): 182 days
+    assert got["median_months"] == pytest.approx(182 / 30.4375)

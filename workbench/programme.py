@@ -988,6 +988,7 @@ class Levels(Result):
     review_source: str  # "data" | "quarters"
     within_reach: pd.DataFrame  # next_level, members (within 10% of its threshold)
     n_members: int
+    first_upgrade: dict[str, Any] = field(default_factory=dict)  # median_months, ci_low, ci_high, n, events
 
     def findings(self, lang: str = "en") -> list[Finding]:
         mv = self.moves.set_index("move")
@@ -1009,6 +1010,16 @@ class Levels(Result):
                                                      down=fmt_pct(d["share_active"], lang)),
                                value=diff, headline=True, interval=(diff - 1.96 * se, diff + 1.96 * se), null=0.0,
                                n=int(u["n"] + d["n"]), value_range=(-1.0, 1.0), how=_tr("how.levels_working", lang)))
+        fu = self.first_upgrade
+        if fu.get("median_months") is not None and np.isfinite(fu["median_months"]):
+            out.append(Finding("first_upgrade", _tr("find.first_upgrade", lang,
+                                                    months=fmt_num(fu["median_months"], lang, 1),
+                                                    n=fmt_int(fu["n"], lang)),
+                               value=fu["median_months"], n=fu["n"], how=_tr("how.first_upgrade", lang)))
+        elif fu.get("n"):
+            out.append(Finding("first_upgrade", _tr("find.first_upgrade_unreached", lang,
+                                                    share=fmt_pct(fu["events"] / fu["n"], lang),
+                                                    n=fmt_int(fu["n"], lang)), n=fu["n"]))
         if len(self.within_reach) and self.within_reach["members"].sum():
             top = self.within_reach.sort_values("members", ascending=False).iloc[0]
             out.append(Finding("within_reach", _tr("find.within_reach", lang, n=fmt_int(top["members"], lang),
@@ -1044,7 +1055,7 @@ class Levels(Result):
     def metrics(self) -> dict[str, Any]:
         return {"level_transitions": self.transitions, "level_moves": self.moves,
                 "level_reviews": [r.isoformat() for r in self.reviews], "level_order": list(self.order),
-                "levels_within_reach": self.within_reach}
+                "levels_within_reach": self.within_reach, "time_to_first_upgrade": self.first_upgrade}
 
 
 def _review_dates(changes: pd.Series, lo: dt.date, hi: dt.date) -> tuple[list[dt.date], str]:
@@ -1115,7 +1126,34 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
     reach_tab = _within_reach(ds, states[-1], reviews[-1], end, order, thresholds or settings_thresholds(ds),
                               window_months, reach)
     return Levels(order, counts.drop(columns="row_n"), moves, tuple(reviews), source, reach_tab,
-                  int(pairs["customer_id"].nunique()))
+                  int(pairs["customer_id"].nunique()), _first_upgrade(spells, rank, end))
+
+
+def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> dict[str, Any]:
+    """Months from joining to the first move above the joining level: Kaplan–Meier median (95% interval),
+    censored at leaving or ``end``."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    s = spells.assign(r=spells["level"].map(rank))
+    first = s.groupby("customer_id").agg(joined=("joined", "min"), left_at=("left_at", "max"))
+    start_rank = s.sort_values("since").groupby("customer_id")["r"].first()
+    s = s.join(start_rank.rename("r0"), on="customer_id")
+    up = s[s["r"] > s["r0"]].groupby("customer_id")["since"].min()
+    first["up"] = up
+    stop = first["left_at"].where(first["left_at"].notna(), pd.Timestamp(end)).clip(upper=pd.Timestamp(end))
+    event = first["up"].notna() & (first["up"] <= stop)
+    t = (first["up"].where(event, stop) - first["joined"]).dt.days / 30.4375
+    ok = t > 0
+    if ok.sum() < 2:
+        return {}
+    sf = SurvfuncRight(t[ok].to_numpy(), event[ok].astype(int).to_numpy())
+    med = float(sf.quantile(0.5))
+    try:
+        lo, hi = sf.quantile_ci(0.5)
+    except Exception:  # noqa: BLE001 - statsmodels raises when the interval is unbounded
+        lo, hi = np.nan, np.nan
+    return {"median_months": med if np.isfinite(med) else None, "ci_low": lo, "ci_high": hi,
+            "n": int(ok.sum()), "events": int(event[ok].sum())}
 
 
 def settings_thresholds(ds: Dataset) -> dict[str, float]:
