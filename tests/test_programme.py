@@ -185,6 +185,8 @@ def test_member_effect_recovers_planted_multiplier_and_reports_the_naive_gap(ds,
     planted = truth["loyalty_programme"]["true_effect"]["purchase_rate_multiplier"]
     r = prog.member_effect(ds, END)
     assert r.ci[0] <= planted <= r.ci[1]
+    w = r.weighted  # the propensity-weighted difference in differences, an independent second estimate
+    assert w["ci"][0] <= planted <= w["ci"][1] and w["n_treated"] >= 100 and 0 < w["ess"] <= w["n_controls"]
     assert r.naive_ratio > r.ci[1] * 1.5  # the naive gap is selection, far outside the adjusted interval
     # the naive ratio recomputed in pandas: revenue per buying customer over the 24 months, members / others
     tx = pd.read_parquet(Path(ds.config.root) / "transactions.parquet")

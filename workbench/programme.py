@@ -717,6 +717,7 @@ class MemberEffect(Result):
     n_months: int  # customer-months in the panel
     event: pd.DataFrame  # rel_month, ratio, ci_low, ci_high
     window: tuple[dt.date, dt.date]
+    weighted: dict[str, Any] = field(default_factory=dict)  # propensity-weighted DiD: effect, ci, n, ess, overlap
 
     def findings(self, lang: str = "en") -> list[Finding]:
         naive = Finding("effect_naive", _tr("find.naive", lang, ratio=fmt_num(self.naive_ratio, lang, 1),
@@ -730,7 +731,18 @@ class MemberEffect(Result):
                            n=self.n_members, how=_tr("how.effect", lang, months=fmt_int(self.n_months, lang),
                                                       customers=fmt_int(self.n_customers, lang)),
                            action=_tr("action.effect", lang))
-        return [adjusted, naive]
+        out = [adjusted, naive]
+        w = self.weighted
+        if w.get("effect") is not None:
+            agrees = w["ci"][0] <= self.ci[1] and self.ci[0] <= w["ci"][1]
+            key = "find.effect_weighted" if agrees else "find.effect_weighted_differs"
+            out.append(Finding("effect_weighted", _tr(key, lang, pct=fmt_pct(w["effect"] - 1, lang),
+                                                      lo=fmt_pct(w["ci"][0] - 1, lang), hi=fmt_pct(w["ci"][1] - 1, lang),
+                                                      n=fmt_int(w["n_treated"], lang)),
+                               value=w["effect"], interval=tuple(w["ci"]), null=1.0, n=w["n_treated"],
+                               how=_tr("how.effect_weighted", lang, ess=fmt_int(w["ess"], lang),
+                                       controls=fmt_int(w["n_controls"], lang), cohorts=w["cohorts"])))
+        return out
 
     def figures(self, lang: str = "en") -> list[Any]:
         bars = go.Figure(go.Bar(x=[_tr("effect.naive", lang), _tr("effect.adjusted", lang)],
@@ -749,7 +761,19 @@ class MemberEffect(Result):
         es.add_vline(x=-0.5, line_dash="dot", line_color="#c8413b")
         es.update_layout(title=_tr("effect.event_title", lang), xaxis_title=_tr("effect.rel_month", lang),
                          yaxis_title=_tr("effect.ratio_ref", lang))
-        return [bars, Figure(es, appendix=True)]
+        out: list[Any] = [bars, Figure(es, appendix=True)]
+        ov = self.weighted.get("overlap")
+        if ov is not None and len(ov):
+            fig = go.Figure()
+            for grp, colour in (("joined", viz.PALETTE[0]), ("not_yet", viz.PALETTE[7])):
+                sub = ov[ov["group"] == grp]
+                fig.add_trace(go.Bar(x=sub["bin"], y=sub["share"], name=_tr(f"effect.ps_{grp}", lang),
+                                     marker_color=colour, opacity=0.7))
+            fig.update_layout(barmode="overlay", title=_tr("effect.overlap_title", lang),
+                              xaxis_title=_tr("effect.ps", lang), yaxis_title=_tr("effect.ps_share", lang),
+                              yaxis_tickformat=".0%")
+            out.append(Figure(fig, appendix=True))
+        return out
 
     def notes(self, lang: str = "en") -> list[str]:
         return [_tr("note.effect_literature", lang), t("core.associational", lang)]
@@ -765,13 +789,14 @@ class MemberEffect(Result):
                                   "ci_low": self.ci[0], "ci_high": self.ci[1], "n_members": self.n_members,
                                   "n_customers": self.n_customers, "customer_months": self.n_months,
                                   "window": [self.window[0].isoformat(), self.window[1].isoformat()],
-                                  "method": "poisson_fixed_effects_known_active_months"},
+                                  "method": "poisson_fixed_effects_known_active_months",
+                                  "weighted": {k: v for k, v in self.weighted.items() if k != "overlap"}},
                 "member_event_study": self.event}
 
 
 @analysis("programme.h.effect")
 def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int = 6,
-                  event_max_customers: int = 200_000) -> MemberEffect:
+                  event_max_customers: int = 200_000, seed: int = 42) -> MemberEffect:
     """Members' purchase-rate change after joining, net of self-selection, beside the naive gap.
 
     Panel: customer × calendar month over the ``months`` to ``end``, restricted to months a customer
@@ -849,8 +874,96 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
     if True not in naive.index or False not in naive.index:
         raise NotEstimable("no_comparison", table="members")
     ratio = float(naive.loc[True, "rev"] / naive.loc[False, "rev"])
+    weighted = _weighted_did(panel, seed=seed)
     return MemberEffect(ratio, (int(naive.loc[True, "n"]), int(naive.loc[False, "n"])), effect, ci, n_switch,
-                        int(np.unique(unit).size), len(panel), event, (start, end))
+                        int(np.unique(unit).size), len(panel), event, (start, end), weighted)
+
+
+def _weighted_did(panel: pd.DataFrame, window: int = 4, max_controls: int = 20, n_boot: int = 200,
+                  seed: int = 42) -> dict[str, Any]:
+    """Propensity-weighted difference in differences, stacked over join-month cohorts.
+
+    For each month b: members who joined in b against customers not yet members by b + ``window``,
+    all known active from b − 2·``window`` to b + ``window``. The propensity to join (scikit-learn
+    logistic regression with cohort effects) uses activity in the *earlier* window (b − 2w … b − w − 1)
+    and time since the first purchase, so the weighting does not select on the noise of the "before"
+    window (no regression to the mean between before and after). Effect = (after / before purchases of
+    joiners) ÷ (the same for weighted non-joiners); ATT weights p/(1 − p), normalised per cohort.
+    Interval: Bayesian bootstrap over customers (weights held fixed).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if panel.empty:
+        return {}
+    unit = panel["unit"].to_numpy()
+    m = panel["m"].to_numpy().astype(int)
+    nu, nm = int(unit.max()) + 1, int(m.max()) + 1
+    counts = np.zeros((nu, nm), np.float32)
+    counts[unit, m] = panel["n"].to_numpy()
+    first = np.full(nu, nm, int)
+    last = np.full(nu, -1, int)
+    np.minimum.at(first, unit, m)
+    np.maximum.at(last, unit, m)
+    rel = panel["rel"].to_numpy(dtype=float)
+    jm = np.full(nu, -10**6, float)
+    has = ~np.isnan(rel)
+    jm[unit[has]] = (m[has] - rel[has])
+    member = jm > -10**6
+    rng = np.random.default_rng(seed)
+    rows = []
+    w = window
+    for b in range(2 * w, nm - w):
+        eligible = (first <= b - 2 * w) & (last >= b + w)
+        treated = eligible & member & (jm == b)
+        control = eligible & ~(member & (jm <= b + w))
+        t_idx, c_idx = np.flatnonzero(treated), np.flatnonzero(control)
+        if len(t_idx) < 5 or len(c_idx) < 5:
+            continue
+        frac = 1.0
+        if len(c_idx) > max_controls * len(t_idx):
+            frac = max_controls * len(t_idx) / len(c_idx)
+            c_idx = c_idx[rng.random(len(c_idx)) < frac]
+        for idx, tr in ((t_idx, 1), (c_idx, 0)):
+            rows.append(pd.DataFrame({
+                "unit": idx, "cohort": b, "treated": tr, "frac": 1.0 if tr else frac,
+                "early": np.log1p(counts[idx, b - 2 * w:b - w].sum(axis=1)), "tenure": b - first[idx],
+                "before": counts[idx, b - w:b].sum(axis=1), "after": counts[idx, b + 1:b + w + 1].sum(axis=1)}))
+    if not rows:
+        return {}
+    d = pd.concat(rows, ignore_index=True)
+    if d["treated"].sum() < 30:
+        return {}
+    X = pd.get_dummies(d[["early", "tenure"]].assign(cohort=d["cohort"].astype(str)), dtype=float)
+    ps = LogisticRegression(max_iter=1000, C=1e6).fit(X, d["treated"]).predict_proba(X)[:, 1]
+    ps = np.clip(ps, 1e-3, 1 - 1e-3)
+    d["w"] = np.where(d["treated"] == 1, 1.0, ps / (1 - ps) / d["frac"])
+    tot_t = d[d["treated"] == 1].groupby("cohort").size()
+    tot_c = d[d["treated"] == 0].groupby("cohort")["w"].sum()
+    d.loc[d["treated"] == 0, "w"] *= d.loc[d["treated"] == 0, "cohort"].map(tot_t / tot_c).to_numpy()
+    # per-customer sums (a customer can be a control in several cohorts): the bootstrap unit
+    d["tb"], d["ta"] = d["before"] * d["treated"], d["after"] * d["treated"]
+    d["cb"], d["ca"] = d["before"] * d["w"] * (1 - d["treated"]), d["after"] * d["w"] * (1 - d["treated"])
+    per = d.groupby("unit")[["tb", "ta", "cb", "ca"]].sum().to_numpy(float)
+
+    def ratio(s: np.ndarray) -> np.ndarray:
+        return (s[..., 1] / s[..., 0]) / (s[..., 3] / s[..., 2])
+
+    est = float(ratio(per.sum(axis=0)))
+    draws = []
+    for start in range(0, n_boot, 50):
+        g = rng.exponential(1.0, (min(50, n_boot - start), len(per)))
+        draws.append(ratio(g @ per))
+    draws = np.concatenate(draws)
+    wc = d.loc[d["treated"] == 0, "w"]
+    bins = np.linspace(0, 1, 21)
+    overlap = []
+    for grp, sel in (("joined", d["treated"] == 1), ("not_yet", d["treated"] == 0)):
+        h, _ = np.histogram(ps[sel.to_numpy()], bins=bins)
+        overlap.append(pd.DataFrame({"group": grp, "bin": (bins[:-1] + bins[1:]) / 2, "share": h / max(h.sum(), 1)}))
+    return {"effect": est, "ci": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+            "n_treated": int(d["treated"].sum()), "n_controls": int((d["treated"] == 0).sum()),
+            "ess": float(wc.sum() ** 2 / (wc ** 2).sum()), "cohorts": int(d["cohort"].nunique()),
+            "window_months": w, "overlap": pd.concat(overlap, ignore_index=True)}
 
 
 # ------------------------------------------------------------------ points-system risk
