@@ -2318,9 +2318,11 @@ class Explorer(Result):
 
         def redraw(_: Any = None) -> None:
             v = {k: c.value for k, c in controls.items()}
-            with out:
-                out.clear_output(wait=True)
-                figure_explore(self.frame, v["category"] or None, v["channel"] or None, v["gran"], lang).show()
+            from workbench import viz
+
+            # a state update, not ``with out:`` capture (headless runners can hang on captured output)
+            out.outputs = viz.mime_outputs([figure_explore(self.frame, v["category"] or None, v["channel"] or None,
+                                                           v["gran"], lang)])
 
         for c in controls.values():
             c.observe(redraw, names="value")

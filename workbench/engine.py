@@ -942,6 +942,11 @@ class Dataset:
         return [t for t in self.meta["tables"] if t in loads and loads[t].loaded_rows == 0]
 
     @property
+    def programme(self) -> dict[str, Any]:
+        """``[programme]`` settings from workbench.toml (point value, expiry, costs, levels); empty if none."""
+        return dict(self.config.programme) if self.config is not None else {}
+
+    @property
     def drivers(self) -> list[str]:
         return list(self.meta.get("drivers", []))
 

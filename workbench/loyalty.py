@@ -3096,12 +3096,12 @@ class Explore(Result):
         def redraw(_: Any = None) -> None:
             v = {k: c.value for k, c in controls.items()}
             fig = widget_figure(agg, v["segment"], v["months"], v["sat_high"], v["sat_low"], lang)
-            with out:
-                out.clear_output(wait=True)
+            with viz.capture() as shown:  # a state update, not ``with out:`` (headless runners can hang)
                 if _has_points(fig):
-                    fig.show()
+                    viz._display(fig)
                 else:
                     viz.note(_tr("note.empty_selection", lang))
+            out.outputs = viz.mime_outputs(shown)
 
         for c in controls.values():
             c.observe(redraw, names="value")

@@ -166,6 +166,7 @@ class _Section:
     out: Any
     ids: str
     result: Any = None
+    handle: Any = None
 
 
 @dataclass
@@ -259,23 +260,25 @@ class NotebookContext:
         (a :class:`~workbench.engine.MissingDataError` it raises becomes a "skipped" section naming
         ``section``). A callable is remembered so the notebook's filter bar can re-run it in place.
         Customer lists show and export pseudonymised ids unless ``identify=True`` (or the
-        notebook's ``export_ids = "raw"``); report runs never show raw ids. Returns the result.
+        notebook's ``export_ids = "raw"``); report runs never show raw ids. Returns a
+        :class:`~workbench.results.Shown` handle: it displays nothing more, forwards attributes to the
+        result, and follows re-runs, so ``effect = nb.show(...)`` can feed a later section.
         """
-        from workbench.results import as_result, render
+        from workbench.results import Shown, as_result, render
 
         ids = self._ids(identify)
         shown = as_result(result, section)
-        if callable(result) and not viz.report_mode():
+        handle = Shown(shown)
+        if callable(result) and not isinstance(result, Shown) and not viz.report_mode():
             out = _output_area()
             if out is not None:
-                self.sections.append(_Section(result, section, out, ids, shown))
-                with out:
-                    render(shown, self.lang, self.rec, ids=ids)
-                return shown
+                self.sections.append(_Section(result, section, out, ids, shown, handle))
+                _render_into(out, shown, self.lang, self.rec, ids)
+                return handle
         if not viz.report_mode():
             self._fixed_sections += 1
         render(shown, self.lang, self.rec, ids=ids)
-        return shown
+        return handle
 
     def _ids(self, identify: bool | None) -> str:
         if identify is None:
@@ -343,18 +346,18 @@ class NotebookContext:
         section that fails for the current selection shows why instead of its old content.
         Returns the seconds taken.
         """
-        from workbench.results import as_result, render
+        from workbench.results import as_result
 
         started = time.perf_counter()
         for sec in self.sections:
-            with sec.out:
-                sec.out.clear_output(wait=True)
-                try:
-                    sec.result = as_result(sec.func, sec.section)
-                    render(sec.result, self.lang, None, ids=sec.ids)
-                except Exception as exc:  # noqa: BLE001 - shown in the section, the bar keeps working
-                    sec.result = None
-                    viz.note(self.t("notebook.filter.failed", error=f"{type(exc).__name__}: {exc}"))
+            try:
+                sec.result = as_result(sec.func, sec.section)
+                sec.handle.result = sec.result  # later sections fed by this one see the new result
+                _render_into(sec.out, sec.result, self.lang, None, sec.ids)
+            except Exception as exc:  # noqa: BLE001 - shown in the section, the bar keeps working
+                sec.result = None
+                _render_into(sec.out, None, self.lang, None, sec.ids,
+                             note=self.t("notebook.filter.failed", error=f"{type(exc).__name__}: {exc}"))
         return time.perf_counter() - started
 
     def filter_bar(self) -> Any:
@@ -416,6 +419,22 @@ def _follow(value: Any, made: Mapping[str, Any], now: Mapping[str, Any]) -> Any:
     return value
 
 
+def _render_into(out: Any, result: Any, lang: str, rec: Any, ids: str, note: str | None = None) -> None:
+    """Fill a section's output area with the rendered result in one state update.
+
+    The outputs are collected and assigned to the widget rather than captured with ``with out:``:
+    capturing redirects the kernel's output messages, which headless runners (papermill/nbclient,
+    nbval) wait on and can hang; a plain state update works everywhere."""
+    from workbench.results import render
+
+    with viz.capture() as shown:
+        if result is not None:
+            render(result, lang, rec, ids=ids)
+        if note:
+            viz.note(note)
+    out.outputs = viz.mime_outputs(shown)
+
+
 def _output_area() -> Any:
     """An ipywidgets Output shown now (JupyterLab), or None when ipywidgets is not usable."""
     try:
@@ -449,6 +468,8 @@ def start(data: str, period: str, lang: str = "en", metrics_path: str = "", sect
     """
     check_lang(lang)
     viz.set_lang(lang)
+    if not viz.report_mode():
+        viz.use_notebook_renderer()
     quiet_known_warnings()
     data_choice, period_choice = choose(data, period)
     data, period = data_choice.value, period_choice.value

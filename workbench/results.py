@@ -401,6 +401,8 @@ def show_finding(f: Finding, lang: str, rec: Any = None) -> Any:
 
 def as_result(value: Any, section: str = "") -> Result:
     """Accept a result, or a callable returning one (``MissingDataError`` → :class:`Skipped`)."""
+    if isinstance(value, Shown):
+        return value.result
     if isinstance(value, Result):
         return value
     if callable(value):
@@ -409,6 +411,31 @@ def as_result(value: Any, section: str = "") -> Result:
         except MissingDataError as exc:
             return Skipped(section, exc)
     raise TypeError(f"expected a workbench.results.Result, got {type(value).__name__}")
+
+
+class Shown:
+    """What ``nb.show`` returns: a stand-in for the result that shows nothing by itself (the renderer
+    already did), forwards attributes to the result, and follows it when the filter bar re-runs the
+    section — so ``effect = nb.show(...)`` can feed a later section."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Result):
+        self.result = result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+    def _ipython_display_(self) -> None:  # shown once by the renderer; nothing more
+        return None
+
+    def __repr__(self) -> str:
+        return repr(self.result)
+
+
+def unwrap(value: Any) -> Any:
+    """The result behind a :class:`Shown` (anything else unchanged)."""
+    return value.result if isinstance(value, Shown) else value
 
 
 def results_metrics(results: Sequence[Result]) -> dict[str, Any]:

@@ -76,10 +76,51 @@ def _label(text: str) -> str:
     return mask_label(text)
 
 
+_SINK: list[Any] | None = None  # set by capture(): displays are collected instead of sent
+
+
 def _display(obj: Any) -> None:
+    if _SINK is not None:
+        _SINK.append(obj)
+        return
     from IPython.display import display
 
     display(obj)
+
+
+def capture() -> Any:
+    """Context manager collecting everything shown through this module (instead of displaying it);
+    yields the list. Used to fill a section's output area in one step (see ``workbench.notebook``)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _cm() -> Any:
+        global _SINK
+        before, _SINK = _SINK, []
+        try:
+            yield _SINK
+        finally:
+            _SINK = before
+
+    return _cm()
+
+
+def mime_outputs(objects: list[Any]) -> tuple[dict[str, Any], ...]:
+    """Displayable objects as notebook ``display_data`` outputs (what an ipywidgets Output holds)."""
+    from IPython.core.formatters import format_display_data
+
+    out = []
+    for obj in objects:
+        data, meta = format_display_data(obj)
+        out.append({"output_type": "display_data", "data": data, "metadata": meta})
+    return tuple(out)
+
+
+def use_notebook_renderer() -> None:
+    """Interactive figures as plotly's mime type (JupyterLab renders it offline with the extension plotly
+    ships); never a browser tab or a CDN script. A ``PLOTLY_RENDERER`` set by the user wins."""
+    if not os.environ.get("PLOTLY_RENDERER"):
+        pio.renderers.default = "plotly_mimetype"
 
 
 def safe_figure(fig: go.Figure) -> dict[str, Any]:
@@ -119,7 +160,7 @@ def show(fig: go.Figure, appendix: bool = False) -> None:
         cls = f"wb-figure {APPENDIX_CLASS}" if appendix else "wb-figure"
         _display(HTML(f'<div class="{cls}">{figure_html(fig)}</div>'))
     else:
-        fig.show()
+        _display(fig)
 
 
 def finding(text: str, how: str = "", lang: str | None = None) -> None:

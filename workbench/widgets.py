@@ -30,10 +30,8 @@ def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "")
 
     def redraw(_: Any = None) -> None:
         fig = update(**{k: c.value for k, c in controls.items()})
-        with out:
-            out.clear_output(wait=True)
-            if fig is not None:
-                fig.show()
+        # a state update, not ``with out:`` capture (headless runners can hang on captured output)
+        out.outputs = viz.mime_outputs([fig]) if fig is not None else ()
 
     title = _translated(title)
     for control in controls.values():
