@@ -370,9 +370,13 @@ def test_open_answers_chinese():
                           "comment": ["送货太慢了", "客服态度不好", "送货太慢，包装破损", "已经很满意了",
                                       "继续保持", "价格再便宜一点", "客服不回复", "非常满意"] * 5})
     oa = L.open_answers(frame, n_themes=3)
-    assert oa.n_comments == 40
-    assert abs(oa.by_level.groupby("level")["share"].sum() - 1).max() < 1e-9
-    assert any("送货" in str(t) for t in oa.terms["term"])  # jieba segments words, not characters
+    assert not oa.skipped and "open_answers" in oa.metrics()
+    groups = oa.groups.set_index("group")
+    assert groups.loc["1–2", "comments"] == 20 and groups.loc["4–5", "comments"] == 20  # 1,1,2,1 and 5,5,4,5 ×5
+    low = oa.table[oa.table["group"] == "1–2"]
+    # jieba segments words, not characters: the low raters' delivery complaint is a phrase of words
+    assert any("送货" in str(t) for t in low["phrase"])
+    assert oa.title("zh") == L.t("loyalty.h.open_answers", "zh")
 
 
 def test_widget_figure_from_aggregates(small_frame):

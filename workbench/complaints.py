@@ -2714,37 +2714,20 @@ def silent(ds: Dataset, period: Period, voicing_share: float = 0.10) -> SilentDi
     return SilentDissatisfied(iceberg_for(ds, period.start, period.end_exclusive, float(voicing_share)), period)
 
 
-@dataclass(frozen=True, repr=False)
-class CustomerWords(Result):
-    """Example complaints (personal data masked) and frequent terms per category (appendix)."""
-
-    heading: ClassVar[str] = "complaints.section.verbatims"
-    verb: Verbatims
-
-    def tables(self, lang: str = "en") -> list[Table]:
-        from workbench.privacy import mask_text
-
-        v, out = self.verb, []
-        if len(v.examples):
-            ex = pd.DataFrame({t("complaints.col.category", lang): v.examples["group"].astype(str),
-                               t("complaints.col.example", lang): [mask_text(str(x)) for x in v.examples["text"]]})
-            out.append(Table(ex, caption=t("complaints.verbatims.masked", lang), max_rows=40))
-        if len(v.terms):
-            names = {"group": t("complaints.col.category", lang), "term": t("complaints.col.term", lang),
-                     "count": t("complaints.col.count", lang)}
-            out.append(Table(v.terms[list(names)].rename(columns=names), appendix=True, max_rows=60,
-                             formats={names["count"]: lambda v_: fmt_int(v_, lang)}))
-        return out
-
-    def notes(self, lang: str = "en") -> list[str]:
-        return [] if self.verb.texts else [t("complaints.note.no_texts", lang)]
-
-    def metrics(self) -> dict[str, Any]:
-        return {"verbatim_terms": self.verb.terms[["group", "term", "count"]].head(200)}
-
-
 @analysis("complaints.section.verbatims")
-def words(ds: Dataset, period: Period, months: int = 3, seed: int = 42) -> CustomerWords:
-    """The verbatims section: the last ``months`` months up to the period end."""
+def words(ds: Dataset, period: Period, months: int = 3, seed: int = 42, max_texts: int = 400) -> Any:
+    """What each category's complaints say that the others' do not, over the last ``months`` months to the
+    period end (:func:`workbench.text.compare_themes`: phrases without stop words, each with a masked
+    quote; at most ``max_texts`` texts per category, a seeded sample)."""
+    from workbench import text
+
+    ds.require("complaints", "text")
+    ds.require("complaints", "category")
     end = period.end_exclusive
-    return CustomerWords(verbatims(ds, months_back(end, months), end, by="category", seed=seed))
+    start = months_back(end, months)
+    grp = "COALESCE(CAST(category AS VARCHAR), '–')"
+    df = ds.sql(f"SELECT {grp} AS grp, text FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
+                f"AND opened_at < TIMESTAMP '{_date(end)}' QUALIFY row_number() OVER "
+                f"(PARTITION BY {grp} ORDER BY hash(complaint_id || '{int(seed)}')) <= {int(max_texts)}")
+    return text.compare_themes(df["text"], df["grp"], by="category", heading="complaints.section.verbatims",
+                               key="complaint_themes", seed=seed)

@@ -3007,13 +3007,23 @@ def scorecard(ds: Dataset, frame: Any, period: Any, previous: Any) -> Result:
 
 
 @_section("loyalty.h.open_answers")
-def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
-                 seed: int = 42, max_texts: int | None = 10_000) -> OpenAnswers:
-    """Section 8: themes of the open answers by satisfaction level (:func:`compute_open_answers`)."""
-    import dataclasses
+def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 8,
+                 seed: int = 42, max_texts: int | None = 10_000) -> Any:
+    """Section 8: what low raters write about that high raters do not (:func:`workbench.text.compare_themes`:
+    phrases with stop words removed, log-odds with an informative prior, Benjamini–Hochberg, a masked quote
+    per theme). With more than ``max_texts`` answers, a seeded random sample of them."""
+    from workbench import text
 
-    oa = compute_open_answers(frame, column, by, n_themes, seed, max_texts)
-    return dataclasses.replace(oa, context=_context(frame))
+    if column not in frame or frame[column].notna().sum() == 0:
+        raise MissingDataError("surveys", (column,), "open answers")
+    if by not in frame or frame[by].notna().sum() == 0:
+        raise MissingDataError("surveys", (by,), "open answers")
+    if max_texts and len(frame) > max_texts:
+        frame = frame.sample(int(max_texts), random_state=seed)
+    groups = text.rating_groups(frame[by], scale=_scale(frame, by))
+    return text.compare_themes(frame[column], groups, focus=groups.attrs["low"], against=groups.attrs["high"],
+                               by="rating", heading="loyalty.h.open_answers", key="open_answers", top_n=n_themes,
+                               seed=seed)
 
 
 @dataclass(frozen=True, repr=False)
