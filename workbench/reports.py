@@ -528,9 +528,23 @@ def appendix_html(groups: Sequence[tuple[str, Sequence[str]]], lang: str) -> str
             parts.append(f'<h3 class="wb-appendix-section">{section}</h3>')
         parts.extend(blocks)
     terms = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in glossary(lang))
-    parts.append(f'<h3 class="wb-appendix-section">{html.escape(translate("reports.glossary", lang))}</h3>'
-                 f'<dl class="wb-glossary">{terms}</dl></details>')
+    parts.append(f'<div class="wb-glossary-block"><h3 class="wb-appendix-section">'
+                 f'{html.escape(translate("reports.glossary", lang))}</h3><dl class="wb-glossary">{terms}</dl></div>'
+                 "</details>")
     return "".join(parts)
+
+
+_GLOSSARY_BLOCK = re.compile(r'<div class="wb-glossary-block">.*?</dl></div>', re.S)
+_EMPTY_APPENDIX = re.compile(r'<details class="wb-appendix-box" id="appendix"><summary>((?!</summary>).)*</summary>'
+                             r"</details>", re.S)
+# a cell holding one token (a number, date, code, amount: no spaces, no Chinese) must not wrap
+_ONE_TOKEN_CELL = re.compile(r"<td>([^\s<\u3000-\u9fff\uff00-\uffef]{1,60})</td>")
+
+
+def keep_tokens_whole(page: str) -> str:
+    """Mark table cells holding a single token (``2024-11-01``, ``¥1,234``, ``12.5%``) ``wb-nw``
+    (no wrapping): browsers may otherwise break them at a hyphen or slash."""
+    return _ONE_TOKEN_CELL.sub(r'<td class="wb-nw">\1</td>', page)
 
 
 def _anchor_headings(text: str, toc: list[tuple[str, str]]) -> str:
@@ -640,7 +654,7 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
     body, _ = exporter.from_notebook_node(clean, resources={"wb": wb})
     if lang == "zh":  # nbconvert accepts ISO 639-1 only; zh-CN makes browsers pick Simplified glyphs
         body = body.replace('<html lang="zh">', '<html lang="zh-CN">', 1)
-    return body
+    return keep_tokens_whole(body)
 
 
 #: folder mode: one plotly.min.js per period folder, shared by the pages of every language
@@ -938,6 +952,11 @@ def pack_html(out: Path, period_label: str, lang: str, plotly_js: str = "folder"
             pages += 1
     if not pages:
         return None
+    # the glossary once, at the end of the pack, not after every report (nor an appendix left empty)
+    glossaries = [g for part in parts for g in _GLOSSARY_BLOCK.findall(part)]
+    parts = [_EMPTY_APPENDIX.sub("", _GLOSSARY_BLOCK.sub("", part)) for part in parts]
+    if glossaries:
+        parts.append(f'<section class="wb-pack-part wb-appendix-box">{glossaries[-1]}</section>')
     css = _css() + (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8") + \
         ".wb-pack-part + .wb-pack-part { break-before: page; page-break-before: always; }"
     html_lang = "zh-CN" if lang == "zh" else lang
@@ -1529,11 +1548,11 @@ def _page_links(label: str, name: str, entry: Mapping[str, Any], lang: str) -> t
         st = info.get("status", "")
         if st != "ok":
             tip = html.escape(info.get("error") or "")
-            extras.append(f'<span class="wb-badge failed" title="{tip}">{html.escape(_lang_name(code))}: '
+            extras.append(f'<span class="wb-badge failed" title="{tip}">{html.escape(_lang_name(code, lang))}: '
                           f'{html.escape(translate("reports.index.failed", lang))}</span>')
         elif code != lang and info.get("html"):
             extras.append(f'<a class="wb-other-lang" href="{html.escape(label)}/{html.escape(info["html"])}" '
-                          f'hreflang="{code}">{html.escape(_lang_name(code))}</a>')
+                          f'hreflang="{code}">{html.escape(_lang_name(code, lang))}</a>')
     return link, " ".join(extras)
 
 
@@ -1572,7 +1591,7 @@ def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | 
     by_label = {m["run"]["period"]: m for m in periods}
     generated = generated or dt.datetime.now().replace(microsecond=0)
     other = [code for code in LANGS if code != lang]
-    switch = " ".join(f'<a href="{INDEX_FILES[c]}" hreflang="{c}">{html.escape(_lang_name(c))}</a>' for c in other)
+    switch = " ".join(f'<a href="{INDEX_FILES[c]}" hreflang="{c}">{html.escape(_lang_name(c, lang))}</a>' for c in other)
     parts = [f'<header class="wb-index-head"><p class="wb-app">{html.escape(translate("core.app", lang))}</p>'
              f'<nav class="wb-lang-switch">{switch}</nav>'
              f'<h1 class="wb-title">{html.escape(translate("reports.index.title", lang))}</h1>'
@@ -1677,8 +1696,10 @@ def _coverage_banner_html(run: Mapping[str, Any], lang: str = "en") -> str:
     return f'<div class="wb-coverage" role="note"><ul>{items}</ul></div>'
 
 
-def _lang_name(code: str) -> str:
-    return {"en": "English", "zh": "中文"}.get(code, code)
+def _lang_name(code: str, lang: str = "en") -> str:
+    """A language's name in the page's language (no other script on a page)."""
+    key = f"reports.lang.{code}"
+    return translate(key, lang) if has_text(key) else code
 
 
 def write_index(out: Path | str) -> Path:
