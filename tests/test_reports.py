@@ -676,3 +676,18 @@ def test_plotly_default_is_one_file_per_period(small_data, tmp_path):
     for lang in ("en", "zh"):
         page = (out / PERIOD / lang / "05_minimal.html").read_text(encoding="utf-8")
         assert 'src="../plotly.min.js"' in page and len(page) < 200_000
+
+
+def test_single_token_cells_never_wrap():
+    page = ("<td>2024-11-01</td><td>¥1,234</td><td>12.5%</td><td>Contract</td><td>two words</td>"
+            "<td>满意且忠诚</td><td>a<b>b</b></td>")
+    out = reports.keep_tokens_whole(page)
+    assert out.count('<td class="wb-nw">') == 4
+    assert "<td>two words</td>" in out and "<td>满意且忠诚</td>" in out
+
+
+def test_pack_pdf_html_has_the_glossary_once(pack):
+    page = reports.pack_html(pack.out, PERIOD, "zh", "folder")
+    assert page.count('class="wb-glossary-block"') == 1
+    assert page.index('class="wb-glossary-block"') > page.rindex('class="wb-pack-part">')
+    assert 'src="../plotly.min.js"' in page and "Glossary" not in page

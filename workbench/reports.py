@@ -56,16 +56,20 @@ generated for the run, with a warning; recorded as ``run.pseudonym_key_source``)
 
 plotly.js
 ---------
-Each HTML file embeds plotly.js once (``plotly_js="inline"``, the default):
-a report opens from a file share or an e-mail attachment with no network.
-``plotly_js="folder"`` (or env ``WORKBENCH_PLOTLY_JS=folder``) instead writes
-one ``plotly.min.js`` per report folder and references it relatively.
-Measured with ``bench/report_pack.py`` (plotly 7.1, 20,000-customer sample,
-2026-11): plotly.min.js is 4.82 MB; an inline report is 4.85 MB (data overview,
-23 kB own content) to 5.14 MB (customer pyramid, 306 kB) — 1.003-1.004× of
-plotly.js + content; in folder mode the same reports are 38-327 kB plus one
-shared 4.82 MB file per ``<period>/<lang>/`` folder. Inline is
-the default because a single file survives being e-mailed or copied alone.
+Folder mode (the default, ``plotly_js="folder"``): one ``plotly.min.js`` per period folder
+(``reports/<period>/plotly.min.js``, 4.82 MB), referenced as ``../plotly.min.js`` by the pages of
+every language (45-180 kB each). ``plotly_js="inline"`` (``--inline``, env
+``WORKBENCH_PLOTLY_JS=inline``) embeds plotly.js in every page (about 5 MB each), so a single page
+survives being e-mailed or copied alone. Sizes: docs/report-pack.md.
+
+Pack summary, appendix, PDF
+---------------------------
+``index.html`` / ``index.zh.html`` summarise the latest period in one language each: KPI tiles
+(:mod:`workbench.summary`, judged against ``[targets]``), each report's headline findings with
+their action and a collapsed "how computed" note, links to the pages and the earlier periods.
+Report pages move every ``.wb-appendix`` block into one collapsed appendix with a glossary
+(:func:`split_appendix`, :func:`appendix_html`). ``--pdf`` prints each page and one ``pack.pdf``
+per language (:func:`write_pack_pdf`) with headless Chromium.
 """
 
 from __future__ import annotations
