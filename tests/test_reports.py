@@ -217,7 +217,7 @@ def test_rerun_is_idempotent(pack, small_data, nb_dir, tmp_path):
     files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     m_before = _metrics(out)
     again = run_pack(small_data, PERIOD, only=["comments"], lang="en", out=out, jobs=1, notebooks_dir=nb_dir,
-                     progress=False)
+                     progress=False, plotly_js="inline")  # the fixture's mode
     assert again.exit_code == 0
     files_after = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert files_after == files_before
@@ -642,7 +642,7 @@ def test_glossary_is_complete_and_zh_has_no_english_words():
 def test_pack_html_combines_summary_and_pages(pack):
     page = reports.pack_html(pack.out, PERIOD, "en", "inline")
     assert page.count(reports.plotly_js_source()) == 1, "plotly.js once for the whole pack"
-    assert page.count('class="wb-pack-part') == 1 + len(NAMES)
+    assert page.count('class="wb-pack-part') == 1 + len(NAMES) + 1  # summary, the pages, the glossary once
     assert page.index("Report pack") < page.index("Data overview")
     assert "Earlier periods" not in page and "<details " not in page.replace("<details open", "")
     assert reports.pack_html(pack.out, "2020-01", "en") is None
