@@ -951,3 +951,158 @@ def test_handling_finding_states_window_and_moment_of_open_count(hand):
     (fd,) = C.findings("en", handling_result=h)
     assert "Complaints opened 2025-01-01 – 2025-09-30:" in fd["text"]
     assert f"{n_open:,} of {len(win):,} still open at 2025-10-01 00:00" in fd["text"]
+
+
+# ----------------------------------------------------------------- result objects (one per notebook section)
+def _period(label: str):
+    from workbench.periods import parse_period
+
+    return parse_period(label)
+
+
+def test_rates_result_kpis_match_pandas(hand):
+    from statsmodels.stats.proportion import proportion_confint
+
+    ds, f = hand
+    tx, comp = f["transactions"], f["complaints"]
+    r = C.rates(ds, _period("2025-10"))
+
+    def counts(lo: str, hi: str) -> tuple[int, int]:
+        d, o = pd.to_datetime(tx["date"]), pd.to_datetime(comp["opened_at"])
+        orders = tx.loc[(d >= lo) & (d < hi) & (tx["amount"] > 0), "order_id"].nunique()
+        return int(((o >= lo) & (o < hi)).sum()), int(orders)
+
+    (c_now, o_now), (c_before, o_before) = counts("2025-10-01", "2025-11-01"), counts("2025-09-01", "2025-10-01")
+    kpis = {k.key: k for k in r.kpis("en")}
+    rate = kpis["complaint_rate"]
+    assert rate.value == pytest.approx(c_now / o_now) and rate.n == o_now and rate.unit == "share"
+    assert rate.previous == pytest.approx(c_before / o_before) and rate.better == "lower"
+    assert rate.interval == pytest.approx(proportion_confint(c_now, o_now, method="wilson"))
+    count = kpis["complaints"]
+    assert (count.value, count.previous, count.n, count.better) == (c_now, c_before, c_now, "lower")
+    assert set(r.metrics()) == {"periods", "period_summary"} and r.metrics()["period_summary"]["complaints"] == c_now
+    assert len(r.figures("en")) == 1
+
+
+def test_trend_and_alert_kpis_count_the_planted_rise_and_spike(sample_ds, truth):
+    """On the seeded sample (ending 2026-10) the rising category and the spike (Feb 2026, inside the last
+    12 months) are counted by the KPIs, which the sample's [targets] then mark as missed."""
+    tc = truth["complaints"]
+    p = _period("2026-10")
+    tr = C.trend(sample_ds, p)
+    rows = tr.metrics()["by_category"]
+    rising = [r["category"] for r in rows if r["status"] == "ok" and r["p_adjusted"] < 0.05 and r["ci_low"] > 0]
+    (kpi,) = tr.kpis("en")
+    assert kpi.key == "rising_complaint_categories" and kpi.value == len(rising) >= 1
+    assert tc["rising_category"] in rising and kpi.n == sum(r["status"] != "short_history" for r in rows)
+    assert kpi.previous is not None
+    head = next(f for f in tr.findings("en") if f.key == "rising")
+    assert head.headline and head.action and tc["rising_category"] in head.text
+    assert not any(w in head.text for w in ("p<", "p=", "CI", "Poisson", "regression")) and "CI" in head.how
+    al = C.alerts(sample_ds, p)
+    flagged = [(a["period"], a["category"]) for a in al.metrics()["alerts"]]
+    in_window = [x for x in flagged if "2025-11" <= x[0] <= "2026-10"]
+    (kpi,) = al.kpis("en")
+    assert kpi.key == "complaint_spikes" and kpi.value == len(in_window) >= 1
+    assert (tc["spike_month"], tc["spike_category"]) in in_window and tc["spike_month"] == "2026-02"
+    assert kpi.n > 0 and kpi.previous is not None
+
+
+def test_sample_config_targets_the_complaint_kpis(sample_dir):
+    import tomllib
+
+    from workbench.config import load_config
+
+    raw = tomllib.loads((sample_dir / "workbench.toml").read_text(encoding="utf-8"))
+    assert raw["targets"]["rising_complaint_categories"] == "<= 0" and raw["targets"]["complaint_spikes"] == "<= 0"
+    load_config(sample_dir / "workbench.toml")  # a [targets] table is accepted
+
+
+def test_open_complaints_kpi_at_the_period_end(hand):
+    ds, f = hand
+    comp = f["complaints"]
+    p = _period("2025-10")
+    h = C.handling_window(ds, p, 24)
+    r = C.handling_performance(h, p)
+    o, c = pd.to_datetime(comp["opened_at"]), pd.to_datetime(comp["closed_at"])
+
+    def still_open(at: str) -> int:
+        t_ = pd.Timestamp(at)
+        return int(((o < t_) & (c.isna() | (c > t_))).sum())
+
+    (kpi,) = r.kpis("en")
+    assert kpi.key == "open_complaints" and kpi.value == still_open("2025-11-01")
+    assert kpi.previous == still_open("2025-10-01") and kpi.n == int((o < "2025-11-01").sum())
+    assert set(r.metrics()) == {"resolution", "handling_trend"}
+    (head,) = [x for x in r.findings("en") if x.headline]
+    # most complaints take longer than the 48-hour standard (even counting open ones as late): an action
+    assert ((c - o) <= pd.Timedelta(hours=48)).mean() < 0.5 and "48-hour standard" in head.action
+    hs = C.handlers(h)
+    assert not hs.skipped and hs.metrics()["handlers"]["complaints"].sum() == int((o < "2025-11-01").sum())
+
+
+def test_timely_result_kpi_with_previous_period(tmp_path, sla_schema):
+    from statsmodels.stats.proportion import proportion_confint
+
+    rng = np.random.default_rng(8)
+    n = 900
+    comp = pd.DataFrame({"complaint_id": [f"K{i}" for i in range(n)],
+                         "opened_at": [dt.datetime(2025, 1, 1) + dt.timedelta(hours=int(h))
+                                       for h in rng.integers(0, 364 * 24, n)],
+                         "category": rng.choice(["a", "b"], n), "timely": rng.choice([1.0, 0.0, np.nan], n,
+                                                                                      p=[0.8, 0.17, 0.03])})
+    ds = dataset_from_frames({"complaints": comp}, tmp_path)
+    r = C.timely(ds, _period("2025-10"))
+
+    def known(lo: str, hi: str) -> pd.Series:
+        return comp.loc[(comp["opened_at"] >= lo) & (comp["opened_at"] < hi), "timely"].dropna()
+
+    now, before = known("2025-10-01", "2025-11-01"), known("2025-09-01", "2025-10-01")
+    (kpi,) = r.kpis("en")
+    assert kpi.key == "timely_share" and kpi.value == pytest.approx(now.mean()) and kpi.n == len(now)
+    assert kpi.interval == pytest.approx(proportion_confint(int(now.sum()), len(now), method="wilson"))
+    assert kpi.previous == pytest.approx(before.mean()) and kpi.better == "higher"
+    timely_finding = next(x for x in r.findings("en") if x.key == "timely")
+    assert "CI" not in timely_finding.text and "CI" in timely_finding.how
+
+
+def test_sections_are_skipped_without_complaints(tmp_path):
+    """A dataset without complaints (Olist, CDNOW): every section is a Skipped result naming the table."""
+    from workbench.results import Skipped, as_result
+
+    tx = pd.DataFrame({"customer_id": ["A", "B"], "date": ["2025-03-01", "2025-04-01"], "amount": [10.0, 20.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path)
+    p = _period("2025-04")
+    sections = {
+        "volume": lambda: C.rates(ds, p), "pareto": lambda: C.categories(ds, p), "trend": lambda: C.trend(ds, p),
+        "alerts": lambda: C.alerts(ds, p), "filters": lambda: C.explorer(ds, p),
+        "handling": lambda: C.handling_performance(C.handling_window(ds, p), p),
+        "handlers": lambda: C.handlers(C.handling_window(ds, p)), "sla": lambda: C.timely(ds, p),
+        "outcome": lambda: C.outcome_mix(ds, p), "churn": lambda: C.churn(ds), "iceberg": lambda: C.silent(ds, p),
+        "verbatims": lambda: C.words(ds, p),
+    }
+    for name, call in sections.items():
+        r = as_result(call, f"complaints.section.{name}")
+        assert isinstance(r, Skipped), name
+        assert "complaints" in r.reason("en") and r.kpis("en") == [] and r.metrics() == {}, name
+        assert "投诉" in r.reason("zh"), name
+
+
+def test_handlers_skipped_without_a_handler_column(hand, tmp_path):
+    from workbench.results import Skipped
+
+    _, f = hand
+    ds = dataset_from_frames({"complaints": f["complaints"].drop(columns=["handler"])}, tmp_path)
+    r = C.handlers(C.handling_window(ds, _period("2025-10")))
+    assert isinstance(r, Skipped) and "handler" in r.reason("en")
+    ds.close()
+
+
+def test_default_closing_words_named_in_the_readers_script(hand):
+    ds, _ = hand
+    p = _period("2025-10")
+    r = C.handling_performance(C.handling_window(ds, p), p)
+    en = next(n for n in r.notes("en") if "closing words" in n)
+    zh = next(n for n in r.notes("zh") if "结案用语" in n)
+    assert "closed%" in en and not any("\u4e00" <= ch <= "\u9fff" for ch in en)
+    assert "%已关闭%" in zh and "closed%" not in zh and "resolved" not in zh

@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from workbench import loyalty as L
 from workbench.engine import MissingDataError, dataset_from_frames
 from workbench.periods import parse_period
+from workbench.results import Result
 
 END = dt.date(2026, 10, 31)
 
@@ -103,7 +104,7 @@ def test_out_of_scale_reported_not_averaged(small, small_frame):
 
 
 def test_correlations_against_scipy(small_frame):
-    corr = L.correlations(small_frame, ys=["repurchase_intent", "repeat"])
+    corr = L.correlations(small_frame, ys=["repurchase_intent", "repeat"]).table
     sub = small_frame[["satisfaction", "repeat"]].dropna()
     r, p = stats.spearmanr(sub["satisfaction"], sub["repeat"])
     row = corr[(corr["y"] == "repeat") & (corr["method"] == "spearman")].iloc[0]
@@ -208,7 +209,7 @@ def test_four_cases_on_sample(sample_ds, truth):
 
 
 def test_conversion_against_hand_count(small_frame):
-    conv = L.intention_conversion(small_frame).set_index("level")
+    conv = L.intention_conversion(small_frame).table.set_index("level")
     f = small_frame.dropna(subset=["satisfaction", "repeat", "repurchase_intent"])
     said = f[f["repurchase_intent"] >= 4]
     assert conv.loc["all", "n_intent"] == len(said)
@@ -288,14 +289,12 @@ def test_missing_inputs_degrade(tmp_path):
         L.loyalty_by_level(f, "behaviour")
     assert exc.value.columns == ("customer_id",)
     assert set(L.thresholds(f, n_boot=20)) == {"intent"}
-    with pytest.raises(MissingDataError):
-        L.four_cases(f)
-    with pytest.raises(MissingDataError):
-        L.intention_conversion(f)
+    assert L.four_cases(f, loyalty="behaviour").skipped and L.intention_conversion(f).skipped  # skip with a reason
+    assert "customer_id" in L.four_cases(f, loyalty="behaviour").reason("en")
+    assert L.four_cases(f).loyalty == "intent"  # "auto": stated intent when behaviour cannot be measured
     with pytest.raises(MissingDataError):
         L.key_drivers(f)
-    with pytest.raises(MissingDataError):
-        L.value_at_stake(f, L.thresholds(f, n_boot=10)["intent"])
+    assert L.value_at_stake(f, L.thresholds(f, n_boot=10)["intent"]).skipped
     ds.close()
 
 
@@ -347,7 +346,7 @@ def test_segment_comparison_holm(small_frame):
 
 
 def test_expectation_gap_counts(small_frame):
-    gap = L.expectation_gap(small_frame).set_index("group")
+    gap = L.expectation_gap(small_frame).table.set_index("group")
     e = small_frame["expectation"]
     assert gap.loc["below", "n"] == (e < 3).sum() and gap.loc["above", "n"] == (e > 3).sum()
     sub = small_frame[(e > 3)]["repeat"].dropna()
@@ -386,7 +385,7 @@ def test_widget_figure_from_aggregates(small_frame):
 def test_figures_have_translated_titles(small_frame):
     th = L.thresholds(small_frame, n_boot=20)
     for lang in ("en", "zh"):
-        figs = [L.figure_correlations(L.correlations(small_frame), lang), L.figure_thresholds(th, lang),
+        figs = [L.figure_correlations(L.correlations(small_frame).table, lang), L.figure_thresholds(th, lang),
                 L.figure_four_cases(L.four_cases(small_frame), lang)]
         for fig in figs:
             assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
@@ -456,7 +455,9 @@ def test_zone_of_indifference_two_breaks_found():
     assert res.best == "two_break" and res.p_two_break < 0.05
     assert abs(res.two_break["tau1"] - 3) <= 0.5 and abs(res.two_break["tau2"] - 5) <= 0.5
     assert res.models.set_index("model").loc["two_break", "selected"]
-    assert "flat middle" in L.finding_thresholds({"intent": res})
+    assert "flat middle" in L.how_thresholds({"intent": res})  # the model comparison is in "how computed"
+    plain = L.finding_thresholds({"intent": res})
+    assert "hardly changes between satisfaction" in plain and "p=" not in plain and "p<" not in plain
     # the two-break log-likelihood equals statsmodels' identity-link binomial GLM at the chosen breaks
     x = g.index.to_numpy(float)
     X = np.column_stack([np.ones_like(x), np.minimum(0, x - res.two_break["tau1"]), np.maximum(0, x - res.two_break["tau2"])])
@@ -476,7 +477,8 @@ def test_one_break_and_linear_truths_keep_their_model():
     res = L.fit_threshold(g.index, g["sum"], g["size"], n_boot=100, seed=1)
     assert res.best == "linear"
     assert L.threshold_evidence(res) == "not_enough_evidence"  # no threshold headline on a straight line
-    assert "no threshold is reported" in L.finding_thresholds({"intent": res})
+    assert "no threshold is reported" in L.how_thresholds({"intent": res})
+    assert "no threshold" in L.finding_thresholds({"intent": res})
 
 
 # ------------------------------------------------------------------ drivers: direction, intervals, logistic
@@ -501,7 +503,7 @@ def test_signed_drivers_grey_noise_and_count_dropped():
     assert abs(tab["importance"]).sum() == pytest.approx(ols.rsquared, abs=1e-9)
     assert res.headline_ok
     text = L.finding_drivers(res, "zh")
-    assert "员工" in text and "41" in L.finding_drivers(res, "en")
+    assert "员工" in text and "41" in L.how_drivers(res, "en")  # the base (41 dropped) is in "how computed"
 
 
 def test_no_driver_headline_below_r2_010():
@@ -599,18 +601,23 @@ def _run_all(ds, frame) -> dict[str, str]:
     calls = {"correlations": lambda: L.correlations(frame), "thresholds": lambda: L.thresholds(frame, n_boot=20),
              "expectation_gap": lambda: L.expectation_gap(frame), "four_cases": lambda: L.four_cases(frame, loyalty="auto"),
              "intention_conversion": lambda: L.intention_conversion(frame),
-             "key_drivers": lambda: L.key_drivers(frame, n_boot=20),
-             "segment_comparison": lambda: L.segment_comparison(frame),
+             "key_drivers": lambda: L.drivers(frame, n_boot=20),
+             "segment_comparison": lambda: L.segments(frame),
              "scorecard": lambda: L.scorecard(ds, frame, p, p.previous()),
-             "widget": lambda: L.widget_figure(L.widget_frame(frame)) if len(frame) else None}
+             "widget": lambda: L.explore(frame)}
     for name, fn in calls.items():
-        try:
-            fn()
-            out[name] = "ran"
-        except MissingDataError as exc:
-            text = L.skip_text(exc, "en")
-            assert text.startswith("Skipped:") and L.skip_text(exc, "zh").startswith("已跳过"), text
+        res = fn()
+        assert isinstance(res, Result), name
+        if res.skipped:
+            text = res.reason("en")
+            assert text.startswith("Skipped:") and res.reason("zh").startswith("已跳过"), text
+            assert res.notes("en") == [text] and not res.figures("en")
             out[name] = text
+        else:
+            for lang in ("en", "zh"):  # every result presents itself in both languages
+                res.findings(lang), res.figures(lang), res.tables(lang), res.notes(lang), res.kpis(lang)
+            res.metrics()
+            out[name] = "ran"
     return out
 
 
@@ -656,7 +663,7 @@ def test_four_cases_on_0_10_and_slider_use_the_scale(tmp_path):
     assert (fc.sat_high, fc.sat_low) == (9.0, 1.0)
     assert tab.loc["satisfied_loyal", "n"] == int(((s >= 9) & (y == 1)).sum())
     assert tab.loc["dissatisfied_not_loyal", "n"] == int(((s <= 1) & (y == 0)).sum())
-    gap = L.expectation_gap(f).set_index("group")
+    gap = L.expectation_gap(f).table.set_index("group")
     assert gap.loc["met", "n"] == 0 and gap.loc["below", "n"] == int((f["expectation"] <= 2).sum())
 
 
@@ -742,14 +749,23 @@ def test_dataset_accessors_read_defensively():
     assert L.segment_columns(New(), "customers") == [] and L.survey_waves(New()) == 1
 
 
-def test_figures_state_their_base(small_frame):
-    fig = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "en"), len(small_frame), small_frame, "en",
-                      followup=True)
-    title = fig.layout.title.text
-    assert f"n = {len(small_frame):,}" in title and "90 days" in title
-    assert small_frame["date"].min().strftime("%Y") in title
-    zh = L.with_base(L.figure_four_cases(L.four_cases(small_frame), "zh"), 5, small_frame, "zh").layout.title.text
-    assert "样本数 5" in zh
+def test_results_state_their_base_in_a_note_not_in_a_clipped_title(small_frame):
+    """The base (n, survey window, follow-up) is a note under the section; chart titles stay one line (a
+    two-line "Base: …" subtitle was clipped at the top of the chart)."""
+    fc = L.four_cases(small_frame)
+    n_known = int(fc.table.loc[fc.table["case"] != "unknown", "n"].sum())
+    assert n_known == int((small_frame["repeat"].notna() & small_frame["satisfaction"].notna()).sum())
+    base = [n for n in fc.notes("en") if n.startswith("Base:")]
+    assert base and f"n = {n_known:,}" in base[0] and "90 days" in base[0]
+    assert small_frame["date"].min().strftime("%Y") in base[0]
+    assert any(f"样本数 {n_known:,}" in n for n in fc.notes("zh"))
+    th = L.thresholds(small_frame, n_boot=20)
+    for res in (fc, th, L.correlations(small_frame), L.expectation_gap(small_frame), L.segments(small_frame),
+                L.intention_conversion(small_frame), L.value_at_stake(small_frame, th)):
+        for lang in ("en", "zh"):
+            for fig in res.figures(lang):
+                title = fig.layout.title.text or ""
+                assert "<br>" not in title and "Base" not in title and "基数" not in title, title
 
 
 # ------------------------------------------------------------------ rendering findings on Olist / Airline (fixloyal)
@@ -779,7 +795,8 @@ def test_translations_no_chinese_in_en_and_no_english_words_in_zh():
     bad_en = [(k, en) for k, en, _ in leaves if cjk.search(en)]
     assert not bad_en, bad_en
     # zh: Latin words allowed only as placeholders, data-contract identifiers, statisticians' names and units
-    allowed = {"Holm", "Benjamini", "Hochberg", "Kruskal", "Wallis", "Welch", "Johnson", "max", "dataset",
+    allowed = {"Holm", "Benjamini", "Hochberg", "Kruskal", "Wallis", "Welch", "Johnson", "Wilson", "Tonidandel",
+               "LeBreton", "McKelvey", "Zavoina", "max", "dataset",
                "margin_rate", "customer_id", "discount", "recommend", "transactions", "margin", "members", "left_at"}
     bad_zh = []
     for k, _, zh in leaves:
@@ -808,7 +825,7 @@ def binary_behaviour(tmp_path):
 
 def test_correlations_name_loyal_as_observed_behaviour(binary_behaviour):
     _, f, sv = binary_behaviour
-    corr = L.correlations(f)
+    corr = L.correlations(f).table
     row = corr[(corr["y"] == "loyal") & (corr["method"] == "spearman")].iloc[0]
     assert row["kind"] == "behavioural"
     assert row["r"] == pytest.approx(sv["satisfaction"].corr(sv["loyal"], method="spearman"))
@@ -820,7 +837,7 @@ def test_correlations_name_loyal_as_observed_behaviour(binary_behaviour):
     fig = L.figure_correlations(corr)
     assert list(fig.data[0].y) == ["Loyal (observed behaviour)"]
     f.attrs["loyal_kind"] = "intent"  # stated intent: named as stated loyalty
-    corr_i = L.correlations(f)
+    corr_i = L.correlations(f).table
     assert (corr_i.loc[corr_i["y"] == "loyal", "kind"] == "attitudinal").all()
     assert "stated" in L.finding_correlations(corr_i)
 
@@ -860,11 +877,14 @@ def test_four_cases_summary_and_figure_add_to_100(small_frame):
     groups = [(f["satisfaction"] >= 4) & (f["repeat"] == 1), (f["satisfaction"] >= 4) & (f["repeat"] == 0),
               (f["satisfaction"] <= 2) & (f["repeat"] == 0), (f["satisfaction"] <= 2) & (f["repeat"] == 1)]
     shares = [100 * g.sum() / len(f) for g in groups] + [100 * n_mid / len(f)]
-    printed = [float(x) for x in __import__("re").findall(r"(\d+\.\d)%", fc.summary("en"))]
+    printed = [float(x) for x in __import__("re").findall(r"(\d+\.\d)%", fc.shares_text("en"))]
     assert sorted(printed) == sorted(round(s, 1) for s in shares)
     assert sum(printed) == pytest.approx(100, abs=0.3)
+    # the chart shows the four cases only; the in-between group is counted in a note, so together they add up
     fig = L.figure_four_cases(fc)
-    assert sum(fig.data[0].y) == pytest.approx(1.0)
+    assert len(fig.data[0].y) == 4 and "four cases" in fig.layout.title.text
+    assert sum(fig.data[0].y) + n_mid / len(f) == pytest.approx(1.0)
+    assert any(f"{n_mid} respondents ({100 * n_mid / len(f):.1f}%) are between the cut-offs" in n for n in fc.notes("en"))
 
 
 def test_value_at_stake_without_margin_says_profit_not_computable(tmp_path):
@@ -889,3 +909,199 @@ def test_value_at_stake_without_margin_says_profit_not_computable(tmp_path):
     assert m["extra_profit"] is None and m["profit"].startswith("not computable")
     fig = L.figure_value_at_stake(v, "en", "BRL")
     assert len(fig.data) == 1 and any("not computable" in a.text for a in fig.layout.annotations)
+
+
+# ------------------------------------------------------------------ issue 13: results, KPIs and the defects found
+def test_kpis_against_pandas_and_statsmodels(tmp_path):
+    """satisfaction_top_box and loyal_share: this period's responses, Wilson interval, previous period's value;
+    intent_conversion: the overall conversion with its interval."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    frames = _small_frames(np.random.default_rng(5))
+    ds = dataset_from_frames(frames, tmp_path, scales={"surveys": {"recommend": (0, 10)}},
+                             drivers=["service_level", "delivery"])
+    f = L.respondent_frame(ds, end=END)
+    p = parse_period("2026-07")
+    sc = L.scorecard(ds, f, p, p.previous())
+    ds.close()
+    kpis = {k.key: k for k in sc.kpis("en")}
+    sv = frames["surveys"].iloc[1:]  # R0 was out of scale (excluded)
+    cur = sv[(sv["date"] >= "2026-07-01") & (sv["date"] <= "2026-07-31")]
+    prev = sv[(sv["date"] >= "2026-06-01") & (sv["date"] <= "2026-06-30")]
+    k, n = int((cur["satisfaction"] >= 4).sum()), len(cur)
+    top = kpis["satisfaction_top_box"]
+    assert top.value == pytest.approx(k / n) and top.n == n and top.unit == "share" and top.better == "higher"
+    assert top.interval == pytest.approx(proportion_confint(k, n, method="wilson"))
+    assert top.previous == pytest.approx((prev["satisfaction"] >= 4).mean())
+    # July respondents have a complete 90-day follow-up by END: loyal = bought again within 90 days (by hand)
+    tx = frames["transactions"]
+    tx = tx[tx["amount"] > 0]
+
+    def repeat(rows):
+        return [bool(((tx["customer_id"] == r.customer_id) & (tx["date"] > r.date)
+                      & (tx["date"] <= r.date + pd.Timedelta(days=90))).any()) for r in rows.itertuples()]
+
+    loyal = kpis["loyal_share"]
+    assert loyal.value == pytest.approx(np.mean(repeat(cur))) and loyal.n == n
+    assert loyal.previous == pytest.approx(np.mean(repeat(prev)))
+    assert loyal.interval == pytest.approx(proportion_confint(sum(repeat(cur)), n, method="wilson"))
+    conv = L.intention_conversion(f)
+    (kc,) = conv.kpis("en")
+    g = f.dropna(subset=["satisfaction", "repeat", "repurchase_intent"])
+    said = g[g["repurchase_intent"] >= 4]
+    assert kc.key == "intent_conversion" and kc.value == pytest.approx(said["repeat"].mean()) and kc.n == len(said)
+    assert kc.interval == pytest.approx(proportion_confint(said["repeat"].sum(), len(said), method="wilson"))
+
+
+def test_unsupported_speaks_for_itself_when_skipped():
+    from workbench.results import Skipped
+
+    exc = L.Unsupported("few_levels", columns=("satisfaction",), k="2")
+    skipped = Skipped("loyalty.h.thresholds", exc)
+    assert skipped.reason("en") == "Skipped: needs at least three satisfaction levels with answers; this survey has 2."
+    assert skipped.reason("zh").startswith("已跳过") and skipped.notes("zh") == [skipped.reason("zh")]
+    two = pd.DataFrame({"satisfaction": [2.0, 4.0] * 30, "repurchase_intent": [1.0, 5.0] * 30})
+    res = L.thresholds(two, n_boot=10)
+    assert res.skipped and "has 2" in res.reason("en") and res.title("en").startswith("2.")
+
+
+def test_segments_group_is_one_category_and_star_on_the_bar(small_frame):
+    """"Contract*" was plotted as a second category beside "Contract": the star moved onto the bar."""
+    seg = L.segments(small_frame)
+    for fig in seg.figures("en"):
+        xs = [str(x) for tr in fig.data for x in tr.x]
+        assert xs and not any(x.endswith("*") for x in xs)
+        assert all(len(tr.text) == len(tr.x) for tr in fig.data)
+    t = seg.table
+    fig = L.figure_segments(t, "segment", "en")
+    cats = {x for tr in fig.data for x in tr.x}
+    assert cats == {"mass", "contract"}
+    stars = {(tr.name, x) for tr in fig.data for x, s in zip(tr.x, tr.text, strict=True) if s == "*"}
+    expect = {(L.measure_label(small_frame, m, "en"), g) for g, m in
+              t.loc[t["significant"] & (t["measure"] != "satisfaction"), ["group", "measure"]].itertuples(index=False)}
+    assert stars == expect
+
+
+def test_segment_finding_gives_a_share_for_a_yes_no_item():
+    rng = np.random.default_rng(43)
+    n = 600
+    cls = rng.choice(["Business", "Eco"], n)
+    f = pd.DataFrame({"satisfaction": (rng.random(n) < np.where(cls == "Business", 0.75, 0.35)).astype(float),
+                      "Class": cls, "identified": False, "followup": False})
+    f.attrs.update(segments=["Class"], scales={"satisfaction": (0.0, 1.0)})
+    res = L.segments(f)
+    text = res.findings("en")[0].text
+    share = (f.loc[cls == "Business", "satisfaction"]).mean()
+    eco = f.loc[cls == "Eco", "satisfaction"].mean()
+    assert "Share satisfied" in text and (f"{100 * share:.1f}%" in text or f"{100 * eco:.1f}%" in text), text
+    assert "0." not in text.split(":")[-1]  # never a mean of 0/1 such as 0.75
+    assert "p=" not in text and "p<" not in text and "Holm" in res.findings("en")[0].how
+    (fig,) = res.figures("en")  # satisfaction as a share: a chart with one bar per class
+    assert sorted(fig.data[0].x) == ["Business", "Eco"]
+    assert list(fig.data[0].y) == pytest.approx([f.loc[cls == g, "satisfaction"].mean() for g in fig.data[0].x])
+
+
+def test_empty_chart_replaced_by_a_message(small_frame):
+    """No figure with zero data points: an empty selection gives a note, not axes from −100% to 400%."""
+    seg = L.segment_comparison(small_frame, by=["segment"], measures=("satisfaction",))  # no share to chart
+    res = L.Segments(seg, len(small_frame))
+    assert res.figures("en") == []
+    assert "Nothing to chart here" in " ".join(res.notes("en")) and "没有可绘制" in " ".join(res.notes("zh"))
+    import plotly.graph_objects as go
+
+    assert not L._has_points(go.Figure(go.Bar(x=["a", "b"], y=[np.nan, np.nan], error_y=dict(array=[1, 1]))))
+    assert L._has_points(go.Figure(go.Bar(x=["a", "b"], y=[np.nan, 0.2])))
+    agg = L.widget_frame(small_frame)
+    fig = L.widget_figure(agg, "no such segment", None, 4, 2)
+    assert not L._has_points(fig)  # the explore panel shows its empty-selection note instead
+
+
+def test_four_cases_motive_labels_only_with_purchase_evidence(small_frame, binary_behaviour):
+    fc = L.four_cases(small_frame)  # discount data linked: trust / self-interest split, texts' motive names
+    assert fc.motives and "split" in fc.figures("en")[0].layout.title.text
+    assert len(fc.figures("en")[0].data[0].x) == 5  # the four cases, satisfied & loyal split in two
+    assert any("switching cost" in x for x in fc.figures("en")[0].data[0].x)
+    _, f, _ = binary_behaviour  # behaviour only (loyal column), no purchases: no motive can be read
+    fc = L.four_cases(f)
+    labels = list(fc.figures("en")[0].data[0].x)
+    assert not fc.motives and len(labels) == 4 and fc.figures("en")[0].layout.title.text.startswith("The four cases")
+    words = " ".join(labels + [fc.findings("en")[0].text]).lower()
+    assert "switching" not in words and "hostage" not in words and "trust" not in words and "apostle" not in words
+    assert "Dissatisfied but loyal" in labels
+    assert not any("days" in n for n in fc.notes("en"))  # a survey's loyal item has no follow-up window
+    assert "迫于无奈" not in " ".join(fc.figures("zh")[0].data[0].x)
+    panel = L.widget_figure(L.widget_frame(f), lang="en")  # the explore panel names the cases the same way
+    names = list(panel.data[-1].x)
+    assert "Dissatisfied but loyal" in names and not any("trust" in x or "switching" in x for x in names)
+    assert sum(panel.data[-1].y) == pytest.approx(1.0)
+
+
+def test_importance_performance_labels_do_not_overlap():
+    rng = np.random.default_rng(9)
+    f, _ = _driver_frame(rng, n=600)
+    f["key_customer"] = (rng.random(len(f)) < 0.4).astype(float)
+    res = L.drivers(f, n_boot=20)
+    ipa = res.figures("en")[1]
+    texts = [t for tr in ipa.data if tr.text is not None for t in tr.text]
+    assert sorted(texts) == sorted(L._driver_label(d, "en") for d in res.result.table["driver"])  # once each
+    first = ipa.data[0]
+    order = np.argsort(np.asarray(first.x, float))
+    pos = [first.textposition[i] for i in order]
+    assert all(a != b for a, b in zip(pos, pos[1:], strict=False))  # neighbours alternate above / below
+
+
+def test_explore_is_interactive_only_and_draws_its_chart_once(small_frame, monkeypatch):
+    import plotly.graph_objects as go
+
+    from workbench import viz
+    from workbench.results import render
+
+    res = L.explore(small_frame)
+    assert res.interactive_only and res.figures("en") == []
+    shown, displayed = [], []
+    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shown.append(self))
+    monkeypatch.setattr(viz, "_display", lambda obj: displayed.append(obj))
+    monkeypatch.delenv("WORKBENCH_REPORT", raising=False)
+    render(res, "zh")
+    assert len(shown) == 1  # the panel's own chart; no second static copy above it
+    box = displayed[-1]
+    drop = box.children[0].children[0]
+    labels = [lab for lab, _ in drop.options]
+    assert labels[0] == "全部" and all(lab == "无细分群体" or lab in set(small_frame["segment"]) for lab in labels[1:])
+    months = box.children[0].children[1]
+    assert all("年" in lab and "-" not in lab for lab, _ in months.options)  # 2026年7月, not the raw 2026-07
+    monkeypatch.setenv("WORKBENCH_REPORT", "1")
+    displayed.clear()
+    assert render(res, "en") == [] and displayed == []  # absent from report pages
+
+
+def test_finding_text_language_is_pure(small_frame):
+    """en findings carry no Chinese; zh findings no Latin words (units, statistic symbols and data labels
+    aside); headline texts carry no p-values."""
+    import re
+
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    th = L.thresholds(small_frame, n_boot=20)
+    results = [L.correlations(small_frame), th, L.expectation_gap(small_frame), L.four_cases(small_frame),
+               L.intention_conversion(small_frame), L.drivers(small_frame, n_boot=20), L.segments(small_frame),
+               L.value_at_stake(small_frame, th), L.explore(small_frame)]
+    data_words = {"mass", "contract", "r", "n", "CI", "CNY"}
+    for res in results:
+        assert not res.skipped, res
+        for f in res.findings("en"):
+            assert not cjk.search(f.text), f.text
+            if f.headline:
+                assert not re.search(r"\bp\s*[=<]", f.text), f.text
+        for f in res.findings("zh"):
+            words = set(re.findall(r"[A-Za-z][A-Za-z]+", f.text)) - data_words
+            assert not words, (words, f.text)
+        for fig in res.figures("en"):
+            assert not cjk.search(str(fig.layout.title.text)), fig.layout.title.text
+        for note in res.notes("zh"):
+            assert not set(re.findall(r"[A-Za-z][A-Za-z]+", note)) - data_words, note
+        for tab in res.tables("zh"):  # headers and captions of zh tables: no English words either
+            for text in [tab.caption, *map(str, tab.frame.columns)]:
+                assert not set(re.findall(r"[A-Za-z][A-Za-z]+", text)) - data_words - {"Holm", "Kruskal", "Wallis"}, text
+        for fig in res.figures("zh"):
+            title = str(fig.layout.title.text or "")
+            assert not set(re.findall(r"[A-Za-z][A-Za-z]+", title)) - {"Holm"}, title

@@ -13,6 +13,8 @@ import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_complaint_trends.ipynb"
 KEYS = {"periods", "by_category", "alerts", "resolution", "churn_link", "iceberg"}
+#: KPI tiles the notebook records (timely_share only where the export has the SLA flag)
+KPIS = ("complaint_rate", "complaints", "rising_complaint_categories", "complaint_spikes", "open_complaints")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,10 @@ def test_zh_sample_runs_headless(sample_dir_zh, tmp_path):
     m = json.loads(metrics_path.read_text(encoding="utf-8"))
     assert KEYS <= set(m["metrics"])
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in f["text"]) for f in m["findings"])
+    kpis = {k["key"]: k for k in m["kpis"]}
+    assert set(KPIS) <= set(kpis)
+    assert all(kpis[k]["n"] is not None and kpis[k]["how"] and kpis[k]["label"] for k in KPIS)
+    assert kpis["complaints"]["value"] == m["metrics"]["period_summary"]["complaints"]
     cats = {c["category"] for c in m["metrics"]["by_category"]}
     truth = json.loads((sample_dir_zh / "TRUTH.json").read_text(encoding="utf-8"))["complaints"]
     assert truth["rising_category"] in cats and truth["spike_category"] in cats
@@ -202,3 +208,19 @@ def test_notebook_on_one_category_empty_period_no_close_times(tmp_path):
     assert any(f["key"] == "volume" and "no complaints" in f["text"] for f in m["findings"])
     assert m["metrics"]["resolution"]["close_times"] is False
     assert len(m["metrics"]["by_category"]) == 1
+
+
+def test_notebook_cells_are_short_with_a_question_per_section():
+    """Notebooks 00 and 03: every code cell but the parameters cell has at most 6 lines, each section a
+    one-line markdown question before it and one nb.show; the last cell saves."""
+    for path in (NOTEBOOK, NOTEBOOK.with_name("00_data_overview.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        assert "parameters" in cells[0]["metadata"]["tags"]
+        assert "start(" in "".join(cells[1]["source"]) and "".join(cells[-1]["source"]).strip() == "nb.save()"
+        for i, c in enumerate(cells[2:-1], start=2):
+            src = "".join(c["source"]).strip()
+            if c["cell_type"] == "code":
+                assert len(src.splitlines()) <= 6 and src.count("nb.show(") == 1, (path.name, i)
+                assert cells[i - 1]["cell_type"] == "markdown", (path.name, i)
+            else:
+                assert len(src.splitlines()) == 1 and "?" in src, (path.name, i)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ papermill = pytest.importorskip("papermill")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_customer_pyramid.ipynb"
 KEYS = {"tiers", "top20_value_share", "gini", "segments", "bgnbd", "gamma_gamma", "holdout", "upgrade_candidates"}
+#: every metrics.json key the notebook recorded before the result-shape rewrite (issue 13): kept
+ALL_KEYS = KEYS | {"window", "value_measure", "purchase_unit", "n_customers", "totals", "tier_shares", "top20_ci",
+                   "gap_to_80", "key_value_share", "key_customers", "n_zero", "n_negative", "gini_ci",
+                   "n_nonpositive", "segment_cuts", "clv_model", "bgnbd_se", "clv", "coverage"}
 
 
 def _run(tmp_path: Path, data: Path, lang: str, **params) -> tuple[dict, Path]:
@@ -73,16 +78,71 @@ def _check_common(payload: dict, n_customers: int) -> dict:
     return m
 
 
+def _check_kpis(payload: dict, data: Path) -> None:
+    """The KPI tiles equal plain pandas numbers from the raw transactions of the value window."""
+    import pandas as pd
+
+    m = payload["metrics"]
+    kpis = {k["key"]: k for k in payload["kpis"]}
+    assert set(kpis) == {"active_customers", "revenue", "top20_revenue_share", "clv_mean"}
+    files = sorted(data.glob("transactions.*"))
+    tx = pd.read_parquet(files[0]) if files[0].suffix == ".parquet" else pd.read_csv(files[0])
+    cols = {"customer_id", "date", "amount"}
+    if not cols <= set(tx.columns):  # a localised export: map through the dataset's own config
+        from workbench.engine import open_dataset
+
+        ds = open_dataset(data)
+        tx = ds.sql("SELECT customer_id, date, amount FROM transactions")
+        ds.close()
+    tx["date"] = pd.to_datetime(tx["date"])
+    win = tx[(tx["date"] >= m["window"]["start"]) & (tx["date"] <= m["window"]["end"])]
+    assert kpis["active_customers"]["value"] == win.loc[win["amount"] > 0, "customer_id"].nunique()
+    assert kpis["active_customers"]["n"] == m["n_customers"]
+    assert kpis["revenue"]["value"] == pytest.approx(win["amount"].sum())
+    assert kpis["revenue"]["unit"] == "money" and kpis["top20_revenue_share"]["better"] == ""
+    assert kpis["top20_revenue_share"]["value"] == pytest.approx(m["top20_value_share"])  # measure = revenue
+    assert kpis["clv_mean"]["value"] == pytest.approx(m["clv"]["mean"])
+    assert all(k["how"] for k in kpis.values())
+    for f in payload["findings"]:
+        if f["headline"]:  # plain words: the statistics are in the "how computed" note
+            assert f["how"] and f["action"]
+            assert "CI" not in f["text"] and "BG/NBD" not in f["text"] and "置信区间" not in f["text"]
+
+
+def test_notebook_shape():
+    """Issue 13: parameters cell, start cell, then per section a one-line markdown question and a short
+    code cell with one nb.show; last cell nb.save()."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    assert "parameters" in cells[0]["metadata"]["tags"]
+    code = [c for c in cells[1:] if c["cell_type"] == "code"]
+    assert all(len("".join(c["source"]).strip().splitlines()) <= 6 for c in code)
+    assert "nb = start(" in "".join(code[0]["source"])
+    assert "".join(cells[-1]["source"]).strip() == "nb.save()"
+    shows = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "nb.show(" in "".join(c["source"])]
+    assert len(shows) >= 10
+    for i in shows:
+        assert "".join(cells[i]["source"]).count("nb.show(") == 1
+        md = cells[i - 1]
+        assert md["cell_type"] == "markdown" and len("".join(md["source"]).strip().splitlines()) == 1
+
+
 def test_notebook_en(tmp_path, sample_dir, truth):
     # the whole 24-month window: the planted Pareto share must come back
     payload, out = _run(tmp_path, sample_dir, "en", value_window_months=24)
     m = _check_common(payload, truth["generator"]["customers"])
+    assert ALL_KEYS - {"migration"} <= set(m)
+    _check_kpis(payload, sample_dir)
     assert m["top20_value_share"] == pytest.approx(truth["value"]["top20_revenue_share"], abs=0.005)
     assert m["gap_to_80"] == pytest.approx(m["top20_value_share"] - 0.8)
     html = out.read_text(encoding="utf-8")
     assert "True friends" in html and "Top layer" in html
     assert "migration" not in m  # nothing before a 24-month window in 24 months of data
-    assert "C00" not in html  # report mode: no raw customer ids, pseudonyms only
+    # report mode: no raw customer ids (C + 6 digits), pseudonyms only; the lookbehind skips chance
+    # matches inside base64-encoded figure arrays
+    assert not re.search(r"(?<![A-Za-z0-9+/\\])C\d{6}(?!\d)", html)
+    assert "Try other layer shares" not in html and "Try other cut points" not in html  # widgets: interactive only
+    assert "wb-appendix" in html  # model parameters, holdout diagnostics and customer lists in the appendix
 
 
 def test_notebook_zh(tmp_path, sample_dir_zh):
@@ -92,6 +152,8 @@ def test_notebook_zh(tmp_path, sample_dir_zh):
     # a 12-month window is at least as concentrated as the 24-month planted share, and close to it
     assert m["top20_value_share"] == pytest.approx(truth_zh["value"]["top20_revenue_share"], abs=0.1)
     assert payload["lang"] == "zh"
+    assert ALL_KEYS | {"migration"} <= set(m)
+    _check_kpis(payload, sample_dir_zh)
     assert m["migration"]["up"] + m["migration"]["down"] + m["migration"]["same"] > 0
     html = out.read_text(encoding="utf-8")
     for word in ("最高层", "挚友", "蝴蝶", "藤壶", "陌生人"):
@@ -145,6 +207,7 @@ def test_notebook_on_hostile_data_runs_and_claims_nothing_unsupported(tmp_path, 
         assert any("no margin" in x for x in texts)
         # CLV: two repeat buyers cannot support the model -> no CLV number anywhere
         assert "clv" not in m and "bgnbd" not in m
+        assert "clv_mean" not in {k["key"] for k in payload["kpis"]}  # only when the model is identified
         assert any("not identified" in x or "not estimated" in x for x in texts)
         # figures state their base
         top = next(f for f in payload["findings"] if f["key"] == "top20")

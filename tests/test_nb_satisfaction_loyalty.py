@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ pm = pytest.importorskip("papermill")
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_satisfaction_loyalty.ipynb"
 REQUIRED = ("n_responses", "correlations", "thresholds", "quadrants", "conversion", "drivers", "scorecard",
             "value_at_stake")
+# every metrics.json key notebook 01 recorded before the result shape (issue 13): unchanged
+KEYS = {"coverage", "n_responses", "settings", "survey", "out_of_scale", "correlations", "correlation_correction",
+        "thresholds", "expectation_gap", "quadrants", "quadrant_cutoffs", "conversion", "drivers", "drivers_r2",
+        "drivers_by_tier", "scorecard", "open_answers", "segments", "value_at_stake"}
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _run(tmp_path: Path, data: Path, lang: str, n_boot: int = 100) -> dict:
@@ -46,6 +52,32 @@ def _check(payload: dict, truth: dict) -> None:
     assert {"driver", "importance", "ci_low", "ci_high", "rank"} <= set(m["drivers"][0])
     assert m["drivers"][0]["driver"] == truth["drivers"]["dominant"]
     assert 3 <= sum(f["headline"] for f in payload["findings"]) <= 5
+    assert KEYS <= set(m), KEYS - set(m)  # the metrics.json keys the notebook recorded before issue 13
+    heads = [f for f in payload["findings"] if f["headline"]]
+    assert all(not re.search(r"\bp\s*[=<]", f["text"]) and f.get("how") for f in heads), heads
+    kpis = {k["key"]: k for k in payload["kpis"]}
+    assert {"satisfaction_top_box", "loyal_share", "intent_conversion"} <= set(kpis)
+    assert all(0 <= kpis[k]["value"] <= 1 and kpis[k]["unit"] == "share" for k in kpis)
+    lang = payload["lang"]
+    texts = [f["text"] for f in payload["findings"]] + payload["notes"]
+    if lang == "en":
+        assert not any(CJK.search(t) for t in texts), [t for t in texts if CJK.search(t)]
+    else:  # zh: no English words (units, symbols, and the data's own labels such as region names aside)
+        latin = {w for t in texts for w in re.findall(r"[A-Za-z][A-Za-z]+", t)} - {"CI", "CNY"}
+        assert not latin, latin
+
+
+def _page(tmp_path: Path, lang: str) -> str:
+    """The executed notebook's outputs (what a report page is built from)."""
+    nb = json.loads((tmp_path / f"out_{lang}.ipynb").read_text(encoding="utf-8"))
+    return " ".join(str(o) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+def _static_page_checks(page: str, lang: str) -> None:
+    """Interactive-only sections are absent from report pages; titles carry no clipped two-line base."""
+    explore = {"en": "Explore interactively", "zh": "交互式探索"}[lang]
+    assert explore not in page and "controls below" not in page and "以下控件" not in page
+    assert "<br><sup>" not in page
 
 
 def test_notebook_en(tmp_path, sample_dir):
@@ -53,6 +85,7 @@ def test_notebook_en(tmp_path, sample_dir):
     payload = _run(tmp_path, sample_dir, "en")
     _check(payload, truth)
     assert payload["lang"] == "en"
+    _static_page_checks(_page(tmp_path, "en"), "en")
 
 
 def test_notebook_zh(tmp_path, sample_dir_zh):
@@ -60,6 +93,7 @@ def test_notebook_zh(tmp_path, sample_dir_zh):
     payload = _run(tmp_path, sample_dir_zh, "zh")
     _check(payload, truth)
     assert any("满意" in f["text"] for f in payload["findings"])
+    _static_page_checks(_page(tmp_path, "zh"), "zh")
 
 
 # ---------------------------------------------------------------- hostile surveys (issue 11 rule 1)
@@ -181,7 +215,9 @@ def test_airline_export_analyses_and_notebook(tmp_path):
     assert L.top_box(frame, "satisfaction").mean() == pytest.approx(satisfied, abs=1e-12)
     assert frame["loyal"].mean() == pytest.approx(loyal, abs=1e-12)
     with pytest.raises(L.Unsupported, match="yes/no"):
-        L.thresholds(frame, n_boot=10)
+        L.fit_thresholds(frame, n_boot=10)
+    skipped = L.thresholds(frame, n_boot=10)  # the section: skipped, saying why
+    assert skipped.skipped and "yes/no" in skipped.reason("en")
     res = L.key_drivers(frame, n_boot=20)
     complete = sv[drivers].notna().all(axis=1)
     assert res.model == "logistic" and res.n == int(complete.sum()) and res.n_dropped == int((~complete).sum())
@@ -231,3 +267,24 @@ def test_airline_example_through_workbench_toml(tmp_path):
     assert biz["value"] == pytest.approx((raw.loc[raw["Class"] == "Business", "satisfaction"] == "satisfied").mean())
     assert m["quadrant_cutoffs"]["loyalty"] == "behaviour"
     _honest(payload)
+
+
+def test_notebook_cells_are_short_and_each_section_says_its_question():
+    """Every code cell ≤ 6 lines (the tagged parameters cell aside); before each section a one-line English
+    markdown cell with the question it answers; one nb.show per section; the start cell only starts."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    assert "parameters" in cells[0]["metadata"].get("tags", [])
+    code = [c for c in cells[1:] if c["cell_type"] == "code"]
+    for c in code:
+        src = "".join(c["source"])
+        assert len(src.strip().splitlines()) <= 6, src
+        assert src.count("nb.show(") <= 1, src
+    assert "nb = start(" in "".join(cells[1]["source"]) and "nb.show" not in "".join(cells[1]["source"])
+    assert "".join(cells[-1]["source"]).strip() == "nb.save()"
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "code" and "nb.show(" in "".join(c["source"]):
+            before = cells[i - 1]
+            text = "".join(before["source"]).strip()
+            assert before["cell_type"] == "markdown" and "\n" not in text and text.endswith(("?", ")")), text
+            assert not CJK.search(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -239,4 +240,98 @@ def test_filter_only_says_validation_excluded_nothing(tmp_path):
                              table_options={"transactions": {"filter": "status <> 'canceled'"}})
     assert overview.removal_text(ds, "en") == ("Transactions: 1 of 3 rows (33.3%) removed by the configured filter "
                                                "(status <> 'canceled'). Validation excluded no rows.")
+    ds.close()
+
+
+# ----------------------------------------------------------------- result objects (one per notebook section)
+def _oct():
+    from workbench.periods import parse_period
+
+    return parse_period("2026-10")
+
+
+def test_tables_result_metrics_and_customers_kpi(small):
+    folder, ds = small
+    frames = _frames(folder)
+    r = overview.tables(ds, _oct())
+    m = r.metrics()
+    assert m["rows"] == {tb: len(frames[tb]) for tb in m["tables"]}
+    ids = set(frames["customers"]["customer_id"].astype(str)) | set(frames["transactions"]["customer_id"].astype(str))
+    (kpi,) = r.kpis("en")
+    assert kpi.key == "customers" and kpi.value == len(ids) and kpi.n == len(ids) and kpi.unit == "count"
+    tx = pd.to_datetime(frames["transactions"]["date"])
+    assert r.in_period["transactions"] == int(((tx >= "2026-10-01") & (tx < "2026-11-01")).sum())
+    (f,) = r.findings("en")
+    assert f.key == "customers" and f.headline and f"{len(ids):,} customers" in f.text
+    (tab,) = r.tables("zh")
+    assert list(tab.frame.columns)[0] == "数据表" and "客户" in set(tab.frame["数据表"])
+    assert set(m) == {"tables", "rows", "customers", "customers_per_table", "date_ranges"}
+
+
+def test_volumes_result_transactions_kpi_with_previous_period(small):
+    folder, ds = small
+    tx = pd.to_datetime(_frames(folder)["transactions"]["date"])
+    now = int(((tx >= "2026-10-01") & (tx < "2026-11-01")).sum())
+    before = int(((tx >= "2026-09-01") & (tx < "2026-10-01")).sum())
+    r = overview.volumes(ds, _oct(), months=12)
+    (kpi,) = r.kpis("en")
+    assert (kpi.key, kpi.value, kpi.previous, kpi.n) == ("transactions", now, before, now)
+    assert not r.partial and "period_transactions_per_day" not in r.metrics()
+    rel = (now - before) / before
+    text = next(f.text for f in r.findings("en") if f.key == "period_transactions")
+    assert text == (f"October 2026: {now:,} transactions ({'up' if rel > 0 else 'down'} {abs(rel):.1%} on "
+                    "September 2026).")
+    assert len(r.metrics()["monthly_volumes"]["transactions"]) == 12 and len(r.figures("en")) == 1
+
+
+def test_volumes_partial_period_compared_per_day(tmp_path):
+    """The data ends on 10 October: the period's transactions are compared per covered day, and the KPI
+    shows no change against a full previous month."""
+    days = pd.date_range("2026-08-01", "2026-10-10", freq="D")
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 6, len(days))
+    tx = pd.DataFrame({"customer_id": [f"c{i % 40}" for i in range(int(n.sum()))],
+                       "date": np.repeat(days, n).strftime("%Y-%m-%d"), "amount": 10.0})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path)
+    r = overview.volumes(ds, _oct())
+    d = pd.to_datetime(tx["date"])
+    now, before = int((d >= "2026-10-01").sum()), int(((d >= "2026-09-01") & (d < "2026-10-01")).sum())
+    assert r.partial and r.covered_days == 10 and r.previous_covered_days == 30
+    per_day = r.metrics()["period_transactions_per_day"]
+    assert per_day["now"] == pytest.approx(now / 10) and per_day["previous"] == pytest.approx(before / 30)
+    (kpi,) = r.kpis("en")
+    assert kpi.value == now and kpi.previous is None and "10 of 31 days" in kpi.how
+    text = next(f.text for f in r.findings("en") if f.key == "period_transactions")
+    assert f"{now / 10:.1f} a day" in text and f"{before / 30:.1f} a day" in text
+    ds.close()
+
+
+def test_excluded_and_supported_results(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c"], "date": ["2026-01-05", "bad", "2026-01-07"],
+                       "amount": [10.0, 20.0, 5.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path)
+    ex = overview.excluded(ds)
+    m = ex.metrics()
+    assert m["excluded_rows"] == 1 and m["validation_excluded_rows"]["transactions"] == 1
+    (f,) = ex.findings("en")
+    assert f.headline and f.action and "excluded 1 of the 3 rows" in f.text
+    assert all(tab.appendix for tab in ex.tables("en"))
+    sup = overview.supported(ds)
+    (f,) = sup.findings("en")
+    # customer value is partial (revenue only), CLV has one month of history, the rest have no table
+    assert f.key == "supported_analyses" and f.value == 0 and f.action
+    assert f.text.startswith("The data supports 0 of 5 analyses fully; not supported: ")
+    assert sup.metrics()["supported_analyses"] is sup.table
+    zh = sup.tables("zh")[0].frame
+    assert list(zh.columns) == ["分析", "是否支持", "原因"] and not zh.to_string().isascii()
+    ds.close()
+
+
+def test_sections_without_data_say_so_instead_of_an_empty_chart(tmp_path):
+    cust = pd.DataFrame({"customer_id": ["a", "b"], "signup_date": ["2026-01-02", "2026-01-03"], "segment": ["x", None]})
+    ds = dataset_from_frames({"customers": cust}, tmp_path)
+    vol = overview.volumes(ds, _oct())
+    assert vol.figures("en") == [] and vol.notes("en") and vol.kpis("en") == []
+    miss = overview.missing(ds)
+    assert len(miss.figures("en")) == 1 and miss.findings("en")[0].value == pytest.approx(0.5)
     ds.close()

@@ -46,6 +46,13 @@ answers, from the canonical ``complaints`` table (plus ``transactions`` and
    (jieba for Chinese, via :mod:`workbench.text`) and example complaints,
    PII-masked; :func:`verbatims_html` masks and HTML-escapes.
 
+Notebook 03's sections are result objects (:mod:`workbench.results`) built on the functions above:
+:func:`rates` (KPIs ``complaint_rate``, ``complaints``), :func:`categories`, :func:`trend`
+(``rising_complaint_categories``), :func:`alerts` (``complaint_spikes``), :func:`explorer` (live
+controls only), :func:`handling_performance` (``open_complaints``) and :func:`handlers` from
+:func:`handling_window`, :func:`timely` (``timely_share``), :func:`outcome_mix`, :func:`churn`,
+:func:`silent` and :func:`words`.
+
 Aggregation runs in the engine (DuckDB SQL over the cache); statistics run on
 the small per-period, per-category or per-customer frames. :func:`run_alerts`
 (the ``workbench alerts`` command) imports neither statsmodels nor plotly and
@@ -61,7 +68,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -69,6 +76,8 @@ import pandas as pd
 from workbench.engine import Dataset, MissingDataError, open_dataset
 from workbench.i18n import fmt_int, fmt_month, fmt_num, fmt_p, fmt_pct, t
 from workbench.io import quote_str
+from workbench.periods import Period
+from workbench.results import KPI, Finding, Result, Skipped, Table, analysis
 
 __all__ = [
     "ALPHA", "CLOSED_STATUSES", "GRANULARITIES", "OPEN_STATUSES", "AlertRun", "Timeliness", "ChurnLink", "Handling", "Iceberg", "Verbatims",
@@ -78,6 +87,8 @@ __all__ = [
     "verbatims", "verbatims_html", "volume", "wilson_ci", "findings", "closed_patterns", "status_closed_sql",
     "history_start", "first_period", "timeliness", "outcomes", "outcome_table", "figure_timeliness",
     "judge_periods", "current_alert_finding", "pearson_dispersion", "trend_estimable", "period_summary", "TOP_CATEGORIES",
+    "window", "rates", "categories", "trend", "alerts", "explorer", "handling_window", "handling_performance", "handlers",
+    "timely", "outcome_mix", "churn", "silent", "words", "rising_categories",
 ]
 
 GRANULARITIES = ("day", "week", "month", "quarter")
@@ -1893,3 +1904,847 @@ def figure_explore(frame: pd.DataFrame, category: str | None = None, channel: st
     fig.update_layout(title=f"{t('complaints.fig.volume_title', lang)}: {title}",
                       yaxis_title=t("complaints.fig.complaints", lang))
     return fig
+
+
+# ----------------------------------------------------------------- results (one per notebook section)
+def window(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> tuple[dt.date, dt.date]:
+    """``(history start, end_exclusive)`` of the report's history: ``history_months`` back from the period
+    end, never before the first complaint (no empty periods padded in front of the data)."""
+    end = period.end_exclusive
+    return history_start(ds, months_back(end, int(history_months)), granularity), end
+
+
+def _partial(ds: Dataset, period: Period) -> bool:
+    """Either the period or the previous one is only partly covered by the data."""
+    from workbench.coverage import period_coverage
+
+    prev = period.previous()
+    return (period_coverage(ds, period).days_covered < period.days
+            or period_coverage(ds, prev).days_covered < prev.days)
+
+
+def _none(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _spikes_in(alerts_frame: pd.DataFrame, end_exclusive: dt.date, months: int = 12) -> pd.DataFrame:
+    """Flagged cells in the ``months`` months before ``end_exclusive``."""
+    lo = months_back(end_exclusive, months)
+    p = alerts_frame["period"]
+    return alerts_frame[alerts_frame["flagged"] & (p >= lo) & (p < end_exclusive)]
+
+
+def rising_categories(trends: pd.DataFrame) -> pd.DataFrame:
+    """Categories with a steady, significant rise: status ``ok``, corrected p < 0.05 and the interval above 0."""
+    if not len(trends):
+        return trends
+    ok = trends[trends["estimable"].astype(bool) & (trends["status"] == "ok")]
+    return ok[(ok["p_adjusted"] < 0.05) & (ok["ci_low"] > 0)].sort_values("trend_slope", ascending=False)
+
+
+@dataclass(frozen=True, repr=False)
+class ComplaintVolume(Result):
+    """Complaints per period by category, and the report period's volume and rates against the previous one."""
+
+    heading: ClassVar[str] = "complaints.section.volume"
+    series: pd.DataFrame  # volume()
+    by_category: pd.DataFrame  # volume(by="category")
+    now: dict[str, Any]  # period_summary of the period
+    before: dict[str, Any]  # period_summary of the previous period
+    period: Period
+    partial: bool = False
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        b = self.by_category
+        return [figure_volume(b, "category", lang)] if len(b) and b["complaints"].sum() else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        now, period = self.now, self.period.display(lang)
+        k = now["complainers"]
+        if not now["complaints"]:
+            text = t("complaints.finding2.empty_period", lang, period=period)
+        elif now["buyers"] and k is not None:
+            text = t("complaints.finding2.volume", lang, period=period, n=fmt_int(now["complaints"], lang),
+                     k=fmt_int(k, lang), rate=fmt_pct(k / now["buyers"], lang, 2),
+                     per_1000=fmt_num(1000 * now["complaints"] / now["buyers"], lang, 1),
+                     per_orders=fmt_num(1000 * now["complaints"] / max(now["orders"], 1), lang, 1))
+        elif k is not None:
+            text = t("complaints.finding2.volume_count", lang, period=period, n=fmt_int(now["complaints"], lang),
+                     k=fmt_int(k, lang))
+        else:
+            text = t("complaints.finding2.volume_only", lang, period=period, n=fmt_int(now["complaints"], lang))
+        return [Finding("volume", text, value=int(now["complaints"]))]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        out = []
+        if not len(self.by_category) or not self.by_category["complaints"].sum():
+            out.append(t("complaints.note.no_history_complaints", lang))
+        if self.now["buyers"]:
+            out.append(t("complaints.note.rate_definition", lang))
+        return out
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        now, before = self.now, self.before
+        prev_label = self.period.previous().display(lang)
+        out = []
+        if now["orders"]:
+            rate = now["complaints"] / now["orders"]
+            lo, hi = wilson_ci(now["complaints"], now["orders"])
+            prev = before["complaints"] / before["orders"] if before.get("orders") else None
+            out.append(KPI("complaint_rate", t("complaints.kpi.complaint_rate", lang), rate, unit="share",
+                           n=int(now["orders"]), interval=(float(lo), float(hi)), better="lower", previous=prev,
+                           how=t("complaints.how.complaint_rate", lang, n=fmt_int(now["complaints"], lang),
+                                 orders=fmt_int(now["orders"], lang), previous=prev_label)))
+        how = t("complaints.how.complaints" + ("_partial" if self.partial else ""), lang, previous=prev_label)
+        out.append(KPI("complaints", t("complaints.kpi.complaints", lang), float(now["complaints"]), unit="count",
+                       n=int(now["complaints"]), better="lower",
+                       previous=None if self.partial else float(before["complaints"]), how=how))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"periods": metrics_periods(self.series), "period_summary": dict(self.now)}
+
+
+@analysis("complaints.section.volume")
+def rates(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> ComplaintVolume:
+    """The volume section: complaints per period by category over the history, the period's rates."""
+    ds.require("complaints", "opened_at", "category")
+    start, end = window(ds, period, history_months, granularity)
+    prev = period.previous()
+    return ComplaintVolume(volume(ds, start, end, granularity), volume(ds, start, end, granularity, by="category"),
+                           period_summary(ds, period.start, end), period_summary(ds, prev.start, prev.end_exclusive),
+                           period, _partial(ds, period))
+
+
+@dataclass(frozen=True, repr=False)
+class CategoryPareto(Result):
+    """Which categories (and channels, severities) drive the period's complaints."""
+
+    heading: ClassVar[str] = "complaints.section.pareto"
+    pareto: pd.DataFrame
+    by: dict[str, pd.DataFrame]  # channel / severity → pareto(by=...)
+    period: Period
+
+    @property
+    def n80(self) -> int:
+        """Categories needed for 80% of the complaints."""
+        return min(int((self.pareto["cumulative_share"] < 0.8).sum() + 1), len(self.pareto))
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_pareto(self.pareto, lang)] if len(self.pareto) else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        par, period = self.pareto, self.period.display(lang)
+        if not len(par):
+            return [Finding("pareto", t("complaints.finding2.empty_period", lang, period=period), value=0)]
+        n80 = self.n80
+        text = t("complaints.finding2.pareto", lang, period=period, top=n80,
+                 share=fmt_pct(par["cumulative_share"].iloc[n80 - 1], lang),
+                 category=cat_name(par["category"].iloc[0], lang), cat_share=fmt_pct(par["share"].iloc[0], lang))
+        return [Finding("pareto", text, value=n80, n=int(par["complaints"].sum()))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        out = []
+        pct = {t("complaints.col.share", lang): lambda v: fmt_pct(v, lang), "Σ": lambda v: fmt_pct(v, lang)}
+        for dim, tab in self.by.items():
+            if len(tab):
+                out.append(Table(tab.rename(columns={dim: t(f"complaints.col.{dim}", lang),
+                                                     "complaints": t("complaints.col.complaints", lang),
+                                                     "share": t("complaints.col.share", lang), "cumulative_share": "Σ"}),
+                                 formats=pct))
+        return out
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("complaints.note.period_only", lang, period=self.period.display(lang))] if len(self.pareto) else []
+
+    def metrics(self) -> dict[str, Any]:
+        return {"pareto": self.pareto.head(30)} if len(self.pareto) else {}
+
+
+@analysis("complaints.section.pareto")
+def categories(ds: Dataset, period: Period) -> CategoryPareto:
+    """The Pareto section: the report period's complaints by category (and channel, severity)."""
+    end = period.end_exclusive
+    par = pareto(ds, period.start, end)
+    by = {dim: pareto(ds, period.start, end, by=dim) for dim in ("channel", "severity")
+          if ds.has("complaints", dim) and len(par)}
+    return CategoryPareto(par, by, period)
+
+
+@dataclass(frozen=True, repr=False)
+class ComplaintTrend(Result):
+    """The complaint rate's trend and seasonality, and each category's trend (rising categories)."""
+
+    heading: ClassVar[str] = "complaints.section.trend"
+    series: pd.DataFrame
+    decomposition: pd.DataFrame | None
+    value: str
+    trends: pd.DataFrame  # category_trends (with share of the period's complaints)
+    previous_rising: int | None
+    granularity: str
+    min_periods: int
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        if self.decomposition is None:
+            return []
+        return [figure_trend(self.series, self.decomposition, lang, self.value)]
+
+    def _how(self, lang: str) -> str:
+        tr = self.trends
+        return " ".join([t("complaints.note.trend_method", lang, correction=str(tr.attrs.get("correction", "holm")).title(),
+                           k=tr.attrs.get("tested", 0)),
+                         t("complaints.note.trend_status", lang, n=self.min_periods)])
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        tr, unit = self.trends, t(f"complaints.unit.{self.granularity}", lang)
+        if not len(tr):
+            return []
+        sig = rising_categories(tr)
+        if len(sig):
+            top = sig.iloc[0]
+            cat = cat_name(top["category"], lang)
+            how = t("complaints.how.rising", lang, category=cat, slope=fmt_pct(top["trend_slope"], lang), unit=unit,
+                    low=fmt_pct(top["ci_low"], lang), high=fmt_pct(top["ci_high"], lang),
+                    p=fmt_p(top["p_adjusted"], lang)) + " " + self._how(lang)
+            adj = t("complaints.adjusted." + ("season_" if tr.attrs.get("season") else "")
+                    + ("buyers" if tr.attrs.get("exposure") == "buyers" else "days"), lang)
+            text = t("complaints.finding3.rising", lang, category=cat, slope=fmt_pct(top["trend_slope"], lang),
+                     unit=unit, n=fmt_int(len(sig), lang), adjusted=adj)
+            return [Finding("rising", text, value=float(top["trend_slope"]), headline=True,
+                            interval=(float(top["ci_low"]), float(top["ci_high"])), null=0.0,
+                            n=int(top["complaints"]), how=how,
+                            action=t("complaints.action.rising", lang, category=cat))]
+        # no steady significant rise: the old wording (not a headline) says why
+        return [Finding(f["key"], f["text"], value=f["value"]) for f in
+                findings(lang, trends=tr, granularity=self.granularity)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tr = self.trends
+        if not len(tr):
+            return []
+        shown = tr.assign(category=[cat_name(c, lang) for c in tr["category"]],
+                          trend_slope=[fmt_pct(r.trend_slope, lang) if r.estimable else "–" for r in tr.itertuples()],
+                          ci=[f"{fmt_pct(r.ci_low, lang)} – {fmt_pct(r.ci_high, lang)}" if r.estimable else "–"
+                              for r in tr.itertuples()],
+                          status=[t(f"complaints.trend_status.{s}", lang) for s in tr["status"]])
+        cols = ["category", "complaints", "periods", "trend_slope", "ci", "p_adjusted", "status"]
+        names = {c: t(f"complaints.col.{c}", lang) for c in cols}
+        return [Table(shown[cols].rename(columns=names), appendix=True, caption=t("complaints.section.growth", lang),
+                      formats={names["p_adjusted"]: lambda v: "–" if v != v else fmt_p(v, lang)})]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [] if len(self.trends) else [t("complaints.note.no_trend_data", lang)]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        tr = self.trends
+        if not len(tr):
+            return []
+        tested = int(tr["tested"].astype(bool).sum())
+        return [KPI("rising_complaint_categories", t("complaints.kpi.rising", lang), float(len(rising_categories(tr))),
+                    unit="count", n=tested, better="lower", previous=_none(self.previous_rising),
+                    how=self._how(lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"by_category": metrics_by_category(self.trends)} if len(self.trends) else {}
+        if self.decomposition is not None:
+            out["decomposition"] = {"method": self.decomposition["method"].iloc[0], "value": self.value}
+        return out
+
+
+@analysis("complaints.section.trend")
+def trend(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month",
+          min_periods: int = 6) -> ComplaintTrend:
+    """The trend section: STL of the complaint rate and the per-category trend model (with the count of
+    rising categories one period earlier for the KPI's comparison)."""
+    ds.require("complaints", "opened_at", "category")
+    start, end = window(ds, period, history_months, granularity)
+    series = volume(ds, start, end, granularity)
+    dec, value = None, "complaints"
+    if len(series) >= 3:
+        value = "complaint_rate" if series["complaint_rate"].notna().any() else "complaints"
+        dec = decompose(series, value, granularity)
+    cells = alert_cells(ds, start, end, granularity, categories=top_categories(ds, start, end, TOP_CATEGORIES))
+    trends_, before = pd.DataFrame(), None
+    if not cells.empty:
+        trends_ = category_trends(cells, granularity, min_history=int(min_periods))
+        par = pareto(ds, period.start, end)
+        trends_["share"] = trends_["category"].map(dict(zip(par["category"], par["share"], strict=True)))
+        earlier = cells[cells["period"] < _floor(period.start, granularity)]
+        if earlier["complaints"].sum():
+            before = len(rising_categories(category_trends(earlier, granularity, min_history=int(min_periods))))
+    return ComplaintTrend(series, dec, value, trends_, before, granularity, int(min_periods))
+
+
+@dataclass(frozen=True, repr=False)
+class ComplaintAlerts(Result):
+    """Category-periods out of control: the report period out of sample, the history in sample."""
+
+    heading: ClassVar[str] = "complaints.section.alerts"
+    alerts: pd.DataFrame  # detect_alerts over the history (in sample)
+    current: pd.DataFrame | None  # judge_periods for the report period (out of sample); None = not checkable
+    period: Period
+    granularity: str
+
+    def _flagged(self) -> pd.DataFrame:
+        return self.alerts[self.alerts["flagged"]].sort_values("excess", ascending=False)
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        fl = self._flagged()
+        return [figure_control_chart(self.alerts, fl["category"].iloc[0] if len(fl) else None, lang)]
+
+    def _how(self, lang: str) -> str:
+        a = self.alerts.attrs
+        return " ".join([t("complaints.note.alert_method", lang, alpha=a["alpha"], cells=fmt_int(a["cells_checked"], lang),
+                           expected=fmt_num(a["expected_false_alarms"], lang, 2),
+                           dispersion=fmt_num(a["dispersion"], lang, 2)),
+                         t("complaints.note.alerts_history", lang)])
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        if self.current is not None:
+            f = current_alert_finding(self.current, self.period.display(lang), lang)
+            judged = self.current[self.current["judged"]]
+            breaches = int(judged["flagged"].sum())
+            how = t("complaints.note.alerts_current", lang, period=self.period.display(lang),
+                    cells=fmt_int(len(judged), lang), breaches=fmt_int(breaches, lang),
+                    dispersion=fmt_num(self.current.attrs["dispersion"], lang, 2))
+            out.append(Finding(f["key"], f["text"], value=f["value"], headline=f["headline"], how=how,
+                               action=t("complaints.action.breach", lang) if breaches else ""))
+        for f in findings(lang, alerts=self.alerts, granularity=self.granularity):
+            spikes = len(self._flagged())
+            out.append(Finding(f["key"], f["text"], value=f["value"], how=self._how(lang),
+                               action=t("complaints.action.spikes", lang) if spikes else ""))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        fl = self._flagged()
+        if not len(fl):
+            return []
+        shown = fl.assign(category=[cat_name(c, lang) for c in fl["category"]])
+        cols = {"label": "period", "category": "category", "complaints": "observed", "expected": "expected",
+                "upper_limit": "upper_limit"}
+        names = {c: t(f"complaints.col.{k}", lang) for c, k in cols.items()}
+        return [Table(shown[list(cols)].rename(columns=names),
+                      formats={names["expected"]: lambda v: fmt_num(v, lang, 1),
+                               names["upper_limit"]: lambda v: fmt_int(v, lang)})]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        out = [] if self.current is not None else [t("complaints.note.no_trend_data", lang)]
+        without = self.alerts.attrs.get("without_history") or []
+        if without:
+            out.append(t("complaints.note.no_history", lang, categories=", ".join(cat_name(c, lang) for c in without)))
+        return out
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        end = self.period.end_exclusive
+        prev_end = self.period.previous().end_exclusive
+        first = min(self.alerts["period"]) if len(self.alerts) else end
+        checked = self.alerts[self.alerts["judged"] & (self.alerts["period"] >= months_back(end, 12))]
+        previous = (float(len(_spikes_in(self.alerts, prev_end))) if first <= months_back(prev_end, 12) else None)
+        return [KPI("complaint_spikes", t("complaints.kpi.spikes", lang), float(len(_spikes_in(self.alerts, end))),
+                    unit="count", n=int(len(checked)), better="lower", previous=previous,
+                    how=t("complaints.how.spikes", lang, period=self.period.display(lang)) + " " + self._how(lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        a = self.alerts.attrs
+        out = {"alerts": metrics_alerts(self.alerts),
+               "alert_settings": {k: a[k] for k in ("alpha", "cells_checked", "expected_false_alarms", "dispersion",
+                                                    "season", "max_extrapolate", "min_history")}}
+        if self.current is not None:
+            judged = self.current[self.current["judged"]]
+            out["alerts_current"] = {"period": self.period.label, "cells_checked": int(len(judged)),
+                                     "dispersion": self.current.attrs["dispersion"],
+                                     "breaches": metrics_alerts(self.current),
+                                     "without_history": [cat_name(c, "en") for c in
+                                                         self.current.attrs["without_history"]]}
+        return out
+
+
+@analysis("complaints.section.alerts")
+def alerts(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> Result:
+    """The alerts section: :func:`detect_alerts` over the history and :func:`judge_periods` for the period."""
+    ds.require("complaints", "opened_at", "category")
+    start, end = window(ds, period, history_months, granularity)
+    cells = alert_cells(ds, start, end, granularity, categories=top_categories(ds, start, end, TOP_CATEGORIES))
+    if cells.empty:
+        return Skipped("complaints.section.alerts", NoHistory())
+    try:
+        current = judge_periods(ds, period.start, end, granularity)
+    except ValueError:
+        current = None
+    return ComplaintAlerts(detect_alerts(cells, granularity), current, period, granularity)
+
+
+class NoHistory(MissingDataError):
+    """No complaints in the history window: nothing to model."""
+
+    def __init__(self) -> None:
+        super().__init__("complaints", (), "no complaints in the history")
+
+    def reason(self, lang: str = "en") -> str:
+        return t("complaints.note.no_history_complaints", lang)
+
+
+@dataclass(frozen=True, repr=False)
+class Explorer(Result):
+    """Complaints per period filtered by category and channel (live controls; notebooks only)."""
+
+    heading: ClassVar[str] = "complaints.section.filters"
+    interactive_only: ClassVar[bool] = True
+    frame: pd.DataFrame  # explore_frame
+    granularity: str
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_explore(self.frame, None, None, self.granularity, lang)] if len(self.frame) else []
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [] if len(self.frame) else [t("complaints.note.no_history_complaints", lang)]
+
+    def widget(self, lang: str = "en") -> Any:
+        if not len(self.frame):
+            return None
+        import ipywidgets as w
+
+        every = t("complaints.widget.all", lang)
+
+        def options(col: str) -> list[tuple[str, str]]:
+            return [(every, "")] + [(v, v) for v in sorted(self.frame[col].dropna().unique())]
+
+        controls = {"category": w.Dropdown(options=options("category"), description=t("complaints.widget.category", lang)),
+                    "channel": w.Dropdown(options=options("channel"), description=t("complaints.widget.channel", lang)),
+                    "gran": w.Dropdown(options=[(t(f"complaints.unit.{g}", lang), g) for g in GRANULARITIES],
+                                       value=self.granularity, description=t("complaints.widget.granularity", lang))}
+        out = w.Output()
+
+        def redraw(_: Any = None) -> None:
+            v = {k: c.value for k, c in controls.items()}
+            from workbench import viz
+
+            # a state update, not ``with out:`` capture (headless runners can hang on captured output)
+            out.outputs = viz.mime_outputs([figure_explore(self.frame, v["category"] or None, v["channel"] or None,
+                                                           v["gran"], lang)])
+
+        for c in controls.values():
+            c.observe(redraw, names="value")
+            c.style.description_width = "initial"
+        redraw()
+        return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
+
+
+@analysis("complaints.section.filters")
+def explorer(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> Explorer:
+    """The explore section (JupyterLab only): complaints by category, channel and granularity."""
+    start, end = window(ds, period, history_months, granularity)
+    return Explorer(explore_frame(ds, start, end), granularity)
+
+
+def handling_window(ds: Dataset, period: Period, history_months: int = 24, sla_hours: float = 48.0,
+                    closed_statuses: str | Sequence[str] | None = None, granularity: str = "month") -> Handling:
+    """:func:`handling` over the report's history window (``closed_statuses`` ``""`` = configured/default)."""
+    start, end = window(ds, period, history_months, granularity)
+    return handling(ds, start, end, sla_hours=sla_hours, closed_statuses=closed_statuses or None,
+                    granularity=granularity)
+
+
+@dataclass(frozen=True, repr=False)
+class HandlingPerformance(Result):
+    """Time to resolution and first response (Kaplan-Meier), by category, and the open backlog."""
+
+    heading: ClassVar[str] = "complaints.section.handling"
+    handling: Handling
+    period: Period
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        from workbench import viz
+
+        h, o = self.handling, self.handling.overall
+        out = []
+        if o["close_times"] and (h.curves["kind"] == "resolution").any():
+            out.append(figure_resolution_curves(h, "category", "resolution", lang))
+        if (h.curves["kind"] == "response").any():
+            out.append(figure_resolution_curves(h, "category", "response", lang))
+        tr = h.trend
+        if "backlog" in tr and len(tr):
+            out.append(viz.line(tr.assign(label=tr["label"].astype(str)), "label", ["backlog"],
+                                title=t("complaints.col.backlog", lang),
+                                names={"backlog": t("complaints.col.backlog", lang)}))
+            if tr["median_hours"].notna().any():
+                out.append(viz.line(tr.assign(label=tr["label"].astype(str), median_hours=tr["median_hours"].astype(float)),
+                                    "label", ["median_hours"], title=t("complaints.col.median_hours", lang),
+                                    names={"median_hours": t("complaints.col.median_hours", lang)}))
+        return out
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        o = self.handling.overall
+        how = " ".join(self._method(lang))
+        within = o.get("within_sla_share")
+        action = (t("complaints.action.handling", lang, sla=fmt_num(self.handling.sla_hours, lang, 0))
+                  if o.get("close_times") and within is not None and within < 0.8 else "")
+        return [Finding(f["key"], f["text"], value=f["value"], headline=f["headline"], n=o.get("complaints"), how=how,
+                        action=action) for f in findings(lang, handling_result=self.handling)]
+
+    def _method(self, lang: str) -> list[str]:
+        o = self.handling.overall
+        out = []
+        if o["close_times"]:
+            out.append(t("complaints.note.censoring", lang, as_of=o["as_of"],
+                         without_time=fmt_int(o["closed_without_time"], lang)))
+        pats = list(o.get("closed_patterns") or [])
+        if pats and tuple(pats) == CLOSED_STATUSES:
+            # the default patterns: name those in the reader's script (no Chinese words on an English page)
+            shown = [x for x in pats if x.isascii() == (lang == "en")]
+            out.append(t("complaints.note.closing_rule_default", lang, patterns=", ".join(shown)))
+        elif pats:
+            out.append(t("complaints.note.closing_rule", lang, patterns=", ".join(pats)))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        by, o = self.handling.by, self.handling.overall
+        if "category" not in by or not len(by["category"]):
+            return []
+        tab = by["category"]
+        timed = ("median_hours", "p90_hours", "within_sla_share")
+        cols = [c for c in ("category", "complaints", "median_hours", "p90_hours", "within_sla_share",
+                            "response_median_hours", "open_backlog") if c in tab and (o["close_times"] or c not in timed)]
+        special = {"within_sla_share": "complaints.col.within_sla", "response_median_hours": "complaints.col.response_median"}
+        names = {c: t(special.get(c, f"complaints.col.{c}"), lang) for c in cols}
+        hours = lambda v: fmt_num(v, lang, 1)  # noqa: E731
+        fmts = {names[c]: hours for c in ("median_hours", "p90_hours", "response_median_hours") if c in names}
+        if "within_sla_share" in names:
+            fmts[names["within_sla_share"]] = lambda v: fmt_pct(v, lang)
+        return [Table(tab[cols].rename(columns=names), formats=fmts)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        o = self.handling.overall
+        out = []
+        if not o["close_times"]:
+            out.append(t("complaints.note.no_close_times", lang))
+            if o["data_end"] and o["data_end"] > o["as_of"]:
+                out.append(t("complaints.note.status_as_of", lang, data_end=o["data_end"][:10]))
+        return out + self._method(lang)
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        o, tr = self.handling.overall, self.handling.trend
+        previous = None
+        if "backlog" in tr and len(tr):
+            before = tr[tr["period"] < self.period.start]
+            # the backlog at the previous period's end (the trend row of the period just before)
+            if len(before) and _step(before["period"].iloc[-1], _gran(tr)) == self.period.start:
+                previous = float(before["backlog"].iloc[-1])
+        return [KPI("open_complaints", t("complaints.kpi.open", lang), _none(o.get("open_backlog")), unit="count",
+                    n=o.get("complaints"), better="lower", previous=previous,
+                    how=t("complaints.how.open", lang, as_of=str(o.get("as_of") or "–")[:16],
+                          start=o.get("window_start") or "–", end=o.get("window_end") or "–"))]
+
+    def metrics(self) -> dict[str, Any]:
+        o, tr = self.handling.overall, self.handling.trend
+        keys = ("median_hours", "p90_hours", "within_sla_share", "open_backlog", "closed_without_time",
+                "response_median_hours", "response_p90_hours", "response_within_sla_share",
+                "backlog_median_age_hours", "sla_hours", "as_of", "close_times")
+        return {"resolution": {k: o.get(k) for k in keys},
+                "handling_trend": tr.assign(period=tr["label"]).drop(columns=["label"])}
+
+
+def _gran(trend_frame: pd.DataFrame) -> str:
+    """The granularity of a trend frame, read from its labels (``2026-10`` month, ``2026Q3`` quarter, ISO date)."""
+    label = str(trend_frame["label"].iloc[0]) if len(trend_frame) else ""
+    if "Q" in label:
+        return "quarter"
+    if len(label) == 7:
+        return "month"
+    ps = list(trend_frame["period"])
+    return "week" if len(ps) > 1 and (ps[1] - ps[0]).days == 7 else "day"
+
+
+@analysis("complaints.section.handling")
+def handling_performance(h: Handling, period: Period) -> HandlingPerformance:
+    """The handling section from a :func:`handling_window` result."""
+    return HandlingPerformance(h, period)
+
+
+@dataclass(frozen=True, repr=False)
+class Handlers(Result):
+    """Hours to resolution per handler (staff, branch); small-n handlers marked."""
+
+    heading: ClassVar[str] = "complaints.section.handlers"
+    table: pd.DataFrame  # handling.by["handler"]
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_handlers(self.table, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        h = self.table
+        big = h[~h["small_n"].astype(bool)].dropna(subset=["median_hours"]).sort_values("median_hours")
+        if not len(big):
+            return []
+        slow = big.iloc[-1]
+        text = t("complaints.finding2.slowest", lang, handler=slow["handler"],
+                 median=fmt_num(slow["median_hours"], lang, 1), n=fmt_int(slow["complaints"], lang))
+        return [Finding("slowest_handler", text, value=float(slow["median_hours"]), n=int(slow["complaints"]))]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("complaints.note.small_n", lang, n=SMALL_N)]
+
+    def metrics(self) -> dict[str, Any]:
+        h = self.table
+        return {"handlers": h[[c for c in ("handler", "complaints", "median_hours", "p90_hours", "within_sla_share",
+                                           "open_backlog", "small_n") if c in h]]}
+
+
+@analysis("complaints.section.handlers")
+def handlers(h: Handling) -> Handlers:
+    """The handlers section from a :func:`handling_window` result (skipped without a handler column)."""
+    if "handler" not in h.by or not len(h.by["handler"]):
+        raise MissingDataError("complaints", ("handler",))
+    return Handlers(h.by["handler"])
+
+
+@dataclass(frozen=True, repr=False)
+class Timely(Result):
+    """Share of complaints answered in time (the export's SLA flag), overall, by category and per period."""
+
+    heading: ClassVar[str] = "complaints.section.sla"
+    tm: Timeliness
+    previous: Timeliness | None
+    period: Period
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        from workbench import viz
+
+        out = [figure_timeliness(self.tm, lang)] if self.tm.overall["complaints"] else []
+        tr = self.tm.trend
+        if len(tr) > 1 and tr["complaints"].sum():
+            out.append(viz.line(tr.assign(label=tr["label"].astype(str)), "label", ["share"],
+                                title=t("complaints.col.timely_share", lang),
+                                names={"share": t("complaints.col.timely_share", lang)}))
+        return out
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        o, period = self.tm.overall, self.period.display(lang)
+        if not o["complaints"]:
+            return [Finding("timely", t("complaints.finding2.empty_period", lang, period=period))]
+        ci = lambda lo, hi: t("complaints.how.timely", lang, low=fmt_pct(lo, lang), high=fmt_pct(hi, lang))  # noqa: E731
+        out = [Finding("timely", t("complaints.finding3.timely", lang, period=period, share=fmt_pct(o["share"], lang),
+                                   n=fmt_int(o["complaints"], lang)), value=o["share"],
+                       interval=(o["ci_low"], o["ci_high"]), n=o["complaints"], value_range=(0.0, 1.0),
+                       how=ci(o["ci_low"], o["ci_high"]))]
+        big = self.tm.by_category[self.tm.by_category["complaints"] >= SMALL_N]
+        if len(big) > 1:
+            low = big.sort_values("share", kind="stable").iloc[0]
+            out.append(Finding("timely_low", t("complaints.finding3.timely_low", lang, category=low["category"],
+                                                share=fmt_pct(low["share"], lang), n=fmt_int(low["complaints"], lang)),
+                               value=float(low["share"]), interval=(float(low["ci_low"]), float(low["ci_high"])),
+                               n=int(low["complaints"]), how=ci(low["ci_low"], low["ci_high"])))
+        return out
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("complaints.note.timely", lang, unknown=fmt_int(self.tm.overall["unknown"], lang))]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        o = self.tm.overall
+        if not o["complaints"]:
+            return []
+        prev = self.previous.overall["share"] if self.previous is not None else None
+        return [KPI("timely_share", t("complaints.kpi.timely", lang), o["share"], unit="share", n=o["complaints"],
+                    interval=(o["ci_low"], o["ci_high"]), better="higher", previous=prev,
+                    how=t("complaints.note.timely", lang, unknown=fmt_int(o["unknown"], lang)))]
+
+    def metrics(self) -> dict[str, Any]:
+        tm = self.tm
+        return {"timeliness": {"overall": tm.overall, "by_category": tm.by_category,
+                               "trend": tm.trend.assign(period=tm.trend["label"]).drop(columns=["label"])}}
+
+
+@analysis("complaints.section.sla")
+def timely(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> Timely:
+    """The SLA section (skipped without the ``timely`` flag), with the previous period for the KPI."""
+    start, end = window(ds, period, history_months, granularity)
+    prev = period.previous()
+    tm = timeliness(ds, period.start, end, history_start=start, granularity=granularity)
+    before = timeliness(ds, prev.start, prev.end_exclusive, granularity=granularity)
+    return Timely(tm, before if before.overall["complaints"] else None, period)
+
+
+@dataclass(frozen=True, repr=False)
+class Outcomes(Result):
+    """The outcome (or resolution) of the period's complaints, by category."""
+
+    heading: ClassVar[str] = "complaints.section.outcome"
+    distribution: pd.DataFrame  # outcomes()
+    period: Period
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        d, period = self.distribution, self.period.display(lang)
+        if not len(d):
+            return [Finding("outcome", t("complaints.finding2.empty_period", lang, period=period))]
+        tot = d.groupby("outcome")["complaints"].sum().sort_values(ascending=False)
+        return [Finding("outcome", t("complaints.finding2.outcome", lang, period=period,
+                                     outcome=cat_name(tot.index[0], lang), share=fmt_pct(tot.iloc[0] / tot.sum(), lang),
+                                     n=fmt_int(tot.sum(), lang)), value=float(tot.iloc[0] / tot.sum()),
+                        n=int(tot.sum()))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if not len(self.distribution):
+            return []
+        wide = outcome_table(self.distribution, "category", lang)
+        pct = {c: (lambda v: fmt_pct(v, lang)) for c in wide.columns if c not in ("category", "n")}
+        return [Table(wide.rename(columns={"category": t("complaints.col.category", lang),
+                                           "n": t("complaints.col.n", lang)}), formats=pct)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        if not len(self.distribution):
+            return []
+        return [t("complaints.note.outcome", lang, period=self.period.display(lang),
+                  column=self.distribution.attrs.get("column", ""))]
+
+    def metrics(self) -> dict[str, Any]:
+        d = self.distribution
+        if not len(d):
+            return {}
+        return {"outcomes": {"column": d.attrs.get("column"),
+                             "distribution": d.assign(outcome=[cat_name(x, "en") for x in d["outcome"]])}}
+
+
+@analysis("complaints.section.outcome")
+def outcome_mix(ds: Dataset, period: Period) -> Outcomes:
+    """The outcomes section for the report period."""
+    return Outcomes(outcomes(ds, period.start, period.end_exclusive), period)
+
+
+@dataclass(frozen=True, repr=False)
+class ChurnAfterComplaints(Result):
+    """Churn by complaint experience, adjusted odds ratios (appendix) and complaint rate by value tier."""
+
+    heading: ClassVar[str] = "complaints.section.churn"
+    link: ChurnLink
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        out = [figure_churn_link(self.link, lang)] if len(self.link.groups) else []
+        if len(self.link.by_tier):
+            out.append(figure_tiers(self.link, lang))
+        return out
+
+    def _how(self, lang: str) -> str:
+        k = self.link
+        return t("complaints.note.associational", lang, start=k.window_start, end=k.window_end, days=k.churn_window_days)
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        k, out = self.link, []
+        b = k.by_tier.set_index("tier") if len(k.by_tier) else None
+        if b is not None and {"top20", "bottom50"} <= set(b.index):
+            out.append(Finding("tiers", t("complaints.finding2.tier", lang, top=fmt_pct(b.loc["top20", "complaint_rate"], lang),
+                                          bottom=fmt_pct(b.loc["bottom50", "complaint_rate"], lang)),
+                               value=_none(b.loc["top20", "complaint_rate"])))
+        g = k.groups.set_index("group") if len(k.groups) else None
+        worse = (g is not None and {"none", "unresolved"} <= set(g.index)
+                 and g.loc["unresolved", "churn_rate"] > g.loc["none", "churn_rate"])
+        for f in findings(lang, link=k):
+            out.append(Finding(f["key"], f["text"], value=f["value"], headline=f["headline"], how=self._how(lang),
+                               action=t("complaints.action.churn", lang) if worse else ""))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        m = self.link.model
+        if not len(m):
+            return []
+        shown = m.assign(term=[t(f"complaints.churn.{x}", lang) for x in m["term"]],
+                         ci=[f"{fmt_num(a, lang)} – {fmt_num(b, lang)}" for a, b in zip(m["ci_low"], m["ci_high"], strict=True)])
+        names = {"term": t("complaints.col.group", lang), "odds_ratio": t("complaints.col.odds_ratio", lang),
+                 "ci": t("complaints.col.ci", lang), "p_value": "p"}
+        return [Table(shown[list(names)].rename(columns=names), appendix=True,
+                      formats={names["odds_ratio"]: lambda v: fmt_num(v, lang), "p": lambda v: fmt_p(v, lang)})]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [self._how(lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        k = self.link
+        return {"churn_link": {"groups": k.groups, "adjusted_odds_ratios": k.model, "by_tier": k.by_tier,
+                               "window_start": k.window_start, "window_end": k.window_end,
+                               "churn_window_days": k.churn_window_days, "associational": True}}
+
+
+@analysis("complaints.section.churn")
+def churn(ds: Dataset, churn_window_days: int = 90, closed_statuses: str | Sequence[str] | None = None
+          ) -> ChurnAfterComplaints:
+    """The complaints-and-loyalty section (associational)."""
+    return ChurnAfterComplaints(churn_link(ds, churn_window_days=int(churn_window_days),
+                                           closed_statuses=closed_statuses or None))
+
+
+@dataclass(frozen=True, repr=False)
+class SilentDissatisfied(Result):
+    """The iceberg: complaining customers and the estimated silent ones (an estimate from an assumption)."""
+
+    heading: ClassVar[str] = "complaints.section.iceberg"
+    ice: Iceberg
+    period: Period
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_iceberg(self.ice, lang)] if self.ice.complainers else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        if not self.ice.complainers:
+            return [Finding("iceberg", t("complaints.finding2.empty_period", lang, period=self.period.display(lang)),
+                            value=0)]
+        return [Finding(f["key"], f["text"], value=f["value"], how=t("complaints.note.iceberg", lang))
+                for f in findings(lang, ice=self.ice)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if not self.ice.complainers:
+            return []
+        names = {"voicing_share": t("complaints.col.voicing_share", lang),
+                 "estimated_dissatisfied": t("complaints.col.dissatisfied", lang),
+                 "silent": t("complaints.col.silent", lang)}
+        return [Table(self.ice.sensitivity.rename(columns=names), appendix=True,
+                      formats={names["voicing_share"]: lambda v: fmt_pct(v, lang, 0),
+                               names["estimated_dissatisfied"]: lambda v: fmt_int(v, lang),
+                               names["silent"]: lambda v: fmt_int(v, lang)})]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("complaints.note.iceberg", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"iceberg": self.ice.to_dict() | {"period": self.period.label}}
+
+
+@analysis("complaints.section.iceberg")
+def silent(ds: Dataset, period: Period, voicing_share: float = 0.10) -> SilentDissatisfied:
+    """The iceberg section for the report period."""
+    return SilentDissatisfied(iceberg_for(ds, period.start, period.end_exclusive, float(voicing_share)), period)
+
+
+@dataclass(frozen=True, repr=False)
+class CustomerWords(Result):
+    """Example complaints (personal data masked) and frequent terms per category (appendix)."""
+
+    heading: ClassVar[str] = "complaints.section.verbatims"
+    verb: Verbatims
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        from workbench.privacy import mask_text
+
+        v, out = self.verb, []
+        if len(v.examples):
+            ex = pd.DataFrame({t("complaints.col.category", lang): v.examples["group"].astype(str),
+                               t("complaints.col.example", lang): [mask_text(str(x)) for x in v.examples["text"]]})
+            out.append(Table(ex, caption=t("complaints.verbatims.masked", lang), max_rows=40))
+        if len(v.terms):
+            names = {"group": t("complaints.col.category", lang), "term": t("complaints.col.term", lang),
+                     "count": t("complaints.col.count", lang)}
+            out.append(Table(v.terms[list(names)].rename(columns=names), appendix=True, max_rows=60,
+                             formats={names["count"]: lambda v_: fmt_int(v_, lang)}))
+        return out
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [] if self.verb.texts else [t("complaints.note.no_texts", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"verbatim_terms": self.verb.terms[["group", "term", "count"]].head(200)}
+
+
+@analysis("complaints.section.verbatims")
+def words(ds: Dataset, period: Period, months: int = 3, seed: int = 42) -> CustomerWords:
+    """The verbatims section: the last ``months`` months up to the period end."""
+    end = period.end_exclusive
+    return CustomerWords(verbatims(ds, months_back(end, months), end, by="category", seed=seed))

@@ -220,6 +220,7 @@ class DatasetConfig:
     text: str = ""
     sources: dict[str, TableConfig] = field(default_factory=dict)
     targets: dict[str, Target] = field(default_factory=dict)
+    programme: dict[str, Any] = field(default_factory=dict)
 
     def source_label(self) -> str:
         """Short description of where the data came from (no secrets, no full paths)."""
@@ -562,10 +563,10 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"dataset", "tables", "sources", "targets"}
+    unknown = set(raw) - {"dataset", "tables", "sources", "targets", "programme"}
     if unknown:
         raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME], "
-                          "[sources.NAME] and [targets]")
+                          "[sources.NAME], [targets] and [programme]")
     targets = parse_targets(raw.get("targets"), str(p))
     meta = raw.get("dataset", {})
     root = p.parent.resolve()
@@ -609,7 +610,41 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         text=text,
         sources=sources,
         targets=targets,
+        programme=_programme(raw.get("programme", {}), f"{p}: [programme]"),
     )
+
+
+_PROGRAMME_KEYS = {"point_value", "expiry_months", "costs", "level_order", "level_thresholds"}
+
+
+def _programme(raw: Any, where: str) -> dict[str, Any]:
+    """``[programme]``: point_value (money per point), expiry_months, costs (annual money per line),
+    level_order (lowest first) and level_thresholds (level → trailing spend needed)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _PROGRAMME_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_PROGRAMME_KEYS)}")
+    out: dict[str, Any] = {}
+    for key in ("point_value", "expiry_months"):
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ConfigError(f"{where}.{key} must be a positive number, got {v!r}")
+            out[key] = int(v) if key == "expiry_months" else float(v)
+    for key in ("costs", "level_thresholds"):
+        if key in raw:
+            table = raw[key]
+            if not isinstance(table, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in table.values()):
+                raise ConfigError(f"{where}.{key} must map names to non-negative numbers, got {table!r}")
+            out[key] = {str(k): float(v) for k, v in table.items()}
+    if "level_order" in raw:
+        lv = raw["level_order"]
+        if not isinstance(lv, list) or not all(isinstance(x, str) for x in lv):
+            raise ConfigError(f"{where}.level_order must be a list of level names, lowest first, got {lv!r}")
+        out["level_order"] = list(lv)
+    return out
 
 
 def fingerprint(config: DatasetConfig, extra: str = "") -> str:

@@ -942,6 +942,11 @@ class Dataset:
         return [t for t in self.meta["tables"] if t in loads and loads[t].loaded_rows == 0]
 
     @property
+    def programme(self) -> dict[str, Any]:
+        """``[programme]`` settings from workbench.toml (point value, expiry, costs, levels); empty if none."""
+        return dict(self.config.programme) if self.config is not None else {}
+
+    @property
     def drivers(self) -> list[str]:
         return list(self.meta.get("drivers", []))
 
@@ -1013,6 +1018,49 @@ class Dataset:
         if missing:
             raise MissingDataError(table, missing, reason)
 
+    # customer filter (the notebook filter bar)
+    @property
+    def where(self) -> dict[str, tuple[Any, ...]]:
+        """The customer filter of this view (column → allowed values); empty for the whole dataset."""
+        return {}
+
+    @property
+    def base(self) -> Dataset:
+        """The whole dataset this is a view of (itself when unfiltered)."""
+        return self
+
+    def restrict(self, **where: Any) -> Dataset:
+        """A view of this dataset restricted to the customers matching ``where``.
+
+        ``where`` maps a column of ``customers`` to a value or a list of values (``None`` = not
+        recorded); ``None`` or an empty list as the whole choice drops that column's condition. In the
+        view, ``customers`` holds the matching customers and every other table with a
+        ``customer_id`` column keeps only their rows (a semi-join), through :meth:`table` and
+        :meth:`sql` alike (temporary views that shadow the canonical tables on the view's own
+        connection). Rows without a customer id (e.g. anonymous complaints) are not in any
+        customer's selection, so they drop out while a filter is set (:meth:`unassigned` counts
+        them). Tables without ``customer_id`` are unfiltered. Load accounting (:attr:`validation`)
+        is always the whole dataset's. An empty ``where`` returns the whole dataset.
+
+        >>> gold = ds.restrict(segment="Premium", region=["East", "North"])  # doctest: +SKIP
+        """
+        merged = {**self.where, **{k: _choice(v) for k, v in where.items()}}
+        merged = {k: v for k, v in merged.items() if v}
+        if not merged:
+            return self.base
+        return CustomerView(self.base, merged)
+
+    def unassigned(self) -> dict[str, int]:
+        """Rows per table (with a ``customer_id`` column) whose customer id is empty: not in any filter."""
+        out = {}
+        for name in self.tables:
+            if name != "customers" and "customer_id" in self.columns(name):
+                n = self.base._con.execute(f"SELECT count(*) FROM {quote_ident(name)} "
+                                           "WHERE customer_id IS NULL").fetchall()[0][0]
+                if n:
+                    out[name] = int(n)
+        return out
+
     # data access
     def table(self, name: str) -> ibis.Table:
         """The canonical table ``name`` as an Ibis expression."""
@@ -1063,6 +1111,78 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r}: {', '.join(self.tables)} ({self.path.name})>"
+
+
+def _choice(value: Any) -> tuple[Any, ...]:
+    """A filter choice as a tuple of values (a single value, a list, or None/[] for no condition)."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(value)
+    return (value,)
+
+
+def _condition(column: str, values: tuple[Any, ...]) -> str:
+    """SQL condition ``column`` in ``values`` (``None`` among them = the column is empty)."""
+    col = quote_ident(column)
+    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    parts = []
+    if present:
+        texts = ", ".join(quote_str(str(v)) for v in present)
+        parts.append(f"CAST({col} AS VARCHAR) IN ({texts})")
+    if len(present) < len(values):
+        parts.append(f"NULLIF(trim(CAST({col} AS VARCHAR)), '') IS NULL")
+    return "(" + " OR ".join(parts) + ")"
+
+
+class CustomerView(Dataset):
+    """A :class:`Dataset` restricted to some customers (see :meth:`Dataset.restrict`).
+
+    Shares the cache file, metadata and load accounting of ``base``; has its own DuckDB
+    connection (a cursor of the base's) on which temporary views named like the canonical tables
+    hold the filtered rows, so Ibis tables and :meth:`sql` see the same selection.
+    """
+
+    def __init__(self, base: Dataset, where: dict[str, tuple[Any, ...]]):
+        if base.where:
+            raise ValueError("restrict the whole dataset (ds.base), not a view")
+        base.require("customers")
+        cols = base.columns("customers")
+        unknown = [c for c in where if c not in cols]
+        if unknown:
+            raise ValueError(f"customer filter: column(s) {', '.join(unknown)} are not in table 'customers' "
+                             f"(it has {', '.join(cols)})")
+        self.path = base.path
+        self.meta = base.meta
+        self.config = base.config
+        self._base = base
+        self._where = dict(where)
+        self.__dict__["validation"] = base.validation  # cached_property: share the parsed report
+        self._con = base._con.cursor()
+        db = quote_ident(self._con.execute("SELECT current_database()").fetchall()[0][0])
+        cond = " AND ".join(_condition(c, v) for c, v in self._where.items())
+        chosen = f"SELECT customer_id FROM {db}.main.customers WHERE {cond}"
+        for name in base.tables:
+            if name == "customers":
+                sql = f"SELECT * FROM {db}.main.customers WHERE {cond}"
+            elif "customer_id" in base.columns(name):
+                sql = f"SELECT * FROM {db}.main.{quote_ident(name)} WHERE customer_id IN ({chosen})"
+            else:
+                continue
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {sql}")
+        self.backend = ibis.duckdb.from_connection(self._con)
+
+    @property
+    def where(self) -> dict[str, tuple[Any, ...]]:
+        return dict(self._where)
+
+    @property
+    def base(self) -> Dataset:
+        return self._base
+
+    def __repr__(self) -> str:
+        cond = "; ".join(f"{k} in {list(v)}" for k, v in self._where.items())
+        return f"<Dataset {self.name!r} restricted to customers with {cond}>"
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -30,11 +30,12 @@ user-facing text comes from ``workbench/translations/loyalty.toml``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ from statsmodels.stats.proportion import proportion_confint
 from workbench import viz
 from workbench.engine import Dataset, MissingDataError
 from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
+from workbench.results import KPI, Finding, Result, Skipped, Table
 
 Z95 = 1.959963984540054
 CASES = ("trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal", "dissatisfied_not_loyal",
@@ -72,6 +74,10 @@ class Unsupported(MissingDataError):
         self.key = key
         self.values = values
         super().__init__(table, columns, t(f"loyalty.why.{key}", "en", **values))
+
+    def reason(self, lang: str = "en") -> str:
+        """"Skipped: <why>." in the reader's language (:class:`workbench.results.Skipped` shows it)."""
+        return _tr("skipped", lang, why=_tr(f"why.{self.key}", lang, **self.values))
 
 
 def skip_text(exc: MissingDataError, lang: str = "en", analysis_key: str = "") -> str:
@@ -103,26 +109,101 @@ def evidence(estimate: float, lo: float, hi: float, n: int, null: float | None =
     return "ok"
 
 
-def base_text(n: int, frame: pd.DataFrame | None = None, lang: str = "en", followup: bool = False) -> str:
-    """The base of a figure: n and the survey window (and the follow-up window for behaviour)."""
-    first = frame.attrs.get("first") if frame is not None else None
-    last = frame.attrs.get("last") if frame is not None else None
+def base_text(n: int, frame: pd.DataFrame | Mapping[str, Any] | None = None, lang: str = "en",
+              followup: bool = False) -> str:
+    """The base of a figure: n and the survey window (and the follow-up window for behaviour).
+
+    ``frame``: the respondent frame or its ``attrs`` (a result's ``context``)."""
+    attrs = frame.attrs if isinstance(frame, pd.DataFrame) else (frame or {})
+    first = attrs.get("first")
+    last = attrs.get("last")
     from workbench.i18n import fmt_date
 
     text = _tr("base.n_window", lang, n=fmt_int(n, lang), first=fmt_date(first, lang) if first is not None else "–",
                last=fmt_date(last, lang) if last is not None else "–")
-    if followup and frame is not None:
-        text += _tr("base.followup", lang, days=fmt_int(frame.attrs.get("window_days", 90), lang))
+    if followup and attrs:
+        text += _tr("base.followup", lang, days=fmt_int(attrs.get("window_days", 90), lang))
     return text
 
 
-def with_base(fig: go.Figure, n: int, frame: pd.DataFrame | None = None, lang: str = "en",
-              followup: bool = False) -> go.Figure:
-    """Add the base (n, window) under the figure's title; returns the figure."""
-    title = fig.layout.title.text or ""
-    fig.update_layout(title=dict(text=f"{title}<br><sup>{base_text(n, frame, lang, followup)}</sup>"))
-    fig.update_layout(margin=dict(t=max(fig.layout.margin.t or 0, 90)))
-    return fig
+# =============================================================== result plumbing (workbench.results)
+def _context(frame: pd.DataFrame) -> dict[str, Any]:
+    """What a result needs from the frame to describe its base: window, dates, scales, currency."""
+    keep = ("first", "last", "window_days", "churn_days", "currency", "scales", "loyal_kind", "waves", "segment")
+    return {k: frame.attrs[k] for k in keep if k in frame.attrs}
+
+
+def _has_points(fig: Any) -> bool:
+    """True when a figure has at least one finite data value (an empty chart is replaced by a message)."""
+    fig = getattr(fig, "figure", fig)
+    for tr in fig.data:
+        attr = "x" if getattr(tr, "orientation", None) == "h" else ("z" if getattr(tr, "z", None) is not None else "y")
+        vals = getattr(tr, attr, None)
+        if vals is None:
+            continue
+        arr = pd.to_numeric(pd.Series(np.asarray(vals, dtype=object).ravel()), errors="coerce")
+        if np.isfinite(arr.to_numpy(dtype=float)).any():
+            return True
+    return False
+
+
+def _finding(key: str, text: str, status: str, lang: str, **ev: Any) -> Finding:
+    """A finding that asks to be a headline only with evidence ``status == "ok"``; otherwise body text
+    marked "not enough evidence", and never with digits when the number is not estimable."""
+    how, action = ev.pop("how", ""), ev.pop("action", "")
+    if status == "not_estimable":
+        return Finding(key, _tr("find.not_estimable", lang), value=None, how=how)
+    if status != "ok":
+        return Finding(key, _tr("find.not_enough_evidence", lang, text=text), value=ev.get("value"), how=how)
+    return Finding(key, text, headline=True, how=how, action=action, **ev)
+
+
+class _Section(Result):
+    """A loyalty section: figures without data points are left out and an empty-state note says so."""
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return []
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return []
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [f for f in self._figs(lang) if _has_points(f)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        out = list(self._notes(lang))
+        if any(not _has_points(f) for f in self._figs(lang)):
+            out.append(_tr("note.empty_chart", lang))
+        return out
+
+
+def _need(frame: pd.DataFrame, rows: int = 1) -> None:
+    """Raise a plain reason when the frame has too few responses for a section."""
+    if len(frame) < rows:
+        if len(frame) == 0:
+            raise Unsupported("no_responses")
+        raise Unsupported("few_cases", n=fmt_int(len(frame)), min=fmt_int(rows))
+
+
+def _section(key: str, rows: int = 1) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Decorate a section: ``frame`` may be the frame or ``nb.data(...)``'s callable; too few responses or a
+    :class:`MissingDataError` anywhere (also while building the frame) becomes a :class:`Skipped` result."""
+
+    def wrap(func: Callable[..., Result]) -> Callable[..., Result]:
+        @functools.wraps(func)
+        def run(frame: Any, *args: Any, **kwargs: Any) -> Result:
+            try:
+                if callable(frame) and not isinstance(frame, pd.DataFrame):
+                    frame = frame()
+                _need(frame, rows)
+                return func(frame, *args, **kwargs)
+            except MissingDataError as exc:
+                return Skipped(key, exc)
+
+        run.section = key  # type: ignore[attr-defined]
+        return run
+
+    return wrap
 
 
 # =============================================================== scales (from the data contract)
@@ -385,7 +466,7 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
         "behaviour": bool(behaviour and frame["identified"].any()), "drivers": drivers,
         "scales": {c: ds.scale("surveys", c) for c in ("satisfaction", "repurchase_intent", "recommend",
                                                        "expectation", *drivers) if c in scols},
-        "segment": segment,
+        "segment": segment, "currency": str(getattr(ds, "currency", "") or "CNY"),
     })
     return frame
 
@@ -474,7 +555,7 @@ def _fisher_ci(r: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.tanh(z - Z95 * se), np.tanh(z + Z95 * se)
 
 
-def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str] | None = None,
+def correlation_table(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str] | None = None,
                  methods: Sequence[str] = ("pearson", "spearman", "kendall"),
                  correction: str = "holm") -> pd.DataFrame:
     """Correlation of ``x`` with every loyalty measure, three methods, CIs and corrected p-values.
@@ -571,8 +652,6 @@ def finding_correlations(corr: pd.DataFrame, lang: str = "en") -> str:
         parts.append(_tr("find.corr_intent", lang, att=best(att)))
     if len(beh):
         parts.append(_tr("find.corr_behaviour" if len(att) else "find.corr_behaviour_only", lang, beh=best(beh)))
-    parts.append(_tr("find.corr_tail", lang, correction=_tr(
-        "correction." + ("holm" if corr.attrs.get("correction") == "Holm" else "fdr_bh"), lang)))
     return ("" if lang == "zh" else " ").join(parts)
 
 
@@ -903,7 +982,7 @@ def binned_levels(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     return out
 
 
-def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[str, ThresholdResult]:
+def fit_thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> dict[str, ThresholdResult]:
     """Both thresholds: ``intent`` (stated, all respondents) and ``behaviour`` (repeat buying; identified
     respondents with complete follow-up). ``behaviour`` is left out when it cannot be measured."""
     if is_binary(frame, "satisfaction"):
@@ -982,14 +1061,26 @@ def threshold_evidence(r: ThresholdResult, lo: float | None = None, hi: float | 
     return "ok"
 
 
-def finding_thresholds(res: dict[str, ThresholdResult], lang: str = "en") -> str:
-    parts = [model_sentence(r, lang) for r in res.values()]
+def plain_threshold(r: ThresholdResult, lang: str = "en") -> str:
+    """One measure's threshold in plain words (the model comparison is in :func:`model_sentence`)."""
+    label = _tr(f"measure.{r.measure}", lang)
+    if r.best == "two_break":
+        return _tr("find.plain_two_break", lang, measure=label, t1=fmt_num(r.two_break["tau1"], lang, 1),
+                   t2=fmt_num(r.two_break["tau2"], lang, 1))
+    if r.best == "one_break":
+        return _tr("find.plain_one_break", lang, measure=label, tau=fmt_num(r.tau, lang, 1))
+    return _tr("find.plain_linear", lang, measure=label)
+
+
+def finding_thresholds(res: Mapping[str, ThresholdResult], lang: str = "en") -> str:
+    """Plain-language threshold finding: no p-values or model names (those are in :func:`how_thresholds`)."""
+    parts = [plain_threshold(r, lang) for r in res.values()]
     ok = [m for m, r in res.items() if threshold_evidence(r) == "ok" and r.best == "one_break"]
     if "intent" in ok and "behaviour" in ok:
         parts.append(_tr("find.thresholds_gap", lang, gap=fmt_num(res["behaviour"].tau - res["intent"].tau, lang, 1)))
     linear_wrong = [r for r in res.values() if r.best != "linear"]
     parts.append(_tr("find.linear_wrong" if linear_wrong else "find.linear_ok", lang))
-    return " ".join(parts)
+    return ("" if lang == "zh" else " ").join(parts)
 
 
 # =============================================================== 3. expectation gap
@@ -1013,7 +1104,7 @@ def expectation_groups(e: pd.Series, lo: float, hi: float) -> pd.Series:
     return pd.Series(out, index=e.index, dtype=object).where(e.notna())
 
 
-def expectation_gap(frame: pd.DataFrame) -> pd.DataFrame:
+def expectation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Below / met / above expectation (:func:`expectation_groups`, from the item's scale) and later behaviour.
 
     Columns ``group, n, share, satisfaction, recommend, intent_top2 (+CI), repeat (+CI), n_followup,
@@ -1082,16 +1173,19 @@ def finding_expectation(gap: pd.DataFrame, lang: str = "en") -> str:
 
 
 # =============================================================== 4. four cases
-@dataclass(frozen=True)
-class FourCases:
+@dataclass(frozen=True, repr=False)
+class FourCases(_Section):
     """The texts' four cases (satisfied × loyal; satisfied & loyal split trust / self-interest).
 
     ``table``: ``case, n, share, ci_low, ci_high`` over all respondents in scope (``n_total``),
     including ``neutral`` (between the cut-offs) and ``unknown`` (loyalty not measurable), so
     counts add up to ``n_total``. ``profile``: what distinguishes each case (feature means per case,
-    Kruskal–Wallis p-value across the four cases, Holm-adjusted).
+    Kruskal–Wallis p-value across the four cases, Holm-adjusted). Motive words (trust, self-interest,
+    switching cost, the texts' nicknames) are used only when the trust / self-interest split rests on
+    purchase data (``discount_cut`` set); otherwise the cases are named by what was measured.
     """
 
+    heading: ClassVar[str] = "loyalty.h.four_cases"
     table: pd.DataFrame
     profile: pd.DataFrame
     n_total: int
@@ -1099,12 +1193,18 @@ class FourCases:
     sat_high: float
     sat_low: float
     discount_cut: float | None
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def summary(self, lang: str = "en") -> str:
+    @property
+    def motives(self) -> bool:
+        """Motive labels (trust, self-interest, switching cost) only with purchase evidence behind them."""
+        return self.discount_cut is not None
+
+    def shares_text(self, lang: str = "en") -> str:
         main = self.table[self.table["case"] != "unknown"]  # the middle (neutral) group too: shares add to 100%
         sep = "；" if lang == "zh" else "; "
-        return sep.join(f"{case_label(c, lang)} {fmt_pct(s, lang)}" for c, s in zip(main["case"], main["share"],
-                                                                                     strict=True))
+        return sep.join(f"{case_label(c, lang, motives=self.motives)} {fmt_pct(s, lang)}"
+                        for c, s in zip(main["case"], main["share"], strict=True))
 
     def to_metric(self) -> dict[str, Any]:
         return {r.case: {"n": int(r.n), "share": r.share, "ci_low": r.ci_low, "ci_high": r.ci_high}
@@ -1114,11 +1214,58 @@ class FourCases:
         body = ", ".join(f"{r.case}={r.n} ({r.share:.1%})" for r in self.table.itertuples())
         return f"<FourCases n={self.n_total} loyalty={self.loyalty}: {body}>"
 
+    # -- presentation (workbench.results)
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_four_cases(self, lang)]
 
-def case_label(case: str, lang: str = "en", nickname: bool = False) -> str:
-    """Translated case name (texts' Chinese names); ``nickname`` appends apostles/mercenaries/… ."""
+    def findings(self, lang: str = "en") -> list[Finding]:
+        tab = self.table.set_index("case")
+        n_known = int(self.table.loc[self.table["case"] != "unknown", "n"].sum())
+        text = finding_four_cases(self, lang)
+        if "dissatisfied_loyal" not in tab.index:
+            return [Finding("four_cases", text)]
+        dl = tab.loc["dissatisfied_loyal"]
+        status = evidence(dl["share"], dl["ci_low"], dl["ci_high"], n_known, null=None, span=1.0)
+        how = _tr("how.four_cases", lang, high=fmt_num(self.sat_high, lang, 1), low=fmt_num(self.sat_low, lang, 1),
+                  measure=measure_label(self.context.get("intent_source", ""), self.loyalty, lang),
+                  n=fmt_int(n_known, lang), total=fmt_int(self.n_total, lang))
+        return [_finding("four_cases", text, status, lang, value=float(dl["share"]),
+                         interval=(float(dl["ci_low"]), float(dl["ci_high"])), n=n_known, value_range=(0.0, 1.0),
+                         how=how)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if self.profile.empty:
+            return []
+        return [Table(profile_table(self, lang), caption=_tr("cap.profile", lang), appendix=True)]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        tab = self.table.set_index("case")
+        out = []
+        n_known = int(self.table.loc[self.table["case"] != "unknown", "n"].sum())
+        if "neutral" in tab.index and tab.loc["neutral", "n"]:
+            out.append(_tr("note.four_cases_between", lang, n=fmt_int(tab.loc["neutral", "n"], lang),
+                           share=fmt_pct(tab.loc["neutral", "share"], lang)))
+        if "unknown" in tab.index and tab.loc["unknown", "n"]:
+            out.append(_tr("note.four_cases_unknown", lang, n=fmt_int(tab.loc["unknown", "n"], lang)))
+        # the follow-up window applies only to repeat buying linked from transactions, not to a survey's loyal item
+        out.append(base_text(n_known, self.context, lang, followup=self.context.get("intent_source") == "repeat"))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"quadrants": self.to_metric(),
+                "quadrant_cutoffs": {"sat_high": self.sat_high, "sat_low": self.sat_low,
+                                     "discount_cut": self.discount_cut, "loyalty": self.loyalty}}
+
+
+def case_label(case: str, lang: str = "en", nickname: bool = False, motives: bool = True) -> str:
+    """Translated case name (texts' Chinese names); ``nickname`` appends apostles/mercenaries/… .
+
+    ``motives=False`` (no purchase evidence about why customers stay): the plain, measured name
+    ("dissatisfied but loyal", not "held by switching cost") and no nickname."""
+    if not motives and f"loyalty.case_plain.{case}" in _keys():
+        return _tr(f"case_plain.{case}", lang)
     label = _tr(f"case.{case}", lang)
-    if nickname and t("core.app", lang) and f"loyalty.case_nick.{case}" in _keys():
+    if nickname and motives and f"loyalty.case_nick.{case}" in _keys():
         label += f" ({_tr(f'case_nick.{case}', lang)})"
     return label
 
@@ -1129,7 +1276,7 @@ def _keys() -> set[str]:
     return set(table())
 
 
-def four_cases(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box",
+def classify_four_cases(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box",
                loyalty: str = "behaviour", discount_cut: float | None = 0.05,
                intent_cut: float | None = None) -> FourCases:
     """Classify respondents into the four cases.
@@ -1197,7 +1344,8 @@ def four_cases(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "b
     profile = _case_profile(frame_c[case.isin(["trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal",
                                                 "dissatisfied_not_loyal", "dissatisfied_loyal"])])
     return FourCases(tab, profile, n_total, loyalty, float(sat_high), float(sat_low),
-                     discount_cut if split else None)
+                     discount_cut if split else None,
+                     {**_context(frame), "intent_source": outcome_source(frame, loyalty)})
 
 
 PROFILE_FEATURES = ("satisfaction", "repurchase_intent", "recommend", "discount_share", "tenure_days", "freq_12m",
@@ -1246,17 +1394,20 @@ def profile_table(fc: FourCases, lang: str = "en") -> pd.DataFrame:
             name = _tr(f"measure.{f}", lang)
             pct = f in ("discount_share", "member", "complained", "key_customer")
         row = {_tr("col.feature", lang): name}
-        row.update({case_label(c, lang): fmt_pct(r[c], lang) if pct else fmt_num(r[c], lang, 1) for c in cases})
+        row.update({case_label(c, lang, motives=fc.motives): fmt_pct(r[c], lang) if pct else fmt_num(r[c], lang, 1) for c in cases})
         row[_tr("col.p_adjusted", lang)] = fmt_p(r["p_adjusted"], lang)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def figure_four_cases(fc: FourCases, lang: str = "en") -> go.Figure:
-    tab = fc.table[fc.table["case"] != "unknown"]
-    fig = viz.bar_with_ci([case_label(c, lang, nickname=True) for c in tab["case"]], tab["share"], tab["ci_low"],
-                          tab["ci_high"], title=_tr("fig.four_cases", lang),
-                          x_title=_tr("axis.case", lang), y_title=_tr("axis.share_respondents", lang), percent=True,
+    """The four cases only (satisfied & loyal split into trust / self-interest when the data allow): the
+    in-between and not-measurable groups are left out of the bars and counted in the section's notes."""
+    tab = fc.table[~fc.table["case"].isin(["unknown", "neutral"])]
+    fig = viz.bar_with_ci([case_label(c, lang, nickname=True, motives=fc.motives) for c in tab["case"]], tab["share"],
+                          tab["ci_low"], tab["ci_high"],
+                          title=_tr("fig.four_cases_split" if fc.discount_cut is not None else "fig.four_cases", lang),
+                          x_title=_tr("axis.case", lang), y_title=_tr("axis.share_known", lang), percent=True,
                           text=[fmt_int(n, lang) for n in tab["n"]])
     fig.update_layout(height=460)
     return fig
@@ -1267,7 +1418,7 @@ def finding_four_cases(fc: FourCases, lang: str = "en") -> str:
     dl = tab.loc["dissatisfied_loyal"] if "dissatisfied_loyal" in tab.index else None
     extra = ""
     prof = fc.profile.set_index("feature")
-    if dl is not None and "dissatisfied_loyal" in prof and "dissatisfied_not_loyal" in prof:
+    if fc.motives and dl is not None and "dissatisfied_loyal" in prof and "dissatisfied_not_loyal" in prof:
         segs = prof[prof.index.str.startswith("segment=")]
         if len(segs):
             diff = (segs["dissatisfied_loyal"] - segs["dissatisfied_not_loyal"]).dropna()
@@ -1276,11 +1427,12 @@ def finding_four_cases(fc: FourCases, lang: str = "en") -> str:
                 extra = _tr("find.hostage_segment", lang, segment=top.split("=", 1)[1],
                             a=fmt_pct(segs.loc[top, "dissatisfied_loyal"], lang),
                             b=fmt_pct(segs.loc[top, "dissatisfied_not_loyal"], lang))
-    return _tr("find.four_cases", lang, summary=fc.summary(lang)) + (" " + extra if extra else "")
+    return _tr("find.four_cases", lang, summary=fc.shares_text(lang)) + ((" " if lang != "zh" else "") + extra
+                                                                         if extra else "")
 
 
 # =============================================================== 5. intention vs behaviour
-def intention_conversion(frame: pd.DataFrame, intent_cut: float | None = None) -> pd.DataFrame:
+def conversion_table(frame: pd.DataFrame, intent_cut: float | None = None) -> pd.DataFrame:
     """Of respondents who said they would buy again (top-2-box, or ``>= intent_cut``), the share who did
     within the window, per satisfaction level and overall (``level = "all"``), with Wilson CIs; and the
     repeat rate of those who did not say so (``low_intent_repeat``)."""
@@ -1610,17 +1762,24 @@ def figure_importance_performance(res: DriverResult | dict[str, DriverResult], l
     items = res.items() if isinstance(res, dict) else [("all", res)]
     fig = go.Figure()
     for j, (name, r) in enumerate(items):
-        tab = r.table
-        fig.add_trace(go.Scatter(x=tab["performance"], y=tab["share"], mode="markers+text",
-                                 text=[_driver_label(d, lang, r.labels) for d in tab["driver"]],
-                                 textposition="top center", name=_tr(f"tier.{name}", lang),
+        tab = r.table.sort_values("performance").reset_index(drop=True)
+        labels = [_driver_label(d, lang, r.labels) for d in tab["driver"]]
+        # text once per driver (on the first group; the others carry it on hover), alternating above / below
+        # along the performance axis so labels of neighbouring points do not overlap
+        fig.add_trace(go.Scatter(x=tab["performance"], y=tab["share"], mode="markers+text" if j == 0 else "markers",
+                                 text=labels if j == 0 else None, hovertext=labels, hoverinfo="text+x+y",
+                                 textposition=["top center" if i % 2 == 0 else "bottom center"
+                                               for i in range(len(tab))] if j == 0 else None,
+                                 name=_tr(f"tier.{name}", lang),
                                  marker=dict(size=11, color=[viz.PALETTE[j] if sig else "#bbbbbb"
                                                              for sig in tab["significant"]])))
         if j == 0:
             fig.add_hline(y=1 / len(tab), line=dict(dash="dash", color="#888"))
             fig.add_vline(x=tab["performance"].mean(), line=dict(dash="dash", color="#888"))
-            fig.add_annotation(x=tab["performance"].min(), y=tab["share"].max(), text=_tr("quadrant.fix_first", lang),
-                               showarrow=False, xanchor="left", font=dict(color=viz.PALETTE[3]))
+            # above the plot area, top left: inside it the note would sit on the fix-first points' labels
+            fig.add_annotation(x=0, y=1, xref="x domain", yref="y domain", yanchor="bottom", xanchor="left",
+                               text=_tr("quadrant.fix_first", lang) + " ↖", showarrow=False,
+                               font=dict(color=viz.PALETTE[3]))
     fig.update_layout(title=_tr("fig.ipa", lang), xaxis_title=_tr("axis.performance", lang),
                       yaxis_title=_tr("axis.importance_share", lang))
     fig.update_yaxes(tickformat=".0%")
@@ -1651,16 +1810,14 @@ def finding_drivers(res: DriverResult, lang: str = "en") -> str:
         return _tr("find.drivers_no_evidence", lang, outcome=outcome, r2=fmt_num(res.r2, lang)) + " " + dropped
     fix = res.table[res.table["quadrant"] == "fix_first"]["driver"].tolist()
     grey = res.table[~res.table["significant"]]["driver"].tolist()
-    text = _tr("find.drivers_signed", lang, driver=_driver_label(top["driver"], lang, res.labels),
+    text = _tr("find.drivers_plain", lang, driver=_driver_label(top["driver"], lang, res.labels),
                direction=_tr("direction.up" if top["direction"] > 0 else "direction.down", lang),
-               share=fmt_pct(top["share"], lang), lo=fmt_num(top["ci_low"], lang, 3),
-               hi=fmt_num(top["ci_high"], lang, 3), r2=fmt_num(res.r2, lang),
                fix=", ".join(_driver_label(d, lang, res.labels) for d in fix) or _tr("find.fix_none", lang),
                outcome=outcome)
     if grey:
-        text += " " + _tr("find.drivers_grey", lang, drivers=", ".join(_driver_label(d, lang, res.labels)
-                                                                         for d in grey))
-    return text + " " + dropped
+        text += (" " if lang != "zh" else "") + _tr("find.drivers_grey_plain", lang, drivers=", ".join(
+            _driver_label(d, lang, res.labels) for d in grey))
+    return text
 
 
 # =============================================================== 7. scorecards
@@ -1708,8 +1865,8 @@ def _mean_test(s1: float, ss1: float, n1: float, s0: float, ss0: float, n0: floa
     return (m1, half, float(p))
 
 
-@dataclass(frozen=True)
-class Scorecard:
+@dataclass(frozen=True, repr=False)
+class Scorecard(_Section):
     """Satisfaction and loyalty indicators (DOMAIN.md §1) for ``period`` vs ``previous``.
 
     ``indicators``: ``group (satisfaction/loyalty), indicator, value, ci_low, ci_high, previous, change,
@@ -1718,11 +1875,50 @@ class Scorecard:
     nps (+CI, 0–10 scales), previous_mean, previous_top2, p_mean (Welch t), p_top2 (z test)``.
     """
 
+    heading: ClassVar[str] = "loyalty.h.scorecard"
     indicators: pd.DataFrame
     survey: pd.DataFrame
     period: str
     previous: str
     single_wave: bool = False
+    currency: str = "CNY"
+    loyal: dict[str, Any] = field(default_factory=dict, compare=False)
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        out = []
+        if len(self.survey):
+            out.append(Table(survey_table(self, lang), caption=_tr("cap.survey", lang)))
+        out.append(Table(scorecard_table(self, lang, self.currency), caption=_tr("cap.indicators", lang)))
+        return out
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("scorecard", finding_scorecard(self, lang), how=how_scorecard(self, lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"scorecard": self.to_metric()}
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        out = []
+        sv = self.survey.set_index("question") if len(self.survey) else pd.DataFrame()
+        if "satisfaction" in sv.index:
+            r = sv.loc["satisfaction"]
+            n = int(r["n"])
+            prev = r["previous_top2"] if not self.single_wave and r.get("previous_n", 0) else None
+            out.append(KPI("satisfaction_top_box", _tr("kpi.satisfaction_top_box", lang),
+                           float(r["top2"]) if n else None, "share", n=n,
+                           interval=(float(r["top2_ci_low"]), float(r["top2_ci_high"])) if n else None,
+                           better="higher", previous=None if prev is None or pd.isna(prev) else float(prev),
+                           how=_tr("how.kpi_top_box", lang, period=self.period,
+                                   cut=fmt_num(box_cuts(*self.context.get("scales", {}).get(
+                                       "satisfaction", (1.0, 5.0)))[1], lang, 0))))
+        if self.loyal:
+            lv = self.loyal
+            out.append(KPI("loyal_share", _tr("kpi.loyal_share", lang), lv["value"], "share", n=lv["n"],
+                           interval=lv["interval"], better="higher", previous=lv["previous"],
+                           how=_tr("how.kpi_loyal", lang, period=self.period,
+                                   measure=_tr(f"measure.{lv['measure']}", lang))))
+        return out
 
     def to_metric(self) -> dict[str, Any]:
         ind = {r.indicator: ({"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "previous": r.previous,
@@ -1790,7 +1986,7 @@ def _survey_card(cur: pd.DataFrame, prev: pd.DataFrame, frame: pd.DataFrame) -> 
     return out
 
 
-def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> Scorecard:
+def compute_scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> Scorecard:
     """Indicator scorecards for ``period`` (``.start``/``.end``) vs ``previous`` (transactions in the engine;
     survey answers from ``frame``). Unmeasurable indicators are listed with what they need."""
     single = frame.attrs.get("waves") == 1
@@ -1867,7 +2063,32 @@ def scorecard(ds: Dataset, frame: pd.DataFrame, period: Any, previous: Any) -> S
     else:
         add("loyalty", "renewal", needs="members_left_at")
     return Scorecard(pd.DataFrame(rows), survey, getattr(period, "label", str(period)),
-                     "" if single else getattr(previous, "label", str(previous)), single)
+                     "" if single else getattr(previous, "label", str(previous)), single,
+                     str(frame.attrs.get("currency") or getattr(ds, "currency", "") or "CNY"),
+                     _loyal_share(frame, cur, prv, single), _context(frame))
+
+
+def _loyal_share(frame: pd.DataFrame, cur: pd.DataFrame, prv: pd.DataFrame, single: bool) -> dict[str, Any]:
+    """Share of this period's responses counted loyal, with its Wilson interval and the previous period's share.
+
+    The measure: the survey's ``loyal`` item when there is one (behaviour or stated, as configured), else repeat
+    buying when this period's respondents have a complete follow-up, else stated intent (top box)."""
+    if "loyal" in frame and frame["loyal"].notna().any():
+        y, measure = frame["loyal"].astype(float), "loyal_behaviour" if loyal_is_behaviour(frame) else "loyal_intent"
+    elif outcome_source(frame, "behaviour") == "repeat" and cur["repeat"].notna().any():
+        y, measure = frame["repeat"].astype(float), "behaviour"
+    elif outcome_source(frame, "intent"):
+        y, measure = _outcome(frame, "intent"), "intent"
+    else:
+        return {}
+    now = y.loc[cur.index].dropna()
+    before = y.loc[prv.index].dropna() if not single else y.iloc[:0]
+    if now.empty:
+        return {"value": None, "interval": None, "n": 0, "previous": float(before.mean()) if len(before) else None,
+                "measure": measure}
+    lo, hi = wilson(now.sum(), len(now))
+    return {"value": float(now.mean()), "interval": (float(lo), float(hi)), "n": int(len(now)),
+            "previous": float(before.mean()) if len(before) else None, "measure": measure}
 
 
 def volume_trend(ds: Dataset, end: dt.date, months: int = 12) -> dict[str, float]:
@@ -1930,7 +2151,8 @@ def survey_table(sc: Scorecard, lang: str = "en") -> pd.DataFrame:
 
 
 def finding_scorecard(sc: Scorecard, lang: str = "en") -> str:
-    sv = sc.survey.set_index("question")
+    """The satisfaction line of the scorecard in plain words (tests and intervals are in :func:`how_scorecard`)."""
+    sv = sc.survey.set_index("question") if len(sc.survey) else pd.DataFrame()
     if "satisfaction" not in sv.index:
         return _tr("find.none", lang)
     r = sv.loc["satisfaction"]
@@ -1942,38 +2164,64 @@ def finding_scorecard(sc: Scorecard, lang: str = "en") -> str:
         if sc.single_wave:
             return _tr("find.scorecard_binary_single", lang, **share)
         sig = _tr("find.sig" if pd.notna(r["p_top2"]) and r["p_top2"] < 0.05 else "find.not_sig", lang)
-        return _tr("find.scorecard_binary", lang, **share, prev=fmt_pct(r["previous_top2"], lang),
-                   p=fmt_p(r["p_top2"], lang), sig=sig)
+        return _tr("find.scorecard_binary_plain", lang, **share, prev=fmt_pct(r["previous_top2"], lang), sig=sig)
     if sc.single_wave:
         return _tr("find.scorecard_single", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
                    hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), top2=fmt_pct(r["top2"], lang))
     sig = _tr("find.sig" if pd.notna(r["p_mean"]) and r["p_mean"] < 0.05 else "find.not_sig", lang)
-    return _tr("find.scorecard", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
-               hi=fmt_num(r["mean_ci_high"], lang), n=fmt_int(r["n"], lang), prev=fmt_num(r["previous_mean"], lang),
-               p=fmt_p(r["p_mean"], lang), sig=sig, top2=fmt_pct(r["top2"], lang))
+    return _tr("find.scorecard_plain", lang, mean=fmt_num(r["mean"], lang), n=fmt_int(r["n"], lang),
+               prev=fmt_num(r["previous_mean"], lang), sig=sig, top2=fmt_pct(r["top2"], lang))
+
+
+def how_scorecard(sc: Scorecard, lang: str = "en") -> str:
+    """The statistics behind :func:`finding_scorecard`: intervals, tests and p-values."""
+    sv = sc.survey.set_index("question") if len(sc.survey) else pd.DataFrame()
+    if "satisfaction" not in sv.index or not sv.loc["satisfaction", "n"]:
+        return ""
+    r = sv.loc["satisfaction"]
+    return _tr("how.scorecard", lang, mean=fmt_num(r["mean"], lang), lo=fmt_num(r["mean_ci_low"], lang),
+               hi=fmt_num(r["mean_ci_high"], lang), top2=fmt_pct(r["top2"], lang),
+               tlo=fmt_pct(r["top2_ci_low"], lang), thi=fmt_pct(r["top2_ci_high"], lang),
+               p_mean=fmt_p(r["p_mean"], lang), p_top2=fmt_p(r["p_top2"], lang), n=fmt_int(r["n"], lang),
+               period=sc.period, previous=sc.previous or "–")
 
 
 # =============================================================== 8. open answers
-@dataclass(frozen=True)
-class OpenAnswers:
+@dataclass(frozen=True, repr=False)
+class OpenAnswers(_Section):
     """Themes of open answers by satisfaction level (via :mod:`workbench.text`: jieba for Chinese).
 
     ``by_level``: ``theme, label, level, n, share`` (share of the level's comments);
     ``distinctive``: terms over-represented at each level (log-odds, z);
     ``n_comments`` non-empty comments, ``n_empty`` missing/empty."""
 
+    heading: ClassVar[str] = "loyalty.h.open_answers"
     by_level: pd.DataFrame
     distinctive: pd.DataFrame
     terms: pd.DataFrame
     n_comments: int
     n_empty: int
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_open_answers(self, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("open_answers", finding_open_answers(self, lang))]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(self.n_comments, self.context, lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"open_answers": {"n_comments": self.n_comments, "n_empty": self.n_empty,
+                                 "themes": self.by_level[["theme", "label", "level", "n", "share"]]}}
 
     def __repr__(self) -> str:
         return (f"<OpenAnswers {self.n_comments} comments ({self.n_empty} empty), "
                 f"{self.by_level['theme'].nunique()} themes>")
 
 
-def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
+def compute_open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
                  seed: int = 42, max_texts: int | None = 10_000) -> OpenAnswers:
     """Themes in the open answers (e.g. "what would it take to earn a 5?") per satisfaction level.
 
@@ -2063,6 +2311,10 @@ def segment_comparison(frame: pd.DataFrame, by: Sequence[str] | None = None,
     out.attrs["correction"] = CORRECTIONS.get(correction, correction)
     out.attrs["measure_keys"] = {m: (f"loyal_{m}" if m != "satisfaction" and outcome_source(frame, m) == "loyal"
                                      else m) for m in ys}
+    # a yes/no satisfaction item is reported as the share satisfied, never as a mean of 0/1
+    out.attrs["binary_satisfaction"] = "satisfaction" in ys and is_binary(frame, "satisfaction")
+    if out.attrs["binary_satisfaction"]:
+        out.attrs["measure_keys"]["satisfaction"] = "satisfied_share"
     return out
 
 
@@ -2074,38 +2326,62 @@ def dim_label(dimension: str, lang: str = "en") -> str:
     return t(key, lang) if has(key) else str(dimension)
 
 
+def _segment_shares(seg: pd.DataFrame) -> pd.DataFrame:
+    """The rows shown as shares: loyalty measures, and satisfaction when it is a yes/no item."""
+    return seg[(seg["measure"] != "satisfaction") | bool(seg.attrs.get("binary_satisfaction"))]
+
+
 def figure_segments(seg: pd.DataFrame, dimension: str = "segment", lang: str = "en") -> go.Figure:
-    sub = seg[(seg["dimension"] == dimension) & (seg["measure"] != "satisfaction")]
+    """Shares per group of ``dimension``; a star *on the bar* (not in the group's name, which would make
+    "Contract*" a second category beside "Contract") marks a difference from the rest after correction."""
+    sub = _segment_shares(seg)
+    sub = sub[sub["dimension"] == dimension]
+    groups = [str(g) for g in dict.fromkeys(sub["group"])]
     fig = go.Figure()
     for j, m in enumerate(sub["measure"].unique()):
         s = sub[sub["measure"] == m]
-        fig.add_trace(go.Bar(x=[str(g) + ("*" if sig else "") for g, sig in zip(s["group"], s["significant"],
-                                                                               strict=True)],
-                             y=s["value"], name=_tr(f"measure.{seg.attrs.get('measure_keys', {}).get(m, m)}", lang), marker_color=viz.PALETTE[j],
+        fig.add_trace(go.Bar(x=[str(g) for g in s["group"]], y=s["value"],
+                             text=["*" if sig else "" for sig in s["significant"]], textposition="outside",
+                             name=_tr(f"measure.{seg.attrs.get('measure_keys', {}).get(m, m)}", lang),
+                             marker_color=viz.PALETTE[j % len(viz.PALETTE)],
                              error_y=dict(type="data", symmetric=False, array=s["ci_high"] - s["value"],
                                           arrayminus=s["value"] - s["ci_low"])))
     fig.update_layout(title=_tr("fig.segments", lang, dimension=dim_label(dimension, lang),
                                 correction=_tr("correction.holm" if seg.attrs.get("correction") == "Holm"
                                                else "correction.fdr_bh", lang)),
                       xaxis_title=dim_label(dimension, lang), yaxis_title=_tr("axis.share", lang), barmode="group")
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=groups)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
 
 
-def finding_segments(seg: pd.DataFrame, lang: str = "en") -> str:
+def _segment_largest(seg: pd.DataFrame) -> pd.Series | None:
     sig = seg[seg["significant"]]
-    if sig.empty:
+    return None if sig.empty else sig.loc[(sig["value"] - sig["rest"]).abs().idxmax()]
+
+
+def finding_segments(seg: pd.DataFrame, lang: str = "en") -> str:
+    r = _segment_largest(seg)
+    if r is None:
         return _tr("find.segments_none", lang, n=fmt_int(len(seg), lang))
-    r = sig.loc[(sig["value"] - sig["rest"]).abs().idxmax()]
-    fmt = (lambda v: fmt_num(v, lang)) if r["measure"] == "satisfaction" else (lambda v: fmt_pct(v, lang))
-    return _tr("find.segments", lang, k=fmt_int(len(sig), lang), n=fmt_int(len(seg), lang),
-               group=str(r["group"]), measure=_tr(f"measure.{seg.attrs.get('measure_keys', {}).get(r['measure'], r['measure'])}", lang), value=fmt(r["value"]),
-               rest=fmt(r["rest"]), p=fmt_p(r["p_adjusted"], lang))
+    share = r["measure"] != "satisfaction" or bool(seg.attrs.get("binary_satisfaction"))
+    fmt = (lambda v: fmt_pct(v, lang)) if share else (lambda v: fmt_num(v, lang))
+    key = seg.attrs.get("measure_keys", {}).get(r["measure"], r["measure"])
+    return _tr("find.segments_plain", lang, k=fmt_int(int(seg["significant"].sum()), lang), n=fmt_int(len(seg), lang),
+               group=str(r["group"]), dimension=dim_label(str(r["dimension"]), lang),
+               measure=_tr(f"measure.{key}", lang), value=fmt(r["value"]), rest=fmt(r["rest"]))
+
+
+def how_segments(seg: pd.DataFrame, lang: str = "en") -> str:
+    r = _segment_largest(seg)
+    return _tr("how.segments", lang, n=fmt_int(len(seg), lang),
+               correction=_tr("correction.holm" if seg.attrs.get("correction") == "Holm" else "correction.fdr_bh",
+                              lang), p=fmt_p(r["p_adjusted"], lang) if r is not None else "–")
 
 
 # =============================================================== 10. value at stake
-@dataclass(frozen=True)
-class ValueAtStake:
+@dataclass(frozen=True, repr=False)
+class ValueAtStake(_Section):
     """Model-based, associational estimate (相关而非因果) of the extra repeat buying and profit in one
     window if respondents below the behaviour threshold moved to the first level above it.
 
@@ -2123,9 +2399,36 @@ class ValueAtStake:
     extra_purchases_ci: tuple[float, float]
     extra_profit: float
     extra_profit_ci: tuple[float, float]
+    heading: ClassVar[str] = "loyalty.h.value_at_stake"
     purchases_per_repeater: float
     window_days: int
     profit_known: bool = True
+    threshold_ok: bool = True
+    currency: str = "CNY"
+    n_boot: int = 0
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_value_at_stake(self, lang, self.currency)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        # no margin in the data: profit is not computable, so the evidence is the extra repeat buyers
+        value, interval = ((self.extra_profit, self.extra_profit_ci) if self.profit_known
+                           else (self.extra_repeaters, self.extra_repeaters_ci))
+        status = evidence(value, *interval, self.n_below, null=0.0)
+        if not self.threshold_ok:
+            status = "not_enough_evidence"
+        how = _tr("how.value_at_stake", lang, n_boot=fmt_int(self.n_boot, lang), n=fmt_int(self.n_below, lang),
+                  ppr=fmt_num(self.purchases_per_repeater, lang, 2))
+        return [_finding("value_at_stake", finding_value_at_stake(self, lang, self.currency), status, lang,
+                         value=value, interval=interval, null=0.0, n=self.n_below, how=how,
+                         action=_tr("action.value_at_stake", lang, level=fmt_num(self.target_level, lang, 0)))]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(self.n_below, self.context, lang, followup=True)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"value_at_stake": self.to_metric()}
 
     def to_metric(self) -> dict[str, Any]:
         return {"n_below": self.n_below, "target_level": self.target_level,
@@ -2143,7 +2446,7 @@ class ValueAtStake:
                 f"+{self.extra_profit:,.0f} profit per {self.window_days} days>")
 
 
-def value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult) -> ValueAtStake:
+def compute_value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult) -> ValueAtStake:
     """See :class:`ValueAtStake`."""
     require_behaviour(frame)
     sub = frame[frame["followup"] & frame["satisfaction"].notna()]
@@ -2227,7 +2530,8 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
     """
     seg = frame["segment"].fillna("–") if "segment" in frame else pd.Series("–", index=frame.index)
     intent = _outcome(frame, "intent") if outcome_source(frame, "intent") else pd.Series(np.nan, index=frame.index)
-    rep = frame["repeat"] if "repeat" in frame else pd.Series(np.nan, index=frame.index)
+    # behaviour: repeat buying linked from purchases, or the survey's loyal item when it is observed behaviour
+    rep = _outcome(frame, "behaviour") if outcome_source(frame, "behaviour") else pd.Series(np.nan, index=frame.index)
     deal = (frame["discount_share"].fillna(0) >= discount_cut) if "discount_share" in frame else pd.Series(
         False, index=frame.index)
     df = pd.DataFrame({"segment": seg, "month": frame["month"], "satisfaction": frame["satisfaction"], "deal": deal,
@@ -2238,6 +2542,8 @@ def widget_frame(frame: pd.DataFrame, discount_cut: float = 0.05) -> pd.DataFram
         n=("intent_n", "size"), intent_n=("intent_n", "sum"), intent_k=("intent_k", "sum"),
         beh_n=("beh_n", "sum"), beh_k=("beh_k", "sum")).reset_index()
     out.attrs["scale"] = _scale(frame, "satisfaction")
+    # trust / self-interest (and the texts' motive names) only when discounts are linked from purchases
+    out.attrs["split"] = bool("discount_share" in frame and frame["discount_share"].notna().any())
     return out
 
 
@@ -2265,12 +2571,14 @@ def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] 
     s = sub["satisfaction"]
     satd, dis = s >= sat_high, s <= sat_low
     k, n = sub["beh_k"], sub["beh_n"]
-    cases = {"trust": (satd & ~sub["deal"], k), "self_interest": (satd & sub["deal"], k),
-             "satisfied_not_loyal": (satd, n - k), "dissatisfied_not_loyal": (dis, n - k),
+    split = bool(agg.attrs.get("split", True))
+    loyal_cases = ({"trust": (satd & ~sub["deal"], k), "self_interest": (satd & sub["deal"], k)} if split
+                   else {"satisfied_loyal": (satd, k)})
+    cases = {**loyal_cases, "satisfied_not_loyal": (satd, n - k), "dissatisfied_not_loyal": (dis, n - k),
              "dissatisfied_loyal": (dis, k), "neutral": (~satd & ~dis, n)}
     tot = n.sum()
     vals = [float(c[1][c[0]].sum()) / tot if tot else np.nan for c in cases.values()]
-    fig.add_trace(go.Bar(x=[case_label(c, lang) for c in cases], y=vals, marker_color=viz.PALETTE[2],
+    fig.add_trace(go.Bar(x=[case_label(c, lang, motives=split) for c in cases], y=vals, marker_color=viz.PALETTE[2],
                          showlegend=False), 1, 2)
     fig.update_xaxes(title_text=_tr("axis.satisfaction", lang), row=1, col=1)
     fig.update_xaxes(title_text=_tr("axis.case", lang), row=1, col=2)
@@ -2280,3 +2588,546 @@ def widget_figure(agg: pd.DataFrame, segment: str = "", months: tuple[str, str] 
     fig.update_layout(title=_tr("fig.widget", lang), height=560,
                       legend=dict(orientation="h", yanchor="top", y=-0.45, x=0))
     return fig
+
+
+# =============================================================== sections (one result per notebook section)
+@dataclass(frozen=True, repr=False)
+class DataSummary(_Section):
+    """What data the notebook uses: responses, survey shape, scales, out-of-scale ratings, caveats."""
+
+    heading: ClassVar[str] = "loyalty.h.data"
+    n: int
+    settings: dict[str, Any]
+    survey: dict[str, Any] | None = None
+    out_of_scale: pd.DataFrame | None = None
+    period: Any = None
+    previous: Any = None
+    missing: BaseException | None = None
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+    facts: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_responses": self.n, "settings": self.settings}
+        if self.survey is not None:
+            out["survey"] = self.survey
+        if self.out_of_scale is not None:
+            out["out_of_scale"] = self.out_of_scale
+        return out
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        from workbench.i18n import fmt_date
+        from workbench.results import skip_reason
+
+        if self.missing is not None:
+            return [f"{_tr('note.no_surveys', lang)} — {skip_reason(self.missing, lang)}"]
+        f, out = self.facts, []
+        if self.context.get("waves") == 1:
+            out.append(_tr("note.single_wave", lang, n=fmt_int(self.n, lang)))
+        elif self.period is not None:
+            first, last = self.context.get("first"), self.context.get("last")
+            out.append(_tr("note.estimation", lang, period=self.period.display(lang),
+                           previous=self.previous.display(lang), n=fmt_int(self.n, lang),
+                           first=fmt_date(first, lang) if self.n else "–", last=fmt_date(last, lang) if self.n else "–"))
+        if self.context.get("segment"):
+            out.append(_tr("note.segment_filter", lang, segment=self.context["segment"]))
+        if f.get("behaviour"):
+            out.append(_tr("note.behaviour", lang, days=fmt_int(self.context.get("window_days", 90), lang),
+                           n=fmt_int(f["followup"], lang), total=fmt_int(self.n, lang), anon=fmt_int(f["anon"], lang)))
+        elif not f.get("loyal_behaviour"):
+            out.append(_tr("note.anonymous", lang))
+        if f.get("loyal"):
+            out.append(_tr("note.loyal_behaviour" if f.get("loyal_behaviour") else "note.loyal_intent", lang))
+        if f.get("cut_error") is not None:
+            out.append(f"{_tr('h.four_cases', lang)} — {f['cut_error'].reason(lang)}")
+        elif "cuts" in f:
+            lo_s, hi_s = f["scale"]
+            out.append(_tr("note.scales", lang, sat=f"{fmt_num(lo_s, lang, 0)}–{fmt_num(hi_s, lang, 0)}",
+                           high=fmt_num(f["cuts"][0], lang, 1), low=fmt_num(f["cuts"][1], lang, 1)))
+        oos = self.out_of_scale
+        if oos is not None and len(oos):
+            out.append(_tr("note.out_of_scale", lang, items=", ".join(
+                f"{r.column} × {fmt_int(r.count, lang)} ({r.scale})" for r in oos.itertuples())))
+        elif oos is not None:
+            out.append(_tr("note.no_out_of_scale", lang))
+        out.append(_tr("note.associational", lang))
+        return out
+
+
+def data_summary(ds: Dataset, frame: Any, period: Any = None, previous: Any = None, *, sat_high: Any = "top box",
+                 sat_low: Any = "bottom box", n_boot: int = 500, seed: int = 42) -> DataSummary:
+    """The "data used" section: ``frame`` is the respondent frame or ``nb.data(respondent_frame, ...)``.
+
+    Never skipped: without surveys it records ``n_responses = 0`` and says why."""
+    label = getattr(period, "label", str(period) if period is not None else "")
+    try:
+        f = frame() if callable(frame) and not isinstance(frame, pd.DataFrame) else frame
+    except MissingDataError as exc:
+        settings = {"period": label, "segment": "", "sat_high": sat_high, "sat_low": sat_low, "window_days": None,
+                    "n_boot": n_boot, "seed": seed, "estimation": "all surveys to period end"}
+        return DataSummary(0, settings, period=period, previous=previous, missing=exc)
+    n = len(f)
+    settings = {"period": label, "segment": f.attrs.get("segment", ""), "sat_high": sat_high, "sat_low": sat_low,
+                "window_days": f.attrs.get("window_days"), "n_boot": n_boot, "seed": seed,
+                "estimation": "all surveys to period end"}
+    shares = {}
+    for name, col in (("satisfied", top_box(f, "satisfaction")), ("loyal", f["loyal"] if "loyal" in f else None)):
+        if col is not None and col.notna().any():
+            k, m = int(col.sum()), int(col.notna().sum())
+            lo, hi = wilson(k, m)
+            shares[name] = {"estimate": k / m, "ci_low": float(lo), "ci_high": float(hi), "n": m}
+    survey = {"waves": f.attrs.get("waves"), "loyal_kind": f.attrs["loyal_kind"] if "loyal" in f else None,
+              "scale": list(_scale(f, "satisfaction")), "segments": f.attrs.get("segments", []), **shares}
+    lo_s, hi_s = _scale(f, "satisfaction")
+    facts: dict[str, Any] = {"behaviour": bool(f.attrs.get("behaviour")), "loyal": "loyal" in f,
+                             "loyal_behaviour": loyal_is_behaviour(f), "scale": (lo_s, hi_s), "cut_error": None,
+                             "followup": int(f["followup"].sum()) if "followup" in f else 0,
+                             "anon": int((~f["identified"]).sum()) if "identified" in f else n}
+    try:
+        facts["cuts"] = (resolve_cut(sat_high, lo_s, hi_s, "high"), resolve_cut(sat_low, lo_s, hi_s, "low"))
+    except Unsupported as exc:
+        facts["cut_error"] = exc
+    return DataSummary(n, settings, survey, out_of_scale(ds), period, previous, None, _context(f), facts)
+
+
+@dataclass(frozen=True, repr=False)
+class Correlations(_Section):
+    """Satisfaction against every loyalty measure (:func:`correlation_table`)."""
+
+    heading: ClassVar[str] = "loyalty.h.correlations"
+    table: pd.DataFrame
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_correlations(self.table, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("correlations", finding_correlations(self.table, lang), how=how_correlations(self.table, lang))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        c = self.table
+        frame = pd.DataFrame({
+            _tr("axis.measure", lang): [corr_measure_label(c, y, lang) for y in c["y"]],
+            _tr("axis.method", lang): [_tr(f"method.{m}", lang) for m in c["method"]],
+            _tr("col.r_ci", lang): [f"{fmt_num(r, lang)} ({fmt_num(lo, lang)}–{fmt_num(hi, lang)})" if pd.notna(r) else "–"
+                           for r, lo, hi in zip(c["r"], c.get("ci_low", np.nan), c.get("ci_high", np.nan),
+                                                strict=True)],
+            _tr("col.p_corrected", lang): [fmt_p(p, lang) for p in c["p_adjusted"]],
+            _tr("col.n", lang): [fmt_int(v, lang) for v in c["n"]]})
+        return [Table(frame, caption=_tr("cap.correlations", lang), appendix=True)]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(int(self.table["n"].max()), self.context, lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        cols = ["x", "y", "method", "r", "ci_low", "ci_high", "p_value", "p_adjusted", "n"]
+        return {"correlations": self.table[cols], "correlation_correction": self.table.attrs.get("correction")}
+
+
+@_section("loyalty.h.correlations", rows=5)
+def correlations(frame: pd.DataFrame, x: str = "satisfaction", ys: Sequence[str] | None = None,
+                 methods: Sequence[str] = ("pearson", "spearman", "kendall"), correction: str = "holm") -> Correlations:
+    """Section 1: :func:`correlation_table` as a result (skipped with a reason when nothing is estimable)."""
+    tab = correlation_table(frame, x, ys, methods, correction)
+    if tab["r"].notna().sum() == 0:
+        raise Unsupported("few_cases", n=fmt_int(len(frame)), min=fmt_int(5))
+    return Correlations(tab, _context(frame))
+
+
+def how_correlations(corr: pd.DataFrame, lang: str = "en") -> str:
+    return _tr("find.corr_tail", lang, correction=_tr(
+        "correction." + ("holm" if corr.attrs.get("correction") == "Holm" else "fdr_bh"), lang))
+
+
+@dataclass(frozen=True, repr=False)
+class Thresholds(_Section, Mapping):
+    """Both thresholds (a mapping ``measure → ThresholdResult``, as :func:`fit_thresholds` returns)."""
+
+    heading: ClassVar[str] = "loyalty.h.thresholds"
+    fits: dict[str, ThresholdResult]
+    n_boot: int = 0
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __getitem__(self, key: str) -> ThresholdResult:
+        return self.fits[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fits)
+
+    def __len__(self) -> int:
+        return len(self.fits)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_thresholds(self.fits, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        ev = [threshold_evidence(r) for r in self.fits.values()]
+        status = "ok" if "ok" in ev else min(ev)
+        ok = [r for r in self.fits.values() if threshold_evidence(r) == "ok" and r.best == "one_break"]
+        action = _tr("action.thresholds", lang, tau=fmt_num(max(r.tau for r in ok), lang, 1)) if ok else ""
+        return [_finding("thresholds", finding_thresholds(self.fits, lang), status, lang,
+                         value={m: round(r.tau, 2) for m, r in self.fits.items()},
+                         n=max(r.n for r in self.fits.values()), how=how_thresholds(self.fits, lang, self.n_boot),
+                         action=action)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        rows = []
+        for r in self.fits.values():
+            if r.models is None:
+                continue
+            for m in r.models.itertuples():
+                rows.append({_tr("col.measure", lang): _tr(f"measure.{r.measure}", lang),
+                             _tr("col.model", lang): _tr(f"model.{m.model}", lang),
+                             _tr("col.loglik", lang): fmt_num(m.loglik, lang, 1), _tr("col.aic", lang): fmt_num(m.aic, lang, 1),
+                             _tr("col.p_simpler", lang): fmt_p(m.p_value, lang),
+                             _tr("col.selected", lang): "✓" if m.selected else ""})
+        return [Table(pd.DataFrame(rows), caption=_tr("cap.threshold_models", lang), appendix=True)] if rows else []
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        out = [base_text(max(r.n for r in self.fits.values()), self.context, lang, followup="behaviour" in self.fits)]
+        if "behaviour" not in self.fits:
+            from workbench.results import skip_reason
+
+            out.append(f"{_tr('measure.behaviour', lang)} — "
+                       f"{skip_reason(MissingDataError('surveys', ('customer_id',), 'behaviour'), lang)}")
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"thresholds": {m: r.to_metric() for m, r in self.fits.items()}}
+
+
+_FIT_MEMO: dict[tuple[int, int, int], tuple[pd.DataFrame, dict[str, ThresholdResult]]] = {}
+
+
+def _fits(frame: pd.DataFrame, n_boot: int, seed: int) -> dict[str, ThresholdResult]:
+    """:func:`fit_thresholds`, remembered for the last few frames (the value-at-stake section reuses the fit)."""
+    key = (id(frame), int(n_boot), int(seed))
+    hit = _FIT_MEMO.get(key)
+    if hit is not None and hit[0] is frame:
+        return hit[1]
+    fits = fit_thresholds(frame, n_boot=int(n_boot), seed=int(seed))
+    while len(_FIT_MEMO) >= 4:
+        _FIT_MEMO.pop(next(iter(_FIT_MEMO)))
+    _FIT_MEMO[key] = (frame, fits)
+    return fits
+
+
+@_section("loyalty.h.thresholds")
+def thresholds(frame: pd.DataFrame, n_boot: int = 500, seed: int = 42) -> Thresholds:
+    """Section 2: where loyalty starts to rise with satisfaction (:func:`fit_thresholds`)."""
+    return Thresholds(_fits(frame, n_boot, seed), int(n_boot), _context(frame))
+
+
+def how_thresholds(res: Mapping[str, ThresholdResult], lang: str = "en", n_boot: int = 0) -> str:
+    parts = [model_sentence(r, lang) for r in res.values()]
+    parts.append(_tr("note.threshold_test", lang, n_boot=fmt_int(n_boot, lang)))
+    return ("" if lang == "zh" else " ").join(parts)
+
+
+@dataclass(frozen=True, repr=False)
+class ExpectationGap(_Section):
+    """Below / met / above expectation and later behaviour (:func:`expectation_table`)."""
+
+    heading: ClassVar[str] = "loyalty.h.expectation"
+    table: pd.DataFrame
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_expectation(self.table, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        how = _tr("how.expectation", lang, p=fmt_p(self.table.attrs.get("p_repeat"), lang),
+                  pc=fmt_p(self.table.attrs.get("p_churned"), lang))
+        return [Finding("expectation_gap", finding_expectation(self.table, lang), how=how)]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(int(self.table["n"].sum()), self.context, lang, followup="repeat" in self.table)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"expectation_gap": self.table}
+
+
+@_section("loyalty.h.expectation")
+def expectation_gap(frame: pd.DataFrame) -> ExpectationGap:
+    """Section 3: expectation gap and later behaviour."""
+    return ExpectationGap(expectation_table(frame), _context(frame))
+
+
+@_section("loyalty.h.four_cases")
+def four_cases(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box", loyalty: str = "auto",
+               discount_cut: float | None = 0.05, intent_cut: float | None = None) -> FourCases:
+    """Section 4: the four cases (:func:`classify_four_cases`; ``loyalty="auto"``: behaviour when measurable)."""
+    return classify_four_cases(frame, sat_high, sat_low, loyalty, discount_cut, intent_cut)
+
+
+@dataclass(frozen=True, repr=False)
+class Conversion(_Section):
+    """Stated intent that turned into repeat buying (:func:`conversion_table`)."""
+
+    heading: ClassVar[str] = "loyalty.h.conversion"
+    table: pd.DataFrame
+    window_days: int = 90
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def overall(self) -> pd.Series:
+        return self.table[self.table["level"] == "all"].iloc[0]
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_conversion(self.table, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        a = self.overall
+        n = int(a["n_intent"])
+        status = evidence(a["conversion"], a["ci_low"], a["ci_high"], n, null=None, span=1.0)
+        how = _tr("how.conversion", lang, lo=fmt_pct(a["ci_low"], lang), hi=fmt_pct(a["ci_high"], lang),
+                  n=fmt_int(n, lang), days=fmt_int(self.window_days, lang))
+        text = _tr("find.conversion_plain", lang, conv=fmt_pct(a["conversion"], lang),
+                   low=fmt_pct(a["low_intent_repeat"], lang), days=fmt_int(self.window_days, lang))
+        action = _tr("action.conversion", lang, conv=fmt_pct(a["conversion"], lang))
+        return [_finding("conversion", text, status, lang, value=float(a["conversion"]),
+                         interval=(float(a["ci_low"]), float(a["ci_high"])), n=n, value_range=(0.0, 1.0), how=how,
+                         action=action)]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        a = self.overall
+        n = int(a["n_intent"])
+        return [KPI("intent_conversion", _tr("kpi.intent_conversion", lang),
+                    float(a["conversion"]) if n else None, "share", n=n,
+                    interval=(float(a["ci_low"]), float(a["ci_high"])) if n else None, better="higher",
+                    how=_tr("how.conversion", lang, lo=fmt_pct(a["ci_low"], lang), hi=fmt_pct(a["ci_high"], lang),
+                            n=fmt_int(n, lang), days=fmt_int(self.window_days, lang)))]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(int(self.overall["n_intent"]), self.context, lang, followup=True)]
+
+    def metrics(self) -> dict[str, Any]:
+        a = self.overall
+        return {"conversion": {"overall": {k: a[k] for k in ("conversion", "ci_low", "ci_high", "n_intent",
+                                                             "n_converted")},
+                               "by_level": self.table[self.table["level"] != "all"], "window_days": self.window_days}}
+
+
+@_section("loyalty.h.conversion")
+def intention_conversion(frame: pd.DataFrame, intent_cut: float | None = None) -> Conversion:
+    """Section 5: of those who said they would buy again, the share who did (:func:`conversion_table`)."""
+    return Conversion(conversion_table(frame, intent_cut), int(frame.attrs.get("window_days", 90)), _context(frame))
+
+
+@dataclass(frozen=True, repr=False)
+class Drivers(_Section):
+    """Key drivers (:func:`key_drivers`) with the importance–performance map (by value tier when known)."""
+
+    heading: ClassVar[str] = "loyalty.h.drivers"
+    result: DriverResult
+    tiers: dict[str, DriverResult] = field(default_factory=dict)
+    tier_skip: BaseException | None = None
+    binary: bool = False
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_drivers(self.result, lang), figure_importance_performance(self.tiers or self.result, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        res = self.result
+        text = finding_drivers(res, lang)
+        if not res.headline_ok:
+            return [Finding("drivers", text, how=how_drivers(res, lang))]
+        top = res.table.iloc[0]
+        fix = res.table[res.table["quadrant"] == "fix_first"]["driver"].tolist()
+        action = _tr("action.drivers", lang, fix=", ".join(_driver_label(d, lang, res.labels) for d in fix)) \
+            if fix else ""
+        return [Finding("drivers", text, value=top["driver"], headline=True,
+                        interval=(float(top["ci_low"]), float(top["ci_high"])), null=0.0, n=res.n,
+                        how=how_drivers(res, lang), action=action)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        out = []
+        for name, r in [("all", self.result), *self.tiers.items()]:
+            tab = r.table
+            frame = pd.DataFrame({
+                _tr("col.driver", lang): [_driver_label(d, lang, r.labels) for d in tab["driver"]],
+                _tr("col.importance", lang): [f"{fmt_num(v, lang, 3)} ({fmt_num(lo, lang, 3)}–{fmt_num(hi, lang, 3)})"
+                                              for v, lo, hi in zip(tab["importance"], tab["ci_low"], tab["ci_high"],
+                                                                   strict=True)],
+                _tr("col.share_r2", lang): [fmt_pct(v, lang) for v in tab["share"]],
+                _tr("axis.performance", lang): [fmt_num(v, lang) for v in tab["performance"]],
+                _tr("col.quadrant", lang): [_tr(f"quadrant.{q}", lang) for q in tab["quadrant"]]})
+            out.append(Table(frame, caption=_tr("cap.drivers", lang, tier=_tr(f"tier.{name}", lang),
+                                                r2=fmt_num(r.r2, lang), n=fmt_int(r.n, lang)), appendix=True))
+        return out
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        out = [_tr("note.binary_drivers", lang)] if self.binary else []
+        if self.tier_skip is not None:
+            out.append(skip_text(self.tier_skip, lang, "loyalty.tier.key"))
+        out.append(base_text(self.result.n, self.context, lang))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        r = self.result
+        return {"drivers": r.to_metric(),
+                "drivers_r2": {"r2": r.r2, "outcome": r.outcome, "method": r.method, "model": r.model, "n": r.n,
+                               "n_dropped": r.n_dropped},
+                "drivers_by_tier": {k: v.to_metric() for k, v in self.tiers.items()}}
+
+
+@_section("loyalty.h.drivers")
+def drivers(frame: pd.DataFrame, outcome: str = "satisfaction", n_boot: int = 200, seed: int = 42) -> Drivers:
+    """Section 6: key drivers of ``outcome`` and the importance–performance map (key vs ordinary customers)."""
+    res = key_drivers(frame, outcome=outcome, n_boot=int(n_boot), seed=seed)
+    tiers: dict[str, DriverResult] = {}
+    why = None
+    try:
+        tiers = key_drivers_by_tier(frame, outcome=outcome, n_boot=max(int(n_boot) // 5, 20), seed=seed)
+    except MissingDataError as exc:
+        why = exc
+    return Drivers(res, tiers, why, outcome == "satisfaction" and is_binary(frame, "satisfaction"), _context(frame))
+
+
+def how_drivers(res: DriverResult, lang: str = "en") -> str:
+    top = res.table.iloc[0] if len(res.table) else None
+    method = _tr("how.method_logistic" if res.model == "logistic" else "how.method_linear", lang)
+    text = _tr("how.drivers", lang, method=method, r2=fmt_num(res.r2, lang), n=fmt_int(res.n, lang),
+               dropped=fmt_int(res.n_dropped, lang), n_boot=fmt_int(res.n_boot, lang))
+    if top is not None:
+        text += (" " if lang != "zh" else "") + _tr(
+            "how.drivers_top", lang, driver=_driver_label(top["driver"], lang, res.labels),
+            share=fmt_pct(top["share"], lang), lo=fmt_num(top["ci_low"], lang, 3), hi=fmt_num(top["ci_high"], lang, 3))
+    return text
+
+
+@_section("loyalty.h.scorecard", rows=0)
+def _scorecard_section(frame: pd.DataFrame, ds: Dataset, period: Any, previous: Any) -> Scorecard:
+    return compute_scorecard(ds, frame, period, previous)
+
+
+def scorecard(ds: Dataset, frame: Any, period: Any, previous: Any) -> Result:
+    """Section 7: indicator scorecards for ``period`` vs ``previous`` (KPIs: top-box satisfaction, loyal share)."""
+    return _scorecard_section(frame, ds, period, previous)
+
+
+@_section("loyalty.h.open_answers")
+def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisfaction", n_themes: int = 5,
+                 seed: int = 42, max_texts: int | None = 10_000) -> OpenAnswers:
+    """Section 8: themes of the open answers by satisfaction level (:func:`compute_open_answers`)."""
+    import dataclasses
+
+    oa = compute_open_answers(frame, column, by, n_themes, seed, max_texts)
+    return dataclasses.replace(oa, context=_context(frame))
+
+
+@dataclass(frozen=True, repr=False)
+class Segments(_Section):
+    """Each group against the rest (:func:`segment_comparison`)."""
+
+    heading: ClassVar[str] = "loyalty.h.segments"
+    table: pd.DataFrame
+    n: int = 0
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def _figs(self, lang: str = "en") -> list[Any]:
+        return [figure_segments(self.table, dim, lang) for dim in dict.fromkeys(self.table["dimension"])]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("segments", finding_segments(self.table, lang), how=how_segments(self.table, lang))]
+
+    def _notes(self, lang: str = "en") -> list[str]:
+        return [base_text(self.n, self.context, lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        cols = ["dimension", "group", "measure", "n", "value", "ci_low", "ci_high", "p_adjusted"]
+        return {"segments": self.table[cols]}
+
+
+@_section("loyalty.h.segments")
+def segments(frame: pd.DataFrame, by: Sequence[str] | None = None, correction: str = "holm") -> Segments:
+    """Section 9: segment comparisons (each group vs the rest, corrected for multiple testing)."""
+    return Segments(segment_comparison(frame, by, correction=correction), len(frame), _context(frame))
+
+
+@_section("loyalty.h.value_at_stake")
+def value_at_stake(frame: pd.DataFrame, behaviour: ThresholdResult | Mapping[str, ThresholdResult] | None = None,
+                   n_boot: int = 500, seed: int = 42) -> ValueAtStake:
+    """Section 10: value at stake below the behaviour threshold (fitted here unless ``behaviour`` is given)."""
+    import dataclasses
+
+    if behaviour is None:
+        behaviour = _fits(frame, n_boot, seed)
+    if isinstance(behaviour, Mapping):
+        behaviour = behaviour.get("behaviour")
+    if behaviour is None or behaviour.measure != "behaviour":
+        raise MissingDataError("surveys", ("customer_id",), "value at stake needs the behaviour threshold")
+    v = compute_value_at_stake(frame, behaviour)
+    return dataclasses.replace(v, threshold_ok=threshold_evidence(behaviour) == "ok",
+                               currency=str(frame.attrs.get("currency") or "CNY"), n_boot=behaviour.n_boot,
+                               context=_context(frame))
+
+
+@dataclass(frozen=True, repr=False)
+class Explore(Result):
+    """Live controls (segment, months, cut-offs) over pre-aggregated counts; JupyterLab only."""
+
+    heading: ClassVar[str] = "loyalty.h.explore"
+    interactive_only: ClassVar[bool] = True
+    agg: pd.DataFrame
+    sat_high: float
+    sat_low: float
+
+    def widget(self, lang: str = "en") -> Any:
+        import ipywidgets as w
+
+        agg = self.agg
+        lo_s, hi_s = agg.attrs["scale"]
+        step = 1.0 if scale_points(lo_s, hi_s) else (hi_s - lo_s) / 100
+        months = sorted(agg["month"].unique())
+        controls = {
+            "segment": w.Dropdown(options=[(_tr("w.all", lang), "")] + [(_segment_option(s, lang), s)
+                                                                         for s in sorted(agg["segment"].unique())],
+                                  description=_tr("w.segment", lang)),
+            "months": w.SelectionRangeSlider(options=[(_month_option(m, lang), m) for m in months],
+                                             index=(0, len(months) - 1), description=_tr("w.months", lang)),
+            "sat_high": w.FloatSlider(value=self.sat_high, min=lo_s, max=hi_s, step=step,
+                                      description=_tr("w.sat_high", lang)),
+            "sat_low": w.FloatSlider(value=self.sat_low, min=lo_s, max=hi_s, step=step,
+                                     description=_tr("w.sat_low", lang)),
+        }
+        out = w.Output()
+
+        def redraw(_: Any = None) -> None:
+            v = {k: c.value for k, c in controls.items()}
+            fig = widget_figure(agg, v["segment"], v["months"], v["sat_high"], v["sat_low"], lang)
+            with viz.capture() as shown:  # a state update, not ``with out:`` (headless runners can hang)
+                if _has_points(fig):
+                    viz._display(fig)
+                else:
+                    viz.note(_tr("note.empty_selection", lang))
+            out.outputs = viz.mime_outputs(shown)
+
+        for c in controls.values():
+            c.observe(redraw, names="value")
+            c.style.description_width = "initial"  # translated labels are not cut off
+        redraw()
+        row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
+        return w.VBox([row, out])
+
+
+def _segment_option(value: str, lang: str = "en") -> str:
+    """A dropdown label: the data's group name, "no segment" for respondents without one."""
+    return _tr("w.no_segment", lang) if value in ("–", "", None) else str(value)
+
+
+def _month_option(month: str, lang: str = "en") -> str:
+    from workbench.i18n import fmt_month
+
+    return fmt_month(pd.Timestamp(f"{month}-01"), lang)
+
+
+@_section("loyalty.h.explore")
+def explore(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box",
+            discount_cut: float = 0.05) -> Explore:
+    """Interactive section (left out of report pages): one chart, redrawn by the controls (never shown twice)."""
+    agg = widget_frame(frame, discount_cut)
+    if agg.empty:
+        raise Unsupported("no_responses")
+    lo_s, hi_s = agg.attrs["scale"]
+    return Explore(agg, resolve_cut(sat_high, lo_s, hi_s, "high"), resolve_cut(sat_low, lo_s, hi_s, "low"))

@@ -14,20 +14,29 @@ customer-level reaches pandas. The figures use translated titles and axes.
 * :func:`coverage_text` / :func:`removal_text` — the overview's findings in plain words.
 * :func:`missing_profile` — share of missing values in the key columns.
 * :func:`supported_analyses` — which analyses the data supports, and why not.
+
+Notebook 00's sections are result objects (:mod:`workbench.results`): :func:`tables`,
+:func:`volumes` (KPI ``transactions``, compared per covered day when a period is only partly
+covered), :func:`excluded`, :func:`missing` and :func:`supported` (the worked example in
+docs/DEVELOPING.md); ``nb.show(overview.supported(nb.ds))``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.coverage import per_day
 from workbench.engine import Dataset
-from workbench.i18n import fmt_date, fmt_int, fmt_month, fmt_pct, t
+from workbench.i18n import fmt_date, fmt_int, fmt_month, fmt_num, fmt_pct, t
 from workbench.i18n import has as has_text
 from workbench.io import quote_ident
+from workbench.periods import Period
+from workbench.results import KPI, Finding, Result, Table
 from workbench.viz import PALETTE
 
 #: table → (date column, translation key of the series) for the monthly volumes
@@ -139,7 +148,11 @@ def removal_text(ds: Dataset, lang: str = "en") -> str:
     (e.g. canceled orders); validation excludes rows that break a rule. Each share is of
     that table's rows (source rows for the filter, rows the filter kept for validation).
     """
-    removed = removed_rows(ds)
+    return removal_sentence(removed_rows(ds), lang)
+
+
+def removal_sentence(removed: pd.DataFrame, lang: str = "en") -> str:
+    """:func:`removal_text` from a :func:`removed_rows` frame."""
     parts = []
     for r in removed[removed["filtered"] > 0].itertuples(index=False):
         parts.append(t("overview.findings.filtered", lang, table=t(f"core.tables.{r.table}", lang),
@@ -166,22 +179,28 @@ def coverage_text(ds: Dataset, lang: str = "en") -> str:
     complaint opening dates, joining dates, and for customers their signup dates — never one
     range over different kinds of date.
     """
-    tables = table_overview(ds)
+    return coverage_sentence(table_overview(ds), customer_count(ds), _wave_dates(ds), lang)
+
+
+def _wave_dates(ds: Dataset) -> bool:
+    """The survey date is filled from the config (``surveys.date = wave_date``), not observed."""
+    return any(i.rule == "derived_column" and (i.table, i.column) == ("surveys", "date") for i in ds.validation.issues)
+
+
+def coverage_sentence(tables: pd.DataFrame, customers: int, wave_dates: bool = False, lang: str = "en") -> str:
+    """:func:`coverage_text` from a :func:`table_overview` frame and the distinct customer count."""
     n_tables = _count("tables", len(tables), lang)
-    customers = customer_count(ds)
     if customers:
         head = t("overview.findings.coverage", lang, customers=_count("customers", customers, lang), tables=n_tables)
     else:
         what = [_count(tb, int(n), lang) for tb, n in zip(tables["table"], tables["rows"], strict=True)]
         head = t("overview.findings.coverage_no_ids", lang, what=_join(what, lang), tables=n_tables)
-    # a column filled from the config (surveys.date = wave_date) is not an observed date: say so
-    filled_dates = {(i.table, i.column) for i in ds.validation.issues if i.rule == "derived_column"}
     ranges = []
     for tb, lo, hi, derived in zip(tables["table"], tables["first"], tables["last"], tables["derived"], strict=True):
         if lo is None or hi is None:
             continue
         key = "customers_derived" if tb == "customers" and derived else tb  # signup = first purchase
-        if tb == "surveys" and ("surveys", "date") in filled_dates:
+        if tb == "surveys" and wave_dates:
             key = "surveys_wave_date"
         if lo == hi:
             ranges.append(t(f"overview.range_day.{key}", lang, first=fmt_date(lo, lang)))
@@ -412,3 +431,281 @@ def customer_count(ds: Dataset) -> int:
         return 0
     res = ds.sql(f"SELECT count(DISTINCT customer_id) AS n FROM ({' UNION ALL '.join(parts)})")
     return int(res["n"].iloc[0])
+
+
+# --------------------------------------------------------------------- results (one per notebook section)
+def change_text(now: float | None, before: float | None, lang: str = "en") -> str | None:
+    """``up 12.0%`` / ``down 3.1%`` / ``unchanged`` (within ±0.5%); None without a previous value."""
+    if now is None or not before:
+        return None
+    rel = (now - before) / before
+    if abs(rel) < 0.005:
+        return t("overview.change.flat", lang)
+    return t("overview.change.up" if rel > 0 else "overview.change.down", lang, pct=fmt_pct(abs(rel), lang))
+
+
+@dataclass(frozen=True, repr=False)
+class TablesOverview(Result):
+    """Tables present, rows loaded, filtered and excluded, customers, rows in the period, date ranges."""
+
+    heading: ClassVar[str] = "overview.h.tables"
+    frame: pd.DataFrame  # table_overview
+    in_period: dict[str, int]
+    customers: int
+    period: Period
+    wave_dates: bool = False
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("customers", coverage_sentence(self.frame, self.customers, self.wave_dates, lang),
+                        value=self.customers, headline=True)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        f = self.frame
+        shown = f.assign(
+            table=[t(f"core.tables.{x}", lang) + (" " + t("overview.derived", lang) if d else "")
+                   for x, d in zip(f["table"], f["derived"], strict=True)],
+            in_period=[self.in_period.get(x) for x in f["table"]],
+        )[["table", "rows", "filtered", "excluded", "customers", "in_period", "first", "last"]]
+        cols = {c: t(f"overview.col.{c}", lang) for c in shown.columns}
+        ints = {cols[c]: (lambda v: fmt_int(v, lang)) for c in ("rows", "filtered", "excluded", "customers", "in_period")}
+        dates = {cols[c]: (lambda v: fmt_date(v, lang)) for c in ("first", "last")}
+        return [Table(shown.rename(columns=cols), formats=ints | dates)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("overview.findings.in_period_note", lang, period=self.period.display(lang))]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        return [KPI("customers", t("overview.kpi.customers", lang), float(self.customers), unit="count",
+                    n=self.customers, better="", how=t("overview.how.customers", lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        f = self.frame
+        return {"tables": list(f["table"]),
+                "rows": dict(zip(f["table"], f["rows"], strict=True)),
+                "customers": self.customers,
+                "customers_per_table": {x: c for x, c in zip(f["table"], f["customers"], strict=True)
+                                        if c is not None and c == c},
+                "date_ranges": {x: {"first": a, "last": b}
+                                for x, a, b in zip(f["table"], f["first"], f["last"], strict=True)}}
+
+
+def tables(ds: Dataset, period: Period) -> TablesOverview:
+    """The tables section: what was loaded, how many customers, and rows dated in ``period``."""
+    return TablesOverview(table_overview(ds), period_counts(ds, period.start, period.end), customer_count(ds),
+                          period, _wave_dates(ds))
+
+
+@dataclass(frozen=True, repr=False)
+class Volumes(Result):
+    """Monthly volumes per table and the report period's counts against the previous period.
+
+    When either period is only partly covered by the data (``covered_days < days``), the
+    transactions are compared per covered day, never a partial total with a full one.
+    """
+
+    heading: ClassVar[str] = "overview.h.volumes"
+    volumes: pd.DataFrame  # monthly_volumes
+    in_period: dict[str, int]
+    previous_counts: dict[str, int]
+    period: Period
+    previous: Period
+    covered_days: int
+    previous_covered_days: int
+
+    @property
+    def partial(self) -> bool:
+        return self.covered_days < self.period.days or self.previous_covered_days < self.previous.days
+
+    def _per_day(self) -> tuple[float | None, float | None]:
+        n_now, n_before = self.in_period.get("transactions"), self.previous_counts.get("transactions", 0)
+        return per_day(n_now, self.covered_days), per_day(n_before, self.previous_covered_days)
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [volumes_figure(self.volumes, lang)] if len(self.volumes) and len(self.volumes.columns) > 1 else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        period, prev = self.period.display(lang), self.previous.display(lang)
+        if "transactions" in self.in_period:
+            n_now, n_before = self.in_period["transactions"], self.previous_counts.get("transactions", 0)
+            if self.partial:
+                rate, prev_rate = self._per_day()
+                change = change_text(rate, prev_rate, lang) if rate is not None and prev_rate else None
+                text = t("coverage.overview.period_transactions" if change else
+                         "coverage.overview.period_transactions_noprev", lang, period=period,
+                         n=fmt_int(n_now, lang), covered=self.covered_days, days=self.period.days,
+                         rate=fmt_num(rate or 0, lang, 1), change=change, previous=prev,
+                         prev_rate=fmt_num(prev_rate or 0, lang, 1))
+            else:
+                change = change_text(n_now, n_before, lang)
+                text = (t("overview.findings.period_transactions", lang, period=period, n=fmt_int(n_now, lang),
+                          change=change, previous=prev) if change else
+                        t("overview.findings.period_transactions_noprev", lang, period=period, n=fmt_int(n_now, lang)))
+            out.append(Finding("period_transactions", text, value=n_now, headline=True))
+        if "complaints" in self.in_period:
+            n_c, n_t = self.in_period["complaints"], self.in_period.get("transactions")
+            if n_t:
+                text = t("overview.findings.period_complaints", lang, period=period, n=fmt_int(n_c, lang),
+                         per_1000=fmt_num(1000 * n_c / n_t, lang, 1))
+            else:
+                text = t("overview.findings.period_complaints_count", lang, period=period, n=fmt_int(n_c, lang))
+            out.append(Finding("period_complaints", text, value=n_c, headline=True))
+        return out
+
+    def notes(self, lang: str = "en") -> list[str]:
+        if not len(self.volumes) or len(self.volumes.columns) <= 1:
+            return [t("overview.no_volumes", lang)]
+        return [t("overview.findings.volumes", lang, months=len(self.volumes))]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        if "transactions" not in self.in_period:
+            return []
+        n_now, n_before = self.in_period["transactions"], self.previous_counts.get("transactions")
+        if self.partial:
+            rate, prev_rate = self._per_day()
+            how = t("overview.how.transactions_partial", lang, covered=self.covered_days, days=self.period.days,
+                    rate=fmt_num(rate or 0, lang, 1), prev_rate=fmt_num(prev_rate or 0, lang, 1),
+                    previous=self.previous.display(lang))
+            previous = None  # a partial total is never compared with a full one
+        else:
+            how = t("overview.how.transactions", lang, period=self.period.display(lang),
+                    previous=self.previous.display(lang))
+            previous = float(n_before) if n_before is not None else None
+        return [KPI("transactions", t("overview.kpi.transactions", lang), float(n_now), unit="count", n=int(n_now),
+                    better="higher", previous=previous, how=how)]
+
+    def metrics(self) -> dict[str, Any]:
+        v = self.volumes
+        out = {"monthly_volumes": {c: {m.isoformat()[:7]: int(x) for m, x in zip(v["month"], v[c], strict=True)}
+                                   for c in v.columns if c != "month"},
+               "period_counts": dict(self.in_period), "previous_period_counts": dict(self.previous_counts)}
+        if "transactions" in self.in_period and self.partial:
+            rate, prev_rate = self._per_day()
+            out["period_transactions_per_day"] = {"now": rate, "previous": prev_rate, "days": self.covered_days,
+                                                  "previous_days": self.previous_covered_days}
+        return out
+
+
+def volumes(ds: Dataset, period: Period, months: int = 24) -> Volumes:
+    """The volumes section: monthly counts for ``months`` months up to the period end, and the period's
+    counts against the previous period (with the days the data covers in each)."""
+    from workbench.coverage import period_coverage
+
+    prev = period.previous()
+    return Volumes(monthly_volumes(ds, end=period.end, months=months), period_counts(ds, period.start, period.end),
+                   period_counts(ds, prev.start, prev.end), period, prev,
+                   period_coverage(ds, period).days_covered, period_coverage(ds, prev).days_covered)
+
+
+@dataclass(frozen=True, repr=False)
+class Exclusions(Result):
+    """Rows the configured filter removed and rows validation excluded, per table and rule."""
+
+    heading: ClassVar[str] = "overview.h.exclusions"
+    rules: pd.DataFrame  # exclusions
+    removed: pd.DataFrame  # removed_rows
+
+    @property
+    def excluded(self) -> int:
+        """Every row not loaded (filter and validation)."""
+        return int(self.removed["filtered"].sum() + self.removed["excluded"].sum())
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        action = t("overview.action.exclusions", lang) if int(self.removed["excluded"].sum()) else ""
+        return [Finding("exclusions", removal_sentence(self.removed, lang), value=self.excluded, headline=True,
+                        action=action)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        e = self.rules
+        if not len(e):
+            return []
+        shown = e.assign(
+            table=[t(f"core.tables.{x}", lang) for x in e["table"]],
+            rule=[t(f"overview.rules.{r}", lang) for r in e["rule"]],
+            column=[column_label(c, lang) if isinstance(c, str) else "–" for c in e["column"]],
+            action=[t(f"overview.actions.{a}", lang) if has_text(f"overview.actions.{a}") else a for a in e["action"]],
+        )[["table", "rule", "column", "count", "action"]]
+        cols = {c: t(f"overview.col.{c}", lang) for c in shown.columns}
+        return [Table(shown.rename(columns=cols), formats={cols["count"]: lambda v: fmt_int(v, lang)},
+                      appendix=True, caption=t("overview.h.exclusions", lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        r = self.removed
+        return {"exclusions": self.rules[["table", "rule", "column", "count", "action"]],
+                "excluded_rows": self.excluded,
+                "filtered_rows": dict(zip(r["table"], r["filtered"], strict=True)),
+                "validation_excluded_rows": dict(zip(r["table"], r["excluded"], strict=True))}
+
+
+def excluded(ds: Dataset) -> Exclusions:
+    """The exclusions section: the configured filter and validation, per table, kept apart."""
+    return Exclusions(exclusions(ds), removed_rows(ds))
+
+
+@dataclass(frozen=True, repr=False)
+class MissingValues(Result):
+    """Share of missing values in the key columns."""
+
+    heading: ClassVar[str] = "overview.h.missing"
+    profile: pd.DataFrame  # missing_profile
+
+    def _gaps(self) -> pd.DataFrame:
+        return self.profile[self.profile["missing"] > 0]
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [missing_figure(self.profile, lang)] if len(self._gaps()) else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        gaps = self._gaps()
+        if not len(gaps):
+            return [Finding("missing_worst", t("overview.no_missing", lang), value=0.0)]
+        worst = gaps.sort_values("share", ascending=False, kind="stable").iloc[0]
+        text = t("overview.findings.missing_worst", lang, column=column_label(worst["column"], lang),
+                 table=t(f"core.tables.{worst['table']}", lang), share=fmt_pct(worst["share"], lang))
+        return [Finding("missing_worst", text, value=float(worst["share"]), n=int(worst["rows"]))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"missing_profile": self.profile}
+
+
+def missing(ds: Dataset) -> MissingValues:
+    """The missing-values section."""
+    return MissingValues(missing_profile(ds))
+
+
+@dataclass(frozen=True, repr=False)
+class SupportedAnalyses(Result):
+    """Which analyses the data supports, in part or not, with the reason (the worked example in DEVELOPING.md)."""
+
+    heading: ClassVar[str] = "overview.h.supported"
+    table: pd.DataFrame  # analysis, supported, partial, reason (translation keys)
+
+    @property
+    def n_full(self) -> int:
+        return int((self.table["supported"] & ~self.table["partial"]).sum())
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        k = self.table
+        missing_ = [t(f"overview.analyses.{a}", lang) for a in k.loc[~k["supported"], "analysis"]]
+        if missing_:
+            text = t("overview.findings.supported", lang, n=self.n_full, total=len(k), missing=_join(missing_, lang))
+            action = t("overview.action.supported", lang)
+        else:
+            text, action = t("overview.findings.supported_all", lang, n=self.n_full, total=len(k)), ""
+        return [Finding("supported_analyses", text, value=self.n_full, headline=True, action=action)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        k = self.table
+        status = [t("overview.partial", lang) if p else t("overview.yes" if s else "overview.no", lang)
+                  for s, p in zip(k["supported"], k["partial"], strict=True)]
+        shown = pd.DataFrame({"analysis": [t(f"overview.analyses.{a}", lang) for a in k["analysis"]],
+                              "supported": status, "reason": [t(r, lang) for r in k["reason"]]})
+        return [Table(shown.rename(columns={c: t(f"overview.col.{c}", lang) for c in shown.columns}))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"supported_analyses": self.table}
+
+
+def supported(ds: Dataset) -> SupportedAnalyses:
+    """The supported-analyses section."""
+    return SupportedAnalyses(supported_analyses(ds))

@@ -19,6 +19,22 @@ Pipeline (each step a tested function; the notebook ``02_customer_pyramid`` wire
    validation, discounted CLV) to a dataset and a period.
 7. :func:`strategy_table` — size, value and the DOMAIN.md action per tier and segment.
 
+Notebook sections (the result shape, :mod:`workbench.results`)
+----------------------------------------------------------------
+:func:`value_base` computes the shared inputs once (value per customer now and in the
+comparison window, the CLV fit; missing data are kept as the reason, never raised); each
+section is one function of it returning a :class:`~workbench.results.Result` that carries its
+findings, figures, tables, KPIs and ``metrics.json`` entries: :func:`value_overview`,
+:func:`pyramid_tiers`, :func:`pyramid_explorer` (interactive only), :func:`concentration`,
+:func:`segment_matrix`, :func:`segment_explorer` (interactive only), :func:`lifetime_value`,
+:func:`holdout_check`, :func:`layer_migration`, :func:`upgrade_potential`, :func:`strategy`,
+:func:`method_notes`. A section the data cannot support is a
+:class:`~workbench.results.Skipped` that says why (:class:`NotApplicable`,
+:class:`CLVNotEstimable` and ``MissingDataError`` carry the reason)::
+
+    base = nb.data(pyr.value_base, nb.analysis_date, nb.period.start, pyr.value_options(months=12))
+    nb.show(lambda: pyr.pyramid_tiers(base()))
+
 Conventions (documented decisions)
 ----------------------------------
 * **Ranking and ties.** Customers are ranked by value, descending. Equal values are
@@ -61,10 +77,11 @@ DataFrames; ``figure_*`` functions return plotly figures with translated labels.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import ibis
 import numpy as np
@@ -72,7 +89,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import viz  # noqa: F401  (registers the workbench plotly template)
-from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.results import KPI, Figure, Finding, Result, Skipped, Table
 
 __all__ = [
     "TIERS", "DEFAULT_SHARES", "SEGMENTS", "MEASURES",
@@ -83,6 +101,11 @@ __all__ = [
     "window_months", "ALL", "effective_end",
     "figure_pyramid", "figure_lorenz", "figure_migration", "figure_segments",
     "figure_clv_distribution", "figure_holdout", "figure_tier_values",
+    "ValueOptions", "value_options", "ValueBase", "value_base", "NotApplicable",
+    "ValueOverview", "value_overview", "PyramidTiers", "pyramid_tiers", "PyramidExplorer", "pyramid_explorer",
+    "Concentration", "concentration", "SegmentMatrix", "segment_matrix", "SegmentExplorer", "segment_explorer",
+    "LifetimeValue", "lifetime_value", "HoldoutCheck", "holdout_check", "LayerMigration", "layer_migration",
+    "UpgradePotential", "upgrade_potential", "Strategy", "strategy", "MethodNotes", "method_notes",
 ]
 
 TIERS: tuple[str, ...] = ("top", "second", "third", "bottom")
@@ -925,13 +948,18 @@ def loyalty_segments(values: pd.DataFrame, profit_col: str = "historical_clv",
 
 # --------------------------------------------------------------------------- 6. predictive CLV
 class CLVNotEstimable(ValueError):
-    """Predictive CLV cannot be estimated on this data; ``reason`` is a translation key suffix
-    (``pyramid.clv_reason.<reason>``): ``no_purchases``, ``no_repeat``, ``no_spend``,
-    ``no_period_data``, ``not_identified``."""
+    """Predictive CLV cannot be estimated on this data; ``code`` is a translation key suffix
+    (``pyramid.clv_reason.<code>``): ``no_purchases``, ``no_repeat``, ``no_spend``,
+    ``no_period_data``, ``not_identified``. :meth:`reason` says it in plain words, so a
+    :class:`~workbench.results.Skipped` section speaks for it."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.code = code
+
+    def reason(self, lang: str = "en") -> str:
+        """Why there is no predicted lifetime value, in ``lang``."""
+        return t("pyramid.note.clv_skipped", lang, reason=t(f"pyramid.clv_reason.{self.code}", lang))
 
 
 @dataclass(frozen=True)
@@ -1153,30 +1181,29 @@ def predict_clv(ds: Any, end: Any, *, calibration_end: Any = "", time_unit: str 
 # --------------------------------------------------------------------------- 7. strategy
 def strategy_table(pyramid: Pyramid, segments: Segments | None, lang: str = "en", currency: str = "CNY",
                    upgrade: UpgradeCandidates | None = None) -> pd.DataFrame:
-    """Size, value and the DOMAIN.md action per tier and per segment, in ``lang``.
+    """Size, value share and a short action per tier and per segment, in ``lang``.
 
-    Columns (translated): group kind, group, customers, share of customers,
-    value (the pyramid's measure) or profit, share of it, action.
+    Columns (translated): group, customers, share of customers, share of value (layers: the
+    pyramid's measure; segments: profit), action (a few words, so the table stays narrow;
+    the full DOMAIN.md action is the segment finding's ``action``). ``currency`` is unused
+    (kept for callers).
     """
     rows = []
     for r in pyramid.table.itertuples():
-        action = t(f"pyramid.action.{'key' if r.Index < KEY_TIERS else 'ordinary'}", lang)
+        action = t(f"pyramid.action_short.{'key' if r.Index < KEY_TIERS else 'ordinary'}", lang)
         if upgrade is not None and r.Index >= KEY_TIERS:
             n_up = int((upgrade.table["tier"] == r.tier).sum())
-            action += " " + t("pyramid.action.upgrade_count", lang, n=fmt_int(n_up, lang))
-        rows.append({"kind": t("pyramid.strategy.kind_tier", lang), "group": tier_label(r.tier, lang),
-                     "n": fmt_int(r.customers, lang), "share": fmt_pct(r.customer_share, lang),
-                     "value": fmt_money(r.value, lang, currency), "value_share": fmt_pct(r.value_share, lang),
+            if n_up:
+                action += t("pyramid.action_short.upgrade_count", lang, n=fmt_int(n_up, lang))
+        rows.append({"group": tier_label(r.tier, lang), "n": fmt_int(r.customers, lang),
+                     "share": fmt_pct(r.customer_share, lang), "value_share": fmt_pct(r.value_share, lang),
                      "action": action})
     if segments is not None:
         for r in segments.table.itertuples():
-            rows.append({"kind": t("pyramid.strategy.kind_segment", lang),
-                         "group": t(f"pyramid.segment.{r.segment}", lang),
-                         "n": fmt_int(r.n, lang), "share": fmt_pct(r.share, lang),
-                         "value": fmt_money(r.profit, lang, currency), "value_share": fmt_pct(r.profit_share, lang),
-                         "action": t(f"pyramid.action.{r.segment}", lang)})
-    cols = {k: t(f"pyramid.strategy.col.{k}", lang) for k in
-            ("kind", "group", "n", "share", "value", "value_share", "action")}
+            rows.append({"group": t(f"pyramid.segment.{r.segment}", lang), "n": fmt_int(r.n, lang),
+                         "share": fmt_pct(r.share, lang), "value_share": fmt_pct(r.profit_share, lang),
+                         "action": t(f"pyramid.action_short.{r.segment}", lang)})
+    cols = {k: t(f"pyramid.strategy.col.{k}", lang) for k in ("group", "n", "share", "value_share", "action")}
     return pd.DataFrame(rows, columns=list(cols)).rename(columns=cols)
 
 
@@ -1196,9 +1223,9 @@ def figure_pyramid(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") ->
     tb = pyramid.table
     cum = tb["customer_share"].cumsum().to_numpy()
     labels = [tier_label(x, lang) for x in tb["tier"]]
-    texts = [t("pyramid.fig.layer_text", lang, customers=fmt_int(r.customers, lang),
+    texts = [t("pyramid.fig.layer_text", lang, tier=lab, customers=fmt_int(r.customers, lang),
                cshare=fmt_pct(r.customer_share, lang), vshare=fmt_pct(r.value_share, lang))
-             for r in tb.itertuples()]
+             for lab, r in zip(labels, tb.itertuples(), strict=True)]
     colors = [TIER_COLORS[i % len(TIER_COLORS)] for i in range(len(tb))]
     hover = [t("pyramid.fig.layer_hover", lang, tier=lab, customers=fmt_int(r.customers, lang),
                cshare=fmt_pct(r.customer_share, lang), value=fmt_money(r.value, lang, currency),
@@ -1209,30 +1236,35 @@ def figure_pyramid(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") ->
     fig = go.Figure(go.Bar(
         y=labels, x=width, base=-width / 2, orientation="h", marker_color=colors,
         marker_line=dict(color="white", width=1), hovertext=hover, hoverinfo="text", width=0.96))
+    # the layer name is in the label beside each bar (no tick labels): the text keeps the plot's
+    # whole width, so it is not cut at 390 px
     for lab, w, text in zip(labels, width, texts, strict=True):
-        fig.add_annotation(x=w / 2 + 0.03, y=lab, text=text, showarrow=False, xanchor="left",
-                           font=dict(size=12))
+        fig.add_annotation(x=w / 2 + 0.03, y=lab, text=text, showarrow=False, xanchor="left", align="left",
+                           font=dict(size=11))
     fig.update_layout(
         title=t("pyramid.fig.pyramid_title", lang, measure=t(f"pyramid.measure.{pyramid.measure}", lang)),
-        showlegend=False, bargap=0.02, height=420, plot_bgcolor="white", margin=dict(l=90, r=20, t=60, b=30))
-    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], showgrid=False, ticks="")
-    fig.update_xaxes(visible=False, range=[-0.55, 1.2])
+        showlegend=False, bargap=0.02, height=440, plot_bgcolor="white", margin=dict(l=10, r=10, t=60, b=20))
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], showgrid=False, ticks="",
+                     showticklabels=False)
+    fig.update_xaxes(visible=False, range=[-0.52, 1.3])
     return fig
 
 
 def figure_tier_values(pyramid: Pyramid, lang: str = "en") -> go.Figure:
-    """Customer share vs value share per tier (grouped bars), the 80/20 picture."""
+    """Customer share vs value share per tier (grouped horizontal bars, labels never rotated), the 80/20 picture."""
     tb = pyramid.table
     labels = [tier_label(x, lang) for x in tb["tier"]]
+    top = float(np.nanmax(np.r_[tb["customer_share"].to_numpy(float), tb["value_share"].to_numpy(float), 0.0]))
     fig = go.Figure([
-        go.Bar(x=labels, y=tb["customer_share"], name=t("pyramid.fig.customer_share", lang),
-               text=[fmt_pct(v, lang) for v in tb["customer_share"]], textposition="outside"),
-        go.Bar(x=labels, y=tb["value_share"], name=t("pyramid.fig.value_share", lang),
-               text=[fmt_pct(v, lang) for v in tb["value_share"]], textposition="outside"),
+        go.Bar(y=labels, x=tb["customer_share"], name=t("pyramid.fig.customer_share", lang), orientation="h",
+               text=[fmt_pct(v, lang) for v in tb["customer_share"]], textposition="outside", cliponaxis=False),
+        go.Bar(y=labels, x=tb["value_share"], name=t("pyramid.fig.value_share", lang), orientation="h",
+               text=[fmt_pct(v, lang) for v in tb["value_share"]], textposition="outside", cliponaxis=False),
     ])
-    fig.update_layout(title=t("pyramid.fig.tier_values_title", lang), barmode="group",
-                      margin=dict(t=90), legend=dict(y=1.04, yanchor="bottom"))
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(title=t("pyramid.fig.tier_values_title", lang), barmode="group", height=360,
+                      margin=dict(t=90, r=40), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], automargin=True)
+    fig.update_xaxes(tickformat=".0%", range=[min(0.0, float(np.nanmin(tb["value_share"]))), max(top, 0.01) * 1.25])
     return fig
 
 
@@ -1264,8 +1296,8 @@ def figure_lorenz(values: Any, result: GiniResult | None = None, lang: str = "en
 def figure_migration(migration: Migration, lang: str = "en") -> go.Figure:
     """Sankey of tier migration (earlier window left, later window right)."""
     c = migration.counts
-    left = [f"{_state_label(s, lang)} ({t('pyramid.fig.before', lang)})" for s in c.index]
-    right = [f"{_state_label(s, lang)} ({t('pyramid.fig.after', lang)})" for s in c.columns]
+    left = [_state_label(s, lang) for s in c.index]  # earlier window left, now right (said in the title)
+    right = [_state_label(s, lang) for s in c.columns]
     src, tgt, val = [], [], []
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
@@ -1280,7 +1312,7 @@ def figure_migration(migration: Migration, lang: str = "en") -> go.Figure:
         node=dict(label=left + right, color=node_colors, pad=14, thickness=16),
         link=dict(source=src, target=tgt, value=val, color="rgba(120,120,120,0.25)")))
     fig.update_layout(title=t("pyramid.fig.migration_title", lang, up=fmt_int(migration.up, lang),
-                              down=fmt_int(migration.down, lang)), height=480)
+                              down=fmt_int(migration.down, lang)), height=480, margin=dict(t=110, l=10, r=10))
     return fig
 
 
@@ -1300,7 +1332,7 @@ def figure_segments(segments: Segments, lang: str = "en", currency: str = "CNY")
         fig.add_shape(type="rect", x0=x, x1=x + 1, y0=y, y1=y + 1, line=dict(color="white", width=3),
                       fillcolor=SEGMENT_COLORS[seg], opacity=0.35 + 0.5 * float(min(max(r["share"], 0), 1)))
         fig.add_annotation(
-            x=x + 0.5, y=y + 0.5, showarrow=False, align="center",
+            x=x + 0.5, y=y + 0.5, showarrow=False, align="center", font=dict(size=11),
             text=t("pyramid.fig.segment_text", lang, name=t(f"pyramid.segment.{seg}", lang),
                    n=fmt_int(r["n"], lang), share=fmt_pct(r["share"], lang),
                    pshare=fmt_pct(r["profit_share"], lang), action=t(f"pyramid.action_short.{seg}", lang)))
@@ -1318,11 +1350,14 @@ def figure_segments(segments: Segments, lang: str = "en", currency: str = "CNY")
 
 
 def figure_clv_distribution(clv_values: Any, lang: str = "en", currency: str = "CNY") -> go.Figure:
-    """Histogram of predicted CLV (the top 1% pooled at the 99th percentile for readability)."""
+    """Histogram of predicted CLV (the top 1% pooled at the 99th percentile for readability; 50 bins)."""
     v = np.asarray(clv_values, dtype=float)
     v = v[np.isfinite(v)]
     cap = float(np.quantile(v, 0.99)) if v.size else 0.0
-    fig = go.Figure(go.Histogram(x=np.minimum(v, cap), nbinsx=50, marker_color="#1f5fa8"))
+    # binned here, not by plotly: the page carries 50 bars instead of every customer's value
+    counts, edges = np.histogram(np.minimum(v, cap), bins=50) if v.size else (np.zeros(0), np.zeros(1))
+    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
+                           marker_color="#1f5fa8", marker_line_width=0))
     fig.update_layout(title=t("pyramid.fig.clv_title", lang, median=fmt_money(np.median(v) if v.size else None,
                                                                                lang, currency),
                               total=fmt_money(v.sum(), lang, currency)),
@@ -1402,19 +1437,14 @@ def _rename(df: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def tier_table(pyramid: Pyramid, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
-    """The pyramid table formatted for display (strings, translated headers)."""
+    """The pyramid table formatted for display (strings, translated headers, five narrow columns)."""
     tb = pyramid.table
     out = pd.DataFrame({
         "tier": [tier_label(x, lang) for x in tb["tier"]],
-        "target_share": [fmt_pct(x, lang) for x in tb["target_share"]],
         "customers": [fmt_int(x, lang) for x in tb["customers"]],
         "customer_share": [fmt_pct(x, lang) for x in tb["customer_share"]],
         "value": [fmt_money(x, lang, currency) for x in tb["value"]],
         "value_share": [fmt_pct(x, lang) for x in tb["value_share"]],
-        "revenue": [fmt_money(x, lang, currency) for x in tb["revenue"]],
-        "profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
-        "mean_value": [fmt_money(x, lang, currency) for x in tb["mean_value"]],
-        "median_value": [fmt_money(x, lang, currency) for x in tb["median_value"]],
     })
     return _rename(out, lang)
 
@@ -1437,29 +1467,27 @@ def value_summary(values: pd.DataFrame, lang: str = "en", currency: str = "CNY")
 
 
 def segment_table(segments: Segments, lang: str = "en", currency: str = "CNY") -> pd.DataFrame:
-    """The segment table formatted for display, with the action per segment."""
+    """The segment table formatted for display: segment, customers, share, profit share and a short
+    action (five narrow columns; the mean profit and relationship length are in ``segments.table``)."""
     tb = segments.table
     out = pd.DataFrame({
         "segment": [t(f"pyramid.segment.{s}", lang) for s in tb["segment"]],
         "customers": [fmt_int(x, lang) for x in tb["n"]],
         "share": [fmt_pct(x, lang) for x in tb["share"]],
-        "segment_profit": [fmt_money(x, lang, currency) for x in tb["profit"]],
         "profit_share": [fmt_pct(x, lang) for x in tb["profit_share"]],
-        "mean_profit": [fmt_money(x, lang, currency) for x in tb["mean_profit"]],
-        "mean_relationship_days": [fmt_int(x, lang) for x in tb["mean_relationship_days"]],
     })
     out = _rename(out, lang)
-    out[t("pyramid.strategy.col.action", lang)] = [t(f"pyramid.action.{s}", lang) for s in tb["segment"]]
+    out[t("pyramid.strategy.col.action", lang)] = [t(f"pyramid.action_short.{s}", lang) for s in tb["segment"]]
     return out
 
 
 def model_table(result: CLVResult, lang: str = "en") -> pd.DataFrame:
     """BG/NBD and Gamma-Gamma parameters with standard errors (display frame)."""
     rows = []
-    for model, fit, names in (("BG/NBD", result.bgnbd, ("r", "alpha", "a", "b")),
-                              ("Gamma-Gamma", result.gamma_gamma, ("p", "q", "v"))):
+    for model, fit, names in (("bgnbd", result.bgnbd, ("r", "alpha", "a", "b")),
+                              ("gamma_gamma", result.gamma_gamma, ("p", "q", "v"))):
         for p in names:
-            rows.append({"model": model, "parameter": p, "estimate": fmt_num(getattr(fit, p), lang, 4),
+            rows.append({"model": t(f"pyramid.model.{model}", lang), "parameter": p, "estimate": fmt_num(getattr(fit, p), lang, 4),
                          "se": fmt_num(fit.se.get(p), lang, 4)})
     return _rename(pd.DataFrame(rows), lang)
 
@@ -1566,3 +1594,871 @@ def parse_shares(value: Any) -> list[float]:
     if shares and abs(sum(shares) - 100) < 1e-6:
         shares = [x / 100 for x in shares]
     return list(_check_shares(shares))
+
+
+# --------------------------------------------------------------------------- results (one per notebook section)
+# Each section of notebooks/02_customer_pyramid.ipynb is one function below returning a
+# workbench.results.Result: the numbers, and how they read (findings with their evidence and a
+# "how computed" note, figures, tables, KPIs, metrics.json entries). The shared inputs (value per
+# customer now and in the comparison window, the CLV fit) are computed once by :func:`value_base`.
+@dataclass(frozen=True)
+class ValueOptions:
+    """The notebook's customer-value parameters, checked and normalised (hashable, so
+    ``nb.data`` can memoise :func:`value_base` on them)."""
+
+    months: int | str = 12
+    comparison_period: str = ""
+    shares: tuple[float, ...] = DEFAULT_SHARES
+    measure: str = "revenue"
+    margin_rate: float | None = None
+    acquisition_cost: float = 0.0
+    retention_cost_per_year: float = 0.0
+    profit_cut: float | None = None
+    tenure_cut: float | None = None
+    calibration_end: str = ""
+    time_unit: str = "W"
+    horizon_months: int = 12
+    annual_discount_rate: float = 0.10
+    n_boot: int = 200
+    seed: int = 42
+
+
+def _cut(value: Any) -> float | None:
+    return float(value) if value is not None and str(value).strip() else None
+
+
+def value_options(*, months: Any = 12, comparison_period: str = "", shares: Any = DEFAULT_SHARES,
+                  measure: str = "revenue", margin_rate: Any = 0.0, acquisition_cost: Any = 0.0,
+                  retention_cost_per_year: Any = 0.0, profit_cut: Any = "", tenure_cut: Any = "",
+                  calibration_end: Any = "", time_unit: str = "W", horizon_months: Any = 12,
+                  annual_discount_rate: Any = 0.10, n_boot: Any = 200, seed: Any = 42) -> ValueOptions:
+    """:class:`ValueOptions` from notebook parameters (text or numbers; ``""`` = automatic)."""
+    return ValueOptions(
+        months=window_months(months), comparison_period=str(comparison_period or ""),
+        shares=tuple(parse_shares(shares)), measure=str(measure), margin_rate=float(margin_rate or 0) or None,
+        acquisition_cost=float(acquisition_cost or 0), retention_cost_per_year=float(retention_cost_per_year or 0),
+        profit_cut=_cut(profit_cut), tenure_cut=_cut(tenure_cut), calibration_end=str(calibration_end or ""),
+        time_unit=str(time_unit), horizon_months=int(horizon_months),
+        annual_discount_rate=float(annual_discount_rate), n_boot=int(n_boot), seed=int(seed))
+
+
+class _Window(dict):
+    """A value window in a reason's values (formatted as "start – end")."""
+
+
+class NotApplicable(Exception):
+    """A section the data cannot support, with its reason as a translation key (speaks via :meth:`reason`)."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+    def reason(self, lang: str = "en") -> str:
+        def fmt(v: Any) -> Any:
+            if isinstance(v, _Window):
+                return f"{fmt_date(v['start'], lang)} – {fmt_date(v['end'], lang)}"
+            if isinstance(v, dt.date):
+                return fmt_date(v, lang)
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                return fmt_int(v, lang)
+            if isinstance(v, str) and v.startswith("pyramid."):
+                return t(v, lang)
+            return v
+
+        return t(self.key, lang, **{k: fmt(v) for k, v in self.values.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class ValueBase:
+    """What every customer-value section reads (see :func:`value_base`); not shown itself."""
+
+    opts: ValueOptions
+    currency: str
+    end: dt.date
+    period_start: dt.date | None
+    value_end: dt.date
+    cmp_end: dt.date
+    values: pd.DataFrame | None = None
+    before: pd.DataFrame | None = None
+    missing: BaseException | None = None
+    clv: CLVResult | None = None
+    clv_error: BaseException | None = None
+    measure: str = "revenue"
+    measure_fallback: bool = False
+
+    @property
+    def window(self) -> dict[str, Any]:
+        return dict(self.values.attrs) if self.values is not None else {}
+
+    def window_text(self, lang: str, attrs: dict[str, Any] | None = None) -> str:
+        a = attrs if attrs is not None else self.window
+        return f"{fmt_date(a['start'], lang)} – {fmt_date(a['end'], lang)}"
+
+    def based(self, text: str, n: int, lang: str, attrs: dict[str, Any] | None = None) -> str:
+        """A finding with its base: number of customers and the value window."""
+        return text + t("pyramid.base", lang, n=fmt_int(n, lang), window=self.window_text(lang, attrs))
+
+    def money(self, x: Any, lang: str) -> str:
+        return fmt_money(x, lang, self.currency)
+
+    def measure_label(self, lang: str) -> str:
+        return t(f"pyramid.measure.{self.measure}", lang)
+
+    @property
+    def has_value(self) -> bool:
+        return self.values is not None and bool(self.values[self.measure].fillna(0).ne(0).any())
+
+    def need_value(self) -> None:
+        """Raise (→ a skipped section with its reason) when there is no value to tier."""
+        if self.missing is not None:
+            raise self.missing
+        if not self.has_value:
+            raise NotApplicable("pyramid.find.no_value", measure=f"pyramid.measure.{self.measure}",
+                                window=_Window(self.window), n=len(self.values))
+
+    @functools.cached_property
+    def pyramid(self) -> Pyramid:
+        return customer_pyramid(self.values, self.measure, self.opts.shares)
+
+    @functools.cached_property
+    def segments(self) -> Segments:
+        return loyalty_segments(self.values, profit_cut=self.opts.profit_cut, tenure_cut=self.opts.tenure_cut)
+
+    @property
+    def clv_usable(self) -> bool:
+        return self.clv is not None and self.clv.identified
+
+    @functools.cached_property
+    def upgrade(self) -> UpgradeCandidates:
+        predicted = predicted_measure(self.values, self.measure, self.clv.margin) if self.clv_usable else None
+        previous = self.before[self.measure] if self.before is not None and self.measure in self.before else None
+        return upgrade_candidates(self.pyramid, self.values[self.measure], predicted, previous)
+
+
+def value_base(ds: Any, end: Any, period_start: Any, opts: ValueOptions) -> ValueBase:
+    """Value per customer at ``end`` and at the comparison end, and the CLV fit, for the sections below.
+
+    ``end`` is the analysis date (``nb.analysis_date``); ``period_start`` the report period's
+    start (a data end inside the period shortens the value window; the CLV model is not fitted to
+    data that end before the period). Nothing raises for missing data: the reason is kept
+    (``missing``, ``clv_error``) and each section says it.
+    """
+    from workbench.engine import MissingDataError
+
+    end = _date(end)
+    start = _date(period_start) if period_start is not None else None
+    value_end = effective_end(ds, end, start)
+    cmp_end = comparison_end(end, opts.comparison_period, opts.months)
+    base = dict(opts=opts, currency=getattr(ds, "currency", "CNY"), end=end, period_start=start,
+                value_end=value_end, cmp_end=cmp_end)
+    costs = dict(margin_rate=opts.margin_rate, acquisition_cost=opts.acquisition_cost,
+                 retention_cost_per_year=opts.retention_cost_per_year)
+    try:
+        values = customer_value(ds, value_end, opts.months, **costs)
+    except MissingDataError as exc:
+        return ValueBase(**base, missing=exc)
+    try:
+        before = customer_value(ds, cmp_end, opts.months, **costs)
+    except MissingDataError:
+        before = None
+    clv_options = dict(calibration_end=opts.calibration_end, time_unit=opts.time_unit,
+                       horizon_months=opts.horizon_months, annual_discount_rate=opts.annual_discount_rate,
+                       margin=opts.margin_rate, window_months=opts.months)
+    clvres = clv_error = None
+    try:
+        clvres = predict_clv(ds, end, period_start=start, **clv_options)
+    except (CLVNotEstimable, MissingDataError) as exc:
+        clv_error = exc
+    measure = opts.measure
+    if clvres is not None and clvres.identified:
+        values = clvres.join(values)
+        if measure == "clv" and before is not None:
+            try:  # no holdout for the comparison fit: a calibration end after cmp_end skips it
+                before = predict_clv(ds, cmp_end, **{**clv_options, "calibration_end": end}).join(before)
+            except (CLVNotEstimable, MissingDataError):
+                pass  # migration says why it is skipped
+    fallback = measure not in values or bool(values[measure].isna().all())
+    return ValueBase(**base, values=values, before=before, clv=clvres, clv_error=clv_error,
+                     measure="revenue" if fallback else measure, measure_fallback=fallback and measure != "revenue")
+
+
+@dataclass(frozen=True, repr=False)
+class _SkippedLive(Skipped):
+    """A skipped interactive-only section: absent from manager pages like the section itself."""
+
+    interactive_only: ClassVar[bool] = True
+
+
+def _guard(section: str, live: bool = False) -> Any:
+    """Decorator: :class:`NotApplicable`, :class:`CLVNotEstimable` or ``MissingDataError`` → a skipped section
+    (``live``: of an interactive-only section, so also left out of manager pages)."""
+    from workbench.engine import MissingDataError
+
+    def wrap(func: Any) -> Any:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Result:
+            try:
+                return func(*args, **kwargs)
+            except (NotApplicable, CLVNotEstimable, MissingDataError) as exc:
+                return (_SkippedLive if live else Skipped)(section, exc)
+
+        run.section = section  # type: ignore[attr-defined]
+        return run
+
+    return wrap
+
+
+# ............................................................................ value per customer
+@dataclass(frozen=True, repr=False)
+class ValueOverview(Result):
+    """Value per customer over the window: totals, active customers and revenue (KPIs)."""
+
+    heading: ClassVar[str] = "pyramid.h.value"
+    base: ValueBase
+
+    @property
+    def active(self) -> int:
+        return int((self.base.values["purchases"] > 0).sum())
+
+    @property
+    def previous_active(self) -> int | None:
+        b = self.base.before
+        return int((b["purchases"] > 0).sum()) if b is not None and len(b) else None
+
+    @property
+    def revenue(self) -> float:
+        return float(self.base.values["revenue"].sum())
+
+    @property
+    def previous_revenue(self) -> float | None:
+        b = self.base.before
+        return float(b["revenue"].sum()) if b is not None and len(b) else None
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        b, v = self.base, self.base.values
+        zero = fmt_int((v["purchases"] == 0).sum(), lang)
+        common = dict(window=b.window_text(lang), n=fmt_int(len(v), lang), revenue=b.money(v["revenue"].sum(), lang),
+                      zero=zero)
+        if bool(v["profit"].notna().any()):
+            text = t("pyramid.find.value", lang, profit=b.money(v["profit"].sum(), lang), **common)
+        else:
+            text = t("pyramid.find.value_noprofit", lang, **common)
+        out = [Finding("value", text, value=len(v))]
+        if not b.has_value:
+            out.append(Finding("no_value", t("pyramid.find.no_value", lang, measure=b.measure_label(lang),
+                                             window=b.window_text(lang), n=fmt_int(len(v), lang))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        return [Table(value_summary(self.base.values, lang, self.base.currency))]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        out = []
+        if self.base.measure_fallback:
+            out.append(t("pyramid.note.measure_fallback", lang, measure=self.base.opts.measure))
+        out.append(t(f"pyramid.note.unit.{self.base.values.attrs['purchase_unit']}", lang))
+        return out
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        b = self.base
+        how = t("pyramid.how.window", lang, window=b.window_text(lang),
+                cmp_end=fmt_date(b.cmp_end, lang))
+        return [
+            KPI("active_customers", t("pyramid.kpi.active_customers", lang), self.active, "count",
+                n=len(b.values), previous=self.previous_active,
+                how=t("pyramid.how.active", lang) + " " + how),
+            KPI("revenue", t("pyramid.kpi.revenue", lang), self.revenue, "money", n=self.active,
+                previous=self.previous_revenue, how=t("pyramid.how.revenue", lang) + " " + how),
+        ]
+
+    def metrics(self) -> dict[str, Any]:
+        b, v = self.base, self.base.values
+        return {"window": {"start": v.attrs["start"], "end": v.attrs["end"], "months": b.opts.months,
+                           "comparison_end": b.cmp_end},
+                "value_measure": b.measure, "purchase_unit": v.attrs["purchase_unit"], "n_customers": len(v),
+                "totals": {c: (v[c].sum() if v[c].notna().any() else None)
+                           for c in ("revenue", "profit", "historical_clv")}}
+
+
+@_guard("pyramid.h.value")
+def value_overview(base: ValueBase) -> ValueOverview:
+    """Section "value per customer" of notebook 02."""
+    if base.missing is not None:
+        raise base.missing
+    return ValueOverview(base)
+
+
+# ............................................................................ the pyramid
+@dataclass(frozen=True, repr=False)
+class PyramidTiers(Result):
+    """Tiers by the value measure, the 80/20 check and the top-20% revenue share (KPI)."""
+
+    heading: ClassVar[str] = "pyramid.h.pyramid"
+    base: ValueBase
+    pyramid: Pyramid
+    top: ShareCI
+    top_revenue: ShareCI
+    previous_top20: float | None
+
+    @property
+    def strong(self) -> bool:
+        return self.top.evidence()
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_pyramid(self.pyramid, lang, self.base.currency), figure_tier_values(self.pyramid, lang)]
+
+    def _top_how(self, lang: str) -> str:
+        top = self.top
+        return t("pyramid.how.top20", lang, measure=self.base.measure_label(lang),
+                 low=fmt_pct(top.low, lang), high=fmt_pct(top.high, lang), n=fmt_int(top.n, lang),
+                 n_boot=fmt_int(top.n_boot, lang), window=self.base.window_text(lang))
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        b, p, top = self.base, self.pyramid, self.top
+        m_label = b.measure_label(lang)
+        out = []
+        if not top.estimable:
+            out.append(Finding("top20", t("pyramid.find.top20_na", lang, n=fmt_int(top.n, lang),
+                                          total=fmt_int(p.n, lang))))
+        else:
+            gap = p.gap_to_80
+            text = t("pyramid.find.top20", lang, share=fmt_pct(p.top20_value_share, lang), measure=m_label,
+                     gap=fmt_num(abs(gap) * 100, lang, 1),
+                     direction=t("pyramid.find.dir_above" if gap >= 0 else "pyramid.find.dir_below", lang))
+            out.append(Finding("top20", b.based(text, p.n, lang), value=p.top20_value_share, headline=True,
+                               interval=(top.low, top.high), null=top.share, n=top.n, value_range=(0.0, 1.0),
+                               how=self._top_how(lang), action=t("pyramid.act.top20", lang)))
+        if p.key_customer_share > 0:
+            text = t("pyramid.find.key", lang, cshare=fmt_pct(p.key_customer_share, lang),
+                     vshare=fmt_pct(p.key_value_share, lang), measure=m_label,
+                     n_top=fmt_int(p.table["customers"].iloc[0], lang),
+                     top_share=fmt_pct(p.table["value_share"].iloc[0], lang))
+            out.append(Finding("key", b.based(text, p.n, lang), value=p.key_value_share, headline=self.strong,
+                               how=t("pyramid.how.key", lang, shares=", ".join(fmt_pct(x, lang, 0) for x in p.shares))
+                               + " " + self._top_how(lang) if top.estimable else "",
+                               action=t("pyramid.act.key", lang)))
+        if p.n_zero or p.n_negative:
+            out.append(Finding("nonpositive", t("pyramid.find.nonpositive", lang, zero=fmt_int(p.n_zero, lang),
+                                                negative=fmt_int(p.n_negative, lang), measure=m_label)))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        return [Table(tier_table(self.pyramid, lang, self.base.currency))]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        tr = self.top_revenue
+        value = top_share(self.base.values["revenue"].astype(float).fillna(0.0), 0.2)
+        return [KPI("top20_revenue_share", t("pyramid.kpi.top20_revenue_share", lang),
+                    value if np.isfinite(value) else None, "share", n=len(self.base.values),
+                    interval=(tr.low, tr.high) if tr.estimable else None, better="",
+                    previous=self.previous_top20,
+                    how=t("pyramid.how.top20_kpi", lang, window=self.base.window_text(lang),
+                          cmp_end=fmt_date(self.base.cmp_end, lang)))]
+
+    def metrics(self) -> dict[str, Any]:
+        p, top = self.pyramid, self.top
+        return {"tier_shares": list(self.base.opts.shares), "tiers": p.metric_tiers(),
+                "top20_value_share": p.top20_value_share,
+                "top20_ci": {"low": top.low, "high": top.high, "n": top.n, "n_boot": top.n_boot,
+                             "evidence": self.strong},
+                "gap_to_80": p.gap_to_80, "key_value_share": p.key_value_share,
+                "key_customers": int(p.table["customers"].iloc[:2].sum()), "n_zero": p.n_zero,
+                "n_negative": p.n_negative}
+
+
+@_guard("pyramid.h.pyramid")
+def pyramid_tiers(base: ValueBase) -> PyramidTiers:
+    """Section "the customer pyramid" of notebook 02."""
+    base.need_value()
+    o = base.opts
+    top = top_share_ci(base.values[base.measure], 0.2, n_boot=o.n_boot, seed=o.seed)
+    top_rev = top if base.measure == "revenue" else top_share_ci(base.values["revenue"], 0.2, n_boot=o.n_boot,
+                                                                 seed=o.seed)
+    prev = None
+    if base.before is not None and len(base.before) and base.before["revenue"].fillna(0).ne(0).any():
+        p = top_share(base.before["revenue"].astype(float).fillna(0.0), 0.2)
+        prev = p if np.isfinite(p) else None
+    return PyramidTiers(base, base.pyramid, top, top_rev, prev)
+
+
+@dataclass(frozen=True, repr=False)
+class PyramidExplorer(Result):
+    """Live sliders for the layer shares (JupyterLab only)."""
+
+    heading: ClassVar[str] = "pyramid.widget.pyramid_title"
+    interactive_only: ClassVar[bool] = True
+    base: ValueBase
+
+    def widget(self, lang: str = "en") -> Any:
+        import ipywidgets as widgets
+
+        from workbench.widgets import panel
+
+        b = self.base
+
+        def redraw(top: float, second: float, third: float) -> go.Figure:
+            if top + second + third > 1:
+                return figure_message(t("pyramid.widget.invalid", lang))
+            shares = [top, second, third, 1 - top - second - third]
+            return figure_pyramid(customer_pyramid(b.values, b.measure, shares), lang, b.currency)
+
+        controls = {k: widgets.FloatSlider(value=v, min=0.0, max=0.6, step=0.01, readout_format=".0%",
+                                           description=t(f"pyramid.widget.{k}", lang))
+                    for k, v in zip(("top", "second", "third"), b.opts.shares, strict=False)}
+        panel(controls, redraw)  # shows itself (the renderer shows nothing more)
+        return None
+
+
+@_guard("pyramid.widget.pyramid_title", live=True)
+def pyramid_explorer(base: ValueBase) -> PyramidExplorer:
+    """Interactive: try other layer shares (four layers only)."""
+    base.need_value()
+    if len(base.opts.shares) != 4:
+        raise NotApplicable("pyramid.widget.four_layers")
+    return PyramidExplorer(base)
+
+
+# ............................................................................ concentration
+@dataclass(frozen=True, repr=False)
+class Concentration(Result):
+    """Lorenz curve and Gini coefficient of the value measure."""
+
+    heading: ClassVar[str] = "pyramid.h.lorenz"
+    base: ValueBase
+    gini: GiniResult
+
+    @property
+    def estimable(self) -> bool:
+        g = self.gini
+        return bool(np.isfinite(g.gini) and np.isfinite(g.low) and np.isfinite(g.high))
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_lorenz(self.base.values[self.base.measure], self.gini, lang)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        g, b = self.gini, self.base
+        if self.estimable:
+            text = t("pyramid.find.gini", lang, measure=b.measure_label(lang), gini=fmt_num(g.gini, lang, 3),
+                     low=fmt_num(g.low, lang, 3), high=fmt_num(g.high, lang, 3))
+            return [Finding("gini", b.based(text, g.n, lang), value=g.gini)]
+        return [Finding("gini", t("pyramid.find.gini_na", lang, measure=b.measure_label(lang),
+                                  n=fmt_int(g.n, lang)))]
+
+    def metrics(self) -> dict[str, Any]:
+        g = self.gini
+        return {"gini": g.gini if np.isfinite(g.low) else None,
+                "gini_ci": {"low": g.low, "high": g.high, "level": g.level, "n_boot": g.n_boot},
+                "n_nonpositive": g.n_nonpositive}
+
+
+@_guard("pyramid.h.lorenz")
+def concentration(base: ValueBase) -> Concentration:
+    """Section "how concentrated is value" of notebook 02."""
+    base.need_value()
+    return Concentration(base, gini_ci(base.values[base.measure], n_boot=base.opts.n_boot, seed=base.opts.seed))
+
+
+# ............................................................................ segments
+@dataclass(frozen=True, repr=False)
+class SegmentMatrix(Result):
+    """True friends / butterflies / barnacles / strangers."""
+
+    heading: ClassVar[str] = "pyramid.h.segments"
+    base: ValueBase
+    segments: Segments
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_segments(self.segments, lang, self.base.currency)] if self.segments.ok else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        s, b = self.segments, self.base
+        out = [Finding(f"segments_{dim}", t(f"pyramid.segments.unsplit.{dim}", lang,
+                                           cut=b.money(s.profit_cut, lang) if dim == "profit"
+                                           else fmt_int(s.tenure_cut, lang)))
+               for dim in s.unsplit]
+        if not s.ok:
+            return out
+        sg = s.table.set_index("segment")
+        strong = len(b.values) >= MIN_CASES and bool((sg["n"] > 0).all())
+        pct = lambda seg, col: fmt_pct(sg.at[seg, col], lang)  # noqa: E731
+        text = t("pyramid.find.segments", lang, tf_share=pct("true_friends", "share"),
+                 tf_profit=pct("true_friends", "profit_share"), bn_share=pct("barnacles", "share"),
+                 bn_profit=pct("barnacles", "profit_share"))
+        out.append(Finding("segments", b.based(text, len(b.values), lang), value=sg.at["true_friends", "profit_share"],
+                           headline=strong, action=t("pyramid.act.segments", lang),
+                           how=t("pyramid.how.segments", lang, profit_cut=b.money(s.profit_cut, lang),
+                                 tenure_cut=fmt_int(s.tenure_cut, lang), n=fmt_int(len(b.values), lang))))
+        out.append(Finding("butterflies", t("pyramid.find.butterflies", lang,
+                                            bf_n=fmt_int(sg.at["butterflies", "n"], lang),
+                                            bf_profit=pct("butterflies", "profit_share"),
+                                            st_n=fmt_int(sg.at["strangers", "n"], lang),
+                                            st_profit=pct("strangers", "profit_share"))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        return [Table(segment_table(self.segments, lang, self.base.currency))] if self.segments.ok else []
+
+    def notes(self, lang: str = "en") -> list[str]:
+        s, v = self.segments, self.base.values
+        out = []
+        if "tenure" in s.moved:
+            out.append(t("pyramid.note.cut_moved.tenure", lang, median=fmt_int(v["relationship_days"].median(), lang),
+                         cut=fmt_int(s.tenure_cut, lang)))
+        if "profit" in s.moved:
+            out.append(t("pyramid.note.cut_moved.profit", lang, median=self.base.money(v["historical_clv"].median(),
+                                                                                    lang),
+                         cut=self.base.money(s.profit_cut, lang)))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        s = self.segments
+        out: dict[str, Any] = {"segment_cuts": {"profit": s.profit_cut, "relationship_days": s.tenure_cut,
+                                                "profit_measure": s.profit_col, "moved": list(s.moved),
+                                                "unsplit": list(s.unsplit)}}
+        if s.ok:
+            out["segments"] = s.metric()
+        return out
+
+
+@_guard("pyramid.h.segments")
+def segment_matrix(base: ValueBase) -> SegmentMatrix:
+    """Section "loyalty is not profit: four segments" of notebook 02."""
+    base.need_value()
+    return SegmentMatrix(base, base.segments)
+
+
+@dataclass(frozen=True, repr=False)
+class SegmentExplorer(Result):
+    """Live sliders for the segment cut points (JupyterLab only)."""
+
+    heading: ClassVar[str] = "pyramid.widget.segments_title"
+    interactive_only: ClassVar[bool] = True
+    base: ValueBase
+
+    def widget(self, lang: str = "en") -> Any:
+        import ipywidgets as widgets
+
+        from workbench.widgets import panel
+
+        b, s = self.base, self.base.segments
+        lo, hi = b.values["historical_clv"].quantile([0.05, 0.95])
+
+        def redraw(profit_cut: float, tenure_cut: int) -> go.Figure:
+            return figure_segments(loyalty_segments(b.values, profit_cut=profit_cut, tenure_cut=tenure_cut), lang,
+                                   b.currency)
+
+        panel({"profit_cut": widgets.FloatSlider(value=s.profit_cut, min=float(lo), max=float(hi),
+                                                 step=float(hi - lo) / 100 or 1.0,
+                                                 description=t("pyramid.widget.profit_cut", lang)),
+               "tenure_cut": widgets.IntSlider(value=int(s.tenure_cut), min=0,
+                                               max=int(b.values["relationship_days"].max()) or 1,
+                                               description=t("pyramid.widget.tenure_cut", lang))}, redraw)
+        return None
+
+
+@_guard("pyramid.widget.segments_title", live=True)
+def segment_explorer(base: ValueBase) -> SegmentExplorer:
+    """Interactive: try other segment cut points."""
+    base.need_value()
+    if not base.segments.ok:
+        raise NotApplicable("pyramid.widget.no_segments")
+    return SegmentExplorer(base)
+
+
+# ............................................................................ predicted CLV
+@dataclass(frozen=True, repr=False)
+class LifetimeValue(Result):
+    """Predicted customer lifetime value (purchase model × spend model), or why there is none."""
+
+    heading: ClassVar[str] = "pyramid.h.clv"
+    base: ValueBase
+    clv: CLVResult
+
+    def _how(self, lang: str) -> str:
+        c = self.clv
+        return t("pyramid.note.clv", lang, end=fmt_date(c.calibration_end, lang),
+                 unit=t(f"pyramid.unit.{c.time_unit}", lang), margin=fmt_pct(c.margin, lang), horizon=c.horizon_months)
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        if not self.clv.identified:
+            return []
+        return [figure_clv_distribution(self.clv.customers["clv"], lang, self.base.currency)]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        c, b = self.clv, self.base
+        mm = c.model_metric()
+        if not c.identified:
+            reasons = [t(f"pyramid.issue.{i}", lang) for i in c.bgnbd_issues]
+            if not reasons:  # the purchase model is fine: the spend model is not
+                reasons = [t("pyramid.issue.spend", lang) + t(f"pyramid.issue.{i}", lang) for i in c.gamma_gamma_issues]
+            out = [Finding("clv", t("pyramid.find.clv_not_identified", lang,
+                                    reasons=("；" if lang == "zh" else "; ").join(reasons),
+                                    n_repeat=fmt_int(mm["n_repeat"], lang), n=fmt_int(mm["n"], lang),
+                                    end=fmt_date(c.calibration_end, lang)))]
+        else:
+            clv = c.customers["clv"]
+            text = t("pyramid.find.clv", lang, horizon=c.horizon_months, rate=fmt_pct(c.annual_discount_rate, lang, 0),
+                     total=b.money(clv.sum(), lang), median=b.money(clv.median(), lang),
+                     alive=fmt_pct((c.customers["p_alive"] >= 0.5).mean(), lang))
+            out = [Finding("clv", b.based(text, len(clv), lang, {"start": c.data_start, "end": c.calibration_end}),
+                           value=float(clv.sum()), headline=int(mm["n_repeat"]) >= MIN_CASES,
+                           how=self._how(lang) + " " + t("pyramid.how.clv_base", lang, n=fmt_int(mm["n"], lang),
+                                                         n_repeat=fmt_int(mm["n_repeat"], lang)),
+                           action=t("pyramid.act.clv", lang))]
+        sc = c.spend_check
+        if sc is not None and sc.warn:
+            out.append(Finding("spend_frequency", t("pyramid.find.spend_dependent", lang, n=fmt_int(sc.n, lang),
+                                                    r=fmt_num(sc.r, lang, 2))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if not self.clv.identified:
+            return []
+        return [Table(model_table(self.clv, lang), caption=t("pyramid.caption.model", lang), appendix=True)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        c, out = self.clv, []
+        if c.data_ends_early:
+            out.append(t("pyramid.note.data_end", lang, last=fmt_date(c.calibration_end, lang),
+                         end=fmt_date(self.base.end, lang)))
+        sc = c.spend_check
+        if sc is not None and not sc.warn and np.isfinite(sc.r):
+            out.append(t("pyramid.note.spend_independent", lang, n=fmt_int(sc.n, lang), r=fmt_num(sc.r, lang, 2)))
+        return out
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        if not self.clv.identified:
+            return []
+        clv = self.clv.customers["clv"]
+        return [KPI("clv_mean", t("pyramid.kpi.clv_mean", lang, horizon=self.clv.horizon_months), float(clv.mean()),
+                    "money", n=len(clv), how=self._how(lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        c = self.clv
+        out: dict[str, Any] = {"clv_model": c.model_metric()}
+        if c.identified:
+            clv = c.customers["clv"]
+            out.update({"bgnbd": c.bgnbd.to_dict(), "bgnbd_se": c.bgnbd.se, "gamma_gamma": c.gamma_gamma.to_dict(),
+                        "clv": {"total": clv.sum(), "mean": clv.mean(), "median": clv.median(), "n": len(clv),
+                                "horizon_months": c.horizon_months, "annual_discount_rate": c.annual_discount_rate,
+                                "margin": c.margin, "time_unit": c.time_unit,
+                                "share_p_alive_50": (c.customers["p_alive"] >= 0.5).mean()}})
+        return out
+
+
+def _need_clv(base: ValueBase) -> CLVResult:
+    if base.missing is not None:
+        raise base.missing
+    if base.clv is None:
+        raise base.clv_error if base.clv_error is not None else CLVNotEstimable("no_purchases", "no CLV fit")
+    return base.clv
+
+
+@_guard("pyramid.h.clv")
+def lifetime_value(base: ValueBase) -> LifetimeValue:
+    """Section "predicted customer lifetime value" of notebook 02."""
+    return LifetimeValue(base, _need_clv(base))
+
+
+@dataclass(frozen=True, repr=False)
+class HoldoutCheck(Result):
+    """Does the purchase model predict a period it has not seen?"""
+
+    heading: ClassVar[str] = "pyramid.h.holdout"
+    base: ValueBase
+    clv: CLVResult
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [Figure(figure_holdout(self.clv, lang), appendix=True)] if self.clv.holdout is not None else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        c, h = self.clv, self.clv.holdout
+        if h is None:
+            return [Finding("holdout", t(f"pyramid.holdout_reason.{c.holdout_reason or 'too_little'}", lang,
+                                         cal_end=fmt_date(c.holdout_target_end, lang),
+                                         first=fmt_date(c.data_start, lang), end=fmt_date(c.calibration_end, lang)))]
+        text = t("pyramid.find.holdout", lang, cal_end=fmt_date(c.holdout_calibration_end, lang),
+                 predicted=fmt_int(h.total_predicted, lang), actual=fmt_int(h.total_actual, lang),
+                 mae=fmt_num(h.mae, lang, 2))
+        window = {"start": c.holdout_calibration_end, "end": c.holdout_end}
+        return [Finding("holdout", self.base.based(text, h.n, lang, window), value=h.mae)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if self.clv.holdout is None:
+            return []
+        return [Table(holdout_table(self.clv, lang), caption=t("pyramid.caption.holdout", lang), appendix=True)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"holdout": self.clv.holdout_metric()}
+
+
+@_guard("pyramid.h.holdout")
+def holdout_check(base: ValueBase) -> HoldoutCheck:
+    """Section "holdout check" of notebook 02 (only with an identified CLV model)."""
+    c = _need_clv(base)
+    if not c.identified:
+        raise CLVNotEstimable("not_identified", "the purchase or spend model is not identified")
+    return HoldoutCheck(base, c)
+
+
+# ............................................................................ migration
+@dataclass(frozen=True, repr=False)
+class LayerMigration(Result):
+    """Movement between layers from the comparison window to now, with the list of movers."""
+
+    heading: ClassVar[str] = "pyramid.h.migration"
+    base: ValueBase
+    migration: Migration
+    show_ids: bool = False
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        return [figure_migration(self.migration, lang)] if self.migration.n else []
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        m, b = self.migration, self.base
+        common = dict(measure=b.measure_label(lang), before=b.window_text(lang, b.before.attrs),
+                      after=b.window_text(lang), inactive=fmt_int(m.inactive_both, lang))
+        if m.n == 0:
+            return [Finding("migration", t("pyramid.find.migration_none", lang, **common))]
+        return [Finding("migration", t("pyramid.find.migration", lang, n=fmt_int(m.n, lang),
+                                       up=fmt_int(m.up, lang), down=fmt_int(m.down, lang),
+                                       same=fmt_int(m.same, lang), new=fmt_int(m.new, lang),
+                                       gone=fmt_int(m.gone, lang), **common), value=m.up)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        m = self.migration
+        if m.n == 0:
+            return []
+        out = [Table(migration_table(m, lang))]
+        if m.up or m.down:
+            movers = movers_table(m, lang, len(m.moves), not self.show_ids, self.base.values[self.base.measure],
+                                  self.base.currency)
+            out.append(Table(movers, caption=t("pyramid.find.movers", lang), appendix=True, export="layer_movers",
+                             max_rows=20))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        m, b = self.migration, self.base
+        return {"migration": {"counts": m.counts.to_dict(orient="index"), "up": m.up, "down": m.down,
+                              "same": m.same, "new": m.new, "gone": m.gone, "n": m.n,
+                              "inactive_both": m.inactive_both,
+                              "before_window": {"start": b.before.attrs["start"], "end": b.before.attrs["end"]}}}
+
+
+@_guard("pyramid.h.migration")
+def layer_migration(base: ValueBase, show_ids: bool = False) -> LayerMigration:
+    """Section "movement between layers" of notebook 02; ``show_ids`` lists real ids (default: pseudonyms)."""
+    base.need_value()
+    if base.before is None or not len(base.before):
+        raise NotApplicable("pyramid.note.no_comparison", cmp_end=base.cmp_end)
+    if base.measure not in base.before or base.before[base.measure].isna().all():
+        raise NotApplicable("pyramid.note.no_migration_measure", measure=f"pyramid.measure.{base.measure}",
+                            cmp_end=base.cmp_end)
+    before = customer_pyramid(base.before, base.measure, base.opts.shares)
+    mig = tier_migration(before.tiers, base.pyramid.tiers, base.before[base.measure], base.values[base.measure])
+    return LayerMigration(base, mig, show_ids)
+
+
+# ............................................................................ upgrade potential
+@dataclass(frozen=True, repr=False)
+class UpgradePotential(Result):
+    """Ordinary customers near the key tier, listed (pseudonymised) for export."""
+
+    heading: ClassVar[str] = "pyramid.h.upgrade"
+    base: ValueBase
+    upgrade: UpgradeCandidates
+    show_ids: bool = False
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        u, b = self.upgrade, self.base
+        n = b.pyramid.n
+        if not np.isfinite(u.threshold):
+            return [Finding("upgrade", t("pyramid.find.upgrade_none", lang, n=fmt_int(n, lang)))]
+        text = t("pyramid.find.upgrade", lang, n=fmt_int(u.n, lang),
+                 share=fmt_pct(u.n / u.n_ordinary if u.n_ordinary else 0, lang), near=fmt_pct(u.near, lang, 0),
+                 threshold=b.money(u.threshold, lang))
+        return [Finding("upgrade", b.based(text, n, lang), value=u.n,
+                        headline=bool(u.n) and b.clv_usable and n >= MIN_CASES, action=t("pyramid.act.upgrade", lang),
+                        how=t("pyramid.note.upgrade", lang, near=fmt_pct(u.near, lang, 0),
+                              growth=fmt_pct(u.min_growth, lang, 0)))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        u = self.upgrade
+        if not u.n:
+            return []
+        shown = upgrade_table(u, lang, self.base.currency, limit=u.n, pseudonymous=not self.show_ids)
+        return [Table(shown, caption=t("pyramid.caption.upgrade", lang), appendix=True, export="upgrade_candidates",
+                      max_rows=20)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"upgrade_candidates": self.upgrade.metric()}
+
+
+@_guard("pyramid.h.upgrade")
+def upgrade_potential(base: ValueBase, show_ids: bool = False) -> UpgradePotential:
+    """Section "ordinary customers with upgrade potential" of notebook 02 (pseudonyms unless ``show_ids``)."""
+    base.need_value()
+    return UpgradePotential(base, base.upgrade, show_ids)
+
+
+# ............................................................................ strategy
+@dataclass(frozen=True, repr=False)
+class Strategy(Result):
+    """What to do per layer and segment."""
+
+    heading: ClassVar[str] = "pyramid.h.strategy"
+    base: ValueBase
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return [Finding("strategy", t("pyramid.find.strategy", lang))] if self.base.segments.ok else []
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        b = self.base
+        return [Table(strategy_table(b.pyramid, b.segments if b.segments.ok else None, lang, b.currency, b.upgrade))]
+
+
+@_guard("pyramid.h.strategy")
+def strategy(base: ValueBase) -> Strategy:
+    """Section "strategy by layer and segment" of notebook 02."""
+    base.need_value()
+    return Strategy(base)
+
+
+# ............................................................................ method notes
+@dataclass(frozen=True, repr=False)
+class MethodNotes(Result):
+    """How these numbers were made: window, ties, segments, CLV, privacy."""
+
+    heading: ClassVar[str] = "pyramid.h.notes"
+    base: ValueBase
+
+    def notes(self, lang: str = "en") -> list[str]:
+        b = self.base
+        end, cmp_end = fmt_date(b.value_end, lang), fmt_date(b.cmp_end, lang)
+        if b.opts.months == ALL:
+            out = [t("pyramid.note.window_all", lang, end=end, cmp_end=cmp_end)]
+        else:
+            out = [t("pyramid.note.window", lang, months=b.opts.months, end=end, cmp_end=cmp_end)]
+        if b.has_value:
+            u = b.upgrade
+            out += [t("pyramid.note.ties", lang, measure=b.measure_label(lang)),
+                    t("pyramid.note.negative", lang, n=fmt_int(int((b.values[b.measure] <= 0).sum()), lang)),
+                    t("pyramid.note.upgrade", lang, near=fmt_pct(u.near, lang, 0), growth=fmt_pct(u.min_growth, lang, 0))]
+            if b.segments.ok:
+                out.append(t("pyramid.note.segments", lang, profit_cut=b.money(b.segments.profit_cut, lang),
+                             tenure_cut=fmt_int(b.segments.tenure_cut, lang)))
+        if b.clv is not None:
+            c = b.clv
+            out.append(t("pyramid.note.clv", lang, end=fmt_date(c.calibration_end, lang),
+                         unit=t(f"pyramid.unit.{c.time_unit}", lang), margin=fmt_pct(c.margin, lang),
+                         horizon=c.horizon_months))
+            if c.purchase_unit == "day":
+                out.append(t("pyramid.note.unit.day", lang))
+        out.append(t("pyramid.note.privacy", lang))
+        return out
+
+
+def method_notes(base: ValueBase) -> MethodNotes:
+    """Section "how these numbers were made" of notebook 02."""
+    return MethodNotes(base)

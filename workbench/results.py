@@ -294,7 +294,8 @@ def analysis(section: str) -> Callable[[Callable[..., Result]], Callable[..., Re
 
 
 # --------------------------------------------------------------------- renderer
-def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True) -> list[Any]:
+def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True,
+           ids: str = "pseudonymised") -> list[Any]:
     """Show ``result`` (heading, figures, findings, tables, notes) and record it in ``rec``.
 
     Parameters
@@ -307,6 +308,13 @@ def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True) 
         Receives the result's metrics, findings (through the evidence rule), KPIs and notes.
     heading : bool
         Show the section heading.
+    ids : {"pseudonymised", "raw"}
+        Customer ids in tables and their CSV exports (:func:`workbench.viz.protect_ids`); "raw" is
+        the analyst's opt-in and is ignored in report runs.
+
+    A figure with nothing to draw (:func:`workbench.viz.has_data`: no trace has a value, e.g. a
+    filter left a segment empty) is replaced by a "no data for this selection" note instead of
+    empty axes.
 
     Returns
     -------
@@ -334,13 +342,16 @@ def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True) 
         return []
     for fig in result.figures(lang):
         spec = fig if isinstance(fig, Figure) else Figure(fig)
+        if not viz.has_data(spec.figure):
+            viz.note(no_data_text(spec.figure, lang))
+            continue
         viz.show(spec.figure, appendix=spec.appendix)
     recorded = []
     for f in result.findings(lang):
         recorded.append(show_finding(f, lang, rec))
     for tab in result.tables(lang):
         viz.table(tab.frame, dict(tab.formats), max_rows=tab.max_rows, caption=tab.caption, appendix=tab.appendix,
-                  export=tab.export)
+                  export=tab.export, ids=ids)
     for text in result.notes(lang):
         viz.note(text)
         if rec is not None:
@@ -350,6 +361,19 @@ def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True) 
         if control is not None:
             viz._display(control)
     return recorded
+
+
+def no_data_text(fig: Any, lang: str) -> str:
+    """"No data for this selection", naming the figure by its title when it has one."""
+    try:
+        title = (fig.layout.title.text or "").strip()
+    except AttributeError:
+        title = ""
+    if title:
+        import re
+
+        title = re.sub(r"<[^>]+>", " ", title).split("  ")[0].strip()  # plotly titles may carry <br><sup>
+    return t("notebook.no_data_titled", lang, title=title) if title else t("notebook.no_data", lang)
 
 
 def show_finding(f: Finding, lang: str, rec: Any = None) -> Any:
@@ -377,6 +401,8 @@ def show_finding(f: Finding, lang: str, rec: Any = None) -> Any:
 
 def as_result(value: Any, section: str = "") -> Result:
     """Accept a result, or a callable returning one (``MissingDataError`` → :class:`Skipped`)."""
+    if isinstance(value, Shown):
+        return value.result
     if isinstance(value, Result):
         return value
     if callable(value):
@@ -385,6 +411,31 @@ def as_result(value: Any, section: str = "") -> Result:
         except MissingDataError as exc:
             return Skipped(section, exc)
     raise TypeError(f"expected a workbench.results.Result, got {type(value).__name__}")
+
+
+class Shown:
+    """What ``nb.show`` returns: a stand-in for the result that shows nothing by itself (the renderer
+    already did), forwards attributes to the result, and follows it when the filter bar re-runs the
+    section — so ``effect = nb.show(...)`` can feed a later section."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Result):
+        self.result = result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+    def _ipython_display_(self) -> None:  # shown once by the renderer; nothing more
+        return None
+
+    def __repr__(self) -> str:
+        return repr(self.result)
+
+
+def unwrap(value: Any) -> Any:
+    """The result behind a :class:`Shown` (anything else unchanged)."""
+    return value.result if isinstance(value, Shown) else value
 
 
 def results_metrics(results: Sequence[Result]) -> dict[str, Any]:

@@ -289,6 +289,8 @@ P: dict[str, Any] = {
     "handler_unresolved": [0.10, 0.12, 0.15, 0.20, 0.25, 0.18, 0.10, 0.30, 0.35, 0.40, 0.15, 0.50],
     "resp_sigma": 0.8, "res_sigma": 1.0, "stalled_share": 0.045, "no_response_share": 0.04,
     # programme
+    "programme_costs": {"membership_system": 24000, "points_system": 16000, "personalised_service": 32000,
+                        "promotion_rewards": 20000, "feedback_handling": 8000},  # CNY per year at 20k customers
     "member_logit_intercept": -1.05, "member_logit_activity": 1.0, "member_logit_attitude": 0.4,
     "level_thresholds_6m": [0.0, 1500.0, 5000.0, 15000.0],
     "points_expire_months": 12, "join_bonus": 200, "bonus_p": 0.03, "redeem_p": 0.12,
@@ -1113,12 +1115,12 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
     tp.write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     paths["truth"] = tp
     cfg = out / "workbench.toml"
-    cfg.write_text(_toml(lang, fmt), encoding="utf-8")
+    cfg.write_text(_toml(lang, fmt, N), encoding="utf-8")
     paths["config"] = cfg
     return SampleResult(out_dir=out, paths=paths, rows=rows, truth=truth)
 
 
-def _toml(lang: str, fmt: str) -> str:
+def _toml(lang: str, fmt: str, customers: int = 20_000) -> str:
     name = "示例零售（合成数据）" if lang == "zh" else "Sample retail (synthetic)"
     lines = ["[dataset]", f'name = "{name}"', 'currency = "CNY"', "margin_rate = 0.3", ""]
     for t in TABLES:
@@ -1128,4 +1130,22 @@ def _toml(lang: str, fmt: str) -> str:
                       "[tables.surveys.scales]", "satisfaction = [1, 5]",
                       "repurchase_intent = [1, 5]", "recommend = [0, 10]", "expectation = [1, 5]"]
         lines.append("")
+    lines += TARGETS_TOML
+    # the programme's own rules and budget (what its owner knows; analyses read them from here)
+    scale = customers / 20_000
+    lines += ["[programme]", "point_value = 0.01", f"expiry_months = {P['points_expire_months'] + 1}",
+              "level_order = [" + ", ".join(f'"{lv}"' for lv in _L[lang]["level"]) + "]", "",
+              "[programme.level_thresholds]"]
+    lines += [f'"{lv}" = {thr:g}' for lv, thr in zip(_L[lang]["level"][1:], P["level_thresholds_6m"][1:], strict=True)]
+    lines += ["", "[programme.costs]"]
+    lines += [f"{k} = {round(v * scale)}" for k, v in P["programme_costs"].items()]
+    lines.append("")
     return "\n".join(lines)
+
+
+#: ``[targets]`` of the sample's workbench.toml (KPI key → target; the pack summary colours its tiles by them).
+#: The planted rising category and the planted spike (8 months before the last month, inside the KPIs'
+#: 12-month window for the default report period, the last month) make the two complaint KPIs miss theirs.
+TARGETS_TOML = ["# targets for the pack summary's KPI tiles (red/amber/green)", "[targets]",
+                'complaint_rate = "<= 0.02"', 'rising_complaint_categories = "<= 0"', 'complaint_spikes = "<= 0"',
+                'satisfaction_top_box = ">= 0.6"', ""]

@@ -76,10 +76,51 @@ def _label(text: str) -> str:
     return mask_label(text)
 
 
+_SINK: list[Any] | None = None  # set by capture(): displays are collected instead of sent
+
+
 def _display(obj: Any) -> None:
+    if _SINK is not None:
+        _SINK.append(obj)
+        return
     from IPython.display import display
 
     display(obj)
+
+
+def capture() -> Any:
+    """Context manager collecting everything shown through this module (instead of displaying it);
+    yields the list. Used to fill a section's output area in one step (see ``workbench.notebook``)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _cm() -> Any:
+        global _SINK
+        before, _SINK = _SINK, []
+        try:
+            yield _SINK
+        finally:
+            _SINK = before
+
+    return _cm()
+
+
+def mime_outputs(objects: list[Any]) -> tuple[dict[str, Any], ...]:
+    """Displayable objects as notebook ``display_data`` outputs (what an ipywidgets Output holds)."""
+    from IPython.core.formatters import format_display_data
+
+    out = []
+    for obj in objects:
+        data, meta = format_display_data(obj)
+        out.append({"output_type": "display_data", "data": data, "metadata": meta})
+    return tuple(out)
+
+
+def use_notebook_renderer() -> None:
+    """Interactive figures as plotly's mime type (JupyterLab renders it offline with the extension plotly
+    ships); never a browser tab or a CDN script. A ``PLOTLY_RENDERER`` set by the user wins."""
+    if not os.environ.get("PLOTLY_RENDERER"):
+        pio.renderers.default = "plotly_mimetype"
 
 
 def safe_figure(fig: go.Figure) -> dict[str, Any]:
@@ -119,7 +160,7 @@ def show(fig: go.Figure, appendix: bool = False) -> None:
         cls = f"wb-figure {APPENDIX_CLASS}" if appendix else "wb-figure"
         _display(HTML(f'<div class="{cls}">{figure_html(fig)}</div>'))
     else:
-        fig.show()
+        _display(fig)
 
 
 def finding(text: str, how: str = "", lang: str | None = None) -> None:
@@ -175,13 +216,16 @@ def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows
 
 
 def table(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30, caption: str = "",
-          appendix: bool = False, export: str = "") -> None:
+          appendix: bool = False, export: str = "", ids: str = "pseudonymised") -> None:
     """Show a table (escaped HTML; scrolls in its own box in reports).
 
     ``appendix=True`` sends it to the manager page's collapsed appendix; ``export`` (a file stem)
-    marks a customer list: JupyterLab shows an "export this list (CSV)" link under it."""
+    marks a customer list: JupyterLab shows an "export this list (CSV)" link under it. Customer ids
+    in it (:func:`protect_ids`) are pseudonymised in the table and the CSV unless ``ids="raw"``
+    (the analyst's opt-in; ignored in report runs, which never show raw ids)."""
     from IPython.display import HTML
 
+    df = protect_ids(df, "pseudonymised" if report_mode() else ids)
     body = table_html(df, formats, max_rows, caption)
     if report_mode():
         if appendix:
@@ -191,6 +235,111 @@ def table(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int
     _display(HTML(body))
     if export:
         _display(HTML(export_link(df, export)))
+
+
+ID_COLUMN = "customer_id"
+EXPORT_IDS = ("pseudonymised", "raw")
+_PSEUDONYM = r"^p_[0-9a-f]{12}$"
+
+
+def id_columns(df: pd.DataFrame) -> list[str]:
+    """Columns of ``df`` holding customer ids: ``customer_id`` or a translated customer-id header."""
+    from workbench.i18n import table as texts
+
+    names = {ID_COLUMN}
+    for key in ("notebook.col.customer_id", "notebook.col.customer_pseudonym", "pyramid.col.customer_id",
+                "pyramid.col.pseudonym", "overview.columns.customer_id"):
+        names.update(texts().get(key, {}).values())
+    return [c for c in df.columns if isinstance(c, str) and c.strip() in names]
+
+
+def protect_ids(df: pd.DataFrame, ids: str = "pseudonymised") -> pd.DataFrame:
+    """``df`` with its customer ids (:func:`id_columns`) pseudonymised unless ``ids="raw"``.
+
+    Uses :func:`workbench.privacy.pseudonymise` with the run's key (``WORKBENCH_PSEUDONYM_KEY``,
+    else the process key), so a list exported twice in one run names a customer the same way.
+    Values that already are pseudonyms are kept; a ``customer_id`` header becomes the translated
+    "Customer (pseudonym)" (or "Customer id" for raw ids).
+    """
+    if ids not in EXPORT_IDS:
+        raise ValueError(f"export_ids must be one of {', '.join(EXPORT_IDS)}, got {ids!r}")
+    cols = id_columns(df)
+    if not cols:
+        return df
+    from workbench.i18n import t
+
+    out = df.copy()
+    if ids == "pseudonymised":
+        from workbench.privacy import pseudonymise
+
+        for col in cols:
+            text = out[col].astype("string")
+            done = text.str.fullmatch(_PSEUDONYM).fillna(False).to_numpy(dtype=bool)
+            hashed = pseudonymise(out[col]).to_numpy(dtype=object)
+            out[col] = pd.Series([v if d else h for v, h, d in zip(text.to_numpy(dtype=object), hashed, done,
+                                                                     strict=True)], index=out.index, dtype="str")
+    if ID_COLUMN in cols:
+        key = "notebook.col.customer_pseudonym" if ids == "pseudonymised" else "notebook.col.customer_id"
+        out = out.rename(columns={ID_COLUMN: t(key, _LANG["value"])})
+    return out
+
+
+def has_data(fig: Any) -> bool:
+    """Whether a plotly figure draws anything: a trace with at least one value, or a message
+    (annotation, shape or image) on an otherwise empty figure.
+
+    A trace's values are its measure (``y``; ``x`` for horizontal bars; ``values``, ``z``, ``r``
+    or ``value`` where the trace type has them), else its coordinates; missing and non-finite
+    values do not count. Figures that are not plotly figures count as having data.
+    """
+    if not isinstance(fig, go.Figure):
+        return True
+    for trace in fig.data:
+        if _trace_has_data(trace):
+            return True
+    layout = fig.layout
+    return bool(len(layout.annotations or ()) or len(layout.shapes or ()) or len(layout.images or ()))
+
+
+def _trace_has_data(trace: Any) -> bool:
+    def get(key: str) -> Any:
+        return trace[key] if key in trace else None
+
+    measures = [k for k in ("values", "z", "r", "value") if get(k) is not None]
+    if not measures:
+        first = ("x", "y") if get("orientation") == "h" else ("y", "x")
+        measures = [k for k in first if get(k) is not None][:1]
+    if not measures:
+        measures = [k for k in ("lat", "lon", "locations", "labels") if get(k) is not None]
+        if not measures:
+            return True  # a trace type without the usual arrays (table, parcoords, ...): not second-guessed
+    for key in measures:
+        if any(_is_value(v) for v in _flat(get(key))):
+            return True
+    return False
+
+
+def _flat(value: Any) -> list[Any]:
+    """The scalars of a value, a list or a nested list/array (heatmap ``z``)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    out: list[Any] = []
+    for v in value:
+        out.extend(_flat(v))
+    return out
+
+
+def _is_value(v: Any) -> bool:
+    """A drawable value: a finite number, a date or non-empty text (not None/NaN/inf)."""
+    if v is None:
+        return False
+    if isinstance(v, str):
+        return v.strip() != ""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return not pd.isna(v)
+    return f == f and f not in (float("inf"), float("-inf"))
 
 
 def export_link(df: pd.DataFrame, stem: str) -> str:

@@ -1,0 +1,229 @@
+"""Lifecycle, churn and win-back (workbench/lifecycle.py): numbers checked a second way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import lifecycle as L
+from workbench.engine import dataset_from_frames
+
+END = dt.date(2024, 12, 31)
+
+
+def _frame(rows):
+    f = pd.DataFrame(rows, columns=["customer_id", "last", "n_days", "mean_gap", "active_months", "recommend_top",
+                                    "churned_at"]).set_index("customer_id")
+    f["last"] = pd.to_datetime(f["last"])
+    f["churned_at"] = pd.to_datetime(f["churned_at"])
+    return f
+
+
+def test_stage_rules_on_hand_built_histories():
+    f = _frame([
+        ("one", "2024-12-20", 1, np.nan, 1, False, None),          # one purchase, recent
+        ("two", "2024-12-20", 2, 30.0, 1, False, None),            # second purchase
+        ("cli", "2024-12-20", 8, 20.0, 4, False, None),            # 4 of the last 6 months
+        ("adv", "2024-12-20", 8, 20.0, 4, True, None),             # client + top-box recommend
+        ("lap", "2024-11-01", 8, 20.0, 3, True, None),             # 60 days > 1.5 x 20: lapsing beats client
+        ("lst", "2024-06-01", 8, 20.0, 0, False, None),            # 213 days > horizon 120
+        ("gone", "2024-12-30", 5, 10.0, 5, False, "2024-12-15"),   # churned_at before the day
+        ("later", "2024-12-30", 5, 10.0, 5, False, "2025-02-01"),  # churned_at after the day: not lost
+    ])
+    got = L.assign_stages(f, L.StageRules(horizon_days=120, client_k=3, client_m=6, lapse_factor=1.5), END)
+    assert got.astype(str).to_dict() == {"one": "first_time", "two": "repeat", "cli": "client", "adv": "advocate",
+                                         "lap": "lapsing", "lst": "lost", "gone": "lost", "later": "client"}
+    # one-time buyers are judged against the median gap of repeat buyers (20 days here)
+    f2 = _frame([("a", "2024-11-20", 1, np.nan, 1, False, None), ("b", "2024-12-30", 3, 20.0, 1, False, None)])
+    assert L.assign_stages(f2, L.StageRules(120), END)["a"] == "lapsing"
+
+
+def _log(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        n = rng.integers(1, 8)
+        days = np.sort(rng.choice(np.arange(0, 730), n, replace=False))
+        for d in days:
+            rows.append((f"c{i:03d}", dt.date(2023, 1, 1) + dt.timedelta(days=int(d)), float(rng.integers(5, 100)),
+                         ["web", "store", "app"][int(rng.integers(0, 3))]))
+    tx = pd.DataFrame(rows, columns=["customer_id", "date", "amount", "channel"])
+    tx = pd.concat([tx, tx.iloc[:3].assign(amount=-1.0)])  # refunds are not purchases
+    tx["order_id"] = [f"o{i}" for i in range(len(tx))]
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "log")
+    return ds, tx[tx["amount"] > 0].drop_duplicates(["customer_id", "date"])
+
+
+def test_gap_quantiles_and_stages_match_pandas(tmp_path):
+    ds, tx = _log(tmp_path)
+    tx = tx.sort_values(["customer_id", "date"])
+    gaps = tx.groupby("customer_id")["date"].diff().dropna().map(lambda d: d.days).astype(float)
+    got = L.gap_quantiles(ds, dt.date(2024, 12, 31), (0.5, 0.9))
+    assert got["days"].tolist() == pytest.approx(np.quantile(gaps, [0.5, 0.9]).tolist())
+    assert int(got["n_gaps"].iloc[0]) == len(gaps)
+    fr = L.customer_frame(ds, dt.date(2024, 12, 31))
+    last = tx.groupby("customer_id")["date"].max()
+    assert (fr["last"].dt.date == last.reindex(fr.index)).all()
+    assert (fr["n_days"] == tx.groupby("customer_id").size().reindex(fr.index)).all()
+    assert (fr["channels"] == tx.groupby("customer_id")["channel"].nunique().reindex(fr.index)).all()
+    recent = tx[tx["date"] >= dt.date(2024, 7, 1)].groupby("customer_id")["date"].apply(
+        lambda s: len({(d.year, d.month) for d in s}))
+    assert (fr["active_months"] == recent.reindex(fr.index).fillna(0)).all()
+
+
+def test_yearly_churn_rate_matches_pandas(tmp_path):
+    ds, tx = _log(tmp_path)
+    end, h = dt.date(2024, 12, 31), 120
+    t0 = end - dt.timedelta(days=365)
+    d = tx.copy()
+    act0 = set(d[(d["date"] > t0 - dt.timedelta(days=h)) & (d["date"] <= t0)]["customer_id"])
+    act1 = set(d[d["date"] > end - dt.timedelta(days=h)]["customer_id"])
+    res = L.churn_rate(ds, end, h)
+    assert res.n == len(act0) and res.lost == len(act0 - act1)
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(len(act0 - act1), len(act0), method="wilson")
+    assert res.interval == pytest.approx((lo, hi))
+    assert res.kpis()[0].key == "annual_churn_rate" and res.kpis()[0].better == "lower"
+
+
+@pytest.mark.parametrize("alive,alpha,beta", [
+    # Fader & Hardie (2007), "How to project customer retention", 7 calibration years. The brief quoted
+    # alpha 0.668 / beta 3.806 with the Regular curve; those are the High End segment's published values.
+    ([1000, 631, 468, 382, 326, 289, 262, 241], 0.704, 1.182),   # Regular
+    ([1000, 869, 743, 653, 593, 551, 517, 491], 0.668, 3.806),   # High End
+])
+def test_sbg_reproduces_fader_hardie(alive, alpha, beta):
+    alive = np.asarray(alive)
+    deaths = np.repeat(np.arange(1, 8), -np.diff(alive))
+    a, b, _ = L.fit_sbg(deaths, np.full(alive[-1], 7))
+    assert a == pytest.approx(alpha, rel=0.01) and b == pytest.approx(beta, rel=0.01)
+    # survival curve: S(t) = prod_{i<=t} (b + i - 1) / (a + b + i - 1), computed a second way
+    s = np.cumprod([(b + i - 1) / (a + b + i - 1) for i in range(1, 8)])
+    assert L.sbg_survival(a, b, 7)[1:] == pytest.approx(s)
+
+
+def test_kaplan_meier_matches_statsmodels():
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    rng = np.random.default_rng(1)
+    time = np.round(rng.exponential(100, 400))
+    event = rng.random(400) < 0.7
+    km = L.kaplan_meier(time, event)
+    sf = SurvfuncRight(time, event.astype(int))
+    assert km["time"].to_numpy() == pytest.approx(sf.surv_times)
+    assert km["survival"].to_numpy() == pytest.approx(sf.surv_prob)
+    assert km["se"].to_numpy() == pytest.approx(sf.surv_prob_se, nan_ok=True)
+    ok = np.isfinite(km["low"])
+    assert (km["low"][ok] <= km["survival"][ok]).all() and (km["survival"][ok] <= km["high"][ok]).all()
+
+
+@pytest.fixture(scope="module")
+def cox_result(sample_ds):
+    end = sample_ds.date_range("transactions")[1]
+    h = L.resolve_horizon(sample_ds, end)
+    return L.cox(sample_ds, end, h), L.multichannel(sample_ds, end, h)
+
+
+@pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
+                                      ("unresolved_complaint", "after_unresolved_complaint")])
+def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
+    hr = cox_result[0].metrics()["hazard_ratios"][term]
+    assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
+
+
+@pytest.mark.xfail(strict=True, reason="not identified on the sample: it writes no churn date (the last sign of life "
+                   "stands in for the latent churn time), activity is latent (early purchase days are a noisy proxy, "
+                   "attenuated), survey timing is selected on survival, and channels are only seen as used")
+@pytest.mark.parametrize("term,key", [("activity", "per_sd_activity"), ("channels", "per_extra_channel"),
+                                      ("member", "after_joining_programme")])
+def test_cox_planted_ratio_not_recovered(cox_result, truth, term, key):
+    hr = cox_result[0].metrics()["hazard_ratios"][term]
+    assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
+
+
+def test_cox_concordance_on_a_time_split_beats_chance(cox_result):
+    c = cox_result[0].metrics()["cox"]["concordance_time_split"]
+    assert c is not None and 0.5 < c < 1
+
+
+def test_multichannel_naive_gap_is_confounded(cox_result, truth):
+    mc = cox_result[1]
+    naive = mc.naive.set_index("channels")
+    # the naive shares are plain shares of customers with a recorded churn reason, by channels used
+    multi = naive.loc[["2", "3+"]]
+    assert naive.at["1", "share"] == pytest.approx(truth["churn"]["naive_churn_single_channel"], abs=0.03)
+    # channels are seen only as used: a multi-channel customer with few purchases looks single-channel, so the
+    # observed naive gap is at least the planted one (truth: 44% vs 30% on the full sample)
+    gap = naive.at["1", "share"] - multi["lost"].sum() / multi["n"].sum()
+    planted_gap = truth["churn"]["naive_churn_single_channel"] - truth["churn"]["naive_churn_multi_channel"]
+    assert gap >= planted_gap - 0.03
+    # adjusting for activity moves the per-channel ratio towards 1 (busier customers use more channels)
+    assert mc.naive_hr[0] < mc.adjusted_hr[0] < 1
+    keys = {f.key for f in mc.findings("en")}
+    assert {"multichannel_naive", "multichannel_adjusted"} <= keys
+
+
+def test_cohort_triangle_matches_pandas(tmp_path):
+    ds, tx = _log(tmp_path)
+    end = dt.date(2024, 12, 31)
+    res = L.cohorts(ds, end, 120, months=24)
+    d = tx.assign(m=pd.to_datetime(tx["date"]).dt.to_period("M"))
+    first = d.groupby("customer_id")["m"].min().rename("c")
+    d = d.join(first, on="customer_id")
+    d["k"] = (d["m"] - d["c"]).map(lambda x: x.n)
+    size = first.value_counts()
+    want = d.groupby(["c", "k"])["customer_id"].nunique().unstack().div(size, axis=0)
+    for c in res.customers.index:
+        p = pd.Period(c, "M")
+        kmax = (pd.Period("2024-12", "M") - p).n
+        row = res.customers.loc[c]
+        assert row[row.index > kmax].isna().all()  # the empty lower-right triangle
+        exp = want.loc[p].reindex(range(kmax + 1)).fillna(0.0)
+        assert row[row.index <= kmax].to_numpy() == pytest.approx(exp.to_numpy())
+
+
+def test_no_repeat_buyers_skip_with_a_reason(tmp_path):
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c"], "date": [dt.date(2024, 1, 1)] * 3, "amount": [1.0, 2.0, 3.0],
+                       "order_id": ["1", "2", "3"]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path / "once")
+    h = L.resolve_horizon(ds, dt.date(2024, 12, 31))
+    assert h is None
+    res = L.stages(ds, dt.date(2024, 12, 31), L.StageRules(h))
+    assert res.skipped and "two different days" in res.reason("en") and "两个不同日期" in res.reason("zh")
+    assert L.churn_rate(ds, dt.date(2024, 12, 31), h).skipped
+
+
+def test_harrell_c_matches_a_pairwise_count():
+    rng = np.random.default_rng(5)
+    time = rng.integers(1, 30, 80).astype(float)
+    event = rng.random(80) < 0.6
+    risk = np.round(rng.normal(size=80), 1)
+    num = den = 0.0
+    for i in range(80):
+        for j in range(80):
+            if event[i] and time[i] < time[j]:
+                den += 1
+                num += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
+    assert L.harrell_c(time, event, risk) == pytest.approx(num / den)
+
+
+def test_complaint_handling_shares_match_truth(sample_ds, truth):
+    end = sample_ds.date_range("transactions")[1]
+    res = L.churn_reasons(sample_ds, end, L.resolve_horizon(sample_ds, end))
+    h = res.handling.set_index("group")
+    # the sample records these shares itself: churned (a churn reason) among complainers, unresolved vs resolved
+    assert h.at["unresolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_unresolved"], abs=1e-4)
+    assert h.at["resolved", "share"] == pytest.approx(truth["churn"]["churn_complainers_all_resolved"], abs=1e-4)
+    assert "complaint_handling" in {f.key for f in res.findings("en")}
+
+
+def test_without_transactions_sections_name_the_missing_table(tmp_path):
+    cu = pd.DataFrame({"customer_id": ["a", "b"], "signup_date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)]})
+    ds = dataset_from_frames({"customers": cu}, tmp_path / "nocx")
+    assert L.resolve_horizon(ds, dt.date(2024, 12, 31)) is None
+    res = L.cohorts(ds, dt.date(2024, 12, 31), None)
+    assert res.skipped and "transactions" in res.reason("en")

@@ -1,0 +1,1496 @@
+"""Lifecycle, churn and win-back (DOMAIN.md §4, §1 on multi-channel customers; notebook 04).
+
+Every analysis takes a :class:`~workbench.engine.Dataset` and returns a frozen result
+(:class:`workbench.results.Result`). Aggregations run in the engine (DuckDB SQL); pandas only
+sees per-customer frames and aggregates, never the raw transaction log.
+
+Definitions (each a documented parameter, see README's notebook-parameter table):
+
+* **purchase** — a transactions row with ``amount > 0`` on or before the snapshot day;
+  purchase *days* are counted (several orders on one day are one visit).
+* **churn horizon** ``H`` — a customer is *lost* at day ``d`` when the last purchase is more than
+  ``H`` days before ``d`` (or ``customers.churned_at <= d`` where the export has it). ``H`` is the
+  ``horizon_quantile`` (default 0.9) of the gaps between consecutive purchase days, unless
+  ``horizon_days`` is given; :func:`churn_rate` shows the sensitivity to the quantile.
+* **stages** (Griffin's ladder as data rules, first matching rule wins): lost (above);
+  lapsing (not lost, but the time since the last purchase exceeds ``lapse_factor`` times the
+  customer's own mean gap — the population median gap for one-time buyers); advocate (client and
+  a top-box ``recommend`` answer); client (a purchase in at least ``client_k`` of the last
+  ``client_m`` calendar months); repeat (two or more purchase days); first-time (one).
+* **event time** for survival: ``churned_at`` where present; otherwise the last purchase of a
+  customer who is lost at the snapshot (right-censored at the snapshot when not lost).
+
+Everything here is associational: customers choose their channels, their programme and their
+complaints; the Cox model adjusts for what is measured, nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from workbench.engine import Dataset, MissingDataError
+from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.results import KPI, Figure, Finding, Result, Table, analysis
+
+__all__ = [
+    "STAGES", "StageRules", "assign_stages", "customer_frame", "stages", "gap_quantiles", "churn_rate",
+    "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "multichannel",
+    "churn_reasons", "churn_risk", "winback", "resolve_horizon",
+]
+
+STAGES: tuple[str, ...] = ("first_time", "repeat", "client", "advocate", "lapsing", "lost")
+STAGE_COLORS = {"first_time": "#9ecae1", "repeat": "#4292c6", "client": "#08519c", "advocate": "#2ca25f",
+                "lapsing": "#fdae6b", "lost": "#de2d26"}
+#: texts' range of yearly customer loss (DOMAIN §4)
+TEXT_CHURN_RANGE = (0.20, 0.40)
+MIN_CASES = 30
+
+
+def _day(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def _lit(day: dt.date) -> str:
+    return f"DATE '{_day(day).isoformat()}'"
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n == 0:
+        return (math.nan, math.nan)
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return (float(lo), float(hi))
+
+
+def _has_churned_at(ds: Dataset) -> bool:
+    if not ds.has("customers", "churned_at"):
+        return False
+    return bool(ds.sql("SELECT count(*) FROM customers WHERE churned_at IS NOT NULL").iloc[0, 0])
+
+
+def _purchases(ds: Dataset, end: dt.date) -> str:
+    """CTE body: distinct purchase days (customer_id, d) with the day's amount, up to ``end``."""
+    ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")
+    return (f"SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
+            f"WHERE customer_id IS NOT NULL AND amount > 0 AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1, 2")
+
+
+# --------------------------------------------------------------------------- horizon
+def gap_quantiles(ds: Dataset, end: Any, quantiles: Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.99)) -> pd.DataFrame:
+    """Quantiles of the days between consecutive purchase days (all customers, up to ``end``).
+
+    Returns
+    -------
+    DataFrame
+        ``quantile, days, n_gaps``. Empty when nobody bought twice.
+    """
+    end = _day(end)
+    qs = ", ".join(str(float(q)) for q in quantiles)
+    got = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+        g AS (SELECT date_diff('day', lag(d) OVER (PARTITION BY customer_id ORDER BY d), d) AS gap FROM p)
+        SELECT quantile_cont(gap, [{qs}]) AS q, count(gap) AS n FROM g WHERE gap IS NOT NULL""")
+    n = int(got["n"].iloc[0])
+    if n == 0:
+        return pd.DataFrame(columns=["quantile", "days", "n_gaps"])
+    return pd.DataFrame({"quantile": list(quantiles), "days": [float(v) for v in got["q"].iloc[0]], "n_gaps": n})
+
+
+def resolve_horizon(ds: Dataset, end: Any, horizon_days: Any = "", horizon_quantile: float = 0.9) -> int | None:
+    """The churn horizon in days: ``horizon_days`` when given, else the gap quantile (at least 1).
+
+    ``None`` when the data cannot set one (no transactions, or nobody bought on two days); every
+    analysis given ``None`` then skips with that reason instead of the notebook failing.
+    """
+    if str(horizon_days).strip() not in ("", "0", "None"):
+        return int(float(horizon_days))
+    try:
+        q = gap_quantiles(ds, end, (float(horizon_quantile),))
+    except MissingDataError:
+        return None
+    if q.empty:
+        return None
+    return max(1, int(math.ceil(q["days"].iloc[0])))
+
+
+class Unsupported(MissingDataError):
+    """The data cannot support a lifecycle analysis; :meth:`reason` says why in plain words.
+
+    ``key`` names a ``lifecycle.skip.<key>`` text; ``values`` fill it.
+    """
+
+    def __init__(self, key: str, **values: Any):
+        self.key, self.values = key, values
+        super().__init__("transactions", (), f"{key}: {values}")
+
+    def reason(self, lang: str = "en") -> str:
+        vals = {k: fmt_date(v, lang) if isinstance(v, dt.date) else v for k, v in self.values.items()}
+        return t(f"lifecycle.skip.{self.key}", lang, **vals)
+
+
+def _fit(model: Any) -> Any:
+    try:
+        with np.errstate(all="ignore"):
+            return model.fit()
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise Unsupported("singular") from exc
+
+
+def _need(horizon_days: int | None, ds: Dataset) -> int:
+    ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")  # names the missing table first
+    if horizon_days is None:
+        raise Unsupported("no_horizon")
+    return int(horizon_days)
+
+
+# --------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class StageRules:
+    """Griffin's ladder as data rules (see the module docstring).
+
+    Parameters
+    ----------
+    horizon_days : int
+        Lost = no purchase for more than this many days (or ``churned_at`` on or before the day).
+    client_k, client_m : int
+        Client = purchases in at least ``client_k`` of the last ``client_m`` calendar months
+        (the snapshot's month included).
+    lapse_factor : float
+        Lapsing = time since the last purchase above ``lapse_factor`` × the customer's mean gap.
+    recommend_top : float or None
+        Advocate = client with a ``recommend`` answer ≥ this (None: the top box of the scale).
+    """
+
+    horizon_days: int
+    client_k: int = 3
+    client_m: int = 6
+    lapse_factor: float = 1.5
+    recommend_top: float | None = None
+
+
+def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None) -> pd.DataFrame:
+    """Per customer with a purchase on or before ``end``: the history the stage rules need.
+
+    Returns
+    -------
+    DataFrame
+        Index ``customer_id``; columns ``first, last, n_days, revenue, revenue_12m, mean_gap,
+        active_months`` (months with a purchase among the last ``client_m``), ``channels``
+        (distinct transaction channels, NaN without the column), ``recommend_top`` (bool),
+        ``churned_at`` (NaT without the column), ``segment`` (None without it).
+    """
+    end = _day(end)
+    m0 = (pd.Timestamp(end).to_period("M") - (int(client_m) - 1)).start_time.date()
+    y0 = end - dt.timedelta(days=365)
+    has_ch = ds.has("transactions", "channel")
+    ch = (f" LEFT JOIN (SELECT customer_id, count(DISTINCT channel) AS channels FROM transactions "
+          f"WHERE amount > 0 AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1) c USING (customer_id)") if has_ch else ""
+    frame = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+        a AS (SELECT customer_id, min(d) AS first, max(d) AS last, count(*) AS n_days, sum(amount) AS revenue,
+                     sum(CASE WHEN d > {_lit(y0)} THEN amount ELSE 0 END) AS revenue_12m,
+                     count(DISTINCT CASE WHEN d >= {_lit(m0)} THEN date_trunc('month', d) END) AS active_months
+              FROM p GROUP BY 1)
+        SELECT * FROM a{ch}""").set_index("customer_id")
+    if frame.empty:
+        raise Unsupported("no_purchase", end=end)
+    frame["first"] = pd.to_datetime(frame["first"])
+    frame["last"] = pd.to_datetime(frame["last"])
+    span = (frame["last"] - frame["first"]).dt.days.astype(float)
+    frame["mean_gap"] = np.where(frame["n_days"] > 1, span / (frame["n_days"] - 1).clip(lower=1), np.nan)
+    if not has_ch:
+        frame["channels"] = np.nan
+    frame["recommend_top"] = False
+    if ds.has("surveys", "customer_id", "recommend", "date"):
+        top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
+        rec = ds.sql(f"SELECT DISTINCT customer_id FROM surveys WHERE customer_id IS NOT NULL AND recommend >= ? "
+                     f"AND CAST(date AS DATE) <= {_lit(end)}", [float(top)])
+        frame["recommend_top"] = frame.index.isin(rec["customer_id"])
+    frame["churned_at"] = pd.NaT
+    frame["segment"] = None
+    if ds.has("customers", "customer_id"):
+        cols = [c for c in ("churned_at", "segment", "churn_reason") if ds.has("customers", c)]
+        if cols:
+            cu = ds.sql(f"SELECT customer_id, {', '.join(cols)} FROM customers").drop_duplicates("customer_id")
+            cu = cu.set_index("customer_id").reindex(frame.index)
+            for c in cols:
+                frame[c] = cu[c]
+            frame["churned_at"] = pd.to_datetime(frame["churned_at"])
+    frame.attrs.update(end=end, client_m=int(client_m))
+    return frame
+
+
+def assign_stages(frame: pd.DataFrame, rules: StageRules, end: Any) -> pd.Series:
+    """Stage of each customer on ``end`` (first matching rule: lost, lapsing, advocate, client, repeat, first-time).
+
+    ``frame`` needs ``last, n_days, mean_gap, active_months`` and optionally ``churned_at`` and
+    ``recommend_top`` (see :func:`customer_frame`).
+    """
+    end_ts = pd.Timestamp(_day(end))
+    recency = (end_ts - pd.to_datetime(frame["last"])).dt.days.to_numpy(float)
+    churned_at = pd.to_datetime(frame["churned_at"]) if "churned_at" in frame else pd.Series(pd.NaT, frame.index)
+    left = (churned_at.notna() & (churned_at <= end_ts)).to_numpy()
+    lost = left | (recency > rules.horizon_days)
+    gaps = frame["mean_gap"].to_numpy(float)
+    typical = np.nanmedian(gaps) if np.isfinite(gaps).any() else float(rules.horizon_days)
+    own = np.where(np.isfinite(gaps) & (gaps > 0), gaps, typical)
+    lapsing = ~lost & (recency > rules.lapse_factor * own)
+    client = frame["active_months"].to_numpy() >= rules.client_k
+    advocate = client & (frame["recommend_top"].to_numpy(bool) if "recommend_top" in frame else False)
+    repeat = frame["n_days"].to_numpy() >= 2
+    out = np.select([lost, lapsing, advocate, client, repeat], ["lost", "lapsing", "advocate", "client", "repeat"],
+                    "first_time")
+    return pd.Series(pd.Categorical(out, categories=list(STAGES)), index=frame.index, name="stage")
+
+
+def _month_ends(end: dt.date, n: int) -> list[dt.date]:
+    last = pd.Timestamp(end).to_period("M")
+    out = [(last - i).end_time.date() for i in range(n - 1, 0, -1)]
+    return out + [end]
+
+
+def stage_label(stage: str, lang: str) -> str:
+    return t(f"lifecycle.stage.{stage}", lang)
+
+
+@dataclass(frozen=True, repr=False)
+class Stages(Result):
+    """Stage counts per month, stage by value tier and the flow between two snapshots."""
+
+    heading: ClassVar[str] = "lifecycle.h.stages"
+    counts: pd.DataFrame  # index month end, columns STAGES
+    by_tier: pd.DataFrame  # index tier, columns STAGES
+    flow: pd.DataFrame  # index stage before (or "new"), columns stage after
+    rules: StageRules
+    end: dt.date
+    before: dt.date
+
+    def _now(self) -> pd.Series:
+        return self.counts.iloc[-1]
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        now = self._now()
+        n = int(now.sum())
+        active = n - int(now["lost"])
+        loyal = int(now["client"] + now["advocate"])
+        text = t("lifecycle.find.stages", lang, n=fmt_int(n, lang), end=fmt_date(self.end, lang),
+                 active=fmt_int(active, lang), loyal=fmt_int(loyal, lang),
+                 loyal_share=fmt_pct(loyal / active if active else math.nan, lang),
+                 lapsing=fmt_int(int(now["lapsing"]), lang), lost=fmt_int(int(now["lost"]), lang))
+        how = t("lifecycle.how.stages", lang, k=self.rules.client_k, m=self.rules.client_m,
+                lapse=fmt_num(self.rules.lapse_factor, lang, 1), horizon=fmt_int(self.rules.horizon_days, lang))
+        out = [Finding("stages", text, value=int(now["lapsing"]), headline=True, n=n, how=how,
+                       action=t("lifecycle.action.stages", lang))]
+        moved = self.flow.drop(index="new", errors="ignore")
+        down = int(sum(moved.at[a, b] for a in moved.index for b in ("lapsing", "lost")
+                       if a not in ("lapsing", "lost") and b in moved.columns))
+        out.append(Finding("stage_flow", t("lifecycle.find.flow", lang, before=fmt_date(self.before, lang),
+                                           end=fmt_date(self.end, lang), down=fmt_int(down, lang),
+                                           new=fmt_int(int(self.flow.loc["new"].sum()) if "new" in self.flow.index
+                                                       else 0, lang)), value=down, n=int(moved.values.sum())))
+        return out
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        fig = go.Figure()
+        x = [pd.Timestamp(d).strftime("%Y-%m") for d in self.counts.index]
+        for s in STAGES:
+            fig.add_bar(x=x, y=self.counts[s], name=stage_label(s, lang), marker_color=STAGE_COLORS[s])
+        fig.update_layout(barmode="stack", title=t("lifecycle.fig.stages", lang),
+                          yaxis_title=t("lifecycle.axis.customers", lang))
+        return [fig, self.sankey(lang)]
+
+    def sankey(self, lang: str = "en") -> go.Figure:
+        before = [s for s in self.flow.index]
+        after = list(self.flow.columns)
+        lab = [t("lifecycle.stage.new", lang) if s == "new" else stage_label(s, lang) for s in before]
+        lab += [stage_label(s, lang) for s in after]
+        src, tgt, val = [], [], []
+        for i, a in enumerate(before):
+            for j, b in enumerate(after):
+                v = int(self.flow.at[a, b])
+                if v:
+                    src.append(i)
+                    tgt.append(len(before) + j)
+                    val.append(v)
+        colors = [STAGE_COLORS.get(s, "#bbbbbb") for s in before] + [STAGE_COLORS[s] for s in after]
+        fig = go.Figure(go.Sankey(node={"label": lab, "color": colors, "pad": 12},
+                                  link={"source": src, "target": tgt, "value": val}))
+        fig.update_layout(title=t("lifecycle.fig.flow", lang, before=fmt_date(self.before, lang),
+                                  end=fmt_date(self.end, lang)))
+        return fig
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.by_tier.copy()
+        tab.index = [t(f"pyramid.tier.{i}", lang) for i in tab.index]
+        tab.columns = [stage_label(c, lang) for c in tab.columns]
+        tab.index.name = t("lifecycle.col.tier", lang)
+        return [Table(tab.reset_index(), caption=t("lifecycle.cap.by_tier", lang))]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        now = self._now()
+        prev = self.counts.iloc[-2] if len(self.counts) > 1 else None
+        return [KPI("active_customers_at_risk", t("lifecycle.kpi.at_risk", lang), float(now["lapsing"]), "count",
+                    n=int(now.sum() - now["lost"]), better="lower",
+                    previous=float(prev["lapsing"]) if prev is not None else None,
+                    how=t("lifecycle.how.at_risk", lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"stage_counts": {pd.Timestamp(d).date().isoformat(): {s: int(v) for s, v in row.items()}
+                                 for d, row in self.counts.iterrows()},
+                "stage_by_tier": {str(i): {s: int(v) for s, v in row.items()} for i, row in self.by_tier.iterrows()},
+                "stage_flow": {str(i): {s: int(v) for s, v in row.items()} for i, row in self.flow.iterrows()},
+                "stage_rules": {"horizon_days": self.rules.horizon_days, "client_k": self.rules.client_k,
+                                "client_m": self.rules.client_m, "lapse_factor": self.rules.lapse_factor}}
+
+
+def _tiers(values: pd.Series) -> pd.Series:
+    from workbench.pyramid import assign_tiers
+
+    return assign_tiers(values.astype(float).fillna(0.0))
+
+
+@analysis("lifecycle.h.stages")
+def stages(ds: Dataset, end: Any, rules: StageRules, months: int = 12, before: Any = None) -> Stages:
+    """Stage counts at the last ``months`` month ends, stage by value tier (12-month revenue) and the flow
+    from ``before`` (default: a year before ``end``) to ``end``."""
+    _need(rules.horizon_days, ds)
+    end = _day(end)
+    before = _day(before) if before not in (None, "") else end - dt.timedelta(days=365)
+    rows = {}
+    for d in _month_ends(end, int(months)):
+        try:
+            fr = customer_frame(ds, d, rules.client_m, rules.recommend_top)
+        except MissingDataError:
+            continue
+        rows[d] = assign_stages(fr, rules, d).value_counts().reindex(list(STAGES), fill_value=0)
+    counts = pd.DataFrame(rows).T.astype(int)
+    now = customer_frame(ds, end, rules.client_m, rules.recommend_top)
+    st = assign_stages(now, rules, end)
+    tier = _tiers(now["revenue_12m"])
+    by_tier = pd.crosstab(tier, st).reindex(columns=list(STAGES), fill_value=0)
+    try:
+        old = assign_stages(customer_frame(ds, before, rules.client_m, rules.recommend_top), rules, before)
+    except MissingDataError:
+        old = pd.Series(dtype=object)
+    prev = old.reindex(st.index).astype(object).fillna("new")
+    flow = pd.crosstab(prev, st.astype(object)).reindex(index=list(STAGES) + ["new"], columns=list(STAGES),
+                                                         fill_value=0)
+    flow = flow.loc[flow.sum(axis=1) > 0]
+    return Stages(counts, by_tier, flow, rules, end, before)
+
+
+# --------------------------------------------------------------------------- churn rate
+@dataclass(frozen=True, repr=False)
+class ChurnRate(Result):
+    """Yearly churn: of customers active a year before the snapshot, the share lost at the snapshot."""
+
+    heading: ClassVar[str] = "lifecycle.h.churn"
+    rate: float
+    interval: tuple[float, float]
+    n: int
+    lost: int
+    horizon_days: int
+    source: str  # "transactions" or "churned_at"
+    start: dt.date
+    end: dt.date
+    sensitivity: pd.DataFrame  # quantile, horizon_days, n, lost, rate, low, high
+    previous: float | None = None
+    window_days: int = 365  # below 365: the share lost over the window, annualised at a constant hazard
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        lo, hi = self.interval
+        where = ("inside" if TEXT_CHURN_RANGE[0] <= self.rate <= TEXT_CHURN_RANGE[1]
+                 else "below" if self.rate < TEXT_CHURN_RANGE[0] else "above")
+        text = t("lifecycle.find.churn", lang, rate=fmt_pct(self.rate, lang), n=fmt_int(self.n, lang),
+                 start=fmt_date(self.start, lang), end=fmt_date(self.end, lang),
+                 texts=t(f"lifecycle.find.texts_{where}", lang))
+        how = t(f"lifecycle.how.churn_{self.source}", lang, horizon=fmt_int(self.horizon_days, lang),
+                lo=fmt_pct(lo, lang), hi=fmt_pct(hi, lang), lost=fmt_int(self.lost, lang), n=fmt_int(self.n, lang))
+        if self.window_days < 365:
+            text += t("lifecycle.find.annualised", lang, days=self.window_days)
+        return [Finding("annual_churn_rate", text, value=self.rate, headline=True, interval=self.interval,
+                        n=self.n, value_range=(0.0, 1.0), how=how, action=t("lifecycle.action.churn", lang))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if self.sensitivity.empty:
+            return []
+        tab = self.sensitivity.copy()
+        tab["interval"] = [f"{fmt_pct(a, lang)} – {fmt_pct(b, lang)}" for a, b in zip(tab["low"], tab["high"], strict=True)]
+        tab = tab[["quantile", "horizon_days", "n", "lost", "rate", "interval"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        fm = {tab.columns[0]: lambda v: fmt_pct(v, lang, 0), tab.columns[4]: lambda v: fmt_pct(v, lang)}
+        return [Table(tab, fm, caption=t("lifecycle.cap.sensitivity", lang), appendix=True)]
+
+    def kpis(self, lang: str = "en") -> list[KPI]:
+        return [KPI("annual_churn_rate", t("lifecycle.kpi.churn", lang), self.rate, "share", n=self.n,
+                    interval=self.interval, better="lower", previous=self.previous,
+                    how=t(f"lifecycle.how.churn_{self.source}", lang, horizon=fmt_int(self.horizon_days, lang),
+                          lo=fmt_pct(self.interval[0], lang), hi=fmt_pct(self.interval[1], lang),
+                          lost=fmt_int(self.lost, lang), n=fmt_int(self.n, lang)))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"annual_churn_rate": {"rate": self.rate, "low": self.interval[0], "high": self.interval[1],
+                                      "n": self.n, "lost": self.lost, "horizon_days": self.horizon_days,
+                                      "source": self.source, "start": self.start.isoformat(),
+                                      "end": self.end.isoformat(), "previous": self.previous,
+                                      "window_days": self.window_days},
+                "churn_horizon_sensitivity": self.sensitivity.to_dict(orient="records")}
+
+
+def _year_churn(ds: Dataset, end: dt.date, horizon: int, use_churned_at: bool, days: int = 365) -> tuple[int, int]:
+    t0 = end - dt.timedelta(days=days)
+    if use_churned_at:
+        got = ds.sql(f"""SELECT count(*) AS n, count(*) FILTER (WHERE churned_at <= {_lit(end)}) AS lost
+            FROM customers WHERE signup_date <= {_lit(t0)} AND (churned_at IS NULL OR churned_at > {_lit(t0)})""")
+    else:
+        lo0 = t0 - dt.timedelta(days=horizon)
+        lo1 = end - dt.timedelta(days=horizon)
+        got = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+            a AS (SELECT customer_id,
+                         bool_or(d > {_lit(lo0)} AND d <= {_lit(t0)}) AS active0,
+                         bool_or(d > {_lit(lo1)}) AS active1 FROM p GROUP BY 1)
+            SELECT count(*) AS n, count(*) FILTER (WHERE NOT active1) AS lost FROM a WHERE active0""")
+    return int(got["n"].iloc[0]), int(got["lost"].iloc[0])
+
+
+def _annual(share: float, days: int) -> float:
+    """A loss share over ``days`` as a yearly rate at a constant hazard: 1 − (1 − share)^(365/days)."""
+    return 1 - (1 - share) ** (365 / days) if np.isfinite(share) else math.nan
+
+
+@analysis("lifecycle.h.churn")
+def churn_rate(ds: Dataset, end: Any, horizon_days: int,
+               quantiles: Sequence[float] = (0.8, 0.9, 0.95, 0.99)) -> ChurnRate:
+    """Yearly churn rate with a Wilson 95% interval, and its sensitivity to the horizon quantile.
+
+    With ``customers.churned_at`` the export's own dates decide (customers signed up and not gone a
+    year before ``end``; lost = ``churned_at`` by ``end``). Otherwise the transaction log decides:
+    active a year before = a purchase within the horizon before that day; lost = no purchase within
+    the horizon before ``end``. Needs one year plus the horizon of history.
+    """
+    horizon_days = _need(horizon_days, ds)
+    end = _day(end)
+    use = _has_churned_at(ds) and ds.has("customers", "signup_date")
+    first, _ = ds.date_range("customers", "signup_date") if use else ds.date_range("transactions")
+    lead = 0 if use else int(horizon_days)
+    need = end - dt.timedelta(days=365 + lead)
+    if first is None:
+        raise Unsupported("short_history", need=need)
+    days = min(365, (end - _day(first)).days - lead)  # a shorter window is annualised (constant hazard)
+    if days < 90:
+        raise Unsupported("short_history", need=need)
+    n, lost = _year_churn(ds, end, int(horizon_days), use, days)
+    if n == 0:
+        raise Unsupported("none_active")
+    if days < 365:
+        lo, hi = _wilson(lost, n)
+        return ChurnRate(_annual(lost / n, days), (_annual(lo, days), _annual(hi, days)), n, lost, int(horizon_days),
+                         "churned_at" if use else "transactions", end - dt.timedelta(days=days), end, pd.DataFrame(),
+                         None, days)
+    rows = []
+    if not use:
+        gq = gap_quantiles(ds, end, quantiles)
+        for q, days in zip(gq["quantile"], gq["days"], strict=True):
+            h = max(1, int(math.ceil(days)))
+            if _day(first) > end - dt.timedelta(days=365 + h):
+                continue
+            nn, ll = _year_churn(ds, end, h, False)
+            lo, hi = _wilson(ll, nn)
+            rows.append({"quantile": q, "horizon_days": h, "n": nn, "lost": ll, "rate": ll / nn if nn else math.nan,
+                         "low": lo, "high": hi})
+    prev = None
+    pend = end - dt.timedelta(days=365)
+    if _day(first) <= pend - dt.timedelta(days=365 + (0 if use else int(horizon_days))):
+        pn, pl = _year_churn(ds, pend, int(horizon_days), use)
+        prev = pl / pn if pn else None
+    return ChurnRate(lost / n, _wilson(lost, n), n, lost, int(horizon_days), "churned_at" if use else "transactions",
+                     end - dt.timedelta(days=365), end, pd.DataFrame(rows), prev)
+
+
+# --------------------------------------------------------------------------- cohorts + sBG
+def sbg_survival(alpha: float, beta: float, periods: int) -> np.ndarray:
+    """sBG survival S(t), t = 0..periods (Fader & Hardie 2007): S(t) = B(α, β+t) / B(α, β)."""
+    from scipy.special import betaln
+
+    tt = np.arange(periods + 1)
+    return np.exp(betaln(alpha, beta + tt) - betaln(alpha, beta))
+
+
+def fit_sbg(deaths: np.ndarray, survivors_at: np.ndarray) -> tuple[float, float, float]:
+    """Maximum-likelihood shifted-beta-geometric fit.
+
+    Parameters
+    ----------
+    deaths : array (n_obs,)
+        For each observed loss: the period ``t >= 1`` in which the customer left.
+    survivors_at : array (n_cens,)
+        For each customer still alive: the number of periods survived so far.
+
+    Returns
+    -------
+    (alpha, beta, loglik)
+    """
+    from scipy.optimize import minimize
+    from scipy.special import betaln
+
+    d_t, d_n = np.unique(np.asarray(deaths, int), return_counts=True)
+    c_t, c_n = np.unique(np.asarray(survivors_at, int), return_counts=True)
+
+    def nll(theta: np.ndarray) -> float:
+        a, b = np.exp(theta)
+        base = betaln(a, b)
+        ll = np.sum(d_n * (betaln(a + 1, b + d_t - 1) - base)) + np.sum(c_n * (betaln(a, b + c_t) - base))
+        return -float(ll)
+
+    res = minimize(nll, np.log([1.0, 1.0]), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12,
+                                                                           "maxiter": 4000})
+    a, b = np.exp(res.x)
+    return float(a), float(b), -float(res.fun)
+
+
+@dataclass(frozen=True, repr=False)
+class Cohorts(Result):
+    """Retention triangle by acquisition month and the sBG fit of the pooled survival."""
+
+    heading: ClassVar[str] = "lifecycle.h.cohorts"
+    customers: pd.DataFrame  # cohort x months since acquisition: share active
+    revenue: pd.DataFrame  # cohort x months: revenue per acquired customer
+    sizes: pd.Series
+    alpha: float
+    beta: float
+    observed: pd.Series  # pooled survival by period (KM over cohorts)
+    fitted: pd.Series
+    horizon_days: int
+    currency: str = "CNY"
+
+    def _m12(self) -> tuple[float, int]:
+        col = 12 if 12 in self.customers.columns else None
+        if col is None:
+            return math.nan, 0
+        ok = self.customers[col].notna()
+        n = int(self.sizes[ok].sum())
+        return (float((self.customers.loc[ok, col] * self.sizes[ok]).sum() / n) if n else math.nan), n
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        r1 = self.customers[1].dropna() if 1 in self.customers.columns else pd.Series(dtype=float)
+        if len(r1):
+            w = self.sizes.reindex(r1.index)
+            m1 = float((r1 * w).sum() / w.sum())
+            out.append(Finding("cohort_month1", t("lifecycle.find.cohort1", lang, share=fmt_pct(m1, lang),
+                                                 n=fmt_int(int(w.sum()), lang), cohorts=len(r1)),
+                               value=m1, n=int(w.sum())))
+        if np.isfinite(self.alpha):
+            mean_churn = self.alpha / (self.alpha + self.beta)
+            gap = float(np.nanmax(np.abs(self.observed - self.fitted.reindex(self.observed.index))))
+            out.append(Finding("sbg", t("lifecycle.find.sbg", lang, churn=fmt_pct(mean_churn, lang),
+                                        s12=fmt_pct(float(sbg_survival(self.alpha, self.beta, 12)[12]), lang),
+                                        gap=fmt_num(gap * 100, lang, 1)),
+                               value=mean_churn,
+                               how=t("lifecycle.how.sbg", lang, a=fmt_num(self.alpha, lang, 3),
+                                     b=fmt_num(self.beta, lang, 3))))
+        return out
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        x = [int(c) for c in self.customers.columns]
+        y = [str(i) for i in self.customers.index]
+        heat = go.Figure(go.Heatmap(z=self.customers.to_numpy(float), x=x, y=y, colorscale="Blues", zmin=0, zmax=1,
+                                    hoverongaps=False, colorbar={"tickformat": ".0%"}))
+        heat.update_layout(title=t("lifecycle.fig.cohorts", lang), xaxis_title=t("lifecycle.axis.months_since", lang),
+                           yaxis_title=t("lifecycle.axis.cohort", lang), yaxis={"autorange": "reversed"})
+        rev = go.Figure(go.Heatmap(z=self.revenue.to_numpy(float), x=x, y=y, colorscale="Greens", hoverongaps=False))
+        rev.update_layout(title=t("lifecycle.fig.cohort_revenue", lang, currency=self.currency),
+                          xaxis_title=t("lifecycle.axis.months_since", lang),
+                          yaxis_title=t("lifecycle.axis.cohort", lang), yaxis={"autorange": "reversed"})
+        out: list[Any] = [heat, Figure(rev, appendix=True)]
+        if np.isfinite(self.alpha):
+            fit = go.Figure()
+            fit.add_scatter(x=list(self.observed.index), y=self.observed, mode="markers",
+                            name=t("lifecycle.series.observed", lang))
+            fit.add_scatter(x=list(self.fitted.index), y=self.fitted, mode="lines", name=t("lifecycle.series.sbg", lang))
+            fit.update_layout(title=t("lifecycle.fig.sbg", lang), xaxis_title=t("lifecycle.axis.months_since", lang),
+                              yaxis={"tickformat": ".0%", "range": [0, 1.02]})
+            out.append(Figure(fit, appendix=True))
+        return out
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("lifecycle.note.cohorts", lang, horizon=fmt_int(self.horizon_days, lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        m12, n12 = self._m12()
+        return {"cohort_retention": {str(i): [None if pd.isna(v) else float(v) for v in row]
+                                     for i, row in self.customers.iterrows()},
+                "cohort_sizes": {str(i): int(v) for i, v in self.sizes.items()},
+                "retention_month12": {"share": m12, "n": n12},
+                "sbg": {"alpha": self.alpha, "beta": self.beta} if np.isfinite(self.alpha) else None}
+
+
+@analysis("lifecycle.h.cohorts")
+def cohorts(ds: Dataset, end: Any, horizon_days: int, months: int = 24) -> Cohorts:
+    """Share of each acquisition-month cohort buying in each later month (and revenue per acquired
+    customer), and an sBG fit to the pooled survival (alive = a purchase in that month or later,
+    still alive when the last purchase is within the horizon of ``end``)."""
+    horizon_days = _need(horizon_days, ds)
+    end = _day(end)
+    m_end = pd.Timestamp(end).to_period("M")
+    c0 = (m_end - (int(months) - 1)).start_time.date()
+    got = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+        f AS (SELECT customer_id, date_trunc('month', min(d)) AS c, max(d) AS last FROM p GROUP BY 1),
+        a AS (SELECT f.c, date_diff('month', f.c, date_trunc('month', p.d)) AS k,
+                     count(DISTINCT p.customer_id) AS n, sum(p.amount) AS rev
+              FROM p JOIN f USING (customer_id) WHERE f.c >= {_lit(c0)} GROUP BY 1, 2)
+        SELECT * FROM a""")
+    life = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+        f AS (SELECT customer_id, date_trunc('month', min(d)) AS c, max(d) AS last FROM p GROUP BY 1)
+        SELECT date_diff('month', c, date_trunc('month', last)) AS k_last,
+               date_diff('month', c, {_lit(end)}::DATE) AS k_max,
+               last > {_lit(end)}::DATE - INTERVAL {int(horizon_days)} DAY AS alive, count(*) AS n
+        FROM f WHERE c >= {_lit(c0)} GROUP BY 1, 2, 3""")
+    if got.empty:
+        raise Unsupported("no_cohort")
+    got["c"] = pd.to_datetime(got["c"]).dt.strftime("%Y-%m")
+    sizes = got[got["k"] == 0].set_index("c")["n"]
+    cust = got.pivot(index="c", columns="k", values="n").reindex(columns=range(int(got["k"].max()) + 1))
+    rev = got.pivot(index="c", columns="k", values="rev").reindex(columns=cust.columns)
+    share = cust.div(sizes, axis=0)
+    perrev = rev.div(sizes, axis=0)
+    # empty lower-right triangle: months not yet observed stay NaN, observed months without buyers are 0
+    kmax = {c: (m_end - pd.Period(c, "M")).n for c in share.index}
+    for c in share.index:
+        obs = share.columns <= kmax[c]
+        share.loc[c, obs] = share.loc[c, obs].fillna(0.0)
+        perrev.loc[c, obs] = perrev.loc[c, obs].fillna(0.0)
+    # sBG on survival periods (months): dead at k_last + 1 unless alive (censored at k_max)
+    dead = life[~life["alive"]]
+    cens = life[life["alive"]]
+    deaths = np.repeat(dead["k_last"].to_numpy(int) + 1, dead["n"].to_numpy(int))
+    surv = np.repeat(cens["k_max"].to_numpy(int), cens["n"].to_numpy(int))
+    deaths = np.minimum(deaths, np.repeat(dead["k_max"].to_numpy(int), dead["n"].to_numpy(int)))
+    deaths = np.maximum(deaths, 1)
+    alpha = beta = math.nan
+    horizon = int(max(share.columns))
+    observed = fitted = pd.Series(dtype=float)
+    if deaths.size >= MIN_CASES and horizon >= 3:
+        alpha, beta, _ = fit_sbg(deaths, surv)
+        # observed pooled survival: product-limit over periods
+        times = np.arange(horizon + 1)
+        s, cur = [1.0], 1.0
+        for k in times[1:]:
+            at_risk = np.sum(deaths >= k) + np.sum(surv >= k)
+            d = np.sum(deaths == k)
+            cur *= 1 - d / at_risk if at_risk else 1
+            s.append(cur)
+        observed = pd.Series(s, index=times)
+        fitted = pd.Series(sbg_survival(alpha, beta, horizon), index=times)
+    return Cohorts(share, perrev, sizes, alpha, beta, observed, fitted, int(horizon_days), ds.currency)
+
+
+# --------------------------------------------------------------------------- Kaplan–Meier
+def kaplan_meier(time: Any, event: Any) -> pd.DataFrame:
+    """Product-limit estimate with Greenwood standard errors and log-log 95% bands.
+
+    Returns
+    -------
+    DataFrame
+        ``time, at_risk, events, survival, se, low, high`` at each distinct event time.
+    """
+    tt = np.asarray(time, float)
+    ev = np.asarray(event, bool)
+    times, inv = np.unique(tt, return_inverse=True)
+    d = np.bincount(inv, weights=ev, minlength=times.size)
+    leaving = np.bincount(inv, minlength=times.size)
+    n = leaving[::-1].cumsum()[::-1]
+    keep = d > 0
+    times, d, n = times[keep], d[keep], n[keep]
+    s = np.cumprod(1 - d / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.cumsum(d / (n * (n - d)))
+        se = s * np.sqrt(g)
+        lls = np.log(-np.log(s))
+        w = 1.96 * np.sqrt(g) / np.abs(np.log(s))
+        low = np.exp(-np.exp(lls + w))
+        high = np.exp(-np.exp(lls - w))
+    return pd.DataFrame({"time": times, "at_risk": n.astype(int), "events": d.astype(int), "survival": s, "se": se,
+                         "low": low, "high": high})
+
+
+def survival_frame(ds: Dataset, end: Any, horizon_days: int) -> pd.DataFrame:
+    """Per customer: ``duration`` (days from the first purchase), ``event`` (left), covariates.
+
+    Event time: ``churned_at`` where the export has it, else the last sign of life of a customer
+    lost at ``end`` (the latest purchase, complaint or survey answer: each shows the customer was
+    still there); otherwise censored at ``end``.
+    """
+    end = _day(end)
+    fr = customer_frame(ds, end)
+    end_ts = pd.Timestamp(end)
+    churned_at = pd.to_datetime(fr["churned_at"])
+    has_dates = churned_at.notna().any()
+    if has_dates:
+        event = (churned_at <= end_ts).to_numpy()
+        stop = churned_at.where(event, end_ts)
+    else:
+        event = ((end_ts - fr["last"]).dt.days > horizon_days).to_numpy()
+        if "churn_reason" in fr and fr["churn_reason"].notna().any():
+            event = fr["churn_reason"].notna().to_numpy()  # a recorded reason for leaving: the customer left
+        seen = fr["last"]
+        for table, col in (("complaints", "opened_at"), ("surveys", "date")):
+            if ds.has(table, "customer_id", col):
+                got = ds.sql(f"SELECT customer_id, max(CAST({col} AS DATE)) AS d FROM {table} WHERE customer_id IS "
+                             f"NOT NULL AND CAST({col} AS DATE) <= {_lit(end)} GROUP BY 1").set_index("customer_id")["d"]
+                seen = np.maximum(seen, pd.to_datetime(got).reindex(fr.index).fillna(seen))
+        stop = seen.where(event, end_ts)
+    out = pd.DataFrame(index=fr.index)
+    out["duration"] = (stop - fr["first"]).dt.days.astype(float) + 0.5
+    out["event"] = event
+    out["tier"] = _tiers(fr["revenue_12m"]).astype(str)
+    out["segment"] = fr["segment"]
+    out["channels"] = fr["channels"]
+    out["first"] = fr["first"]
+    out["n_days"] = fr["n_days"]
+    out["churn_reason"] = fr["churn_reason"] if "churn_reason" in fr else None
+    out["revenue_12m"] = fr["revenue_12m"]
+    out["last"] = fr["last"]
+    out.attrs.update(end=end, horizon_days=horizon_days, source="churned_at" if has_dates else "transactions")
+    return out
+
+
+@dataclass(frozen=True, repr=False)
+class Survival(Result):
+    """Kaplan–Meier curves by group with log-rank tests (Holm across the groupings)."""
+
+    heading: ClassVar[str] = "lifecycle.h.survival"
+    curves: dict[str, pd.DataFrame]  # grouping -> frame (group, time, survival, low, high)
+    tests: pd.DataFrame  # grouping, chi2, df, p, p_holm, groups, n
+    median_days: float
+    n: int
+    events: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = [Finding("survival_median", t("lifecycle.find.km", lang, n=fmt_int(self.n, lang),
+                                            events=fmt_int(self.events, lang),
+                                            median=(fmt_int(self.median_days, lang) if np.isfinite(self.median_days)
+                                                    else t("lifecycle.find.not_reached", lang))),
+                       value=self.median_days if np.isfinite(self.median_days) else None, n=self.n)]
+        for _, r in self.tests.iterrows():
+            sig = r["p_holm"] < 0.05
+            out.append(Finding(f"logrank_{r['grouping']}",
+                               t("lifecycle.find.logrank_" + ("differ" if sig else "same"), lang,
+                                 grouping=t(f"lifecycle.group.{r['grouping']}", lang)),
+                               value=float(r["p_holm"]), n=int(r["n"]),
+                               how=t("lifecycle.how.logrank", lang, chi2=fmt_num(r["chi2"], lang, 1), df=int(r["df"]),
+                                     p=fmt_num(r["p_holm"], lang, 4))))
+        return out
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        out = []
+        for grouping, cur in self.curves.items():
+            fig = go.Figure()
+            for gi, (g, c) in enumerate(cur.groupby("group", sort=True)):
+                color = ["#08519c", "#de2d26", "#2ca25f", "#fdae6b", "#756bb1", "#636363"][gi % 6]
+                fig.add_scatter(x=c["time"], y=c["high"], mode="lines", line={"width": 0, "shape": "hv"},
+                                showlegend=False, hoverinfo="skip")
+                fig.add_scatter(x=c["time"], y=c["low"], mode="lines", fill="tonexty", line={"width": 0, "shape": "hv"},
+                                fillcolor="rgba(128,128,128,0.15)", showlegend=False, hoverinfo="skip")
+                label = t(f"pyramid.tier.{g}", lang) if grouping == "tier" else str(g)
+                fig.add_scatter(x=c["time"], y=c["survival"], mode="lines", name=label,
+                                line={"shape": "hv", "color": color})
+            fig.update_layout(title=t("lifecycle.fig.km", lang, grouping=t(f"lifecycle.group.{grouping}", lang)),
+                              xaxis_title=t("lifecycle.axis.days", lang), yaxis={"tickformat": ".0%"})
+            out.append(fig if grouping == "tier" else Figure(fig, appendix=True))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if self.tests.empty:
+            return []
+        tab = self.tests.copy()
+        tab["grouping"] = [t(f"lifecycle.group.{g}", lang) for g in tab["grouping"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        return [Table(tab, {tab.columns[1]: lambda v: fmt_num(v, lang, 1), tab.columns[3]: lambda v: fmt_num(v, lang, 4),
+                            tab.columns[4]: lambda v: fmt_num(v, lang, 4)}, caption=t("lifecycle.cap.logrank", lang),
+                      appendix=True)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"survival": {"n": self.n, "events": self.events,
+                             "median_days": self.median_days if np.isfinite(self.median_days) else None,
+                             "logrank": self.tests.to_dict(orient="records")}}
+
+
+def _channel_group(ch: pd.Series) -> pd.Series:
+    return ch.map(lambda v: "1" if v == 1 else ("2" if v == 2 else "3+")).where(ch.notna())
+
+
+@analysis("lifecycle.h.survival")
+def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
+    """Kaplan–Meier by value tier, segment and number of channels; log-rank per grouping, Holm-adjusted."""
+    horizon_days = _need(horizon_days, ds)
+    from statsmodels.duration.survfunc import survdiff
+    from statsmodels.stats.multitest import multipletests
+
+    sf = survival_frame(ds, end, horizon_days)
+    groups = {"tier": sf["tier"], "segment": sf["segment"], "channels": _channel_group(sf["channels"])}
+    curves, tests = {}, []
+    for name, g in groups.items():
+        ok = g.notna()
+        if ok.sum() < MIN_CASES or g[ok].nunique() < 2:
+            continue
+        parts = []
+        for level, idx in g[ok].groupby(g[ok]).groups.items():
+            km = kaplan_meier(sf.loc[idx, "duration"], sf.loc[idx, "event"])
+            parts.append(km.assign(group=level))
+        curves[name] = pd.concat(parts, ignore_index=True)
+        chi2, p = survdiff(sf.loc[ok, "duration"].to_numpy(), sf.loc[ok, "event"].to_numpy(int),
+                           g[ok].astype(str).to_numpy())
+        tests.append({"grouping": name, "chi2": float(chi2), "df": int(g[ok].nunique() - 1), "p": float(p),
+                      "p_holm": math.nan, "groups": int(g[ok].nunique()), "n": int(ok.sum())})
+    tests = pd.DataFrame(tests)
+    if not tests.empty:
+        tests["p_holm"] = multipletests(tests["p"], method="holm")[1]
+    km = kaplan_meier(sf["duration"], sf["event"])
+    below = km[km["survival"] <= 0.5]
+    median = float(below["time"].iloc[0]) if len(below) else math.nan
+    return Survival(curves, tests, median, len(sf), int(sf["event"].sum()))
+
+
+# --------------------------------------------------------------------------- Cox PH
+def _episodes(base: pd.DataFrame, changes: dict[str, pd.Series]) -> pd.DataFrame:
+    """Split each customer's (0, duration] at the days in ``changes`` (start/stop form).
+
+    ``changes`` maps a covariate name to a per-customer day (from the origin) from which the
+    covariate is 1. Returns rows ``customer_id, start, stop, status`` plus one 0/1 column per change.
+    """
+    cuts = [pd.DataFrame({"customer_id": base.index, "cut": 0.0})]
+    for day in changes.values():
+        d = day.dropna()
+        cuts.append(pd.DataFrame({"customer_id": d.index, "cut": d.to_numpy(float)}))
+    allc = pd.concat(cuts, ignore_index=True)
+    allc = allc.merge(base[["duration"]], left_on="customer_id", right_index=True)
+    allc = allc[(allc["cut"] >= 0) & (allc["cut"] < allc["duration"])]
+    allc = allc.drop_duplicates(["customer_id", "cut"]).sort_values(["customer_id", "cut"])
+    allc["stop"] = allc.groupby("customer_id")["cut"].shift(-1)
+    allc["stop"] = allc["stop"].fillna(allc["duration"])
+    ep = allc.rename(columns={"cut": "start"}).drop(columns="duration").reset_index(drop=True)
+    last = ep["stop"].to_numpy() == base["duration"].reindex(ep["customer_id"]).to_numpy()
+    ep["status"] = (last & base["event"].reindex(ep["customer_id"]).to_numpy(bool)).astype(int)
+    for name, day in changes.items():
+        dd = day.reindex(ep["customer_id"]).to_numpy(float)
+        ep[name] = (np.nan_to_num(dd, nan=np.inf) <= ep["start"].to_numpy()).astype(float)
+    return ep
+
+
+def harrell_c(time: Any, event: Any, risk: Any) -> float:
+    """Harrell's concordance: among usable pairs (the shorter time is an event), the share where the
+    shorter-lived customer has the higher risk; ties in risk count one half."""
+    tt, ev, r = np.asarray(time, float), np.asarray(event, bool), np.asarray(risk, float)
+    num = den = 0.0
+    idx = np.flatnonzero(ev)
+    for lo in range(0, idx.size, 1000):
+        i = idx[lo:lo + 1000]
+        usable = tt[None, :] > tt[i, None]
+        diff = r[i, None] - r[None, :]
+        num += float(((diff > 0) & usable).sum() + 0.5 * ((diff == 0) & usable).sum())
+        den += float(usable.sum())
+    return num / den if den else math.nan
+
+
+@dataclass(frozen=True, repr=False)
+class Cox(Result):
+    """Cox proportional hazards with time-varying covariates (start/stop form, Efron ties)."""
+
+    heading: ClassVar[str] = "lifecycle.h.cox"
+    table: pd.DataFrame  # term, hr, low, high, p, ph_p
+    n: int
+    events: int
+    concordance: float | None
+    landmark_days: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        for _, r in self.table.iterrows():
+            if r["term"] not in ("unresolved_complaint", "member", "contract", "activity", "channels"):
+                continue
+            text = t("lifecycle.find.hr", lang, term=t(f"lifecycle.term.{r['term']}", lang),
+                     hr=fmt_num(r["hr"], lang, 2), lo=fmt_num(r["low"], lang, 2), hi=fmt_num(r["high"], lang, 2))
+            out.append(Finding(f"hr_{r['term']}", text, value=float(r["hr"]), interval=(float(r["low"]), float(r["high"])),
+                               null=1.0, n=self.n, headline=r["term"] == "unresolved_complaint",
+                               how=t("lifecycle.how.cox", lang, n=fmt_int(self.n, lang), events=fmt_int(self.events, lang),
+                                     p=fmt_num(r["p"], lang, 4))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.table.copy()
+        tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
+                       t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        f2 = {c: (lambda v: fmt_num(v, lang, 2)) for c in tab.columns[1:4]}
+        f2.update({c: (lambda v: fmt_num(v, lang, 4)) for c in tab.columns[4:]})
+        return [Table(tab, f2, caption=t("lifecycle.cap.cox", lang), appendix=True)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        out = [t("lifecycle.note.cox", lang, landmark=self.landmark_days)]
+        if self.concordance is not None:
+            out.append(t("lifecycle.note.concordance", lang, c=fmt_num(self.concordance, lang, 2)))
+        bad = self.table[self.table["ph_p"] < 0.05 / max(len(self.table), 1)]["term"].tolist()
+        if bad:
+            out.append(t("lifecycle.note.ph", lang, terms=("、" if lang == "zh" else ", ").join(
+                t(f"lifecycle.term.{b}", lang) if not b.startswith("segment_") else b[8:] for b in bad)))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"], "p": r["p"],
+                                              "ph_p": r["ph_p"]} for _, r in self.table.iterrows()},
+                "cox": {"n": self.n, "events": self.events, "landmark_days": self.landmark_days,
+                        "concordance_time_split": self.concordance}}
+
+
+def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> tuple[pd.DataFrame, list[str]]:
+    """Episodes (start/stop, left-truncated at the landmark) and the covariate names for :func:`cox`.
+
+    Fixed covariates, measured in the first ``landmark_days`` after the first purchase (so that
+    how long a customer stays cannot feed back into them): ``activity`` (per SD of log purchase
+    days), ``channels`` (distinct channels used, extra ones), segment dummies (largest segment the
+    reference). Time-varying from the day they happen: ``unresolved_complaint`` (an unresolved
+    complaint: closed without a resolution, or open for 14 days), ``member`` (joined the programme),
+    ``expect_below`` / ``expect_above`` (first survey's expectation below / above its mid-point).
+    Customers who left or were censored before the landmark are not at risk (left truncation).
+    """
+    end = _day(end)
+    sf = survival_frame(ds, end, horizon_days)
+    lm = int(landmark_days)
+    ch = "count(DISTINCT channel)" if ds.has("transactions", "channel") else "NULL"
+    early = ds.sql(f"""WITH f AS (SELECT customer_id, min(CAST(date AS DATE)) AS first FROM transactions
+                                  WHERE amount > 0 AND customer_id IS NOT NULL GROUP BY 1)
+        SELECT t.customer_id, count(DISTINCT CAST(t.date AS DATE)) AS n, {ch} AS ch FROM transactions t JOIN f USING (customer_id)
+        WHERE t.amount > 0 AND CAST(t.date AS DATE) < f.first + INTERVAL {lm} DAY
+          AND CAST(t.date AS DATE) <= {_lit(end)} GROUP BY 1""").set_index("customer_id")
+    base = sf[sf["duration"] > lm].copy()
+    if len(base) < MIN_CASES or base["event"].sum() < MIN_CASES:
+        raise Unsupported("few_at_risk", min=MIN_CASES, days=lm)
+    e = early.reindex(base.index)
+    act = np.log(e["n"].astype(float))
+    names = []
+    if act.std() > 0:  # monthly bills: everyone has the same early activity, nothing to estimate
+        base["activity"] = (act - act.mean()) / act.std()
+        names.append("activity")
+    if e["ch"].notna().any() and e["ch"].nunique() > 1:
+        base["channels"] = e["ch"].astype(float) - 1
+        names.append("channels")
+    if base["segment"].notna().any() and base["segment"].nunique() > 1:
+        ref = base["segment"].value_counts().index[0]
+        for lev in sorted(base["segment"].dropna().unique()):
+            if lev != ref:
+                col = "contract" if str(lev).lower() in ("contract", "合约客户") else f"segment_{lev}"
+                base[col] = (base["segment"] == lev).astype(float)
+                names.append(col)
+    origin = base["first"]
+    changes: dict[str, pd.Series] = {}
+    if ds.has("complaints", "customer_id", "opened_at", "resolution"):
+        closed = "closed_at" if ds.has("complaints", "closed_at") else "NULL"
+        un = ds.sql(f"""SELECT customer_id, min(coalesce({closed}, opened_at + INTERVAL 14 DAY)) AS u FROM complaints
+            WHERE resolution IS NULL AND customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(end)}
+            GROUP BY 1""").set_index("customer_id")["u"]
+        changes["unresolved_complaint"] = (pd.to_datetime(un).reindex(base.index) - origin).dt.days.astype(float)
+    if ds.has("members", "customer_id", "joined_at"):
+        j = ds.sql(f"SELECT customer_id, min(joined_at) AS j FROM members WHERE joined_at <= {_lit(end)} "
+                   f"GROUP BY 1").set_index("customer_id")["j"]
+        changes["member"] = (pd.to_datetime(j).reindex(base.index) - origin).dt.days.astype(float)
+    if ds.has("surveys", "customer_id", "expectation", "date"):
+        lo, hi = ds.scale("surveys", "expectation")
+        mid = (lo + hi) / 2
+        sv = ds.sql(f"""SELECT customer_id, arg_min(expectation, date) AS e, min(CAST(date AS DATE)) AS d FROM surveys
+            WHERE customer_id IS NOT NULL AND expectation IS NOT NULL AND CAST(date AS DATE) <= {_lit(end)}
+            GROUP BY 1""").set_index("customer_id").reindex(base.index)
+        day = (pd.to_datetime(sv["d"]) - origin).dt.days.astype(float)
+        if (sv["e"] < mid).any():
+            changes["expect_below"] = day.where(sv["e"] < mid)
+        if (sv["e"] > mid).any():
+            changes["expect_above"] = day.where(sv["e"] > mid)
+    ep = _episodes(base, changes)
+    for c in names:
+        ep[c] = base[c].reindex(ep["customer_id"]).to_numpy(float)
+    ep = ep[ep["stop"] > lm].copy()
+    ep["start"] = np.maximum(ep["start"], lm)
+    ep["first_day"] = base["first"].reindex(ep["customer_id"]).to_numpy()
+    names += [c for c in changes if ep[c].sum() > 0]
+    ep.attrs.update(n=len(base), events=int(base["event"].sum()), landmark=lm)
+    return ep, names
+
+
+@analysis("lifecycle.h.cox")
+def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Cox:
+    """Fit :func:`cox_data` by statsmodels ``PHReg`` (Efron ties, entry = episode start).
+
+    PH check: per covariate, the correlation of scaled Schoenfeld residuals with log time
+    (p-value of the Pearson test). Discrimination on a time-split holdout is measured in
+    :func:`churn_risk` (AUC, which equals Harrell's C for the binary next-period outcome).
+    """
+    horizon_days = _need(horizon_days, ds)
+    from scipy import stats
+    from statsmodels.duration.hazard_regression import PHReg
+
+    ep, names = cox_data(ds, end, horizon_days, landmark_days)
+    res = _fit(PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
+                     entry=ep["start"].to_numpy(), ties="efron"))
+    ci = res.conf_int()
+    ph = []
+    sch = res.schoenfeld_residuals
+    ev = ep["status"].to_numpy() == 1
+    lt = np.log(ep["stop"].to_numpy()[ev])
+    for j in range(len(names)):
+        r = sch[ev, j]
+        ok = np.isfinite(r)
+        ph.append(float(stats.pearsonr(lt[ok], r[ok])[1]) if ok.sum() > 2 and np.std(r[ok]) > 0 else math.nan)
+    table = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": np.exp(ci[:, 0]), "high": np.exp(ci[:, 1]),
+                          "p": res.pvalues, "ph_p": ph})
+    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), _split_concordance(ep, names),
+               int(landmark_days))
+
+
+def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
+    """Harrell's C on a time split: fit on customers whose first purchase came in the earlier half of the
+    first-purchase dates, score the later ones by their covariates at the landmark."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    first = ep.groupby("customer_id")["first_day"].first()
+    cut = first.quantile(0.5)
+    train = ep[ep["customer_id"].isin(first.index[first <= cut])]
+    test = ep[ep["customer_id"].isin(first.index[first > cut])]
+    if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
+        return None
+    try:
+        fit = _fit(PHReg(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
+                         entry=train["start"].to_numpy(), ties="efron"))
+    except MissingDataError:
+        return None
+    at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
+    end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
+    return harrell_c(end["stop"], end["status"] == 1, risk.reindex(end.index))
+
+
+# --------------------------------------------------------------------------- multi-channel
+@dataclass(frozen=True, repr=False)
+class MultiChannel(Result):
+    """Naive churn by number of channels next to the Cox estimate adjusted for activity."""
+
+    heading: ClassVar[str] = "lifecycle.h.multichannel"
+    naive: pd.DataFrame  # channels, n, lost, share, low, high
+    naive_hr: tuple[float, float, float]
+    adjusted_hr: tuple[float, float, float]
+    n: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        one = self.naive[self.naive["channels"] == "1"]
+        many = self.naive[self.naive["channels"] != "1"]
+        out = []
+        if len(one) and len(many):
+            s1 = float(one["share"].iloc[0])
+            sm = float(many["lost"].sum() / many["n"].sum())
+            out.append(Finding("multichannel_naive", t("lifecycle.find.mc_naive", lang, single=fmt_pct(s1, lang),
+                                                       multi=fmt_pct(sm, lang)), value=s1 - sm, n=self.n))
+        hr, lo, hi = self.adjusted_hr
+        nhr = self.naive_hr
+        out.append(Finding("multichannel_adjusted", t("lifecycle.find.mc_adjusted", lang, hr=fmt_num(hr, lang, 2),
+                                                      lo=fmt_num(lo, lang, 2), hi=fmt_num(hi, lang, 2),
+                                                      naive=fmt_num(nhr[0], lang, 2)),
+                           value=hr, interval=(lo, hi), null=1.0, n=self.n, headline=True,
+                           how=t("lifecycle.how.mc", lang, nlo=fmt_num(nhr[1], lang, 2), nhi=fmt_num(nhr[2], lang, 2)),
+                           action=t("lifecycle.action.mc", lang)))
+        return out
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        f = self.naive
+        fig = go.Figure(go.Bar(x=f["channels"], y=f["share"],
+                               error_y={"type": "data", "symmetric": False, "array": f["high"] - f["share"],
+                                        "arrayminus": f["share"] - f["low"]}, marker_color="#4292c6"))
+        fig.update_layout(title=t("lifecycle.fig.mc", lang), xaxis_title=t("lifecycle.axis.channels", lang),
+                          yaxis={"tickformat": ".0%"})
+        return [fig]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("lifecycle.note.associational", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"multichannel": {"naive": self.naive.to_dict(orient="records"),
+                                 "naive_hr": list(self.naive_hr), "adjusted_hr": list(self.adjusted_hr), "n": self.n}}
+
+
+@analysis("lifecycle.h.multichannel")
+def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> MultiChannel:
+    """Naive lost share by channels used over the whole history (all customers, Wilson intervals) and the
+    per-extra-channel hazard ratio without and with adjustment (Cox from the landmark: channels used in
+    the first ``landmark_days`` alone, then with activity and the other covariates of :func:`cox`)."""
+    horizon_days = _need(horizon_days, ds)
+    from statsmodels.duration.hazard_regression import PHReg
+
+    ds.require("transactions", "channel", reason="multi-channel comparison")
+    ep, names = cox_data(ds, end, horizon_days, landmark_days)
+    if "channels" not in names:
+        raise Unsupported("one_channel")
+    sf = survival_frame(ds, end, horizon_days)  # naive: every customer, channels used over the whole history
+    tab = pd.DataFrame({"channels": _channel_group(sf["channels"]), "lost": sf["event"].astype(int)})
+    tab = tab.dropna().groupby("channels")["lost"].agg(["size", "sum"])
+    rows = []
+    for g, r in tab.iterrows():
+        lo, hi = _wilson(int(r["sum"]), int(r["size"]))
+        rows.append({"channels": g, "n": int(r["size"]), "lost": int(r["sum"]), "share": r["sum"] / r["size"],
+                     "low": lo, "high": hi})
+
+    def fit(cols: list[str]) -> tuple[float, float, float]:
+        res = _fit(PHReg(ep["stop"].to_numpy(), ep[cols].to_numpy(float), status=ep["status"].to_numpy(),
+                         entry=ep["start"].to_numpy(), ties="efron"))
+        j = cols.index("channels")
+        ci = res.conf_int()[j]
+        return float(np.exp(res.params[j])), float(np.exp(ci[0])), float(np.exp(ci[1]))
+
+    return MultiChannel(pd.DataFrame(rows), fit(["channels"]), fit(names), len(sf))
+
+
+# --------------------------------------------------------------------------- why, risk, win-back
+@dataclass(frozen=True, repr=False)
+class Reasons(Result):
+    heading: ClassVar[str] = "lifecycle.h.reasons"
+    table: pd.DataFrame  # reason, tier columns..., total, share
+    source: str  # churn_reason | complaints
+    n: int
+    handling: pd.DataFrame | None = None  # group (unresolved / resolved), n, lost, share, low, high
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        if self.table.empty:
+            return [Finding("reasons", t("lifecycle.find.reasons_none", lang), n=self.n)]
+        top = self.table.iloc[0]
+        return self._handling(lang) + [Finding("reasons", t(f"lifecycle.find.reasons_{self.source}", lang, reason=str(top["reason"]),
+                                     share=fmt_pct(float(top["share"]), lang), n=fmt_int(self.n, lang)),
+                        value=float(top["share"]), n=self.n, action=t("lifecycle.action.reasons", lang))]
+
+    def _handling(self, lang: str) -> list[Finding]:
+        h = self.handling
+        if h is None or len(h) < 2 or (h["n"] == 0).any():
+            return []
+        b, g = h.set_index("group").loc["unresolved"], h.set_index("group").loc["resolved"]
+        diff = float(b["share"] - g["share"])
+        se = math.sqrt(b["share"] * (1 - b["share"]) / b["n"] + g["share"] * (1 - g["share"]) / g["n"])
+        return [Finding("complaint_handling", t("lifecycle.find.handling", lang, bad=fmt_pct(b["share"], lang),
+                                                good=fmt_pct(g["share"], lang), nb=fmt_int(int(b["n"]), lang),
+                                                ng=fmt_int(int(g["n"]), lang)),
+                        value=diff, interval=(diff - 1.96 * se, diff + 1.96 * se), null=0.0, n=int(h["n"].sum()),
+                        value_range=(-1.0, 1.0), headline=True, how=t("lifecycle.how.handling", lang),
+                        action=t("lifecycle.action.handling", lang))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        if self.table.empty:
+            return []
+        tab = self.table.copy()
+        tab.columns = [t(f"pyramid.tier.{c}", lang) if c in ("top", "second", "third", "bottom")
+                       else t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        return [Table(tab, {tab.columns[-1]: lambda v: fmt_pct(v, lang)}, caption=t("lifecycle.cap.reasons", lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"churn_reasons": {"source": self.source, "n": self.n,
+                                  "rows": self.table[["reason", "total", "share"]].to_dict(orient="records")
+                                  if not self.table.empty else []},
+                "complaint_handling": self.handling.to_dict(orient="records") if self.handling is not None else None}
+
+
+@analysis("lifecycle.h.reasons")
+def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 180) -> Reasons:
+    """Why customers left, by value tier: ``churn_reason`` where present, else the complaint categories
+    of lost customers in the ``before_days`` before their last purchase (or churn date)."""
+    horizon_days = _need(horizon_days, ds)
+    sf = survival_frame(ds, end, horizon_days)
+    lost = sf[sf["event"]]
+    if sf["churn_reason"].notna().any():
+        src, reason = "churn_reason", sf["churn_reason"].dropna()
+        who = sf.loc[reason.index]
+    else:
+        ds.require("complaints", "customer_id", "opened_at", "category", reason="churn reasons")
+        src = "complaints"
+        k = ds.sql(f"SELECT customer_id, CAST(opened_at AS DATE) AS d, category FROM complaints "
+                   f"WHERE customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(_day(end))}")
+        k = k[k["customer_id"].isin(lost.index)]
+        stop = lost["first"] + pd.to_timedelta(lost["duration"] - 0.5, unit="D")
+        k["stop"] = stop.reindex(k["customer_id"]).to_numpy()
+        k = k[(pd.to_datetime(k["d"]) <= k["stop"]) & (pd.to_datetime(k["d"]) > k["stop"] - pd.Timedelta(days=before_days))]
+        k = k.drop_duplicates(["customer_id", "category"])
+        reason = k.set_index("customer_id")["category"]
+        who = lost.loc[reason.index]
+    n = int(reason.index.nunique()) if src == "complaints" else len(reason)
+    handling = None
+    if ds.has("complaints", "customer_id", "opened_at", "resolution"):
+        kc = ds.sql(f"""SELECT customer_id, bool_or(resolution IS NULL) AS unresolved FROM complaints
+            WHERE customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(_day(end))} GROUP BY 1""")
+        kc = kc[kc["customer_id"].isin(sf.index)]
+        left = sf["event"].reindex(kc["customer_id"]).to_numpy(bool)
+        rows = []
+        for grp, sel in (("unresolved", kc["unresolved"].to_numpy(bool)), ("resolved", ~kc["unresolved"].to_numpy(bool))):
+            k, m = int(left[sel].sum()), int(sel.sum())
+            lo, hi = _wilson(k, m)
+            rows.append({"group": grp, "n": m, "lost": k, "share": k / m if m else math.nan, "low": lo, "high": hi})
+        handling = pd.DataFrame(rows)
+    if reason.empty:
+        return Reasons(pd.DataFrame(), src, n, handling)
+    tab = pd.crosstab(reason.to_numpy(), who["tier"].to_numpy())
+    tab = tab.reindex(columns=[c for c in ("top", "second", "third", "bottom") if c in tab.columns])
+    tab["total"] = tab.sum(axis=1)
+    tab["share"] = tab["total"] / tab["total"].sum()
+    tab = tab.sort_values("total", ascending=False)
+    tab.index.name = "reason"
+    return Reasons(tab.reset_index(), src, n, handling)
+
+
+@dataclass(frozen=True, repr=False)
+class Risk(Result):
+    heading: ClassVar[str] = "lifecycle.h.risk"
+    scores: pd.DataFrame  # model, auc, auc_low, auc_high, brier, n
+    calibration: pd.DataFrame  # model, bin, predicted, observed
+    at_risk: pd.DataFrame  # customer list (pseudonymised)
+    n_at_risk: int
+    n_active: int
+    split: dt.date
+    days: int
+    currency: str = "CNY"
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        best = self.scores.sort_values("auc", ascending=False).iloc[0]
+        return [Finding("risk_model", t("lifecycle.find.risk", lang, auc=fmt_num(best["auc"], lang, 2),
+                                        model=t(f"lifecycle.model.{best['model']}", lang),
+                                        days=self.days, n=fmt_int(self.n_at_risk, lang),
+                                        active=fmt_int(self.n_active, lang)),
+                        value=float(best["auc"]), interval=(float(best["auc_low"]), float(best["auc_high"])), null=0.5,
+                        n=int(best["n"]), headline=True, value_range=(0.0, 1.0),
+                        how=t("lifecycle.how.risk", lang, split=fmt_date(self.split, lang),
+                              brier=fmt_num(best["brier"], lang, 3)),
+                        action=t("lifecycle.action.risk", lang))]
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        fig = go.Figure()
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, showlegend=False)
+        for m, c in self.calibration.groupby("model"):
+            fig.add_scatter(x=c["predicted"], y=c["observed"], mode="lines+markers", name=t(f"lifecycle.model.{m}", lang))
+        fig.update_layout(title=t("lifecycle.fig.calibration", lang), xaxis_title=t("lifecycle.axis.predicted", lang),
+                          yaxis_title=t("lifecycle.axis.observed", lang))
+        return [Figure(fig, appendix=True)]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        sc = self.scores.copy()
+        sc["model"] = [t(f"lifecycle.model.{m}", lang) for m in sc["model"]]
+        sc.columns = [t(f"lifecycle.col.{c}", lang) for c in sc.columns]
+        out = [Table(sc, {c: (lambda v: fmt_num(v, lang, 3)) for c in sc.columns[1:5]},
+                     caption=t("lifecycle.cap.risk", lang), appendix=True)]
+        if not self.at_risk.empty:
+            ar = self.at_risk.copy()
+            ar.columns = [t(f"lifecycle.col.{c}", lang) for c in ar.columns]
+            out.append(Table(ar, {ar.columns[1]: lambda v: fmt_money(v, lang, self.currency),
+                                  ar.columns[2]: lambda v: fmt_pct(v, lang)},
+                             caption=t("lifecycle.cap.at_risk", lang), appendix=True, export="high_value_at_risk",
+                             max_rows=20))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"risk_models": self.scores.to_dict(orient="records"),
+                "high_value_at_risk": {"n": self.n_at_risk, "active": self.n_active}}
+
+
+def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
+    fr = customer_frame(ds, at)
+    at_ts = pd.Timestamp(at)
+    x = pd.DataFrame(index=fr.index)
+    x["recency"] = (at_ts - fr["last"]).dt.days.astype(float)
+    x["tenure"] = (at_ts - fr["first"]).dt.days.astype(float)
+    x["log_days"] = np.log(fr["n_days"].astype(float))
+    x["log_rev12"] = np.log1p(fr["revenue_12m"].clip(lower=0).astype(float))
+    x["active_months"] = fr["active_months"].astype(float)
+    x["channels"] = fr["channels"].astype(float).fillna(1.0)
+    x["revenue_12m"] = fr["revenue_12m"]
+    nxt = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(at)}
+                     AND CAST(date AS DATE) <= {_lit(at + dt.timedelta(days=days))}""")
+    x["left"] = (~x.index.isin(nxt["customer_id"])).astype(int)
+    return x
+
+
+def _auc_ci(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    from sklearn.metrics import roc_auc_score
+
+    auc = float(roc_auc_score(y, p))
+    n1, n0 = int(y.sum()), int((1 - y).sum())
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    se = math.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0))
+    return auc, max(0.0, auc - 1.96 * se), min(1.0, auc + 1.96 * se)
+
+
+@analysis("lifecycle.h.risk")
+def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: int = 42,
+               top_share: float = 0.2, cut: float = 0.3) -> Risk:
+    """Risk of no purchase in the next ``days``: Cox (time to the next purchase; risk = S(days | x)) and
+    gradient boosting, both trained at ``end − 2·days`` and scored at ``end − days`` (time split:
+    AUC with Hanley–McNeil interval, Brier score, calibration by deciles); then refitted at
+    ``end − days`` and applied at ``end``. High-value at risk: top ``top_share`` by 12-month revenue
+    with risk ≥ ``cut`` among active (not lost) customers; pseudonymised ids."""
+    horizon_days = _need(horizon_days, ds)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import brier_score_loss
+    from statsmodels.duration.hazard_regression import PHReg
+    from threadpoolctl import threadpool_limits
+
+    end = _day(end)
+    a, b = end - dt.timedelta(days=2 * days), end - dt.timedelta(days=days)
+    first, _ = ds.date_range("transactions")
+    if first is None or _day(first) > a - dt.timedelta(days=90):
+        raise Unsupported("short_split", need=a - dt.timedelta(days=90))
+    feats = ["recency", "tenure", "log_days", "log_rev12", "active_months", "channels"]
+
+    def active(x: pd.DataFrame) -> pd.DataFrame:
+        return x[x["recency"] <= horizon_days]
+
+    def next_purchase(at: dt.date, x: pd.DataFrame) -> pd.DataFrame:
+        nx = ds.sql(f"""SELECT customer_id, min(CAST(date AS DATE)) AS d FROM transactions WHERE amount > 0
+            AND CAST(date AS DATE) > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
+        dd = (pd.to_datetime(nx).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
+        return pd.DataFrame({"time": dd.fillna(days).clip(upper=days), "event": (dd <= days).fillna(False)})
+
+    cache: dict[dt.date, pd.DataFrame] = {}
+
+    def features(at: dt.date) -> pd.DataFrame:
+        if at not in cache:
+            cache[at] = active(_risk_features(ds, at, days))
+        return cache[at]
+
+    def fit(at: dt.date) -> tuple[Any, Any, pd.Series, pd.Series]:
+        x = features(at)
+        if len(x) < MIN_CASES or x["left"].nunique() < 2:
+            raise Unsupported("few_active", day=at)
+        mu, sd = x[feats].mean(), x[feats].std().fillna(0.0)
+        used = [f for f in feats if sd[f] > 0]  # a constant feature (e.g. one channel for all) says nothing
+        mu, sd = mu[used], sd[used]
+        z = (x[used] - mu) / sd
+        nxt = next_purchase(at, x)
+        ph = _fit(PHReg(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow"))
+        with threadpool_limits(1):  # shared machines: no thread oversubscription
+            gb = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed).fit(
+                x[feats], x["left"])
+        return ph, gb, mu, sd
+
+    def predict(models: Any, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        ph, gb, mu, sd = models
+        z = ((x[mu.index] - mu) / sd).to_numpy()
+        bch = ph.baseline_cumulative_hazard[0]
+        h0 = float(np.interp(days, bch[0], bch[1]))
+        p_cox = 1 - np.exp(-h0 * np.exp(z @ ph.params))  # P(next purchase within days)
+        with threadpool_limits(1):
+            p_gb = gb.predict_proba(x[feats])[:, 1]
+        return 1 - p_cox, p_gb
+
+    models = fit(a)
+    test = features(b)
+    if len(test) < MIN_CASES or test["left"].nunique() < 2:
+        raise Unsupported("few_active", day=b)
+    y = test["left"].to_numpy()
+    rows, cal = [], []
+    for name, p in zip(("cox", "gb"), predict(models, test), strict=True):
+        auc, lo, hi = _auc_ci(y, p)
+        rows.append({"model": name, "auc": auc, "auc_low": lo, "auc_high": hi, "brier": float(brier_score_loss(y, p)),
+                     "n": len(y)})
+        bins = pd.qcut(pd.Series(p).rank(method="first"), 10, labels=False)
+        cg = pd.DataFrame({"p": p, "y": y, "bin": bins}).groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"))
+        cal.append(cg.reset_index().assign(model=name))
+    scores = pd.DataFrame(rows)
+    best = scores.sort_values("auc", ascending=False)["model"].iloc[0]
+    now_models = fit(b)
+    now = active(_risk_features(ds, end, days))
+    p_now = dict(zip(("cox", "gb"), predict(now_models, now), strict=True))[best]
+    now = now.assign(risk=p_now)
+    hv = now["revenue_12m"] >= now["revenue_12m"].quantile(1 - top_share)
+    ar = now[hv & (now["risk"] >= cut)].sort_values("revenue_12m", ascending=False)
+    from workbench.privacy import pseudonymise
+
+    lst = pd.DataFrame({"pseudonym": list(pseudonymise(pd.Series(ar.index, dtype=object))),
+                        "revenue_12m": ar["revenue_12m"].to_numpy(), "risk": ar["risk"].to_numpy(),
+                        "recency": ar["recency"].to_numpy()})
+    return Risk(scores, pd.concat(cal, ignore_index=True), lst, len(ar), len(now), b, int(days), ds.currency)
+
+
+@dataclass(frozen=True, repr=False)
+class WinBack(Result):
+    heading: ClassVar[str] = "lifecycle.h.winback"
+    by_tier: pd.DataFrame  # tier, lost, past_value, expected_value
+    reactivation: tuple[int, int]  # reactivated, lost then
+    conversion: tuple[int, int]  # first-time buyers who bought again, first-time buyers then
+    ratio: tuple[float, float, float]
+    start: dt.date
+    days: int
+    currency: str = "CNY"
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        k1, n1 = self.reactivation
+        k2, n2 = self.conversion
+        r, lo, hi = self.ratio
+        total = float(self.by_tier["expected_value"].sum())
+        return [Finding("winback_value", t("lifecycle.find.winback", lang, n=fmt_int(int(self.by_tier["lost"].sum()), lang),
+                                           rate=fmt_pct(k1 / n1 if n1 else math.nan, lang),
+                                           value=fmt_money(total, lang, self.currency), days=self.days),
+                        value=total, n=n1, action=t("lifecycle.action.winback", lang)),
+                Finding("winback_ratio", t("lifecycle.find.winback_ratio", lang,
+                                           react=fmt_pct(k1 / n1 if n1 else math.nan, lang),
+                                           conv=fmt_pct(k2 / n2 if n2 else math.nan, lang), ratio=fmt_num(r, lang, 2)),
+                        value=r, interval=(lo, hi), null=1.0, n=n1 + n2,
+                        how=t("lifecycle.how.winback", lang, k1=k1, n1=n1, k2=k2, n2=n2))]
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.by_tier.copy()
+        tab["tier"] = [t(f"pyramid.tier.{x}", lang) for x in tab["tier"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        money = {c: (lambda v: fmt_money(v, lang, self.currency)) for c in tab.columns[2:]}
+        return [Table(tab, money, caption=t("lifecycle.cap.winback", lang))]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"winback": {"by_tier": self.by_tier.to_dict(orient="records"),
+                            "reactivated": self.reactivation[0], "lost_then": self.reactivation[1],
+                            "converted": self.conversion[0], "first_time_then": self.conversion[1],
+                            "ratio": list(self.ratio)}}
+
+
+@analysis("lifecycle.h.winback")
+def winback(ds: Dataset, end: Any, horizon_days: int, days: int = 180) -> WinBack:
+    """Observed reactivation of customers lost at ``end − days`` (bought again by ``end``) against the
+    repeat conversion of first-time buyers then; expected win-back value of today's lost customers by
+    tier = their past 12-month revenue before leaving × the reactivation rate."""
+    horizon_days = _need(horizon_days, ds)
+    end = _day(end)
+    t0 = end - dt.timedelta(days=days)
+    old = customer_frame(ds, t0)
+    rec0 = (pd.Timestamp(t0) - old["last"]).dt.days
+    lost0 = old[rec0 > horizon_days]
+    new0 = old[(old["n_days"] == 1) & (rec0 <= horizon_days)]
+    buy = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(t0)}
+                     AND CAST(date AS DATE) <= {_lit(end)}""")["customer_id"]
+    k1, n1 = int(lost0.index.isin(buy).sum()), len(lost0)
+    k2, n2 = int(new0.index.isin(buy).sum()), len(new0)
+    if n1 < MIN_CASES or n2 < MIN_CASES:
+        raise Unsupported("few_lost", min=MIN_CASES, day=t0)
+    p1, p2 = (k1 + 0.5) / (n1 + 0.5), (k2 + 0.5) / (n2 + 0.5)
+    se = math.sqrt(max(1 / (k1 + 0.5) - 1 / (n1 + 0.5) + 1 / (k2 + 0.5) - 1 / (n2 + 0.5), 0))
+    ratio = (p1 / p2, math.exp(math.log(p1 / p2) - 1.96 * se), math.exp(math.log(p1 / p2) + 1.96 * se))
+    now = customer_frame(ds, end)
+    lostn = now[(pd.Timestamp(end) - now["last"]).dt.days > horizon_days]
+    past = ds.sql(f"""WITH p AS ({_purchases(ds, end)}), l AS (SELECT customer_id, max(d) AS last FROM p GROUP BY 1)
+        SELECT p.customer_id, sum(p.amount) AS v FROM p JOIN l USING (customer_id)
+        WHERE p.d > l.last - INTERVAL 365 DAY GROUP BY 1""").set_index("customer_id")["v"]
+    v = past.reindex(lostn.index).fillna(0.0)
+    tier = _tiers(v)
+    rate = k1 / n1
+    bt = pd.DataFrame({"tier": tier.astype(str), "v": v}).groupby("tier", sort=False)["v"].agg(["size", "sum"])
+    bt = bt.reindex([c for c in ("top", "second", "third", "bottom") if c in bt.index])
+    by_tier = pd.DataFrame({"tier": bt.index, "lost": bt["size"].to_numpy(int), "past_value": bt["sum"].to_numpy(),
+                            "expected_value": bt["sum"].to_numpy() * rate})
+    return WinBack(by_tier, (k1, n1), (k2, n2), ratio, t0, int(days), ds.currency)
