@@ -95,7 +95,7 @@ def format_change(value: float, previous: float, unit: str, lang: str, currency:
     if unit == "share":
         return translate("reports.index.pp", lang, value=f"{100 * delta:+.1f}")
     if unit == "count":
-        text = f"{delta:+,.0f}"
+        text = f"{delta:+,.0f}" if delta else "0"
     elif unit == "money":
         text = ("+" if delta >= 0 else "−") + fmt_money(abs(delta), lang, currency)
     elif unit == "per_1000":
