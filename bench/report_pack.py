@@ -86,7 +86,7 @@ def own_content_bytes(executed: Path) -> int:
 
 def html_sizes(result) -> list[dict]:
     js = len(reports.plotly_js_source().encode("utf-8"))
-    folder_tag = len(b'<script type="text/javascript" src="plotly.min.js"></script>')
+    folder_tag = len(f'<script type="text/javascript" src="{reports.FOLDER_PLOTLY_SRC}"></script>'.encode())
     inline_tag = len(b'<script type="text/javascript"></script>') + js
     rows = []
     for r in result.results:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     pack_out = OUT / "reports"
     t0 = time.perf_counter()
     pack = run_pack(data, args.period, only=[nb.name for nb in notebooks], lang=args.lang, out=pack_out,
-                    jobs=args.jobs, progress=False)
+                    jobs=args.jobs, progress=False, plotly_js="inline")  # sizes below assume inline pages
     pack_wall = time.perf_counter() - t0
 
     empties = empty_notebooks(OUT / "empty_notebooks", len(notebooks))

@@ -216,9 +216,9 @@ def test_partial_period_banner_on_every_page_and_the_index(partial_pack):
         zh = (out / "2026-10" / "zh" / f"{name}.html").read_text(encoding="utf-8")
         assert 'class="wb-coverage"' in en and "October 2026 covers 19 of 31 days" in en
         assert "仅覆盖31天中的19天" in zh and "Partial data" not in zh
-    index = (out / "index.html").read_text(encoding="utf-8")
+    index = (out / "index.html").read_text(encoding="utf-8")  # one summary per language
     assert "Data ends 19 October 2026: October 2026 covers 19 of 31 days." in index
-    assert "数据截至2026年10月19日：2026年10月仅覆盖31天中的19天。" in index
+    assert "数据截至2026年10月19日：2026年10月仅覆盖31天中的19天。" in (out / "index.zh.html").read_text(encoding="utf-8")
     assert "partial data" in index
     run = json.loads((out / "2026-10" / "metrics.json").read_text(encoding="utf-8"))["run"]
     assert run["coverage"]["status"] == "partial" and run["coverage"]["days_covered"] == 19

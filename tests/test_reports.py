@@ -76,7 +76,7 @@ def nb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pack(small_data: Path, nb_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("reports")
     result = run_pack(small_data, PERIOD, lang="both", out=out, jobs=2, notebooks_dir=nb_dir, progress=False,
-                      params=["top_n=7", "threshold=0.25", "weights=[3, 4]"])
+                      params=["top_n=7", "threshold=0.25", "weights=[3, 4]"], plotly_js="inline")
     return result
 
 
@@ -159,13 +159,17 @@ def test_metrics_json_holds_every_notebook(pack):
 
 def test_index_lists_every_report(pack):
     index = (pack.out / "index.html").read_text(encoding="utf-8")
-    for name in NAMES:
-        for lang in ("en", "zh"):
-            href = f"{PERIOD}/{lang}/{name}.html"
-            assert f'href="{href}"' in index
-            assert (pack.out / href).exists()
-    assert "Data overview / 数据概览" in index
-    assert index.count(f'id="p-{PERIOD}"') == 1
+    zh = (pack.out / "index.zh.html").read_text(encoding="utf-8")
+    for page in (index, zh):
+        for name in NAMES:
+            for lang in ("en", "zh"):  # the reader's page first, the other language beside it
+                href = f"{PERIOD}/{lang}/{name}.html"
+                assert f'href="{href}"' in page
+                assert (pack.out / href).exists()
+        assert page.count(f'id="p-{PERIOD}"') == 1
+    assert ">Data overview</a>" in index and "数据概览" not in index
+    assert ">数据概览</a>" in zh and "Data overview" not in zh
+    assert 'href="index.zh.html"' in index and 'href="index.html"' in zh
 
 
 def test_planted_pii_and_script_never_reach_manager_outputs(pack):
@@ -213,7 +217,7 @@ def test_rerun_is_idempotent(pack, small_data, nb_dir, tmp_path):
     files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     m_before = _metrics(out)
     again = run_pack(small_data, PERIOD, only=["comments"], lang="en", out=out, jobs=1, notebooks_dir=nb_dir,
-                     progress=False)
+                     progress=False, plotly_js="inline")  # the fixture's mode
     assert again.exit_code == 0
     files_after = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert files_after == files_before
@@ -357,8 +361,8 @@ def test_summary_findings_picks_three_to_five():
 
 def test_plotly_inline_or_folder():
     page = f"<head>{PLOTLY_PLACEHOLDER}</head>"
-    folder = embed_plotly(page, "folder")
-    assert folder.startswith('<head><script type="text/javascript" src="plotly.min.js"></script>')
+    folder = embed_plotly(page, "folder")  # one plotly.min.js per period folder, beside the language folders
+    assert folder.startswith('<head><script type="text/javascript" src="../plotly.min.js"></script>')
     assert len(folder) < 2_000  # only the small zh-CN locale registration is inline
     inline = embed_plotly(page, "inline")
     assert len(inline) > 1_000_000 and PLOTLY_PLACEHOLDER not in inline
@@ -427,3 +431,263 @@ def test_zh_reports_carry_no_english_interface_text(sample_dir_zh, tmp_path):
         visible = re.sub(r"<style[^>]*>.*?</style>", "", page, flags=re.S)
         leaks = sorted(f"{frag!r} ({key})" for frag, key in fragments.items() if frag in visible)
         assert not leaks, f"{nb.name}: English interface text in the zh report: {leaks[:10]}"
+
+
+# ------------------------------------------------------------------ [targets], the pack summary, appendix, PDF
+def _write_toml(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "t.csv").write_text("customer_id,date,amount\n1,2026-10-01,5\n", encoding="utf-8")
+    path = folder / "workbench.toml"
+    path.write_text('[tables.transactions]\nsource = "t.csv"\n' + body, encoding="utf-8")
+    return path
+
+
+def test_targets_are_parsed_and_judged(tmp_path):
+    from workbench.config import Target, load_config
+
+    cfg = load_config(_write_toml(tmp_path / "a", '[targets]\ncomplaint_rate = "<= 0.02"\n'
+                                  'satisfaction_top_box = ">= 60%"\n'
+                                  'loyal_share = { min = 0.5, amber = 0.45 }\n'
+                                  'complaint_spikes = { max = 0, amber = 1 }\n'))
+    t = cfg.targets
+    assert t["complaint_rate"] == Target("complaint_rate", max=0.02)
+    assert t["satisfaction_top_box"] == Target("satisfaction_top_box", min=0.6)
+    assert t["loyal_share"] == Target("loyal_share", min=0.5, amber=0.45)
+    # statuses by hand: at or below max is green; up to amber amber; beyond red (min mirrored)
+    assert [t["complaint_rate"].status(v) for v in (0.01, 0.02, 0.0201, None)] == ["green", "green", "red", "unknown"]
+    assert [t["complaint_spikes"].status(v) for v in (0, 1, 2)] == ["green", "amber", "red"]
+    assert [t["loyal_share"].status(v) for v in (0.6, 0.5, 0.47, 0.45, 0.44)] == \
+        ["green", "green", "amber", "amber", "red"]
+
+
+@pytest.mark.parametrize("body, match", [
+    ('complaint_rate = "< 0.02"', r"\[targets\]\.complaint_rate must read"),
+    ('complaint_rate = { max = 0.02, min = 0.01 }', r"\[targets\]\.complaint_rate: give exactly one"),
+    ('complaint_rate = { max = "2%" }', r"\[targets\]\.complaint_rate\.max must be a number"),
+    ('complaint_rate = { max = 0.02, amber = 0.01 }', r"amber \(0.01\) must be at or above max"),
+    ('loyal_share = { min = 0.5, amber = 0.6 }', r"\[targets\]\.loyal_share: amber \(0.6\) must be at or below min"),
+    ('complaint_rate = { maximum = 0.02 }', r"unknown key\(s\) \['maximum'\]"),
+    ('complaint_rate = 0.02', r"\[targets\]\.complaint_rate must be a text"),
+])
+def test_bad_targets_name_the_key(tmp_path, body, match):
+    from workbench.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(_write_toml(tmp_path / "b", f"[targets]\n{body}\n"))
+    assert "workbench.toml" in str(err.value)
+
+
+def _kpi(key, label, value, unit, n=None, better="higher", previous=None, how=""):
+    return {"key": key, "label": label, "value": value, "unit": unit, "n": n, "interval": None, "better": better,
+            "previous": previous, "how": how}
+
+
+def _period(label, start, prev, kpis, findings=None, targets=None, coverage=None):
+    kz = {"en": kpis, "zh": [{**k, "label": "中" + k["label"]} for k in kpis]}
+    fs = findings or {"en": [], "zh": []}
+    return {"run": {"period": label, "period_start": start, "period_end": start, "previous_period": prev,
+                    "period_display": {"en": f"P {label}", "zh": f"{label}期"}, "dataset": "d", "data_source": "s",
+                    "finished": "2026-11-01T08:00", "targets": targets or {}, "currency": "CNY",
+                    "coverage": coverage or {}},
+            "notebooks": {"03_complaint_trends": {
+                "title": {"en": "Complaint trends", "zh": "投诉趋势"}, "status": "ok",
+                "langs": {"en": {"status": "ok", "html": "en/03_complaint_trends.html"},
+                          "zh": {"status": "ok", "html": "zh/03_complaint_trends.html"}},
+                "kpis": kz, "findings": fs}}}
+
+
+TARGETS = {"complaint_rate": {"max": 0.02, "amber": 0.025}, "complaint_spikes": {"max": 0},
+           "satisfaction_top_box": {"min": 0.6}, "nps_made_up": {"min": 30}}
+
+
+def _summary_periods():
+    heads = {"en": [{"key": "spike", "text": "Delivery complaints jumped in October.", "value": 41, "headline": True,
+                     "how": "Poisson control limit, p = 0.001 after Holm correction", "action": "Call the courier."}],
+             "zh": [{"key": "spike", "text": "十月配送投诉激增。", "value": 41, "headline": True,
+                     "how": "泊松控制限，经霍尔姆校正后 p = 0.001", "action": "联系快递公司。"}]}
+    cur = _period("2026-10", "2026-10-01", "2026-09", [
+        _kpi("customers", "Customers", 1234, "count", better="higher"),
+        _kpi("complaint_rate", "Complaint rate", 0.023, "share", n=10_000, better="lower", previous=0.018,
+             how="complaints / transactions"),
+        _kpi("transactions", "Transactions", 10_000, "count", n=10_000),
+        _kpi("complaint_spikes", "Complaint spikes", 2, "count", better="lower"),
+        _kpi("revenue", "Revenue", 2_345_678.0, "money"),
+        _kpi("satisfaction_top_box", "Top-box satisfaction", 0.64, "share", n=812),
+        _kpi("timely_share", "Answered on time", 0.9, "share"),
+        _kpi("open_complaints", "Open complaints", 12, "count", better="lower"),
+        _kpi("complaints", "Complaints", 230, "count", better="lower"),
+    ], heads, TARGETS)
+    prev = _period("2026-09", "2026-09-01", "2026-08", [_kpi("customers", "Customers", 1200, "count"),
+                                                         _kpi("transactions", "Transactions", 9_000, "count")])
+    return cur, prev
+
+
+def test_summary_tiles_from_page_records():
+    from workbench.summary import build_tiles
+
+    cur, prev = _summary_periods()
+    tiles = build_tiles(cur, prev, "en")
+    assert len(tiles) == 8, "at most eight tiles"
+    # tiles with a target first, in [targets] order; KPIs without a value get none
+    assert [t["key"] for t in tiles[:3]] == ["complaint_rate", "complaint_spikes", "satisfaction_top_box"]
+    by = {t["key"]: t for t in tiles}
+    # statuses by hand: 0.023 > max 0.02 but <= amber 0.025 → amber; 2 spikes > max 0, no amber → red;
+    # 0.64 >= min 0.6 → green; no target → no status
+    assert by["complaint_rate"]["status"] == "amber"
+    assert by["complaint_spikes"]["status"] == "red"
+    assert by["satisfaction_top_box"]["status"] == "green"
+    assert by["customers"]["status"] is None
+    # change: the KPI's own previous (0.018) → +0.5 pp, up, bad because lower is better
+    assert by["complaint_rate"]["change"] == "+0.5 pp"
+    assert (by["complaint_rate"]["direction"], by["complaint_rate"]["tone"]) == ("up", "bad")
+    # else the previous period's record of the same key: 1234 vs 1200 → +34 (+2.8%)
+    assert by["customers"]["change"] == f"+34 ({34 / 1200:+.1%})"
+    assert by["transactions"]["change"] == "+1,000 (+11.1%)"
+    assert by["complaint_rate"]["text"] == "2.3%" and by["revenue"]["text"] == "¥2.35m"
+    assert by["complaint_rate"]["target"] == "target ≤ 2.0%"
+    # not comparable (partial coverage) → no change from the previous period's records, own previous kept
+    tiles = {t["key"]: t for t in build_tiles(cur, prev, "en", comparable=False)}
+    assert tiles["customers"]["change"] is None and tiles["complaint_rate"]["change"] == "+0.5 pp"
+
+
+def test_summary_page_in_the_readers_language():
+    cur, prev = _summary_periods()
+    en = render_index([cur, prev], lang="en")
+    zh = render_index([cur, prev], lang="zh")
+    assert en.count('class="wb-tile ') + en.count('class="wb-tile"') == 8
+    assert 'class="wb-tile status-red" data-kpi="complaint_spikes"' in en
+    assert 'class="wb-tile status-amber" data-kpi="complaint_rate"' in en
+    assert "base 10,000" in en and "基数 10,000" in zh
+    assert "Call the courier." in en and "联系快递公司。" in zh
+    # the statistics only in the collapsed "how computed" note, never in the headline sentence
+    head = en.split('class="wb-report-heads"')[1]
+    sentence = re.search(r'<p class="wb-head">(.*?)</p>', head)[1]
+    assert "p =" not in sentence and "Poisson" not in sentence
+    assert re.search(r"<details class=\"wb-how\"><summary>How computed</summary>Poisson control limit", head)
+    # the unknown target key is warned about, not fatal
+    assert "nps_made_up" in en and "nps_made_up" in zh
+    # the earlier period is linked
+    assert "Earlier periods" in en and "往期报告" in zh and 'id="p-2026-09"' in en
+    # zh: Chinese furniture and the zh KPI labels
+    for english in ("Key numbers", "What the reports found", "on target", "off target", "base ", "Earlier",
+                    "vs previous period", "Summary"):
+        assert english not in zh, english
+    assert "中Complaint rate" in zh and "未达标" in zh and "关键指标" in zh and 'lang="zh-CN"' in zh
+
+
+def test_target_statuses_recorded_in_period_metrics(tmp_path):
+    from workbench.reports import build_period_metrics
+
+    cur, _ = _summary_periods()
+    folder = tmp_path / PERIOD
+    for lang in ("en", "zh"):
+        (folder / lang).mkdir(parents=True)
+        record = {"name": "03_complaint_trends", "lang": lang, "status": "ok", "last_success": "2026-11-01",
+                  "finished": "2026-11-01", "kpis": cur["notebooks"]["03_complaint_trends"]["kpis"][lang],
+                  "run": cur["run"]}
+        (folder / lang / "03_complaint_trends.metrics.json").write_text(json.dumps(record), encoding="utf-8")
+    m = build_period_metrics(folder)
+    assert m["targets"]["complaint_rate"] == {"max": 0.02, "amber": 0.025, "value": 0.023, "status": "amber",
+                                              "notebook": "03_complaint_trends"}
+    assert m["targets"]["complaint_spikes"]["status"] == "red"
+    assert m["targets"]["satisfaction_top_box"]["status"] == "green"
+    assert m["targets"]["nps_made_up"]["status"] == "no_kpi"
+    assert m["notebooks"]["03_complaint_trends"]["kpis"]["zh"][0]["label"] == "中Customers"
+
+
+def test_appendix_blocks_move_to_one_collapsed_box_with_the_glossary():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+
+    def out(text):
+        return nbformat.v4.new_output("display_data", data={"text/html": text})
+
+    cell.outputs = [out('<h2 class="wb-heading">Drivers</h2>'), out('<p class="wb-finding">Story one</p>'),
+                    out('<div class="wb-appendix"><div class="wb-table-wrap"><table class="wb-table">'
+                        '<tr><td>PARAMS</td></tr></table></div></div>'),
+                    out('<h2 class="wb-heading">Value</h2>'),
+                    out('<div class="wb-figure wb-appendix"><div>DIAGNOSTIC</div></div>'),
+                    out('<p class="wb-finding">Story two</p>')]
+    nb.cells = [cell]
+    page = reports.render_html(nb, title="T", period=resolve_period("2026-10"), lang="en", source="s",
+                               generated=dt.datetime(2026, 11, 1), findings=[], exclusions=[])
+    body = page.split('<article class="wb-body">')[1]
+    story, appendix = body.split('<details class="wb-appendix-box"')
+    assert "Story one" in story and "Story two" in story
+    assert "PARAMS" not in story and "DIAGNOSTIC" not in story
+    assert appendix.index("Drivers") < appendix.index("PARAMS") < appendix.index("Value") < \
+        appendix.index("DIAGNOSTIC") < appendix.index("Glossary")
+    assert "Satisfaction top box" in appendix and "Pseudonymised id" in appendix
+    assert page.count("<details") == 1 and " open" not in appendix.split(">")[0]
+    zh = reports.render_html(nb, title="T", period=resolve_period("2026-10"), lang="zh", source="s",
+                             generated=dt.datetime(2026, 11, 1), findings=[], exclusions=[])
+    assert "术语表" in zh and "满意度最高档占比" in zh and "Glossary" not in zh
+    assert reports.print_variant(page).count("<details open") == 1
+
+
+def test_glossary_is_complete_and_zh_has_no_english_words():
+    from workbench.i18n import table
+
+    terms = reports.glossary("en")
+    assert len(terms) >= 10
+    ids = {k.split(".")[1] for k in table() if k.startswith("glossary.")}
+    for i in ids:
+        assert f"glossary.{i}.term" in table() and f"glossary.{i}.text" in table()
+    allowed = {"BG", "NBD", "Gamma", "p"}
+    for term, text in reports.glossary("zh"):
+        latin = set(re.findall(r"[A-Za-z]+", term + text)) - allowed
+        assert not latin, (term, latin)
+
+
+def test_pack_html_combines_summary_and_pages(pack):
+    page = reports.pack_html(pack.out, PERIOD, "en", "inline")
+    assert page.count(reports.plotly_js_source()) == 1, "plotly.js once for the whole pack"
+    assert page.count('class="wb-pack-part') == 1 + len(NAMES) + 1  # summary, the pages, the glossary once
+    assert page.index("Report pack") < page.index("Data overview")
+    assert "Earlier periods" not in page and "<details " not in page.replace("<details open", "")
+    assert reports.pack_html(pack.out, "2020-01", "en") is None
+
+
+def test_cli_inline_flag_and_folder_default(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench import cli
+
+    seen = {}
+
+    def fake_run_pack(**kwargs):
+        seen.update(kwargs)
+        raise ReportInputError("stop here")
+
+    monkeypatch.setattr(reports, "run_pack", fake_run_pack)
+    args = ["reports", "run", "--data", str(tmp_path), "--period", PERIOD]
+    assert CliRunner().invoke(cli.app, [*args, "--inline"]).exit_code == 2
+    assert seen["plotly_js"] == "inline"
+    assert CliRunner().invoke(cli.app, args).exit_code == 2
+    assert seen["plotly_js"] is None  # run_pack's default: folder
+
+
+def test_plotly_default_is_one_file_per_period(small_data, tmp_path):
+    out = tmp_path / "reports"
+    res = run_pack(small_data, PERIOD, only=["05_minimal"], lang="both", out=out, jobs=2,
+                   notebooks_dir=FIXTURES, progress=False)
+    assert res.exit_code == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("plotly.min.js")) == [f"{PERIOD}/plotly.min.js"]
+    for lang in ("en", "zh"):
+        page = (out / PERIOD / lang / "05_minimal.html").read_text(encoding="utf-8")
+        assert 'src="../plotly.min.js"' in page and len(page) < 200_000
+
+
+def test_single_token_cells_never_wrap():
+    page = ("<td>2024-11-01</td><td>¥1,234</td><td>12.5%</td><td>Contract</td><td>two words</td>"
+            "<td>满意且忠诚</td><td>a<b>b</b></td>")
+    out = reports.keep_tokens_whole(page)
+    assert out.count('<td class="wb-nw">') == 4
+    assert "<td>two words</td>" in out and "<td>满意且忠诚</td>" in out
+
+
+def test_pack_pdf_html_has_the_glossary_once(pack):
+    page = reports.pack_html(pack.out, PERIOD, "zh", "folder")
+    assert page.count('class="wb-glossary-block"') == 1
+    assert page.index('class="wb-glossary-block"') > page.rindex('class="wb-pack-part">')
+    assert 'src="../plotly.min.js"' in page and "Glossary" not in page

@@ -179,11 +179,15 @@ def reports_run(
     param: Annotated[list[str] | None, typer.Option(help="Notebook parameter key=value (repeatable).")] = None,
     jobs: Annotated[int | None, typer.Option(min=1, help="Notebooks run in parallel (default: cores).")] = None,
     timeout: Annotated[int, typer.Option(help="Per-notebook timeout in seconds.")] = 1800,
-    pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF per report (needs chromium).")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF per report and one pack.pdf per language "
+                                                    "(summary + every report; needs chromium).")] = False,
     notebooks: Annotated[Path | None, typer.Option(help="Notebook folder (default: the project's).")] = None,
     plotly_js: Annotated[str | None, typer.Option(
-        "--plotly-js", help="inline (default; env WORKBENCH_PLOTLY_JS): plotly.js inside every HTML file, "
-                            "so one report survives e-mailing; folder: one plotly.min.js per report folder.")] = None,
+        "--plotly-js", help="folder (default; env WORKBENCH_PLOTLY_JS): one plotly.min.js per period folder, "
+                            "shared by every page; inline: plotly.js inside every HTML file (about 4.8 MB each), "
+                            "so a single page survives e-mailing.")] = None,
+    inline: Annotated[bool, typer.Option("--inline", help="Same as --plotly-js inline: every page a single "
+                                                          "self-contained file, for e-mailing one page.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another run is writing to the output folder, wait "
                                                       "for it instead of exiting 2.")] = False,
 ) -> None:
@@ -194,7 +198,7 @@ def reports_run(
     try:
         result = run_pack(data=data, period=period, only=only or [], lang=lang, out=out,
                           params=param or [], jobs=jobs, timeout=timeout, pdf=pdf, notebooks_dir=notebooks,
-                          plotly_js=plotly_js, wait=wait)
+                          plotly_js="inline" if inline else plotly_js, wait=wait)
     except NoDataInPeriod as exc:
         err.print(Text.assemble(("no data:", "bold yellow"), f" {exc}"))
         raise typer.Exit(3) from None

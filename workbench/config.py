@@ -120,6 +120,93 @@ class TableConfig:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A KPI target from ``[targets]``: the value must stay at or below ``max`` (or at or above ``min``).
+
+    ``amber`` is the warning line beyond the target: a value past the target but not past ``amber``
+    is amber, past ``amber`` red. Without ``amber`` a missed target is red.
+    """
+
+    key: str
+    max: float | None = None
+    min: float | None = None
+    amber: float | None = None
+
+    def status(self, value: float | None) -> str:
+        """``green`` (target met), ``amber``, ``red``, or ``unknown`` when there is no value."""
+        if value is None or value != value:
+            return "unknown"
+        if self.max is not None:
+            if value <= self.max:
+                return "green"
+            return "amber" if self.amber is not None and value <= self.amber else "red"
+        assert self.min is not None
+        if value >= self.min:
+            return "green"
+        return "amber" if self.amber is not None and value >= self.amber else "red"
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: v for k, v in (("max", self.max), ("min", self.min), ("amber", self.amber)) if v is not None}
+
+
+_TARGET_TEXT = re.compile(r"^\s*(<=|>=)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%?)\s*$")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf")
+
+
+def parse_targets(raw: Any, where: str) -> dict[str, Target]:
+    """Validate ``[targets]``: ``key = "<= 0.02"`` / ``">= 0.6"`` or ``{ max = 0.02, amber = 0.025 }`` /
+    ``{ min = 0.6, amber = 0.55 }`` (shares as fractions; ``"<= 2%"`` also reads as 0.02).
+
+    Keys are KPI keys (the report pack warns about keys no report produces); errors name the key.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where}: [targets] must be a table of KPI key = "<= 0.02" or {{ max = 0.02 }}')
+    example = 'e.g. complaint_rate = "<= 0.02", satisfaction_top_box = ">= 0.6" or { max = 0.02, amber = 0.025 }'
+    out: dict[str, Target] = {}
+    for key, spec in raw.items():
+        here = f"{where}: [targets].{key}"
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise ConfigError(f"{here}: a target key is a KPI key in lower case letters, digits and _ ({example})")
+        if isinstance(spec, str):
+            m = _TARGET_TEXT.match(spec)
+            if not m:
+                raise ConfigError(f"{here} must read \"<= NUMBER\" or \">= NUMBER\", got {spec!r} ({example})")
+            number = float(m[2]) / (100 if m[3] else 1)
+            out[key] = Target(key, max=number) if m[1] == "<=" else Target(key, min=number)
+            continue
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{here} must be a text like \"<= 0.02\" or a table {{ max = ..., amber = ... }}, "
+                              f"got {spec!r}")
+        unknown = set(spec) - {"max", "min", "amber"}
+        if unknown:
+            raise ConfigError(f"{here}: unknown key(s) {sorted(unknown)}; allowed: amber, max, min")
+        if ("max" in spec) == ("min" in spec):
+            raise ConfigError(f"{here}: give exactly one of max (lower is better) or min (higher is better)")
+        for name, value in spec.items():
+            if not _number(value):
+                raise ConfigError(f"{here}.{name} must be a number, got {value!r}")
+        t = Target(key, max=_float(spec.get("max")), min=_float(spec.get("min")), amber=_float(spec.get("amber")))
+        if t.amber is not None and t.max is not None and t.amber < t.max:
+            raise ConfigError(f"{here}: amber ({t.amber:g}) must be at or above max ({t.max:g}): values between "
+                              "the two are amber, above amber red")
+        if t.amber is not None and t.min is not None and t.amber > t.min:
+            raise ConfigError(f"{here}: amber ({t.amber:g}) must be at or below min ({t.min:g}): values between "
+                              "the two are amber, below amber red")
+        out[key] = t
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """A parsed dataset config."""
 
@@ -132,6 +219,7 @@ class DatasetConfig:
     tables: dict[str, TableConfig] = field(default_factory=dict)
     text: str = ""
     sources: dict[str, TableConfig] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
     programme: dict[str, Any] = field(default_factory=dict)
 
     def source_label(self) -> str:
@@ -475,10 +563,11 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"dataset", "tables", "sources", "targets", "programme"}  # [targets]: KPI targets
+    unknown = set(raw) - {"dataset", "tables", "sources", "targets", "programme"}
     if unknown:
-        raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME] "
-                          "and [sources.NAME]")
+        raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME], "
+                          "[sources.NAME], [targets] and [programme]")
+    targets = parse_targets(raw.get("targets"), str(p))
     meta = raw.get("dataset", {})
     root = p.parent.resolve()
     default_url = meta.get("url")
@@ -520,6 +609,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         tables=tables,
         text=text,
         sources=sources,
+        targets=targets,
         programme=_programme(raw.get("programme", {}), f"{p}: [programme]"),
     )
 

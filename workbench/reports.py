@@ -56,16 +56,20 @@ generated for the run, with a warning; recorded as ``run.pseudonym_key_source``)
 
 plotly.js
 ---------
-Each HTML file embeds plotly.js once (``plotly_js="inline"``, the default):
-a report opens from a file share or an e-mail attachment with no network.
-``plotly_js="folder"`` (or env ``WORKBENCH_PLOTLY_JS=folder``) instead writes
-one ``plotly.min.js`` per report folder and references it relatively.
-Measured with ``bench/report_pack.py`` (plotly 7.1, 20,000-customer sample,
-2026-11): plotly.min.js is 4.82 MB; an inline report is 4.85 MB (data overview,
-23 kB own content) to 5.14 MB (customer pyramid, 306 kB) — 1.003-1.004× of
-plotly.js + content; in folder mode the same reports are 38-327 kB plus one
-shared 4.82 MB file per ``<period>/<lang>/`` folder. Inline is
-the default because a single file survives being e-mailed or copied alone.
+Folder mode (the default, ``plotly_js="folder"``): one ``plotly.min.js`` per period folder
+(``reports/<period>/plotly.min.js``, 4.82 MB), referenced as ``../plotly.min.js`` by the pages of
+every language (45-180 kB each). ``plotly_js="inline"`` (``--inline``, env
+``WORKBENCH_PLOTLY_JS=inline``) embeds plotly.js in every page (about 5 MB each), so a single page
+survives being e-mailed or copied alone. Sizes: docs/report-pack.md.
+
+Pack summary, appendix, PDF
+---------------------------
+``index.html`` / ``index.zh.html`` summarise the latest period in one language each: KPI tiles
+(:mod:`workbench.summary`, judged against ``[targets]``), each report's headline findings with
+their action and a collapsed "how computed" note, links to the pages and the earlier periods.
+Report pages move every ``.wb-appendix`` block into one collapsed appendix with a glossary
+(:func:`split_appendix`, :func:`appendix_html`). ``--pdf`` prints each page and one ``pack.pdf``
+per language (:func:`write_pack_pdf`) with headless Chromium.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ from workbench.i18n import has as has_text
 from workbench.i18n import t as translate
 from workbench.metrics import write_json_atomic
 from workbench.periods import Period, parse_period
+from workbench.summary import target_statuses, unknown_target_keys
 
 log = logging.getLogger("workbench.reports")
 
@@ -472,6 +477,80 @@ def clean_notebook(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, li
     return nb, toc
 
 
+_APPENDIX_BLOCK = re.compile(r'^\s*<div class="[^"]*\bwb-appendix\b')
+_ANCHORED_H2 = re.compile(r'<h2 class="wb-heading" id="[^"]*">(.*?)</h2>', re.S)
+
+
+def split_appendix(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[tuple[str, list[str]]]]:
+    """Take every ``.wb-appendix`` output (model diagnostics, parameter tables, customer lists, term
+    tables: ``appendix=True`` in :mod:`workbench.results`) out of a cleaned notebook.
+
+    Returns
+    -------
+    (notebook, groups)
+        The notebook without them, and ``[(section heading HTML, [block HTML, ...]), ...]`` in page order.
+    """
+    groups: list[tuple[str, list[str]]] = []
+    section = ""
+    cells = []
+    for cell in nb.cells:
+        kept = []
+        for out in cell.outputs:
+            text = "".join(out.get("data", {}).get("text/html", ""))
+            for m in _ANCHORED_H2.finditer(text):
+                section = m[1]
+            if text and _APPENDIX_BLOCK.match(text):
+                if not groups or groups[-1][0] != section:
+                    groups.append((section, []))
+                groups[-1][1].append(text)
+            else:
+                kept.append(out)
+        cell.outputs = kept
+        if kept:
+            cells.append(cell)
+    nb.cells = cells
+    return nb, groups
+
+
+def glossary(lang: str) -> list[tuple[str, str]]:
+    """``[(term, explanation), ...]`` from ``translations/glossary.toml`` in file order."""
+    from workbench.i18n import table
+
+    ids = list(dict.fromkeys(k.split(".")[1] for k in table() if k.startswith("glossary.")))
+    return [(translate(f"glossary.{i}.term", lang), translate(f"glossary.{i}.text", lang)) for i in ids]
+
+
+def appendix_html(groups: Sequence[tuple[str, Sequence[str]]], lang: str) -> str:
+    """One collapsed ``<details>`` at the end of the page: the appendix blocks under their section
+    headings, then the glossary (opened for print by the page's script and by :func:`write_pdf`)."""
+    parts = [f'<details class="wb-appendix-box" id="appendix"><summary><h2 class="wb-appendix-title">'
+             f'{html.escape(translate("reports.appendix", lang))}</h2></summary>']
+    if groups:
+        parts.append(f'<p class="wb-note">{html.escape(translate("reports.appendix_intro", lang))}</p>')
+    for section, blocks in groups:
+        if section:
+            parts.append(f'<h3 class="wb-appendix-section">{section}</h3>')
+        parts.extend(blocks)
+    terms = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in glossary(lang))
+    parts.append(f'<div class="wb-glossary-block"><h3 class="wb-appendix-section">'
+                 f'{html.escape(translate("reports.glossary", lang))}</h3><dl class="wb-glossary">{terms}</dl></div>'
+                 "</details>")
+    return "".join(parts)
+
+
+_GLOSSARY_BLOCK = re.compile(r'<div class="wb-glossary-block">.*?</dl></div>', re.S)
+_EMPTY_APPENDIX = re.compile(r'<details class="wb-appendix-box" id="appendix"><summary>((?!</summary>).)*</summary>'
+                             r"</details>", re.S)
+# a cell holding one token (a number, date, code, amount: no spaces, no Chinese) must not wrap
+_ONE_TOKEN_CELL = re.compile(r"<td>([^\s<\u3000-\u9fff\uff00-\uffef]{1,60})</td>")
+
+
+def keep_tokens_whole(page: str) -> str:
+    """Mark table cells holding a single token (``2024-11-01``, ``¥1,234``, ``12.5%``) ``wb-nw``
+    (no wrapping): browsers may otherwise break them at a hyphen or slash."""
+    return _ONE_TOKEN_CELL.sub(r'<td class="wb-nw">\1</td>', page)
+
+
 def _anchor_headings(text: str, toc: list[tuple[str, str]]) -> str:
     def repl(m: re.Match[str]) -> str:
         anchor = f"sec-{len(toc) + 1}"
@@ -537,6 +616,7 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
     from nbconvert import HTMLExporter
 
     clean, toc = clean_notebook(nb)
+    clean, appendix = split_appendix(clean)
     clean.metadata["title"] = title
     wb = {
         "title": title,
@@ -562,6 +642,7 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         "notes": list(notes),
         "banner": list(banner),
         "banner_title": translate("coverage.banner_title", lang),
+        "appendix": appendix_html(appendix, lang),
     }
     exporter = HTMLExporter(
         extra_template_basedirs=[str(TEMPLATE_DIR)],
@@ -577,13 +658,17 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
     body, _ = exporter.from_notebook_node(clean, resources={"wb": wb})
     if lang == "zh":  # nbconvert accepts ISO 639-1 only; zh-CN makes browsers pick Simplified glyphs
         body = body.replace('<html lang="zh">', '<html lang="zh-CN">', 1)
-    return body
+    return keep_tokens_whole(body)
+
+
+#: folder mode: one plotly.min.js per period folder, shared by the pages of every language
+FOLDER_PLOTLY_SRC = "../plotly.min.js"
 
 
 def embed_plotly(page: str, mode: str = "inline") -> str:
-    """Put plotly.js into the page: inline once (default) or a ``plotly.min.js`` beside it (``folder``)."""
+    """Put plotly.js into the page: inline once or ``<period>/plotly.min.js`` referenced (``folder``)."""
     if mode == "folder":
-        tag = '<script type="text/javascript" src="plotly.min.js"></script>'
+        tag = f'<script type="text/javascript" src="{FOLDER_PLOTLY_SRC}"></script>'
     else:
         tag = f'<script type="text/javascript">{_plotly_js()}</script>'
     from workbench.viz import PLOTLY_ZH_LOCALE_JS
@@ -749,7 +834,7 @@ def execute_notebook(ctx: _RunContext, nb: ReportNotebook, lang: str, params: Ma
                               _error_text(exc), tuple(stages))
     write_text_atomic(paths["html"], page)
     if ctx.plotly_js == "folder":
-        _ensure_folder_plotly(paths["html"].parent)
+        _ensure_folder_plotly(paths["html"].parent.parent)
     os.replace(running_path, paths["executed"])
     paths["failed"].unlink(missing_ok=True)
     write_json_atomic(paths["metrics"], payload)
@@ -803,18 +888,34 @@ def find_chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
+#: the screen width the page is laid out at before printing: A4 (210 mm) less 2 × 12 mm margins at 96 dpi,
+#: so charts are drawn no wider than the paper
+PRINT_WIDTH_PX = 703
+
+
+def print_variant(page: str) -> str:
+    """The page as printed: every ``<details>`` (appendix, "how computed") open."""
+    return re.sub(r"<details(?![^>]*\bopen\b)", "<details open", page)
+
+
 def write_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> bool:
-    """Print ``html_path`` to PDF with headless Chromium; False (and a log line) when unavailable."""
+    """Print ``html_path`` to A4 PDF with headless Chromium (appendix open, page numbers from the page's
+    ``@page`` rules, charts drawn at the paper's width); False (and a log line) when unavailable."""
     chromium = find_chromium()
     if chromium is None:
         log.warning("--pdf: no chromium found; skipping %s", pdf_path.name)
         return False
     fd, tmp = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".tmp", dir=pdf_path.parent)
     os.close(fd)
+    # beside the original, so relative links (../plotly.min.js) resolve
+    fd, variant = tempfile.mkstemp(prefix=f".{html_path.stem}.", suffix=".print.tmp.html", dir=html_path.parent)
+    os.close(fd)
+    Path(variant).write_text(print_variant(html_path.read_text(encoding="utf-8")), encoding="utf-8")
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--no-first-run", "--no-pdf-header-footer",
+           f"--window-size={PRINT_WIDTH_PX},1000",
            "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000",
-           f"--print-to-pdf={tmp}", html_path.resolve().as_uri()]
+           f"--print-to-pdf={tmp}", Path(variant).resolve().as_uri()]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
         if Path(tmp).stat().st_size == 0:
@@ -826,13 +927,71 @@ def write_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> bool:
         log.warning("--pdf failed for %s: %s", html_path.name, exc)
         Path(tmp).unlink(missing_ok=True)
         return False
+    finally:
+        Path(variant).unlink(missing_ok=True)
+
+
+_MAIN = re.compile(r"<main>(.*)</main>", re.S)
+
+
+def pack_html(out: Path, period_label: str, lang: str, plotly_js: str = "folder") -> str | None:
+    """One HTML document for the whole pack of a period in ``lang``: the summary, then every report
+    page (each from a new sheet), one plotly.js; None when the period has no page in ``lang``."""
+    periods = [m for m in _read_periods(out)]
+    latest = next((m for m in periods if m["run"]["period"] == period_label), None)
+    if latest is None:
+        return None
+    prev = next((m for m in periods if m["run"]["period"] == latest["run"].get("previous_period")), None)
+    summary = render_index([latest, *([prev] if prev else [])], lang=lang, earlier=False)
+    parts = [f'<section class="wb-pack-part wb-index">{_MAIN.search(summary)[1]}</section>']
+    pages = 0
+    for entry in latest["notebooks"].values():
+        info = (entry.get("langs") or {}).get(lang) or {}
+        path = out / period_label / (info.get("html") or "")
+        if not info.get("html") or not path.is_file():
+            continue
+        found = _MAIN.search(path.read_text(encoding="utf-8"))
+        if found:
+            parts.append(f'<section class="wb-pack-part">{found[1]}</section>')
+            pages += 1
+    if not pages:
+        return None
+    # the glossary once, at the end of the pack, not after every report (nor an appendix left empty)
+    glossaries = [g for part in parts for g in _GLOSSARY_BLOCK.findall(part)]
+    parts = [_EMPTY_APPENDIX.sub("", _GLOSSARY_BLOCK.sub("", part)) for part in parts]
+    if glossaries:
+        parts.append(f'<section class="wb-pack-part wb-appendix-box">{glossaries[-1]}</section>')
+    css = _css() + (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8") + \
+        ".wb-pack-part + .wb-pack-part { break-before: page; page-break-before: always; }"
+    html_lang = "zh-CN" if lang == "zh" else lang
+    page = (f'<!DOCTYPE html>\n<html lang="{html_lang}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(translate('reports.index.title', lang))}</title>{PLOTLY_PLACEHOLDER}"
+            f'<style>{css}</style></head><body class="wb-report" data-lang="{lang}"><main>{"".join(parts)}'
+            "</main></body></html>\n")
+    return print_variant(embed_plotly(page, plotly_js))
+
+
+def write_pack_pdf(out: Path, period_label: str, lang: str, plotly_js: str = "folder") -> Path | None:
+    """``<out>/<period>/<lang>/pack.pdf``: the summary and every report of the period in one PDF."""
+    page = pack_html(out, period_label, lang, plotly_js)
+    if page is None:
+        return None
+    folder = out / period_label / lang
+    fd, tmp = tempfile.mkstemp(prefix=".pack.", suffix=".tmp.html", dir=folder)
+    os.close(fd)
+    try:
+        Path(tmp).write_text(page, encoding="utf-8")
+        target = folder / "pack.pdf"
+        return target if write_pdf(Path(tmp), target) else None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ run integrity (issue 12, items 3, 7, 8)
 LOCK_NAME = ".workbench-reports.lock"
 #: Each page's metrics and status, written beside the page (``<period>/<lang>/<name>.metrics.json``).
 PAGE_RECORD_SUFFIX = ".metrics.json"
-_STALE = re.compile(r"^\..+\.running\.ipynb(?:\.params\.json)?$|^\..+\.tmp$|^\..+\.json\.[a-z0-9_]{8}$")
+_STALE = re.compile(r"^\..+\.running\.ipynb(?:\.params\.json)?$|^\..+\.tmp(?:\.html)?$|^\..+\.json\.[a-z0-9_]{8}$")
 
 
 class OutputLocked(ReportInputError):
@@ -913,6 +1072,7 @@ def _run_info(ctx: _RunContext, info: Mapping[str, Any]) -> dict[str, Any]:
         "rows": info["rows"], "excluded_rows": info["excluded_rows"], "exclusions": info["exclusions"],
         "validation_ok": info["validation_ok"], "package_version": __version__, "plotly_js": ctx.plotly_js,
         "pseudonym_key_source": info.get("pseudonym_key_source", ""), "coverage": ctx.coverage,
+        "currency": info.get("currency", "CNY"), "targets": info.get("targets", {}),
         "finished": dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
     }
 
@@ -959,9 +1119,11 @@ def write_page_record(ctx: _RunContext, nb: ReportNotebook, res: NotebookResult,
         payload = _read_json(_paths(ctx, nb, res.lang)["metrics"])
         payload = payload if isinstance(payload, dict) else {}
         record.update(section=payload.get("section", nb.slug), metrics=payload.get("metrics", {}),
-                      findings=payload.get("findings", []), notes=payload.get("notes", []), last_success=finished)
+                      findings=payload.get("findings", []), notes=payload.get("notes", []),
+                      kpis=payload.get("kpis", []), last_success=finished)
     else:
-        record.update({k: prev[k] for k in ("section", "metrics", "findings", "notes", "last_success") if k in prev})
+        record.update({k: prev[k] for k in ("section", "metrics", "findings", "notes", "kpis", "last_success")
+                       if k in prev})
     assert_no_pii(record)
     write_json_atomic(path, record)
     os.chmod(path, _MODE)
@@ -992,14 +1154,15 @@ def build_period_metrics(folder: Path, run_meta: Mapping[str, Any] | None = None
         entry = entries.setdefault(rec["name"], {})
         entry["title"] = rec.get("title") or entry.get("title") or {}
         entry["slug"] = rec.get("slug") or entry.get("slug") or rec["name"]
-        langs, findings, notes = (dict(entry.get(k) or {}) for k in ("langs", "findings", "notes"))
+        langs, findings, notes, kpis = (dict(entry.get(k) or {}) for k in ("langs", "findings", "notes", "kpis"))
         lang_info = {k: rec.get(k) for k in ("status", "seconds", "error", "html", "executed", "finished")}
         if rec.get("last_success"):
             lang_info["last_success"] = rec["last_success"]
             findings[rec["lang"]] = rec.get("findings", [])
             notes[rec["lang"]] = rec.get("notes", [])
+            kpis[rec["lang"]] = rec.get("kpis", [])
         langs[rec["lang"]] = lang_info
-        entry.update(langs=langs, findings=findings, notes=notes)
+        entry.update(langs=langs, findings=findings, notes=notes, kpis=kpis)
     order = {code: i for i, code in enumerate(LANGS)}
     for name, entry in entries.items():
         good = [r for r in records if r["name"] == name and r.get("last_success")]
@@ -1017,10 +1180,12 @@ def build_period_metrics(folder: Path, run_meta: Mapping[str, Any] | None = None
     elif records:
         latest = max(records, key=lambda r: str(r.get("finished", "")))
         run = dict(latest.get("run") or {}) or run
+    notebooks = dict(sorted(entries.items()))
     return {
         "run": run,
-        "notebooks": dict(sorted(entries.items())),
+        "notebooks": notebooks,
         "sections": {e.get("section", k): e.get("metrics", {}) for k, e in sorted(entries.items())},
+        "targets": target_statuses(notebooks, run.get("targets") or {}),
     }
 
 
@@ -1103,6 +1268,8 @@ def _load_once(data: Path) -> tuple[dict[str, Any], float]:
             "excluded_rows": {k: v.excluded_rows + v.filtered_rows for k, v in report.tables.items()},
             "exclusions": report.exclusions().to_dict(orient="records"),
             "validation_ok": report.ok,
+            "currency": ds.config.currency,
+            "targets": {k: v.to_dict() for k, v in ds.config.targets.items()},
         }
         info = _masked_info(info)
     finally:
@@ -1158,7 +1325,7 @@ def run_pack(data: Path | str, period: str | Period, only: Sequence[str] = (), l
     started = dt.datetime.now().astimezone().replace(microsecond=0)
     t_start = time.perf_counter()
     langs = parse_langs(lang)
-    mode = (plotly_js or os.environ.get("WORKBENCH_PLOTLY_JS") or "inline").lower()
+    mode = (plotly_js or os.environ.get("WORKBENCH_PLOTLY_JS") or "folder").lower()
     if mode not in ("inline", "folder"):
         raise ReportInputError(f"plotly_js must be 'inline' or 'folder', not {mode!r}")
     if jobs is not None and int(jobs) < 1:
@@ -1202,6 +1369,8 @@ def _run_locked(data_path: Path, the_period: Period, notebooks: Sequence[ReportN
                  f"dataset loaded in {load_seconds:.1f}s; {workers} job(s)")
         if cleaned:
             bar.line(f"removed {cleaned} work file(s) left by an interrupted run")
+        for key in unknown_target_keys(info.get("targets", {})):
+            bar.line(f"warning: [targets].{key} is not a KPI any report records; the summary shows no tile for it")
         if key_source != "env":
             bar.line("warning: WORKBENCH_PSEUDONYM_KEY is not set; pseudonyms use a key generated for this run "
                      "(the same in every notebook and language of the run, different from other runs)")
@@ -1227,6 +1396,9 @@ def _run_locked(data_path: Path, the_period: Period, notebooks: Sequence[ReportN
     run_meta = _run_metadata(ctx, info, langs, workers, started, finished, load_seconds)
     run_meta["coverage"] = ctx.coverage
     metrics_path = write_period_metrics(ctx, notebooks, results, run_meta)
+    if pdf:
+        for code in langs:
+            write_pack_pdf(out_root, the_period.label, code, mode)
     index_path = write_index(out_root)
     return PackResult(the_period, out_root, tuple(results), metrics_path, index_path, load_seconds,
                       time.perf_counter() - t_start, coverage=ctx.coverage)
@@ -1256,6 +1428,8 @@ def _run_metadata(ctx: _RunContext, info: Mapping[str, Any], langs: Sequence[str
         "jobs": workers,
         "plotly_js": ctx.plotly_js,
         "pseudonym_key_source": info.get("pseudonym_key_source", ""),
+        "currency": info.get("currency", "CNY"),
+        "targets": info.get("targets", {}),
     }
 
 
@@ -1354,66 +1528,129 @@ def _fmt_delta(row: Mapping[str, Any], lang: str) -> str:
     return f'<span class="wb-delta {cls}" title="{title}">{arrow} {html.escape(amount)}</span>'
 
 
-def _both(key: str, **values: Any) -> str:
-    return " / ".join(dict.fromkeys(translate(key, code, **values) for code in LANGS))
+INDEX_FILES = {"en": "index.html", "zh": "index.zh.html"}
 
 
-def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | None = None) -> str:
-    """The bilingual ``reports/index.html``: every period, report, status, links and headline changes."""
-    lang = "en"
+def _period_status(m: Mapping[str, Any], lang: str) -> str:
+    run = m["run"]
+    failed = sum(1 for e in m["notebooks"].values() if e.get("status") != "ok")
+    status = (f'<span class="wb-badge failed">{html.escape(translate("reports.index.failed_n", lang, n=failed))}'
+              '</span>' if failed else
+              f'<span class="wb-badge ok">{html.escape(translate("reports.index.all_ok", lang))}</span>')
+    return status + _coverage_badge(run, lang)
+
+
+def _page_links(label: str, name: str, entry: Mapping[str, Any], lang: str) -> tuple[str, str]:
+    """(title link in ``lang`` or the first language with a page, status badges + other-language links)."""
+    title = html.escape((entry.get("title") or {}).get(lang) or name)
+    langs = entry.get("langs") or {}
+    own = langs.get(lang) or {}
+    href = own.get("html") or next((i.get("html") for i in langs.values() if i.get("html")), None)
+    link = f'<a href="{html.escape(label)}/{html.escape(href)}">{title}</a>' if href else title
+    extras = []
+    for code, info in langs.items():
+        st = info.get("status", "")
+        if st != "ok":
+            tip = html.escape(info.get("error") or "")
+            extras.append(f'<span class="wb-badge failed" title="{tip}">{html.escape(_lang_name(code, lang))}: '
+                          f'{html.escape(translate("reports.index.failed", lang))}</span>')
+        elif code != lang and info.get("html"):
+            extras.append(f'<a class="wb-other-lang" href="{html.escape(label)}/{html.escape(info["html"])}" '
+                          f'hreflang="{code}">{html.escape(_lang_name(code, lang))}</a>')
+    return link, " ".join(extras)
+
+
+def _findings_html(m: Mapping[str, Any], prev: Mapping[str, Any] | None, comparable: bool, lang: str) -> str:
+    """Each report's headline findings: sentence, change, action, and a collapsed "how computed" note."""
+    label = m["run"]["period"]
+    how_label = html.escape(translate("core.how_computed", lang))
+    blocks = []
+    for name, entry in m["notebooks"].items():
+        f_all = (entry.get("findings") or {}).get(lang) or []
+        by_key = {f.get("key"): f for f in f_all}
+        prev_entry = prev["notebooks"].get(name) if prev else None
+        heads = headline_changes(entry, prev_entry if comparable else None, lang) if f_all else []
+        items = []
+        for h in heads:
+            f = by_key.get(h["key"], {})
+            action = (f'<p class="wb-action">→ {html.escape(f["action"])}</p>' if f.get("action") else "")
+            how = (f'<details class="wb-how"><summary>{how_label}</summary>{html.escape(f["how"])}</details>'
+                   if f.get("how") else "")
+            items.append(f"<li><p class=\"wb-head\">{html.escape(h['text'])} {_fmt_delta(h, lang)}</p>"
+                         f"{action}{how}</li>")
+        link, extras = _page_links(label, name, entry, lang)
+        body = (f'<ul class="wb-heads">{"".join(items)}</ul>' if items else
+                f'<p class="wb-muted">{html.escape(translate("reports.index.no_findings", lang))}</p>')
+        blocks.append(f'<article class="wb-report-heads"><h3>{link} {extras}</h3>{body}</article>')
+    return "".join(blocks)
+
+
+def render_index(periods: Sequence[Mapping[str, Any]], generated: dt.datetime | None = None,
+                 lang: str = "en", earlier: bool = True) -> str:
+    """The pack summary ``index.html`` in ``lang``: the latest period's KPI tiles (against ``[targets]``),
+    each report's headline findings (action, collapsed "how computed"), links to the pages and to the
+    earlier periods."""
+    from workbench.summary import build_tiles, tiles_html, unknown_target_keys
+
     by_label = {m["run"]["period"]: m for m in periods}
     generated = generated or dt.datetime.now().replace(microsecond=0)
-    parts = [f"<h1>{html.escape(_both('reports.index.title'))}</h1>",
-             f'<p class="wb-meta">{html.escape(_both("core.generated"))}: {html.escape(generated.isoformat(" "))}</p>']
+    other = [code for code in LANGS if code != lang]
+    switch = " ".join(f'<a href="{INDEX_FILES[c]}" hreflang="{c}">{html.escape(_lang_name(c, lang))}</a>' for c in other)
+    parts = [f'<header class="wb-index-head"><p class="wb-app">{html.escape(translate("core.app", lang))}</p>'
+             f'<nav class="wb-lang-switch">{switch}</nav>'
+             f'<h1 class="wb-title">{html.escape(translate("reports.index.title", lang))}</h1>'
+             f'<p class="wb-meta-line">{html.escape(translate("core.generated", lang))}: '
+             f'{html.escape(fmt_datetime(generated, lang))}</p></header>']
     if not periods:
-        parts.append(f"<p>{html.escape(_both('reports.index.empty'))}</p>")
-    for m in periods:
+        parts.append(f"<p>{html.escape(translate('reports.index.empty', lang))}</p>")
+    for i, m in enumerate(periods):
         run = m["run"]
         label = run["period"]
         prev = by_label.get(run.get("previous_period", ""))
-        display = " / ".join(dict.fromkeys(run.get("period_display", {}).values())) or label
-        failed = sum(1 for e in m["notebooks"].values() if e.get("status") != "ok")
-        status = (f'<span class="wb-badge failed">{html.escape(_both("reports.index.failed_n", n=failed))}</span>'
-                  if failed else f'<span class="wb-badge ok">{html.escape(_both("reports.index.all_ok"))}</span>')
-        status += _coverage_badge(run)
-        parts.append(f'<section class="wb-period" id="p-{html.escape(label)}"><h2>{html.escape(display)} '
-                     f'<small>{html.escape(label)}</small> {status}</h2>')
-        parts.append(f'<p class="wb-meta">{html.escape(_both("core.source"))}: {html.escape(str(run.get("dataset", "")))}'
-                     f' — {html.escape(str(run.get("data_source", "")))} · {html.escape(_both("reports.index.run"))}: '
-                     f'{html.escape(str(run.get("finished", ""))[:16].replace("T", " "))} · v{html.escape(str(run.get("package_version", "")))}'
-                     f' · <a href="{html.escape(label)}/metrics.json">metrics.json</a></p>')
-        parts.append(_coverage_banner_html(run))
+        display = (run.get("period_display") or {}).get(lang) or label
         comparable = equally_covered(run, prev["run"] if prev else None)
-        parts.append('<table class="wb-table"><thead><tr>'
-                     f'<th>{html.escape(_both("reports.index.report"))}</th>'
-                     f'<th>{html.escape(_both("reports.index.status"))}</th>'
-                     f'<th>{html.escape(_both("reports.index.open"))}</th>'
-                     f'<th>{html.escape(_both("reports.index.headlines"))}</th></tr></thead><tbody>')
+        meta = (f'<p class="wb-meta-line">{html.escape(translate("core.source", lang))}: '
+                f'{html.escape(str(run.get("dataset", "")))} — {html.escape(str(run.get("data_source", "")))} · '
+                f'{html.escape(translate("reports.index.run", lang))}: '
+                f'{html.escape(str(run.get("finished", ""))[:16].replace("T", " "))} · '
+                f'v{html.escape(str(run.get("package_version", "")))} · '
+                f'<a href="{html.escape(label)}/metrics.json">metrics.json</a></p>')
+        if i == 0:
+            parts.append(f'<section class="wb-period wb-latest" id="p-{html.escape(label)}">'
+                         f'<h2>{html.escape(translate("reports.index.summary_of", lang, period=display))} '
+                         f'{_period_status(m, lang)}</h2>{meta}{_coverage_banner_html(run, lang)}')
+            for key in unknown_target_keys(run.get("targets") or {}):
+                parts.append(f'<p class="wb-note">{html.escape(translate("reports.index.unknown_target", lang, key=key))}'
+                             "</p>")
+            tiles = build_tiles(m, prev, lang, comparable)
+            parts.append(f'<h3 class="wb-sub">{html.escape(translate("reports.index.kpis", lang))}</h3>')
+            parts.append(tiles_html(tiles, lang) or
+                         f'<p class="wb-muted">{html.escape(translate("reports.index.no_kpis", lang))}</p>')
+            parts.append(f'<h3 class="wb-sub">{html.escape(translate("reports.index.headlines", lang))}</h3>')
+            parts.append(_findings_html(m, prev, comparable, lang))
+            pdf = [p for p in (f"{label}/{lang}/pack.pdf",) if (m.get("_root") and (m["_root"] / p).exists())]
+            if pdf:
+                parts.append(f'<p><a class="wb-pdf" href="{html.escape(pdf[0])}">'
+                             f'{html.escape(translate("reports.index.pack_pdf", lang))}</a></p>')
+            parts.append("</section>")
+            if not earlier:
+                break
+            if len(periods) > 1:
+                parts.append(f'<h2 class="wb-earlier">{html.escape(translate("reports.index.earlier", lang))}</h2>')
+            continue
+        links = []
         for name, entry in m["notebooks"].items():
-            titles = " / ".join(dict.fromkeys(entry.get("title", {}).values())) or name
-            cells_status = []
-            links = []
-            for code, info in entry.get("langs", {}).items():
-                st = info.get("status", "")
-                cls = "ok" if st == "ok" else "failed"
-                text = _both("reports.index.ok") if st == "ok" else _both("reports.index.failed")
-                tip = html.escape(info.get("error") or "")
-                cells_status.append(f'<span class="wb-badge {cls}" title="{tip}">{code}: {html.escape(text)}</span>')
-                if info.get("html"):
-                    links.append(f'<a href="{html.escape(label)}/{html.escape(info["html"])}">'
-                                 f'{html.escape(_lang_name(code))}</a>')
-            prev_entry = prev["notebooks"].get(name) if prev else None
-            heads = headline_changes(entry, prev_entry if comparable else None, lang)
-            items = "".join(f"<li>{html.escape(h['text'])} {_fmt_delta(h, lang)}</li>" for h in heads)
-            parts.append(f"<tr><td>{html.escape(titles)}<br><small>{html.escape(name)}</small></td>"
-                         f"<td>{' '.join(cells_status)}</td><td class=\"wb-links\">{'<br>'.join(links) or '–'}</td>"
-                         f'<td><ul class="wb-heads">{items}</ul></td></tr>')
-        parts.append("</tbody></table></section>")
-    css = (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            link, extras = _page_links(label, name, entry, lang)
+            links.append(f"<li>{link} {extras}</li>")
+        parts.append(f'<section class="wb-period" id="p-{html.escape(label)}">'
+                     f'<h3>{html.escape(display)} {_period_status(m, lang)}</h3>{meta}'
+                     f'{_coverage_banner_html(run, lang)}<ul class="wb-page-list">{"".join(links)}</ul></section>')
+    css = _css() + (TEMPLATE_DIR / TEMPLATE_NAME / "index.css").read_text(encoding="utf-8")
+    html_lang = "zh-CN" if lang == "zh" else lang
+    return (f"<!DOCTYPE html>\n<html lang=\"{html_lang}\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(_both('reports.index.title'))}</title><style>{css}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>\n")
+            f"<title>{html.escape(translate('reports.index.title', lang))}</title><style>{css}</style></head>"
+            f'<body class="wb-report wb-index" data-lang="{lang}"><main>{"".join(parts)}</main></body></html>\n')
 
 
 # ------------------------------------------------------------------ coverage (workbench.coverage)
@@ -1446,31 +1683,37 @@ def equally_covered(run: Mapping[str, Any], previous: Mapping[str, Any] | None) 
     return all(c.get("status", "full") == "full" and not c.get("incomplete") for c in covs)
 
 
-def _coverage_badge(run: Mapping[str, Any]) -> str:
+def _coverage_badge(run: Mapping[str, Any], lang: str = "en") -> str:
     cov = run.get("coverage") or {}
     if cov.get("status") == "partial" or cov.get("incomplete"):
-        return f' <span class="wb-badge partial">{html.escape(_both("coverage.index_badge"))}</span>'
+        return f' <span class="wb-badge partial">{html.escape(translate("coverage.index_badge", lang))}</span>'
     return ""
 
 
-def _coverage_banner_html(run: Mapping[str, Any]) -> str:
-    """The coverage banner of one period on the index, in every language."""
+def _coverage_banner_html(run: Mapping[str, Any], lang: str = "en") -> str:
+    """The coverage banner of one period on the index, in the reader's language."""
     cov = run.get("coverage") or {}
-    rows = [line for code in LANGS for line in banner_lines(cov, code)]
+    rows = banner_lines(cov, lang)
     if not rows:
         return ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in rows)
     return f'<div class="wb-coverage" role="note"><ul>{items}</ul></div>'
 
 
-def _lang_name(code: str) -> str:
-    return {"en": "English", "zh": "中文"}.get(code, code)
+def _lang_name(code: str, lang: str = "en") -> str:
+    """A language's name in the page's language (no other script on a page)."""
+    key = f"reports.lang.{code}"
+    return translate(key, lang) if has_text(key) else code
 
 
 def write_index(out: Path | str) -> Path:
-    """Rebuild ``<out>/index.html`` from every period's metrics.json."""
+    """Rebuild the pack summary from every period's metrics: ``<out>/index.html`` (English) and
+    ``<out>/index.zh.html`` (Chinese), each linking the other; returns the English one."""
     out = Path(out)
-    page = render_index(_read_periods(out))
-    path = out / "index.html"
-    write_text_atomic(path, page)
-    return path
+    periods = _read_periods(out)
+    for m in periods:
+        m["_root"] = out  # render_index links pack.pdf when it exists
+    generated = dt.datetime.now().replace(microsecond=0)
+    for code in LANGS:
+        write_text_atomic(out / INDEX_FILES[code], render_index(periods, generated, code))
+    return out / INDEX_FILES["en"]
