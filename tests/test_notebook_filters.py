@@ -39,12 +39,14 @@ def shown(monkeypatch):
     """Everything displayed (IPython display objects), outside a kernel; not in report mode."""
     monkeypatch.delenv("WORKBENCH_REPORT", raising=False)
     got: list = []
-    monkeypatch.setattr(viz, "_display", lambda obj: got.append(obj))
+    # what a section draws into its output area goes there (viz.capture), the rest to ``got``
+    monkeypatch.setattr(viz, "_display", lambda obj: viz._SINK.append(obj) if viz._SINK is not None
+                        else got.append(obj))
     return got
 
 
 def _html(objs) -> str:
-    return "\n".join(getattr(o, "data", "") or "" for o in objs)
+    return "\n".join(o.data if isinstance(getattr(o, "data", None), str) else "" for o in objs)
 
 
 # ------------------------------------------------------------------ Dataset.restrict
@@ -189,12 +191,25 @@ class FakeOutput:
         self.cleared += 1
         self.items.clear()
 
+    @property
+    def outputs(self):
+        return tuple(self.items)
+
+    @outputs.setter
+    def outputs(self, bundles):  # sections fill their area by assigning outputs (see notebook._render_into)
+        from types import SimpleNamespace
+
+        if self.items:  # replacing what was drawn = a clear
+            self.cleared += 1
+        self.items = [SimpleNamespace(data=b["data"].get("text/html", "")) for b in bundles]
+
 
 @pytest.fixture
 def nb(sample_dir, monkeypatch, shown, clean_env):
     import workbench.notebook as notebook
 
-    monkeypatch.setattr(viz, "_display", lambda obj: (FakeOutput.current.items if FakeOutput.current else shown)
+    monkeypatch.setattr(viz, "_display", lambda obj: (viz._SINK if viz._SINK is not None else
+                                                      FakeOutput.current.items if FakeOutput.current else shown)
                         .append(obj))
     monkeypatch.setattr(notebook, "_output_area", FakeOutput)
     return start(str(sample_dir), "2026-10", "en", section="t")
@@ -250,7 +265,8 @@ def test_filter_bar_labels_and_callbacks(sample_dir, monkeypatch, shown, clean_e
     import workbench.notebook as notebook
 
     monkeypatch.setattr(notebook, "_output_area", FakeOutput)
-    monkeypatch.setattr(viz, "_display", lambda obj: (FakeOutput.current.items if FakeOutput.current else shown)
+    monkeypatch.setattr(viz, "_display", lambda obj: (viz._SINK if viz._SINK is not None else
+                                                      FakeOutput.current.items if FakeOutput.current else shown)
                         .append(obj))
     nb = start(str(sample_dir), "2026-10", "zh", section="t")
     bar = nb.filter_bar()
@@ -338,7 +354,7 @@ def test_render_replaces_empty_figure_by_a_note(shown):
     render(Empty(), "zh")
     html = _html(shown)
     assert "Revenue by segment：此选择下没有数据。" in html
-    assert sum(isinstance(o, go.Figure) for o in shown) == 0  # the non-empty one went through fig.show()
+    assert sum(isinstance(o, go.Figure) for o in shown) == 1  # only the non-empty one is drawn
 
 
 # ------------------------------------------------------------------ customer-list export

@@ -2272,7 +2272,11 @@ def alerts(ds: Dataset, period: Period, history_months: int = 24, granularity: s
         current = judge_periods(ds, period.start, end, granularity)
     except ValueError:
         current = None
-    return ComplaintAlerts(detect_alerts(cells, granularity), current, period, granularity)
+    try:
+        found = detect_alerts(cells, granularity)
+    except ValueError:  # too short a history to learn what normal looks like
+        return Skipped("complaints.section.alerts", ShortHistory())
+    return ComplaintAlerts(found, current, period, granularity)
 
 
 class NoHistory(MissingDataError):
@@ -2283,6 +2287,16 @@ class NoHistory(MissingDataError):
 
     def reason(self, lang: str = "en") -> str:
         return t("complaints.note.no_history_complaints", lang)
+
+
+class ShortHistory(MissingDataError):
+    """Too few periods of complaints before the judged ones to set control limits."""
+
+    def __init__(self) -> None:
+        super().__init__("complaints", (), "too short a complaint history")
+
+    def reason(self, lang: str = "en") -> str:
+        return t("complaints.note.short_history", lang)
 
 
 @dataclass(frozen=True, repr=False)
@@ -2729,5 +2743,8 @@ def words(ds: Dataset, period: Period, months: int = 3, seed: int = 42, max_text
     df = ds.sql(f"SELECT {grp} AS grp, text FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
                 f"AND opened_at < TIMESTAMP '{_date(end)}' QUALIFY row_number() OVER "
                 f"(PARTITION BY {grp} ORDER BY hash(complaint_id || '{int(seed)}')) <= {int(max_texts)}")
-    return text.compare_themes(df["text"], df["grp"], by="category", heading="complaints.section.verbatims",
-                               key="complaint_themes", seed=seed)
+    import dataclasses
+
+    res = text.compare_themes(df["text"], df["grp"], by="category", heading="complaints.section.verbatims",
+                              key="complaint_themes", seed=seed)
+    return dataclasses.replace(res, max_headlines=0)  # themes explain the numbers; they do not lead the report

@@ -3021,9 +3021,15 @@ def open_answers(frame: pd.DataFrame, column: str = "comment", by: str = "satisf
     if max_texts and len(frame) > max_texts:
         frame = frame.sample(int(max_texts), random_state=seed)
     groups = text.rating_groups(frame[by], scale=_scale(frame, by))
-    return text.compare_themes(frame[column], groups, focus=groups.attrs["low"], against=groups.attrs["high"],
-                               by="rating", heading="loyalty.h.open_answers", key="open_answers", top_n=n_themes,
-                               seed=seed)
+    present = set(groups.dropna()[frame[column].reindex(groups.index).notna()])
+    if not {groups.attrs["low"], groups.attrs["high"]} <= present:  # nothing to contrast (e.g. no low raters)
+        raise Unsupported("no_contrast", low=groups.attrs["low"], high=groups.attrs["high"])
+    import dataclasses
+
+    res = text.compare_themes(frame[column], groups, focus=groups.attrs["low"], against=groups.attrs["high"],
+                              by="rating", heading="loyalty.h.open_answers", key="open_answers", top_n=n_themes,
+                              seed=seed)
+    return dataclasses.replace(res, max_headlines=0)  # themes inform; the report's headlines are the numbers
 
 
 @dataclass(frozen=True, repr=False)

@@ -1040,6 +1040,8 @@ class ThemeComparison(Result):
     n_no_group: int = 0
     withheld: int = 0
     top_n: int = 8
+    #: at most this many findings ask to lead the report (the evidence rule still decides)
+    max_headlines: int = 2
     heading: ClassVar[str] = "text.h.themes"
 
     def title(self, lang: str = "en") -> str:
@@ -1094,7 +1096,8 @@ class ThemeComparison(Result):
                         docs=fmt_int(r["docs"], lang), n=fmt_int(r["n"], lang),
                         docs_other=fmt_int(r["docs_reference"], lang), n_other=fmt_int(r["n_reference"], lang),
                         min_df=fmt_int(self.min_df, lang))
-                out.append(Finding(key, text_, value=float(r["odds_ratio"]), headline=True,
+                leads = sum(f.headline for f in out) < self.max_headlines
+                out.append(Finding(key, text_, value=float(r["odds_ratio"]), headline=leads,
                                    interval=(float(r["ci_low"]), float(r["ci_high"])), null=1.0,
                                    n=int(r["n"]), how=how, action=t("text.find.action", lang, who=who)))
                 rest = sig.iloc[1:self.top_n]

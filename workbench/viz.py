@@ -132,11 +132,37 @@ def safe_figure(fig: go.Figure) -> dict[str, Any]:
     return mask_labels(fig.to_plotly_json())
 
 
+def _title_html(layout: dict[str, Any]) -> str:
+    """The figure's title as escaped HTML (plotly's ``<br>`` kept as line breaks, other tags dropped)."""
+    import re
+
+    title = layout.get("title")
+    text = title.get("text") if isinstance(title, dict) else title
+    if not text:
+        return ""
+    plain = re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", "\n", str(text), flags=re.I))
+    return "<br>".join(html.escape(line.strip()) for line in plain.splitlines() if line.strip())
+
+
 def figure_html(fig: go.Figure) -> str:
     """The figure as an HTML ``<div>`` without plotly.js or MathJax (the page supplies plotly.js);
-    labels are masked (:func:`safe_figure`)."""
-    return pio.to_html(
-        safe_figure(fig),
+    labels are masked (:func:`safe_figure`).
+
+    The title is taken out of the plot and put above it as page text, so it wraps on a phone instead
+    of being cut at the figure's edge (plotly titles never wrap)."""
+    d = safe_figure(fig)
+    layout = d.setdefault("layout", {})
+    title = _title_html(layout)
+    if title:
+        layout["title"] = {"text": ""}
+        traces = [t for t in d.get("data", []) if t.get("showlegend", True) is not False]
+        legend = layout.get("showlegend", len(traces) > 1) is not False and len(traces) > 1
+        margin = dict(layout.get("margin") or {})
+        margin["t"] = min(int(margin.get("t", 110)), 80 if legend else 30)
+        layout["margin"] = margin
+    head = f'<p class="wb-figure-title">{title}</p>' if title else ""
+    return head + pio.to_html(
+        d,
         validate=False,
         full_html=False,
         include_plotlyjs=False,
@@ -193,6 +219,13 @@ def heading(text: str, level: int = 2) -> None:
     _display(HTML(f'<h{level} class="wb-heading">{html.escape(_mask(text))}</h{level}>'))
 
 
+def _keep_words(escaped: str) -> str:
+    """Hyphenated words (cross-sell, Gamma-Gamma, 2026-10) never break at their hyphen in a table cell."""
+    import re
+
+    return re.sub(r"(\w+(?:-\w+)+)", r'<span class="wb-nowrap">\1</span>', escaped)
+
+
 def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows: int = 30,
                caption: str = "") -> str:
     """A compact, escaped HTML table; ``formats`` maps column → callable(value) → str."""
@@ -205,9 +238,12 @@ def table_html(df: pd.DataFrame, formats: dict[str, Any] | None = None, max_rows
         for col, value in zip(shown.columns, row, strict=True):
             text = formats[col](value) if col in formats else ("–" if pd.isna(value) else str(value))
             align = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-            cells.append(f"<td{align}>{html.escape(_label(text))}</td>")
+            cells.append(f"<td{align}>{_keep_words(html.escape(_label(text)))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = (f'<tr><td colspan="{len(shown.columns)}" class="wb-more">… {len(df) - max_rows} more</td></tr>'
+    from workbench.i18n import t as _t
+
+    more_text = _t("core.more_rows", _LANG["value"], n=len(df) - max_rows)
+    more = (f'<tr><td colspan="{len(shown.columns)}" class="wb-more">{html.escape(more_text)}</td></tr>'
             if len(df) > max_rows else "")
     cap = f"<caption>{html.escape(_mask(caption))}</caption>" if caption else ""
     # the wrapper scrolls a wide table inside its own box; the page never scrolls sideways
