@@ -207,6 +207,65 @@ def _float(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """``[engine]``: where and with how much memory the analyses run.
+
+    Parameters
+    ----------
+    kind : str
+        ``"duckdb"`` (the embedded engine; the only one this version runs).
+    memory_limit : str or None
+        DuckDB's memory limit: ``"8GB"``, ``"512MB"`` or a share of the machine's RAM such as ``"50%"``.
+        ``None``: half the RAM for analyses, 1.5 GB while loading (DuckDB spills beyond it).
+    temp_directory : Path or None
+        Where DuckDB spills when over the limit; ``None``: ``spill/`` in the workbench cache folder.
+    threads : int or None
+        Worker threads; ``None``: DuckDB's default (one per core).
+    """
+
+    kind: str = "duckdb"
+    memory_limit: str | None = None
+    temp_directory: Path | None = None
+    threads: int | None = None
+
+
+ENGINE_KINDS = ("duckdb",)
+_ENGINE_KEYS = {"kind", "memory_limit", "temp_directory", "threads"}
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)\s*$", re.I)
+
+
+def parse_engine(raw: Any, where: str, root: Path) -> EngineSettings:
+    """Validate ``[engine]`` (see :class:`EngineSettings`)."""
+    if raw is None:
+        return EngineSettings()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _ENGINE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENGINE_KEYS)}")
+    kind = str(raw.get("kind", "duckdb")).strip().lower()
+    if kind not in ENGINE_KINDS:
+        raise ConfigError(f"{where}.kind = {raw.get('kind')!r}: this version runs on DuckDB only "
+                          f"(allowed: {', '.join(ENGINE_KINDS)})")
+    memory = raw.get("memory_limit")
+    if memory is not None:
+        m = _MEMORY.match(str(memory))
+        if not m or float(m[1]) <= 0 or (m[2] == "%" and float(m[1]) > 95):
+            raise ConfigError(f'{where}.memory_limit = {memory!r}: write an amount such as "8GB" or "512MB", '
+                              'or a share of RAM from 1% to 95% such as "50%"')
+        memory = str(memory).strip()
+    temp = raw.get("temp_directory")
+    if temp is not None:
+        if not isinstance(temp, str) or not temp.strip():
+            raise ConfigError(f"{where}.temp_directory must be a folder path, got {temp!r}")
+        temp = (root / Path(expand_env(temp, f"{where}.temp_directory")).expanduser()).resolve()
+    threads = raw.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"{where}.threads must be a whole number of at least 1, got {threads!r}")
+    return EngineSettings(kind=kind, memory_limit=memory, temp_directory=temp, threads=threads)
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """A parsed dataset config."""
 
@@ -221,6 +280,7 @@ class DatasetConfig:
     sources: dict[str, TableConfig] = field(default_factory=dict)
     targets: dict[str, Target] = field(default_factory=dict)
     programme: dict[str, Any] = field(default_factory=dict)
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings())
 
     def source_label(self) -> str:
         """Short description of where the data came from (no secrets, no full paths)."""
@@ -563,10 +623,10 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"dataset", "tables", "sources", "targets", "programme"}
+    unknown = set(raw) - {"dataset", "tables", "sources", "targets", "programme", "engine"}
     if unknown:
         raise ConfigError(f"{p}: unknown top-level section(s) {sorted(unknown)}; use [dataset], [tables.NAME], "
-                          "[sources.NAME], [targets] and [programme]")
+                          "[sources.NAME], [targets], [programme] and [engine]")
     targets = parse_targets(raw.get("targets"), str(p))
     meta = raw.get("dataset", {})
     root = p.parent.resolve()
@@ -611,6 +671,7 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         sources=sources,
         targets=targets,
         programme=_programme(raw.get("programme", {}), f"{p}: [programme]"),
+        engine=parse_engine(raw.get("engine"), f"{p}: [engine]", root),
     )
 
 
@@ -647,6 +708,18 @@ def _programme(raw: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _text_without_engine(text: str) -> str:
+    """The config text minus ``[engine]``: memory and spill settings do not change the loaded data."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return text
+    if "engine" not in raw:
+        return text
+    raw.pop("engine")
+    return repr(sorted(raw.items()))
+
+
 def fingerprint(config: DatasetConfig, extra: str = "") -> str:
     """Hash of the config text and every source file's path, size and mtime.
 
@@ -656,7 +729,7 @@ def fingerprint(config: DatasetConfig, extra: str = "") -> str:
     """
     h = hashlib.sha256()
     h.update(extra.encode())
-    h.update(config.text.encode())
+    h.update(_text_without_engine(config.text).encode())
     h.update(str(config.as_of).encode())
     everything = {**{f"sources.{k}": v for k, v in config.sources.items()}, **config.tables}
     for name in sorted(everything):

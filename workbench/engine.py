@@ -34,7 +34,14 @@ import ibis
 import pandas as pd
 
 from workbench import __version__, integrity
-from workbench.config import ConfigError, DatasetConfig, TableConfig, fingerprint, load_config
+from workbench.config import (
+    ConfigError,
+    DatasetConfig,
+    EngineSettings,
+    TableConfig,
+    fingerprint,
+    load_config,
+)
 from workbench.io import (
     Source,
     SourceError,
@@ -856,6 +863,59 @@ def _cache_path(config: DatasetConfig) -> tuple[Path, str]:
     return cache_dir() / f"{prefix}-{fp}.duckdb", fp
 
 
+LOAD_MEMORY_DEFAULT = 1536 * 2**20  # loading streams file by file; more memory buys little
+ANALYSIS_MEMORY_SHARE = 0.5  # the rest is for pandas/numpy/models in the same process and the kernel
+
+
+def physical_memory() -> int:
+    """Bytes of RAM this process may use: the machine's, or the cgroup (container) limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < total:
+            total = int(text)
+    return total
+
+
+def memory_limit_bytes(setting: str | None, *, loading: bool, total: int | None = None) -> int:
+    """DuckDB's memory limit in bytes from ``[engine].memory_limit`` (or ``WORKBENCH_DUCKDB_MEMORY``).
+
+    ``"8GB"``/``"512MiB"`` are amounts, ``"50%"`` a share of :func:`physical_memory`. Without a setting:
+    half the RAM for analyses, 1.5 GB (or half the RAM if smaller) while loading.
+    """
+    total = physical_memory() if total is None else total
+    setting = os.environ.get("WORKBENCH_DUCKDB_MEMORY") or setting
+    if not setting:
+        share = int(total * ANALYSIS_MEMORY_SHARE)
+        return min(LOAD_MEMORY_DEFAULT, share) if loading else share
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)\s*$", setting, re.I)
+    if not m:
+        raise ConfigError(f'memory limit {setting!r} (WORKBENCH_DUCKDB_MEMORY or [engine].memory_limit): write an '
+                          'amount such as "8GB" or a share of RAM such as "50%"')
+    number, unit = float(m[1]), m[2].upper()
+    if unit == "%":
+        return int(total * number / 100)
+    power = "KMGT".index(unit[0]) + 1
+    return int(number * (1024 if "I" in unit else 1000) ** power)
+
+
+def duckdb_settings(settings: EngineSettings | None, *, loading: bool) -> dict[str, Any]:
+    """``duckdb.connect(config=...)`` for this dataset: bounded memory and a spill folder that exists."""
+    settings = settings or EngineSettings()
+    temp = Path(os.environ.get("WORKBENCH_DUCKDB_TEMP") or settings.temp_directory or cache_dir() / "spill")
+    temp.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {
+        "memory_limit": f"{memory_limit_bytes(settings.memory_limit, loading=loading) // 2**20}MiB",
+        "temp_directory": str(temp),
+    }
+    if settings.threads:
+        out["threads"] = settings.threads
+    return out
+
+
 def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
     """Load, validate and materialise ``config`` into the DuckDB file ``path`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -864,7 +924,7 @@ def build_cache(config: DatasetConfig, path: Path, fp: str) -> dict[str, Any]:
     started = time.perf_counter()
     con = duckdb.connect(str(tmp), config={
         # bounded memory (DuckDB spills to disk beyond it); file order kept so rowid = row in file
-        "memory_limit": os.environ.get("WORKBENCH_DUCKDB_MEMORY", "1536MB"),
+        **duckdb_settings(config.engine, loading=True),
         "preserve_insertion_order": True,
     })
     # from here on the connection reads only this dataset's files (and their transcoded copies)
@@ -909,7 +969,8 @@ class Dataset:
         self.path = path
         self.meta = meta
         self.config = config
-        self._con = duckdb.connect(str(path), read_only=True)
+        self._con = duckdb.connect(str(path), read_only=True,
+                                   config=duckdb_settings(config.engine if config else None, loading=False))
         self.backend = ibis.duckdb.from_connection(self._con)
 
     # metadata
