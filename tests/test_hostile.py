@@ -79,11 +79,67 @@ def _check_findings(metrics: dict) -> list[str]:
     return problems
 
 
+REPO = Path(__file__).resolve().parents[1]
+#: modules every notebook shares (loading, rendering, filters): they do not make a notebook read surveys
+INFRASTRUCTURE = {"notebook", "engine", "config", "schema", "viz", "results", "i18n", "privacy", "coverage",
+                  "io", "sqlguard", "integrity", "metrics", "widgets", "periods", "reports", "summary", "cli"}
+#: cases that differ from the ordinary dataset in the surveys table only
+SURVEY_ONLY = {"binary_satisfaction", "two_level_satisfaction", "drivers_no_loyalty", "recommend_only",
+               "scale_0_10", "scale_1_4", "scale_0_1", "scale_0_100"}
+_IMPORT = re.compile(r"from workbench(?:\.(\w+))? import ([\w, ]+)|import workbench\.(\w+)")
+
+
+def _workbench_imports(source: str) -> set[str]:
+    found = set()
+    for sub, names, plain in _IMPORT.findall(source):
+        if sub or plain:
+            found.add(sub or plain)
+        else:
+            found |= {n.split(" as ")[0].strip() for n in names.split(",")}
+    return {m for m in found if (REPO / "workbench" / f"{m}.py").is_file()}
+
+
+def reads_surveys(notebook: Path) -> bool:
+    """Whether the notebook's analysis modules (followed through their workbench imports) touch surveys."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    todo = _workbench_imports("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+    seen: set[str] = set()
+    while todo:
+        mod = todo.pop()
+        if mod in seen or mod in INFRASTRUCTURE:
+            continue
+        seen.add(mod)
+        source = (REPO / "workbench" / f"{mod}.py").read_text(encoding="utf-8")
+        if re.search(r"[\"'.]surveys\b", source):
+            return True
+        todo |= _workbench_imports(source)
+    return False
+
+
+def _notebooks_for(case: str) -> list[str]:
+    """All report notebooks; for a surveys-only variant, those that read surveys (the others' output
+    cannot differ from the ordinary cases, which render every notebook)."""
+    from workbench.reports import discover_notebooks
+
+    found = discover_notebooks()
+    return [nb.name for nb in found if case not in SURVEY_ONLY or reads_surveys(nb.path)]
+
+
+def test_survey_reader_detection():
+    from workbench.reports import discover_notebooks
+
+    readers = {nb.name for nb in discover_notebooks() if reads_surveys(nb.path)}
+    assert "01_satisfaction_loyalty" in readers and "00_data_overview" in readers
+    assert "03_complaint_trends" not in readers
+    assert SURVEY_ONLY <= set(hostile.CASES)
+
+
 def _run(case: str, lang: str, tmp_path: Path):
     from workbench.reports import run_pack
 
     out = tmp_path / "reports"
-    result = run_pack(HERE / case, hostile.PERIOD, lang=lang, out=out, jobs=2, progress=False)
+    result = run_pack(HERE / case, hostile.PERIOD, lang=lang, out=out, jobs=2, progress=False,
+                      only=_notebooks_for(case))
     return result, out
 
 
