@@ -302,7 +302,7 @@ P: dict[str, Any] = {
     "redeem_min_balance": 500,
     # planted category sequence (cross-sell): customers whose first purchase is in ``seq_first`` buy
     # ``seq_next`` as their next new category with probability ``seq_p`` (plus the chance they had anyway)
-    "seq_first": 2, "seq_next": 3, "seq_p": 0.5,
+    "seq_first": 2, "seq_next": 5, "seq_p": 0.5,
 }
 
 
