@@ -69,8 +69,8 @@ contract customers have a high switching cost.
    mobile numbers; some complaint texts contain an e-mail, a mobile number or
    an HTML ``<b>`` tag.
 11. *Category sequence* (cross-sell, DOMAIN §3): customers whose first purchase is in Electronics
-   (数码家电) buy Home (家居用品) as their next new category far more often than others (the next
-   purchase in another category is re-assigned to Home with probability 0.5; own generator
+   (数码家电) buy Sports (运动户外) as their next new category far more often than others (the next
+   purchase in another category is re-assigned to Sports with probability 0.5; own generator
    ``default_rng([seed, 1602])``, so every other column keeps its values).
 
 TRUTH.json keys
