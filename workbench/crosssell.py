@@ -97,7 +97,9 @@ def _add_months(d: dt.date, n: int) -> dt.date:
 def _check(ds: Dataset) -> None:
     """Transactions with customer, date and category; at least two categories."""
     ds.require("transactions", "customer_id", "date", "product_category")
-    n = int(ds.sql(f"SELECT count(DISTINCT product_category) FROM transactions WHERE {_purchase(ds)}").iloc[0, 0])
+    lo, hi = ds.sql(f"SELECT min(product_category), max(product_category) FROM transactions "
+                    f"WHERE {_purchase(ds)}").iloc[0]  # a cheap scan: two categories iff min differs from max
+    n = 0 if pd.isna(lo) else (1 if lo == hi else 2)
     if n < 2:
         raise Unsupported("one_category", n=n)
 
@@ -249,18 +251,20 @@ def depth(ds: Dataset, end: Any, freq: str = "quarter", periods: int = 8) -> Dep
     step = PERIODS[freq]
     trunc = {"month": "month", "quarter": "quarter", "year": "year"}[freq]
     q = f"""
-    WITH p AS (SELECT customer_id, date_trunc('{trunc}', CAST(date AS DATE)) AS start,
-                      count(DISTINCT product_category) AS k
-               FROM transactions WHERE {_purchase(ds, end)} GROUP BY ALL)
+    WITH g AS MATERIALIZED (
+        SELECT customer_id, date_trunc('{trunc}', CAST(date AS DATE)) AS start, product_category AS c,
+               min(CAST(date AS DATE)) AS first
+        FROM transactions WHERE {_purchase(ds, end)} GROUP BY ALL),
+    p AS (SELECT customer_id, start, count(*) AS k FROM g GROUP BY ALL)
     SELECT start, count(*) AS customers, avg(k) AS mean, coalesce(stddev_samp(k), 0) AS sd,
            count(*) FILTER (WHERE k = 1) AS n1, count(*) FILTER (WHERE k = 2) AS n2,
-           count(*) FILTER (WHERE k = 3) AS n3, count(*) FILTER (WHERE k >= 4) AS n4
+           count(*) FILTER (WHERE k = 3) AS n3, count(*) FILTER (WHERE k >= 4) AS n4,
+           (SELECT min(first) FROM g) AS lo, (SELECT count(DISTINCT c) FROM g) AS k_all
     FROM p GROUP BY 1 ORDER BY 1"""
     df = ds.sql(q)
-    lo, _hi = ds.sql(f"SELECT min(CAST(date AS DATE)), max(CAST(date AS DATE)) FROM transactions "
-                     f"WHERE {_purchase(ds, end)}").iloc[0]
-    k_all = int(ds.sql(f"SELECT count(DISTINCT product_category) FROM transactions WHERE {_purchase(ds, end)}")
-                .iloc[0, 0])
+    if df.empty:
+        raise Unsupported("one_category", n=0)
+    lo, k_all = df["lo"].iloc[0], int(df["k_all"].iloc[0])
     df["start"] = pd.to_datetime(df["start"]).dt.date
     first_ok = df["start"] >= _as_date(lo) if len(df) else df["start"]
     complete = first_ok & df["start"].map(lambda s: _add_months(s, step) - dt.timedelta(days=1) <= end)
@@ -385,23 +389,28 @@ def rules(ds: Dataset, end: Any, months: int = 24, min_customers: int = 30) -> R
     end = _as_date(end)
     start = _add_months(end, -months)
     q = f"""
-    WITH b AS ({_baskets_sql(ds, end, start)}),
-    per AS (SELECT customer_id, count(*) AS k FROM b GROUP BY 1)
-    SELECT (SELECT count(*) FROM per) AS customers, (SELECT count(*) FROM per WHERE k >= 2) AS multi"""
-    customers, multi = (int(v) for v in ds.sql(q).iloc[0])
+    WITH b AS MATERIALIZED ({_baskets_sql(ds, end, start)}),
+    per AS (SELECT customer_id, count(*) AS k FROM b GROUP BY 1),
+    cats AS (SELECT c, count(*) AS n FROM b GROUP BY 1),
+    bk AS (SELECT b.* FROM b SEMI JOIN (SELECT c FROM cats WHERE n >= {int(min_customers)}) k USING (c)),
+    pairs AS (SELECT x.c AS a, y.c AS b, count(*) AS n FROM bk x JOIN bk y
+              ON x.customer_id = y.customer_id AND x.c < y.c GROUP BY ALL)
+    SELECT 'customers' AS kind, NULL AS a, NULL AS b, count(*) AS n FROM per
+    UNION ALL SELECT 'multi', NULL, NULL, count(*) FROM per WHERE k >= 2
+    UNION ALL SELECT 'cat', CAST(c AS VARCHAR), NULL, n FROM cats
+    UNION ALL SELECT 'pair', CAST(a AS VARCHAR), CAST(b AS VARCHAR), n FROM pairs"""
+    out = ds.sql(q)
+    kind = out["kind"]
+    customers = int(out.loc[kind == "customers", "n"].sum())
+    multi = int(out.loc[kind == "multi", "n"].sum())
     if multi < MIN_MULTI:
         raise Unsupported("few_multi", n=multi, need=MIN_MULTI, customers=customers)
-    cats = ds.sql(f"WITH b AS ({_baskets_sql(ds, end, start)}) SELECT c, count(*) AS n FROM b GROUP BY 1 ORDER BY 1")
+    cats = out.loc[kind == "cat", ["a", "n"]].rename(columns={"a": "c"}).sort_values("c")
     ok = cats[cats["n"] >= min_customers]
     left_out = len(cats) - len(ok)
     if len(ok) < 2:
         raise Unsupported("few_categories", need=min_customers)
-    pairs = ds.sql(f"""
-    WITH b AS ({_baskets_sql(ds, end, start)}),
-    k AS (SELECT c FROM b GROUP BY 1 HAVING count(*) >= {int(min_customers)}),
-    bk AS (SELECT b.* FROM b SEMI JOIN k USING (c))
-    SELECT x.c AS a, y.c AS b, count(*) AS n_both FROM bk x JOIN bk y ON x.customer_id = y.customer_id AND x.c < y.c
-    GROUP BY ALL""")
+    pairs = out.loc[kind == "pair", ["a", "b", "n"]].rename(columns={"n": "n_both"})
     names = ok["c"].astype(str).tolist()
     n_of = dict(zip(names, ok["n"].astype(int), strict=True))
     ii, jj = np.triu_indices(len(names), k=1)
@@ -520,10 +529,9 @@ def sequence(ds: Dataset, end: Any, min_first: int = 30) -> Sequence:
     WITH p AS (SELECT customer_id, CAST(product_category AS VARCHAR) AS c, CAST(date AS DATE) AS date,
                       CAST({order} AS VARCHAR) AS order_id
                FROM transactions WHERE {_purchase(ds, end)}),
-    f AS (SELECT customer_id, arg_min(c, ({key})) AS first FROM p GROUP BY 1),
-    s AS (SELECT customer_id, arg_min(c, ({key})) AS second
-          FROM p JOIN f USING (customer_id) WHERE c <> first GROUP BY 1)
-    SELECT f.first, s.second, count(*) AS n FROM f LEFT JOIN s USING (customer_id) GROUP BY ALL"""
+    g AS (SELECT customer_id, c, min(({key})) AS key FROM p GROUP BY 1, 2),
+    f AS (SELECT customer_id, min_by(c, key, 2) AS cs FROM g GROUP BY 1)
+    SELECT cs[1] AS first, CASE WHEN len(cs) > 1 THEN cs[2] END AS second, count(*) AS n FROM f GROUP BY ALL"""
     raw = ds.sql(q)
     customers = int(raw["n"].sum())
     moved = raw.dropna(subset=["second"])
