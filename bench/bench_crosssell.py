@@ -78,9 +78,7 @@ def main() -> int:
     _timed("depth (quarters)", lambda: X.depth(ds, end), res)
     rules = _timed("association rules", lambda: X.rules(ds, end), res)
     seq = _timed("first -> second category", lambda: X.sequence(ds, end), res)
-    rec = _timed("recommendations", lambda: X.recommend(ds, end), res)
-    if not rec.skipped and not rec.beats:  # time the list too: it is what a winning model adds
-        _timed("customer list (forced)", lambda: X._customer_list(ds, end, 3, 12, 5000, sorted(rec.popular)), res)
+    rec = _timed("recommendations (+ list)", lambda: X.recommend(ds, end), res)
     total, floor = sum(res.values()), sum(base.values())
     print(f"total {total:.1f} s (budget {args.budget:.0f} s of the 90 s shared with segmentation); "
           f"{total / floor:.1f}x the bare scan ({floor:.2f} s); peak {_peak_gib():.2f} GiB (target < 4 GiB)")

@@ -677,22 +677,39 @@ class Recommendations(Result):
             "model": "item_cooccurrence", "beats_baseline": self.beats, "customers_listed": len(self.customers)}}
 
 
-def _pairs(ds: Dataset, end: dt.date, cutoff: dt.date | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], int]:
-    """Integer-coded (customer, category, bought by ``cutoff``) pairs; category names; customers."""
-    flag = f"min(CAST(date AS DATE)) <= DATE '{cutoff.isoformat()}'" if cutoff else "TRUE"
+def _pairs(ds: Dataset, end: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], int]:
+    """Integer-coded (customer, category) pairs with the first and last purchase day (days since 1970).
+
+    Customer code ``u`` = position of the customer id in the sorted list of buying customers
+    (:func:`_customer_ids` returns that list); category code ``i`` = position in ``names`` (sorted).
+    """
     q = f"""
-    WITH p AS (SELECT customer_id, CAST(product_category AS VARCHAR) AS c, {flag} AS train
-               FROM transactions WHERE {_purchase(ds, end)} GROUP BY 1, 2)
-    SELECT CAST(dense_rank() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS u,
-           CAST(dense_rank() OVER (ORDER BY c) - 1 AS INTEGER) AS i, train FROM p"""
-    arr = ds.sql(q)
-    u = np.asarray(arr["u"], dtype=np.int64)
-    i = np.asarray(arr["i"], dtype=np.int64)
-    tr = np.asarray(arr["train"], dtype=bool)
+    WITH p AS (SELECT customer_id, CAST(product_category AS VARCHAR) AS c,
+                      min(CAST(date AS DATE)) AS first, max(CAST(date AS DATE)) AS last
+               FROM transactions WHERE {_purchase(ds, end)} GROUP BY 1, 2),
+    cu AS (SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS u
+           FROM (SELECT DISTINCT customer_id FROM p)),
+    ca AS (SELECT c, CAST(row_number() OVER (ORDER BY c) - 1 AS INTEGER) AS i FROM (SELECT DISTINCT c FROM p))
+    SELECT cu.u, ca.i, CAST(date_diff('day', DATE '1970-01-01', p.first) AS INTEGER) AS first,
+           CAST(date_diff('day', DATE '1970-01-01', p.last) AS INTEGER) AS last
+    FROM p JOIN cu USING (customer_id) JOIN ca USING (c)"""
+    df = ds.sql(q)
+    u = df["u"].to_numpy(dtype=np.int64)
+    i = df["i"].to_numpy(dtype=np.int64)
     names = ds.sql(f"SELECT DISTINCT CAST(product_category AS VARCHAR) AS c FROM transactions "
-                   f"WHERE {_purchase(ds, end)} ORDER BY 1")["c"].tolist()
+                   f"WHERE {_purchase(ds, end)} ORDER BY 1")["c"].astype(str).tolist()  # the order of ``ca``
     n_users = int(u.max()) + 1 if u.size else 0
-    return u, i, tr, names, n_users
+    return u, i, df["first"].to_numpy(dtype=np.int64), df["last"].to_numpy(dtype=np.int64), names, n_users
+
+
+def _customer_ids(ds: Dataset, end: dt.date) -> np.ndarray:
+    """Buying customers' ids in the order of :func:`_pairs`' customer codes."""
+    return ds.sql(f"SELECT DISTINCT customer_id FROM transactions WHERE {_purchase(ds, end)} ORDER BY 1")[
+        "customer_id"].astype(str).to_numpy()
+
+
+def _day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
 
 
 def _cooc(X: sparse.csr_matrix) -> np.ndarray:
@@ -748,10 +765,11 @@ def recommend(ds: Dataset, end: Any, k: int = 3, holdout_months: int = 6, active
     _check(ds)
     end = _as_date(end)
     cutoff = _add_months(end, -holdout_months)
-    u, i, trn, names, n_users = _pairs(ds, end, cutoff)
+    u, i, first, last, names, n_users = _pairs(ds, end)
     m = len(names)
     if m <= k:
         raise Unsupported("few_to_choose", n=m, k=k)
+    trn = first <= _day(cutoff)
     Xtr = sparse.csr_matrix((np.ones(int(trn.sum())), (u[trn], i[trn])), shape=(n_users, m))
     Xte = sparse.csr_matrix((np.ones(int((~trn).sum())), (u[~trn], i[~trn])), shape=(n_users, m))
     n_tr = np.asarray(Xtr.sum(axis=1)).ravel()
@@ -781,7 +799,11 @@ def recommend(ds: Dataset, end: Any, k: int = 3, holdout_months: int = 6, active
     listed = pd.DataFrame()
     listed_of = 0
     if beats:
-        listed, listed_of = _customer_list(ds, end, k, active_months, max_list, names)
+        X = sparse.csr_matrix((np.ones(u.size), (u, i)), shape=(n_users, m))
+        last_u = np.full(n_users, np.iinfo(np.int64).min)
+        np.maximum.at(last_u, u, last)
+        active = np.flatnonzero(last_u > _day(_add_months(end, -active_months)))
+        listed, listed_of = _customer_list(ds, end, X, active, k, max_list, names)
     return Recommendations(k, cutoff, end, n_eval, n_trivial, int(hit_m.sum()), int(hit_p.sum()), diff, ci, cov_m,
                            cov_p, m, beats, popular, listed, listed_of)
 
@@ -793,31 +815,29 @@ def _hits(rec: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return got.any(axis=1)
 
 
-def _customer_list(ds: Dataset, end: dt.date, k: int, active_months: int, max_list: int | None,
-                   names: list[str]) -> tuple[pd.DataFrame, int]:
-    """Top-k next categories for customers active in the last ``active_months`` (model fitted on all data)."""
-    u, i, _, _, n_users = _pairs(ds, end, None)
-    m = len(names)
-    X = sparse.csr_matrix((np.ones(u.size), (u, i)), shape=(n_users, m))
-    since = _add_months(end, -active_months)
-    act = ds.sql(f"""
-    WITH c AS (SELECT customer_id, max(CAST(date AS DATE)) AS last FROM transactions
-               WHERE {_purchase(ds, end)} GROUP BY 1)
-    SELECT u, customer_id FROM (SELECT dense_rank() OVER (ORDER BY customer_id) - 1 AS u, customer_id, last FROM c)
-    WHERE last > DATE '{since.isoformat()}' ORDER BY u""")
-    rows = act["u"].to_numpy(dtype=np.int64)
-    if rows.size == 0:
+def _customer_list(ds: Dataset, end: dt.date, X: sparse.csr_matrix, active: np.ndarray, k: int,
+                   max_list: int | None, names: list[str]) -> tuple[pd.DataFrame, int]:
+    """Top-k next categories for the ``active`` customer codes, from co-occurrence on all purchases ``X``.
+
+    Returns the list (``max_list`` customers with the strongest first recommendation; ``None`` = all) and
+    how many active customers had a recommendation.
+    """
+    if active.size == 0:
         return pd.DataFrame(), 0
-    Xa = X[rows]
+    m = len(names)
+    Xa = X[active]
     items, scores = top_k(Xa, _cooc(X), np.asarray(X.sum(axis=0)).ravel(), k)
-    lab = np.asarray(names + [""], dtype=object)
-    out = pd.DataFrame({"customer_id": act["customer_id"].astype(str).to_numpy(),
-                        "categories": np.asarray(Xa.sum(axis=1)).ravel().astype(int)})
-    for j in range(k):
-        out[f"rec_{j + 1}"] = lab[np.where(items[:, j] >= 0, items[:, j], m)]
-    out["score"] = scores[:, 0]
-    out = out[items[:, 0] >= 0].sort_values(["score", "customer_id"], ascending=[False, True], kind="stable")
-    n_all = len(out)
+    has = items[:, 0] >= 0
+    n_all = int(has.sum())
+    order = np.lexsort((active, -np.nan_to_num(scores[:, 0], nan=-np.inf)))
+    order = order[has[order]]
     if max_list is not None:
-        out = out.head(int(max_list))
+        order = order[: int(max_list)]
+    ids = _customer_ids(ds, end)
+    lab = np.asarray(names + [""], dtype=object)
+    out = pd.DataFrame({"customer_id": ids[active[order]],
+                        "categories": np.asarray(Xa[order].sum(axis=1)).ravel().astype(int)})
+    for j in range(k):
+        out[f"rec_{j + 1}"] = lab[np.where(items[order, j] >= 0, items[order, j], m)]
+    out["score"] = scores[order, 0]
     return out.reset_index(drop=True), n_all
