@@ -607,6 +607,7 @@ class Recommendations(Result):
     popular: tuple[str, ...]  # the baseline's order (training popularity)
     customers: pd.DataFrame = field(default_factory=pd.DataFrame)  # customer_id, categories, rec_1..rec_k, score
     listed_of: int = 0  # customers that could get a list (active)
+    active_months: int = 12
 
     @property
     def rate_model(self) -> float:
@@ -638,7 +639,7 @@ class Recommendations(Result):
                            value={"model": self.coverage_model, "popularity": self.coverage_pop}))
         if self.beats and len(self.customers):
             out.append(Finding("crosssell_list", _tr("find.list", lang, n=fmt_int(len(self.customers), lang),
-                                                     of=fmt_int(self.listed_of, lang)), value=len(self.customers)))
+                                                     of=fmt_int(self.listed_of, lang), months=self.active_months), value=len(self.customers)))
         return out
 
     def figures(self, lang: str = "en") -> list[Any]:
@@ -805,7 +806,7 @@ def recommend(ds: Dataset, end: Any, k: int = 3, holdout_months: int = 6, active
         active = np.flatnonzero(last_u > _day(_add_months(end, -active_months)))
         listed, listed_of = _customer_list(ds, end, X, active, k, max_list, names)
     return Recommendations(k, cutoff, end, n_eval, n_trivial, int(hit_m.sum()), int(hit_p.sum()), diff, ci, cov_m,
-                           cov_p, m, beats, popular, listed, listed_of)
+                           cov_p, m, beats, popular, listed, listed_of, active_months)
 
 
 def _hits(rec: np.ndarray, truth: np.ndarray) -> np.ndarray:
