@@ -120,6 +120,9 @@ def test_sequence_by_hand(tmp_path):
                 nxt = [k for k in cats if k != first][rng.integers(0, 3)]
             rows.append((f"K{c:04d}", "2025-03-05", nxt))
             rows.append((f"K{c:04d}", "2025-04-05", cats[rng.integers(0, 4)]))
+    for c in range(0, 400, 10):  # a second category on the first day: the order id decides (ties path)
+        rows.append((f"K{c:04d}", "2025-01-05", cats[rng.integers(0, 4)]))
+    rows.insert(0, ("K0005", "2025-01-05", "C"))  # an earlier order id on the first day decides the first category
     df = _tx(rows)
     ds = dataset_from_frames({"transactions": df}, tmp_path)
     res = X.sequence(ds, END, min_first=10)

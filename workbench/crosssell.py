@@ -534,9 +534,16 @@ def sequence(ds: Dataset, end: Any, min_first: int = 30) -> Sequence:
     WITH p AS (SELECT customer_id, CAST(product_category AS VARCHAR) AS c, CAST(date AS DATE) AS date,
                       CAST({order} AS VARCHAR) AS order_id
                FROM transactions WHERE {_purchase(ds, end)}),
-    g AS (SELECT customer_id, c, min(({key})) AS key FROM p GROUP BY 1, 2),
-    f AS (SELECT customer_id, min_by(c, key, 2) AS cs FROM g GROUP BY 1)
-    SELECT cs[1] AS first, CASE WHEN len(cs) > 1 THEN cs[2] END AS second, count(*) AS n FROM f GROUP BY ALL"""
+    g AS (SELECT customer_id, c, min(date) AS d FROM p GROUP BY 1, 2),
+    f AS (SELECT customer_id, min_by(c, d, 3) AS cs, min_by(d, d, 3) AS ds FROM g GROUP BY 1),
+    -- the two earliest categories are clear from their first dates unless dates tie: then (date, order, name)
+    clear AS (SELECT cs[1] AS first, CASE WHEN len(cs) > 1 THEN cs[2] END AS second FROM f
+              WHERE len(ds) = 1 OR (ds[1] < ds[2] AND (len(ds) = 2 OR ds[2] < ds[3]))),
+    tied AS (SELECT customer_id FROM f WHERE len(ds) > 1 AND NOT (ds[1] < ds[2] AND (len(ds) = 2 OR ds[2] < ds[3]))),
+    gt AS (SELECT customer_id, c, min(({key})) AS key FROM p SEMI JOIN tied USING (customer_id) GROUP BY 1, 2),
+    ft AS (SELECT min_by(c, key, 2) AS cs FROM gt GROUP BY customer_id)
+    SELECT first, second, count(*) AS n
+    FROM (SELECT * FROM clear UNION ALL SELECT cs[1], cs[2] FROM ft) GROUP BY ALL"""
     raw = ds.sql(q)
     customers = int(raw["n"].sum())
     moved = raw.dropna(subset=["second"])
