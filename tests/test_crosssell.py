@@ -384,3 +384,21 @@ def test_olist_says_what_it_cannot_support(tmp_path):
         reason = r.reason("en")
         assert "cannot" in reason or "only" in reason
         _render_ok(r)
+
+
+def test_metrics_are_aggregates_without_customer_ids(clustered, tmp_path):
+    """What reaches metrics.json: the four metric keys and the KPI, no customer ids (the list stays in the table)."""
+    import json
+
+    from workbench.metrics import Recorder
+
+    _, ds = clustered
+    rec = Recorder(tmp_path / "m.json", "segments_crosssell", "en")
+    for f in (X.depth, X.rules, X.sequence, X.recommend):
+        render(f(ds, END), "en", rec)
+    rec.save()
+    payload = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert {"crosssell_depth", "crosssell_recommendations"} <= set(payload["metrics"])
+    assert payload["metrics"]["crosssell_recommendations"]["customers_listed"] == 600
+    assert [k["key"] for k in payload["kpis"]] == ["categories_per_customer"]
+    assert "R0" not in json.dumps(payload)  # no customer id of the list
