@@ -68,6 +68,10 @@ contract customers have a high switching cost.
 10. *PII*: Chinese names (汉字 for zh, pinyin otherwise), emails, 11-digit
    mobile numbers; some complaint texts contain an e-mail, a mobile number or
    an HTML ``<b>`` tag.
+11. *Category sequence* (cross-sell, DOMAIN §3): customers whose first purchase is in Electronics
+   (数码家电) buy Sports (运动户外) as their next new category far more often than others (the next
+   purchase in another category is re-assigned to Sports with probability 0.5; own generator
+   ``default_rng([seed, 1602])``, so every other column keeps its values).
 
 TRUTH.json keys
 ---------------
@@ -82,7 +86,8 @@ shares and order), ``expectation`` (groups, churn multipliers, observed churn),
 profit x relationship segment counts), ``complaints`` (rate, seasonality,
 rising / spike category and month, monthly counts, per-handler medians and n,
 open share), ``churn`` (hazard ratios, naive comparisons), ``loyalty_programme``
-(join model, true effect, naive gap, level and points rules), ``volumes`` (row
+(join model, true effect, naive gap, level and points rules), ``category_sequence``
+(planted first → next category, planted probability, observed shares), ``volumes`` (row
 counts).  "observed_*" / "naive_*" entries are measured on the written data;
 the rest are the generating parameters.
 
@@ -295,6 +300,9 @@ P: dict[str, Any] = {
     "level_thresholds_6m": [0.0, 1500.0, 5000.0, 15000.0],
     "points_expire_months": 12, "join_bonus": 200, "bonus_p": 0.03, "redeem_p": 0.12,
     "redeem_min_balance": 500,
+    # planted category sequence (cross-sell): customers whose first purchase is in ``seq_first`` buy
+    # ``seq_next`` as their next new category with probability ``seq_p`` (plus the chance they had anyway)
+    "seq_first": 2, "seq_next": 5, "seq_p": 0.5,
 }
 
 
@@ -393,6 +401,65 @@ def _shapley_r2(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _r(x: float, n: int = 4) -> float:
     return round(float(x), n)
+
+
+def _plant_sequence(cat: np.ndarray, t_cust: np.ndarray, t_day: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Plant the category sequence (TRUTH.json ``category_sequence``).
+
+    Customers whose first purchase (rows ``0..n-1``, one per customer on the signup day) is in category
+    ``seq_first`` get their next purchase in another category re-assigned to ``seq_next`` with probability
+    ``seq_p``. Rows are ordered per customer by (day, row index), the order the written ``order_id`` keeps.
+    Only the category of those rows changes (amounts, margins and every other column keep their values);
+    the draw uses its own generator ``default_rng([seed, 1602])``.
+    """
+    a, b, p = P["seq_first"], P["seq_next"], P["seq_p"]
+    planted = np.random.default_rng([seed, 1602]).random(n) < p
+    starters = cat[:n] == a
+    rows = np.flatnonzero(starters[t_cust] & (cat != a))
+    rows = rows[rows >= n]
+    if rows.size == 0:
+        return cat
+    o = np.lexsort((rows, t_day[rows], t_cust[rows]))
+    rows = rows[o]
+    _, first = np.unique(t_cust[rows], return_index=True)
+    nxt = rows[first]
+    nxt = nxt[planted[t_cust[nxt]]]
+    out = cat.copy()
+    out[nxt] = b
+    return out
+
+
+def _sequence_truth(t_cust: np.ndarray, cat: np.ndarray, amount: np.ndarray, n: int,
+                    labels: list[str]) -> dict[str, Any]:
+    """The planted sequence and what the written data show (rows in written order = order_id order)."""
+    pos = np.flatnonzero(amount > 0)
+    c, k = t_cust[pos], cat[pos]
+    o = np.argsort(c, kind="stable")
+    c, k = c[o], k[o]
+    starts = np.r_[0, np.flatnonzero(np.diff(c)) + 1]
+    first = np.full(n, -1)
+    first[c[starts]] = k[starts]
+    other = k != first[c]
+    second = np.full(n, -1)
+    idx = np.flatnonzero(other)
+    cc, fi = np.unique(c[idx], return_index=True)
+    second[cc] = k[idx[fi]]
+    a, b = P["seq_first"], P["seq_next"]
+    two = second >= 0
+    sa = two & (first == a)
+    rest = two & (first != a) & (first != b)
+    return {
+        "rule": "customers whose first purchase is in `first` buy `next` as their second category (the first "
+                "purchase in a category other than the first one, in order_id order) more often than others",
+        "first": labels[a], "next": labels[b], "planted_probability": P["seq_p"],
+        "generator": "next purchase in another category re-assigned to `next` with probability "
+                     "planted_probability (numpy default_rng([seed, 1602]))",
+        "customers_two_categories": int(two.sum()),
+        "observed_share_next_after_first": _r((second[sa] == b).mean()) if sa.any() else None,
+        "n_first": int(sa.sum()),
+        "observed_share_next_after_other_firsts": _r((second[rest] == b).mean()) if rest.any() else None,
+        "n_other_firsts": int(rest.sum()),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -644,6 +711,7 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
     margin = np.round(lst * mrate - disc, 2)
     del lst, mrate
     chan = perm[t_cust, np.floor(rng.random(nt) * n_ch[t_cust]).astype(np.int64)]
+    cat = _plant_sequence(cat, t_cust, t_day, N, seed)  # own generator: every other column keeps its values
     # refunds
     rsel = np.flatnonzero(rng.random(nt) < P["refund_share"])
     r_day = t_day[rsel] + rng.integers(1, 31, rsel.size)
@@ -1102,6 +1170,7 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
         },
         "volumes": {},
     }
+    truth["category_sequence"] = _sequence_truth(t_cust, cat, amount, N, L["cat"])
     # ------------------------------------------------------------------ write
     paths: dict[str, Path] = {}
     rows: dict[str, int] = {}
