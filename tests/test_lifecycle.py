@@ -129,20 +129,47 @@ def cox_result(sample_ds):
 
 
 @pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
-                                      ("unresolved_complaint", "after_unresolved_complaint")])
-def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
-    hr = cox_result[0].metrics()["hazard_ratios"][term]
-    assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
-
-
-@pytest.mark.xfail(strict=True, reason="not identified on the sample: it writes no churn date (the last sign of life "
-                   "stands in for the latent churn time), activity is latent (early purchase days are a noisy proxy, "
-                   "attenuated), survey timing is selected on survival, and channels are only seen as used")
-@pytest.mark.parametrize("term,key", [("activity", "per_sd_activity"), ("channels", "per_extra_channel"),
+                                      ("unresolved_complaint", "after_unresolved_complaint"),
                                       ("member", "after_joining_programme")])
-def test_cox_planted_ratio_not_recovered(cox_result, truth, term, key):
+def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
+    """With ``customers.churned_at`` (the latent churn day) the ratios of observed covariates are recovered."""
     hr = cox_result[0].metrics()["hazard_ratios"][term]
     assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
+
+
+def test_cox_expectation_below_compares_with_met(cox_result, truth):
+    """Expectation groups are compared with surveyed customers whose expectation was met (a ``surveyed``
+    term carries who is asked and when: the sample draws the survey date inside each customer's lifetime)."""
+    hr = cox_result[0].metrics()["hazard_ratios"]
+    assert "surveyed" in hr and hr["surveyed"]["low"] > 1
+    b = hr["expect_below"]
+    assert b["low"] <= truth["churn"]["hazard_ratios"]["after_survey_by_expectation"]["below"] <= b["high"]
+
+
+def test_cox_latent_traits_are_not_identified(cox_result, truth):
+    """Not identified on the sample; this test pins the documented bias instead of a tolerance.
+
+    * ``per_sd_activity`` (0.64) is per SD of a latent purchase rate; the data carry only purchase days in
+      the first 90 days (a median customer buys about once in 90 days), a Poisson-noisy proxy, so the ratio
+      is attenuated towards 1. Whole-history counts are worse (they depend on how long the customer stayed).
+    * ``per_extra_channel`` (0.9) is per channel the customer *has*; the data show channels *used*, which
+      depend on how often the customer buys, so the channel term picks up the part of activity the proxy
+      misses and lands below 0.9.
+    * ``per_sd_attitude`` (0.8): attitude is seen only in survey answers (about 10% of customers, asked at
+      a date drawn inside their lifetime), and the same answers drive the expectation group, so attitude
+      and expectation cannot be told apart; the model has no attitude term.
+    * ``after_survey_by_expectation.above`` (0.6): survey dates are drawn inside each customer's lifetime,
+      so the time after a survey is not exponential and a scaled remaining life is not a proportional
+      hazard; with ~100 'above' answers on the 8k fixture the interval misses 0.6 on the high side.
+    Identifying activity and channels needs a joint latent-trait model (purchase counts, channels used
+    and churn sharing one latent activity), not a better proxy.
+    """
+    hr = cox_result[0].metrics()["hazard_ratios"]
+    planted = truth["churn"]["hazard_ratios"]
+    assert planted["per_sd_activity"] < hr["activity"]["low"] and hr["activity"]["high"] < 1
+    assert hr["channels"]["high"] < planted["per_extra_channel"]
+    assert not any(k.startswith("attitude") for k in hr)
+    assert hr["expect_above"]["hr"] < 1 and hr["expect_above"]["low"] > planted["after_survey_by_expectation"]["above"]
 
 
 def test_cox_concordance_on_a_time_split_beats_chance(cox_result):

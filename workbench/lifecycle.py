@@ -962,6 +962,8 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
     days), ``channels`` (distinct channels used, extra ones), segment dummies (largest segment the
     reference). Time-varying from the day they happen: ``unresolved_complaint`` (an unresolved
     complaint: closed without a resolution, or open for 14 days), ``member`` (joined the programme),
+    ``surveyed`` (answered a survey: who is asked, and when, is not random, so the expectation groups are
+    compared with the surveyed customers whose expectation was met, not with the never-asked) and
     ``expect_below`` / ``expect_above`` (first survey's expectation below / above its mid-point).
     Customers who left or were censored before the landmark are not at risk (left truncation).
     """
@@ -1012,6 +1014,8 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
             WHERE customer_id IS NOT NULL AND expectation IS NOT NULL AND CAST(date AS DATE) <= {_lit(end)}
             GROUP BY 1""").set_index("customer_id").reindex(base.index)
         day = (pd.to_datetime(sv["d"]) - origin).dt.days.astype(float)
+        if sv["e"].notna().any():  # expectation groups compare with 'met' among the surveyed, not with the never-asked
+            changes["surveyed"] = day
         if (sv["e"] < mid).any():
             changes["expect_below"] = day.where(sv["e"] < mid)
         if (sv["e"] > mid).any():
