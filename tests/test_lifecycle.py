@@ -173,8 +173,9 @@ def test_cox_latent_traits_are_not_identified(cox_result, truth):
 
 
 def test_cox_concordance_on_a_time_split_beats_chance(cox_result):
-    c = cox_result[0].metrics()["cox"]["concordance_time_split"]
-    assert c is not None and 0.5 < c < 1
+    m = cox_result[0].metrics()["cox"]
+    for c in (m["concordance_time_split"], m["concordance_uno_time_split"]):
+        assert c is not None and 0.5 < c < 1
 
 
 def test_multichannel_naive_gap_is_confounded(cox_result, truth):
@@ -236,6 +237,36 @@ def test_harrell_c_matches_a_pairwise_count():
                 den += 1
                 num += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
     assert L.harrell_c(time, event, risk) == pytest.approx(num / den)
+
+
+def test_uno_c_matches_a_hand_computation():
+    """Six customers worked by hand. Censoring KM (censorings are the events; an event tied with a
+    censoring goes first): times 2 (event), 3 (censored), 4 (event), 5 (censored), 6 (event), 8 (censored).
+    At risk 6, 5, 4, 3, 2, 1; censorings at 3 and 5 and 8: G(3) = 4/5, G(5) = 4/5 * 2/3 = 8/15, G(8) = 0.
+    G just before each event time: G(2-) = 1, G(4-) = 4/5, G(6-) = 8/15. Weights 1 / G^2: 1, 25/16, 225/64.
+    Risks 0.9, 0.5, 0.7, 0.1, 0.2, 0.3 (customer 1 is at time 2, ...).
+    Pairs (i event, T_i < T_j): i=2 vs 3,4,5,6,8: risk 0.9 beats all 5 -> 5 of 5.
+    i=4 (0.7) vs 5 (0.1), 6 (0.2), 8 (0.3): 3 of 3. i=6 (0.2) vs 8 (0.3): 0 of 1.
+    Uno = (5 + 3 * 25/16 + 0) / (5 + 3 * 25/16 + 225/64); Harrell = 8 / 9."""
+    time = [2, 3, 4, 5, 6, 8]
+    event = [1, 0, 1, 0, 1, 0]
+    risk = [0.9, 0.5, 0.7, 0.1, 0.2, 0.3]
+    want = (5 + 3 * 25 / 16) / (5 + 3 * 25 / 16 + 225 / 64)
+    assert L.uno_c(time, event, risk) == pytest.approx(want)
+    assert L.harrell_c(time, event, risk) == pytest.approx(8 / 9)
+    ct, g = L.censoring_km(time, event)
+    assert g.tolist() == pytest.approx([1, 4 / 5, 4 / 5, 8 / 15, 8 / 15, 0])
+    # tau cuts pairs whose earlier time is not before it: only i=2 and i=4 remain
+    assert L.uno_c(time, event, risk, tau=5) == pytest.approx(1.0)
+    # an event and a censoring at the same time: the event goes first, so the censoring's risk set is 1 of 2
+    ct, g = L.censoring_km([1, 1, 2], [1, 0, 0])
+    assert g.tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_uno_c_equals_harrell_without_censoring():
+    rng = np.random.default_rng(3)
+    time, risk = rng.permutation(50).astype(float) + 1, rng.normal(size=50)
+    assert L.uno_c(time, np.ones(50), risk) == pytest.approx(L.harrell_c(time, np.ones(50), risk))
 
 
 def test_complaint_handling_shares_match_truth(sample_ds, truth):

@@ -42,7 +42,7 @@ from workbench.results import KPI, Figure, Finding, Result, Table, analysis
 
 __all__ = [
     "STAGES", "StageRules", "assign_stages", "customer_frame", "stages", "gap_quantiles", "churn_rate",
-    "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "multichannel",
+    "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "harrell_c", "uno_c", "censoring_km", "multichannel",
     "churn_reasons", "churn_risk", "winback", "resolve_horizon",
 ]
 
@@ -904,6 +904,46 @@ def harrell_c(time: Any, event: Any, risk: Any) -> float:
     return num / den if den else math.nan
 
 
+def censoring_km(time: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan–Meier of the censoring distribution (censorings are the "events"; an event at the same time
+    as a censoring counts as happening first). Returns ``(times, G)`` with ``G`` = P(C > t) just after each time."""
+    tt = np.asarray(time, float)
+    cens = ~np.asarray(event, bool)
+    times, inv = np.unique(tt, return_inverse=True)
+    c = np.bincount(inv, weights=cens, minlength=times.size)
+    n = np.bincount(inv, minlength=times.size)[::-1].cumsum()[::-1] - (np.bincount(inv, minlength=times.size) - c)
+    return times, np.cumprod(1 - np.divide(c, n, out=np.zeros(times.size), where=n > 0))
+
+
+def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
+          censoring: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """Uno's concordance (Uno et al. 2011): Harrell's pairs weighted by the inverse squared probability of
+    staying uncensored up to the earlier event time, so that heavy censoring does not tilt the estimate.
+
+    ``C = sum_ij d_i G(T_i-)^-2 [T_i < T_j, T_i < tau] ([r_i > r_j] + 0.5 [r_i = r_j]) / sum_ij d_i G(T_i-)^-2
+    [T_i < T_j, T_i < tau]``, where ``G`` is the censoring Kaplan–Meier (:func:`censoring_km`; of these data
+    unless ``censoring`` is given) and ``G(t-)`` its value just before ``t``. ``tau`` defaults to the largest
+    event time with ``G(t-) > 0``.
+    """
+    tt, ev, r = np.asarray(time, float), np.asarray(event, bool), np.asarray(risk, float)
+    ct, cg = censoring if censoring is not None else censoring_km(tt, ev)
+    k = np.searchsorted(ct, tt, side="left")  # times strictly before t
+    g_before = np.where(k > 0, cg[np.maximum(k - 1, 0)], 1.0)
+    ok = ev & (g_before > 0)
+    if tau is not None:
+        ok &= tt < tau
+    idx = np.flatnonzero(ok)
+    w = 1.0 / g_before[idx] ** 2
+    num = den = 0.0
+    for lo in range(0, idx.size, 1000):
+        i, wi = idx[lo:lo + 1000], w[lo:lo + 1000]
+        usable = tt[None, :] > tt[i, None]
+        diff = r[i, None] - r[None, :]
+        num += float((wi[:, None] * ((diff > 0) + 0.5 * (diff == 0)) * usable).sum())
+        den += float((wi[:, None] * usable).sum())
+    return num / den if den else math.nan
+
+
 @dataclass(frozen=True, repr=False)
 class Cox(Result):
     """Cox proportional hazards with time-varying covariates (start/stop form, Efron ties)."""
@@ -912,8 +952,9 @@ class Cox(Result):
     table: pd.DataFrame  # term, hr, low, high, p, ph_p
     n: int
     events: int
-    concordance: float | None
+    concordance: float | None  # Harrell's C on the time-split holdout
     landmark_days: int
+    concordance_uno: float | None = None  # Uno's C (IPCW, holdout's censoring KM) on the same holdout
 
     def findings(self, lang: str = "en") -> list[Finding]:
         out = []
@@ -941,6 +982,8 @@ class Cox(Result):
         out = [t("lifecycle.note.cox", lang, landmark=self.landmark_days)]
         if self.concordance is not None:
             out.append(t("lifecycle.note.concordance", lang, c=fmt_num(self.concordance, lang, 2)))
+        if self.concordance_uno is not None:
+            out.append(t("lifecycle.note.concordance_uno", lang, c=fmt_num(self.concordance_uno, lang, 2)))
         bad = self.table[self.table["ph_p"] < 0.05 / max(len(self.table), 1)]["term"].tolist()
         if bad:
             out.append(t("lifecycle.note.ph", lang, terms=("、" if lang == "zh" else ", ").join(
@@ -951,7 +994,8 @@ class Cox(Result):
         return {"hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"], "p": r["p"],
                                               "ph_p": r["ph_p"]} for _, r in self.table.iterrows()},
                 "cox": {"n": self.n, "events": self.events, "landmark_days": self.landmark_days,
-                        "concordance_time_split": self.concordance}}
+                        "concordance_time_split": self.concordance,
+                        "concordance_uno_time_split": self.concordance_uno}}
 
 
 def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> tuple[pd.DataFrame, list[str]]:
@@ -1057,13 +1101,14 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
         ph.append(float(stats.pearsonr(lt[ok], r[ok])[1]) if ok.sum() > 2 and np.std(r[ok]) > 0 else math.nan)
     table = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": np.exp(ci[:, 0]), "high": np.exp(ci[:, 1]),
                           "p": res.pvalues, "ph_p": ph})
-    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), _split_concordance(ep, names),
-               int(landmark_days))
+    harrell, uno = _split_concordance(ep, names)
+    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), harrell, int(landmark_days), uno)
 
 
-def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
-    """Harrell's C on a time split: fit on customers whose first purchase came in the earlier half of the
-    first-purchase dates, score the later ones by their covariates at the landmark."""
+def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None, float | None]:
+    """Harrell's and Uno's C on a time split: fit on customers whose first purchase came in the earlier half
+    of the first-purchase dates, score the later ones by their covariates at the landmark. Uno's weights
+    come from the holdout's own censoring Kaplan–Meier (its follow-up is shorter than the training half's)."""
     from statsmodels.duration.hazard_regression import PHReg
 
     first = ep.groupby("customer_id")["first_day"].first()
@@ -1071,16 +1116,17 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
     train = ep[ep["customer_id"].isin(first.index[first <= cut])]
     test = ep[ep["customer_id"].isin(first.index[first > cut])]
     if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
-        return None
+        return None, None
     try:
         fit = _fit(PHReg(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
                          entry=train["start"].to_numpy(), ties="efron"))
     except MissingDataError:
-        return None
+        return None, None
     at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
     end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
     risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
-    return harrell_c(end["stop"], end["status"] == 1, risk.reindex(end.index))
+    r = risk.reindex(end.index)
+    return harrell_c(end["stop"], end["status"] == 1, r), uno_c(end["stop"], end["status"] == 1, r)
 
 
 # --------------------------------------------------------------------------- multi-channel
