@@ -161,8 +161,8 @@ def test_cox_latent_traits_are_not_identified(cox_result, truth):
     * ``after_survey_by_expectation.above`` (0.6): survey dates are drawn inside each customer's lifetime,
       so the time after a survey is not exponential and a scaled remaining life is not a proportional
       hazard; with ~100 'above' answers on the 8k fixture the interval misses 0.6 on the high side.
-    Identifying activity and channels needs a joint latent-trait model (purchase counts, channels used
-    and churn sharing one latent activity), not a better proxy.
+    :func:`workbench.lifecycle.latent_hazards` (purchase counts, channels used and churn sharing one latent
+    activity) is the model that targets activity and channels; see the tests below.
     """
     hr = cox_result[0].metrics()["hazard_ratios"]
     planted = truth["churn"]["hazard_ratios"]
@@ -222,6 +222,66 @@ def test_matched_channel_comparison_matches_pandas(cox_result, sample_dir):
                 entry=np.full(ok.sum(), 90.0), strata=cell[ok].to_numpy(), ties="efron").fit()
     assert mt["hr"] == pytest.approx(float(np.exp(res.params[0])), rel=1e-6)
     assert mt["low"] < mt["hr"] < mt["high"]
+
+
+def test_occupancy_law_matches_enumeration():
+    """P(exactly k distinct of c equally likely channels in m purchases), against counting all c**m sequences."""
+    import itertools
+
+    for c in (1, 2, 3, 4):
+        for m in (1, 2, 3, 5):
+            seqs = np.array(list(itertools.product(range(c), repeat=m)))
+            distinct = np.array([len(set(r)) for r in seqs])
+            for k in range(1, 5):
+                want = (distinct == k).mean()
+                got = np.exp(L._occupancy(np.array([k]), np.array([float(m)]), c))[0]
+                assert got == pytest.approx(want, abs=1e-12), (c, m, k)
+
+
+@pytest.fixture(scope="module")
+def latent_result(sample_ds):
+    end = sample_ds.date_range("transactions")[1]
+    return L.latent_hazards(sample_ds, end, L.resolve_horizon(sample_ds, end))
+
+
+@pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
+                                      ("unresolved_complaint", "after_unresolved_complaint"),
+                                      ("expect_below", ("after_survey_by_expectation", "below")),
+                                      ("expect_above", ("after_survey_by_expectation", "above"))])
+def test_latent_model_recovers_planted_ratio(latent_result, truth, term, key):
+    """The joint latent-activity model keeps the observed-covariate ratios inside their intervals, and
+    recovers the above-expectation ratio the Cox model misses."""
+    planted = truth["churn"]["hazard_ratios"]
+    want = planted[key[0]][key[1]] if isinstance(key, tuple) else planted[key]
+    hr = latent_result.metrics()["latent_hazard_ratios"][term]
+    assert latent_result.converged and hr["low"] <= want <= hr["high"]
+
+
+def test_latent_model_activity_and_channel_measurement(latent_result, cox_result, truth):
+    """The measurement parts recover the sample's generator (purchase rate 0.0115 a day x exp(z), channels
+    1 + Binomial(3, logistic(-1 + z))) to within 10%; the activity ratio moves from the attenuated Cox
+    proxy (about 0.80) most of the way to the planted 0.64, and the per-channel ratio from the confounded
+    Cox proxy (about 0.78) most of the way to the planted 0.9.
+
+    Neither planted ratio is inside its interval on this 8k fixture (activity about 0.70, 0.65 to 0.74;
+    channels 0.84, 0.78 to 0.8998: just short); on the 20k sample (seed 42) both are (activity 0.63, 0.60
+    to 0.66; channels 0.90, 0.86 to 0.95). What the model leaves out: attitude (per SD 0.8, seen only in
+    surveys; omitting an independent frailty attenuates the other ratios a little), seasonality of
+    purchases and the programme's x1.08 purchase rate. Recorded here as measured, not widened.
+    """
+    me = {r["term"]: r["estimate"] for _, r in latent_result.measurement.iterrows()}
+    assert np.exp(me["log_rate"]) == pytest.approx(0.0115, rel=0.1)
+    assert np.exp(me["log_sigma"]) == pytest.approx(1.0, rel=0.1)
+    assert me["channel_c0"] == pytest.approx(-1.0, rel=0.1) and me["channel_c1"] == pytest.approx(1.0, rel=0.1)
+    planted = truth["churn"]["hazard_ratios"]["per_sd_activity"]
+    lat = latent_result.metrics()["latent_hazard_ratios"]["activity"]["hr"]
+    prox = cox_result[0].metrics()["hazard_ratios"]["activity"]["hr"]
+    assert abs(np.log(lat / planted)) < abs(np.log(prox / planted)) / 2
+    ch = latent_result.metrics()["latent_hazard_ratios"]["channels"]["hr"]
+    ch_cox = cox_result[0].metrics()["hazard_ratios"]["channels"]["hr"]
+    ch_planted = truth["churn"]["hazard_ratios"]["per_extra_channel"]
+    assert abs(np.log(ch / ch_planted)) < abs(np.log(ch_cox / ch_planted)) / 2
+    assert latent_result.metrics()["latent_hazard_ratios"]["activity"]["high"] < 1
 
 
 def test_cohort_triangle_matches_pandas(tmp_path):

@@ -15,7 +15,16 @@ def churn_res(sample_ds):
 
 
 def test_member_churn_hazard_recovers_planted_ratio(churn_res, truth):
-    """The planted 0.85 lies inside the adjusted 95% interval; the naive gap is far larger (selection)."""
+    """The planted 0.85 lies inside the adjusted 95% interval on the 8k fixture (about 0.86, 0.78 to 0.95);
+    the naive gap is far larger (selection).
+
+    Fragile, and said so in the README: on the 20k sample the interval is 0.86 to 0.98 and misses 0.85.
+    The sample draws a member's join date inside their already-drawn lifetime (a customer who will join
+    cannot leave before joining: immortal non-member time, biasing the ratio up; the joint latent-activity
+    model, which adjusts activity fully, gives about 1.1), while activity measured over the first 90 days
+    under-adjusts self-selection (biasing it down). The Cox estimate lands near 0.85 because the two
+    partly cancel.
+    """
     m = churn_res.metrics()["member_churn_hr"]
     planted = truth["loyalty_programme"]["true_effect"]["churn_hazard_ratio"]
     assert m["ci_low"] <= planted <= m["ci_high"] and m["source"] == "churned_at"

@@ -43,7 +43,7 @@ from workbench.results import KPI, Figure, Finding, Result, Table, analysis
 __all__ = [
     "STAGES", "StageRules", "assign_stages", "customer_frame", "stages", "gap_quantiles", "churn_rate",
     "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "harrell_c", "uno_c", "censoring_km", "multichannel",
-    "churn_reasons", "churn_risk", "winback", "resolve_horizon", "matched_channels",
+    "churn_reasons", "churn_risk", "winback", "resolve_horizon", "matched_channels", "latent_hazards",
 ]
 
 STAGES: tuple[str, ...] = ("first_time", "repeat", "client", "advocate", "lapsing", "lost")
@@ -1258,6 +1258,195 @@ def matched_channels(ds: Dataset, end: Any, horizon_days: int, landmark_days: in
             "treated": int(treated[both].sum()), "controls": int((~treated[both]).sum()),
             "cells": int(cell[both].nunique()), "dropped": int((~both).sum()), "events": int(m["event"].sum()),
             "method": "exact match on pre-period purchase days x spend quartile x segment; stratified Cox"}
+
+
+# --------------------------------------------------------------------------- latent traits (joint model)
+@dataclass(frozen=True, repr=False)
+class LatentHazards(Result):
+    """Hazard ratios per SD of latent activity and per channel the customer has, from a joint model."""
+
+    heading: ClassVar[str] = "lifecycle.h.latent"
+    table: pd.DataFrame  # term, hr, low, high (hazard terms) ; plus measurement terms in ``measurement``
+    measurement: pd.DataFrame  # term, estimate, low, high (purchase rate and channel model)
+    n: int
+    events: int
+    loglik: float
+    converged: bool
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        for _, r in self.table.iterrows():
+            if r["term"] not in ("activity", "channels"):
+                continue
+            out.append(Finding(f"latent_hr_{r['term']}", t(f"lifecycle.find.latent_{r['term']}", lang,
+                                                           hr=fmt_num(r["hr"], lang, 2), lo=fmt_num(r["low"], lang, 2),
+                                                           hi=fmt_num(r["high"], lang, 2)),
+                               value=float(r["hr"]), interval=(float(r["low"]), float(r["high"])), null=1.0, n=self.n,
+                               how=t("lifecycle.how.latent", lang, n=fmt_int(self.n, lang),
+                                     events=fmt_int(self.events, lang))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.table.copy()
+        tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
+                       t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        f2 = {c: (lambda v: fmt_num(v, lang, 2)) for c in tab.columns[1:4]}
+        return [Table(tab, f2, caption=t("lifecycle.cap.latent", lang), appendix=True)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("lifecycle.note.latent", lang), t("lifecycle.note.associational", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"latent_hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"]}
+                                         for _, r in self.table.iterrows()},
+                "latent_model": {"n": self.n, "events": self.events, "loglik": self.loglik,
+                                 "converged": self.converged,
+                                 "measurement": {r["term"]: {"estimate": r["estimate"], "low": r["low"],
+                                                             "high": r["high"]}
+                                                 for _, r in self.measurement.iterrows()}}}
+
+
+def _occupancy(k: np.ndarray, m: np.ndarray, channels: int) -> np.ndarray:
+    """log P(exactly ``k`` distinct of ``channels`` equally likely channels in ``m`` purchases) (inclusion-exclusion)."""
+    from scipy.special import comb
+
+    out = np.full(k.shape, -np.inf)
+    ok = (k <= channels) & (k >= 1) & (m >= k)
+    kk, mm = k[ok].astype(float), m[ok]
+    tot = np.zeros(kk.size)
+    for j in range(channels + 1):
+        tot += np.where(j <= kk, (-1.0) ** j * comb(kk, j) * np.clip((kk - j) / channels, 0, None) ** mm, 0.0)
+    out[ok] = np.log(np.clip(comb(channels, kk) * tot, 1e-300, None))
+    return out
+
+
+@analysis("lifecycle.h.latent")
+def latent_hazards(ds: Dataset, end: Any, horizon_days: int, nodes: int = 20) -> LatentHazards:
+    """Churn hazard per SD of *latent* activity and per channel the customer *has*, by a joint model.
+
+    The data show activity only as purchase counts and channels only as channels *used*; both are noisy
+    proxies (a customer who buys twice cannot show three channels), so a Cox model on them is attenuated
+    and confounded. Here one latent activity ``z ~ N(mu_segment, 1)`` drives three parts, fitted together
+    by maximum likelihood (``z`` integrated out by ``nodes``-point Gauss–Hermite quadrature):
+
+    * purchases: transactions after the first ~ Poisson(exp(a + sigma z) x days observed);
+    * channels: ``c`` = 1 + Binomial(max - 1, logistic(c0 + c1 z)) channels the customer has (``max`` = the most
+      channels any customer used), each purchase in one of them with equal chance, so the channels used
+      follow the occupancy law given ``c`` and the number of purchases;
+    * churn: constant baseline hazard x exp(beta_z z + beta_c (c - 1) + the time-varying terms of
+      :func:`cox_data`) over start/stop episodes from the first purchase (churn from ``churned_at`` or the
+      horizon rule).
+
+    ``activity`` is the hazard ratio per SD of ``z``, ``channels`` per extra channel the customer has.
+    Intervals: Wald, from the numerical Hessian of the log-likelihood (analytic gradient).
+    """
+    horizon_days = _need(horizon_days, ds)
+    from scipy.optimize import minimize
+    from scipy.special import comb, logsumexp
+
+    ds.require("transactions", "channel", reason="latent activity model")
+    end = _day(end)
+    ep, names = cox_data(ds, end, horizon_days, landmark_days=0)
+    sf = survival_frame(ds, end, horizon_days)
+    cust, inv = np.unique(ep["customer_id"].to_numpy(), return_inverse=True)
+    n = len(cust)
+    tx = ds.sql(f"""SELECT customer_id, count(*) AS m, count(DISTINCT channel) AS k FROM transactions
+        WHERE amount > 0 AND customer_id IS NOT NULL AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1""")
+    tx = tx.set_index("customer_id").reindex(cust)
+    m, k = tx["m"].fillna(1).to_numpy(float), tx["k"].fillna(1).to_numpy(int)
+    cmax = int(k.max())
+    if cmax < 2:
+        raise Unsupported("one_channel")
+    expo = sf["duration"].reindex(cust).to_numpy(float)
+    d = sf["event"].reindex(cust).to_numpy(bool).astype(float)
+    seg = sf["segment"].reindex(cust).astype(str)
+    ref = seg.value_counts().index[0]
+    others = sorted(s for s in seg.unique() if s != ref)
+    sidx = np.zeros(n, int)
+    for i, s in enumerate(others, 1):
+        sidx[(seg == s).to_numpy()] = i
+    x = ep[names].to_numpy(float)
+    dt_ = (ep["stop"] - ep["start"]).to_numpy(float)
+    last = ep["status"].to_numpy() == 1
+    xev = np.zeros((n, len(names)))
+    xev[inv[last]] = x[last]
+    occ = np.stack([_occupancy(k, m, c) for c in range(1, cmax + 1)], axis=1)  # n x cmax
+    zq, wq = np.polynomial.hermite_e.hermegauss(int(nodes))
+    lw = np.log(wq / np.sqrt(2 * np.pi))
+    jj = np.arange(cmax, dtype=float)
+    lc = np.log(comb(cmax - 1, jj))
+    ns, p = len(others), len(names)
+
+    def parts(th: np.ndarray) -> tuple[float, np.ndarray]:
+        mu = np.concatenate([[0.0], th[:ns]])
+        a, ls, c0, c1, lh0, bz, bc = th[ns:ns + 7]
+        g = th[ns + 7:]
+        sig = np.exp(ls)
+        z = mu[sidx][:, None] + zq[None, :]
+        lr = a + sig * z
+        er = np.exp(lr) * expo[:, None]
+        pois = (m - 1)[:, None] * lr - er
+        eta = c0 + c1 * z
+        lp, lq = -np.logaddexp(0, -eta), -np.logaddexp(0, eta)
+        binom = lc + jj * lp[..., None] + (cmax - 1 - jj) * lq[..., None]
+        ex = np.exp(x @ g) * dt_
+        a_i = np.bincount(inv, weights=ex, minlength=n) * np.exp(lh0)
+        b_i = np.stack([np.bincount(inv, weights=ex * x[:, c], minlength=n) for c in range(p)], axis=1) * np.exp(lh0)
+        lin = bz * z[..., None] + bc * jj
+        el = np.exp(lin)
+        haz = d[:, None, None] * (lh0 + (xev @ g)[:, None, None] + lin) - el * a_i[:, None, None]
+        tot = lw[None, :, None] + binom + occ[:, None, :] + pois[..., None] + haz
+        ll = logsumexp(tot.reshape(n, -1), axis=1)
+        w = np.exp(tot - ll[:, None, None])  # posterior weights over (node, channels)
+        res = d[:, None, None] - el * a_i[:, None, None]  # d(haz)/d(log hazard)
+        pr = np.exp(lp)[..., None]
+        cj = jj - (cmax - 1) * pr  # d(binom)/d(eta)
+        dz = sig * ((m - 1)[:, None] - er)[..., None] + c1 * cj + bz * res
+        sc = np.empty((n, ns + 7 + p))
+        for i in range(ns):
+            sc[:, i] = (w * dz).sum(axis=(1, 2)) * (sidx == i + 1)
+        sc[:, ns] = (w * ((m - 1)[:, None] - er)[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 1] = (w * (sig * z * ((m - 1)[:, None] - er))[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 2] = (w * cj).sum(axis=(1, 2))
+        sc[:, ns + 3] = (w * cj * z[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 4] = (w * res).sum(axis=(1, 2))
+        sc[:, ns + 5] = (w * res * z[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 6] = (w * res * jj).sum(axis=(1, 2))
+        wel = (w * el).sum(axis=(1, 2))
+        sc[:, ns + 7:] = d[:, None] * xev - wel[:, None] * b_i
+        return float(ll.sum()), sc
+
+    def f(th: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, sc = parts(th)
+        return -ll / n, -sc.sum(axis=0) / n
+
+    th0 = np.concatenate([np.zeros(ns), [np.log(max(m.sum() - n, 1) / expo.sum()), 0.0, -1.0, 1.0,
+                                         np.log(max(d.sum(), 1) / expo.sum()), 0.0, 0.0], np.zeros(p)])
+    opt = minimize(f, th0, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 500})
+    th = opt.x
+    hess = np.empty((th.size, th.size))
+    for i in range(th.size):  # central differences of the analytic score
+        e = np.zeros(th.size)
+        e[i] = 1e-5
+        hess[i] = (f(th + e)[1] - f(th - e)[1]) / 2e-5 * n
+    hess = (hess + hess.T) / 2
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError as exc:
+        raise Unsupported("singular") from exc
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    lab = [f"mu_{o}" for o in others] + ["log_rate", "log_sigma", "channel_c0", "channel_c1", "log_base_hazard",
+                                          "activity", "channels"] + list(names)
+    est = pd.DataFrame({"term": lab, "est": th, "se": se})
+    hz = est.iloc[ns + 5:]
+    table = pd.DataFrame({"term": hz["term"].to_numpy(), "hr": np.exp(hz["est"]).to_numpy(),
+                          "low": np.exp(hz["est"] - 1.96 * hz["se"]).to_numpy(),
+                          "high": np.exp(hz["est"] + 1.96 * hz["se"]).to_numpy()})
+    me = est.iloc[:ns + 5]
+    meas = pd.DataFrame({"term": me["term"].to_numpy(), "estimate": me["est"].to_numpy(),
+                         "low": (me["est"] - 1.96 * me["se"]).to_numpy(), "high": (me["est"] + 1.96 * me["se"]).to_numpy()})
+    return LatentHazards(table, meas, n, int(d.sum()), float(-opt.fun * n), bool(opt.success))
 
 
 # --------------------------------------------------------------------------- why, risk, win-back
