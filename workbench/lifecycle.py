@@ -1080,8 +1080,8 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     """Fit :func:`cox_data` by statsmodels ``PHReg`` (Efron ties, entry = episode start).
 
     PH check: per covariate, the correlation of scaled Schoenfeld residuals with log time
-    (p-value of the Pearson test). Discrimination on a time-split holdout is measured in
-    :func:`churn_risk` (AUC, which equals Harrell's C for the binary next-period outcome).
+    (p-value of the Pearson test). Discrimination on a time-split holdout: Harrell's and Uno's C
+    (:func:`harrell_c`, :func:`uno_c`; see :func:`_split_concordance`).
     """
     horizon_days = _need(horizon_days, ds)
     from scipy import stats
