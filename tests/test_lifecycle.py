@@ -129,25 +129,53 @@ def cox_result(sample_ds):
 
 
 @pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
-                                      ("unresolved_complaint", "after_unresolved_complaint")])
-def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
-    hr = cox_result[0].metrics()["hazard_ratios"][term]
-    assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
-
-
-@pytest.mark.xfail(strict=True, reason="not identified on the sample: it writes no churn date (the last sign of life "
-                   "stands in for the latent churn time), activity is latent (early purchase days are a noisy proxy, "
-                   "attenuated), survey timing is selected on survival, and channels are only seen as used")
-@pytest.mark.parametrize("term,key", [("activity", "per_sd_activity"), ("channels", "per_extra_channel"),
+                                      ("unresolved_complaint", "after_unresolved_complaint"),
                                       ("member", "after_joining_programme")])
-def test_cox_planted_ratio_not_recovered(cox_result, truth, term, key):
+def test_cox_recovers_planted_ratio(cox_result, truth, term, key):
+    """With ``customers.churned_at`` (the latent churn day) the ratios of observed covariates are recovered."""
     hr = cox_result[0].metrics()["hazard_ratios"][term]
     assert hr["low"] <= truth["churn"]["hazard_ratios"][key] <= hr["high"]
+
+
+def test_cox_expectation_below_compares_with_met(cox_result, truth):
+    """Expectation groups are compared with surveyed customers whose expectation was met (a ``surveyed``
+    term carries who is asked and when: the sample draws the survey date inside each customer's lifetime)."""
+    hr = cox_result[0].metrics()["hazard_ratios"]
+    assert "surveyed" in hr and hr["surveyed"]["low"] > 1
+    b = hr["expect_below"]
+    assert b["low"] <= truth["churn"]["hazard_ratios"]["after_survey_by_expectation"]["below"] <= b["high"]
+
+
+def test_cox_latent_traits_are_not_identified(cox_result, truth):
+    """Not identified on the sample; this test pins the documented bias instead of a tolerance.
+
+    * ``per_sd_activity`` (0.64) is per SD of a latent purchase rate; the data carry only purchase days in
+      the first 90 days (a median customer buys about once in 90 days), a Poisson-noisy proxy, so the ratio
+      is attenuated towards 1. Whole-history counts are worse (they depend on how long the customer stayed).
+    * ``per_extra_channel`` (0.9) is per channel the customer *has*; the data show channels *used*, which
+      depend on how often the customer buys, so the channel term picks up the part of activity the proxy
+      misses and lands below 0.9.
+    * ``per_sd_attitude`` (0.8): attitude is seen only in survey answers (about 10% of customers, asked at
+      a date drawn inside their lifetime), and the same answers drive the expectation group, so attitude
+      and expectation cannot be told apart; the model has no attitude term.
+    * ``after_survey_by_expectation.above`` (0.6): survey dates are drawn inside each customer's lifetime,
+      so the time after a survey is not exponential and a scaled remaining life is not a proportional
+      hazard; with ~100 'above' answers on the 8k fixture the interval misses 0.6 on the high side.
+    :func:`workbench.lifecycle.latent_hazards` (purchase counts, channels used and churn sharing one latent
+    activity) is the model that targets activity and channels; see the tests below.
+    """
+    hr = cox_result[0].metrics()["hazard_ratios"]
+    planted = truth["churn"]["hazard_ratios"]
+    assert planted["per_sd_activity"] < hr["activity"]["low"] and hr["activity"]["high"] < 1
+    assert hr["channels"]["high"] < planted["per_extra_channel"]
+    assert not any(k.startswith("attitude") for k in hr)
+    assert hr["expect_above"]["hr"] < 1 and hr["expect_above"]["low"] > planted["after_survey_by_expectation"]["above"]
 
 
 def test_cox_concordance_on_a_time_split_beats_chance(cox_result):
-    c = cox_result[0].metrics()["cox"]["concordance_time_split"]
-    assert c is not None and 0.5 < c < 1
+    m = cox_result[0].metrics()["cox"]
+    for c in (m["concordance_time_split"], m["concordance_uno_time_split"]):
+        assert c is not None and 0.5 < c < 1
 
 
 def test_multichannel_naive_gap_is_confounded(cox_result, truth):
@@ -164,7 +192,96 @@ def test_multichannel_naive_gap_is_confounded(cox_result, truth):
     # adjusting for activity moves the per-channel ratio towards 1 (busier customers use more channels)
     assert mc.naive_hr[0] < mc.adjusted_hr[0] < 1
     keys = {f.key for f in mc.findings("en")}
-    assert {"multichannel_naive", "multichannel_adjusted"} <= keys
+    assert {"multichannel_naive", "multichannel_adjusted", "multichannel_matched"} <= keys
+    assert "confounded" in mc.metrics()["multichannel"]["naive_label"]
+
+
+def test_matched_channel_comparison_matches_pandas(cox_result, sample_dir):
+    """Exact matching on first-90-day purchase days (6+ pooled) x spend quartile x segment, rebuilt in pandas
+    from the files; the stratified Cox ratio refitted on that frame with statsmodels."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    mt = cox_result[1].matched
+    tx = pd.read_parquet(sample_dir / "transactions.parquet")
+    tx = tx[tx.amount > 0]
+    cu = pd.read_parquet(sample_dir / "customers.parquet").set_index("customer_id")
+    first = tx.groupby("customer_id").date.min()
+    pre = tx[tx.date < tx.customer_id.map(first) + pd.Timedelta(days=90)]
+    g = pre.groupby("customer_id").agg(n=("date", "nunique"), spend=("amount", "sum"), ch=("channel", "nunique"))
+    end = pd.Timestamp(tx.date.max())
+    stop = pd.to_datetime(cu.churned_at).reindex(g.index)
+    event = stop.notna() & (stop <= end)
+    dur = (stop.where(event, end) - pd.to_datetime(first.reindex(g.index))).dt.days + 0.5
+    g = g[dur > 90].assign(dur=dur, event=event)
+    q = pd.qcut(g.spend.rank(method="first"), 4, labels=False)
+    cell = g.n.clip(upper=6).astype(str) + "|" + q.astype(str) + "|" + cu.segment.reindex(g.index).astype(str)
+    tr = g.ch >= 2
+    ok = tr.groupby(cell).transform("any") & (~tr).groupby(cell).transform("any")
+    assert mt["treated"] == (tr & ok).sum() and mt["controls"] == (~tr & ok).sum() and mt["dropped"] == (~ok).sum()
+    res = PHReg(g.dur[ok].to_numpy(), tr[ok].to_numpy(float)[:, None], status=g.event[ok].to_numpy(int),
+                entry=np.full(ok.sum(), 90.0), strata=cell[ok].to_numpy(), ties="efron").fit()
+    assert mt["hr"] == pytest.approx(float(np.exp(res.params[0])), rel=1e-6)
+    assert mt["low"] < mt["hr"] < mt["high"]
+
+
+def test_occupancy_law_matches_enumeration():
+    """P(exactly k distinct of c equally likely channels in m purchases), against counting all c**m sequences."""
+    import itertools
+
+    for c in (1, 2, 3, 4):
+        for m in (1, 2, 3, 5):
+            seqs = np.array(list(itertools.product(range(c), repeat=m)))
+            distinct = np.array([len(set(r)) for r in seqs])
+            for k in range(1, 5):
+                want = (distinct == k).mean()
+                got = np.exp(L._occupancy(np.array([k]), np.array([float(m)]), c))[0]
+                assert got == pytest.approx(want, abs=1e-12), (c, m, k)
+
+
+@pytest.fixture(scope="module")
+def latent_result(sample_ds):
+    end = sample_ds.date_range("transactions")[1]
+    return L.latent_hazards(sample_ds, end, L.resolve_horizon(sample_ds, end))
+
+
+@pytest.mark.parametrize("term,key", [("contract", "contract_segment"),
+                                      ("unresolved_complaint", "after_unresolved_complaint"),
+                                      ("expect_below", ("after_survey_by_expectation", "below")),
+                                      ("expect_above", ("after_survey_by_expectation", "above"))])
+def test_latent_model_recovers_planted_ratio(latent_result, truth, term, key):
+    """The joint latent-activity model keeps the observed-covariate ratios inside their intervals, and
+    recovers the above-expectation ratio the Cox model misses."""
+    planted = truth["churn"]["hazard_ratios"]
+    want = planted[key[0]][key[1]] if isinstance(key, tuple) else planted[key]
+    hr = latent_result.metrics()["latent_hazard_ratios"][term]
+    assert latent_result.converged and hr["low"] <= want <= hr["high"]
+
+
+def test_latent_model_activity_and_channel_measurement(latent_result, cox_result, truth):
+    """The measurement parts recover the sample's generator (purchase rate 0.0115 a day x exp(z), channels
+    1 + Binomial(3, logistic(-1 + z))) to within 10%; the activity ratio moves from the attenuated Cox
+    proxy (about 0.80) most of the way to the planted 0.64, and the per-channel ratio from the confounded
+    Cox proxy (about 0.78) most of the way to the planted 0.9.
+
+    Neither planted ratio is inside its interval on this 8k fixture (activity about 0.70, 0.65 to 0.74;
+    channels 0.84, 0.78 to 0.8998: just short); on the 20k sample (seed 42) both are (activity 0.63, 0.60
+    to 0.66; channels 0.90, 0.86 to 0.95). What the model leaves out: attitude (per SD 0.8, seen only in
+    surveys; omitting an independent frailty attenuates the other ratios a little), seasonality of
+    purchases and the programme's x1.08 purchase rate. Recorded here as measured, not widened.
+    """
+    me = {r["term"]: r["estimate"] for _, r in latent_result.measurement.iterrows()}
+    assert np.exp(me["log_rate"]) == pytest.approx(0.0115, rel=0.1)
+    assert np.exp(me["log_sigma"]) == pytest.approx(1.0, rel=0.1)
+    assert me["channel_c0"] == pytest.approx(-1.0, rel=0.1) and me["channel_c1"] == pytest.approx(1.0, rel=0.1)
+    planted = truth["churn"]["hazard_ratios"]["per_sd_activity"]
+    lat = latent_result.metrics()["latent_hazard_ratios"]["activity"]["hr"]
+    prox = cox_result[0].metrics()["hazard_ratios"]["activity"]["hr"]
+    assert abs(np.log(lat / planted)) < abs(np.log(prox / planted)) / 2
+    ch = latent_result.metrics()["latent_hazard_ratios"]["channels"]["hr"]
+    ch_cox = cox_result[0].metrics()["hazard_ratios"]["channels"]["hr"]
+    ch_planted = truth["churn"]["hazard_ratios"]["per_extra_channel"]
+    assert abs(np.log(ch / ch_planted)) < abs(np.log(ch_cox / ch_planted)) / 2
+    assert latent_result.metrics()["latent_hazard_ratios"]["activity"]["high"] < 1
 
 
 def test_cohort_triangle_matches_pandas(tmp_path):
@@ -209,6 +326,36 @@ def test_harrell_c_matches_a_pairwise_count():
                 den += 1
                 num += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
     assert L.harrell_c(time, event, risk) == pytest.approx(num / den)
+
+
+def test_uno_c_matches_a_hand_computation():
+    """Six customers worked by hand. Censoring KM (censorings are the events; an event tied with a
+    censoring goes first): times 2 (event), 3 (censored), 4 (event), 5 (censored), 6 (event), 8 (censored).
+    At risk 6, 5, 4, 3, 2, 1; censorings at 3 and 5 and 8: G(3) = 4/5, G(5) = 4/5 * 2/3 = 8/15, G(8) = 0.
+    G just before each event time: G(2-) = 1, G(4-) = 4/5, G(6-) = 8/15. Weights 1 / G^2: 1, 25/16, 225/64.
+    Risks 0.9, 0.5, 0.7, 0.1, 0.2, 0.3 (customer 1 is at time 2, ...).
+    Pairs (i event, T_i < T_j): i=2 vs 3,4,5,6,8: risk 0.9 beats all 5 -> 5 of 5.
+    i=4 (0.7) vs 5 (0.1), 6 (0.2), 8 (0.3): 3 of 3. i=6 (0.2) vs 8 (0.3): 0 of 1.
+    Uno = (5 + 3 * 25/16 + 0) / (5 + 3 * 25/16 + 225/64); Harrell = 8 / 9."""
+    time = [2, 3, 4, 5, 6, 8]
+    event = [1, 0, 1, 0, 1, 0]
+    risk = [0.9, 0.5, 0.7, 0.1, 0.2, 0.3]
+    want = (5 + 3 * 25 / 16) / (5 + 3 * 25 / 16 + 225 / 64)
+    assert L.uno_c(time, event, risk) == pytest.approx(want)
+    assert L.harrell_c(time, event, risk) == pytest.approx(8 / 9)
+    ct, g = L.censoring_km(time, event)
+    assert g.tolist() == pytest.approx([1, 4 / 5, 4 / 5, 8 / 15, 8 / 15, 0])
+    # tau cuts pairs whose earlier time is not before it: only i=2 and i=4 remain
+    assert L.uno_c(time, event, risk, tau=5) == pytest.approx(1.0)
+    # an event and a censoring at the same time: the event goes first, so the censoring's risk set is 1 of 2
+    ct, g = L.censoring_km([1, 1, 2], [1, 0, 0])
+    assert g.tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_uno_c_equals_harrell_without_censoring():
+    rng = np.random.default_rng(3)
+    time, risk = rng.permutation(50).astype(float) + 1, rng.normal(size=50)
+    assert L.uno_c(time, np.ones(50), risk) == pytest.approx(L.harrell_c(time, np.ones(50), risk))
 
 
 def test_complaint_handling_shares_match_truth(sample_ds, truth):

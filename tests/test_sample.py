@@ -92,8 +92,8 @@ def test_determinism(runs):
 
 COLUMNS = {
     "customers": ["customer_id", "signup_date", "segment", "region", "channel",
-                  "acquisition_cost", "birth_year", "gender", "churn_reason", "name", "email",
-                  "phone"],
+                  "acquisition_cost", "birth_year", "gender", "churn_reason", "churned_at", "name",
+                  "email", "phone"],
     "transactions": ["order_id", "customer_id", "date", "amount", "margin", "channel",
                      "product_category", "discount"],
     "surveys": ["response_id", "customer_id", "date", "satisfaction", "repurchase_intent",
@@ -111,7 +111,7 @@ def test_columns_and_dtypes(res):
         schema = pq.read_schema(res.paths[name])
         assert schema.names == cols, name
         for f in schema:
-            if f.name in ("date", "signup_date", "joined_at", "level_changed_at", "left_at"):
+            if f.name in ("date", "signup_date", "joined_at", "level_changed_at", "left_at", "churned_at"):
                 assert str(f.type) == "date32[day]", (name, f)
             elif f.name.endswith("_at"):
                 assert str(f.type) in ("timestamp[s]", "timestamp[ms]"), (name, f)
@@ -377,6 +377,21 @@ def test_churn_effects(t):
     n_ch = t["transactions"].groupby("customer_id").channel.nunique()
     multi = (n_ch > 1).reindex(cu.index, fill_value=False)
     assert churned[~multi].mean() > churned[multi].mean()
+
+
+def test_churned_at_is_the_latent_churn_day(t, truth):
+    """``churned_at`` is set exactly for customers with a churn reason, inside the window, on or after the
+    signup and the last purchase (no purchase after leaving), and the churned share matches the truth."""
+    cu = t["customers"].set_index("customer_id")
+    at = pd.to_datetime(cu.churned_at)
+    assert (at.notna() == cu.churn_reason.notna()).all()
+    assert at.notna().mean() == pytest.approx(truth["churn"]["churned_share"], abs=1e-4)
+    lo, hi = pd.Timestamp(truth["window"]["start"]), pd.Timestamp(truth["window"]["end"])
+    got = at.dropna()
+    assert got.between(lo, hi).all() and (got >= pd.to_datetime(cu.signup_date[got.index])).all()
+    tx = t["transactions"]
+    last = pd.to_datetime(tx[tx.amount > 0].groupby("customer_id").date.max())
+    assert (got >= last.reindex(got.index)).all()
 
 
 def test_programme_self_selection(t, truth):

@@ -42,8 +42,8 @@ from workbench.results import KPI, Figure, Finding, Result, Table, analysis
 
 __all__ = [
     "STAGES", "StageRules", "assign_stages", "customer_frame", "stages", "gap_quantiles", "churn_rate",
-    "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "multichannel",
-    "churn_reasons", "churn_risk", "winback", "resolve_horizon",
+    "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "harrell_c", "uno_c", "censoring_km", "multichannel",
+    "churn_reasons", "churn_risk", "winback", "resolve_horizon", "matched_channels", "latent_hazards",
 ]
 
 STAGES: tuple[str, ...] = ("first_time", "repeat", "client", "advocate", "lapsing", "lost")
@@ -904,6 +904,46 @@ def harrell_c(time: Any, event: Any, risk: Any) -> float:
     return num / den if den else math.nan
 
 
+def censoring_km(time: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan–Meier of the censoring distribution (censorings are the "events"; an event at the same time
+    as a censoring counts as happening first). Returns ``(times, G)`` with ``G`` = P(C > t) just after each time."""
+    tt = np.asarray(time, float)
+    cens = ~np.asarray(event, bool)
+    times, inv = np.unique(tt, return_inverse=True)
+    c = np.bincount(inv, weights=cens, minlength=times.size)
+    n = np.bincount(inv, minlength=times.size)[::-1].cumsum()[::-1] - (np.bincount(inv, minlength=times.size) - c)
+    return times, np.cumprod(1 - np.divide(c, n, out=np.zeros(times.size), where=n > 0))
+
+
+def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
+          censoring: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """Uno's concordance (Uno et al. 2011): Harrell's pairs weighted by the inverse squared probability of
+    staying uncensored up to the earlier event time, so that heavy censoring does not tilt the estimate.
+
+    ``C = sum_ij d_i G(T_i-)^-2 [T_i < T_j, T_i < tau] ([r_i > r_j] + 0.5 [r_i = r_j]) / sum_ij d_i G(T_i-)^-2
+    [T_i < T_j, T_i < tau]``, where ``G`` is the censoring Kaplan–Meier (:func:`censoring_km`; of these data
+    unless ``censoring`` is given) and ``G(t-)`` its value just before ``t``. ``tau`` defaults to the largest
+    event time with ``G(t-) > 0``.
+    """
+    tt, ev, r = np.asarray(time, float), np.asarray(event, bool), np.asarray(risk, float)
+    ct, cg = censoring if censoring is not None else censoring_km(tt, ev)
+    k = np.searchsorted(ct, tt, side="left")  # times strictly before t
+    g_before = np.where(k > 0, cg[np.maximum(k - 1, 0)], 1.0)
+    ok = ev & (g_before > 0)
+    if tau is not None:
+        ok &= tt < tau
+    idx = np.flatnonzero(ok)
+    w = 1.0 / g_before[idx] ** 2
+    num = den = 0.0
+    for lo in range(0, idx.size, 1000):
+        i, wi = idx[lo:lo + 1000], w[lo:lo + 1000]
+        usable = tt[None, :] > tt[i, None]
+        diff = r[i, None] - r[None, :]
+        num += float((wi[:, None] * ((diff > 0) + 0.5 * (diff == 0)) * usable).sum())
+        den += float((wi[:, None] * usable).sum())
+    return num / den if den else math.nan
+
+
 @dataclass(frozen=True, repr=False)
 class Cox(Result):
     """Cox proportional hazards with time-varying covariates (start/stop form, Efron ties)."""
@@ -912,8 +952,9 @@ class Cox(Result):
     table: pd.DataFrame  # term, hr, low, high, p, ph_p
     n: int
     events: int
-    concordance: float | None
+    concordance: float | None  # Harrell's C on the time-split holdout
     landmark_days: int
+    concordance_uno: float | None = None  # Uno's C (IPCW, holdout's censoring KM) on the same holdout
 
     def findings(self, lang: str = "en") -> list[Finding]:
         out = []
@@ -941,6 +982,8 @@ class Cox(Result):
         out = [t("lifecycle.note.cox", lang, landmark=self.landmark_days)]
         if self.concordance is not None:
             out.append(t("lifecycle.note.concordance", lang, c=fmt_num(self.concordance, lang, 2)))
+        if self.concordance_uno is not None:
+            out.append(t("lifecycle.note.concordance_uno", lang, c=fmt_num(self.concordance_uno, lang, 2)))
         bad = self.table[self.table["ph_p"] < 0.05 / max(len(self.table), 1)]["term"].tolist()
         if bad:
             out.append(t("lifecycle.note.ph", lang, terms=("、" if lang == "zh" else ", ").join(
@@ -951,7 +994,8 @@ class Cox(Result):
         return {"hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"], "p": r["p"],
                                               "ph_p": r["ph_p"]} for _, r in self.table.iterrows()},
                 "cox": {"n": self.n, "events": self.events, "landmark_days": self.landmark_days,
-                        "concordance_time_split": self.concordance}}
+                        "concordance_time_split": self.concordance,
+                        "concordance_uno_time_split": self.concordance_uno}}
 
 
 def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> tuple[pd.DataFrame, list[str]]:
@@ -962,6 +1006,8 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
     days), ``channels`` (distinct channels used, extra ones), segment dummies (largest segment the
     reference). Time-varying from the day they happen: ``unresolved_complaint`` (an unresolved
     complaint: closed without a resolution, or open for 14 days), ``member`` (joined the programme),
+    ``surveyed`` (answered a survey: who is asked, and when, is not random, so the expectation groups are
+    compared with the surveyed customers whose expectation was met, not with the never-asked) and
     ``expect_below`` / ``expect_above`` (first survey's expectation below / above its mid-point).
     Customers who left or were censored before the landmark are not at risk (left truncation).
     """
@@ -1012,6 +1058,8 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
             WHERE customer_id IS NOT NULL AND expectation IS NOT NULL AND CAST(date AS DATE) <= {_lit(end)}
             GROUP BY 1""").set_index("customer_id").reindex(base.index)
         day = (pd.to_datetime(sv["d"]) - origin).dt.days.astype(float)
+        if sv["e"].notna().any():  # expectation groups compare with 'met' among the surveyed, not with the never-asked
+            changes["surveyed"] = day
         if (sv["e"] < mid).any():
             changes["expect_below"] = day.where(sv["e"] < mid)
         if (sv["e"] > mid).any():
@@ -1032,8 +1080,8 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     """Fit :func:`cox_data` by statsmodels ``PHReg`` (Efron ties, entry = episode start).
 
     PH check: per covariate, the correlation of scaled Schoenfeld residuals with log time
-    (p-value of the Pearson test). Discrimination on a time-split holdout is measured in
-    :func:`churn_risk` (AUC, which equals Harrell's C for the binary next-period outcome).
+    (p-value of the Pearson test). Discrimination on a time-split holdout: Harrell's and Uno's C
+    (:func:`harrell_c`, :func:`uno_c`; see :func:`_split_concordance`).
     """
     horizon_days = _need(horizon_days, ds)
     from scipy import stats
@@ -1053,13 +1101,14 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
         ph.append(float(stats.pearsonr(lt[ok], r[ok])[1]) if ok.sum() > 2 and np.std(r[ok]) > 0 else math.nan)
     table = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": np.exp(ci[:, 0]), "high": np.exp(ci[:, 1]),
                           "p": res.pvalues, "ph_p": ph})
-    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), _split_concordance(ep, names),
-               int(landmark_days))
+    harrell, uno = _split_concordance(ep, names)
+    return Cox(table, int(ep.attrs["n"]), int(ep.attrs["events"]), harrell, int(landmark_days), uno)
 
 
-def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
-    """Harrell's C on a time split: fit on customers whose first purchase came in the earlier half of the
-    first-purchase dates, score the later ones by their covariates at the landmark."""
+def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None, float | None]:
+    """Harrell's and Uno's C on a time split: fit on customers whose first purchase came in the earlier half
+    of the first-purchase dates, score the later ones by their covariates at the landmark. Uno's weights
+    come from the holdout's own censoring Kaplan–Meier (its follow-up is shorter than the training half's)."""
     from statsmodels.duration.hazard_regression import PHReg
 
     first = ep.groupby("customer_id")["first_day"].first()
@@ -1067,16 +1116,17 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> float | None:
     train = ep[ep["customer_id"].isin(first.index[first <= cut])]
     test = ep[ep["customer_id"].isin(first.index[first > cut])]
     if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
-        return None
+        return None, None
     try:
         fit = _fit(PHReg(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
                          entry=train["start"].to_numpy(), ties="efron"))
     except MissingDataError:
-        return None
+        return None, None
     at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
     end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
     risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
-    return harrell_c(end["stop"], end["status"] == 1, risk.reindex(end.index))
+    r = risk.reindex(end.index)
+    return harrell_c(end["stop"], end["status"] == 1, r), uno_c(end["stop"], end["status"] == 1, r)
 
 
 # --------------------------------------------------------------------------- multi-channel
@@ -1089,6 +1139,7 @@ class MultiChannel(Result):
     naive_hr: tuple[float, float, float]
     adjusted_hr: tuple[float, float, float]
     n: int
+    matched: dict[str, Any] | None = None  # hr, low, high, treated, controls, cells (multi vs single, same early activity)
 
     def findings(self, lang: str = "en") -> list[Finding]:
         one = self.naive[self.naive["channels"] == "1"]
@@ -1107,6 +1158,15 @@ class MultiChannel(Result):
                            value=hr, interval=(lo, hi), null=1.0, n=self.n, headline=True,
                            how=t("lifecycle.how.mc", lang, nlo=fmt_num(nhr[1], lang, 2), nhi=fmt_num(nhr[2], lang, 2)),
                            action=t("lifecycle.action.mc", lang)))
+        mt = self.matched
+        if mt:
+            out.append(Finding("multichannel_matched", t("lifecycle.find.mc_matched", lang, hr=fmt_num(mt["hr"], lang, 2),
+                                                         lo=fmt_num(mt["low"], lang, 2), hi=fmt_num(mt["high"], lang, 2)),
+                               value=mt["hr"], interval=(mt["low"], mt["high"]), null=1.0,
+                               n=mt["treated"] + mt["controls"],
+                               how=t("lifecycle.how.mc_matched", lang, treated=fmt_int(mt["treated"], lang),
+                                     controls=fmt_int(mt["controls"], lang), cells=fmt_int(mt["cells"], lang),
+                                     dropped=fmt_int(mt["dropped"], lang))))
         return out
 
     def figures(self, lang: str = "en") -> list[Any]:
@@ -1119,11 +1179,13 @@ class MultiChannel(Result):
         return [fig]
 
     def notes(self, lang: str = "en") -> list[str]:
-        return [t("lifecycle.note.associational", lang)]
+        return [t("lifecycle.note.mc_which", lang), t("lifecycle.note.associational", lang)]
 
     def metrics(self) -> dict[str, Any]:
         return {"multichannel": {"naive": self.naive.to_dict(orient="records"),
-                                 "naive_hr": list(self.naive_hr), "adjusted_hr": list(self.adjusted_hr), "n": self.n}}
+                                 "naive_hr": list(self.naive_hr), "adjusted_hr": list(self.adjusted_hr), "n": self.n,
+                                 "naive_label": "confounded: busier customers use more channels",
+                                 "matched": self.matched}}
 
 
 @analysis("lifecycle.h.multichannel")
@@ -1154,7 +1216,237 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
         ci = res.conf_int()[j]
         return float(np.exp(res.params[j])), float(np.exp(ci[0])), float(np.exp(ci[1]))
 
-    return MultiChannel(pd.DataFrame(rows), fit(["channels"]), fit(names), len(sf))
+    return MultiChannel(pd.DataFrame(rows), fit(["channels"]), fit(names), len(sf),
+                        matched_channels(ds, end, horizon_days, landmark_days))
+
+
+def matched_channels(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> dict[str, Any] | None:
+    """Multi- vs single-channel customers matched exactly on activity before the landmark.
+
+    Pre-period = the first ``landmark_days`` after the first purchase. Cells: purchase days in the
+    pre-period (1 … 5, 6+) × pre-period spend quartile × segment. Treated = two or more channels used in
+    the pre-period, controls = one. Cells without both are dropped (no overlap, counted). The hazard ratio
+    of the treated, from the landmark on, is a Cox model stratified by cell (each cell its own baseline:
+    a like-with-like comparison, no per-customer loop). ``None`` when fewer than ``MIN_CASES`` losses remain.
+    """
+    from statsmodels.duration.hazard_regression import PHReg
+
+    end = _day(end)
+    lm = int(landmark_days)
+    sf = survival_frame(ds, end, horizon_days)
+    pre = ds.sql(f"""WITH f AS (SELECT customer_id, min(CAST(date AS DATE)) AS first FROM transactions
+                                WHERE amount > 0 AND customer_id IS NOT NULL GROUP BY 1)
+        SELECT t.customer_id, count(DISTINCT CAST(t.date AS DATE)) AS n, sum(t.amount) AS spend,
+               count(DISTINCT t.channel) AS ch FROM transactions t JOIN f USING (customer_id)
+        WHERE t.amount > 0 AND CAST(t.date AS DATE) < f.first + INTERVAL {lm} DAY
+          AND CAST(t.date AS DATE) <= {_lit(end)} GROUP BY 1""").set_index("customer_id")
+    base = sf[sf["duration"] > lm].join(pre, how="inner")
+    if base.empty:
+        return None
+    q = pd.qcut(base["spend"].rank(method="first"), 4, labels=False)
+    cell = (base["n"].clip(upper=6).astype(int).astype(str) + "|" + q.astype(str) + "|"
+            + base["segment"].astype(str))
+    treated = base["ch"] >= 2
+    both = treated.groupby(cell).transform("any") & (~treated).groupby(cell).transform("any")
+    m = base[both]
+    if m["event"].sum() < MIN_CASES or treated[both].sum() < MIN_CASES:
+        return None
+    res = _fit(PHReg(m["duration"].to_numpy(), treated[both].to_numpy(float)[:, None], status=m["event"].to_numpy(int),
+                     entry=np.full(len(m), float(lm)), strata=cell[both].to_numpy(), ties="efron"))
+    lo, hi = np.exp(res.conf_int()[0])
+    return {"hr": float(np.exp(res.params[0])), "low": float(lo), "high": float(hi),
+            "treated": int(treated[both].sum()), "controls": int((~treated[both]).sum()),
+            "cells": int(cell[both].nunique()), "dropped": int((~both).sum()), "events": int(m["event"].sum()),
+            "method": "exact match on pre-period purchase days x spend quartile x segment; stratified Cox"}
+
+
+# --------------------------------------------------------------------------- latent traits (joint model)
+@dataclass(frozen=True, repr=False)
+class LatentHazards(Result):
+    """Hazard ratios per SD of latent activity and per channel the customer has, from a joint model."""
+
+    heading: ClassVar[str] = "lifecycle.h.latent"
+    table: pd.DataFrame  # term, hr, low, high (hazard terms) ; plus measurement terms in ``measurement``
+    measurement: pd.DataFrame  # term, estimate, low, high (purchase rate and channel model)
+    n: int
+    events: int
+    loglik: float
+    converged: bool
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = []
+        for _, r in self.table.iterrows():
+            if r["term"] not in ("activity", "channels"):
+                continue
+            out.append(Finding(f"latent_hr_{r['term']}", t(f"lifecycle.find.latent_{r['term']}", lang,
+                                                           hr=fmt_num(r["hr"], lang, 2), lo=fmt_num(r["low"], lang, 2),
+                                                           hi=fmt_num(r["high"], lang, 2)),
+                               value=float(r["hr"]), interval=(float(r["low"]), float(r["high"])), null=1.0, n=self.n,
+                               how=t("lifecycle.how.latent", lang, n=fmt_int(self.n, lang),
+                                     events=fmt_int(self.events, lang))))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.table.copy()
+        tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
+                       t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
+        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        f2 = {c: (lambda v: fmt_num(v, lang, 2)) for c in tab.columns[1:4]}
+        return [Table(tab, f2, caption=t("lifecycle.cap.latent", lang), appendix=True)]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("lifecycle.note.latent", lang), t("lifecycle.note.associational", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        return {"latent_hazard_ratios": {r["term"]: {"hr": r["hr"], "low": r["low"], "high": r["high"]}
+                                         for _, r in self.table.iterrows()},
+                "latent_model": {"n": self.n, "events": self.events, "loglik": self.loglik,
+                                 "converged": self.converged,
+                                 "measurement": {r["term"]: {"estimate": r["estimate"], "low": r["low"],
+                                                             "high": r["high"]}
+                                                 for _, r in self.measurement.iterrows()}}}
+
+
+def _occupancy(k: np.ndarray, m: np.ndarray, channels: int) -> np.ndarray:
+    """log P(exactly ``k`` distinct of ``channels`` equally likely channels in ``m`` purchases) (inclusion-exclusion)."""
+    from scipy.special import comb
+
+    out = np.full(k.shape, -np.inf)
+    ok = (k <= channels) & (k >= 1) & (m >= k)
+    kk, mm = k[ok].astype(float), m[ok]
+    tot = np.zeros(kk.size)
+    for j in range(channels + 1):
+        tot += np.where(j <= kk, (-1.0) ** j * comb(kk, j) * np.clip((kk - j) / channels, 0, None) ** mm, 0.0)
+    out[ok] = np.log(np.clip(comb(channels, kk) * tot, 1e-300, None))
+    return out
+
+
+@analysis("lifecycle.h.latent")
+def latent_hazards(ds: Dataset, end: Any, horizon_days: int, nodes: int = 20) -> LatentHazards:
+    """Churn hazard per SD of *latent* activity and per channel the customer *has*, by a joint model.
+
+    The data show activity only as purchase counts and channels only as channels *used*; both are noisy
+    proxies (a customer who buys twice cannot show three channels), so a Cox model on them is attenuated
+    and confounded. Here one latent activity ``z ~ N(mu_segment, 1)`` drives three parts, fitted together
+    by maximum likelihood (``z`` integrated out by ``nodes``-point Gauss–Hermite quadrature):
+
+    * purchases: transactions after the first ~ Poisson(exp(a + sigma z) x days observed);
+    * channels: ``c`` = 1 + Binomial(max - 1, logistic(c0 + c1 z)) channels the customer has (``max`` = the most
+      channels any customer used), each purchase in one of them with equal chance, so the channels used
+      follow the occupancy law given ``c`` and the number of purchases;
+    * churn: constant baseline hazard x exp(beta_z z + beta_c (c - 1) + the time-varying terms of
+      :func:`cox_data`) over start/stop episodes from the first purchase (churn from ``churned_at`` or the
+      horizon rule).
+
+    ``activity`` is the hazard ratio per SD of ``z``, ``channels`` per extra channel the customer has.
+    Intervals: Wald, from the numerical Hessian of the log-likelihood (analytic gradient).
+    """
+    horizon_days = _need(horizon_days, ds)
+    from scipy.optimize import minimize
+    from scipy.special import comb, logsumexp
+
+    ds.require("transactions", "channel", reason="latent activity model")
+    end = _day(end)
+    ep, names = cox_data(ds, end, horizon_days, landmark_days=0)
+    sf = survival_frame(ds, end, horizon_days)
+    cust, inv = np.unique(ep["customer_id"].to_numpy(), return_inverse=True)
+    n = len(cust)
+    tx = ds.sql(f"""SELECT customer_id, count(*) AS m, count(DISTINCT channel) AS k FROM transactions
+        WHERE amount > 0 AND customer_id IS NOT NULL AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1""")
+    tx = tx.set_index("customer_id").reindex(cust)
+    m, k = tx["m"].fillna(1).to_numpy(float), tx["k"].fillna(1).to_numpy(int)
+    cmax = int(k.max())
+    if cmax < 2:
+        raise Unsupported("one_channel")
+    expo = sf["duration"].reindex(cust).to_numpy(float)
+    d = sf["event"].reindex(cust).to_numpy(bool).astype(float)
+    seg = sf["segment"].reindex(cust).astype(str)
+    ref = seg.value_counts().index[0]
+    others = sorted(s for s in seg.unique() if s != ref)
+    sidx = np.zeros(n, int)
+    for i, s in enumerate(others, 1):
+        sidx[(seg == s).to_numpy()] = i
+    x = ep[names].to_numpy(float)
+    dt_ = (ep["stop"] - ep["start"]).to_numpy(float)
+    last = ep["status"].to_numpy() == 1
+    xev = np.zeros((n, len(names)))
+    xev[inv[last]] = x[last]
+    occ = np.stack([_occupancy(k, m, c) for c in range(1, cmax + 1)], axis=1)  # n x cmax
+    zq, wq = np.polynomial.hermite_e.hermegauss(int(nodes))
+    lw = np.log(wq / np.sqrt(2 * np.pi))
+    jj = np.arange(cmax, dtype=float)
+    lc = np.log(comb(cmax - 1, jj))
+    ns, p = len(others), len(names)
+
+    def parts(th: np.ndarray) -> tuple[float, np.ndarray]:
+        mu = np.concatenate([[0.0], th[:ns]])
+        a, ls, c0, c1, lh0, bz, bc = th[ns:ns + 7]
+        g = th[ns + 7:]
+        sig = np.exp(ls)
+        z = mu[sidx][:, None] + zq[None, :]
+        lr = a + sig * z
+        er = np.exp(lr) * expo[:, None]
+        pois = (m - 1)[:, None] * lr - er
+        eta = c0 + c1 * z
+        lp, lq = -np.logaddexp(0, -eta), -np.logaddexp(0, eta)
+        binom = lc + jj * lp[..., None] + (cmax - 1 - jj) * lq[..., None]
+        ex = np.exp(x @ g) * dt_
+        a_i = np.bincount(inv, weights=ex, minlength=n) * np.exp(lh0)
+        b_i = np.stack([np.bincount(inv, weights=ex * x[:, c], minlength=n) for c in range(p)], axis=1) * np.exp(lh0)
+        lin = bz * z[..., None] + bc * jj
+        el = np.exp(lin)
+        haz = d[:, None, None] * (lh0 + (xev @ g)[:, None, None] + lin) - el * a_i[:, None, None]
+        tot = lw[None, :, None] + binom + occ[:, None, :] + pois[..., None] + haz
+        ll = logsumexp(tot.reshape(n, -1), axis=1)
+        w = np.exp(tot - ll[:, None, None])  # posterior weights over (node, channels)
+        res = d[:, None, None] - el * a_i[:, None, None]  # d(haz)/d(log hazard)
+        pr = np.exp(lp)[..., None]
+        cj = jj - (cmax - 1) * pr  # d(binom)/d(eta)
+        dz = sig * ((m - 1)[:, None] - er)[..., None] + c1 * cj + bz * res
+        sc = np.empty((n, ns + 7 + p))
+        for i in range(ns):
+            sc[:, i] = (w * dz).sum(axis=(1, 2)) * (sidx == i + 1)
+        sc[:, ns] = (w * ((m - 1)[:, None] - er)[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 1] = (w * (sig * z * ((m - 1)[:, None] - er))[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 2] = (w * cj).sum(axis=(1, 2))
+        sc[:, ns + 3] = (w * cj * z[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 4] = (w * res).sum(axis=(1, 2))
+        sc[:, ns + 5] = (w * res * z[..., None]).sum(axis=(1, 2))
+        sc[:, ns + 6] = (w * res * jj).sum(axis=(1, 2))
+        wel = (w * el).sum(axis=(1, 2))
+        sc[:, ns + 7:] = d[:, None] * xev - wel[:, None] * b_i
+        return float(ll.sum()), sc
+
+    def f(th: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, sc = parts(th)
+        return -ll / n, -sc.sum(axis=0) / n
+
+    th0 = np.concatenate([np.zeros(ns), [np.log(max(m.sum() - n, 1) / expo.sum()), 0.0, -1.0, 1.0,
+                                         np.log(max(d.sum(), 1) / expo.sum()), 0.0, 0.0], np.zeros(p)])
+    opt = minimize(f, th0, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 500})
+    th = opt.x
+    hess = np.empty((th.size, th.size))
+    for i in range(th.size):  # central differences of the analytic score
+        e = np.zeros(th.size)
+        e[i] = 1e-5
+        hess[i] = (f(th + e)[1] - f(th - e)[1]) / 2e-5 * n
+    hess = (hess + hess.T) / 2
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError as exc:
+        raise Unsupported("singular") from exc
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    lab = [f"mu_{o}" for o in others] + ["log_rate", "log_sigma", "channel_c0", "channel_c1", "log_base_hazard",
+                                          "activity", "channels"] + list(names)
+    est = pd.DataFrame({"term": lab, "est": th, "se": se})
+    hz = est.iloc[ns + 5:]
+    table = pd.DataFrame({"term": hz["term"].to_numpy(), "hr": np.exp(hz["est"]).to_numpy(),
+                          "low": np.exp(hz["est"] - 1.96 * hz["se"]).to_numpy(),
+                          "high": np.exp(hz["est"] + 1.96 * hz["se"]).to_numpy()})
+    me = est.iloc[:ns + 5]
+    meas = pd.DataFrame({"term": me["term"].to_numpy(), "estimate": me["est"].to_numpy(),
+                         "low": (me["est"] - 1.96 * me["se"]).to_numpy(), "high": (me["est"] + 1.96 * me["se"]).to_numpy()})
+    return LatentHazards(table, meas, n, int(d.sum()), float(-opt.fun * n), bool(opt.success))
 
 
 # --------------------------------------------------------------------------- why, risk, win-back

@@ -1668,3 +1668,101 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
                 if "recommend" in cols:
                     mean("recommend", grp, g["recommend"])
     return Scorecard(pd.DataFrame(rows), (start, end), ds.currency)
+
+
+# ------------------------------------------------------------------ members' churn hazard (issue 15 item 4)
+@dataclass(frozen=True, repr=False)
+class MemberChurn(Result):
+    """Members' churn hazard after joining, net of self-selection, beside the naive members-vs-others churn."""
+
+    heading: ClassVar[str] = "lifecycle.h.member_churn"
+    hr: float  # hazard ratio after joining (time-varying membership, adjusted)
+    ci: tuple[float, float]
+    p: float
+    n: int  # customers at risk from the landmark
+    events: int
+    members: int  # customers with a membership spell in the model
+    naive: pd.DataFrame  # group (members/others), n, lost, share, low, high
+    terms: pd.DataFrame  # the full model: term, hr, low, high, p
+    source: str  # churned_at | transactions
+    landmark_days: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        out = [Finding("member_churn_adjusted", t("lifecycle.find.member_churn", lang, hr=fmt_num(self.hr, lang, 2),
+                                                  lo=fmt_num(self.ci[0], lang, 2), hi=fmt_num(self.ci[1], lang, 2)),
+                       value=self.hr, interval=self.ci, null=1.0, n=self.n, headline=True,
+                       how=t("lifecycle.how.member_churn", lang, n=fmt_int(self.n, lang),
+                             events=fmt_int(self.events, lang), members=fmt_int(self.members, lang),
+                             landmark=self.landmark_days, p=fmt_num(self.p, lang, 4)))]
+        nv = self.naive.set_index("group")
+        if {"members", "others"} <= set(nv.index):
+            out.append(Finding("member_churn_naive", t("lifecycle.find.member_churn_naive", lang,
+                                                       members=fmt_pct(nv.at["members", "share"], lang),
+                                                       others=fmt_pct(nv.at["others", "share"], lang)),
+                               value=float(nv.at["members", "share"] - nv.at["others", "share"]),
+                               n=int(nv["n"].sum())))
+        return out
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        tab = self.naive.copy()
+        tab["group"] = [t(f"lifecycle.mchurn.{g}", lang) for g in tab["group"]]
+        tab.columns = [t(f"lifecycle.mchurn.col.{c}", lang) for c in tab.columns]
+        pct = {c: (lambda v: fmt_pct(v, lang)) for c in tab.columns[3:]}
+        return [Table(tab, pct, caption=t("lifecycle.mchurn.cap", lang))]
+
+    def notes(self, lang: str = "en") -> list[str]:
+        return [t("lifecycle.note.member_churn", lang, landmark=self.landmark_days), t("core.associational", lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        nv = self.naive.to_dict(orient="records")
+        return {"member_churn_hr": {"hr": self.hr, "ci_low": self.ci[0], "ci_high": self.ci[1], "p": self.p,
+                                    "n": self.n, "events": self.events, "members": self.members,
+                                    "source": self.source, "landmark_days": self.landmark_days,
+                                    "method": "cox_time_varying_membership_adjusted_pre_join_activity",
+                                    "naive": nv}}
+
+
+@analysis("lifecycle.h.member_churn")
+def member_churn(ds: Dataset, end: dt.date, horizon_days: int | None = None, landmark_days: int = 90) -> MemberChurn:
+    """Churn hazard after joining the programme, net of self-selection, beside the naive churn shares.
+
+    Members self-select (busier, happier customers join), so the naive members-vs-others churn gap is
+    mostly selection. The adjusted estimate is the ``member`` term of the lifecycle Cox model
+    (:func:`workbench.lifecycle.cox_data`): membership is time-varying (0 before ``joined_at``, 1 from it,
+    start/stop form, so the time before joining counts as non-member time and no member is "immortal"),
+    adjusted for activity and channels measured in the first ``landmark_days`` after the first purchase
+    (before joining for customers who join later), segment, unresolved complaints and survey answers.
+    Churn is ``customers.churned_at`` where the export has it, else the lifecycle horizon rule
+    (``horizon_days``; ``None`` = the 90% quantile of purchase gaps).
+    """
+    from statsmodels.duration.hazard_regression import PHReg
+
+    from workbench import lifecycle as lc
+
+    ds.require("members", "customer_id", "joined_at", reason="members' churn hazard")
+    end = lc._day(end)
+    if horizon_days is None:
+        horizon_days = lc.resolve_horizon(ds, end)
+    horizon_days = lc._need(horizon_days, ds)
+    ep, names = lc.cox_data(ds, end, horizon_days, landmark_days)
+    if "member" not in names:
+        raise lc.Unsupported("no_members")
+    res = lc._fit(PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
+                        entry=ep["start"].to_numpy(), ties="efron"))
+    ci = np.exp(res.conf_int())
+    terms = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": ci[:, 0], "high": ci[:, 1],
+                          "p": res.pvalues})
+    j = names.index("member")
+    sf = lc.survival_frame(ds, end, horizon_days)
+    joined = ds.sql(f"SELECT DISTINCT customer_id FROM members WHERE joined_at <= {lc._lit(end)}")["customer_id"]
+    grp = np.where(sf.index.isin(joined), "members", "others")
+    rows = []
+    for g in ("members", "others"):
+        ev = sf["event"].to_numpy()[grp == g]
+        lo, hi = lc._wilson(int(ev.sum()), int(ev.size))
+        rows.append({"group": g, "n": int(ev.size), "lost": int(ev.sum()),
+                     "share": float(ev.mean()) if ev.size else math.nan, "low": lo, "high": hi})
+    members = int(ep.loc[ep["member"] > 0, "customer_id"].nunique())
+    return MemberChurn(float(np.exp(res.params[j])), (float(ci[j, 0]), float(ci[j, 1])), float(res.pvalues[j]),
+                       int(ep.attrs["n"]), int(ep.attrs["events"]), members, pd.DataFrame(rows), terms,
+                       sf.attrs["source"], int(landmark_days))

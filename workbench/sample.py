@@ -56,7 +56,8 @@ contract customers have a high switching cost.
    unresolved complaint, x0.9 per extra purchase channel, x0.64 per SD of
    activity (busy customers use more channels, so the naive multi-channel
    comparison overstates the effect), x0.35 for contract customers.
-   ``churn_reason`` is set for customers whose churn time falls in the window.
+   ``churn_reason`` and ``churned_at`` (the day of the latent churn time) are set
+   for customers whose churn time falls in the window.
 9. *Loyalty programme*: join probability rises with activity and attitude
    (self-selection); true effect: purchase rate x1.08 and churn hazard x0.85
    after joining; the naive members-vs-others gap is recorded.  Quarterly
@@ -397,6 +398,13 @@ def _shapley_r2(X: np.ndarray, y: np.ndarray) -> np.ndarray:
             w = factorial(size) * factorial(k - size - 1) / factorial(k)
             out[j] += w * (r2[mask | 1 << j] - r2[mask])
     return out
+
+
+def _churned_at(T: np.ndarray, D: int, base: int) -> pa.Array:
+    """``customers.churned_at``: the day of the latent churn time for customers who churn inside the
+    window (the same customers as a non-null ``churn_reason``); null otherwise. No random draw."""
+    churned = T < D
+    return _date(np.where(churned, np.floor(T), 0).astype(np.int64), base, mask=~churned)
 
 
 def _r(x: float, n: int = 4) -> float:
@@ -874,6 +882,7 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
         "birth_year": pa.array(birth, pa.int64()),
         "gender": _labels(L["gender"], gender),
         "churn_reason": _labels(L["reason"], np.maximum(reason, 0), mask=reason < 0),
+        "churned_at": _churned_at(T, D, base),
         "name": name, "email": email, "phone": phone,
     })
     oid = _ids("O", nt, max(9, len(str(nt))))
@@ -1041,6 +1050,8 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
             "repeat_window": "purchase with survey_date < date <= survey_date + 90 days",
             "unresolved_complaint": "complaint with resolution null (closed unresolved or open)",
             "churned": "customer with churn_reason not null (latent churn time in window)",
+            "churned_at": "customers.churned_at = day of the latent churn time (floor), null when not "
+                          "churned in the window",
             "members_left_at": "customer-level; repeated on every level-spell row",
         },
         "thresholds": {
