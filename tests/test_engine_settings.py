@@ -90,3 +90,15 @@ def test_the_locked_build_connection_can_spill(tmp_path):
     assert n == 3_000_000
     con.close()
     shutil.rmtree(tmp_path / "spill", ignore_errors=True)
+
+
+def test_a_second_open_of_the_same_dataset_in_one_process(tmp_path):
+    """DuckDB refuses a connection to an open file with a different configuration: opening the same
+    dataset again while the first is open (notebooks, tests) must still work."""
+    from workbench.engine import open_dataset
+
+    toml = _config(tmp_path, '[engine]\nmemory_limit = "300MB"\n')
+    first = open_dataset(toml)
+    second = open_dataset(toml)
+    assert first.sql("SELECT count(*) AS n FROM transactions")["n"][0] == 2
+    assert second.sql("SELECT count(*) AS n FROM transactions")["n"][0] == 2

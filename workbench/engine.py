@@ -969,8 +969,11 @@ class Dataset:
         self.path = path
         self.meta = meta
         self.config = config
-        self._con = duckdb.connect(str(path), read_only=True,
-                                   config=duckdb_settings(config.engine if config else None, loading=False))
+        self._con = duckdb.connect(str(path), read_only=True)
+        # SET, not connect(config=...): DuckDB refuses a second connection to the same file with a
+        # different configuration, and other readers (metadata, integrity checks) connect plainly
+        for key, value in duckdb_settings(config.engine if config else None, loading=False).items():
+            self._con.execute(f"SET {key} = {quote_str(str(value))}")
         self.backend = ibis.duckdb.from_connection(self._con)
 
     # metadata
