@@ -279,7 +279,8 @@ class Design:
             levels = self.levels[col]
             codes = _level_codes(df[col], levels)
             block = np.zeros((len(df), len(levels)), dtype=np.float32)
-            block[np.arange(len(df)), codes] = w
+            ok = codes >= 0  # a value never seen in fitting (and no "other" level) gets no column
+            block[np.flatnonzero(ok), codes[ok]] = w
             blocks.append(block)
         if not blocks:
             return np.zeros((len(df), 0), dtype=np.float32)
@@ -289,7 +290,7 @@ class Design:
 def _level_codes(values: pd.Series, levels: tuple[str, ...]) -> np.ndarray:
     text = values.astype("object").where(values.notna(), MISSING).astype(str)
     index = {lv: i for i, lv in enumerate(levels)}
-    other = index.get(OTHER, index.get(MISSING, 0))
+    other = index.get(OTHER, -1)
     return np.fromiter((index.get(v, other) for v in text.to_numpy()), dtype=np.int64, count=len(text))
 
 
@@ -615,6 +616,9 @@ def lookalike_model(frame: pd.DataFrame, key_threshold: float, months: int = 12,
     num, cat = frame.attrs["numeric"], frame.attrs["categorical"]
     first_cat = [c for c in ("first_category", "first_channel") if labelled[c].notna().any()]
     d_full = design(labelled, num, list(cat) + first_cat, behaviour=False)
+    if prospects is not None:  # prospects are scored on the traits they have
+        num = [c for c in num if c in prospects and prospects[c].notna().any()]
+        cat = [c for c in cat if c in prospects and prospects[c].notna().any()]
     d_traits = design(labelled, num, cat, behaviour=False)
     X = d_full.transform(labelled)
     if X.shape[1] == 0:
@@ -667,14 +671,15 @@ def lookalike_model(frame: pd.DataFrame, key_threshold: float, months: int = 12,
 
 # --------------------------------------------------------------------------- 5. up-sell
 def upsell_gaps(frame: pd.DataFrame, labels: pd.Series, tiers: pd.Series, scores: pd.Series | None,
-                key_threshold: float, near: float = 0.8, min_peers: int = 20) -> pd.DataFrame:
+                key_threshold: float, near: float = 1.0, min_peers: int = 20) -> pd.DataFrame:
     """Spend gap of active ordinary customers to look-alike peers (see the module notes).
 
     Returns
     -------
     DataFrame
         Indexed by customer: ``segment``, ``revenue``, ``peer_median``, ``gap`` (≥ 0), ``peers`` (size of the
-        peer group), ``upgrade`` (peers' spend reaches ``near`` × the key threshold). Active customers
+        peer group), ``upgrade`` (in the layer just below the key layers, and the peers' upper quartile reaches
+        ``near`` × the key threshold: a quarter of their look-alikes spend like key customers). Active customers
         (revenue > 0 in the window) outside the key layers only.
     """
     rev = frame["revenue"].astype(float)
@@ -687,16 +692,17 @@ def upsell_gaps(frame: pd.DataFrame, labels: pd.Series, tiers: pd.Series, scores
         df["band"] = 0
     a = df[active]
     grp = a.groupby(["segment", "band"], observed=True)["revenue"]
-    med = grp.transform("median")
-    size = grp.transform("size")
-    seg_med = a.groupby("segment", observed=True)["revenue"].transform("median")
-    seg_size = a.groupby("segment", observed=True)["revenue"].transform("size")
-    out = a.assign(peer_median=np.where(size >= min_peers, med, seg_med),
-                   peers=np.where(size >= min_peers, size, seg_size))
+    med, upper, size = grp.transform("median"), grp.transform(lambda v: v.quantile(0.75)), grp.transform("size")
+    sgrp = a.groupby("segment", observed=True)["revenue"]
+    seg_med, seg_upper, seg_size = sgrp.transform("median"), sgrp.transform(lambda v: v.quantile(0.75)), sgrp.transform("size")
+    own = size >= min_peers
+    out = a.assign(peer_median=np.where(own, med, seg_med), peer_upper=np.where(own, upper, seg_upper),
+                   peers=np.where(own, size, seg_size))
     key_names = set(list(tiers.cat.categories)[:2]) if hasattr(tiers, "cat") else set()
     out = out[~out["tier"].astype(str).isin(key_names)]
     out["gap"] = (out["peer_median"] - out["revenue"]).clip(lower=0)
-    out["upgrade"] = (out["gap"] > 0) & (out["peer_median"] >= near * key_threshold)
+    third = str(list(tiers.cat.categories)[2]) if hasattr(tiers, "cat") and len(tiers.cat.categories) > 2 else None
+    out["upgrade"] = (out["tier"].astype(str) == third) & (out["peer_upper"] >= near * key_threshold)
     out.index.name = "customer_id"
     return out[["segment", "revenue", "peer_median", "gap", "peers", "upgrade"]]
 
@@ -1296,9 +1302,12 @@ class ProspectScores(Result):
 @_guard("segments.h.prospects")
 def prospect_scores(base: SegmentBase) -> ProspectScores:
     """Section "prospects who look like key customers" of notebook 06."""
+    base.need()
+    if base.prospects is None or not len(base.prospects):
+        raise Unsupported("segments.why.no_prospects")
     m = base.need_lookalike()
     if m.prospects is None:
-        raise Unsupported("segments.why.no_prospects")
+        raise Unsupported("segments.why.prospects_no_traits")
     return ProspectScores(base, m)
 
 
