@@ -60,7 +60,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import viz  # noqa: F401  (registers the workbench plotly template)
-from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
 from workbench.results import KPI, Figure, Finding, Result, Skipped, Table
 
 __all__ = [
@@ -82,6 +82,7 @@ MIN_CLASS = 20  # fewest key / not-key customers in the training and test parts 
 RARE = 0.01  # categorical levels rarer than this are pooled as "other"
 OTHER, MISSING = "(other)", "(not recorded)"
 CHUNK = 200_000
+MAX_FIT = 200_000  # the look-alike model is fitted on at most this many customers (a seeded random subset)
 
 
 def single_threaded(func: Any) -> Any:
@@ -632,13 +633,15 @@ def lookalike_model(frame: pd.DataFrame, key_threshold: float, months: int = 12,
     X = d_full.transform(labelled)
     if X.shape[1] == 0:
         raise Unsupported("segments.why.no_traits_lookalike")
-    m = _fit_logit(X[tr], y_all[tr], seed)
+    rng = np.random.default_rng([seed, 1603])
+    tr_fit = np.sort(rng.choice(tr, MAX_FIT, replace=False)) if len(tr) > MAX_FIT else tr
+    m = _fit_logit(X[tr_fit], y_all[tr_fit], seed)
     p_te = m.predict_proba(X[te])[:, 1]
     a = auc(y_all[te], p_te)
     ci = auc_ci(y_all[te], p_te)
     Xt = d_traits.transform(labelled)
     if Xt.shape[1]:
-        mt = _fit_logit(Xt[tr], y_all[tr], seed)
+        mt = _fit_logit(Xt[tr_fit], y_all[tr_fit], seed)
         pt_te = mt.predict_proba(Xt[te])[:, 1]
         a_t, ci_t = auc(y_all[te], pt_te), auc_ci(y_all[te], pt_te)
     else:
@@ -649,7 +652,8 @@ def lookalike_model(frame: pd.DataFrame, key_threshold: float, months: int = 12,
     brier_base = float(np.mean((y_all[tr].mean() - y_all[te]) ** 2))
     holdout = pd.DataFrame({"y": y_all[te], "score": p_te, "score_traits": pt_te}, index=labelled.index[te])
     # refit on every labelled customer, then score
-    m_all = _fit_logit(X, y_all, seed)
+    every = np.sort(rng.choice(len(y_all), MAX_FIT, replace=False)) if len(y_all) > MAX_FIT else slice(None)
+    m_all = _fit_logit(X[every], y_all[every], seed)
     recent = frame[fp.notna() & (fp > pd.Timestamp(cohort_end))]
     if len(recent):
         p_r = m_all.predict_proba(d_full.transform(recent))[:, 1]
@@ -659,7 +663,7 @@ def lookalike_model(frame: pd.DataFrame, key_threshold: float, months: int = 12,
     else:
         rec = pd.DataFrame(columns=["score", "decile", "first_purchase", "revenue"])
     rec.index.name = "customer_id"
-    mt_all = _fit_logit(Xt, y_all, seed) if mt is not None else None
+    mt_all = _fit_logit(Xt[every], y_all[every], seed) if mt is not None else None
     scores = (pd.Series(mt_all.predict_proba(d_traits.transform(frame))[:, 1], index=frame.index)
               if mt_all is not None else pd.Series(np.nan, index=frame.index))
     pros = None
@@ -1149,7 +1153,7 @@ class SegmentsVsTiers(Result):
                  lo_share=fmt_pct(key[lo], lang))
         return [Finding("segments_vs_tiers", text, value=float(v), n=n, headline=p < 0.05 and n >= 30,
                         how=t("segments.how.tiers", lang, v=fmt_num(v, lang), chi2=fmt_num(chi2, lang, 1), dof=dof,
-                              p=fmt_num(p, lang, 4), n=fmt_int(n, lang)),
+                              p=fmt_p(p), n=fmt_int(n, lang)),
                         action=t("segments.act.tiers", lang))]
 
     def tables(self, lang: str = "en") -> list[Table]:
@@ -1243,7 +1247,8 @@ class LookAlikes(Result):
             "capture": t("segments.col.capture", lang)})
         pct = lambda v: fmt_pct(v, lang)  # noqa: E731
         f = {t("segments.col.rate", lang): pct, t("segments.col.predicted", lang): pct,
-             t("segments.col.capture", lang): pct, t("segments.col.lift", lang): lambda v: fmt_num(v, lang)}
+             t("segments.col.capture", lang): pct, t("segments.col.lift", lang): lambda v: fmt_num(v, lang),
+             t("segments.col.positives", lang): lambda v: fmt_int(v, lang), t("segments.col.n", lang): lambda v: fmt_int(v, lang)}
         out = [Table(d, f, caption=t("segments.cap.deciles", lang))]
         if len(self.model.recent):
             lst = _score_table(self.model.recent, self.base.opts.top_deciles, lang, self.base.labels)
