@@ -290,10 +290,15 @@ class Design:
 
 def _level_codes(values: pd.Series, levels: tuple[str, ...]) -> np.ndarray:
     """Position of each value in ``levels`` (missing → the "not recorded" level; unseen → "other", else -1)."""
-    text = values.astype("string").fillna(MISSING)
-    codes = pd.Categorical(text, categories=list(levels)).codes.astype(np.int64)
-    other = levels.index(OTHER) if OTHER in levels else -1
-    return np.where(codes < 0, other, codes)
+    miss = values.isna().to_numpy()
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        values = values.astype(str)
+    codes = pd.Categorical(values, categories=[lv for lv in levels if lv not in (MISSING, OTHER)]).codes
+    index = {lv: i for i, lv in enumerate(levels)}
+    named = np.array([index[lv] for lv in levels if lv not in (MISSING, OTHER)] + [-1], dtype=np.int64)
+    out = named[codes]  # code -1 → the appended -1
+    out = np.where(out < 0, index.get(OTHER, -1), out)
+    return np.where(miss, index.get(MISSING, index.get(OTHER, -1)), out).astype(np.int64)
 
 
 def design(df: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], behaviour: bool = True,
@@ -314,8 +319,9 @@ def design(df: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
         cols.append(col)
     keep_cat = []
     for col in categorical:
-        text = df[col].astype("object").where(df[col].notna(), MISSING).astype(str)
-        share = text.value_counts(normalize=True)
+        counts = df[col].value_counts(dropna=False)
+        share = pd.Series(counts.to_numpy() / max(len(df), 1),
+                          index=[MISSING if pd.isna(k) else str(k) for k in counts.index]).groupby(level=0).sum()
         kept = [lv for lv in share.index if share[lv] >= RARE]
         if len(share) > len(kept):
             kept.append(OTHER)
