@@ -173,6 +173,16 @@ def test_lookalike_outcome_and_holdout(base, sample_dir):
     assert (m.recent.index.isin(first[first > pd.Timestamp(m.cohort_end)].index)).all()
 
 
+def test_a_model_no_better_than_chance_draws_no_list(base):
+    import dataclasses
+
+    m = dataclasses.replace(base.need_lookalike(), auc=0.52, auc_interval=(0.47, 0.57))
+    r = seg.LookAlikes(base, m)
+    f = r.findings("en")
+    assert len(f) == 1 and not f[0].headline and "no better than chance" in f[0].text
+    assert not any(tb.export for tb in r.tables("en"))
+
+
 def test_prospects_scored_on_traits_they_have(base):
     r = seg.prospect_scores(base)
     assert not r.skipped

@@ -1207,6 +1207,12 @@ class LookAlikes(Result):
     base: SegmentBase
     model: LookAlikeModel
 
+    @property
+    def informative(self) -> bool:
+        """The holdout AUC's 95% interval lies above 0.5 (the scores rank better than chance)."""
+        lo = self.model.auc_interval[0]
+        return bool(np.isfinite(lo) and lo > 0.5)
+
     def figures(self, lang: str = "en") -> list[Any]:
         d = self.model.deciles
         fig = go.Figure(go.Bar(x=d["decile"], y=d["lift"], name=t("segments.col.lift", lang)))
@@ -1233,13 +1239,15 @@ class LookAlikes(Result):
                 hi=fmt_num(m.auc_interval[1], lang), n_train=fmt_int(m.n_train, lang), n_test=fmt_int(m.n_test, lang),
                 split=fmt_date(m.split_date, lang), brier=fmt_num(m.brier, lang, 3),
                 brier0=fmt_num(m.brier_base, lang, 3), months=m.months, bar=self.base.money(m.threshold, lang))
-        out = [Finding("lookalike_auc", t("segments.find.lookalike", lang, top=self.base.opts.top_deciles * 10,
+        key = "segments.find.lookalike" if self.informative else "segments.find.lookalike_none"
+        out = [Finding("lookalike_auc", t(key, lang, top=self.base.opts.top_deciles * 10,
                                           lift=fmt_num(top_lift, lang, 1), months=m.months,
                                           pos=fmt_int(m.positives_test, lang), n=fmt_int(m.n_test, lang)),
                        value=m.auc, interval=m.auc_interval, null=0.5, n=m.n_test, value_range=(0.0, 1.0),
-                       headline=True, how=how, action=t("segments.act.lookalike", lang))]
+                       headline=self.informative, how=how,
+                       action=t("segments.act.lookalike", lang) if self.informative else "")]
         r = m.recent
-        if len(r):
+        if len(r) and self.informative:
             k = int((r["decile"] <= self.base.opts.top_deciles).sum())
             out.append(Finding("lookalike_recent", t("segments.find.recent", lang, k=fmt_int(k, lang),
                                                      n=fmt_int(len(r), lang), months=m.months), value=k, n=len(r)))
@@ -1256,7 +1264,7 @@ class LookAlikes(Result):
              t("segments.col.capture", lang): pct, t("segments.col.lift", lang): lambda v: fmt_num(v, lang),
              t("segments.col.positives", lang): lambda v: fmt_int(v, lang), t("segments.col.n", lang): lambda v: fmt_int(v, lang)}
         out = [Table(d, f, caption=t("segments.cap.deciles", lang))]
-        if len(self.model.recent):
+        if len(self.model.recent) and self.informative:
             lst = _score_table(self.model.recent, self.base.opts.top_deciles, lang, self.base.labels)
             out.append(Table(lst, {t("segments.col.score", lang): pct}, caption=t("segments.cap.recent", lang),
                              appendix=True, export="lookalike_customers", max_rows=20))
@@ -1328,6 +1336,9 @@ def prospect_scores(base: SegmentBase) -> ProspectScores:
     m = base.need_lookalike()
     if m.prospects is None:
         raise Unsupported("segments.why.prospects_no_traits")
+    lo = m.auc_traits_interval[0]
+    if not (np.isfinite(lo) and lo > 0.5):
+        raise Unsupported("segments.why.prospects_chance", auc=fmt_num(m.auc_traits, "en"))
     return ProspectScores(base, m)
 
 
