@@ -92,8 +92,8 @@ def test_determinism(runs):
 
 COLUMNS = {
     "customers": ["customer_id", "signup_date", "segment", "region", "channel",
-                  "acquisition_cost", "birth_year", "gender", "churn_reason", "churned_at", "name",
-                  "email", "phone"],
+                  "acquisition_cost", "birth_year", "gender", "income", "occupation", "household_size",
+                  "churn_reason", "churned_at", "name", "email", "phone"],
     "transactions": ["order_id", "customer_id", "date", "amount", "margin", "channel",
                      "product_category", "discount"],
     "surveys": ["response_id", "customer_id", "date", "satisfaction", "repurchase_intent",

@@ -73,7 +73,7 @@ DATE_FAMILIES: dict[str, tuple[str, ...]] = {
 DATE_SAMPLE_ROWS = 200_000
 DATE_SAMPLE_DISTINCT = 2_000
 SOURCES_DB = "_wb_src"
-LOAD_ORDER = ("customers", "transactions", "surveys", "complaints", "members", "points")
+LOAD_ORDER = ("customers", "transactions", "surveys", "complaints", "members", "points", "prospects")
 _log = logging.getLogger(__name__)
 
 

@@ -869,6 +869,7 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
     phone = pc.cast(pa.array(phone_n), pa.string())
     birth = rng.integers(1955, 2006, N)
     gender = rng.choice(2, N, p=[0.54, 0.46])
+    traits = _plant_trait_segments(seed, seg, z_amt, birth, end_date.year, lang)
 
     # ------------------------------------------------------------------ tables
     tabs: dict[str, pa.Table] = {}
@@ -881,6 +882,9 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
         "acquisition_cost": pa.array(acq_cost, pa.float64()),
         "birth_year": pa.array(birth, pa.int64()),
         "gender": _labels(L["gender"], gender),
+        "income": pa.array(traits["income"], pa.float64()),
+        "occupation": _labels(_TRAIT_L[lang]["occupation"], traits["occupation"]),
+        "household_size": pa.array(traits["household_size"], pa.int64()),
         "churn_reason": _labels(L["reason"], np.maximum(reason, 0), mask=reason < 0),
         "churned_at": _churned_at(T, D, base),
         "name": name, "email": email, "phone": phone,
@@ -1191,6 +1195,12 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
         paths[name] = pth
         rows[name] = tabs[name].num_rows
     truth["volumes"] = dict(rows)
+    truth["trait_segments"] = traits["truth"]
+    pros = _prospects(seed, N, end_date.year, lang)
+    pth = out / f"prospects.{fmt}"
+    _write(pros.pop("table"), pth, fmt)
+    paths["prospects"] = pth
+    truth["trait_segments"]["prospects"] = pros
     tp = out / "TRUTH.json"
     tp.write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     paths["truth"] = tp
@@ -1198,6 +1208,111 @@ def generate_sample(out_dir: str | Path, customers: int = 20000, seed: int = 42,
     cfg.write_text(_toml(lang, fmt, N), encoding="utf-8")
     paths["config"] = cfg
     return SampleResult(out_dir=out, paths=paths, rows=rows, truth=truth)
+
+
+# --------------------------------------------------------------------------- trait segments (issue 16)
+_TRAIT_L = {
+    "en": {"occupation": ["Student", "Service worker", "Office worker", "Skilled trade", "Manager or professional",
+                          "Retired"]},
+    "zh": {"occupation": ["学生", "服务业人员", "办公室职员", "技术工人", "管理或专业人员", "退休"]},
+}
+#: planted trait segments: name, age centre / spread, value tilt (per SD of spend level), log-income
+#: median, dominant occupation, household size range
+TRAIT_SEGMENTS = (
+    {"name": "young_singles", "age": 25.0, "age_sd": 5.0, "tilt": 0.0, "income": 60_000, "occupation": 1,
+     "household": (1, 1)},
+    {"name": "young_families", "age": 38.0, "age_sd": 6.0, "tilt": 0.0, "income": 110_000, "occupation": 2,
+     "household": (3, 5)},
+    {"name": "affluent_professionals", "age": 47.0, "age_sd": 8.0, "tilt": 1.2, "income": 320_000, "occupation": 4,
+     "household": (2, 2)},
+    {"name": "retirees", "age": 66.0, "age_sd": 5.0, "tilt": 0.0, "income": 45_000, "occupation": 5,
+     "household": (1, 2)},
+)
+TRAIT_OCCUPATION_P = 0.8  # share of a segment in its dominant occupation (the rest spread evenly)
+TRAIT_INCOME_SIGMA = 0.25  # log-income spread inside a segment
+
+
+def _trait_draw(rng: np.random.Generator, seg_of: np.ndarray) -> dict[str, np.ndarray]:
+    """Income, occupation and household size given the planted trait segment ``seg_of``."""
+    n = seg_of.size
+    med = np.array([s["income"] for s in TRAIT_SEGMENTS], float)[seg_of]
+    income = np.round(med * np.exp(rng.normal(0, TRAIT_INCOME_SIGMA, n)), -2)
+    dom = np.array([s["occupation"] for s in TRAIT_SEGMENTS])[seg_of]
+    other = rng.integers(0, 5, n)
+    other = np.where(other >= dom, other + 1, other)  # any occupation but the dominant one
+    occupation = np.where(rng.random(n) < TRAIT_OCCUPATION_P, dom, other)
+    lo = np.array([s["household"][0] for s in TRAIT_SEGMENTS])[seg_of]
+    hi = np.array([s["household"][1] for s in TRAIT_SEGMENTS])[seg_of]
+    household = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(np.int64)
+    return {"income": income, "occupation": occupation.astype(np.int64), "household_size": household}
+
+
+def _trait_segment_of(rng: np.random.Generator, age: np.ndarray, tilt: np.ndarray) -> np.ndarray:
+    """Planted trait segment from age (and a value tilt toward affluent professionals): softmax of
+    ``-((age - centre) / spread)^2 / 2 + tilt_k * tilt``."""
+    score = np.column_stack([-0.5 * ((age - s["age"]) / s["age_sd"]) ** 2 + s["tilt"] * tilt
+                             for s in TRAIT_SEGMENTS])
+    p = np.exp(score - score.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    u = rng.random(age.size)[:, None]
+    return np.minimum((u > p.cumsum(axis=1)).sum(axis=1), len(TRAIT_SEGMENTS) - 1)
+
+
+def _plant_trait_segments(seed: int, seg: np.ndarray, z_amt: np.ndarray, birth: np.ndarray, year: int,
+                          lang: str) -> dict[str, Any]:
+    """Planted trait segments (issue 16): a latent segment per customer drawn from age (existing
+    ``birth_year``) with affluent professionals tilted toward a high spend level (``z_amt``), then
+    ``income``, ``occupation`` and ``household_size`` drawn from it. Its own generator
+    (``[seed, 1601]``), so every other column keeps its values."""
+    rng = np.random.default_rng([seed, 1601])
+    age = (year - birth).astype(float)
+    seg_of = _trait_segment_of(rng, age, z_amt)
+    out = _trait_draw(rng, seg_of)
+    names = [s["name"] for s in TRAIT_SEGMENTS]
+    n = seg_of.size
+    out["truth"] = {
+        "model": "segment ~ softmax(-((age - centre)/spread)^2/2 + tilt * z_spend_level); income lognormal "
+                 f"(sigma {TRAIT_INCOME_SIGMA}) around the segment median; occupation = the segment's dominant one "
+                 f"with p {TRAIT_OCCUPATION_P}, else any other; household size uniform in the segment's range",
+        "segments": {s["name"]: {"age_centre": s["age"], "age_sd": s["age_sd"], "spend_tilt": s["tilt"],
+                                 "income_median": s["income"],
+                                 "occupation": _TRAIT_L[lang]["occupation"][s["occupation"]],
+                                 "household_size": list(s["household"]),
+                                 "share": _r(float((seg_of == k).mean()))} for k, s in enumerate(TRAIT_SEGMENTS)},
+        "names": names,
+        "labels": "".join(map(str, seg_of.tolist())),
+        "labels_note": "one digit per customer in customer_id order: index into names",
+        "columns": ["birth_year", "income", "occupation", "household_size"],
+        "mean_order_level_by_segment": {names[k]: _r(float(z_amt[seg_of == k].mean())) if (seg_of == k).any()
+                                        else None for k in range(len(names))},
+        "contract_or_premium_share": _r(float(np.isin(seg, (2, 3)).mean())) if n else None,
+    }
+    return out
+
+
+def _prospects(seed: int, customers: int, year: int, lang: str) -> dict[str, Any]:
+    """An optional ``prospects`` table (issue 16): people not yet customers, with the same traits as
+    ``customers`` (one per ten customers), drawn by their own generator (``[seed, 1602, 1]``)."""
+    rng = np.random.default_rng([seed, 1602, 1])
+    n = max(customers // 10, 10)
+    birth = rng.integers(1955, 2006, n)
+    gender = rng.choice(2, n, p=[0.54, 0.46])
+    region = rng.choice(7, n, p=P["region_p"])
+    tilt = rng.standard_normal(n)
+    seg_of = _trait_segment_of(rng, (year - birth).astype(float), tilt)
+    tr = _trait_draw(rng, seg_of)
+    L = _L[lang]
+    table = pa.table({
+        "prospect_id": _ids("P", n, max(6, len(str(n)))),
+        "region": _labels(L["region"], region),
+        "birth_year": pa.array(birth, pa.int64()),
+        "gender": _labels(L["gender"], gender),
+        "income": pa.array(tr["income"], pa.float64()),
+        "occupation": _labels(_TRAIT_L[lang]["occupation"], tr["occupation"]),
+        "household_size": pa.array(tr["household_size"], pa.int64()),
+    })
+    return {"table": table, "n": n, "labels": "".join(map(str, seg_of.tolist())),
+            "note": "no segment, channel or purchases: prospects have only the traits known before a first purchase"}
 
 
 def _toml(lang: str, fmt: str, customers: int = 20_000) -> str:
@@ -1210,6 +1325,7 @@ def _toml(lang: str, fmt: str, customers: int = 20_000) -> str:
                       "[tables.surveys.scales]", "satisfaction = [1, 5]",
                       "repurchase_intent = [1, 5]", "recommend = [0, 10]", "expectation = [1, 5]"]
         lines.append("")
+    lines += ["[tables.prospects]", f'source = "prospects.{fmt}"', ""]
     lines += TARGETS_TOML
     # the programme's own rules and budget (what its owner knows; analyses read them from here)
     scale = customers / 20_000
