@@ -38,7 +38,7 @@ import plotly.graph_objects as go
 from workbench import viz
 from workbench.complaints import months_back
 from workbench.engine import Dataset, MissingDataError
-from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, has, t
 from workbench.results import KPI, Figure, Finding, Result, Table, analysis
 
 __all__ = [
@@ -411,7 +411,8 @@ def bayesian_bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int = 500
     out = []
     for start in range(0, n_boot, chunk):
         w = rng.exponential(1.0, (min(chunk, n_boot - start), num.size))
-        out.append((w @ num) / np.maximum(w @ den, 1e-12))
+        # einsum, not BLAS: wide products thrash threads on busy shared cores
+        out.append(np.einsum("bn,n->b", w, num) / np.maximum(np.einsum("bn,n->b", w, den), 1e-12))
     draws = np.concatenate(out)
     return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
 
@@ -478,11 +479,21 @@ def breakage(ds: Dataset, end: dt.date, expiry_months: int | None = None, point_
 
 
 # ------------------------------------------------------------------ participation
-def _members_cte(end: dt.date) -> str:
-    """``mem``: one row per member (first join, leave date) as of ``end``."""
-    return f"""mem AS (
-        SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, max(CAST(left_at AS DATE)) AS left_at
-        FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1)"""
+def _since_sql(ds: Dataset) -> str:
+    """SQL: the day a members row's level took effect (``level_changed_at``, else the join day)."""
+    return ("coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))"
+            if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)")
+
+
+def _members_cte(ds: Dataset, end: dt.date | None = None) -> str:
+    """CTE ``mem``: one row per member — first join day (``joined``), leave day (``left_at``, NULL without
+    the column) and latest level (``level``, ``'all'`` without the column) — of those who joined by ``end``
+    (everyone when ``None``)."""
+    left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
+    level = f"arg_max(level, {_since_sql(ds)})" if ds.has("members", "level") else "'all'"
+    where = f"WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}'" if end else ""
+    return f"""mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at, {level} AS level
+                   FROM members {where} GROUP BY 1)"""
 
 
 @dataclass(frozen=True, repr=False)
@@ -580,8 +591,7 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
                                       AND (mem.left_at IS NULL OR mem.left_at > tx.month)) AS member_buyers
               FROM tx LEFT JOIN mem USING (customer_id) GROUP BY 1)""" if has_tx else ""
     q = f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, max(CAST({left} AS DATE)) AS left_at
-                 FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1),
+    WITH {_members_cte(ds, end)},
     months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
                                         INTERVAL 1 MONTH)) AS DATE) AS month)
     {buyers}
@@ -603,8 +613,7 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
     m["ci_low"], m["ci_high"] = wilson(m["member_buyers"], m["buyers"])
     levels = pd.DataFrame(columns=["level", "members", "share"])
     if ds.has("members", "level"):
-        since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-            if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
+        since = _since_sql(ds)
         lv = ds.sql(f"""
         WITH spells AS (SELECT customer_id, level, {since} AS since, CAST({left} AS DATE) AS left_at FROM members
                         WHERE {since} <= DATE '{end.isoformat()}'),
@@ -626,8 +635,7 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
         return configured + sorted(set(levels) - set(configured))
     if not ds.has("transactions", "customer_id", "amount") or not levels:
         return sorted(levels)
-    since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-        if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
+    since = _since_sql(ds)
     lo = months_back(end, 11)
     spend = ds.sql(f"""
     WITH cur AS (SELECT customer_id, arg_max(level, {since}) AS level FROM members
@@ -934,9 +942,9 @@ def _effect_panel(ds: Dataset, end: dt.date, months: int) -> tuple[dict[str, np.
         FROM transactions WHERE CAST(date AS DATE) <= DATE '{e}' GROUP BY 1, 2""") as cm:
         got = con.execute(f"""
         WITH span AS (SELECT customer_id, min(m) AS first_m, max(m) AS last_m FROM {cm} GROUP BY 1),
-        mem AS (SELECT customer_id, date_trunc('month', min(CAST(joined_at AS DATE))) AS jm FROM members GROUP BY 1),
+        {_members_cte(ds)},
         u AS (SELECT span.customer_id, greatest(first_m + 1, 0) AS lo, least(last_m - 1, {months - 1}) AS hi,
-                     CAST(date_diff('month', DATE '{s}', mem.jm) AS INTEGER) AS jm
+                     CAST(date_diff('month', DATE '{s}', date_trunc('month', mem.joined)) AS INTEGER) AS jm
               FROM span LEFT JOIN mem USING (customer_id)),
         units AS (SELECT CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS unit, * FROM u WHERE lo <= hi)
         SELECT units.unit, units.lo, units.hi, units.jm, {cm}.m, CAST({cm}.n AS INTEGER) AS n
@@ -944,7 +952,7 @@ def _effect_panel(ds: Dataset, end: dt.date, months: int) -> tuple[dict[str, np.
         """).fetchnumpy()
         naive = con.execute(f"""
         WITH rev AS (SELECT customer_id, sum(rev) AS rev FROM {cm} WHERE m BETWEEN 0 AND {months - 1} GROUP BY 1),
-        mem AS (SELECT DISTINCT customer_id FROM members WHERE CAST(joined_at AS DATE) <= DATE '{e}')
+        {_members_cte(ds, end)}
         SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
         FROM rev LEFT JOIN mem USING (customer_id) GROUP BY 1""").df()
     if not len(got["unit"]):
@@ -1056,7 +1064,7 @@ def _weighted_did(panel: dict[str, np.ndarray], in_panel: np.ndarray, window: in
     draws = []
     for start in range(0, n_boot, 50):
         gw = rng.exponential(1.0, (min(50, n_boot - start), len(per)))
-        draws.append(ratio(gw @ per))
+        draws.append(ratio(np.einsum("bn,nj->bj", gw, per)))
     draws = np.concatenate(draws)
     wc = wt[~treated]
     bins = np.linspace(0, 1, 21)
@@ -1142,6 +1150,12 @@ def risk_flags(ds: Dataset, end: dt.date, burst_factor: float = 3.0, burst_z: fl
                       row_number() OVER (PARTITION BY customer_id ORDER BY date, points DESC) AS rn
                FROM points WHERE points IS NOT NULL AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
     b AS (SELECT *, sum(pts) OVER (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS bal FROM p)"""
+    has_tx = ds.has("transactions", "customer_id", "date")
+    if has_tx:  # the ledger holders' purchase months, aggregated once for both purchase-based rules
+        spend = "sum(greatest(amount, 0))" if ds.has("transactions", "amount") else "NULL::DOUBLE"
+        base += f""",
+    ms AS MATERIALIZED (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, {spend} AS spend
+                        FROM transactions WHERE customer_id IN (SELECT customer_id FROM points) GROUP BY 1, 2)"""
     # bal is the balance after the row: a redemption above the balance before it leaves it below zero
     parts = ["SELECT customer_id, 'negative_balance' AS rule, d, bal AS pts FROM b WHERE bal < -1e-9 AND k <> 'redeem'",
              "SELECT customer_id, 'redeem_above_balance' AS rule, d, -pts AS pts FROM b WHERE k = 'redeem' AND bal < -1e-9",
@@ -1157,19 +1171,16 @@ def risk_flags(ds: Dataset, end: dt.date, burst_factor: float = 3.0, burst_z: fl
         parts[-1] = f"""SELECT * FROM (
             WITH me AS (SELECT customer_id, date_trunc('month', d) AS m, sum(pts) AS pts, min(d) AS d FROM p
                         WHERE k = 'earn' AND plain_earn GROUP BY 1, 2),
-            ms AS (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, sum(greatest(amount, 0)) AS spend
-                   FROM transactions GROUP BY 1, 2),
             j AS (SELECT me.*, coalesce(ms.spend, 0) AS spend FROM me LEFT JOIN ms USING (customer_id, m)),
             rate AS (SELECT median(pts / spend) AS r FROM j WHERE spend > 0)
             SELECT customer_id, 'earn_burst' AS rule, d, pts FROM j, rate
             WHERE spend > 0 AND pts > {float(burst_factor)} * rate.r * spend)"""
     checked = {"negative_balance": "", "redeem_above_balance": "" if ds.has("points", "kind") else "no_kinds",
                "earn_burst": "", "earn_without_purchase": "", "shared_contact": "no_contact"}
-    if ds.has("transactions", "customer_id", "date"):
+    if has_tx:
         parts.append("""SELECT p.customer_id, 'earn_without_purchase' AS rule, p.d, p.pts FROM p
                  WHERE p.k = 'earn' AND p.plain_earn AND NOT EXISTS (
-                   SELECT 1 FROM transactions t WHERE t.customer_id = p.customer_id
-                   AND date_trunc('month', CAST(t.date AS DATE)) = date_trunc('month', p.d))""")
+                   SELECT 1 FROM ms WHERE ms.customer_id = p.customer_id AND ms.m = date_trunc('month', p.d))""")
     else:
         checked["earn_without_purchase"] = "no_transactions"
     if checked["redeem_above_balance"]:
@@ -1314,36 +1325,45 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
     order = tuple(_level_order(ds, sorted(spells["level"].dropna().unique()), end))
     rank = {lv: i for i, lv in enumerate(order)}
     spells = spells.sort_values(["customer_id", "since"])
-    left_at = spells.groupby("customer_id")["left_at"].max()
-    joined = spells.groupby("customer_id")["joined"].min()
-    states = []
-    for day in reviews:  # one as-of per review date (a handful), vectorised over members
-        r = pd.Timestamp(day)
-        s = spells[spells["since"] <= r].groupby("customer_id")["level"].last()
-        active = (joined.reindex(s.index) <= r) & (left_at.reindex(s.index).isna() | (left_at.reindex(s.index) > r))
-        states.append(s[active])
-    rows = []
-    for a, b, rb in zip(states[:-1], states[1:], reviews[1:], strict=True):
-        to = b.reindex(a.index)
-        gone = to.isna()
-        to = to.astype(object).where(~gone, "left")
-        rows.append(pd.DataFrame({"customer_id": a.index, "from_level": a.to_numpy(), "to_level": to.to_numpy(),
-                                  "review": pd.Timestamp(rb)}))
-    pairs = pd.concat(rows, ignore_index=True)
-    counts = pairs.groupby(["from_level", "to_level"]).size().rename("n").reset_index()
-    counts["row_n"] = counts.groupby("from_level")["n"].transform("sum")
+    from workbench.io import quote_str
     from workbench.loyalty import wilson
 
+    # each member's level at each review (as-of join in the engine), kept when a member on that day
+    rv = ", ".join(f"({i}, DATE '{d.isoformat()}')" for i, d in enumerate(reviews))
+    with _temp_table(ds, f"""
+        WITH sp AS (SELECT customer_id, level, {_since_sql(ds)} AS since, CAST(joined_at AS DATE) AS joined,
+                           {left} AS left_at
+                    FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}'
+                    AND {_since_sql(ds)} <= DATE '{end.isoformat()}'),
+        cust AS (SELECT customer_id, min(joined) AS joined, max(left_at) AS left_at FROM sp GROUP BY 1),
+        rv(i, day) AS (VALUES {rv}),
+        st AS (SELECT rv.i, rv.day, sp.customer_id, arg_max(sp.level, sp.since) AS level
+               FROM rv JOIN sp ON sp.since <= rv.day GROUP BY 1, 2, 3)
+        SELECT st.* FROM st JOIN cust USING (customer_id)
+        WHERE cust.joined <= st.day AND (cust.left_at IS NULL OR cust.left_at > st.day)""") as act:
+        # consecutive reviews: the level at the later one, or "left" (members conserved)
+        pairs = f"""(SELECT a.customer_id, a.level AS from_level, coalesce(b.level, 'left') AS to_level,
+                            rv.day AS review
+                     FROM {act} a JOIN (VALUES {rv}) rv(i, day) ON rv.i = a.i + 1
+                     LEFT JOIN {act} b ON b.customer_id = a.customer_id AND b.i = a.i + 1)"""
+        counts = ds.sql(f"SELECT from_level, to_level, count(*) AS n FROM {pairs} GROUP BY 1, 2")
+        n_members = int(ds.sql(f"SELECT count(DISTINCT customer_id) FROM {pairs}").iloc[0, 0])
+        rk = ", ".join(f"({quote_str(str(lv))}, {i})" for i, lv in enumerate(order))
+        stayed = f"""(SELECT p.customer_id, p.review,
+                             CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
+                      FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
+                      LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
+        moves = _active_after(ds, stayed, active_days)
+        current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
+            "customer_id")["level"]
+    counts = counts.sort_values(["from_level", "to_level"]).reset_index(drop=True)
+    counts["row_n"] = counts.groupby("from_level")["n"].transform("sum")
     counts["share"] = counts["n"] / counts["row_n"]
     counts["ci_low"], counts["ci_high"] = wilson(counts["n"], counts["row_n"])
-    stayed = pairs[pairs["to_level"] != "left"].copy()
-    diff = stayed["to_level"].map(rank) - stayed["from_level"].map(rank)
-    stayed["move"] = np.select([diff > 0, diff < 0], ["up", "down"], "same")
-    moves = _active_after(ds, stayed, active_days)
-    reach_tab = _within_reach(ds, states[-1], reviews[-1], end, order, thresholds or settings_thresholds(ds),
+    reach_tab = _within_reach(ds, current, reviews[-1], end, order, thresholds or settings(ds).level_thresholds,
                               window_months, reach)
     return Levels(order, counts.drop(columns="row_n"), moves, tuple(reviews), source, reach_tab,
-                  int(pairs["customer_id"].nunique()), _first_upgrade(spells, rank, end))
+                  n_members, _first_upgrade(spells, rank, end))
 
 
 def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> dict[str, Any]:
@@ -1373,29 +1393,27 @@ def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> 
             "n": int(ok.sum()), "events": int(event[ok].sum())}
 
 
-def settings_thresholds(ds: Dataset) -> dict[str, float]:
-    raw = dict(getattr(ds, "programme", None) or {})
-    return {str(k): float(v) for k, v in dict(raw.get("level_thresholds", {})).items()}
+def _active_after(ds: Dataset, stayed: str, days: int) -> pd.DataFrame:
+    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval).
 
-
-def _active_after(ds: Dataset, stayed: pd.DataFrame, days: int) -> pd.DataFrame:
-    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval)."""
+    ``stayed``: SQL relation of (customer_id, review, move); the first purchase on or after each review
+    comes from an as-of join on the members' purchase dates.
+    """
     from workbench.loyalty import wilson
 
-    if not ds.has("transactions", "customer_id", "date") or stayed.empty:
+    got = pd.DataFrame({"move": pd.Series(dtype=str), "n": pd.Series(dtype=int), "active_after": pd.Series(dtype=int)})
+    if ds.has("transactions", "customer_id", "date"):
+        got = ds.sql(f"""
+            WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
+                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL),
+            nx AS (SELECT s.move, s.review, tx.d AS next_d
+                   FROM {stayed} s ASOF LEFT JOIN tx ON s.customer_id = tx.customer_id AND s.review <= tx.d)
+            SELECT move, count(*) AS n,
+                   count(*) FILTER (WHERE next_d < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
+            FROM nx GROUP BY 1""")
+    if got.empty:
         return pd.DataFrame({"move": ["up", "same", "down"], "n": 0, "active_after": 0,
                              "share_active": np.nan, "ci_low": np.nan, "ci_high": np.nan})
-    con = ds._con
-    con.register("wb_level_moves", stayed[["customer_id", "review", "move"]])
-    try:
-        got = con.execute(f"""
-            SELECT m.move, count(*) AS n,
-                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM transactions t WHERE t.customer_id = m.customer_id
-                        AND CAST(t.date AS DATE) >= CAST(m.review AS DATE)
-                        AND CAST(t.date AS DATE) < CAST(m.review AS DATE) + INTERVAL {int(days)} DAY)) AS active_after
-            FROM wb_level_moves m GROUP BY 1""").df()
-    finally:
-        con.unregister("wb_level_moves")
     got = got.set_index("move").reindex(["up", "same", "down"]).fillna(0).reset_index()
     got[["n", "active_after"]] = got[["n", "active_after"]].astype(int)
     got["share_active"] = np.where(got["n"] > 0, got["active_after"] / got["n"].where(got["n"] > 0, 1), np.nan)
@@ -1412,7 +1430,7 @@ def _within_reach(ds: Dataset, current: pd.Series, review: dt.date, end: dt.date
     lo = months_back(end, window_months - 1)
     spend = ds.sql(f"""SELECT customer_id, sum(amount) AS spend FROM transactions
                        WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
-                       GROUP BY 1""").set_index("customer_id")["spend"]
+                       AND customer_id IN (SELECT customer_id FROM members) GROUP BY 1""").set_index("customer_id")["spend"]
     nxt = {lv: order[i + 1] for i, lv in enumerate(order[:-1]) if order[i + 1] in thresholds}
     target = current.map(nxt)
     thr = target.map(thresholds)
@@ -1455,7 +1473,7 @@ class ROI(Result):
                                                              "action.roi_unclear", lang))]
 
     def figures(self, lang: str = "en") -> list[Any]:
-        names = [_tr(f"cost.{c}", lang) if t_has(f"programme.cost.{c}") else c for c in self.costs["line"]]
+        names = [_tr(f"cost.{c}", lang) if has(f"programme.cost.{c}") else c for c in self.costs["line"]]
         fig = go.Figure()
         fig.add_trace(go.Bar(y=names, x=self.costs["amount"], orientation="h", name=_tr("roi.costs", lang),
                              marker_color=viz.PALETTE[3]))
@@ -1490,12 +1508,6 @@ class ROI(Result):
                                   "by_level": self.by_level}}
 
 
-def t_has(key: str) -> bool:
-    from workbench.i18n import has
-
-    return has(key)
-
-
 def roi_from_effect(member_profit: float, effect: float, ci: tuple[float, float], cost: float) -> dict[str, float]:
     """ROI arithmetic: members' profit after joining includes the effect, so the incremental part is
     ``profit × (1 − 1/effect)``; ROI = (incremental − cost) / cost. Monotone in the effect, so the
@@ -1504,6 +1516,24 @@ def roi_from_effect(member_profit: float, effect: float, ci: tuple[float, float]
     lo, hi = member_profit * (1 - 1 / ci[0]), member_profit * (1 - 1 / ci[1])
     return {"incremental": inc, "inc_lo": lo, "inc_hi": hi, "roi": (inc - cost) / cost,
             "roi_lo": (lo - cost) / cost, "roi_hi": (hi - cost) / cost}
+
+
+def _redeemed_points(ds: Dataset, start: dt.date, end: dt.date) -> float:
+    """Points redeemed (ledger rows of a redemption kind) from ``start`` to ``end``."""
+    return float(ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
+                            WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
+                            WHERE k = 'redeem'""").iloc[0, 0])
+
+
+def _member_profit(ds: Dataset, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Members' gross margin after their join day, from ``start`` to ``end``, by latest level (``level``,
+    ``profit``, ``n`` members buying)."""
+    return ds.sql(f"""
+    WITH {_members_cte(ds, end)}
+    SELECT mem.level, sum(t.margin) AS profit, count(DISTINCT t.customer_id) AS n
+    FROM transactions t JOIN mem USING (customer_id)
+    WHERE CAST(t.date AS DATE) > mem.joined AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}'
+          AND DATE '{end.isoformat()}' GROUP BY 1 ORDER BY 1""")
 
 
 @analysis("programme.h.roi")
@@ -1527,25 +1557,13 @@ def roi(ds: Dataset, effect: MemberEffect, end: dt.date, costs: dict[str, float]
     rows = [{"line": k, "amount": float(v) * factor} for k, v in lines.items()]
     redemption = None
     if point_value is not None and ds.has("points", "points"):
-        redeemed = ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
-                              WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
-                              WHERE k = 'redeem'""").iloc[0, 0]
-        redemption = float(redeemed) * float(point_value)
+        redemption = _redeemed_points(ds, start, end) * float(point_value)
         rows.append({"line": "points_redeemed", "amount": redemption})
     cost_tab = pd.DataFrame(rows)
     total = float(cost_tab["amount"].sum())
     if total <= 0:
         raise NotEstimable("no_costs", table="points")
-    since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-        if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
-    level = f"arg_max(level, {since})" if ds.has("members", "level") else "'all'"
-    prof = ds.sql(f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {level} AS level FROM members
-                 WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1)
-    SELECT mem.level, sum(t.margin) AS profit, count(DISTINCT t.customer_id) AS n
-    FROM transactions t JOIN mem USING (customer_id)
-    WHERE CAST(t.date AS DATE) > mem.joined AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}'
-          AND DATE '{end.isoformat()}' GROUP BY 1 ORDER BY 1""")
+    prof = _member_profit(ds, start, end)
     member_profit = float(prof["profit"].sum())
     r = roi_from_effect(member_profit, effect.effect, effect.ci, total)
     by_level = prof.assign(member_profit=prof["profit"],
@@ -1588,7 +1606,7 @@ class CostExplorer(Result):
         import ipywidgets as w
 
         pv = w.FloatText(value=self.point_value, description=_tr("w.point_value", lang), step=0.001)
-        lines = {k: w.FloatText(value=v, description=_tr(f"cost.{k}", lang) if t_has(f"programme.cost.{k}") else k)
+        lines = {k: w.FloatText(value=v, description=_tr(f"cost.{k}", lang) if has(f"programme.cost.{k}") else k)
                  for k, v in self.costs.items()}
         out = w.HTML()
 
@@ -1618,16 +1636,8 @@ def explorer(ds: Dataset, flow: Result, effect: Result, end: dt.date, point_valu
         if r.skipped:
             raise r.cause  # type: ignore[attr-defined]
     start = months_back(end, months - 1)
-    redeemed = float(ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
-                          WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
-                          WHERE k = 'redeem'""").iloc[0, 0])
-    profit = 0.0
-    if ds.has("transactions", "margin"):
-        profit = float(ds.sql(f"""
-            WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined FROM members GROUP BY 1)
-            SELECT coalesce(sum(t.margin), 0) FROM transactions t JOIN mem USING (customer_id)
-            WHERE CAST(t.date AS DATE) > mem.joined
-              AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}'""").iloc[0, 0])
+    redeemed = _redeemed_points(ds, start, end)
+    profit = float(_member_profit(ds, start, end)["profit"].sum()) if ds.has("transactions", "margin") else 0.0
     return CostExplorer(flow.outstanding, redeemed, profit, effect.effect, effect.ci, float(point_value or 0.0),
                         dict(costs or {}), months, ds.currency)
 
@@ -1715,10 +1725,9 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
     start = months_back(end, months - 1)
     prev = months_back(start, months)
     s, e, p = start.isoformat(), end.isoformat(), prev.isoformat()
-    left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
     amount = "amount" if ds.has("transactions", "amount") else "NULL::DOUBLE"
     per = ds.sql(f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at FROM members GROUP BY 1),
+    WITH {_members_cte(ds)},
     w AS (SELECT customer_id, count(*) AS n, sum({amount}) AS spend FROM transactions
           WHERE CAST(date AS DATE) BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY 1),
     b AS (SELECT DISTINCT customer_id FROM transactions WHERE CAST(date AS DATE) >= DATE '{p}'
@@ -1756,8 +1765,7 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
         cols = [c for c in ("satisfaction", "recommend") if ds.has("surveys", c)]
         if cols:
             sv = ds.sql(f"""
-            WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at
-                         FROM members GROUP BY 1)
+            WITH {_members_cte(ds)}
             SELECT {', '.join('s.' + c for c in cols)},
                    mem.joined IS NOT NULL AND mem.joined <= CAST(s.date AS DATE)
                    AND (mem.left_at IS NULL OR mem.left_at > CAST(s.date AS DATE)) AS member
