@@ -190,7 +190,8 @@ def fifo_vintages(ds: Dataset, end: dt.date) -> pd.DataFrame:
     DataFrame
         ``vintage`` (month start), ``use_month`` (month start; NaT for points still outstanding),
         ``kind`` (``redeem``/``expire``/``use``/``outstanding``), ``points``, ``members``.
-        Rows with ``kind == "unbacked"`` are uses beyond everything earned before them (a negative balance).
+        Rows with ``kind == "unbacked"`` are uses beyond every point the member earned up to ``end``; a use
+        above the balance at its time takes points earned after it (:func:`risk_flags` lists such accounts).
     """
     ds.require("points", "customer_id", "date", "points")
     return _vintages(ds, f"({_fifo_sql(ds, end)})")
@@ -641,7 +642,8 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
     WITH cur AS (SELECT customer_id, arg_max(level, {since}) AS level FROM members
                  WHERE {since} <= DATE '{end.isoformat()}' GROUP BY 1),
     s AS (SELECT customer_id, sum(amount) AS spend FROM transactions
-          WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}' GROUP BY 1)
+          WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
+          AND customer_id IN (SELECT customer_id FROM cur) GROUP BY 1)
     SELECT level, median(coalesce(s.spend, 0)) AS spend FROM cur LEFT JOIN s USING (customer_id) GROUP BY 1""")
     ranked = spend.sort_values(["spend", "level"])["level"].tolist()
     return ranked + sorted(set(levels) - set(ranked))
