@@ -493,8 +493,9 @@ def _members_cte(ds: Dataset, end: dt.date | None = None) -> str:
     left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
     level = f"arg_max(level, {_since_sql(ds)})" if ds.has("members", "level") else "'all'"
     where = f"WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}'" if end else ""
-    return f"""mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at, {level} AS level
-                   FROM members {where} GROUP BY 1)"""
+    return f"""mem AS MATERIALIZED (
+        SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at, {level} AS level
+        FROM members {where} GROUP BY 1)"""
 
 
 @dataclass(frozen=True, repr=False)
