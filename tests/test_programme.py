@@ -122,6 +122,85 @@ def test_poisson_fe_matches_statsmodels_with_dummies():
     assert math.sqrt(cov[0, 0]) == pytest.approx(math.sqrt(fit.cov_params()[0, 0] * g / (g - 1)), rel=1e-4)
 
 
+def test_poisson_fe_on_pooled_patterns_matches_statsmodels():
+    """The member-effect fit pools customers with the same panel months and join month; the estimate and
+    its cluster-robust interval equal a plain Poisson GLM with unit and month dummies on the long panel."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(11)
+    nu, nt = 400, 10
+    lo, hi = rng.integers(0, 3, nu), rng.integers(7, 10, nu)  # few distinct panels: units share patterns
+    join = np.where(rng.random(nu) < 0.6, rng.integers(2, 9, nu), -1)
+    rows = [(i, t) for i in range(nu) for t in range(lo[i], hi[i] + 1) if t != join[i]]
+    u, t = np.array(rows).T
+    post = ((join[u] >= 0) & (t > join[u])).astype(float)
+    y = rng.poisson(2 * np.exp(rng.normal(0, 0.4, nu))[u] * np.exp(0.05 * t + np.log(1.2) * post))
+    key = (lo * nt + hi) * (nt + 1) + join + 1
+    _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
+    assert len(first) < nu / 3
+    tt = np.arange(nt)
+    mask = (tt >= lo[first, None]) & (tt <= hi[first, None]) & (tt != join[first, None])
+    X = ((join[first, None] >= 0) & (tt > join[first, None])).astype(float)[:, :, None]
+    nz = y > 0
+    b, cov = prog.poisson_fe_patterns(y[nz], u[nz], t[nz], pattern, mask, X)
+    keep = np.bincount(u, y)[u] > 0
+    D = pd.get_dummies(pd.DataFrame({"u": u, "t": t}).astype(str), dtype=float).drop(columns="t_0")
+    D.insert(0, "post", post)
+    fit = sm.GLM(y[keep], D[keep].to_numpy(), family=sm.families.Poisson()).fit(
+        cov_type="cluster", cov_kwds={"groups": u[keep], "use_correction": False})
+    assert b[0] == pytest.approx(fit.params[0], abs=1e-7)
+    g = len(np.unique(u[keep]))
+    assert math.sqrt(cov[0, 0]) == pytest.approx(math.sqrt(fit.cov_params()[0, 0] * g / (g - 1)), rel=1e-5)
+
+
+def test_fifo_allocation_against_a_queue_simulation(tmp_path):
+    """Random ledgers (partial redemptions, uses spanning several earning months, a final use beyond all
+    points earned): the set-based FIFO allocation equals a plain queue walked row by row."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for c in range(60):
+        balance = 0
+        days = np.unique(rng.integers(0, 700, rng.integers(1, 25)))
+        for i, d in enumerate(days):
+            if balance == 0 or rng.random() < 0.6:
+                pts = int(rng.integers(1, 300))
+            else:
+                pts = -int(rng.integers(1, balance + 1))
+                if i == len(days) - 1 and c % 4 == 0:
+                    pts = -(balance + 50)  # unbacked: more than was ever earned
+            balance += pts
+            rows.append((f"c{c}", d, pts, "earn" if pts > 0 else "redeem" if rng.random() < 0.7 else "expire"))
+    led = pd.DataFrame(rows, columns=["customer_id", "day", "points", "kind"])
+    led["date"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(led["day"], unit="D")).dt.date
+    ds = dataset_from_frames({"points": led[["customer_id", "date", "points", "kind"]]}, tmp_path)
+    got = prog.fifo_vintages(ds, END)
+    expected: dict[tuple, float] = {}
+    month = lambda d: pd.Timestamp(d).strftime("%Y-%m")  # noqa: E731
+    for _, g in led.sort_values(["customer_id", "date", "points"], ascending=[True, True, False]).groupby("customer_id"):
+        queue: list[list] = []  # [vintage, points left]
+        for r in g.itertuples():
+            if r.points > 0:
+                queue.append([month(r.date), float(r.points)])
+                continue
+            need = float(-r.points)
+            while need > 0 and queue:
+                take = min(need, queue[0][1])
+                k = (queue[0][0], month(r.date), r.kind)
+                expected[k] = expected.get(k, 0.0) + take
+                queue[0][1] -= take
+                need -= take
+                if queue[0][1] == 0:
+                    queue.pop(0)
+            if need > 0:
+                k = (None, month(r.date), "unbacked")
+                expected[k] = expected.get(k, 0.0) + need
+        for v, left in queue:
+            expected[(v, None, "outstanding")] = expected.get((v, None, "outstanding"), 0.0) + left
+    seen = {(month(r.vintage) if pd.notna(r.vintage) else None, month(r.use_month) if pd.notna(r.use_month) else None,
+             r.kind): r.points for r in got.itertuples()}
+    assert seen == pytest.approx(expected)
+
+
 def test_roi_arithmetic_by_hand():
     r = prog.roi_from_effect(member_profit=108_000.0, effect=1.08, ci=(1.02, 1.15), cost=5_000.0)
     assert r["incremental"] == pytest.approx(108_000 - 100_000)

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,8 +36,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import viz
+from workbench.complaints import months_back
 from workbench.engine import Dataset, MissingDataError
-from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, t
+from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_pct, has, t
 from workbench.results import KPI, Figure, Finding, Result, Table, analysis
 
 __all__ = [
@@ -113,15 +117,6 @@ def _kind_sql(ds: Dataset) -> str:
             "ELSE 'use' END")
 
 
-def _month(d: dt.date) -> dt.date:
-    return d.replace(day=1)
-
-
-def _add_months(d: dt.date, n: int) -> dt.date:
-    y, m = divmod(d.month - 1 + n, 12)
-    return dt.date(d.year + y, m + 1, 1)
-
-
 def _ledger_cte(ds: Dataset, end: dt.date) -> str:
     """CTEs ``p`` (classified rows to ``end``), ``e`` (earn intervals), ``u`` (use intervals) per customer.
 
@@ -141,6 +136,52 @@ def _ledger_cte(ds: Dataset, end: dt.date) -> str:
         FROM p WHERE pts < 0 WINDOW w AS (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING))"""
 
 
+def _fifo_sql(ds: Dataset, end: dt.date) -> str:
+    """SQL: points per customer, vintage (earning month), use month and kind, FIFO-allocated by set operations.
+
+    Every earn and use row is an interval on its customer's cumulative-points axis; cutting the axis at
+    all interval ends gives segments that each lie in at most one earn and one use row (found by ASOF
+    joins), so the allocation is linear in the ledger's rows. Kinds: the use kind
+    (``redeem``/``expire``/``use``), ``outstanding`` (earned, not yet used; no use month) and
+    ``unbacked`` (used beyond everything earned before; no vintage).
+    """
+    return f"""
+    WITH {_ledger_cte(ds, end)},
+    cuts AS (SELECT customer_id, lo AS pos FROM e UNION SELECT customer_id, hi FROM e
+             UNION SELECT customer_id, lo FROM u UNION SELECT customer_id, hi FROM u),
+    seg AS (SELECT customer_id, pos, lead(pos) OVER (PARTITION BY customer_id ORDER BY pos) - pos AS pts FROM cuts),
+    se AS (SELECT seg.customer_id, seg.pos, seg.pts, e.d AS ed, e.hi AS ehi
+           FROM seg ASOF LEFT JOIN e ON seg.customer_id = e.customer_id AND seg.pos >= e.lo
+           WHERE seg.pts IS NOT NULL),
+    su AS (SELECT se.*, u.d AS ud, u.k, u.hi AS uhi
+           FROM se ASOF LEFT JOIN u ON se.customer_id = u.customer_id AND se.pos >= u.lo),
+    c AS (SELECT customer_id, pts, ehi IS NOT NULL AND pos < ehi AS earned, uhi IS NOT NULL AND pos < uhi AS used,
+                 ed, ud, k FROM su)
+    SELECT customer_id, CASE WHEN earned THEN date_trunc('month', ed) END AS vintage,
+           CASE WHEN used THEN date_trunc('month', ud) END AS use_month,
+           CASE WHEN NOT used THEN 'outstanding' WHEN earned THEN k ELSE 'unbacked' END AS kind, sum(pts) AS pts
+    FROM c WHERE earned OR used GROUP BY ALL"""
+
+
+def _vintages(ds: Dataset, source: str) -> pd.DataFrame:
+    out = ds.sql(f"""SELECT vintage, use_month, kind, sum(pts) AS points, count(DISTINCT customer_id) AS members
+                     FROM {source} GROUP BY ALL ORDER BY vintage NULLS LAST, use_month NULLS LAST, kind""")
+    for c in ("vintage", "use_month"):
+        out[c] = pd.to_datetime(out[c])
+    return out
+
+
+@contextmanager
+def _temp_table(ds: Dataset, query: str) -> Iterator[str]:
+    """Materialise ``query`` once as a temporary table (dropped on exit) for several aggregates over it."""
+    name = f"wb_programme_{uuid.uuid4().hex[:12]}"
+    ds._con.execute(f"CREATE TEMP TABLE {name} AS {query}")
+    try:
+        yield name
+    finally:
+        ds._con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 def fifo_vintages(ds: Dataset, end: dt.date) -> pd.DataFrame:
     """Points by earning month (vintage), use month and use kind, FIFO-allocated.
 
@@ -149,33 +190,11 @@ def fifo_vintages(ds: Dataset, end: dt.date) -> pd.DataFrame:
     DataFrame
         ``vintage`` (month start), ``use_month`` (month start; NaT for points still outstanding),
         ``kind`` (``redeem``/``expire``/``use``/``outstanding``), ``points``, ``members``.
-        Rows with ``kind == "unbacked"`` are uses beyond everything earned before them (a negative balance).
+        Rows with ``kind == "unbacked"`` are uses beyond every point the member earned up to ``end``; a use
+        above the balance at its time takes points earned after it (:func:`risk_flags` lists such accounts).
     """
     ds.require("points", "customer_id", "date", "points")
-    q = f"""
-    WITH {_ledger_cte(ds, end)},
-    alloc AS (
-        SELECT e.customer_id, date_trunc('month', e.d) AS vintage, date_trunc('month', u.d) AS use_month, u.k AS kind,
-               least(e.hi, u.hi) - greatest(e.lo, u.lo) AS pts
-        FROM e JOIN u ON e.customer_id = u.customer_id AND u.lo < e.hi AND e.lo < u.hi),
-    earned AS (SELECT customer_id, date_trunc('month', d) AS vintage, sum(pts) AS pts FROM e GROUP BY ALL),
-    used AS (SELECT customer_id, vintage, sum(pts) AS pts FROM alloc GROUP BY ALL),
-    outstanding AS (
-        SELECT earned.customer_id, earned.vintage, NULL::DATE AS use_month, 'outstanding' AS kind,
-               earned.pts - coalesce(used.pts, 0) AS pts
-        FROM earned LEFT JOIN used USING (customer_id, vintage)),
-    unbacked AS (
-        SELECT u.customer_id, NULL::DATE AS vintage, date_trunc('month', u.d) AS use_month, 'unbacked' AS kind,
-               u.hi - greatest(u.lo, coalesce(tot.total, 0)) AS pts
-        FROM u LEFT JOIN (SELECT customer_id, max(hi) AS total FROM e GROUP BY 1) tot USING (customer_id)
-        WHERE u.hi > coalesce(tot.total, 0))
-    SELECT vintage, use_month, kind, sum(pts) AS points, count(DISTINCT customer_id) AS members
-    FROM (SELECT * FROM alloc UNION ALL SELECT * FROM outstanding WHERE pts > 1e-9 UNION ALL SELECT * FROM unbacked)
-    GROUP BY ALL ORDER BY vintage NULLS LAST, use_month NULLS LAST, kind"""
-    out = ds.sql(q)
-    for c in ("vintage", "use_month"):
-        out[c] = pd.to_datetime(out[c])
-    return out
+    return _vintages(ds, f"({_fifo_sql(ds, end)})")
 
 
 def infer_expiry_months(vintages: pd.DataFrame) -> int | None:
@@ -288,8 +307,8 @@ def points_flow(ds: Dataset, end: dt.date, months: int = 24, point_value: float 
         raise NotEstimable("no_points_rows")
     m["month"] = pd.to_datetime(m["month"])
     m["outstanding"] = m["net"].cumsum()
-    start = pd.Timestamp(_add_months(_month(end), -(months - 1)))
-    full = pd.DataFrame({"month": pd.date_range(start, pd.Timestamp(_month(end)), freq="MS")})
+    start = pd.Timestamp(months_back(end, months - 1))
+    full = pd.DataFrame({"month": pd.date_range(start, pd.Timestamp(months_back(end, 0)), freq="MS")})
     shown = full.merge(m, on="month", how="left")
     before = m.loc[m["month"] < start, "net"].sum()
     for c in ("earned", "redeemed", "expired", "other_use", "net"):
@@ -393,7 +412,8 @@ def bayesian_bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int = 500
     out = []
     for start in range(0, n_boot, chunk):
         w = rng.exponential(1.0, (min(chunk, n_boot - start), num.size))
-        out.append((w @ num) / np.maximum(w @ den, 1e-12))
+        # einsum, not BLAS: wide products thrash threads on busy shared cores
+        out.append(np.einsum("bn,n->b", w, num) / np.maximum(np.einsum("bn,n->b", w, den), 1e-12))
     draws = np.concatenate(out)
     return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
 
@@ -408,28 +428,26 @@ def breakage(ds: Dataset, end: dt.date, expiry_months: int | None = None, point_
     expiry rows or a configured rule, breakage is not estimable (points may still be redeemed).
     """
     ds.require("points", "customer_id", "date", "points")
-    v = fifo_vintages(ds, end)
-    if not (v["kind"] == "expire").any() and not (v["kind"] == "redeem").any():
-        raise NotEstimable("no_kinds")
-    source = "config"
-    if expiry_months is None:
-        expiry_months, source = infer_expiry_months(v), "inferred"
-    if expiry_months is None:
-        raise NotEstimable("no_expiry")
-    last_resolved = pd.Timestamp(_add_months(_month(end + dt.timedelta(days=1)), -expiry_months))
-    q = f"""
-    WITH {_ledger_cte(ds, end)},
-    alloc AS (
-        SELECT e.customer_id, date_trunc('month', e.d) AS vintage, u.k,
-               least(e.hi, u.hi) - greatest(e.lo, u.lo) AS pts
-        FROM e JOIN u ON e.customer_id = u.customer_id AND u.lo < e.hi AND e.lo < u.hi),
-    earned AS (SELECT customer_id, sum(pts) AS earned FROM e
-               WHERE date_trunc('month', d) < DATE '{last_resolved.date().isoformat()}' GROUP BY 1),
-    expired AS (SELECT customer_id, sum(pts) AS expired FROM alloc
-                WHERE k = 'expire' AND vintage < DATE '{last_resolved.date().isoformat()}' GROUP BY 1)
-    SELECT customer_id, earned, coalesce(expired, 0) AS expired FROM earned LEFT JOIN expired USING (customer_id)
-    ORDER BY customer_id"""
-    per = ds.sql(q)
+    with _temp_table(ds, _fifo_sql(ds, end)) as fifo:
+        v = _vintages(ds, fifo)
+        if not (v["kind"] == "expire").any() and not (v["kind"] == "redeem").any():
+            raise NotEstimable("no_kinds")
+        source = "config"
+        if expiry_months is None:
+            expiry_months, source = infer_expiry_months(v), "inferred"
+        if expiry_months is None:
+            raise NotEstimable("no_expiry")
+        last_resolved = months_back(end + dt.timedelta(days=1), expiry_months).isoformat()
+        per = ds.sql(f"""
+        SELECT customer_id, sum(pts) AS earned, coalesce(sum(pts) FILTER (WHERE kind = 'expire'), 0) AS expired
+        FROM {fifo} WHERE vintage < DATE '{last_resolved}' GROUP BY 1 ORDER BY customer_id""")
+        next_day = end + dt.timedelta(days=1)
+        horizons = (1, 3, 6)
+        expires = f"vintage + INTERVAL {int(expiry_months)} MONTH"
+        ends = {h: (pd.Timestamp(next_day) + pd.DateOffset(months=h)).date().isoformat() for h in horizons}
+        members = ds.sql("SELECT " + ", ".join(  # members holding points that expire within each horizon
+            f"count(DISTINCT customer_id) FILTER (WHERE {expires} < DATE '{d}') AS h{h}" for h, d in ends.items())
+            + f" FROM {fifo} WHERE kind = 'outstanding' AND {expires} > DATE '{end.isoformat()}'").iloc[0]
     if per.empty or per["earned"].sum() <= 0:
         raise NotEstimable("no_matured", months=expiry_months)
     rate = float(per["expired"].sum() / per["earned"].sum())
@@ -439,7 +457,7 @@ def breakage(ds: Dataset, end: dt.date, expiry_months: int | None = None, point_
     red = v[(v["kind"] == "redeem") & v["vintage"].notna()].copy()
     red["age"] = ((red["use_month"].dt.year - red["vintage"].dt.year) * 12 + red["use_month"].dt.month
                   - red["vintage"].dt.month)
-    end_m = pd.Timestamp(_month(end))
+    end_m = pd.Timestamp(months_back(end, 0))
     rows = []
     for vint, total in earned_v.items():
         max_age = (end_m.year - vint.year) * 12 + end_m.month - vint.month
@@ -450,39 +468,34 @@ def breakage(ds: Dataset, end: dt.date, expiry_months: int | None = None, point_
     curves = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["vintage", "age", "redeemed_share", "earned"])
     out_v = v[v["kind"] == "outstanding"].copy()
-    out_v["expires"] = out_v["vintage"].map(lambda x: pd.Timestamp(_add_months(x.date(), expiry_months)))
-    next_day = pd.Timestamp(end + dt.timedelta(days=1))
+    out_v["expires"] = out_v["vintage"].map(lambda x: pd.Timestamp(months_back(x.date(), -expiry_months)))
     expiring = []
-    for h in (1, 3, 6):
-        horizon = next_day + pd.DateOffset(months=h)  # exclusive
-        sel = out_v[(out_v["expires"] >= next_day) & (out_v["expires"] < horizon)]
-        members = _expiring_members(ds, end, expiry_months, horizon.date()) if len(sel) else 0
-        expiring.append({"horizon_months": h, "points": float(sel["points"].sum()), "members": members})
+    for h in horizons:
+        horizon = pd.Timestamp(next_day) + pd.DateOffset(months=h)  # exclusive
+        sel = out_v[(out_v["expires"] >= pd.Timestamp(next_day)) & (out_v["expires"] < horizon)]
+        expiring.append({"horizon_months": h, "points": float(sel["points"].sum()), "members": int(members[f"h{h}"])})
     return Breakage(rate, ci, int((per["earned"] > 0).sum()), float(per["earned"].sum()), int(expiry_months), source,
                     curves, float(out_v["points"].sum()), pd.DataFrame(expiring), point_value, ds.currency,
                     int(n_boot))
 
 
-def _expiring_members(ds: Dataset, end: dt.date, expiry_months: int, horizon: dt.date) -> int:
-    """Members holding points that expire after ``end`` and on or before ``horizon``."""
-    q = f"""
-    WITH {_ledger_cte(ds, end)},
-    used AS (SELECT e.customer_id, e.rn, sum(least(e.hi, u.hi) - greatest(e.lo, u.lo)) AS used
-             FROM e JOIN u ON e.customer_id = u.customer_id AND u.lo < e.hi AND e.lo < u.hi GROUP BY ALL),
-    left_ AS (SELECT e.customer_id, date_trunc('month', e.d) + INTERVAL {int(expiry_months)} MONTH AS expires,
-                     e.pts - coalesce(used.used, 0) AS remaining
-              FROM e LEFT JOIN used USING (customer_id, rn))
-    SELECT count(DISTINCT customer_id) FROM left_
-    WHERE remaining > 1e-9 AND expires > DATE '{end.isoformat()}' AND expires < DATE '{horizon.isoformat()}'"""
-    return int(ds.sql(q).iloc[0, 0])
-
-
 # ------------------------------------------------------------------ participation
-def _members_cte(end: dt.date) -> str:
-    """``mem``: one row per member (first join, leave date) as of ``end``."""
-    return f"""mem AS (
-        SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, max(CAST(left_at AS DATE)) AS left_at
-        FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1)"""
+def _since_sql(ds: Dataset) -> str:
+    """SQL: the day a members row's level took effect (``level_changed_at``, else the join day)."""
+    return ("coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))"
+            if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)")
+
+
+def _members_cte(ds: Dataset, end: dt.date | None = None) -> str:
+    """CTE ``mem``: one row per member — first join day (``joined``), leave day (``left_at``, NULL without
+    the column) and latest level (``level``, ``'all'`` without the column) — of those who joined by ``end``
+    (everyone when ``None``)."""
+    left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
+    level = f"arg_max(level, {_since_sql(ds)})" if ds.has("members", "level") else "'all'"
+    where = f"WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}'" if end else ""
+    return f"""mem AS MATERIALIZED (
+        SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at, {level} AS level
+        FROM members {where} GROUP BY 1)"""
 
 
 @dataclass(frozen=True, repr=False)
@@ -569,7 +582,7 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
     """Members at each month end, joins and leavers per month, and the share of that month's buying customers
     who were members (Wilson interval); level mix of members at ``end`` (latest level spell)."""
     ds.require("members", "customer_id", "joined_at")
-    start = _add_months(_month(end), -(months - 1))
+    start = months_back(end, months - 1)
     has_tx = ds.has("transactions", "customer_id", "date")
     left = "left_at" if ds.has("members", "left_at") else "NULL::DATE"
     buyers = f"""
@@ -580,9 +593,8 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
                                       AND (mem.left_at IS NULL OR mem.left_at > tx.month)) AS member_buyers
               FROM tx LEFT JOIN mem USING (customer_id) GROUP BY 1)""" if has_tx else ""
     q = f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, max(CAST({left} AS DATE)) AS left_at
-                 FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1),
-    months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{_add_months(_month(end), 1).isoformat()}',
+    WITH {_members_cte(ds, end)},
+    months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
                                         INTERVAL 1 MONTH)) AS DATE) AS month)
     {buyers}
     SELECT months.month,
@@ -603,8 +615,7 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
     m["ci_low"], m["ci_high"] = wilson(m["member_buyers"], m["buyers"])
     levels = pd.DataFrame(columns=["level", "members", "share"])
     if ds.has("members", "level"):
-        since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-            if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
+        since = _since_sql(ds)
         lv = ds.sql(f"""
         WITH spells AS (SELECT customer_id, level, {since} AS since, CAST({left} AS DATE) AS left_at FROM members
                         WHERE {since} <= DATE '{end.isoformat()}'),
@@ -626,28 +637,125 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
         return configured + sorted(set(levels) - set(configured))
     if not ds.has("transactions", "customer_id", "amount") or not levels:
         return sorted(levels)
-    since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-        if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
-    lo = _add_months(_month(end), -11)
+    since = _since_sql(ds)
+    lo = months_back(end, 11)
     spend = ds.sql(f"""
     WITH cur AS (SELECT customer_id, arg_max(level, {since}) AS level FROM members
                  WHERE {since} <= DATE '{end.isoformat()}' GROUP BY 1),
     s AS (SELECT customer_id, sum(amount) AS spend FROM transactions
-          WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}' GROUP BY 1)
+          WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
+          AND customer_id IN (SELECT customer_id FROM cur) GROUP BY 1)
     SELECT level, median(coalesce(s.spend, 0)) AS spend FROM cur LEFT JOIN s USING (customer_id) GROUP BY 1""")
     ranked = spend.sort_values(["spend", "level"])["level"].tolist()
     return ranked + sorted(set(levels) - set(ranked))
 
 
 # ------------------------------------------------------------------ member effect
+def poisson_fe_patterns(counts: np.ndarray, unit: np.ndarray, time: np.ndarray, pattern: np.ndarray,
+                        mask: np.ndarray, X: np.ndarray, max_iter: int = 100,
+                        tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson regression with unit and time fixed effects, fitted on sufficient statistics.
+
+    ``E[y_it] = a_i · exp(g_t + X_it · b)``. With the unit effects concentrated out, the fixed-effects
+    Poisson is the multinomial of each unit's counts given its total (Hausman, Hall & Griliches 1984).
+    Units sharing a *pattern* (the same panel cells and the same covariates in each) share the
+    multinomial's cell probabilities, so the likelihood, its score and its information need only the
+    patterns' summed counts per time; Newton steps run on patterns × times. The cluster-robust (by unit)
+    covariance sums per-unit scores, projected onto ``b``, from the non-zero cells. Units whose counts are
+    all zero carry no information.
+
+    Parameters
+    ----------
+    counts, unit, time : ndarray
+        The panel's non-zero cells: count, unit index (0 … nu − 1) and time index (0 … nt − 1); cells
+        outside their unit's pattern mask are ignored.
+    pattern : ndarray, shape (nu,)
+        Each unit's pattern index (0 … G − 1).
+    mask : ndarray of bool, shape (G, nt)
+        The cells each pattern has in the panel.
+    X : ndarray, shape (G, nt, k)
+        Covariates by pattern and time.
+    max_iter, tol : int, float
+        Newton iterations and the step size that stops them.
+
+    Returns
+    -------
+    (b, cov) : coefficients and their cluster-robust (by unit) covariance.
+    """
+    mask = np.asarray(mask, bool)
+    n_pat, nt_all = mask.shape
+    X = np.asarray(X, float).reshape(n_pat, nt_all, -1)
+    k = X.shape[2]
+    present = np.flatnonzero(mask.any(axis=0))  # times with a panel cell; the first is the reference
+    mask, X = mask[:, present], X[:, present, :]
+    nt = len(present)
+    tmap = np.full(nt_all, -1)
+    tmap[present] = np.arange(nt)
+    pattern = np.asarray(pattern, np.int64)
+    nu = len(pattern)
+    unit = np.asarray(unit, np.int64)
+    ti = tmap[np.asarray(time, np.int64)]
+    y = np.asarray(counts, float)
+    pu = pattern[unit]
+    keep = (ti >= 0) & (y != 0)
+    keep[keep] = mask[pu[keep], ti[keep]]
+    unit, ti, y, pu = unit[keep], ti[keep], y[keep], pu[keep]
+    yg = np.bincount(pu * nt + ti, y, n_pat * nt).reshape(n_pat, nt)  # the sufficient statistics
+    tot = yg.sum(axis=1)
+    K = k + nt
+    theta = np.zeros(K - 1)
+
+    def expected(theta: np.ndarray) -> np.ndarray:
+        eta = np.where(mask, X @ theta[:k] + np.concatenate([[0.0], theta[k:]]), -np.inf)
+        top = eta.max(axis=1, keepdims=True)
+        e = np.exp(eta - np.where(np.isfinite(top), top, 0.0))
+        s = e.sum(axis=1, keepdims=True)
+        return tot[:, None] * np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+
+    def information(mu: np.ndarray) -> np.ndarray:
+        c = np.concatenate([np.einsum("gt,gtj->gj", mu, X), mu], axis=1)
+        full = np.zeros((K, K))
+        full[:k, :k] = np.einsum("gt,gtj,gtl->jl", mu, X, X)
+        full[:k, k:] = np.einsum("gt,gtj->jt", mu, X)
+        full[k:, :k] = full[:k, k:].T
+        full[k:, k:] = np.diag(mu.sum(axis=0))
+        inv = np.divide(1.0, tot, out=np.zeros(n_pat), where=tot > 0)
+        full -= np.einsum("gj,gl->jl", c * inv[:, None], c)
+        keep = np.r_[0:k, k + 1:K]
+        return full[np.ix_(keep, keep)]
+
+    for _ in range(max_iter):
+        mu = expected(theta)
+        r = yg - mu
+        score = np.concatenate([np.einsum("gt,gtj->j", r, X), r.sum(axis=0)[1:]])
+        step = np.linalg.lstsq(information(mu), score, rcond=None)[0]
+        theta = theta + step
+        if np.max(np.abs(step)) < tol:
+            break
+    mu = expected(theta)
+    H = information(mu)
+    # cluster-robust covariance of b: Σ_i v_i v_iᵀ with v_i = A s_i, A = the b rows of H⁻¹ and s_i the unit's
+    # score: Σ over its cells of y·z(g, t) (z = covariates and time indicator) minus its total × the pattern's
+    # expected z; A z(g, t) is a small pattern × time table, so v comes from one gather per coefficient
+    keep = np.r_[0:k, k + 1:K]
+    A = np.linalg.pinv(H)[:k]
+    At = np.concatenate([np.zeros((k, 1)), A[:, k:]], axis=1)  # time columns, the reference as zero
+    B = np.einsum("jl,gtl->gtj", A[:, :k], X) + At.T[None, :, :]  # (G, nt, k)
+    m = np.concatenate([np.einsum("gt,gtj->gj", mu, X), mu], axis=1)
+    m *= np.divide(1.0, tot, out=np.zeros(n_pat), where=tot > 0)[:, None]
+    am = np.einsum("gl,jl->gj", m[:, keep], A)
+    y_u = np.bincount(unit, y, nu)
+    v = np.column_stack([np.bincount(unit, y * B[pu, ti, j], nu) for j in range(k)]) - y_u[:, None] * am[pattern]
+    cov = np.einsum("ij,il->jl", v, v)  # not BLAS: tall, thin products fare badly on busy shared cores
+    n_clusters = int((y_u > 0).sum())
+    cov *= n_clusters / max(n_clusters - 1, 1)
+    return theta[:k], cov
+
+
 def poisson_fe(y: np.ndarray, X: np.ndarray, unit: np.ndarray, time: np.ndarray, max_iter: int = 100,
                tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson regression with unit and time fixed effects; cluster-robust (by unit) covariance.
-
-    ``E[y_it] = a_i · exp(g_t + X_it · b)``. The unit effects are concentrated out (their MLE given
-    ``b, g`` is closed form), which gives the conditional (fixed-effects) Poisson estimate; Newton steps
-    on ``(b, g)`` use the information of the concentrated likelihood, built from per-unit and per-time
-    sums (no dense unit or time dummies). Units whose counts are all zero carry no information.
+    """Poisson regression with unit and time fixed effects on a long panel (one row per unit × time);
+    cluster-robust (by unit) covariance. Each unit is its own pattern of :func:`poisson_fe_patterns`.
 
     Returns
     -------
@@ -657,50 +765,12 @@ def poisson_fe(y: np.ndarray, X: np.ndarray, unit: np.ndarray, time: np.ndarray,
     X = np.asarray(X, float).reshape(len(y), -1)
     _, ui = np.unique(unit, return_inverse=True)
     _, ti = np.unique(time, return_inverse=True)
-    nu, nt, k = int(ui.max()) + 1, int(ti.max()) + 1, X.shape[1]
-    cell = ui * nt + ti
-    sy_u = np.bincount(ui, y, nu)
-    theta = np.zeros(k + nt - 1)
-
-    def state(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        g = np.concatenate([[0.0], theta[k:]])
-        e = np.exp(X @ theta[:k] + g[ti])
-        a = sy_u / np.maximum(np.bincount(ui, e, nu), 1e-300)
-        mu = a[ui] * e
-        return mu, y - mu
-
-    def information(mu: np.ndarray) -> np.ndarray:
-        m = np.bincount(ui, mu, nu)
-        cx = np.column_stack([np.bincount(ui, mu * X[:, j], nu) for j in range(k)])
-        ct = np.bincount(cell, mu, nu * nt).reshape(nu, nt)
-        c = np.column_stack([cx, ct])
-        inv_m = np.divide(1.0, m, out=np.zeros(nu), where=m > 0)
-        full = np.zeros((k + nt, k + nt))
-        full[:k, :k] = (X * mu[:, None]).T @ X
-        full[:k, k:] = np.column_stack([np.bincount(ti, mu * X[:, j], nt) for j in range(k)]).T
-        full[k:, :k] = full[:k, k:].T
-        full[k:, k:] = np.diag(np.bincount(ti, mu, nt))
-        full -= (c * inv_m[:, None]).T @ c
-        keep = np.r_[0:k, k + 1:k + nt]
-        return full[np.ix_(keep, keep)]
-
-    for _ in range(max_iter):
-        mu, r = state(theta)
-        score = np.concatenate([X.T @ r, np.bincount(ti, r, nt)[1:]])
-        step = np.linalg.lstsq(information(mu), score, rcond=None)[0]
-        theta = theta + step
-        if np.max(np.abs(step)) < tol:
-            break
-    mu, r = state(theta)
-    H = information(mu)
-    # per-unit scores (residuals sum to zero within each unit at the concentrated optimum)
-    S = np.column_stack([np.bincount(ui, r * X[:, j], nu) for j in range(k)]
-                        + [np.bincount(cell, r, nu * nt).reshape(nu, nt)[:, 1:]])
-    Hinv = np.linalg.pinv(H)
-    cov = Hinv @ (S.T @ S) @ Hinv
-    n_clusters = int((sy_u > 0).sum())
-    cov *= n_clusters / max(n_clusters - 1, 1)
-    return theta[:k], cov[:k, :k]
+    nu, nt = int(ui.max()) + 1, int(ti.max()) + 1
+    mask = np.zeros((nu, nt), bool)
+    mask[ui, ti] = True
+    Xd = np.zeros((nu, nt, X.shape[1]))
+    Xd[ui, ti] = X
+    return poisson_fe_patterns(y, ui, ti, np.arange(nu), mask, Xd, max_iter, tol)
 
 
 @dataclass(frozen=True, repr=False)
@@ -795,8 +865,7 @@ class MemberEffect(Result):
 
 
 @analysis("programme.h.effect")
-def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int = 6,
-                  event_max_customers: int = 200_000, seed: int = 42) -> MemberEffect:
+def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int = 6, seed: int = 42) -> MemberEffect:
     """Members' purchase-rate change after joining, net of self-selection, beside the naive gap.
 
     Panel: customer × calendar month over the ``months`` to ``end``, restricted to months a customer
@@ -804,83 +873,116 @@ def member_effect(ds: Dataset, end: dt.date, months: int = 24, event_window: int
     have happened yet, and neither the first nor the last month is selected on a purchase). Model:
     Poisson with customer and month fixed effects and an "after joining" indicator (the join month
     itself left out); event-study coefficients for months −``event_window``…+``event_window`` around joining
-    (−1 the reference). Interval: cluster-robust by customer.
+    (−1 the reference). Interval: cluster-robust by customer. Both fits run on sufficient statistics
+    (customers with the same panel months and join month pooled), so the cost does not grow with
+    customers beyond one pass over their monthly counts.
     """
     ds.require("members", "customer_id", "joined_at")
     ds.require("transactions", "customer_id", "date")
-    start = _add_months(_month(end), -(months - 1))
-    q = f"""
-    WITH tx AS (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, count(*) AS n,
-                       sum({'amount' if ds.has('transactions', 'amount') else '1'}) AS rev
-                FROM transactions WHERE CAST(date AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1, 2),
-    span AS (SELECT customer_id, min(m) AS first_m, max(m) AS last_m FROM tx GROUP BY 1),
-    mem AS (SELECT customer_id, date_trunc('month', min(CAST(joined_at AS DATE))) AS jm FROM members GROUP BY 1),
-    months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{_add_months(_month(end), 1).isoformat()}',
-                                        INTERVAL 1 MONTH)) AS DATE) AS m)
-    SELECT CAST(dense_rank() OVER (ORDER BY span.customer_id) AS INTEGER) AS unit,
-           CAST(date_diff('month', DATE '{start.isoformat()}', months.m) AS SMALLINT) AS m,
-           CAST(coalesce(tx.n, 0) AS INTEGER) AS n,
-           CAST(date_diff('month', mem.jm, months.m) AS INTEGER) AS rel
-    FROM span JOIN months ON months.m > span.first_m AND months.m < span.last_m
-    LEFT JOIN tx ON tx.customer_id = span.customer_id AND tx.m = months.m
-    LEFT JOIN mem ON mem.customer_id = span.customer_id"""
-    panel = ds.sql(q)
-    panel = panel[panel["rel"].isna() | (panel["rel"] != 0)]
-    if panel.empty:
+    panel, naive = _effect_panel(ds, end, months)
+    if panel is None:
         raise NotEstimable("no_panel", table="transactions")
-    rel = panel["rel"]
-    is_member = rel.notna().to_numpy()
-    post = (rel > 0).fillna(False).to_numpy()
-    # customers need variation in the panel (fixed effects absorb the rest)
-    unit = panel["unit"].to_numpy()
-    mem_units = pd.Series(post, index=panel.index).groupby(unit).agg(["min", "max"])
-    n_switch = int(((mem_units["min"] == 0) & (mem_units["max"] == 1)).sum())
+    lo, hi, jm, member = panel["lo"], panel["hi"], panel["jm"], panel["member"]
+    nt, w = months, event_window
+    # months in each customer's panel: [lo, hi] without the join month
+    in_panel = (hi - lo + 1) - (member & (jm >= lo) & (jm <= hi))
+    n_switch = int((member & (lo < jm) & (hi > jm)).sum())
     if n_switch < 2:
         raise NotEstimable("few_switchers", table="members", n=n_switch)
-    y = panel["n"].to_numpy(float)
-    b, cov = poisson_fe(y, post.astype(float)[:, None], unit, panel["m"].to_numpy())
+    # patterns: customers with the same panel months and the same covariates in each (join months far
+    # outside the window all look alike)
+    jmc = np.where(member, np.clip(jm, -(w + 1), nt + w), 0)
+    key = ((member.astype(np.int64) * nt + lo) * nt + hi) * (nt + 2 * w + 2) + (jmc + w + 1)
+    _, first_unit, pattern = np.unique(key, return_index=True, return_inverse=True)
+    t = np.arange(nt)
+    p_lo, p_hi, p_jm, p_mem = lo[first_unit, None], hi[first_unit, None], jmc[first_unit, None], member[first_unit, None]
+    mask = (t >= p_lo) & (t <= p_hi) & ~(p_mem & (t == p_jm))
+    rel = t - p_jm
+    cells = (panel["n"], panel["unit"], panel["m"], pattern, mask)
+    b, cov = poisson_fe_patterns(*cells, X=(p_mem & (rel > 0)).astype(float)[:, :, None])
     se = math.sqrt(max(cov[0, 0], 0.0))
     effect, ci = math.exp(b[0]), (math.exp(b[0] - 1.96 * se), math.exp(b[0] + 1.96 * se))
-    # event study: one indicator per relative month in the window (−1 the reference), the rest binned;
-    # on a fixed pseudo-random subset of at most ``event_max_customers`` customers (memory at scale)
-    sub = np.ones(len(panel), bool)
-    n_units = int(unit.max()) + 1
-    if n_units > event_max_customers:
-        sub = ((unit.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)) < np.uint64(
-            int(2**32 * event_max_customers / n_units))
-    r = rel.to_numpy(dtype=float)[sub]
-    is_member, y_e, unit_e, m_e = is_member[sub], y[sub], unit[sub], panel["m"].to_numpy()[sub]
-    bins = [k for k in range(-event_window, event_window + 1) if k not in (-1, 0)]
-    cols = [np.where(is_member & (r == k), 1.0, 0.0) for k in bins]
-    cols.append(np.where(is_member & (r > event_window), 1.0, 0.0))
-    cols.append(np.where(is_member & (r < -event_window), 1.0, 0.0))
-    X = np.column_stack(cols)
-    keep = X.sum(axis=0) > 0
-    be, ce = poisson_fe(y_e, X[:, keep], unit_e, m_e)
-    labels = np.array(bins + [event_window + 1, -event_window - 1])[keep]
+    # event study: one indicator per relative month in the window (−1 the reference), the rest binned
+    bins = [k for k in range(-w, w + 1) if k not in (-1, 0)]
+    X = np.stack([p_mem & (rel == k) for k in bins] + [p_mem & (rel > w), p_mem & (rel < -w)], axis=2)
+    keep = (X & mask[:, :, None]).any(axis=(0, 1))
+    be, ce = poisson_fe_patterns(*cells, X=X[:, :, keep].astype(float))
+    labels = np.array(bins + [w + 1, -w - 1])[keep]
     se_e = np.sqrt(np.clip(np.diag(ce), 0, None))
     event = pd.DataFrame({"rel_month": labels, "ratio": np.exp(be), "ci_low": np.exp(be - 1.96 * se_e),
                           "ci_high": np.exp(be + 1.96 * se_e)})
-    event = event[event["rel_month"].abs() <= event_window]
+    event = event[event["rel_month"].abs() <= w]
     event = pd.concat([event, pd.DataFrame({"rel_month": [-1], "ratio": [1.0], "ci_low": [1.0], "ci_high": [1.0]})])
     event = event.sort_values("rel_month").reset_index(drop=True)
-    naive = ds.sql(f"""
-    WITH rev AS (SELECT customer_id, sum({'amount' if ds.has('transactions', 'amount') else '1'}) AS rev
-                 FROM transactions WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}'
-                 GROUP BY 1),
-    mem AS (SELECT DISTINCT customer_id FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}')
-    SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
-    FROM rev LEFT JOIN mem USING (customer_id) GROUP BY 1""").set_index("member")
+    start = months_back(end, months - 1)
+    naive = naive.set_index("member")
     if True not in naive.index or False not in naive.index:
         raise NotEstimable("no_comparison", table="members")
     ratio = float(naive.loc[True, "rev"] / naive.loc[False, "rev"])
-    weighted = _weighted_did(panel, seed=seed)
+    weighted = _weighted_did(panel, in_panel, seed=seed)
     return MemberEffect(ratio, (int(naive.loc[True, "n"]), int(naive.loc[False, "n"])), effect, ci, n_switch,
-                        int(np.unique(unit).size), len(panel), event, (start, end), weighted)
+                        int((in_panel > 0).sum()), int(in_panel.sum()), event, (start, end), weighted)
 
 
-def _weighted_did(panel: pd.DataFrame, window: int = 4, max_controls: int = 20, n_boot: int = 200,
-                  seed: int = 42) -> dict[str, Any]:
+def _effect_panel(ds: Dataset, end: dt.date, months: int) -> tuple[dict[str, np.ndarray] | None, pd.DataFrame]:
+    """Per-customer panel bounds and monthly purchase counts for :func:`member_effect`, aggregated in the engine
+    in one pass over the transactions (a temporary customer × month table), and the naive comparison.
+
+    Panel: customers (``unit`` 0 … nu − 1, in customer-id order) with at least one month strictly between
+    their first and last purchase month inside the window; ``lo``/``hi`` the first and last such month
+    and ``jm`` the join month (window month index; ``member`` False for non-members); ``unit``/``m``/``n``
+    the non-zero purchase counts in ``[lo, hi]`` (the join month included: the fits mask it). ``None``
+    when no customer qualifies. Naive: revenue per buying customer in the window, members (joined by
+    ``end``) and others (``member``, ``rev``, ``n``).
+    """
+    start = months_back(end, months - 1)
+    s, e = start.isoformat(), end.isoformat()
+    amount = "amount" if ds.has("transactions", "amount") else "1"
+    con = ds._con
+    with _temp_table(ds, f"""
+        SELECT customer_id, CAST(date_diff('month', DATE '{s}', date_trunc('month', CAST(date AS DATE))) AS INTEGER) AS m,
+               count(*) AS n, sum({amount}) AS rev
+        FROM transactions WHERE CAST(date AS DATE) <= DATE '{e}' GROUP BY 1, 2""") as cm:
+        got = con.execute(f"""
+        WITH span AS (SELECT customer_id, min(m) AS first_m, max(m) AS last_m FROM {cm} GROUP BY 1),
+        {_members_cte(ds)},
+        u AS (SELECT span.customer_id, greatest(first_m + 1, 0) AS lo, least(last_m - 1, {months - 1}) AS hi,
+                     CAST(date_diff('month', DATE '{s}', date_trunc('month', mem.joined)) AS INTEGER) AS jm
+              FROM span LEFT JOIN mem USING (customer_id)),
+        units AS (SELECT CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS unit, * FROM u WHERE lo <= hi)
+        SELECT units.unit, units.lo, units.hi, units.jm, {cm}.m, CAST({cm}.n AS INTEGER) AS n
+        FROM units LEFT JOIN {cm} ON {cm}.customer_id = units.customer_id AND {cm}.m BETWEEN units.lo AND units.hi
+        """).fetchnumpy()
+        naive = con.execute(f"""
+        WITH rev AS (SELECT customer_id, sum(rev) AS rev FROM {cm} WHERE m BETWEEN 0 AND {months - 1} GROUP BY 1),
+        {_members_cte(ds, end)}
+        SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
+        FROM rev LEFT JOIN mem USING (customer_id) GROUP BY 1""").df()
+    if not len(got["unit"]):
+        return None, naive
+
+    def col(name: str) -> tuple[np.ndarray, np.ndarray]:
+        x = got[name]
+        missing = np.ma.getmaskarray(x)
+        return np.ma.getdata(x).astype(np.int64), missing
+
+    unit = col("unit")[0]
+    nu = int(unit.max()) + 1
+    out: dict[str, np.ndarray] = {}
+    for c in ("lo", "hi", "jm"):
+        out[c] = np.zeros(nu, np.int64)
+        v, missing = col(c)
+        out[c][unit] = np.where(missing, 0, v)
+        if c == "jm":
+            out["member"] = np.zeros(nu, bool)
+            out["member"][unit] = ~missing
+    m, no_cell = col("m")
+    out["unit"], out["m"], out["n"] = unit[~no_cell], m[~no_cell], col("n")[0][~no_cell].astype(float)
+    return out, naive
+
+
+def _weighted_did(panel: dict[str, np.ndarray], in_panel: np.ndarray, window: int = 4, max_controls: int = 20,
+                  n_boot: int = 200, seed: int = 42) -> dict[str, Any]:
     """Propensity-weighted difference in differences, stacked over join-month cohorts.
 
     For each month b: members who joined in b against customers not yet members by b + ``window``,
@@ -889,29 +991,32 @@ def _weighted_did(panel: pd.DataFrame, window: int = 4, max_controls: int = 20, 
     and time since the first purchase, so the weighting does not select on the noise of the "before"
     window (no regression to the mean between before and after). Effect = (after / before purchases of
     joiners) ÷ (the same for weighted non-joiners); ATT weights p/(1 − p), normalised per cohort.
-    Interval: Bayesian bootstrap over customers (weights held fixed).
+    Interval: Bayesian bootstrap over customers (weights held fixed). Everything runs on per-customer
+    window sums; the logistic regression on the distinct (cohort, joined, earlier activity, tenure)
+    combinations, weighted by how many customers share each.
     """
     from sklearn.linear_model import LogisticRegression
 
-    if panel.empty:
+    lo, hi, jm, member = panel["lo"], panel["hi"], panel["jm"], panel["member"]
+    nu = len(lo)
+    if not in_panel.any():
         return {}
-    unit = panel["unit"].to_numpy()
-    m = panel["m"].to_numpy().astype(int)
-    nu, nm = int(unit.max()) + 1, int(m.max()) + 1
-    counts = np.zeros((nu, nm), np.float32)
-    counts[unit, m] = panel["n"].to_numpy()
-    first = np.full(nu, nm, int)
-    last = np.full(nu, -1, int)
-    np.minimum.at(first, unit, m)
-    np.maximum.at(last, unit, m)
-    rel = panel["rel"].to_numpy(dtype=float)
-    jm = np.full(nu, -10**6, float)
-    has = ~np.isnan(rel)
-    jm[unit[has]] = (m[has] - rel[has])
-    member = jm > -10**6
+    # first and last panel month of each customer (the join month is not in the panel)
+    first = np.where(member & (jm == lo), lo + 1, lo)
+    last = np.where(member & (jm == hi), hi - 1, hi)
+    first, last = np.where(in_panel > 0, first, np.iinfo(np.int64).max), np.where(in_panel > 0, last, -1)
+    nm = int(last.max()) + 1
+    cell = ~(member[panel["unit"]] & (panel["m"] == jm[panel["unit"]]))
+    counts = np.zeros((nu, max(nm, 1) + 1), np.float32)  # cumulative: column j = purchases in months < j
+    sel = cell & (panel["m"] < nm)
+    counts[panel["unit"][sel], panel["m"][sel] + 1] = panel["n"][sel]
+    np.cumsum(counts, axis=1, out=counts)
+
+    def between(idx: np.ndarray, a: int, b: int) -> np.ndarray:
+        return counts[idx, b] - counts[idx, a]  # purchases in months a … b − 1
     rng = np.random.default_rng(seed)
-    rows = []
     w = window
+    parts: list[dict[str, np.ndarray]] = []
     for b in range(2 * w, nm - w):
         eligible = (first <= b - 2 * w) & (last >= b + w)
         treated = eligible & member & (jm == b)
@@ -924,26 +1029,36 @@ def _weighted_did(panel: pd.DataFrame, window: int = 4, max_controls: int = 20, 
             frac = max_controls * len(t_idx) / len(c_idx)
             c_idx = c_idx[rng.random(len(c_idx)) < frac]
         for idx, tr in ((t_idx, 1), (c_idx, 0)):
-            rows.append(pd.DataFrame({
-                "unit": idx, "cohort": b, "treated": tr, "frac": 1.0 if tr else frac,
-                "early": np.log1p(counts[idx, b - 2 * w:b - w].sum(axis=1)), "tenure": b - first[idx],
-                "before": counts[idx, b - w:b].sum(axis=1), "after": counts[idx, b + 1:b + w + 1].sum(axis=1)}))
-    if not rows:
+            parts.append({"unit": idx, "cohort": np.full(len(idx), b), "treated": np.full(len(idx), tr),
+                          "frac": np.full(len(idx), 1.0 if tr else frac),
+                          "early": np.log1p(between(idx, b - 2 * w, b - w)), "tenure": b - first[idx],
+                          "before": between(idx, b - w, b), "after": between(idx, b + 1, b + w + 1)})
+    if not parts:
         return {}
-    d = pd.concat(rows, ignore_index=True)
-    if d["treated"].sum() < 30:
+    d = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    treated = d["treated"] == 1
+    if treated.sum() < 30:
         return {}
-    X = pd.get_dummies(d[["early", "tenure"]].assign(cohort=d["cohort"].astype(str)), dtype=float)
-    ps = LogisticRegression(max_iter=1000, C=1e6).fit(X, d["treated"]).predict_proba(X)[:, 1]
-    ps = np.clip(ps, 1e-3, 1 - 1e-3)
-    d["w"] = np.where(d["treated"] == 1, 1.0, ps / (1 - ps) / d["frac"])
-    tot_t = d[d["treated"] == 1].groupby("cohort").size()
-    tot_c = d[d["treated"] == 0].groupby("cohort")["w"].sum()
-    d.loc[d["treated"] == 0, "w"] *= d.loc[d["treated"] == 0, "cohort"].map(tot_t / tot_c).to_numpy()
+    # the propensity model sees each distinct covariate combination once, weighted by its customers
+    combos = pd.DataFrame({c: d[c] for c in ("early", "tenure", "cohort", "treated")})
+    groups = combos.groupby(list(combos.columns), sort=False)
+    g_idx = groups.ngroup().to_numpy()
+    g = groups.size().reset_index(name="customers")
+    X = pd.get_dummies(g[["early", "tenure"]].assign(cohort=g["cohort"].astype(str)), dtype=float)
+    fit = LogisticRegression(max_iter=1000, C=1e6).fit(X, g["treated"], sample_weight=g["customers"])
+    ps = np.clip(fit.predict_proba(X)[:, 1], 1e-3, 1 - 1e-3)[g_idx]
+    wt = np.where(treated, 1.0, ps / (1 - ps) / d["frac"])
+    cohort = d["cohort"]
+    tot_t = np.bincount(cohort[treated], minlength=nm)
+    tot_c = np.bincount(cohort[~treated], wt[~treated], minlength=nm)
+    scale = np.divide(tot_t, tot_c, out=np.zeros(nm), where=tot_c > 0)
+    wt = np.where(treated, wt, wt * scale[cohort])
     # per-customer sums (a customer can be a control in several cohorts): the bootstrap unit
-    d["tb"], d["ta"] = d["before"] * d["treated"], d["after"] * d["treated"]
-    d["cb"], d["ca"] = d["before"] * d["w"] * (1 - d["treated"]), d["after"] * d["w"] * (1 - d["treated"])
-    per = d.groupby("unit")[["tb", "ta", "cb", "ca"]].sum().to_numpy(float)
+    units, inv = np.unique(d["unit"], return_inverse=True)
+    cw = np.where(treated, 0.0, wt)
+    tw = treated.astype(float)
+    per = np.column_stack([np.bincount(inv, v, len(units)) for v in
+                           (d["before"] * tw, d["after"] * tw, d["before"] * cw, d["after"] * cw)])
 
     def ratio(s: np.ndarray) -> np.ndarray:
         return (s[..., 1] / s[..., 0]) / (s[..., 3] / s[..., 2])
@@ -951,18 +1066,18 @@ def _weighted_did(panel: pd.DataFrame, window: int = 4, max_controls: int = 20, 
     est = float(ratio(per.sum(axis=0)))
     draws = []
     for start in range(0, n_boot, 50):
-        g = rng.exponential(1.0, (min(50, n_boot - start), len(per)))
-        draws.append(ratio(g @ per))
+        gw = rng.exponential(1.0, (min(50, n_boot - start), len(per)))
+        draws.append(ratio(np.einsum("bn,nj->bj", gw, per)))
     draws = np.concatenate(draws)
-    wc = d.loc[d["treated"] == 0, "w"]
+    wc = wt[~treated]
     bins = np.linspace(0, 1, 21)
     overlap = []
-    for grp, sel in (("joined", d["treated"] == 1), ("not_yet", d["treated"] == 0)):
-        h, _ = np.histogram(ps[sel.to_numpy()], bins=bins)
+    for grp, sel in (("joined", treated), ("not_yet", ~treated)):
+        h, _ = np.histogram(ps[sel], bins=bins)
         overlap.append(pd.DataFrame({"group": grp, "bin": (bins[:-1] + bins[1:]) / 2, "share": h / max(h.sum(), 1)}))
     return {"effect": est, "ci": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
-            "n_treated": int(d["treated"].sum()), "n_controls": int((d["treated"] == 0).sum()),
-            "ess": float(wc.sum() ** 2 / (wc ** 2).sum()), "cohorts": int(d["cohort"].nunique()),
+            "n_treated": int(treated.sum()), "n_controls": int((~treated).sum()),
+            "ess": float(wc.sum() ** 2 / (wc ** 2).sum()), "cohorts": int(np.unique(cohort).size),
             "window_months": w, "overlap": pd.concat(overlap, ignore_index=True)}
 
 
@@ -1038,6 +1153,12 @@ def risk_flags(ds: Dataset, end: dt.date, burst_factor: float = 3.0, burst_z: fl
                       row_number() OVER (PARTITION BY customer_id ORDER BY date, points DESC) AS rn
                FROM points WHERE points IS NOT NULL AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
     b AS (SELECT *, sum(pts) OVER (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS bal FROM p)"""
+    has_tx = ds.has("transactions", "customer_id", "date")
+    if has_tx:  # the ledger holders' purchase months, aggregated once for both purchase-based rules
+        spend = "sum(greatest(amount, 0))" if ds.has("transactions", "amount") else "NULL::DOUBLE"
+        base += f""",
+    ms AS MATERIALIZED (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, {spend} AS spend
+                        FROM transactions WHERE customer_id IN (SELECT customer_id FROM points) GROUP BY 1, 2)"""
     # bal is the balance after the row: a redemption above the balance before it leaves it below zero
     parts = ["SELECT customer_id, 'negative_balance' AS rule, d, bal AS pts FROM b WHERE bal < -1e-9 AND k <> 'redeem'",
              "SELECT customer_id, 'redeem_above_balance' AS rule, d, -pts AS pts FROM b WHERE k = 'redeem' AND bal < -1e-9",
@@ -1053,19 +1174,16 @@ def risk_flags(ds: Dataset, end: dt.date, burst_factor: float = 3.0, burst_z: fl
         parts[-1] = f"""SELECT * FROM (
             WITH me AS (SELECT customer_id, date_trunc('month', d) AS m, sum(pts) AS pts, min(d) AS d FROM p
                         WHERE k = 'earn' AND plain_earn GROUP BY 1, 2),
-            ms AS (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, sum(greatest(amount, 0)) AS spend
-                   FROM transactions GROUP BY 1, 2),
             j AS (SELECT me.*, coalesce(ms.spend, 0) AS spend FROM me LEFT JOIN ms USING (customer_id, m)),
             rate AS (SELECT median(pts / spend) AS r FROM j WHERE spend > 0)
             SELECT customer_id, 'earn_burst' AS rule, d, pts FROM j, rate
             WHERE spend > 0 AND pts > {float(burst_factor)} * rate.r * spend)"""
     checked = {"negative_balance": "", "redeem_above_balance": "" if ds.has("points", "kind") else "no_kinds",
                "earn_burst": "", "earn_without_purchase": "", "shared_contact": "no_contact"}
-    if ds.has("transactions", "customer_id", "date"):
+    if has_tx:
         parts.append("""SELECT p.customer_id, 'earn_without_purchase' AS rule, p.d, p.pts FROM p
                  WHERE p.k = 'earn' AND p.plain_earn AND NOT EXISTS (
-                   SELECT 1 FROM transactions t WHERE t.customer_id = p.customer_id
-                   AND date_trunc('month', CAST(t.date AS DATE)) = date_trunc('month', p.d))""")
+                   SELECT 1 FROM ms WHERE ms.customer_id = p.customer_id AND ms.m = date_trunc('month', p.d))""")
     else:
         checked["earn_without_purchase"] = "no_transactions"
     if checked["redeem_above_balance"]:
@@ -1210,36 +1328,45 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
     order = tuple(_level_order(ds, sorted(spells["level"].dropna().unique()), end))
     rank = {lv: i for i, lv in enumerate(order)}
     spells = spells.sort_values(["customer_id", "since"])
-    left_at = spells.groupby("customer_id")["left_at"].max()
-    joined = spells.groupby("customer_id")["joined"].min()
-    states = []
-    for day in reviews:  # one as-of per review date (a handful), vectorised over members
-        r = pd.Timestamp(day)
-        s = spells[spells["since"] <= r].groupby("customer_id")["level"].last()
-        active = (joined.reindex(s.index) <= r) & (left_at.reindex(s.index).isna() | (left_at.reindex(s.index) > r))
-        states.append(s[active])
-    rows = []
-    for a, b, rb in zip(states[:-1], states[1:], reviews[1:], strict=True):
-        to = b.reindex(a.index)
-        gone = to.isna()
-        to = to.astype(object).where(~gone, "left")
-        rows.append(pd.DataFrame({"customer_id": a.index, "from_level": a.to_numpy(), "to_level": to.to_numpy(),
-                                  "review": pd.Timestamp(rb)}))
-    pairs = pd.concat(rows, ignore_index=True)
-    counts = pairs.groupby(["from_level", "to_level"]).size().rename("n").reset_index()
-    counts["row_n"] = counts.groupby("from_level")["n"].transform("sum")
+    from workbench.io import quote_str
     from workbench.loyalty import wilson
 
+    # each member's level at each review (as-of join in the engine), kept when a member on that day
+    rv = ", ".join(f"({i}, DATE '{d.isoformat()}')" for i, d in enumerate(reviews))
+    with _temp_table(ds, f"""
+        WITH sp AS (SELECT customer_id, level, {_since_sql(ds)} AS since, CAST(joined_at AS DATE) AS joined,
+                           {left} AS left_at
+                    FROM members WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}'
+                    AND {_since_sql(ds)} <= DATE '{end.isoformat()}'),
+        cust AS (SELECT customer_id, min(joined) AS joined, max(left_at) AS left_at FROM sp GROUP BY 1),
+        rv(i, day) AS (VALUES {rv}),
+        st AS (SELECT rv.i, rv.day, sp.customer_id, arg_max(sp.level, sp.since) AS level
+               FROM rv JOIN sp ON sp.since <= rv.day GROUP BY 1, 2, 3)
+        SELECT st.* FROM st JOIN cust USING (customer_id)
+        WHERE cust.joined <= st.day AND (cust.left_at IS NULL OR cust.left_at > st.day)""") as act:
+        # consecutive reviews: the level at the later one, or "left" (members conserved)
+        pairs = f"""(SELECT a.customer_id, a.level AS from_level, coalesce(b.level, 'left') AS to_level,
+                            rv.day AS review
+                     FROM {act} a JOIN (VALUES {rv}) rv(i, day) ON rv.i = a.i + 1
+                     LEFT JOIN {act} b ON b.customer_id = a.customer_id AND b.i = a.i + 1)"""
+        counts = ds.sql(f"SELECT from_level, to_level, count(*) AS n FROM {pairs} GROUP BY 1, 2")
+        n_members = int(ds.sql(f"SELECT count(DISTINCT customer_id) FROM {pairs}").iloc[0, 0])
+        rk = ", ".join(f"({quote_str(str(lv))}, {i})" for i, lv in enumerate(order))
+        stayed = f"""(SELECT p.customer_id, p.review,
+                             CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
+                      FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
+                      LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
+        moves = _active_after(ds, stayed, active_days)
+        current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
+            "customer_id")["level"]
+    counts = counts.sort_values(["from_level", "to_level"]).reset_index(drop=True)
+    counts["row_n"] = counts.groupby("from_level")["n"].transform("sum")
     counts["share"] = counts["n"] / counts["row_n"]
     counts["ci_low"], counts["ci_high"] = wilson(counts["n"], counts["row_n"])
-    stayed = pairs[pairs["to_level"] != "left"].copy()
-    diff = stayed["to_level"].map(rank) - stayed["from_level"].map(rank)
-    stayed["move"] = np.select([diff > 0, diff < 0], ["up", "down"], "same")
-    moves = _active_after(ds, stayed, active_days)
-    reach_tab = _within_reach(ds, states[-1], reviews[-1], end, order, thresholds or settings_thresholds(ds),
+    reach_tab = _within_reach(ds, current, reviews[-1], end, order, thresholds or settings(ds).level_thresholds,
                               window_months, reach)
     return Levels(order, counts.drop(columns="row_n"), moves, tuple(reviews), source, reach_tab,
-                  int(pairs["customer_id"].nunique()), _first_upgrade(spells, rank, end))
+                  n_members, _first_upgrade(spells, rank, end))
 
 
 def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> dict[str, Any]:
@@ -1269,29 +1396,27 @@ def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> 
             "n": int(ok.sum()), "events": int(event[ok].sum())}
 
 
-def settings_thresholds(ds: Dataset) -> dict[str, float]:
-    raw = dict(getattr(ds, "programme", None) or {})
-    return {str(k): float(v) for k, v in dict(raw.get("level_thresholds", {})).items()}
+def _active_after(ds: Dataset, stayed: str, days: int) -> pd.DataFrame:
+    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval).
 
-
-def _active_after(ds: Dataset, stayed: pd.DataFrame, days: int) -> pd.DataFrame:
-    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval)."""
+    ``stayed``: SQL relation of (customer_id, review, move); the first purchase on or after each review
+    comes from an as-of join on the members' purchase dates.
+    """
     from workbench.loyalty import wilson
 
-    if not ds.has("transactions", "customer_id", "date") or stayed.empty:
+    got = pd.DataFrame({"move": pd.Series(dtype=str), "n": pd.Series(dtype=int), "active_after": pd.Series(dtype=int)})
+    if ds.has("transactions", "customer_id", "date"):
+        got = ds.sql(f"""
+            WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
+                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL),
+            nx AS (SELECT s.move, s.review, tx.d AS next_d
+                   FROM {stayed} s ASOF LEFT JOIN tx ON s.customer_id = tx.customer_id AND s.review <= tx.d)
+            SELECT move, count(*) AS n,
+                   count(*) FILTER (WHERE next_d < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
+            FROM nx GROUP BY 1""")
+    if got.empty:
         return pd.DataFrame({"move": ["up", "same", "down"], "n": 0, "active_after": 0,
                              "share_active": np.nan, "ci_low": np.nan, "ci_high": np.nan})
-    con = ds._con
-    con.register("wb_level_moves", stayed[["customer_id", "review", "move"]])
-    try:
-        got = con.execute(f"""
-            SELECT m.move, count(*) AS n,
-                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM transactions t WHERE t.customer_id = m.customer_id
-                        AND CAST(t.date AS DATE) >= CAST(m.review AS DATE)
-                        AND CAST(t.date AS DATE) < CAST(m.review AS DATE) + INTERVAL {int(days)} DAY)) AS active_after
-            FROM wb_level_moves m GROUP BY 1""").df()
-    finally:
-        con.unregister("wb_level_moves")
     got = got.set_index("move").reindex(["up", "same", "down"]).fillna(0).reset_index()
     got[["n", "active_after"]] = got[["n", "active_after"]].astype(int)
     got["share_active"] = np.where(got["n"] > 0, got["active_after"] / got["n"].where(got["n"] > 0, 1), np.nan)
@@ -1305,10 +1430,10 @@ def _within_reach(ds: Dataset, current: pd.Series, review: dt.date, end: dt.date
     empty = pd.DataFrame({"next_level": pd.Series(dtype=str), "members": pd.Series(dtype=int)})
     if not thresholds or not ds.has("transactions", "customer_id", "amount") or current.empty:
         return empty
-    lo = _add_months(_month(end), -(window_months - 1))
+    lo = months_back(end, window_months - 1)
     spend = ds.sql(f"""SELECT customer_id, sum(amount) AS spend FROM transactions
                        WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
-                       GROUP BY 1""").set_index("customer_id")["spend"]
+                       AND customer_id IN (SELECT customer_id FROM members) GROUP BY 1""").set_index("customer_id")["spend"]
     nxt = {lv: order[i + 1] for i, lv in enumerate(order[:-1]) if order[i + 1] in thresholds}
     target = current.map(nxt)
     thr = target.map(thresholds)
@@ -1351,7 +1476,7 @@ class ROI(Result):
                                                              "action.roi_unclear", lang))]
 
     def figures(self, lang: str = "en") -> list[Any]:
-        names = [_tr(f"cost.{c}", lang) if t_has(f"programme.cost.{c}") else c for c in self.costs["line"]]
+        names = [_tr(f"cost.{c}", lang) if has(f"programme.cost.{c}") else c for c in self.costs["line"]]
         fig = go.Figure()
         fig.add_trace(go.Bar(y=names, x=self.costs["amount"], orientation="h", name=_tr("roi.costs", lang),
                              marker_color=viz.PALETTE[3]))
@@ -1386,12 +1511,6 @@ class ROI(Result):
                                   "by_level": self.by_level}}
 
 
-def t_has(key: str) -> bool:
-    from workbench.i18n import has
-
-    return has(key)
-
-
 def roi_from_effect(member_profit: float, effect: float, ci: tuple[float, float], cost: float) -> dict[str, float]:
     """ROI arithmetic: members' profit after joining includes the effect, so the incremental part is
     ``profit × (1 − 1/effect)``; ROI = (incremental − cost) / cost. Monotone in the effect, so the
@@ -1400,6 +1519,24 @@ def roi_from_effect(member_profit: float, effect: float, ci: tuple[float, float]
     lo, hi = member_profit * (1 - 1 / ci[0]), member_profit * (1 - 1 / ci[1])
     return {"incremental": inc, "inc_lo": lo, "inc_hi": hi, "roi": (inc - cost) / cost,
             "roi_lo": (lo - cost) / cost, "roi_hi": (hi - cost) / cost}
+
+
+def _redeemed_points(ds: Dataset, start: dt.date, end: dt.date) -> float:
+    """Points redeemed (ledger rows of a redemption kind) from ``start`` to ``end``."""
+    return float(ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
+                            WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
+                            WHERE k = 'redeem'""").iloc[0, 0])
+
+
+def _member_profit(ds: Dataset, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Members' gross margin after their join day, from ``start`` to ``end``, by latest level (``level``,
+    ``profit``, ``n`` members buying)."""
+    return ds.sql(f"""
+    WITH {_members_cte(ds, end)}
+    SELECT mem.level, sum(t.margin) AS profit, count(DISTINCT t.customer_id) AS n
+    FROM transactions t JOIN mem USING (customer_id)
+    WHERE CAST(t.date AS DATE) > mem.joined AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}'
+          AND DATE '{end.isoformat()}' GROUP BY 1 ORDER BY 1""")
 
 
 @analysis("programme.h.roi")
@@ -1418,30 +1555,18 @@ def roi(ds: Dataset, effect: MemberEffect, end: dt.date, costs: dict[str, float]
         raise NotEstimable("no_costs", table="points")
     if not ds.has("transactions", "margin"):
         raise NotEstimable("no_margin", table="transactions")
-    start = _add_months(_month(end), -(months - 1))
+    start = months_back(end, months - 1)
     factor = months / 12
     rows = [{"line": k, "amount": float(v) * factor} for k, v in lines.items()]
     redemption = None
     if point_value is not None and ds.has("points", "points"):
-        redeemed = ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
-                              WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
-                              WHERE k = 'redeem'""").iloc[0, 0]
-        redemption = float(redeemed) * float(point_value)
+        redemption = _redeemed_points(ds, start, end) * float(point_value)
         rows.append({"line": "points_redeemed", "amount": redemption})
     cost_tab = pd.DataFrame(rows)
     total = float(cost_tab["amount"].sum())
     if total <= 0:
         raise NotEstimable("no_costs", table="points")
-    since = "coalesce(CAST(level_changed_at AS DATE), CAST(joined_at AS DATE))" \
-        if ds.has("members", "level_changed_at") else "CAST(joined_at AS DATE)"
-    level = f"arg_max(level, {since})" if ds.has("members", "level") else "'all'"
-    prof = ds.sql(f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {level} AS level FROM members
-                 WHERE CAST(joined_at AS DATE) <= DATE '{end.isoformat()}' GROUP BY 1)
-    SELECT mem.level, sum(t.margin) AS profit, count(DISTINCT t.customer_id) AS n
-    FROM transactions t JOIN mem USING (customer_id)
-    WHERE CAST(t.date AS DATE) > mem.joined AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}'
-          AND DATE '{end.isoformat()}' GROUP BY 1 ORDER BY 1""")
+    prof = _member_profit(ds, start, end)
     member_profit = float(prof["profit"].sum())
     r = roi_from_effect(member_profit, effect.effect, effect.ci, total)
     by_level = prof.assign(member_profit=prof["profit"],
@@ -1484,7 +1609,7 @@ class CostExplorer(Result):
         import ipywidgets as w
 
         pv = w.FloatText(value=self.point_value, description=_tr("w.point_value", lang), step=0.001)
-        lines = {k: w.FloatText(value=v, description=_tr(f"cost.{k}", lang) if t_has(f"programme.cost.{k}") else k)
+        lines = {k: w.FloatText(value=v, description=_tr(f"cost.{k}", lang) if has(f"programme.cost.{k}") else k)
                  for k, v in self.costs.items()}
         out = w.HTML()
 
@@ -1513,17 +1638,9 @@ def explorer(ds: Dataset, flow: Result, effect: Result, end: dt.date, point_valu
     for r in (flow, effect):
         if r.skipped:
             raise r.cause  # type: ignore[attr-defined]
-    start = _add_months(_month(end), -(months - 1))
-    redeemed = float(ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
-                          WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
-                          WHERE k = 'redeem'""").iloc[0, 0])
-    profit = 0.0
-    if ds.has("transactions", "margin"):
-        profit = float(ds.sql(f"""
-            WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined FROM members GROUP BY 1)
-            SELECT coalesce(sum(t.margin), 0) FROM transactions t JOIN mem USING (customer_id)
-            WHERE CAST(t.date AS DATE) > mem.joined
-              AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}'""").iloc[0, 0])
+    start = months_back(end, months - 1)
+    redeemed = _redeemed_points(ds, start, end)
+    profit = float(_member_profit(ds, start, end)["profit"].sum()) if ds.has("transactions", "margin") else 0.0
     return CostExplorer(flow.outstanding, redeemed, profit, effect.effect, effect.ci, float(point_value or 0.0),
                         dict(costs or {}), months, ds.currency)
 
@@ -1608,13 +1725,12 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
     ds.require("transactions", "customer_id", "date")
     from workbench.loyalty import box_cuts, mean_ci, wilson
 
-    start = _add_months(_month(end), -(months - 1))
-    prev = _add_months(start, -months)
+    start = months_back(end, months - 1)
+    prev = months_back(start, months)
     s, e, p = start.isoformat(), end.isoformat(), prev.isoformat()
-    left = "max(CAST(left_at AS DATE))" if ds.has("members", "left_at") else "NULL::DATE"
     amount = "amount" if ds.has("transactions", "amount") else "NULL::DOUBLE"
     per = ds.sql(f"""
-    WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at FROM members GROUP BY 1),
+    WITH {_members_cte(ds)},
     w AS (SELECT customer_id, count(*) AS n, sum({amount}) AS spend FROM transactions
           WHERE CAST(date AS DATE) BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY 1),
     b AS (SELECT DISTINCT customer_id FROM transactions WHERE CAST(date AS DATE) >= DATE '{p}'
@@ -1652,8 +1768,7 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
         cols = [c for c in ("satisfaction", "recommend") if ds.has("surveys", c)]
         if cols:
             sv = ds.sql(f"""
-            WITH mem AS (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined, {left} AS left_at
-                         FROM members GROUP BY 1)
+            WITH {_members_cte(ds)}
             SELECT {', '.join('s.' + c for c in cols)},
                    mem.joined IS NOT NULL AND mem.joined <= CAST(s.date AS DATE)
                    AND (mem.left_at IS NULL OR mem.left_at > CAST(s.date AS DATE)) AS member
