@@ -176,6 +176,52 @@ def test_pareto_nbd_likelihood_both_hypergeometric_cases(params):
         assert abs(got - want) < 1e-8 * max(1.0, abs(want)), (params, x, t_x, T, got, want)
 
 
+def test_pareto_nbd_loglik_random_triples_and_parameters_by_quadrature():
+    # random parameters (both hypergeometric cases, extreme ratios the optimiser visits) and random
+    # fractional-week triples: the closed form equals the defining integral to 1e-8 relative
+    rng = np.random.default_rng(2005)
+    worst = 0.0
+    for _ in range(40):
+        r, alpha, s, beta = np.exp(rng.uniform([-2.5, -1, -2.5, -1], [3, 7, 2, 7]))
+        fit = ParetoNBDFit(r, alpha, s, beta, se={}, loglik=0.0, n=1, converged=True)
+        T = rng.uniform(0.2, 104)
+        x = int(rng.integers(0, 80)) if rng.random() < 0.8 else 0
+        t_x = rng.uniform(0, T) if x else 0.0
+        want = pnbd_loglik_tau(r, alpha, s, beta, x, t_x, T)
+        got = float(fit.log_likelihood(x, t_x, T))
+        worst = max(worst, abs(got - want) / max(1.0, abs(want)))
+        assert abs(got - want) < 1e-8 * max(1.0, abs(want)), ((r, alpha, s, beta), (x, t_x, T), got, want)
+    assert worst < 1e-8
+
+
+@pytest.mark.parametrize(
+    "b, c, z",
+    [(0.55, 2.2, 0.3),  # scipy's series
+     (25.3, 26.9, 0.9),  # continued fraction
+     (1438.77, 1439.66, 0.99997),  # the connection formula (this point took seconds by quadrature)
+     (1438.77, 1445.66, 0.99976),  # continued fraction, large parameters
+     (1.0, 2.0, 1 - 5e-7),  # d = c-1-b = 0, a pole of the connection formula (r = 1 at the start)
+     (3.0, 5.0, 1 - 2e-7),  # d = 1
+     (1.6, 80.0, 0.7)],  # alpha < beta case: c >> b
+)
+def test_log_hyp2f1_1_equals_the_positive_power_series(b, c, z):
+    from workbench.buytil import _log_hyp2f1_1
+
+    # sum_k (b)_k / (c)_k z^k: every term positive, summed exactly enough in float64 (cumulative
+    # products of the term ratios, in chunks, until the terms vanish)
+    total, last, k0 = 0.0, 1.0, 0
+    while True:
+        k = np.arange(k0, k0 + 2_000_000, dtype=float)
+        terms = last * np.cumprod((b + k) / (c + k) * z)
+        total += terms.sum()
+        last, k0 = terms[-1], k0 + k.size
+        if last < 1e-18 * total:
+            break
+    want = np.log1p(total)
+    got = float(_log_hyp2f1_1(b, c, z))
+    assert abs(got - want) < 1e-9 * max(1.0, abs(want)), (got, want)
+
+
 def test_pareto_nbd_alive_and_expected_purchases_by_integration(pnbd):
     p = (pnbd.r, pnbd.alpha, pnbd.s, pnbd.beta)
     t = 39.0
