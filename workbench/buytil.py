@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from workbench.clv import (
     BetaGeoModel,
@@ -30,12 +30,15 @@ from workbench.clv import (
     _check_rfm,
     _check_weights,
     _dot,
+    _fit_from,
     _format_table,
     _group_rows,
     _identification_issues,
     _index,
+    _Memo,
     _numerical_hessian,
     _standard_errors,
+    _warm_start,
     _wrap,
 )
 from workbench.results import Finding, Result, Table
@@ -145,10 +148,23 @@ def _conn_log_hyp2f1_1(b: np.ndarray, c: np.ndarray, z: np.ndarray, max_terms: i
         return np.log(first + special.gammasgn(-d) * np.exp(log2))
 
 
+def _series_log_hyp2f1_1(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``log sum_k (b)_k / (c)_k z^k`` for ``0 <= z <= 0.5`` (``c > b > 0``: terms positive, ratio < z)."""
+    term = np.ones_like(b)
+    total = term.copy()
+    for k in range(60):
+        term *= (b + k) / (c + k) * z
+        total += term
+        if not np.any(term > 1e-17 * total):
+            break
+    return np.log(total)
+
+
 def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
     """``log 2F1(1, b; c; z)`` for ``0 <= z < 1``, ``c > 1``, ``b > 0``, closed forms only.
 
-    * ``z <= 0.5``: ``scipy.special.hyp2f1`` (its power series converges geometrically);
+    * ``z <= 0.5``: the power series (positive terms, ratio below ``z``: at most 56 terms; the same
+      series as ``scipy.special.hyp2f1`` there, vectorised, about 5x faster);
     * ``1 - z <= 1e-4`` with ``b (1-z) <= 2``: the ``1 - z`` connection formula
       (:func:`_conn_log_hyp2f1_1`); when ``d = c-1-b`` is within ``1e-3`` of an integer (its
       poles; e.g. ``r = 1`` exactly) and ``1 - z < 1e-6``, the formula at ``d -/+ delta``,
@@ -168,8 +184,7 @@ def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
     d = c - 1.0 - b
     near_int = np.abs(d - np.round(d)) < 1e-3
     small = z <= 0.5
-    with np.errstate(all="ignore"):
-        out[small] = np.log(special.hyp2f1(1.0, b[small], c[small], z[small]))
+    out[small] = _series_log_hyp2f1_1(b[small], c[small], z[small])
     conn = ~small & (eps <= 1e-4) & (b * eps <= 2.0) & ~near_int
     out[conn] = _conn_log_hyp2f1_1(b[conn], c[conn], z[conn])
     pole = ~small & (eps < 1e-6) & (b * eps <= 2.0) & near_int
@@ -440,11 +455,9 @@ def _conf_int(fit: Any, level: float) -> pd.DataFrame:
     return pd.DataFrame({"estimate": est, "se": se, "lower": est * np.exp(-half), "upper": est * np.exp(half)})
 
 
-def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, float, bool]:
-    res = optimize.minimize(
-        nll, x0, jac=True, method="L-BFGS-B", bounds=[(-_BOUND, _BOUND)] * x0.size,
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15},
-    )
+def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int,
+                chol: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+    res = _fit_from(nll, x0, chol, tol, max_iter)
     grad_ok = bool(np.max(np.abs(nll(res.x)[1])) < 1e-5)
     converged = bool(res.success or grad_ok) and bool(np.all(np.abs(res.x) < _BOUND - 0.5))
     return res.x, float(res.fun), converged
@@ -497,11 +510,14 @@ class ParetoNBDModel:
         if np.all(x == 0):
             raise ValueError("all frequencies are zero: the Pareto/NBD purchase rate is not identified")
         (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
-        nll = _ParetoNBDLikelihood(x, t_x, T_, w)
+        nll = _Memo(_ParetoNBDLikelihood(x, t_x, T_, w))
         n = nll.n
         scale = max(float(np.average(T_, weights=w)), 1e-3)
-        theta, fun, converged = _fit_loglik(nll, np.log([1.0, scale, 1.0, scale]), self.tol, self.max_iter)
-        hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta)
+        theta0 = np.log([1.0, scale, 1.0, scale])
+        theta0, chol = _warm_start(_ParetoNBDLikelihood, x, t_x, T_, w, theta0, self.max_iter)
+        theta, fun, converged = _fit_loglik(nll, theta0, self.tol, self.max_iter, chol)
+        g0 = nll(theta)[1] * n
+        hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta, g0=g0)
         params = np.exp(theta)
         se = _standard_errors(hess, params)
         self.result_ = ParetoNBDFit(
@@ -727,7 +743,7 @@ class ModifiedBetaGeoModel:
         if np.all(x == 0):
             raise ValueError("all frequencies are zero: the MBG/NBD purchase rate is not identified")
         (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
-        nll = _MBGNBDLikelihood(x, t_x, T_, w)
+        nll = _Memo(_MBGNBDLikelihood(x, t_x, T_, w))
         n = nll.n
         x0 = np.log([1.0, max(float(np.average(T_, weights=w)), 1e-3), 1.0, 1.0])
         theta, fun, converged = _fit_loglik(nll, x0, self.tol, self.max_iter)
@@ -981,3 +997,178 @@ def compare_models(calibration_holdout_summary: pd.DataFrame, max_frequency: int
         mae_diff=float(d.mean()), mae_diff_ci=(float(d.mean() - half), float(d.mean() + half)),
         n=int(n), duration=float(np.median(duration)), time_unit=unit,
     )
+
+
+# ---------------------------------------------------------------------------
+# Notebook 04 section: which purchase model fits best (with the lifetimes-style diagnostics)
+# ---------------------------------------------------------------------------
+
+MIN_REPEAT_BUYERS = 50  # fewer calibration repeat buyers than this: the dropout process is not identified
+MIN_CALIBRATION_WEEKS = 26  # and a calibration window shorter than this hides the dropout
+
+
+def _unsupported(key: str, **values: Any) -> Exception:
+    import datetime as _dt
+
+    from workbench.engine import MissingDataError
+    from workbench.i18n import fmt_date, t
+
+    class _Why(MissingDataError):
+        def __init__(self) -> None:
+            super().__init__("transactions", (), f"{key}: {values}")
+
+        def reason(self, lang: str = "en") -> str:
+            vals = {k: fmt_date(v, lang) if isinstance(v, _dt.date) else v for k, v in values.items()}
+            return t(f"buytil.skip.{key}", lang, **vals)
+
+    return _Why()
+
+
+@dataclass(frozen=True, repr=False)
+class PurchaseModels(Result):
+    """Notebook section: :class:`PurchaseModelComparison` plus the ``lifetimes``-style diagnostics of
+    the best model (expected purchases and P(alive) by frequency × recency, cumulative repeat
+    purchases against the model), all in the appendix except the comparison itself."""
+
+    heading: ClassVar[str] = "buytil.h.comparison"
+
+    comparison: PurchaseModelComparison
+    expected: pd.DataFrame  # rows: recency (time units), columns: frequency; expected purchases next period
+    alive: pd.DataFrame  # same grid, P(alive)
+    cumulative: pd.DataFrame  # day, actual, predicted (repeat purchases since the calibration start)
+    calibration_end: Any
+    holdout_days: int
+    repeat_buyers: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return self.comparison.findings(lang)
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        import plotly.graph_objects as go
+
+        from workbench.i18n import t
+        from workbench.results import Figure
+
+        model = self.comparison._name(self.comparison.best, lang)
+        unit = t(f"buytil.unit.{self.comparison.time_unit}", lang)
+        figs = [Figure(f) for f in self.comparison.figures(lang)]
+        for frame, key in ((self.expected, "expected"), (self.alive, "alive")):
+            fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=list(frame.index),
+                                       colorscale="Viridis"))
+            fig.update_layout(title=t(f"buytil.fig.{key}", lang, model=model),
+                              xaxis_title=t("buytil.col.frequency", lang),
+                              yaxis_title=t("buytil.fig.recency", lang, unit=unit))
+            figs.append(Figure(fig, appendix=True))
+        cum = self.cumulative
+        fig = go.Figure()
+        fig.add_scatter(x=cum["day"], y=cum["actual"], mode="lines", name=t("buytil.col.actual", lang))
+        fig.add_scatter(x=cum["day"], y=cum["predicted"], mode="lines", name=model, line={"dash": "dash"})
+        fig.add_vline(x=self.calibration_end, line_dash="dot")
+        fig.update_layout(title=t("buytil.fig.cumulative", lang), yaxis_title=t("buytil.fig.cum_y", lang))
+        figs.append(Figure(fig, appendix=True))
+        return figs
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        return self.comparison.tables(lang)
+
+    def notes(self, lang: str = "en") -> list[str]:
+        from workbench.i18n import fmt_date, fmt_int, t
+
+        return [t("buytil.note.split", lang, cal=fmt_date(self.calibration_end, lang), days=self.holdout_days,
+                  n=fmt_int(self.repeat_buyers, lang)), *self.comparison.notes(lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.comparison.metrics()
+        return {"purchase_models": {"models": m["purchase_model_comparison"], "best": m["purchase_model_best"],
+                                    "n": m["purchase_model_n"], "repeat_buyers": self.repeat_buyers,
+                                    "calibration_end": str(self.calibration_end),
+                                    "holdout_days": self.holdout_days,
+                                    "mae_diff": self.comparison.mae_diff,
+                                    "mae_diff_ci": list(self.comparison.mae_diff_ci)}}
+
+
+def _cumulative(ds: Any, fit: Any, ch: pd.DataFrame, cal_end: Any, end: Any, days_per_unit: float) -> pd.DataFrame:
+    """Actual repeat purchase days per day since the first purchase (engine SQL) against the model:
+    sum over customers of the expected purchases of a new customer ``t`` after the first purchase."""
+    import datetime as _dt
+
+    first = pd.to_datetime(pd.Series(ch["first_purchase"]))
+    start = first.min().date()
+    days = pd.date_range(start, end, freq="7D" if (end - start).days > 200 else "D")
+    tx = ds.sql(f"""WITH d AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS d FROM transactions
+                     WHERE amount > 0 AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
+                     f AS (SELECT customer_id, min(d) AS f FROM d GROUP BY 1)
+                     SELECT d.d FROM d JOIN f USING (customer_id) WHERE d.d > f.f AND f.f <= DATE '{cal_end.isoformat()}'""")
+    rep = np.sort(pd.to_datetime(tx["d"]).to_numpy())
+    actual = np.searchsorted(rep, days.to_numpy(), side="right")
+    counts = first.dt.normalize().value_counts()
+    fdays = counts.index.to_numpy()
+    pred = []
+    for day in days.to_numpy():
+        age = (day - fdays) / np.timedelta64(1, "D") / days_per_unit
+        ok = age > 0
+        pred.append(float(np.dot(counts.to_numpy()[ok], np.asarray(fit.expected_purchases_new(age[ok]), dtype=float)))
+                    if ok.any() else 0.0)
+    return pd.DataFrame({"day": [d.date() if isinstance(d, _dt.datetime) else pd.Timestamp(d).date() for d in days],
+                         "actual": actual, "predicted": pred})
+
+
+def purchase_models(ds: Any, end: Any, holdout_days: int = 182, time_unit: str = "W",
+                    max_frequency: int = 7) -> Result:
+    """Notebook 04: BG/NBD, Pareto/NBD and MBG/NBD fitted up to ``end - holdout_days`` and scored on
+    the following ``holdout_days`` (:func:`compare_models`), with the diagnostics of the best model.
+
+    Skipped, saying why in plain words, when the calibration window is shorter than
+    ``MIN_CALIBRATION_WEEKS`` weeks or has fewer than ``MIN_REPEAT_BUYERS`` repeat buyers.
+    """
+    from workbench import clv
+    from workbench.results import Skipped
+
+    try:
+        return _purchase_models(ds, end, holdout_days, time_unit, max_frequency, clv)
+    except Exception as exc:  # noqa: BLE001 - a data reason becomes a skipped section
+        if hasattr(exc, "reason"):
+            return Skipped(PurchaseModels.heading, exc)
+        raise
+
+
+def _purchase_models(ds: Any, end: Any, holdout_days: int, time_unit: str, max_frequency: int, clv: Any) -> Result:
+    import datetime as _dt
+
+    end = pd.Timestamp(end).date()
+    holdout_days = int(holdout_days)
+    cal_end = end - _dt.timedelta(days=holdout_days)
+    first = ds.sql(f"SELECT min(CAST(date AS DATE)) AS f FROM transactions WHERE amount > 0 "
+                   f"AND CAST(date AS DATE) <= DATE '{end.isoformat()}'")["f"].iloc[0]
+    if first is None or pd.isna(first):
+        raise _unsupported("no_purchases", day=end)
+    first = pd.Timestamp(first).date()
+    weeks = (cal_end - first).days / 7.0
+    if weeks < MIN_CALIBRATION_WEEKS:
+        raise _unsupported("short_window", weeks=round(weeks), need=MIN_CALIBRATION_WEEKS, days=holdout_days)
+    tx = ds.table("transactions")
+    tx = tx.filter(tx.date <= end)
+    order_col = "order_id" if ds.has("transactions", "order_id") else None
+    ch = clv.calibration_holdout(tx, cal_end, end, time_unit, order_col=order_col, data_end=end)
+    repeat = int((ch["frequency"] > 0).sum())
+    if repeat < MIN_REPEAT_BUYERS:
+        raise _unsupported("few_repeat", n=repeat, need=MIN_REPEAT_BUYERS, day=cal_end)
+    comp = compare_models(ch, max_frequency=max_frequency, time_unit=time_unit)
+    cls = MODELS[comp.best][0]
+    fit = cls().fit(ch["frequency"], ch["recency"], ch["T"]).result_
+    T_max = float(ch["T"].max())
+    fmax = int(min(ch["frequency"].quantile(0.99), 40))
+    freqs = np.arange(0, fmax + 1)
+    rec = np.linspace(0.0, T_max, 25)
+    F, R = np.meshgrid(freqs, rec)
+    R = np.where(F == 0, 0.0, R)
+    shape = F.shape
+    dur = float(ch["duration_holdout"].iloc[0])
+    expd = np.asarray(fit.expected_purchases(dur, F.ravel(), R.ravel(), np.full(F.size, T_max)), dtype=float)
+    alive = np.asarray(fit.probability_alive(F.ravel(), R.ravel(), np.full(F.size, T_max)), dtype=float)
+    idx = pd.Index(np.round(rec, 1), name="recency")
+    expected = pd.DataFrame(expd.reshape(shape), index=idx, columns=freqs)
+    alive_f = pd.DataFrame(alive.reshape(shape), index=idx, columns=freqs)
+    days_per_unit = 7.0 if time_unit == "W" else 1.0
+    cum = _cumulative(ds, fit, ch, cal_end, end, days_per_unit)
+    return PurchaseModels(comp, expected, alive_f, cum, cal_end, holdout_days, repeat)
