@@ -443,3 +443,59 @@ def test_pareto_nbd_extreme_parameters_stay_finite_and_correct(params):
         want = pnbd_loglik_tau(*params, x, t_x, T)
         assert np.isfinite(got)
         assert abs(got - want) < 1e-7 * max(1.0, abs(want)), (params, x, got, want)
+
+
+# ---------------------------------------------------------------------------
+# notebook 04 section: purchase_models on the sample
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_section(sample_dir):
+    from workbench.buytil import purchase_models
+    from workbench.engine import open_dataset
+
+    ds = open_dataset(sample_dir)
+    tx = pd.read_parquet(sample_dir / "transactions.parquet")
+    end = pd.Timestamp(tx["date"].max()).date()
+    yield purchase_models(ds, end, holdout_days=365), tx, end, ds
+    ds.close()
+
+
+def test_purchase_models_section_on_the_sample(sample_section):
+    res, tx, end, _ = sample_section
+    m = res.metrics()["purchase_models"]
+    assert set(m["models"]) == {"bgnbd", "pareto_nbd", "mbgnbd"} and m["best"] in m["models"]
+    # the actual holdout purchases and the cumulative repeat purchases, recounted with plain pandas
+    # (a purchase = a distinct (customer, day, order) with a positive amount)
+    tx = tx[tx["amount"] > 0].assign(d=pd.to_datetime(tx["date"]).dt.normalize())
+    units = tx[["customer_id", "d", "order_id"]].drop_duplicates()
+    cal_end = pd.Timestamp(end) - pd.Timedelta(days=365)
+    first = units.groupby("customer_id")["d"].transform("min")
+    units = units[(first <= cal_end) & (units["d"] <= pd.Timestamp(end))]
+    hold = int((units["d"] > cal_end).sum())
+    assert m["models"]["bgnbd"]["actual"] == hold
+    repeat_total = len(units) - units["customer_id"].nunique()
+    assert int(res.cumulative["actual"].iloc[-1]) == repeat_total
+    cal_units = units[units["d"] <= cal_end]
+    assert m["repeat_buyers"] == int((cal_units.groupby("customer_id")["d"].size() > 1).sum())
+    # diagnostics: P(alive) in [0, 1], expected purchases rise with frequency for recent buyers
+    assert ((res.alive.to_numpy() >= 0) & (res.alive.to_numpy() <= 1 + 1e-12)).all()
+    last = res.expected.iloc[-1]
+    assert last.iloc[-1] > last.iloc[1]
+    for lang in ("en", "zh"):
+        assert res.findings(lang) and res.tables(lang)
+        figs = res.figures(lang)
+        assert sum(getattr(f, "appendix", False) for f in figs) == 3
+
+
+def test_purchase_models_says_why_when_the_window_is_too_short(sample_section):
+    from workbench.buytil import purchase_models
+    from workbench.results import Skipped
+
+    _, tx, _, ds = sample_section
+    start = pd.Timestamp(tx["date"].min()).date()
+    res = purchase_models(ds, start + pd.Timedelta(days=120), holdout_days=30)
+    assert isinstance(res, Skipped)
+    en, zh = res.cause.reason("en"), res.cause.reason("zh")
+    assert "weeks" in en and "26" in en and "周" in zh

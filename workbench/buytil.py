@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 _BOUND = 20.0  # |log parameter| bound of the optimiser (as in workbench.clv)
+# Pareto/NBD: when the dropout rate hardly varies between customers the likelihood rises forever along
+# s, beta -> infinity (s/beta fixed); s is capped at 100 (the dropout rate's coefficient of variation
+# 10%, near enough to homogeneous) and a fit that ends there is reported as not converged.
+_PNBD_UPPER = np.array([_BOUND, _BOUND, np.log(100.0), _BOUND])
 
 
 def _check_t(t: Any, size: int) -> np.ndarray:
@@ -199,7 +203,10 @@ def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
     if rest.size:
         h, ok = _cf_hyp2f1_1(b[rest], c[rest], z[rest])
         with np.errstate(all="ignore"):
-            out[rest] = np.where(ok, np.log(h), np.log(special.hyp2f1(1.0, b[rest], c[rest], z[rest])))
+            out[rest[ok]] = np.log(h[ok])
+            bad = rest[~ok]
+            if bad.size:
+                out[bad] = np.log(special.hyp2f1(1.0, b[bad], c[bad], z[bad]))
     return out.reshape(shape)
 
 
@@ -456,10 +463,11 @@ def _conf_int(fit: Any, level: float) -> pd.DataFrame:
 
 
 def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int,
-                chol: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
-    res = _fit_from(nll, x0, chol, tol, max_iter)
+                chol: np.ndarray | None = None, upper: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+    hi = np.full(x0.size, _BOUND) if upper is None else upper
+    res = _fit_from(nll, x0, chol, tol, max_iter, hi)
     grad_ok = bool(np.max(np.abs(nll(res.x)[1])) < 1e-5)
-    converged = bool(res.success or grad_ok) and bool(np.all(np.abs(res.x) < _BOUND - 0.5))
+    converged = bool(res.success or grad_ok) and bool(np.all(res.x > -_BOUND + 0.5) and np.all(res.x < hi - 0.5))
     return res.x, float(res.fun), converged
 
 
@@ -515,7 +523,7 @@ class ParetoNBDModel:
         scale = max(float(np.average(T_, weights=w)), 1e-3)
         theta0 = np.log([1.0, scale, 1.0, scale])
         theta0, chol = _warm_start(_ParetoNBDLikelihood, x, t_x, T_, w, theta0, self.max_iter)
-        theta, fun, converged = _fit_loglik(nll, theta0, self.tol, self.max_iter, chol)
+        theta, fun, converged = _fit_loglik(nll, theta0, self.tol, self.max_iter, chol, _PNBD_UPPER)
         g0 = nll(theta)[1] * n
         hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta, g0=g0)
         params = np.exp(theta)
@@ -1094,11 +1102,13 @@ def _cumulative(ds: Any, fit: Any, ch: pd.DataFrame, cal_end: Any, end: Any, day
 
     first = pd.to_datetime(pd.Series(ch["first_purchase"]))
     start = first.min().date()
-    days = pd.date_range(start, end, freq="7D" if (end - start).days > 200 else "D")
-    tx = ds.sql(f"""WITH d AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS d FROM transactions
+    days = pd.date_range(start, end, freq="7D" if (end - start).days > 200 else "D").union([pd.Timestamp(end)])
+    oc = ", order_id" if ds.has("transactions", "order_id") else ""  # the unit the models were fitted on
+    tx = ds.sql(f"""WITH u AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS d{oc} FROM transactions
                      WHERE amount > 0 AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
-                     f AS (SELECT customer_id, min(d) AS f FROM d GROUP BY 1)
-                     SELECT d.d FROM d JOIN f USING (customer_id) WHERE d.d > f.f AND f.f <= DATE '{cal_end.isoformat()}'""")
+                     r AS (SELECT d, row_number() OVER (PARTITION BY customer_id ORDER BY d{oc}) AS k,
+                                  min(d) OVER (PARTITION BY customer_id) AS f FROM u)
+                     SELECT d FROM r WHERE k > 1 AND f <= DATE '{cal_end.isoformat()}'""")
     rep = np.sort(pd.to_datetime(tx["d"]).to_numpy())
     actual = np.searchsorted(rep, days.to_numpy(), side="right")
     counts = first.dt.normalize().value_counts()
@@ -1113,7 +1123,7 @@ def _cumulative(ds: Any, fit: Any, ch: pd.DataFrame, cal_end: Any, end: Any, day
                          "actual": actual, "predicted": pred})
 
 
-def purchase_models(ds: Any, end: Any, holdout_days: int = 182, time_unit: str = "W",
+def purchase_models(ds: Any, end: Any, holdout_days: int = 365, time_unit: str = "W",
                     max_frequency: int = 7) -> Result:
     """Notebook 04: BG/NBD, Pareto/NBD and MBG/NBD fitted up to ``end - holdout_days`` and scored on
     the following ``holdout_days`` (:func:`compare_models`), with the diagnostics of the best model.

@@ -581,7 +581,8 @@ class _Memo:
         return self.nll.rows(theta)
 
 
-def _fit_from(nll: Any, theta0: np.ndarray, chol: np.ndarray | None, tol: float, max_iter: int) -> Any:
+def _fit_from(nll: Any, theta0: np.ndarray, chol: np.ndarray | None, tol: float, max_iter: int,
+              upper: np.ndarray | None = None) -> Any:
     """Minimise ``nll`` (returning value and gradient in log-parameters) by L-BFGS-B.
 
     With a preconditioner ``chol`` (``H = L L^T`` at a nearby point), in the whitened coordinates
@@ -589,20 +590,22 @@ def _fit_from(nll: Any, theta0: np.ndarray, chol: np.ndarray | None, tol: float,
     converge inside the parameter bounds, the plain bounded fit from ``theta0`` decides.
     """
     opts = {"maxiter": max_iter, "gtol": tol, "ftol": 1e-15}
-    bounds = [(-20.0, 20.0)] * theta0.size
+    hi = np.full(theta0.size, 20.0) if upper is None else np.asarray(upper, dtype=float)
+    bounds = [(-20.0, float(u)) for u in hi]
+    theta0 = np.minimum(theta0, hi)
     if chol is not None:
         inv_lt = np.linalg.inv(chol.T)
 
         def whitened(u: np.ndarray) -> tuple[float, np.ndarray]:
             th = theta0 + inv_lt @ u
-            if np.any(np.abs(th) > 20.0):
+            if np.any(th < -20.0) or np.any(th > hi):
                 return np.inf, np.zeros_like(u)
             f, g = nll(th)
             return f, inv_lt.T @ g
 
         res = optimize.minimize(whitened, np.zeros(theta0.size), jac=True, method="L-BFGS-B", options=opts)
         theta = theta0 + inv_lt @ res.x
-        if np.all(np.abs(theta) < 19.5) and np.max(np.abs(nll(theta)[1])) < max(tol, 1e-9) * 10:
+        if np.all(theta > -19.5) and np.all(theta < hi - 0.5) and np.max(np.abs(nll(theta)[1])) < max(tol, 1e-9) * 10:
             res.x, res.fun = theta, float(nll(theta, grad=False)[0])
             res.success = True
             return res
