@@ -176,6 +176,52 @@ def test_pareto_nbd_likelihood_both_hypergeometric_cases(params):
         assert abs(got - want) < 1e-8 * max(1.0, abs(want)), (params, x, t_x, T, got, want)
 
 
+def test_pareto_nbd_loglik_random_triples_and_parameters_by_quadrature():
+    # random parameters (both hypergeometric cases, extreme ratios the optimiser visits) and random
+    # fractional-week triples: the closed form equals the defining integral to 1e-8 relative
+    rng = np.random.default_rng(2005)
+    worst = 0.0
+    for _ in range(40):
+        r, alpha, s, beta = np.exp(rng.uniform([-2.5, -1, -2.5, -1], [3, 7, 2, 7]))
+        fit = ParetoNBDFit(r, alpha, s, beta, se={}, loglik=0.0, n=1, converged=True)
+        T = rng.uniform(0.2, 104)
+        x = int(rng.integers(0, 80)) if rng.random() < 0.8 else 0
+        t_x = rng.uniform(0, T) if x else 0.0
+        want = pnbd_loglik_tau(r, alpha, s, beta, x, t_x, T)
+        got = float(fit.log_likelihood(x, t_x, T))
+        worst = max(worst, abs(got - want) / max(1.0, abs(want)))
+        assert abs(got - want) < 1e-8 * max(1.0, abs(want)), ((r, alpha, s, beta), (x, t_x, T), got, want)
+    assert worst < 1e-8
+
+
+@pytest.mark.parametrize(
+    "b, c, z",
+    [(0.55, 2.2, 0.3),  # scipy's series
+     (25.3, 26.9, 0.9),  # continued fraction
+     (1438.77, 1439.66, 0.99997),  # the connection formula (this point took seconds by quadrature)
+     (1438.77, 1445.66, 0.99976),  # continued fraction, large parameters
+     (1.0, 2.0, 1 - 5e-7),  # d = c-1-b = 0, a pole of the connection formula (r = 1 at the start)
+     (3.0, 5.0, 1 - 2e-7),  # d = 1
+     (1.6, 80.0, 0.7)],  # alpha < beta case: c >> b
+)
+def test_log_hyp2f1_1_equals_the_positive_power_series(b, c, z):
+    from workbench.buytil import _log_hyp2f1_1
+
+    # sum_k (b)_k / (c)_k z^k: every term positive, summed exactly enough in float64 (cumulative
+    # products of the term ratios, in chunks, until the terms vanish)
+    total, last, k0 = 0.0, 1.0, 0
+    while True:
+        k = np.arange(k0, k0 + 2_000_000, dtype=float)
+        terms = last * np.cumprod((b + k) / (c + k) * z)
+        total += terms.sum()
+        last, k0 = terms[-1], k0 + k.size
+        if last < 1e-18 * total:
+            break
+    want = np.log1p(total)
+    got = float(_log_hyp2f1_1(b, c, z))
+    assert abs(got - want) < 1e-9 * max(1.0, abs(want)), (got, want)
+
+
 def test_pareto_nbd_alive_and_expected_purchases_by_integration(pnbd):
     p = (pnbd.r, pnbd.alpha, pnbd.s, pnbd.beta)
     t = 39.0
@@ -397,3 +443,59 @@ def test_pareto_nbd_extreme_parameters_stay_finite_and_correct(params):
         want = pnbd_loglik_tau(*params, x, t_x, T)
         assert np.isfinite(got)
         assert abs(got - want) < 1e-7 * max(1.0, abs(want)), (params, x, got, want)
+
+
+# ---------------------------------------------------------------------------
+# notebook 04 section: purchase_models on the sample
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_section(sample_dir):
+    from workbench.buytil import purchase_models
+    from workbench.engine import open_dataset
+
+    ds = open_dataset(sample_dir)
+    tx = pd.read_parquet(sample_dir / "transactions.parquet")
+    end = pd.Timestamp(tx["date"].max()).date()
+    yield purchase_models(ds, end, holdout_days=365), tx, end, ds
+    ds.close()
+
+
+def test_purchase_models_section_on_the_sample(sample_section):
+    res, tx, end, _ = sample_section
+    m = res.metrics()["purchase_models"]
+    assert set(m["models"]) == {"bgnbd", "pareto_nbd", "mbgnbd"} and m["best"] in m["models"]
+    # the actual holdout purchases and the cumulative repeat purchases, recounted with plain pandas
+    # (a purchase = a distinct (customer, day, order) with a positive amount)
+    tx = tx[tx["amount"] > 0].assign(d=pd.to_datetime(tx["date"]).dt.normalize())
+    units = tx[["customer_id", "d", "order_id"]].drop_duplicates()
+    cal_end = pd.Timestamp(end) - pd.Timedelta(days=365)
+    first = units.groupby("customer_id")["d"].transform("min")
+    units = units[(first <= cal_end) & (units["d"] <= pd.Timestamp(end))]
+    hold = int((units["d"] > cal_end).sum())
+    assert m["models"]["bgnbd"]["actual"] == hold
+    repeat_total = len(units) - units["customer_id"].nunique()
+    assert int(res.cumulative["actual"].iloc[-1]) == repeat_total
+    cal_units = units[units["d"] <= cal_end]
+    assert m["repeat_buyers"] == int((cal_units.groupby("customer_id")["d"].size() > 1).sum())
+    # diagnostics: P(alive) in [0, 1], expected purchases rise with frequency for recent buyers
+    assert ((res.alive.to_numpy() >= 0) & (res.alive.to_numpy() <= 1 + 1e-12)).all()
+    last = res.expected.iloc[-1]
+    assert last.iloc[-1] > last.iloc[1]
+    for lang in ("en", "zh"):
+        assert res.findings(lang) and res.tables(lang)
+        figs = res.figures(lang)
+        assert sum(getattr(f, "appendix", False) for f in figs) == 3
+
+
+def test_purchase_models_says_why_when_the_window_is_too_short(sample_section):
+    from workbench.buytil import purchase_models
+    from workbench.results import Skipped
+
+    _, tx, _, ds = sample_section
+    start = pd.Timestamp(tx["date"].min()).date()
+    res = purchase_models(ds, start + pd.Timedelta(days=120), holdout_days=30)
+    assert isinstance(res, Skipped)
+    en, zh = res.cause.reason("en"), res.cause.reason("zh")
+    assert "weeks" in en and "26" in en and "周" in zh

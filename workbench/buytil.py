@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize, special
+from scipy import special
 
 from workbench.clv import (
     BetaGeoModel,
@@ -30,12 +30,15 @@ from workbench.clv import (
     _check_rfm,
     _check_weights,
     _dot,
+    _fit_from,
     _format_table,
     _group_rows,
     _identification_issues,
     _index,
+    _Memo,
     _numerical_hessian,
     _standard_errors,
+    _warm_start,
     _wrap,
 )
 from workbench.results import Finding, Result, Table
@@ -51,6 +54,10 @@ __all__ = [
 ]
 
 _BOUND = 20.0  # |log parameter| bound of the optimiser (as in workbench.clv)
+# Pareto/NBD: when the dropout rate hardly varies between customers the likelihood rises forever along
+# s, beta -> infinity (s/beta fixed); s is capped at 100 (the dropout rate's coefficient of variation
+# 10%, near enough to homogeneous) and a fit that ends there is reported as not converged.
+_PNBD_UPPER = np.array([_BOUND, _BOUND, np.log(100.0), _BOUND])
 
 
 def _check_t(t: Any, size: int) -> np.ndarray:
@@ -75,34 +82,132 @@ def _finish(out: np.ndarray, like: Any, name: str) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
-    """``log 2F1(1, b; c; z)`` for ``0 <= z < 1``, ``c > 1``.
+_TINY = 1e-300
 
-    scipy first; where it returns a non-finite value (large ``c`` with ``z`` near 1, e.g. heavy buyers
-    under extreme trial parameters) the Euler integral ``(c-1) int_0^1 (1-t)^(c-2) (1-zt)^-b dt`` is
-    integrated in logs (scaled by its value at the mode) with adaptive quadrature.
+
+def _cf_hyp2f1_1(b: np.ndarray, c: np.ndarray, z: np.ndarray, tol: float = 1e-15,
+                 max_iter: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """``2F1(1, b; c; z)`` by Gauss's continued fraction (modified Lentz), and a converged mask.
+
+    The fraction is the one of the incomplete beta function (``B_z(p, q) = z^p (1-z)^q / p *
+    2F1(p+q, 1; p+1; z)`` with ``p = c-1``, ``q = b-c+1``), valid for any real ``q``. It needs
+    about ``1/sqrt(1-z)`` steps, so it is only used for ``1 - z >= 1e-6``; the elements still
+    running are advanced together (vectorised) and dropped as they converge.
+    """
+    p = c - 1.0
+    q = b - c + 1.0
+    cc = np.ones(p.size)
+    d = 1.0 - (p + q) * z / (p + 1.0)
+    d = 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+    h = d.copy()
+    ok = np.zeros(p.size, dtype=bool)
+    act = np.arange(p.size)
+    for m in range(1, max_iter + 1):
+        pa, qa, za = p[act], q[act], z[act]
+        m2 = 2.0 * m
+        prod = np.ones(act.size)
+        dd, ci = d[act], cc[act]
+        for aa in (m * (qa - m) * za / ((pa - 1.0 + m2) * (pa + m2)),
+                   -(pa + m) * (pa + qa + m) * za / ((pa + m2) * (pa + 1.0 + m2))):
+            dd = 1.0 + aa * dd
+            dd = 1.0 / np.where(np.abs(dd) < _TINY, _TINY, dd)
+            ci = 1.0 + aa / ci
+            ci = np.where(np.abs(ci) < _TINY, _TINY, ci)
+            prod *= dd * ci
+        d[act], cc[act] = dd, ci
+        h[act] *= prod
+        done = np.abs(prod - 1.0) < tol
+        ok[act[done]] = True
+        act = act[~done]
+        if act.size == 0:
+            break
+    return h, ok
+
+
+def _conn_log_hyp2f1_1(b: np.ndarray, c: np.ndarray, z: np.ndarray, max_terms: int = 2000) -> np.ndarray:
+    """``log 2F1(1, b; c; z)`` for ``z`` near 1 by the ``1 - z`` connection formula (A&S 15.3.6).
+
+    With ``d = c - 1 - b`` (not an integer) and ``e = 1 - z``::
+
+        2F1(1, b; c; z) = (c-1)/d 2F1(1, b; 1-d; e) + Gamma(c) Gamma(-d) / Gamma(b) e^d z^(1-c)
+
+    (the second function of 15.3.6, ``2F1(c-1, d+1; d+1; e)``, is ``z^(1-c)``). The series in
+    ``e`` converges fast for ``e <= 1e-4`` and ``b e <= 2``, where it is used.
+    """
+    d = c - 1.0 - b
+    eps = 1.0 - z
+    term = np.ones_like(b)
+    s = term.copy()
+    act = np.arange(b.size)
+    for k in range(max_terms):
+        term[act] *= (b[act] + k) / (1.0 - d[act] + k) * eps[act]
+        s[act] += term[act]
+        act = act[(np.abs(term[act]) > 1e-17 * np.abs(s[act])) | (k < 2)]
+        if act.size == 0:
+            break
+    first = (c - 1.0) / d * s
+    log2 = (special.gammaln(c) - special.gammaln(b) + special.gammaln(-d) + d * np.log(eps)
+            + (1.0 - c) * np.log1p(-eps))
+    with np.errstate(all="ignore"):
+        return np.log(first + special.gammasgn(-d) * np.exp(log2))
+
+
+def _series_log_hyp2f1_1(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``log sum_k (b)_k / (c)_k z^k`` for ``0 <= z <= 0.5`` (``c > b > 0``: terms positive, ratio < z)."""
+    term = np.ones_like(b)
+    total = term.copy()
+    for k in range(60):
+        term *= (b + k) / (c + k) * z
+        total += term
+        if not np.any(term > 1e-17 * total):
+            break
+    return np.log(total)
+
+
+def _log_hyp2f1_1(b: Any, c: Any, z: Any) -> np.ndarray:
+    """``log 2F1(1, b; c; z)`` for ``0 <= z < 1``, ``c > 1``, ``b > 0``, closed forms only.
+
+    * ``z <= 0.5``: the power series (positive terms, ratio below ``z``: at most 56 terms; the same
+      series as ``scipy.special.hyp2f1`` there, vectorised, about 5x faster);
+    * ``1 - z <= 1e-4`` with ``b (1-z) <= 2``: the ``1 - z`` connection formula
+      (:func:`_conn_log_hyp2f1_1`); when ``d = c-1-b`` is within ``1e-3`` of an integer (its
+      poles; e.g. ``r = 1`` exactly) and ``1 - z < 1e-6``, the formula at ``d -/+ delta``,
+      averaged and Richardson-extrapolated (error ``O(delta^4)``, ``delta = 1e-4``);
+    * otherwise Gauss's continued fraction (:func:`_cf_hyp2f1_1`);
+    * scipy's value is the last resort where nothing above converged (far outside any
+      plausible parameters: rates beyond ``e^14`` with ``1 - z < 1e-6``).
+
+    Checked against 150-digit ``mpmath`` and the exact positive power series on random
+    arguments to ``1e-12`` relative (``tests/test_buytil.py`` checks the likelihood by quadrature).
     """
     b, c, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (b, c, z)))
-    with np.errstate(all="ignore"):
-        out = np.array(np.log(special.hyp2f1(1.0, b, c, z)), dtype=float)  # an array even when 0-d
-    bad = np.flatnonzero(~np.isfinite(out))
-    for i in bad:
-        bi, ci, zi = float(b.flat[i]), float(c.flat[i]), float(z.flat[i])
+    shape = b.shape
+    b, c, z = b.ravel(), c.ravel(), z.ravel()
+    out = np.full(b.size, np.nan)
+    eps = 1.0 - z
+    d = c - 1.0 - b
+    near_int = np.abs(d - np.round(d)) < 1e-3
+    small = z <= 0.5
+    out[small] = _series_log_hyp2f1_1(b[small], c[small], z[small])
+    conn = ~small & (eps <= 1e-4) & (b * eps <= 2.0) & ~near_int
+    out[conn] = _conn_log_hyp2f1_1(b[conn], c[conn], z[conn])
+    pole = ~small & (eps < 1e-6) & (b * eps <= 2.0) & near_int
+    if pole.any():
+        bp, cp, zp = b[pole], c[pole], z[pole]
 
-        def log_f(t: float, bi: float = bi, ci: float = ci, zi: float = zi) -> float:
-            return (ci - 2.0) * np.log1p(-t) - bi * np.log1p(-zi * t)
+        def avg(delta: float) -> np.ndarray:
+            return 0.5 * (_conn_log_hyp2f1_1(bp, cp - delta, zp) + _conn_log_hyp2f1_1(bp, cp + delta, zp))
 
-        grid = np.concatenate([np.linspace(0.0, 0.99, 100), 1.0 - np.geomspace(1e-2, 1e-12, 60)])
-        with np.errstate(divide="ignore"):
-            vals = (ci - 2.0) * np.log1p(-grid) - bi * np.log1p(-zi * grid)
-        k = int(np.argmax(vals))
-        top = float(vals[k])
-        pts = [float(grid[k])] if 0 < k < grid.size - 1 else None
-        with np.errstate(divide="ignore", over="ignore"):
-            val, _ = integrate.quad(lambda t, top=top: np.exp(log_f(t) - top), 0.0, 1.0, points=pts,
-                                    limit=400, epsabs=0.0, epsrel=1e-11)
-        out.flat[i] = np.log(ci - 1.0) + top + np.log(val)
-    return out
+        out[pole] = (4.0 * avg(1e-4) - avg(2e-4)) / 3.0
+    rest = np.flatnonzero(~np.isfinite(out))
+    if rest.size:
+        h, ok = _cf_hyp2f1_1(b[rest], c[rest], z[rest])
+        with np.errstate(all="ignore"):
+            out[rest[ok]] = np.log(h[ok])
+            bad = rest[~ok]
+            if bad.size:
+                out[bad] = np.log(special.hyp2f1(1.0, b[bad], c[bad], z[bad]))
+    return out.reshape(shape)
 
 
 def _pnbd_log_sF(
@@ -122,7 +227,7 @@ def _pnbd_log_sF(
     * ``alpha >= beta``: ``a F = (alpha+tau)^-(r+x) (beta+tau)^-s 2F1(1, r+x; a+1; (alpha-beta)/(alpha+tau))``;
     * ``alpha < beta``: ``a F = (alpha+tau)^-(r+x-1) (beta+tau)^-(s+1) 2F1(1, s+1; a+1; (beta-alpha)/(beta+tau))``.
 
-    ``log 2F1(1, b; c; z)`` is :func:`_log_hyp2f1_1` (scipy, with a quadrature fallback).
+    ``log 2F1(1, b; c; z)`` is :func:`_log_hyp2f1_1` (closed forms only, no numerical integration).
     """
     a = r + s + x
     log_at = np.log(alpha + tau)
@@ -357,13 +462,12 @@ def _conf_int(fit: Any, level: float) -> pd.DataFrame:
     return pd.DataFrame({"estimate": est, "se": se, "lower": est * np.exp(-half), "upper": est * np.exp(half)})
 
 
-def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, float, bool]:
-    res = optimize.minimize(
-        nll, x0, jac=True, method="L-BFGS-B", bounds=[(-_BOUND, _BOUND)] * x0.size,
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15},
-    )
+def _fit_loglik(nll: Any, x0: np.ndarray, tol: float, max_iter: int,
+                chol: np.ndarray | None = None, upper: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+    hi = np.full(x0.size, _BOUND) if upper is None else upper
+    res = _fit_from(nll, x0, chol, tol, max_iter, hi)
     grad_ok = bool(np.max(np.abs(nll(res.x)[1])) < 1e-5)
-    converged = bool(res.success or grad_ok) and bool(np.all(np.abs(res.x) < _BOUND - 0.5))
+    converged = bool(res.success or grad_ok) and bool(np.all(res.x > -_BOUND + 0.5) and np.all(res.x < hi - 0.5))
     return res.x, float(res.fun), converged
 
 
@@ -414,11 +518,14 @@ class ParetoNBDModel:
         if np.all(x == 0):
             raise ValueError("all frequencies are zero: the Pareto/NBD purchase rate is not identified")
         (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
-        nll = _ParetoNBDLikelihood(x, t_x, T_, w)
+        nll = _Memo(_ParetoNBDLikelihood(x, t_x, T_, w))
         n = nll.n
         scale = max(float(np.average(T_, weights=w)), 1e-3)
-        theta, fun, converged = _fit_loglik(nll, np.log([1.0, scale, 1.0, scale]), self.tol, self.max_iter)
-        hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta)
+        theta0 = np.log([1.0, scale, 1.0, scale])
+        theta0, chol = _warm_start(_ParetoNBDLikelihood, x, t_x, T_, w, theta0, self.max_iter)
+        theta, fun, converged = _fit_loglik(nll, theta0, self.tol, self.max_iter, chol, _PNBD_UPPER)
+        g0 = nll(theta)[1] * n
+        hess = _numerical_hessian(lambda th: nll(th)[1] * n, theta, g0=g0)
         params = np.exp(theta)
         se = _standard_errors(hess, params)
         self.result_ = ParetoNBDFit(
@@ -644,7 +751,7 @@ class ModifiedBetaGeoModel:
         if np.all(x == 0):
             raise ValueError("all frequencies are zero: the MBG/NBD purchase rate is not identified")
         (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
-        nll = _MBGNBDLikelihood(x, t_x, T_, w)
+        nll = _Memo(_MBGNBDLikelihood(x, t_x, T_, w))
         n = nll.n
         x0 = np.log([1.0, max(float(np.average(T_, weights=w)), 1e-3), 1.0, 1.0])
         theta, fun, converged = _fit_loglik(nll, x0, self.tol, self.max_iter)
@@ -898,3 +1005,180 @@ def compare_models(calibration_holdout_summary: pd.DataFrame, max_frequency: int
         mae_diff=float(d.mean()), mae_diff_ci=(float(d.mean() - half), float(d.mean() + half)),
         n=int(n), duration=float(np.median(duration)), time_unit=unit,
     )
+
+
+# ---------------------------------------------------------------------------
+# Notebook 04 section: which purchase model fits best (with the lifetimes-style diagnostics)
+# ---------------------------------------------------------------------------
+
+MIN_REPEAT_BUYERS = 50  # fewer calibration repeat buyers than this: the dropout process is not identified
+MIN_CALIBRATION_WEEKS = 26  # and a calibration window shorter than this hides the dropout
+
+
+def _unsupported(key: str, **values: Any) -> Exception:
+    import datetime as _dt
+
+    from workbench.engine import MissingDataError
+    from workbench.i18n import fmt_date, t
+
+    class _Why(MissingDataError):
+        def __init__(self) -> None:
+            super().__init__("transactions", (), f"{key}: {values}")
+
+        def reason(self, lang: str = "en") -> str:
+            vals = {k: fmt_date(v, lang) if isinstance(v, _dt.date) else v for k, v in values.items()}
+            return t(f"buytil.skip.{key}", lang, **vals)
+
+    return _Why()
+
+
+@dataclass(frozen=True, repr=False)
+class PurchaseModels(Result):
+    """Notebook section: :class:`PurchaseModelComparison` plus the ``lifetimes``-style diagnostics of
+    the best model (expected purchases and P(alive) by frequency × recency, cumulative repeat
+    purchases against the model), all in the appendix except the comparison itself."""
+
+    heading: ClassVar[str] = "buytil.h.comparison"
+
+    comparison: PurchaseModelComparison
+    expected: pd.DataFrame  # rows: recency (time units), columns: frequency; expected purchases next period
+    alive: pd.DataFrame  # same grid, P(alive)
+    cumulative: pd.DataFrame  # day, actual, predicted (repeat purchases since the calibration start)
+    calibration_end: Any
+    holdout_days: int
+    repeat_buyers: int
+
+    def findings(self, lang: str = "en") -> list[Finding]:
+        return self.comparison.findings(lang)
+
+    def figures(self, lang: str = "en") -> list[Any]:
+        import plotly.graph_objects as go
+
+        from workbench.i18n import t
+        from workbench.results import Figure
+
+        model = self.comparison._name(self.comparison.best, lang)
+        unit = t(f"buytil.unit.{self.comparison.time_unit}", lang)
+        figs = [Figure(f) for f in self.comparison.figures(lang)]
+        for frame, key in ((self.expected, "expected"), (self.alive, "alive")):
+            fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=list(frame.index),
+                                       colorscale="Viridis"))
+            fig.update_layout(title=t(f"buytil.fig.{key}", lang, model=model),
+                              xaxis_title=t("buytil.col.frequency", lang),
+                              yaxis_title=t("buytil.fig.recency", lang, unit=unit))
+            figs.append(Figure(fig, appendix=True))
+        cum = self.cumulative
+        fig = go.Figure()
+        fig.add_scatter(x=cum["day"], y=cum["actual"], mode="lines", name=t("buytil.col.actual", lang))
+        fig.add_scatter(x=cum["day"], y=cum["predicted"], mode="lines", name=model, line={"dash": "dash"})
+        fig.add_vline(x=self.calibration_end, line_dash="dot")
+        fig.update_layout(title=t("buytil.fig.cumulative", lang), yaxis_title=t("buytil.fig.cum_y", lang))
+        figs.append(Figure(fig, appendix=True))
+        return figs
+
+    def tables(self, lang: str = "en") -> list[Table]:
+        return self.comparison.tables(lang)
+
+    def notes(self, lang: str = "en") -> list[str]:
+        from workbench.i18n import fmt_date, fmt_int, t
+
+        return [t("buytil.note.split", lang, cal=fmt_date(self.calibration_end, lang), days=self.holdout_days,
+                  n=fmt_int(self.repeat_buyers, lang)), *self.comparison.notes(lang)]
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.comparison.metrics()
+        return {"purchase_models": {"models": m["purchase_model_comparison"], "best": m["purchase_model_best"],
+                                    "n": m["purchase_model_n"], "repeat_buyers": self.repeat_buyers,
+                                    "calibration_end": str(self.calibration_end),
+                                    "holdout_days": self.holdout_days,
+                                    "mae_diff": self.comparison.mae_diff,
+                                    "mae_diff_ci": list(self.comparison.mae_diff_ci)}}
+
+
+def _cumulative(ds: Any, fit: Any, ch: pd.DataFrame, cal_end: Any, end: Any, days_per_unit: float) -> pd.DataFrame:
+    """Actual repeat purchase days per day since the first purchase (engine SQL) against the model:
+    sum over customers of the expected purchases of a new customer ``t`` after the first purchase."""
+    import datetime as _dt
+
+    first = pd.to_datetime(pd.Series(ch["first_purchase"]))
+    start = first.min().date()
+    days = pd.date_range(start, end, freq="7D" if (end - start).days > 200 else "D").union([pd.Timestamp(end)])
+    oc = ", order_id" if ds.has("transactions", "order_id") else ""  # the unit the models were fitted on
+    tx = ds.sql(f"""WITH u AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS d{oc} FROM transactions
+                     WHERE amount > 0 AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
+                     r AS (SELECT d, row_number() OVER (PARTITION BY customer_id ORDER BY d{oc}) AS k,
+                                  min(d) OVER (PARTITION BY customer_id) AS f FROM u)
+                     SELECT d FROM r WHERE k > 1 AND f <= DATE '{cal_end.isoformat()}'""")
+    rep = np.sort(pd.to_datetime(tx["d"]).to_numpy())
+    actual = np.searchsorted(rep, days.to_numpy(), side="right")
+    counts = first.dt.normalize().value_counts()
+    fdays = counts.index.to_numpy()
+    pred = []
+    for day in days.to_numpy():
+        age = (day - fdays) / np.timedelta64(1, "D") / days_per_unit
+        ok = age > 0
+        pred.append(float(np.dot(counts.to_numpy()[ok], np.asarray(fit.expected_purchases_new(age[ok]), dtype=float)))
+                    if ok.any() else 0.0)
+    return pd.DataFrame({"day": [d.date() if isinstance(d, _dt.datetime) else pd.Timestamp(d).date() for d in days],
+                         "actual": actual, "predicted": pred})
+
+
+def purchase_models(ds: Any, end: Any, holdout_days: int = 365, time_unit: str = "W",
+                    max_frequency: int = 7) -> Result:
+    """Notebook 04: BG/NBD, Pareto/NBD and MBG/NBD fitted up to ``end - holdout_days`` and scored on
+    the following ``holdout_days`` (:func:`compare_models`), with the diagnostics of the best model.
+
+    Skipped, saying why in plain words, when the calibration window is shorter than
+    ``MIN_CALIBRATION_WEEKS`` weeks or has fewer than ``MIN_REPEAT_BUYERS`` repeat buyers.
+    """
+    from workbench import clv
+    from workbench.results import Skipped
+
+    try:
+        return _purchase_models(ds, end, holdout_days, time_unit, max_frequency, clv)
+    except Exception as exc:  # noqa: BLE001 - a data reason becomes a skipped section
+        if hasattr(exc, "reason"):
+            return Skipped(PurchaseModels.heading, exc)
+        raise
+
+
+def _purchase_models(ds: Any, end: Any, holdout_days: int, time_unit: str, max_frequency: int, clv: Any) -> Result:
+    import datetime as _dt
+
+    end = pd.Timestamp(end).date()
+    holdout_days = int(holdout_days)
+    cal_end = end - _dt.timedelta(days=holdout_days)
+    first = ds.sql(f"SELECT min(CAST(date AS DATE)) AS f FROM transactions WHERE amount > 0 "
+                   f"AND CAST(date AS DATE) <= DATE '{end.isoformat()}'")["f"].iloc[0]
+    if first is None or pd.isna(first):
+        raise _unsupported("no_purchases", day=end)
+    first = pd.Timestamp(first).date()
+    weeks = (cal_end - first).days / 7.0
+    if weeks < MIN_CALIBRATION_WEEKS:
+        raise _unsupported("short_window", weeks=round(weeks), need=MIN_CALIBRATION_WEEKS, days=holdout_days)
+    tx = ds.table("transactions")
+    tx = tx.filter(tx.date <= end)
+    order_col = "order_id" if ds.has("transactions", "order_id") else None
+    ch = clv.calibration_holdout(tx, cal_end, end, time_unit, order_col=order_col, data_end=end)
+    repeat = int((ch["frequency"] > 0).sum())
+    if repeat < MIN_REPEAT_BUYERS:
+        raise _unsupported("few_repeat", n=repeat, need=MIN_REPEAT_BUYERS, day=cal_end)
+    comp = compare_models(ch, max_frequency=max_frequency, time_unit=time_unit)
+    cls = MODELS[comp.best][0]
+    fit = cls().fit(ch["frequency"], ch["recency"], ch["T"]).result_
+    T_max = float(ch["T"].max())
+    fmax = int(min(ch["frequency"].quantile(0.99), 40))
+    freqs = np.arange(0, fmax + 1)
+    rec = np.linspace(0.0, T_max, 25)
+    F, R = np.meshgrid(freqs, rec)
+    R = np.where(F == 0, 0.0, R)
+    shape = F.shape
+    dur = float(ch["duration_holdout"].iloc[0])
+    expd = np.asarray(fit.expected_purchases(dur, F.ravel(), R.ravel(), np.full(F.size, T_max)), dtype=float)
+    alive = np.asarray(fit.probability_alive(F.ravel(), R.ravel(), np.full(F.size, T_max)), dtype=float)
+    idx = pd.Index(np.round(rec, 1), name="recency")
+    expected = pd.DataFrame(expd.reshape(shape), index=idx, columns=freqs)
+    alive_f = pd.DataFrame(alive.reshape(shape), index=idx, columns=freqs)
+    days_per_unit = 7.0 if time_unit == "W" else 1.0
+    cum = _cumulative(ds, fit, ch, cal_end, end, days_per_unit)
+    return PurchaseModels(comp, expected, alive_f, cum, cal_end, holdout_days, repeat)
