@@ -253,7 +253,7 @@ def test_no_traits_no_surveys_no_prospects(tmp_path, sample_dir):
     pros = seg.prospect_scores(b)
     assert pros.skipped and "prospects table" in pros.reason("en")
     la = seg.lookalikes(b)  # nothing is known at signup but the first purchase (no category, no channel)
-    assert la.skipped and "nothing is known" in la.reason("en")
+    assert la.skipped and "nothing is known" in la.reason("en").lower()
 
 
 def test_a_single_value_trait_is_dropped_and_unknown_traits_are_named(sample_ds):
@@ -262,3 +262,19 @@ def test_a_single_value_trait_is_dropped_and_unknown_traits_are_named(sample_ds)
     assert r.skipped and "shoe_size" in r.reason("en")
     df = pd.DataFrame({"g": ["x"] * 10, "revenue": 0.0, "purchases": 0, "categories": np.nan})
     assert seg.design(df, [], ["g"], behaviour=False).columns == ()
+
+
+def test_upsell_refuses_when_almost_everyone_buys_once(tmp_path, sample_dir):
+    """One purchase per customer (the Olist shape): spend gaps would compare single order sizes."""
+    folder = tmp_path / "once"
+    folder.mkdir()
+    pd.read_parquet(sample_dir / "customers.parquet", columns=["customer_id", "signup_date", "segment"]).to_parquet(
+        folder / "customers.parquet")
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount"])
+    tx = tx[tx["amount"] > 0].sort_values(["customer_id", "date"]).drop_duplicates("customer_id")
+    tx.to_parquet(folder / "transactions.parquet")
+    ds = open_dataset(folder)
+    b = seg.segment_base(ds, ds.date_range("transactions")[1], seg.options(n_boot=2, k_range="2-3"))
+    r = seg.upsell(b)
+    assert r.skipped and "more than once" in r.reason("en") and r.reason("en")[0].isupper()
+    assert "0.0%" in r.reason("en") and "超过一次" in r.reason("zh")

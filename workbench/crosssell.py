@@ -180,7 +180,8 @@ class Depth(Result):
             key = ("find.depth_up" if diff > 0 else "find.depth_down") if moved else "find.depth_flat"
             out.append(Finding("categories_per_customer_change",
                                _tr(key, lang, prev=prev["period"], mean=fmt_num(prev["mean"], lang),
-                                   diff=fmt_num(abs(diff), lang)),
+                                   diff=fmt_num(abs(diff), lang), now=fmt_num(last["mean"], lang),
+                                   period=last["period"]),
                                value=diff, headline=moved, interval=ci, null=0.0,
                                n=int(min(last["customers"], prev["customers"])),
                                how=_tr("how.depth_change", lang, lo=fmt_num(ci[0], lang), hi=fmt_num(ci[1], lang)),

@@ -110,7 +110,8 @@ class Unsupported(Exception):
     def reason(self, lang: str = "en") -> str:
         vals = {k: (fmt_int(v, lang) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v)
                 for k, v in self.values.items()}
-        return t(self.key, lang, **vals)
+        text = t(self.key, lang, **vals)
+        return text[:1].upper() + text[1:]  # shown on its own as the section's text
 
 
 # --------------------------------------------------------------------------- options
@@ -1412,6 +1413,10 @@ class UpSell(Result):
                            "upgrade_by_peers": int(g["upgrade"].sum()), "also_pyramid_candidates": self.pyramid_overlap}}
 
 
+#: fewer buyers than this share buying more than once in the window: no up-sell gaps (see :func:`upsell`)
+MIN_REPEAT_SHARE_UPSELL = 0.05
+
+
 @_guard("segments.h.upsell")
 def upsell(base: SegmentBase, pyramid_candidates: Sequence[str] | None = None) -> UpSell:
     """Section "spend below similar customers" of notebook 06; ``pyramid_candidates`` (ids of the pyramid's
@@ -1419,6 +1424,13 @@ def upsell(base: SegmentBase, pyramid_candidates: Sequence[str] | None = None) -
     base.need()
     if base.tiers is None:
         raise Unsupported("segments.why.no_transactions")
+    buyers = base.frame[base.frame["first_purchase"].notna()]
+    repeat = float((buyers["purchases"] > 1).mean()) if len(buyers) else 0.0
+    if repeat < MIN_REPEAT_SHARE_UPSELL:
+        # with almost everyone buying once, "spends less than peers" compares single order sizes, not
+        # relationships that could deepen
+        raise Unsupported("segments.why.few_repeat_upsell", share=fmt_pct(repeat, "en"), need=fmt_pct(
+            MIN_REPEAT_SHARE_UPSELL, "en"))
     la = base.lookalike
     scores = la.scores if isinstance(la, LookAlikeModel) else None
     gaps = upsell_gaps(base.frame, base.labels, base.tiers, scores, base.key_threshold)
