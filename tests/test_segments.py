@@ -278,3 +278,10 @@ def test_upsell_refuses_when_almost_everyone_buys_once(tmp_path, sample_dir):
     r = seg.upsell(b)
     assert r.skipped and "more than once" in r.reason("en") and r.reason("en")[0].isupper()
     assert "0.0%" in r.reason("en") and "超过一次" in r.reason("zh")
+
+
+def test_customer_frame_has_a_fixed_row_order(sample_ds):
+    """Seeded draws (the k-search sample, bootstraps) pick rows by position: the engine's row order varies
+    between runs, so the frame is sorted by customer."""
+    frame = seg.customer_frame(sample_ds, END, 12, 12)
+    assert frame.index.is_monotonic_increasing and frame.index.is_unique

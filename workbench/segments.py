@@ -200,8 +200,9 @@ def customer_frame(ds: Any, end: Any, months: int = 12, first_months: int = 12) 
         q = f"""
         WITH t AS (SELECT customer_id, CAST(date AS DATE) AS d, amount, {cat_col} AS pc, {ch_col} AS ch
                    FROM transactions WHERE CAST(date AS DATE) <= ?),
+        -- same-day ties broken by category, then channel: the engine's row order must not decide
         f AS (SELECT customer_id, min(d) AS first_purchase, max(d) AS last_purchase,
-                     arg_min(pc, d) AS first_category, arg_min(ch, d) AS first_channel
+                     arg_min(pc, (d, pc, ch)) AS first_category, arg_min(ch, (d, pc, ch)) AS first_channel
               FROM t WHERE amount > 0 GROUP BY customer_id),
         w AS (SELECT t.customer_id,
                      sum(amount) FILTER (WHERE d > ?) AS revenue,
@@ -224,7 +225,7 @@ def customer_frame(ds: Any, end: Any, months: int = 12, first_months: int = 12) 
     if df.empty:
         raise MissingDataError("customers", (), f"no customers signed up by {end}")
     df["customer_id"] = df["customer_id"].astype(str)
-    df = df.set_index("customer_id")
+    df = df.set_index("customer_id").sort_index()  # engine row order varies between runs; seeded draws need a fixed one
     if "birth_year" in df:
         df["age"] = end.year - pd.to_numeric(df.pop("birth_year"), errors="coerce")
     for col in ("revenue", "purchases", "first_revenue"):
