@@ -56,9 +56,11 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "complaints": ("customer_id", "category", "first_response_at", "closed_at", "resolution", "text"),
     "members": ("customer_id", "joined_at", "level", "left_at"),
     "points": ("customer_id", "date", "points", "kind"),
+    "prospects": ("region", "channel", "birth_year", "income", "occupation"),
 }
 
-ANALYSES: tuple[str, ...] = ("satisfaction_loyalty", "customer_value", "clv", "complaints", "loyalty_programme")
+ANALYSES: tuple[str, ...] = ("satisfaction_loyalty", "customer_value", "clv", "complaints", "lifecycle",
+                             "loyalty_programme", "segments", "crosssell")
 
 
 @dataclass(frozen=True)
@@ -340,6 +342,22 @@ def _check(ds: Dataset, analysis: str) -> Support:
         if not has("points"):
             return Support(analysis, True, "overview.reasons.members_no_points", partial=True)
         return Support(analysis, True, "overview.reasons.members_and_points")
+    if analysis == "lifecycle":
+        if has("transactions"):
+            return Support(analysis, True, "overview.reasons.lifecycle_history")
+        if has("customers", "churned_at") or has("customers", "churned"):
+            return Support(analysis, True, "overview.reasons.lifecycle_snapshot", partial=True)
+        return Support(analysis, False, "overview.reasons.no_transactions")
+    if analysis == "segments":
+        if not has("customers"):
+            return Support(analysis, False, "overview.reasons.no_customers")
+        if not has("transactions"):
+            return Support(analysis, True, "overview.reasons.segments_traits_only", partial=True)
+        return Support(analysis, True, "overview.reasons.segments_traits_and_behaviour")
+    if analysis == "crosssell":
+        if not has("transactions", "product_category"):
+            return Support(analysis, False, "overview.reasons.no_categories")
+        return Support(analysis, True, "overview.reasons.categories")
     raise ValueError(f"unknown analysis {analysis!r}; choose from {', '.join(ANALYSES)}")
 
 
