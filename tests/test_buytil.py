@@ -499,3 +499,16 @@ def test_purchase_models_says_why_when_the_window_is_too_short(sample_section):
     assert isinstance(res, Skipped)
     en, zh = res.cause.reason("en"), res.cause.reason("zh")
     assert "weeks" in en and "26" in en and "周" in zh
+
+
+def test_purchase_models_skip_without_a_transactions_table(tmp_path):
+    """A complaints-only export (CFPB shape): the section says why instead of failing the notebook."""
+    from workbench.buytil import purchase_models
+    from workbench.engine import dataset_from_frames
+    from workbench.results import Skipped
+
+    complaints = pd.DataFrame({"complaint_id": ["c1", "c2"], "opened_at": ["2026-01-03 10:00", "2026-02-03 11:00"],
+                               "category": ["delivery", "billing"]})
+    ds = dataset_from_frames({"complaints": complaints}, tmp_path)
+    r = purchase_models(ds, "2026-10-31")
+    assert isinstance(r, Skipped) and "transactions" in r.reason("en").lower()

@@ -1132,12 +1132,14 @@ def purchase_models(ds: Any, end: Any, holdout_days: int = 365, time_unit: str =
     ``MIN_CALIBRATION_WEEKS`` weeks or has fewer than ``MIN_REPEAT_BUYERS`` repeat buyers.
     """
     from workbench import clv
+    from workbench.engine import MissingDataError
     from workbench.results import Skipped
 
     try:
+        ds.require("transactions", "customer_id", "date", "amount", reason="purchase models")
         return _purchase_models(ds, end, holdout_days, time_unit, max_frequency, clv)
     except Exception as exc:  # noqa: BLE001 - a data reason becomes a skipped section
-        if hasattr(exc, "reason"):
+        if hasattr(exc, "reason") or isinstance(exc, MissingDataError):
             return Skipped(PurchaseModels.heading, exc)
         raise
 
