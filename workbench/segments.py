@@ -205,11 +205,13 @@ def customer_frame(ds: Any, end: Any, months: int = 12, first_months: int = 12) 
                      arg_min(pc, (d, pc, ch)) AS first_category, arg_min(ch, (d, pc, ch)) AS first_channel
               FROM t WHERE amount > 0 GROUP BY customer_id),
         w AS (SELECT t.customer_id,
-                     sum(amount) FILTER (WHERE d > ?) AS revenue,
+                     -- rounded: a parallel float sum differs in the last bit between runs, which moved the
+                     -- key-customer bar (a quantile of these sums) and who reaches it
+                     round(sum(amount) FILTER (WHERE d > ?), 6) AS revenue,
                      count(*) FILTER (WHERE d > ? AND amount > 0) AS purchases,
                      count(DISTINCT pc) FILTER (WHERE d > ? AND amount > 0) AS categories,
-                     sum(amount) FILTER (WHERE d < f.first_purchase + INTERVAL {int(first_months)} MONTH)
-                         AS first_revenue
+                     round(sum(amount) FILTER (WHERE d < f.first_purchase + INTERVAL {int(first_months)} MONTH),
+                           6) AS first_revenue
               FROM t LEFT JOIN f USING (customer_id) GROUP BY t.customer_id)
         SELECT {', '.join(sel)}, f.first_purchase, f.last_purchase, f.first_category, f.first_channel,
                w.revenue, w.purchases, w.categories, w.first_revenue
