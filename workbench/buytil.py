@@ -903,7 +903,7 @@ class PurchaseModelComparison(Result):
         rows = []
         for key, frame in self.params.items():
             for name, row in frame.iterrows():
-                rows.append({col("model"): self._name(key, lang), col("param"): name, col("estimate"): row["estimate"],
+                rows.append({col("model"): self._name(key, lang), col("param"): GREEK.get(name, name), col("estimate"): row["estimate"],
                              col("se"): row["se"], col("lower"): row["lower"], col("upper"): row["upper"]})
         params = pd.DataFrame(rows)
         bf = self.by_frequency.rename(columns={"n": col("customers"), "actual": col("actual"),
@@ -1093,6 +1093,10 @@ class PurchaseModels(Result):
                                     "holdout_days": self.holdout_days,
                                     "mae_diff": self.comparison.mae_diff,
                                     "mae_diff_ci": list(self.comparison.mae_diff_ci)}}
+
+
+#: parameter names as the published papers write them (also keeps English words off zh pages)
+GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ"}
 
 
 def _cumulative(ds: Any, fit: Any, ch: pd.DataFrame, cal_end: Any, end: Any, days_per_unit: float) -> pd.DataFrame:
