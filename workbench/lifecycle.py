@@ -944,6 +944,14 @@ def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
     return num / den if den else math.nan
 
 
+def _hazard_table(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """A hazard-ratio table (Cox or latent model) with translated term names and column headers."""
+    tab = table.copy()
+    tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
+                   t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
+    tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+    return tab
+
 @dataclass(frozen=True, repr=False)
 class Cox(Result):
     """Cox proportional hazards with time-varying covariates (start/stop form, Efron ties)."""
@@ -970,10 +978,7 @@ class Cox(Result):
         return out
 
     def tables(self, lang: str = "en") -> list[Table]:
-        tab = self.table.copy()
-        tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
-                       t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
-        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        tab = _hazard_table(self.table, lang)
         f2 = {c: (lambda v: fmt_num(v, lang, 2)) for c in tab.columns[1:4]}
         f2.update({c: (lambda v: fmt_num(v, lang, 4)) for c in tab.columns[4:]})
         return [Table(tab, f2, caption=t("lifecycle.cap.cox", lang), appendix=True)]
@@ -1287,10 +1292,7 @@ class LatentHazards(Result):
         return out
 
     def tables(self, lang: str = "en") -> list[Table]:
-        tab = self.table.copy()
-        tab["term"] = [t(f"lifecycle.term.{x}", lang) if not x.startswith("segment_") else
-                       t("lifecycle.term.segment", lang, level=x[8:]) for x in tab["term"]]
-        tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
+        tab = _hazard_table(self.table, lang)
         f2 = {c: (lambda v: fmt_num(v, lang, 2)) for c in tab.columns[1:4]}
         return [Table(tab, f2, caption=t("lifecycle.cap.latent", lang), appendix=True)]
 
