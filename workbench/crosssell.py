@@ -40,8 +40,8 @@ import plotly.graph_objects as go
 from scipy import sparse, stats
 from statsmodels.stats.multitest import multipletests
 
-from workbench import viz
-from workbench.engine import Dataset, MissingDataError
+from workbench import results, viz
+from workbench.engine import Dataset
 from workbench.i18n import fmt_int, fmt_num, fmt_pct, t
 from workbench.io import quote_str
 from workbench.results import KPI, Finding, Result, Table, analysis
@@ -62,21 +62,11 @@ def _tr(key: str, lang: str, **values: Any) -> str:
     return t(f"crosssell.{key}", lang, **values)
 
 
-class Unsupported(MissingDataError):
-    """The data are there but cannot support this analysis; ``reason(lang)`` says why in plain words."""
+class Unsupported(results.Unsupported):
+    """The data are there but cannot support this analysis; ``key`` names a ``crosssell.why.*`` text."""
 
-    def __init__(self, key: str, **values: Any):
-        self.key = key
-        self.values = values
-        super().__init__("transactions", (), t(f"crosssell.why.{key}", "en", **values))
-
-    def reason(self, lang: str = "en") -> str:
-        return _tr("skipped", lang, why=_tr(f"why.{self.key}", lang, **values_fmt(self.values, lang)))
-
-
-def values_fmt(values: dict[str, Any], lang: str) -> dict[str, Any]:
-    """Integers in a reason shown with thousands separators."""
-    return {k: fmt_int(v, lang) if isinstance(v, (int, np.integer)) else v for k, v in values.items()}
+    prefix = "crosssell.why."
+    wrap = "crosssell.skipped"
 
 
 # ------------------------------------------------------------------ shared SQL

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench import results
 from workbench.engine import Dataset, MissingDataError
 from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
 from workbench.results import KPI, Figure, Finding, Result, Table, analysis
@@ -125,19 +126,10 @@ def resolve_horizon(ds: Dataset, end: Any, horizon_days: Any = "", horizon_quant
     return max(1, int(math.ceil(q["days"].iloc[0])))
 
 
-class Unsupported(MissingDataError):
-    """The data cannot support a lifecycle analysis; :meth:`reason` says why in plain words.
+class Unsupported(results.Unsupported):
+    """The data cannot support a lifecycle analysis; ``key`` names a ``lifecycle.skip.<key>`` text."""
 
-    ``key`` names a ``lifecycle.skip.<key>`` text; ``values`` fill it.
-    """
-
-    def __init__(self, key: str, **values: Any):
-        self.key, self.values = key, values
-        super().__init__("transactions", (), f"{key}: {values}")
-
-    def reason(self, lang: str = "en") -> str:
-        vals = {k: fmt_date(v, lang) if isinstance(v, dt.date) else v for k, v in self.values.items()}
-        return t(f"lifecycle.skip.{self.key}", lang, **vals)
+    prefix = "lifecycle.skip."
 
 
 def _fit(model: Any) -> Any:

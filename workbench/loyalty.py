@@ -45,7 +45,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from workbench import viz
+from workbench import results, viz
 from workbench.engine import Dataset, MissingDataError
 from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
 from workbench.results import KPI, Finding, Result, Skipped, Table
@@ -63,21 +63,16 @@ def _tr(key: str, lang: str, **values: Any) -> str:
     return t(f"loyalty.{key}", lang, **values)
 
 
-class Unsupported(MissingDataError):
+class Unsupported(results.Unsupported):
     """The data are there but cannot support this analysis (too few levels, too few cases, ...).
 
-    ``key`` names a ``loyalty.why.*`` translation and ``values`` fill it; :func:`reason` renders the
-    plain-language reason the notebook shows instead of a result.
+    ``key`` names a ``loyalty.why.*`` translation and ``values`` fill it; ``reason(lang)`` gives
+    "Skipped: <why>." in the reader's language (:class:`workbench.results.Skipped` shows it).
     """
 
-    def __init__(self, key: str, table: str = "surveys", columns: tuple[str, ...] = (), **values: Any):
-        self.key = key
-        self.values = values
-        super().__init__(table, columns, t(f"loyalty.why.{key}", "en", **values))
-
-    def reason(self, lang: str = "en") -> str:
-        """"Skipped: <why>." in the reader's language (:class:`workbench.results.Skipped` shows it)."""
-        return _tr("skipped", lang, why=_tr(f"why.{self.key}", lang, **self.values))
+    prefix = "loyalty.why."
+    wrap = "loyalty.skipped"
+    default_table = "surveys"
 
 
 def skip_text(exc: MissingDataError, lang: str = "en", analysis_key: str = "") -> str:

@@ -15,8 +15,9 @@ the numbers (no side effects, nothing printed) and answers, in the reader's lang
 * :meth:`Result.summary` / ``repr`` — a readable text summary in the statsmodels spirit.
 
 When the data cannot support an analysis the function returns :class:`Skipped` (or raises
-:class:`~workbench.engine.MissingDataError`, which :func:`analysis` and ``nb.show`` turn into one),
-and the section says why in plain words instead of failing.
+:class:`~workbench.engine.MissingDataError` — :class:`Unsupported` when the data are there but cannot
+support it — which :func:`analysis` and ``nb.show`` turn into one), and the section says why in plain
+words instead of failing.
 
 :func:`render` is the one renderer: ``nb.show(result)`` in a notebook calls it with the
 notebook's language and metrics recorder, so a notebook section is one or two lines::
@@ -26,8 +27,10 @@ notebook's language and metrics recorder, so a notebook section is one or two li
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import html
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -35,10 +38,10 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from workbench.engine import MissingDataError
+from workbench.i18n import fmt_date, fmt_int, t
 from workbench.i18n import has as has_text
-from workbench.i18n import t
 
-__all__ = ["KPI", "Figure", "Finding", "Result", "Skipped", "Table", "analysis", "render", "skip_reason"]
+__all__ = ["KPI", "Figure", "Finding", "Result", "Skipped", "Table", "Unsupported", "analysis", "render", "skip_reason"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,56 @@ class Result:
     def _repr_html_(self) -> str:
         """Jupyter shows a bare result (not passed to ``nb.show``) as its summary."""
         return f"<pre>{html.escape(self.summary('en'))}</pre>"
+
+
+class Unsupported(MissingDataError):
+    """The data are there but cannot support an analysis; :meth:`reason` says why in plain words.
+
+    One class for every module: a module subclasses it only to name its translations, e.g.
+    ``class Unsupported(results.Unsupported): prefix = "loyalty.why."; wrap = "loyalty.skipped"``.
+
+    Parameters
+    ----------
+    key : str
+        The reason's translation key after ``prefix`` (e.g. ``"few_levels"``).
+    table, columns : optional
+        What the reason is about (defaults to the subclass's ``table``), as for
+        :class:`~workbench.engine.MissingDataError`.
+    **values
+        Fill the reason's placeholders; whole numbers get thousands separators and dates the
+        reader's date format.
+    """
+
+    prefix: ClassVar[str] = ""
+    #: optional text with a ``{why}`` slot that frames the reason (e.g. "Skipped: {why}.")
+    wrap: ClassVar[str | None] = None
+    default_table: ClassVar[str] = "transactions"
+
+    def __init__(self, key: str, table: str | None = None, columns: tuple[str, ...] = (), **values: Any):
+        self.key = key
+        self.values = values
+        try:
+            message = self.reason("en")
+        except (KeyError, IndexError, ValueError, LookupError):  # a bad placeholder still raises a readable error
+            message = f"{key}: {values}"
+        super().__init__(table or self.default_table, tuple(columns), message)
+
+    def reason(self, lang: str = "en") -> str:
+        values = {k: _reason_value(v, lang) for k, v in self.values.items()}
+        text = t(f"{self.prefix}{self.key}", lang, **values)
+        if self.wrap:
+            text = t(self.wrap, lang, why=text)
+        return text[:1].upper() + text[1:]  # shown on its own as the section's text
+
+
+def _reason_value(value: Any, lang: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return fmt_int(value, lang)
+    if isinstance(value, dt.date):
+        return fmt_date(value, lang)
+    return value
 
 
 @dataclass(frozen=True, repr=False)

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench import viz  # noqa: F401  (registers the workbench plotly template)
+from workbench import results, viz  # noqa: F401  (viz registers the workbench plotly template)
 from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
 from workbench.results import KPI, Figure, Finding, Result, Skipped, Table
 
@@ -99,19 +99,8 @@ def single_threaded(func: Any) -> Any:
     return run
 
 
-class Unsupported(Exception):
-    """The data cannot support a section; :meth:`reason` says why in plain words."""
-
-    def __init__(self, key: str, **values: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
-
-    def reason(self, lang: str = "en") -> str:
-        vals = {k: (fmt_int(v, lang) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v)
-                for k, v in self.values.items()}
-        text = t(self.key, lang, **vals)
-        return text[:1].upper() + text[1:]  # shown on its own as the section's text
+class Unsupported(results.Unsupported):
+    """The data cannot support a section; ``key`` is the full ``segments.why.*`` translation key."""
 
 
 # --------------------------------------------------------------------------- options
