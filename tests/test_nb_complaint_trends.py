@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from nbrun import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_complaint_trends.ipynb"
 KEYS = {"periods", "by_category", "alerts", "resolution", "churn_link", "iceberg"}
@@ -77,21 +77,7 @@ def test_headline_findings(pack):
 def test_zh_sample_runs_headless(sample_dir_zh, tmp_path):
     """The Chinese CSV sample (3,000 customers): too small for the planted effects to be certain, so this
     checks the run, the metrics and that the findings are in Chinese."""
-    import papermill as pm
-
-    metrics_path = tmp_path / "m.json"
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent), progress_bar=False,
-                            parameters={"data": str(sample_dir_zh), "period": "2026-10", "lang": "zh",
-                                        "metrics_path": str(metrics_path)})
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
-    m = json.loads(metrics_path.read_text(encoding="utf-8"))
+    m = run_notebook(NOTEBOOK, sample_dir_zh, "zh", tmp_path)
     assert KEYS <= set(m["metrics"])
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in f["text"]) for f in m["findings"])
     kpis = {k["key"]: k for k in m["kpis"]}
@@ -117,21 +103,7 @@ def test_report_period_check_agrees_with_workbench_alerts(pack, sample_dir):
 
 # ----------------------------------------------------------------- hostile data: run or skip, never crash
 def _run_notebook(data: Path, period: str, lang: str, tmp_path: Path) -> dict:
-    import papermill as pm
-
-    metrics_path = tmp_path / "m.json"
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent), progress_bar=False,
-                            parameters={"data": str(data), "period": period, "lang": lang,
-                                        "metrics_path": str(metrics_path)})
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
-    return json.loads(metrics_path.read_text(encoding="utf-8"))
+    return run_notebook(NOTEBOOK, data, lang, tmp_path, period)
 
 
 def _frames_dir(frames: dict, folder: Path) -> Path:

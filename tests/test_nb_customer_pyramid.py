@@ -8,11 +8,11 @@ segments, counts only for upgrade candidates, no customer ids in the metrics).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+from nbrun import run_notebook
 
 papermill = pytest.importorskip("papermill")
 
@@ -25,22 +25,8 @@ ALL_KEYS = KEYS | {"window", "value_measure", "purchase_unit", "n_customers", "t
 
 
 def _run(tmp_path: Path, data: Path, lang: str, **params) -> tuple[dict, Path]:
-    metrics = tmp_path / f"metrics_{lang}.json"
-    out = tmp_path / f"out_{lang}.ipynb"
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        papermill.execute_notebook(
-            str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), progress_bar=False, kernel_name="python3",
-            parameters={"data": str(data), "period": "2026-10", "lang": lang, "metrics_path": str(metrics),
-                        "n_boot": 100, **params},
-        )
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
-    return json.loads(metrics.read_text(encoding="utf-8")), out
+    params = {"period": "2026-10", "n_boot": 100, **params}
+    return run_notebook(NOTEBOOK, data, lang, tmp_path, **params), tmp_path / f"out_{lang}.ipynb"
 
 
 def _check_common(payload: dict, n_customers: int) -> dict:

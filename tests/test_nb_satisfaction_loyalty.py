@@ -4,11 +4,11 @@ reports the planted thresholds (TRUTH.json) inside its confidence intervals."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+from nbrun import run_notebook
 
 pm = pytest.importorskip("papermill")
 
@@ -23,20 +23,7 @@ CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _run(tmp_path: Path, data: Path, lang: str, n_boot: int = 100) -> dict:
-    metrics = tmp_path / f"metrics_{lang}.json"
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / f"out_{lang}.ipynb"), kernel_name="python3",
-                            cwd=str(NOTEBOOK.parent), progress_bar=False,
-                            parameters={"data": str(data), "period": "2026-10", "lang": lang,
-                                        "metrics_path": str(metrics), "n_boot": n_boot, "seed": 42})
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
-    return json.loads(metrics.read_text(encoding="utf-8"))
+    return run_notebook(NOTEBOOK, data, lang, tmp_path, n_boot=n_boot, seed=42)
 
 
 def _check(payload: dict, truth: dict) -> None:
@@ -103,20 +90,7 @@ def _run_on(tmp_path: Path, frames: dict, scales: dict, drivers: list, lang: str
 
     ds = dataset_from_frames(frames, tmp_path / "data", scales=scales, drivers=drivers)
     ds.close()
-    metrics = tmp_path / "metrics.json"
-    old = os.environ.get("WORKBENCH_REPORT")
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                            cwd=str(NOTEBOOK.parent), progress_bar=False,
-                            parameters={"data": str(tmp_path / "data" / "workbench.toml"), "period": period,
-                                        "lang": lang, "metrics_path": str(metrics), "n_boot": 30, "seed": 1})
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_REPORT", None)
-        else:
-            os.environ["WORKBENCH_REPORT"] = old
-    return json.loads(metrics.read_text(encoding="utf-8"))
+    return run_notebook(NOTEBOOK, tmp_path / "data" / "workbench.toml", lang, tmp_path, period, n_boot=30, seed=1)
 
 
 def _honest(payload: dict) -> None:
@@ -153,7 +127,7 @@ def test_notebook_on_hostile_surveys(tmp_path, kind, lang):
     notes = " ".join(payload["notes"])
     if kind == "binary":
         assert "satisfaction is yes/no" in notes and "Single wave" in notes
-        assert "Base: n = 240" in (tmp_path / "out.ipynb").read_text(encoding="utf-8")  # figures state their base
+        assert "Base: n = 240" in (tmp_path / f"out_{lang}.ipynb").read_text(encoding="utf-8")  # figures state their base
         assert "drivers" in payload["metrics"] and payload["metrics"]["drivers_r2"]["model"] == "logistic"
     if kind == "one_respondent":
         assert "已跳过" in notes and payload["metrics"]["n_responses"] == 1
@@ -246,16 +220,7 @@ def test_airline_example_through_workbench_toml(tmp_path):
     import pandas as pd
 
     raw = pd.read_csv(AIRLINE)
-    metrics = tmp_path / "metrics.json"
-    os.environ["WORKBENCH_REPORT"] = "1"
-    try:
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                            cwd=str(NOTEBOOK.parent), progress_bar=False,
-                            parameters={"data": str(EXAMPLE), "period": "2019-12", "lang": "en",
-                                        "metrics_path": str(metrics), "n_boot": 30, "seed": 1})
-    finally:
-        os.environ.pop("WORKBENCH_REPORT", None)
-    payload = json.loads(metrics.read_text(encoding="utf-8"))
+    payload = run_notebook(NOTEBOOK, EXAMPLE, "en", tmp_path, "2019-12", n_boot=30, seed=1)
     m = payload["metrics"]
     assert m["survey"]["satisfied"]["estimate"] == pytest.approx((raw["satisfaction"] == "satisfied").mean())
     assert m["survey"]["loyal"]["estimate"] == pytest.approx((raw["Customer Type"] == "Loyal Customer").mean())
