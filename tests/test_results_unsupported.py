@@ -44,3 +44,33 @@ def test_analysis_decorator_turns_it_into_a_skipped_section():
     assert isinstance(out, Skipped)
     assert out.reason("zh") == skip_reason(lifecycle.Unsupported("no_cohort"), "zh")
     assert out.reason("en") == t("lifecycle.skip.no_cohort", "en")[:1].upper() + t("lifecycle.skip.no_cohort", "en")[1:]
+
+
+def test_a_skipped_widget_section_is_left_out_of_manager_pages(monkeypatch):
+    """A widget section is absent from manager pages; skipped, it must not leave a "Skipped" note under a
+    heading (the loyalty-programme page on data without a programme showed one)."""
+    from workbench import complaints, loyalty, programme
+    from workbench.results import render
+
+    @analysis("programme.h.explore", interactive=True)
+    def live():
+        raise MissingDataError("points")
+
+    @analysis("programme.h.roi")
+    def plain():
+        raise MissingDataError("points")
+
+    shown: list[str] = []
+    monkeypatch.setattr("workbench.viz.heading", lambda text, *a, **k: shown.append(text))
+    monkeypatch.setattr("workbench.viz.note", lambda text, *a, **k: shown.append(text))
+    monkeypatch.setenv("WORKBENCH_REPORT", "1")
+    assert render(live(), "en") == [] and shown == []
+    render(plain(), "en")
+    assert shown and shown[0] == t("programme.h.roi", "en")
+    monkeypatch.delenv("WORKBENCH_REPORT")
+    shown.clear()
+    render(live(), "en")  # in JupyterLab the reader still learns why the controls are missing
+    assert shown[0] == t("programme.h.explore", "en")
+    # the widget sections of the notebooks are declared so
+    for func in (programme.explorer, complaints.explorer, loyalty.explore):
+        assert func.interactive, func.__module__

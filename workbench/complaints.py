@@ -2345,7 +2345,7 @@ class Explorer(Result):
         return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
 
 
-@analysis("complaints.section.filters")
+@analysis("complaints.section.filters", interactive=True)
 def explorer(ds: Dataset, period: Period, history_months: int = 24, granularity: str = "month") -> Explorer:
     """The explore section (JupyterLab only): complaints by category, channel and granularity."""
     start, end = window(ds, period, history_months, granularity)

@@ -48,7 +48,7 @@ from statsmodels.stats.proportion import proportion_confint
 from workbench import results, viz
 from workbench.engine import Dataset, MissingDataError
 from workbench.i18n import fmt_int, fmt_money, fmt_num, fmt_p, fmt_pct, t
-from workbench.results import KPI, Finding, Result, Skipped, Table
+from workbench.results import KPI, Finding, Result, Table
 
 Z95 = 1.959963984540054
 CASES = ("trust", "self_interest", "satisfied_loyal", "satisfied_not_loyal", "dissatisfied_not_loyal",
@@ -180,9 +180,10 @@ def _need(frame: pd.DataFrame, rows: int = 1) -> None:
         raise Unsupported("few_cases", n=fmt_int(len(frame)), min=fmt_int(rows))
 
 
-def _section(key: str, rows: int = 1) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+def _section(key: str, rows: int = 1, interactive: bool = False) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorate a section: ``frame`` may be the frame or ``nb.data(...)``'s callable; too few responses or a
-    :class:`MissingDataError` anywhere (also while building the frame) becomes a :class:`Skipped` result."""
+    :class:`MissingDataError` anywhere (also while building the frame) becomes a :class:`Skipped` result
+    (``interactive``: of a widget section, left out of manager pages)."""
 
     def wrap(func: Callable[..., Result]) -> Callable[..., Result]:
         @functools.wraps(func)
@@ -193,9 +194,10 @@ def _section(key: str, rows: int = 1) -> Callable[[Callable[..., Result]], Calla
                 _need(frame, rows)
                 return func(frame, *args, **kwargs)
             except MissingDataError as exc:
-                return Skipped(key, exc)
+                return results.skipped(key, exc, interactive)
 
         run.section = key  # type: ignore[attr-defined]
+        run.interactive = interactive  # type: ignore[attr-defined]
         return run
 
     return wrap
@@ -3133,7 +3135,7 @@ def _month_option(month: str, lang: str = "en") -> str:
     return fmt_month(pd.Timestamp(f"{month}-01"), lang)
 
 
-@_section("loyalty.h.explore")
+@_section("loyalty.h.explore", interactive=True)
 def explore(frame: pd.DataFrame, sat_high: Any = "top box", sat_low: Any = "bottom box",
             discount_cut: float = 0.05) -> Explore:
     """Interactive section (left out of report pages): one chart, redrawn by the controls (never shown twice)."""

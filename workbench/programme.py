@@ -1628,7 +1628,7 @@ class CostExplorer(Result):
         return w.VBox([pv, *lines.values(), out])
 
 
-@analysis("programme.h.explore")
+@analysis("programme.h.explore", interactive=True)
 def explorer(ds: Dataset, flow: Result, effect: Result, end: dt.date, point_value: float | None = None,
              costs: dict[str, float] | None = None, months: int = 12) -> CostExplorer:
     """Inputs for the live point-value / cost controls, from the points and member-effect results."""

@@ -90,7 +90,7 @@ import plotly.graph_objects as go
 
 from workbench import viz  # noqa: F401  (registers the workbench plotly template)
 from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
-from workbench.results import KPI, Figure, Finding, Result, Skipped, Table
+from workbench.results import KPI, Figure, Finding, Result, Table, skipped
 
 __all__ = [
     "TIERS", "DEFAULT_SHARES", "SEGMENTS", "MEASURES",
@@ -1783,13 +1783,6 @@ def value_base(ds: Any, end: Any, period_start: Any, opts: ValueOptions) -> Valu
                      measure="revenue" if fallback else measure, measure_fallback=fallback and measure != "revenue")
 
 
-@dataclass(frozen=True, repr=False)
-class _SkippedLive(Skipped):
-    """A skipped interactive-only section: absent from manager pages like the section itself."""
-
-    interactive_only: ClassVar[bool] = True
-
-
 def _guard(section: str, live: bool = False) -> Any:
     """Decorator: :class:`NotApplicable`, :class:`CLVNotEstimable` or ``MissingDataError`` → a skipped section
     (``live``: of an interactive-only section, so also left out of manager pages)."""
@@ -1801,7 +1794,7 @@ def _guard(section: str, live: bool = False) -> Any:
             try:
                 return func(*args, **kwargs)
             except (NotApplicable, CLVNotEstimable, MissingDataError) as exc:
-                return (_SkippedLive if live else Skipped)(section, exc)
+                return skipped(section, exc, live)
 
         run.section = section  # type: ignore[attr-defined]
         return run

@@ -41,7 +41,7 @@ from workbench.engine import MissingDataError
 from workbench.i18n import fmt_date, fmt_int, t
 from workbench.i18n import has as has_text
 
-__all__ = ["KPI", "Figure", "Finding", "Result", "Skipped", "Table", "Unsupported", "analysis", "render", "skip_reason"]
+__all__ = ["KPI", "Figure", "Finding", "Result", "Skipped", "SkippedLive", "Table", "Unsupported", "analysis", "render", "skip_reason"]
 
 
 @dataclass(frozen=True)
@@ -325,8 +325,23 @@ def skip_reason(exc: BaseException, lang: str = "en") -> str:
     return t("core.skipped_error", lang)
 
 
-def analysis(section: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+@dataclass(frozen=True, repr=False)
+class SkippedLive(Skipped):
+    """A skipped interactive-only (widget) section: left out of manager pages like the section itself."""
+
+    interactive_only: ClassVar[bool] = True
+
+
+def skipped(section: str, exc: BaseException, interactive: bool = False) -> Skipped:
+    """The :class:`Skipped` result for ``section`` (:class:`SkippedLive` for a widget section)."""
+    return (SkippedLive if interactive else Skipped)(section, exc)
+
+
+def analysis(section: str, interactive: bool = False) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorate an analysis function so a :class:`MissingDataError` becomes a :class:`Skipped` result.
+
+    ``interactive=True`` for a widget section (its result is ``interactive_only``): skipped, it is
+    left out of manager pages too, instead of a "skipped" note under a heading the page never shows.
 
     >>> @analysis("loyalty.h.thresholds")
     ... def thresholds(frame): ...
@@ -338,9 +353,10 @@ def analysis(section: str) -> Callable[[Callable[..., Result]], Callable[..., Re
             try:
                 return func(*args, **kwargs)
             except MissingDataError as exc:
-                return Skipped(section, exc)
+                return skipped(section, exc, interactive)
 
         run.section = section  # type: ignore[attr-defined]
+        run.interactive = interactive  # type: ignore[attr-defined]
         return run
 
     return wrap
