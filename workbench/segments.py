@@ -1455,6 +1455,9 @@ class MethodNotes(Result):
         return out
 
 
-def method_notes(base: SegmentBase) -> MethodNotes:
-    """Section "how these numbers were made" of notebook 06."""
+def method_notes(base: SegmentBase) -> MethodNotes | Skipped:
+    """Section "how these numbers were made" of notebook 06 (skipped, with the page's reason, when no
+    customer could be read: notes on a sample of 0 customers would only be noise)."""
+    if base.frame is None and base.missing is not None:
+        return Skipped(MethodNotes.heading, base.missing)
     return MethodNotes(base)
