@@ -350,6 +350,32 @@ def test_level_transitions_conserve_members(ds):
     assert r.review_source == "data" and len(r.reviews) >= 4
 
 
+@pytest.mark.parametrize("days", [90, 20])
+def test_active_after_review_against_pandas(ds, days):
+    """Members with a purchase within ``days`` after a review: from the shared customer-month aggregate
+    (windows of 32+ days, by first/last purchase day of the edge months) or an as-of join (shorter), both
+    equal a plain pandas check of every member's purchase days."""
+    tx = pd.read_parquet(Path(ds.config.root) / "transactions.parquet", columns=["customer_id", "date"])
+    tx["date"] = pd.to_datetime(tx["date"])
+    tx = tx[tx["date"] <= pd.Timestamp(END)]
+    members = pd.read_parquet(Path(ds.config.root) / "members.parquet", columns=["customer_id"])["customer_id"]
+    ids = sorted(set(tx["customer_id"]) & set(members))[:400:3]  # reviews concern members
+    reviews = ["2025-07-01", "2025-10-15", "2026-01-31", "2026-09-20"]
+    stayed = pd.DataFrame([(c, r, "up" if i % 3 == 0 else "same" if i % 3 == 1 else "down")
+                           for i, c in enumerate(ids) for r in reviews], columns=["customer_id", "review", "move"])
+    rows = ", ".join(f"('{c}', DATE '{r}', '{m}')" for c, r, m in stayed.itertuples(index=False))
+    got = prog._active_after(ds, f"(SELECT * FROM (VALUES {rows}) v(customer_id, review, move))", days, END)
+    days_of = tx.groupby("customer_id")["date"].apply(lambda d: d.to_numpy())
+    stayed["active"] = [bool(((days_of[c] >= pd.Timestamp(r)) & (days_of[c] < pd.Timestamp(r) + pd.Timedelta(days=days))
+                              ).any()) for c, r in zip(stayed["customer_id"], stayed["review"], strict=True)]
+    expected = stayed.groupby("move")["active"].agg(["size", "sum"])
+    got = got.set_index("move")
+    for move in ("up", "same", "down"):
+        assert got.loc[move, "n"] == expected.loc[move, "size"]
+        assert got.loc[move, "active_after"] == expected.loc[move, "sum"]
+    assert 0 < expected["sum"].sum() < len(stayed)
+
+
 def test_participation_against_pandas(ds):
     r = prog.participation(ds, END)
     last = r.monthly.iloc[-1]

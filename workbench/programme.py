@@ -258,8 +258,8 @@ def customer_months(ds: Dataset, end: dt.date) -> str:
     member effect, ROI and the risk rules. Columns: ``customer_id``, ``month`` (month start, DATE), ``n``
     (purchases), ``spend`` (sum of ``amount``; NULL without the column), ``spend_pos`` (sum of positive
     amounts), ``post_n`` / ``post_margin`` (purchases and margin strictly after the customer's first
-    ``joined_at``; 0 / NULL for non-members). Rows dated after ``end`` are left out, so a month cut by
-    ``end`` holds the days up to it.
+    ``joined_at``; 0 / NULL for non-members), ``first_day`` / ``last_day`` (the month's first and last
+    purchase day). Rows dated after ``end`` are left out, so a month cut by ``end`` holds the days up to it.
     """
     ds.require("transactions", "customer_id", "date")
     amount = "CAST(t.amount AS DOUBLE)" if ds.has("transactions", "amount") else "NULL::DOUBLE"
@@ -274,7 +274,8 @@ def customer_months(ds: Dataset, end: dt.date) -> str:
     return _shared_table(ds, "cm", end, f"""
         SELECT t.customer_id, CAST(date_trunc('month', {day}) AS DATE) AS month, count(*) AS n,
                sum({amount}) AS spend, sum(greatest({amount}, 0)) AS spend_pos,
-               count(*) FILTER (WHERE {post}) AS post_n, sum({margin}) FILTER (WHERE {post}) AS post_margin
+               count(*) FILTER (WHERE {post}) AS post_n, sum({margin}) FILTER (WHERE {post}) AS post_margin,
+               min({day}) AS first_day, max({day}) AS last_day
         FROM transactions t {join} WHERE {day} <= DATE '{end.isoformat()}' GROUP BY 1, 2""")
 
 
@@ -733,6 +734,17 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
     configured = [lv for lv in settings(ds).level_order if lv in levels]
     if configured:
         return configured + sorted(set(levels) - set(configured))
+    memo = ds.__dict__.setdefault("_wb_programme_level_order", {})  # participation, levels and ROI ask alike
+    key = (end, tuple(sorted(map(str, levels))))
+    if key not in memo:
+        if len(memo) > 8:
+            memo.clear()
+        memo[key] = _spend_order(ds, levels, end)
+    return list(memo[key])
+
+
+def _spend_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
+    """Levels by members' median spend over the 12 months to ``end`` (see :func:`_level_order`)."""
     if not ds.has("transactions", "customer_id", "amount") or not levels:
         return sorted(levels)
     since = _since_sql(ds)
@@ -1445,7 +1457,7 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
                              CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
                       FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
                       LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
-        moves = _active_after(ds, stayed, active_days)
+        moves = _active_after(ds, stayed, active_days, end)
         current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
             "customer_id")["level"]
     counts = counts.sort_values(["from_level", "to_level"]).reset_index(drop=True)
@@ -1485,19 +1497,34 @@ def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> 
             "n": int(ok.sum()), "events": int(event[ok].sum())}
 
 
-def _active_after(ds: Dataset, stayed: str, days: int) -> pd.DataFrame:
-    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval).
+def _active_after(ds: Dataset, stayed: str, days: int, end: dt.date) -> pd.DataFrame:
+    """Share of members with a purchase within ``days`` after each review (purchases to ``end``), by move
+    (Wilson interval).
 
-    ``stayed``: SQL relation of (customer_id, review, move); the first purchase on or after each review
-    comes from an as-of join on the members' purchase dates.
+    ``stayed``: SQL relation of (customer_id, review, move). Windows of 32 days or more are read from the
+    shared customer-month aggregate; shorter ones from an as-of join on the members' purchase dates.
     """
     from workbench.loyalty import wilson
 
     got = pd.DataFrame({"move": pd.Series(dtype=str), "n": pd.Series(dtype=int), "active_after": pd.Series(dtype=int)})
-    if ds.has("transactions", "customer_id", "date"):
+    if ds.has("transactions", "customer_id", "date") and days >= 32:
+        # the window [review, review + days) spans two or more months: its inner months count whole, its
+        # first and last month by their last and first purchase day (exact, from the shared aggregate)
+        got = ds.sql(f"""
+            WITH s AS {stayed},
+            rv AS (SELECT DISTINCT review, CAST(date_trunc('month', review) AS DATE) AS m0,
+                          CAST(date_trunc('month', review + INTERVAL {int(days) - 1} DAY) AS DATE) AS m1 FROM s),
+            hit AS (SELECT DISTINCT cm.customer_id, rv.review
+                    FROM {customer_months(ds, end)} cm JOIN rv ON cm.month BETWEEN rv.m0 AND rv.m1
+                    WHERE (cm.month > rv.m0 AND cm.month < rv.m1) OR (cm.month = rv.m0 AND cm.last_day >= rv.review)
+                       OR (cm.month = rv.m1 AND cm.first_day < rv.review + INTERVAL {int(days)} DAY))
+            SELECT s.move, count(*) AS n, count(hit.customer_id) AS active_after
+            FROM s LEFT JOIN hit ON hit.customer_id = s.customer_id AND hit.review = s.review GROUP BY 1""")
+    elif ds.has("transactions", "customer_id", "date"):
         got = ds.sql(f"""
             WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
-                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL),
+                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL
+                        AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
             nx AS (SELECT s.move, s.review, tx.d AS next_d
                    FROM {stayed} s ASOF LEFT JOIN tx ON s.customer_id = tx.customer_id AND s.review <= tx.d)
             SELECT move, count(*) AS n,
