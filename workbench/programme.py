@@ -1050,22 +1050,26 @@ def _effect_panel(ds: Dataset, end: dt.date, months: int) -> tuple[dict[str, np.
     con = ds._con
     cm = (f"(SELECT customer_id, CAST(date_diff('month', DATE '{s}', month) AS INTEGER) AS m, n, {rev} AS rev "
           f"FROM {customer_months(ds, end)})")
-    got = con.execute(f"""
-    WITH cm AS {cm},
-    span AS (SELECT customer_id, min(m) AS first_m, max(m) AS last_m FROM cm GROUP BY 1),
-    {_members_cte(ds)},
-    u AS (SELECT span.customer_id, greatest(first_m + 1, 0) AS lo, least(last_m - 1, {months - 1}) AS hi,
-                 CAST(date_diff('month', DATE '{s}', date_trunc('month', mem.joined)) AS INTEGER) AS jm
-          FROM span LEFT JOIN mem USING (customer_id)),
-    units AS (SELECT CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS unit, * FROM u WHERE lo <= hi)
-    SELECT units.unit, units.lo, units.hi, units.jm, cm.m, CAST(cm.n AS INTEGER) AS n
-    FROM units LEFT JOIN cm ON cm.customer_id = units.customer_id AND cm.m BETWEEN units.lo AND units.hi
-    """).fetchnumpy()
-    naive = con.execute(f"""
-    WITH rev AS (SELECT customer_id, sum(rev) AS rev FROM {cm} WHERE m BETWEEN 0 AND {months - 1} GROUP BY 1),
-    {_members_cte(ds, end)}
-    SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
-    FROM rev LEFT JOIN mem USING (customer_id) GROUP BY 1""").df()
+    # one pass over the customer-months for both the panel bounds and the naive window revenue
+    with _temp_table(ds, f"""
+        SELECT customer_id, min(m) AS first_m, max(m) AS last_m,
+               sum(rev) FILTER (WHERE m BETWEEN 0 AND {months - 1}) AS rev,
+               count(*) FILTER (WHERE m BETWEEN 0 AND {months - 1}) > 0 AS buyer
+        FROM {cm} GROUP BY 1""") as span:
+        got = con.execute(f"""
+        WITH cm AS {cm},
+        {_members_cte(ds)},
+        u AS (SELECT span.customer_id, greatest(first_m + 1, 0) AS lo, least(last_m - 1, {months - 1}) AS hi,
+                     CAST(date_diff('month', DATE '{s}', date_trunc('month', mem.joined)) AS INTEGER) AS jm
+              FROM {span} span LEFT JOIN mem USING (customer_id)),
+        units AS (SELECT CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS unit, * FROM u WHERE lo <= hi)
+        SELECT units.unit, units.lo, units.hi, units.jm, cm.m, CAST(cm.n AS INTEGER) AS n
+        FROM units LEFT JOIN cm ON cm.customer_id = units.customer_id AND cm.m BETWEEN units.lo AND units.hi
+        """).fetchnumpy()
+        naive = con.execute(f"""
+        WITH {_members_cte(ds, end)}
+        SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
+        FROM {span} span LEFT JOIN mem USING (customer_id) WHERE buyer GROUP BY 1""").df()
     if not len(got["unit"]):
         return None, naive
 
@@ -1508,18 +1512,18 @@ def _active_after(ds: Dataset, stayed: str, days: int, end: dt.date) -> pd.DataF
 
     got = pd.DataFrame({"move": pd.Series(dtype=str), "n": pd.Series(dtype=int), "active_after": pd.Series(dtype=int)})
     if ds.has("transactions", "customer_id", "date") and days >= 32:
-        # the window [review, review + days) spans two or more months: its inner months count whole, its
-        # first and last month by their last and first purchase day (exact, from the shared aggregate)
+        # the window [review, review + days) spans two or more months. The first month (of the shared
+        # customer-month aggregate) with a purchase on or after the review: the review's own month (that
+        # purchase lies inside the window) or a later one, whose first purchase day decides (exact)
         got = ds.sql(f"""
-            WITH s AS {stayed},
-            rv AS (SELECT DISTINCT review, CAST(date_trunc('month', review) AS DATE) AS m0,
-                          CAST(date_trunc('month', review + INTERVAL {int(days) - 1} DAY) AS DATE) AS m1 FROM s),
-            hit AS (SELECT DISTINCT cm.customer_id, rv.review
-                    FROM {customer_months(ds, end)} cm JOIN rv ON cm.month BETWEEN rv.m0 AND rv.m1
-                    WHERE (cm.month > rv.m0 AND cm.month < rv.m1) OR (cm.month = rv.m0 AND cm.last_day >= rv.review)
-                       OR (cm.month = rv.m1 AND cm.first_day < rv.review + INTERVAL {int(days)} DAY))
-            SELECT s.move, count(*) AS n, count(hit.customer_id) AS active_after
-            FROM s LEFT JOIN hit ON hit.customer_id = s.customer_id AND hit.review = s.review GROUP BY 1""")
+            WITH cm AS (SELECT customer_id, month, first_day, last_day FROM {customer_months(ds, end)}
+                        WHERE customer_id IN (SELECT customer_id FROM members)),
+            nx AS (SELECT s.move, s.review, cm.month, cm.first_day
+                   FROM {stayed} s ASOF LEFT JOIN cm ON s.customer_id = cm.customer_id AND s.review <= cm.last_day)
+            SELECT move, count(*) AS n,
+                   count(*) FILTER (WHERE month = CAST(date_trunc('month', review) AS DATE)
+                                    OR first_day < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
+            FROM nx GROUP BY 1""")
     elif ds.has("transactions", "customer_id", "date"):
         got = ds.sql(f"""
             WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
