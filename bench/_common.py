@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the workbench package of this checkout, also without an install
-    sys.path.insert(1, str(ROOT))
+if str(ROOT) not in sys.path:  # this checkout's workbench when not installed (PYTHONPATH and installs first)
+    sys.path.append(str(ROOT))
 
 
 def peak_gib() -> float:
@@ -98,8 +98,8 @@ def sample_parser(doc: str, name: str, customers: int = 1_000_000) -> argparse.A
 
 
 def _child(code: str, *args: str) -> None:
-    """Run ``code`` in a fresh Python (this checkout's workbench first), so its memory is not this process's peak."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    """Run ``code`` in a fresh Python (same import path), so its memory is not this process's peak."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])))
     subprocess.run([sys.executable, "-c", code, *args], check=True, env=env)
 
 
