@@ -681,24 +681,25 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
     start = months_back(end, months - 1)
     has_tx = ds.has("transactions", "customer_id", "date")
     left = "left_at" if ds.has("members", "left_at") else "NULL::DATE"
+    # month starts precomputed once per member and per month: the per-row comparisons are plain dates
     buyers = f"""
       , b AS (SELECT tx.month, count(*) AS buyers,
-                     count(*) FILTER (WHERE mem.joined <= tx.month + INTERVAL 1 MONTH - INTERVAL 1 DAY
-                                      AND (mem.left_at IS NULL OR mem.left_at > tx.month)) AS member_buyers
-              FROM {customer_months(ds, end)} tx LEFT JOIN mem USING (customer_id)
+                     count(*) FILTER (WHERE mm_.jm <= tx.month AND (mm_.left_at IS NULL OR mm_.left_at > tx.month))
+                         AS member_buyers
+              FROM {customer_months(ds, end)} tx LEFT JOIN mm_ USING (customer_id)
               WHERE tx.month >= DATE '{start.isoformat()}' GROUP BY 1)""" if has_tx else ""
-    # members, joins and leavers per month: one pass over the months × members pairs (no per-month subqueries)
     q = f"""
     WITH {_members_cte(ds, end)},
-    months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
-                                        INTERVAL 1 MONTH)) AS DATE) AS month),
+    mm_ AS (SELECT customer_id, left_at, CAST(date_trunc('month', joined) AS DATE) AS jm,
+                   CAST(date_trunc('month', left_at) AS DATE) AS lm FROM mem),
+    months AS (SELECT CAST(month AS DATE) AS month, CAST(month + INTERVAL 1 MONTH AS DATE) AS next FROM (
+                   SELECT unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
+                                       INTERVAL 1 MONTH)) AS month)),
     mm AS (SELECT months.month,
-                  count(*) FILTER (WHERE joined < months.month + INTERVAL 1 MONTH
-                      AND (left_at IS NULL OR left_at >= months.month + INTERVAL 1 MONTH)) AS members,
-                  count(*) FILTER (WHERE date_trunc('month', joined) = months.month) AS joins,
-                  count(*) FILTER (WHERE date_trunc('month', left_at) = months.month
-                      AND left_at <= DATE '{end.isoformat()}') AS leavers
-           FROM months, mem GROUP BY 1)
+                  count(*) FILTER (WHERE jm <= months.month AND (left_at IS NULL OR left_at >= months.next)) AS members,
+                  count(*) FILTER (WHERE jm = months.month) AS joins,
+                  count(*) FILTER (WHERE lm = months.month AND left_at <= DATE '{end.isoformat()}') AS leavers
+           FROM months, mm_ GROUP BY 1)
     {buyers}
     SELECT months.month, coalesce(mm.members, 0) AS members, coalesce(mm.joins, 0) AS joins,
            coalesce(mm.leavers, 0) AS leavers
