@@ -137,7 +137,7 @@ def points_ledger(ds: Dataset, end: dt.date) -> str:
     return _shared_table(ds, "ledger", end, f"""
         SELECT customer_id, CAST(date AS DATE) AS d, CAST(points AS DOUBLE) AS pts, {_kind_sql(ds)} AS k,
                {_earn_kind_sql(ds)} AS plain_earn,
-               CAST(year(CAST(date AS DATE)) * 12 + month(CAST(date AS DATE)) - 1 AS INTEGER) AS mi,
+               CAST(extract(year FROM CAST(date AS DATE)) * 12 + extract(month FROM CAST(date AS DATE)) - 1 AS INTEGER) AS mi,
                row_number() OVER w AS rn, sum(CAST(points AS DOUBLE)) OVER w AS bal,
                sum(greatest(CAST(points AS DOUBLE), 0)) OVER w AS ce,
                sum(greatest(-CAST(points AS DOUBLE), 0)) OVER w AS cu
