@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 
 import numpy as np
 import pandas as pd
+from _common import clocked_cpu as _timed  # bench/_common.py: shared scaffolding
 
 from workbench.buytil import ParetoNBDFit, ParetoNBDModel
 
@@ -61,11 +61,6 @@ def simulate(n: int, seed: int = 1987, max_age_days: int = 364) -> pd.DataFrame:
     return pd.DataFrame({"frequency": x, "recency": recency, "T": T})
 
 
-def _timed(fn):
-    """Run ``fn`` once; return its result and (wall, process CPU) seconds."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, (time.perf_counter() - t0, time.process_time() - c0)
 
 
 def compress(df: pd.DataFrame) -> pd.DataFrame:

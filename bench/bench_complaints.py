@@ -19,56 +19,20 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-CPU: dict[str, float] = {}
-
-
-def _cpu() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads, DuckDB's included
-    return r.ru_utime + r.ru_stime
-
-
-def _timed(label: str, fn, results: dict[str, float]):
-    t0, c0 = time.perf_counter(), _cpu()
-    out = fn()
-    results[label] = time.perf_counter() - t0
-    CPU[label] = _cpu() - c0
-    print(f"  {label:<28} {results[label]:7.2f} s  (CPU {CPU[label]:6.2f} s)", flush=True)
-    return out
+from _common import Steps, ensure_sample, open_sample, sample_parser
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "wb_bench_complaints")
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--end", default="2026-10")
-    args = ap.parse_args()
-
-    data = args.dir / f"sample_{args.customers}"
-    os.environ.setdefault("WORKBENCH_CACHE_DIR", str(args.dir / "cache"))
-    if not (data / "TRUTH.json").exists():
-        from workbench.sample import generate_sample
-
-        t0 = time.perf_counter()
-        generate_sample(data, customers=args.customers, seed=args.seed, lang="en", fmt="parquet", end=args.end)
-        print(f"generated sample in {time.perf_counter() - t0:.1f} s", flush=True)
-    from workbench.engine import open_dataset
-
-    t0 = time.perf_counter()
-    ds = open_dataset(data)
-    print(f"cache ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    args = sample_parser(__doc__, "wb_bench_complaints").parse_args()
+    data = ensure_sample(args)
+    ds = open_sample(data)
     n = ds.sql("SELECT count(*) AS n FROM complaints")["n"].iloc[0]
     print(f"{args.customers:,} customers, {n:,} complaints")
 
@@ -78,26 +42,27 @@ def main() -> int:
     end = C.months_back(end, -1)
     start = C.months_back(end, 24)
     month = C.months_back(end, 1)
-    t: dict[str, float] = {}
+    steps = Steps()
+    t, CPU = steps.wall, steps.cpu
     print("baseline (bare engine scans):")
-    _timed("scan count/max", lambda: ds.sql("SELECT count(*), max(opened_at) FROM complaints"), t)
-    _timed("scan per-month group-by", lambda: ds.sql(
-        "SELECT date_trunc('month', opened_at) AS m, category, count(*) FROM complaints GROUP BY ALL"), t)
+    steps("scan count/max", lambda: ds.sql("SELECT count(*), max(opened_at) FROM complaints"))
+    steps("scan per-month group-by", lambda: ds.sql(
+        "SELECT date_trunc('month', opened_at) AS m, category, count(*) FROM complaints GROUP BY ALL"))
     base = t["scan count/max"] + t["scan per-month group-by"]
     print("notebook analyses:")
-    series = _timed("volume", lambda: C.volume(ds, start, end, "month"), t)
-    _timed("volume by category", lambda: C.volume(ds, start, end, "month", by="category"), t)
-    _timed("pareto", lambda: C.pareto(ds, start, end), t)
-    _timed("STL decomposition", lambda: C.decompose(series), t)
-    cells = _timed("alert cells", lambda: C.alert_cells(ds, start, end, "month",
-                                                        categories=C.top_categories(ds, start, end, 12)), t)
-    trends = _timed("category trends (GLM)", lambda: C.category_trends(cells), t)
-    alerts = _timed("alerts (model)", lambda: C.detect_alerts(cells), t)
-    h = _timed("handling (KM)", lambda: C.handling(ds, start, end), t)
-    link = _timed("churn link (logit)", lambda: C.churn_link(ds), t)
-    _timed("iceberg", lambda: C.iceberg_for(ds, month, end), t)
-    _timed("verbatims (jieba/regex)", lambda: C.verbatims(ds, C.months_back(end, 3), end), t)
-    _timed("explore frame", lambda: C.explore_frame(ds, start, end), t)
+    series = steps("volume", lambda: C.volume(ds, start, end, "month"))
+    steps("volume by category", lambda: C.volume(ds, start, end, "month", by="category"))
+    steps("pareto", lambda: C.pareto(ds, start, end))
+    steps("STL decomposition", lambda: C.decompose(series))
+    cells = steps("alert cells", lambda: C.alert_cells(ds, start, end, "month",
+                                                        categories=C.top_categories(ds, start, end, 12)))
+    trends = steps("category trends (GLM)", lambda: C.category_trends(cells))
+    alerts = steps("alerts (model)", lambda: C.detect_alerts(cells))
+    h = steps("handling (KM)", lambda: C.handling(ds, start, end))
+    link = steps("churn link (logit)", lambda: C.churn_link(ds))
+    steps("iceberg", lambda: C.iceberg_for(ds, month, end))
+    steps("verbatims (jieba/regex)", lambda: C.verbatims(ds, C.months_back(end, 3), end))
+    steps("explore frame", lambda: C.explore_frame(ds, start, end))
     analyses = sum(v for k, v in t.items() if not k.startswith("scan"))
     analyses_cpu = sum(v for k, v in CPU.items() if not k.startswith("scan"))
     ds.close()

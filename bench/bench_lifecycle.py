@@ -19,25 +19,16 @@ Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import clocked as _timed  # noqa: E402  (bench/_common.py: shared scaffolding)
+from _common import peak_gib as _peak_gb  # noqa: E402
+
 from workbench import lifecycle as L  # noqa: E402
 from workbench.engine import open_dataset  # noqa: E402
-
-
-def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:

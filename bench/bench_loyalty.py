@@ -15,43 +15,30 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
-import time
-from pathlib import Path
+
+from _common import clocked, ensure_sample, sample_parser
 
 from workbench import loyalty as L
 from workbench.engine import open_dataset
 from workbench.periods import parse_period
-from workbench.sample import generate_sample
-
-END = "2026-10"
 
 
 def _timed(label: str, fn, times: dict[str, float]):
-    t0 = time.perf_counter()
-    out = fn()
-    times[label] = time.perf_counter() - t0
+    out, times[label] = clocked(fn)
     return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "bench_loyalty"))
+    ap = sample_parser(__doc__, "bench_loyalty")
     ap.add_argument("--n-boot", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
 
-    root = Path(args.dir) / f"sample_{args.customers}"
     times: dict[str, float] = {}
-    if not (root / "TRUTH.json").exists():
-        _timed("generate sample", lambda: generate_sample(root, customers=args.customers, seed=args.seed,
-                                                          lang="en", fmt="parquet", end=END), times)
+    root = ensure_sample(args)
     ds = _timed("open dataset (cache build or reuse)", lambda: open_dataset(root), times)
     truth = json.loads((root / "TRUTH.json").read_text(encoding="utf-8"))
-    period = parse_period(END)
+    period = parse_period(args.end)
     baseline = _timed("baseline: engine scan of surveys",
                       lambda: ds.sql("SELECT count(*), avg(satisfaction), avg(repurchase_intent) FROM surveys"), times)
     del baseline

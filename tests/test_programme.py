@@ -201,6 +201,57 @@ def test_fifo_allocation_against_a_queue_simulation(tmp_path):
     assert seen == pytest.approx(expected)
 
 
+def test_shared_customer_months_and_ledger_against_pandas(tmp_path):
+    """The shared per-customer-month aggregate and points ledger (built once, reused by every analysis)
+    equal plain pandas group-bys and cumulative sums; rows after ``end`` (mid-month) are left out, and
+    post-join purchases start the day after joining."""
+    rng = np.random.default_rng(11)
+    n = 400
+    tx = pd.DataFrame({"customer_id": rng.choice([f"c{i}" for i in range(30)], n),
+                       "date": (pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 500, n), unit="D")).date,
+                       "amount": rng.normal(80, 60, n).round(2), "margin": rng.normal(20, 10, n).round(2)})
+    tx["order_id"] = [f"o{i}" for i in range(n)]
+    members = pd.DataFrame({"customer_id": [f"c{i}" for i in range(0, 30, 3)],
+                            "joined_at": (pd.Timestamp("2025-03-01") + pd.to_timedelta(
+                                rng.integers(0, 300, 10), unit="D")).date, "level": "Basic"})
+    pts = pd.DataFrame({"customer_id": rng.choice([f"c{i}" for i in range(0, 30, 3)], 200),
+                        "date": (pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 500, 200), unit="D")).date,
+                        "points": rng.integers(-300, 400, 200).astype(float)})
+    pts["kind"] = np.where(pts["points"] > 0, "earn", np.where(rng.random(200) < 0.5, "redeem", "expire"))
+    ds = dataset_from_frames({"transactions": tx, "members": members, "points": pts}, tmp_path)
+    assert ds.has("members", "joined_at") and ds.has("points", "kind")
+    end = dt.date(2026, 2, 14)  # mid-month: the last month holds the days up to the 14th only
+    got = ds.sql(f"SELECT * FROM {prog.customer_months(ds, end)}")
+    assert prog.customer_months(ds, end) == prog.customer_months(ds, end)  # built once, reused
+    t = tx[pd.to_datetime(tx["date"]) <= pd.Timestamp(end)].copy()
+    t["month"] = pd.to_datetime(t["date"]).dt.to_period("M").dt.to_timestamp()
+    joined = t["customer_id"].map(members.set_index("customer_id")["joined_at"])
+    t["post"] = joined.notna() & (t["date"] > joined)
+    expected = t.groupby(["customer_id", "month"]).apply(lambda g: pd.Series({
+        "n": len(g), "spend": g["amount"].sum(), "spend_pos": g["amount"].clip(lower=0).sum(),
+        "post_n": int(g["post"].sum()),
+        "post_margin": g.loc[g["post"], "margin"].sum() if g["post"].any() else np.nan}), include_groups=False)
+    got = got.assign(month=pd.to_datetime(got["month"])).set_index(["customer_id", "month"]).sort_index()
+    pd.testing.assert_frame_equal(got[expected.columns].astype(float), expected.sort_index().astype(float),
+                                  check_names=False, check_index_type=False)
+    assert got.index.get_level_values("month").max() == pd.Timestamp("2026-02-01")
+
+    led = ds.sql(f"SELECT * FROM {prog.points_ledger(ds, end)}").sort_values(["customer_id", "rn"])
+    p = pts[pd.to_datetime(pts["date"]) <= pd.Timestamp(end)].sort_values(
+        ["customer_id", "date", "points"], ascending=[True, True, False], kind="stable")
+    g = p.groupby("customer_id")["points"]
+    assert led["pts"].tolist() == p["points"].tolist()
+    assert led["bal"].tolist() == g.cumsum().tolist()
+    assert led["ce"].tolist() == p["points"].clip(lower=0).groupby(p["customer_id"]).cumsum().tolist()
+    assert led["cu"].tolist() == (-p["points"]).clip(lower=0).groupby(p["customer_id"]).cumsum().tolist()
+    assert led["k"].tolist() == p["kind"].tolist()
+    # a later end replaces the shared table rather than keeping both
+    first = prog.customer_months(ds, end)
+    later = prog.customer_months(ds, dt.date(2026, 6, 30))
+    assert later != first and int(ds.sql(f"SELECT sum(n) FROM {later}").iloc[0, 0]) == n
+    assert ds.sql(f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{first}'")["n"].iloc[0] == 0
+
+
 def test_roi_arithmetic_by_hand():
     r = prog.roi_from_effect(member_profit=108_000.0, effect=1.08, ci=(1.02, 1.15), cost=5_000.0)
     assert r["incremental"] == pytest.approx(108_000 - 100_000)
@@ -297,6 +348,32 @@ def test_level_transitions_conserve_members(ds):
     assert np.allclose(rows, 1.0)
     assert list(r.order) == ["Basic", "Silver", "Gold", "Platinum"]  # ordered by spend, not alphabet
     assert r.review_source == "data" and len(r.reviews) >= 4
+
+
+@pytest.mark.parametrize("days", [90, 20])
+def test_active_after_review_against_pandas(ds, days):
+    """Members with a purchase within ``days`` after a review: from the shared customer-month aggregate
+    (windows of 32+ days, by first/last purchase day of the edge months) or an as-of join (shorter), both
+    equal a plain pandas check of every member's purchase days."""
+    tx = pd.read_parquet(Path(ds.config.root) / "transactions.parquet", columns=["customer_id", "date"])
+    tx["date"] = pd.to_datetime(tx["date"])
+    tx = tx[tx["date"] <= pd.Timestamp(END)]
+    members = pd.read_parquet(Path(ds.config.root) / "members.parquet", columns=["customer_id"])["customer_id"]
+    ids = sorted(set(tx["customer_id"]) & set(members))[:400:3]  # reviews concern members
+    reviews = ["2025-07-01", "2025-10-15", "2026-01-31", "2026-09-20"]
+    stayed = pd.DataFrame([(c, r, "up" if i % 3 == 0 else "same" if i % 3 == 1 else "down")
+                           for i, c in enumerate(ids) for r in reviews], columns=["customer_id", "review", "move"])
+    rows = ", ".join(f"('{c}', DATE '{r}', '{m}')" for c, r, m in stayed.itertuples(index=False))
+    got = prog._active_after(ds, f"(SELECT * FROM (VALUES {rows}) v(customer_id, review, move))", days, END)
+    days_of = tx.groupby("customer_id")["date"].apply(lambda d: d.to_numpy())
+    stayed["active"] = [bool(((days_of[c] >= pd.Timestamp(r)) & (days_of[c] < pd.Timestamp(r) + pd.Timedelta(days=days))
+                              ).any()) for c, r in zip(stayed["customer_id"], stayed["review"], strict=True)]
+    expected = stayed.groupby("move")["active"].agg(["size", "sum"])
+    got = got.set_index("move")
+    for move in ("up", "same", "down"):
+        assert got.loc[move, "n"] == expected.loc[move, "size"]
+        assert got.loc[move, "active_after"] == expected.loc[move, "sum"]
+    assert 0 < expected["sum"].sum() < len(stayed)
 
 
 def test_participation_against_pandas(ds):

@@ -117,58 +117,110 @@ def _kind_sql(ds: Dataset) -> str:
             "ELSE 'use' END")
 
 
-def _ledger_cte(ds: Dataset, end: dt.date) -> str:
-    """CTEs ``p`` (classified rows to ``end``), ``e`` (earn intervals), ``u`` (use intervals) per customer.
+def _earn_kind_sql(ds: Dataset) -> str:
+    """SQL: TRUE for ledger rows that are plain earnings from purchases (not bonuses)."""
+    if not ds.has("points", "kind"):
+        return "TRUE"
+    return "lower(coalesce(kind, '')) NOT LIKE '%bonus%' AND lower(coalesce(kind, '')) NOT LIKE '%奖励%'"
 
-    A customer's earned points form one queue; each use consumes the queue from the front (FIFO).
-    Same-day rows: earning before using.
+
+def points_ledger(ds: Dataset, end: dt.date) -> str:
+    """The shared classified points ledger to ``end`` (a temporary table's name), built once per dataset and
+    ``end`` for the points flow, FIFO breakage, ROI and the risk rules.
+
+    One row per ledger row with non-NULL points: ``customer_id``, ``d`` (day), ``pts``, ``k``
+    (``earn``/``redeem``/``expire``/``use``), ``plain_earn`` (not a bonus), ``mi`` (month index
+    year·12 + month − 1), and, in each member's ledger order (date, earning before using on a day),
+    ``rn`` (1, 2, …), ``bal`` (balance after the row), ``ce`` / ``cu`` (points earned / used so far).
     """
-    return f"""
-    p AS (
+    ds.require("points", "customer_id", "date", "points")
+    return _shared_table(ds, "ledger", end, f"""
         SELECT customer_id, CAST(date AS DATE) AS d, CAST(points AS DOUBLE) AS pts, {_kind_sql(ds)} AS k,
-               row_number() OVER (PARTITION BY customer_id ORDER BY date, points DESC) AS rn
-        FROM points WHERE points IS NOT NULL AND points <> 0 AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
-    e AS (
-        SELECT customer_id, rn, d, pts, sum(pts) OVER w - pts AS lo, sum(pts) OVER w AS hi
-        FROM p WHERE pts > 0 WINDOW w AS (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING)),
-    u AS (
-        SELECT customer_id, d, k, -pts AS amt, sum(-pts) OVER w + pts AS lo, sum(-pts) OVER w AS hi
-        FROM p WHERE pts < 0 WINDOW w AS (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING))"""
+               {_earn_kind_sql(ds)} AS plain_earn,
+               CAST(extract(year FROM CAST(date AS DATE)) * 12 + extract(month FROM CAST(date AS DATE)) - 1 AS INTEGER) AS mi,
+               row_number() OVER w AS rn, sum(CAST(points AS DOUBLE)) OVER w AS bal,
+               sum(greatest(CAST(points AS DOUBLE), 0)) OVER w AS ce,
+               sum(greatest(-CAST(points AS DOUBLE), 0)) OVER w AS cu
+        FROM points WHERE points IS NOT NULL AND CAST(date AS DATE) <= DATE '{end.isoformat()}'
+        WINDOW w AS (PARTITION BY customer_id ORDER BY date, points DESC ROWS UNBOUNDED PRECEDING)""")
 
 
-def _fifo_sql(ds: Dataset, end: dt.date) -> str:
-    """SQL: points per customer, vintage (earning month), use month and kind, FIFO-allocated by set operations.
+_USE_KINDS = ("earn", "redeem", "expire", "use", "outstanding", "unbacked")
 
-    Every earn and use row is an interval on its customer's cumulative-points axis; cutting the axis at
-    all interval ends gives segments that each lie in at most one earn and one use row (found by ASOF
-    joins), so the allocation is linear in the ledger's rows. Kinds: the use kind
-    (``redeem``/``expire``/``use``), ``outstanding`` (earned, not yet used; no use month) and
-    ``unbacked`` (used beyond everything earned before; no vintage).
+
+def _fifo(ds: Dataset, end: dt.date) -> pd.DataFrame:
+    """Points per customer, vintage (earning month), use month and kind, FIFO-allocated.
+
+    Every earn and use row is an interval on its customer's cumulative-points axis (``ce`` / ``cu`` of
+    :func:`points_ledger`); cutting the axis at all interval ends gives segments that each lie in at most
+    one earn and one use row: the first earn (use) row whose end is at or beyond the segment's end. One
+    sort of the ledger, then linear array work. Kinds: the use kind (``redeem``/``expire``/``use``),
+    ``outstanding`` (earned, not yet used; no use month) and ``unbacked`` (used beyond everything earned
+    before; no vintage).
+
+    Returns
+    -------
+    DataFrame
+        ``code`` (customers numbered in customer-id order), ``vintage`` / ``use_month`` (month index,
+        −1 = none), ``kind`` (index into ``_USE_KINDS``), ``pts``.
     """
-    return f"""
-    WITH {_ledger_cte(ds, end)},
-    cuts AS (SELECT customer_id, lo AS pos FROM e UNION SELECT customer_id, hi FROM e
-             UNION SELECT customer_id, lo FROM u UNION SELECT customer_id, hi FROM u),
-    seg AS (SELECT customer_id, pos, lead(pos) OVER (PARTITION BY customer_id ORDER BY pos) - pos AS pts FROM cuts),
-    se AS (SELECT seg.customer_id, seg.pos, seg.pts, e.d AS ed, e.hi AS ehi
-           FROM seg ASOF LEFT JOIN e ON seg.customer_id = e.customer_id AND seg.pos >= e.lo
-           WHERE seg.pts IS NOT NULL),
-    su AS (SELECT se.*, u.d AS ud, u.k, u.hi AS uhi
-           FROM se ASOF LEFT JOIN u ON se.customer_id = u.customer_id AND se.pos >= u.lo),
-    c AS (SELECT customer_id, pts, ehi IS NOT NULL AND pos < ehi AS earned, uhi IS NOT NULL AND pos < uhi AS used,
-                 ed, ud, k FROM su)
-    SELECT customer_id, CASE WHEN earned THEN date_trunc('month', ed) END AS vintage,
-           CASE WHEN used THEN date_trunc('month', ud) END AS use_month,
-           CASE WHEN NOT used THEN 'outstanding' WHEN earned THEN k ELSE 'unbacked' END AS kind, sum(pts) AS pts
-    FROM c WHERE earned OR used GROUP BY ALL"""
+    kc = "CASE k WHEN 'redeem' THEN 1 WHEN 'expire' THEN 2 WHEN 'use' THEN 3 ELSE 0 END"
+    x = ds.sql(f"SELECT rn, mi, pts, CAST({kc} AS TINYINT) AS kc, ce, cu FROM {points_ledger(ds, end)} "
+               "ORDER BY customer_id, rn")
+    code = np.cumsum(x["rn"].to_numpy() == 1) - 1
+    pts, mi, kc_, ce, cu = (x[c].to_numpy() for c in ("pts", "mi", "kc", "ce", "cu"))
+    earn, use = pts > 0, pts < 0
+    n_e = int(earn.sum())
+    ev_code = np.concatenate([code[earn], code[use]])
+    ev_pos = np.concatenate([ce[earn], cu[use]])
+    ev_mi = np.concatenate([mi[earn], mi[use]])
+    ev_kind = np.concatenate([kc_[earn], kc_[use]])
+    order = np.lexsort((ev_pos, ev_code))
+    c, pos, is_e = ev_code[order], ev_pos[order], order < n_e
+    n = len(order)
+    idx = np.arange(n)
+    # the first earn (use) event at or after each event, in (customer, position) order
+    next_e = np.minimum.accumulate(np.where(is_e, idx, n)[::-1])[::-1]
+    next_u = np.minimum.accumulate(np.where(~is_e, idx, n)[::-1])[::-1]
+    first = np.ones(n, bool)
+    first[1:] = (c[1:] != c[:-1]) | (pos[1:] != pos[:-1])
+    rep = np.flatnonzero(first)  # one segment per distinct (customer, cut), ending at that cut
+    prev = np.zeros(len(rep))
+    inner = rep > 0
+    inner[inner] = c[rep[inner] - 1] == c[rep[inner]]
+    prev[inner] = pos[rep[inner] - 1]
+    length = pos[rep] - prev
+    ke, ku = next_e[rep], next_u[rep]
+    earned = ke < n
+    earned[earned] = c[ke[earned]] == c[rep[earned]]
+    used = ku < n
+    used[used] = c[ku[used]] == c[rep[used]]
+    e_src = np.where(earned, order[np.minimum(ke, n - 1)], 0)
+    u_src = np.where(used, order[np.minimum(ku, n - 1)], 0)
+    kind = np.where(~used, 4, np.where(earned, ev_kind[u_src], 5))
+    keep = (earned | used) & (length != 0)
+    return pd.DataFrame({"code": c[rep][keep], "vintage": np.where(earned, ev_mi[e_src], -1)[keep],
+                         "use_month": np.where(used, ev_mi[u_src], -1)[keep], "kind": kind[keep],
+                         "pts": length[keep]})
 
 
-def _vintages(ds: Dataset, source: str) -> pd.DataFrame:
-    out = ds.sql(f"""SELECT vintage, use_month, kind, sum(pts) AS points, count(DISTINCT customer_id) AS members
-                     FROM {source} GROUP BY ALL ORDER BY vintage NULLS LAST, use_month NULLS LAST, kind""")
+def _month_ts(mi: pd.Series) -> pd.Series:
+    """Month indices (year·12 + month − 1; −1 = none) as month-start timestamps (NaT for none)."""
+    v = mi.to_numpy()
+    ok = v >= 0
+    ts = pd.to_datetime(pd.DataFrame({"year": np.where(ok, v // 12, 2000), "month": np.where(ok, v % 12 + 1, 1),
+                                      "day": 1}))
+    return pd.Series(ts.to_numpy(), index=mi.index).where(ok)
+
+
+def _vintages(fifo: pd.DataFrame) -> pd.DataFrame:
+    """Points and members by vintage, use month and kind from :func:`_fifo`."""
+    out = (fifo.groupby(["vintage", "use_month", "kind"], sort=False)
+           .agg(points=("pts", "sum"), members=("code", "nunique")).reset_index())
+    out["kind"] = np.asarray(_USE_KINDS)[out["kind"].to_numpy()]
     for c in ("vintage", "use_month"):
-        out[c] = pd.to_datetime(out[c])
-    return out
+        out[c] = _month_ts(out[c])
+    return out.sort_values(["vintage", "use_month", "kind"], na_position="last").reset_index(drop=True)
 
 
 @contextmanager
@@ -180,6 +232,51 @@ def _temp_table(ds: Dataset, query: str) -> Iterator[str]:
         yield name
     finally:
         ds._con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _shared_table(ds: Dataset, kind: str, end: dt.date, query: str) -> str:
+    """Name of a temporary table holding ``query``, built once per dataset and ``end`` and reused by every
+    analysis that reads it (a customer filter is a dataset of its own, with its own tables); a new ``end``
+    replaces the table. The dataset is read-only, so the table never goes stale."""
+    cache = ds.__dict__.setdefault("_wb_programme_tables", {})
+    got = cache.get(kind)
+    if got is not None and got[0] == end:
+        return got[1]
+    if got is not None:
+        ds._con.execute(f"DROP TABLE IF EXISTS {got[1]}")
+        del cache[kind]
+    name = f"wb_programme_{kind}_{uuid.uuid4().hex[:12]}"
+    ds._con.execute(f"CREATE TEMP TABLE {name} AS {query}")
+    cache[kind] = (end, name)
+    return name
+
+
+def customer_months(ds: Dataset, end: dt.date) -> str:
+    """The shared per-customer-month aggregate of the transactions up to ``end`` (a temporary table's name).
+
+    One pass over the transactions serves participation, the scorecard, level order and reach, the
+    member effect, ROI and the risk rules. Columns: ``customer_id``, ``month`` (month start, DATE), ``n``
+    (purchases), ``spend`` (sum of ``amount``; NULL without the column), ``spend_pos`` (sum of positive
+    amounts), ``post_n`` / ``post_margin`` (purchases and margin strictly after the customer's first
+    ``joined_at``; 0 / NULL for non-members), ``first_day`` / ``last_day`` (the month's first and last
+    purchase day). Rows dated after ``end`` are left out, so a month cut by ``end`` holds the days up to it.
+    """
+    ds.require("transactions", "customer_id", "date")
+    amount = "CAST(t.amount AS DOUBLE)" if ds.has("transactions", "amount") else "NULL::DOUBLE"
+    margin = "CAST(t.margin AS DOUBLE)" if ds.has("transactions", "margin") else "NULL::DOUBLE"
+    day = "CAST(t.date AS DATE)"
+    if ds.has("members", "customer_id", "joined_at"):
+        join = ("LEFT JOIN (SELECT customer_id, min(CAST(joined_at AS DATE)) AS joined FROM members GROUP BY 1) j "
+                "ON j.customer_id = t.customer_id")
+        post = f"j.joined IS NOT NULL AND {day} > j.joined"
+    else:
+        join, post = "", "FALSE"
+    return _shared_table(ds, "cm", end, f"""
+        SELECT t.customer_id, CAST(date_trunc('month', {day}) AS DATE) AS month, count(*) AS n,
+               sum({amount}) AS spend, sum(greatest({amount}, 0)) AS spend_pos,
+               count(*) FILTER (WHERE {post}) AS post_n, sum({margin}) FILTER (WHERE {post}) AS post_margin,
+               min({day}) AS first_day, max({day}) AS last_day
+        FROM transactions t {join} WHERE {day} <= DATE '{end.isoformat()}' GROUP BY 1, 2""")
 
 
 def fifo_vintages(ds: Dataset, end: dt.date) -> pd.DataFrame:
@@ -194,7 +291,7 @@ def fifo_vintages(ds: Dataset, end: dt.date) -> pd.DataFrame:
         above the balance at its time takes points earned after it (:func:`risk_flags` lists such accounts).
     """
     ds.require("points", "customer_id", "date", "points")
-    return _vintages(ds, f"({_fifo_sql(ds, end)})")
+    return _vintages(_fifo(ds, end))
 
 
 def infer_expiry_months(vintages: pd.DataFrame) -> int | None:
@@ -292,9 +389,7 @@ def points_flow(ds: Dataset, end: dt.date, months: int = 24, point_value: float 
     """
     ds.require("points", "customer_id", "date", "points")
     q = f"""
-    WITH p AS (SELECT date_trunc('month', CAST(date AS DATE)) AS month, CAST(points AS DOUBLE) AS pts,
-                      {_kind_sql(ds)} AS k, customer_id
-               FROM points WHERE points IS NOT NULL AND CAST(date AS DATE) <= DATE '{end.isoformat()}')
+    WITH p AS (SELECT date_trunc('month', d) AS month, pts, k FROM {points_ledger(ds, end)})
     SELECT month,
            sum(CASE WHEN k = 'earn' THEN pts ELSE 0 END) AS earned,
            sum(CASE WHEN k = 'redeem' THEN -pts ELSE 0 END) AS redeemed,
@@ -428,26 +523,27 @@ def breakage(ds: Dataset, end: dt.date, expiry_months: int | None = None, point_
     expiry rows or a configured rule, breakage is not estimable (points may still be redeemed).
     """
     ds.require("points", "customer_id", "date", "points")
-    with _temp_table(ds, _fifo_sql(ds, end)) as fifo:
-        v = _vintages(ds, fifo)
-        if not (v["kind"] == "expire").any() and not (v["kind"] == "redeem").any():
-            raise NotEstimable("no_kinds")
-        source = "config"
-        if expiry_months is None:
-            expiry_months, source = infer_expiry_months(v), "inferred"
-        if expiry_months is None:
-            raise NotEstimable("no_expiry")
-        last_resolved = months_back(end + dt.timedelta(days=1), expiry_months).isoformat()
-        per = ds.sql(f"""
-        SELECT customer_id, sum(pts) AS earned, coalesce(sum(pts) FILTER (WHERE kind = 'expire'), 0) AS expired
-        FROM {fifo} WHERE vintage < DATE '{last_resolved}' GROUP BY 1 ORDER BY customer_id""")
-        next_day = end + dt.timedelta(days=1)
-        horizons = (1, 3, 6)
-        expires = f"vintage + INTERVAL {int(expiry_months)} MONTH"
-        ends = {h: (pd.Timestamp(next_day) + pd.DateOffset(months=h)).date().isoformat() for h in horizons}
-        members = ds.sql("SELECT " + ", ".join(  # members holding points that expire within each horizon
-            f"count(DISTINCT customer_id) FILTER (WHERE {expires} < DATE '{d}') AS h{h}" for h, d in ends.items())
-            + f" FROM {fifo} WHERE kind = 'outstanding' AND {expires} > DATE '{end.isoformat()}'").iloc[0]
+    fifo = _fifo(ds, end)
+    v = _vintages(fifo)
+    if not (v["kind"] == "expire").any() and not (v["kind"] == "redeem").any():
+        raise NotEstimable("no_kinds")
+    source = "config"
+    if expiry_months is None:
+        expiry_months, source = infer_expiry_months(v), "inferred"
+    if expiry_months is None:
+        raise NotEstimable("no_expiry")
+    last_resolved = months_back(end + dt.timedelta(days=1), expiry_months)
+    matured = fifo[(fifo["vintage"] >= 0) & (fifo["vintage"] < last_resolved.year * 12 + last_resolved.month - 1)]
+    per = (matured.assign(expired=matured["pts"].where(matured["kind"] == _USE_KINDS.index("expire"), 0.0))
+           .groupby("code").agg(earned=("pts", "sum"), expired=("expired", "sum")))  # customers in id order
+    next_day = end + dt.timedelta(days=1)
+    horizons = (1, 3, 6)
+    ends = {h: pd.Timestamp(next_day) + pd.DateOffset(months=h) for h in horizons}
+    # members holding points that expire within each horizon (expiry: the first day of vintage + expiry_months)
+    held = fifo[(fifo["kind"] == _USE_KINDS.index("outstanding"))
+                & (fifo["vintage"] + expiry_months > end.year * 12 + end.month - 1)]
+    expires = _month_ts(held["vintage"] + expiry_months)
+    members = {f"h{h}": held.loc[(expires < d).to_numpy(), "code"].nunique() for h, d in ends.items()}
     if per.empty or per["earned"].sum() <= 0:
         raise NotEstimable("no_matured", months=expiry_months)
     rate = float(per["expired"].sum() / per["earned"].sum())
@@ -585,26 +681,30 @@ def participation(ds: Dataset, end: dt.date, months: int = 24) -> Participation:
     start = months_back(end, months - 1)
     has_tx = ds.has("transactions", "customer_id", "date")
     left = "left_at" if ds.has("members", "left_at") else "NULL::DATE"
+    # month starts precomputed once per member and per month: the per-row comparisons are plain dates
     buyers = f"""
-      , tx AS (SELECT DISTINCT customer_id, date_trunc('month', CAST(date AS DATE)) AS month FROM transactions
-               WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
       , b AS (SELECT tx.month, count(*) AS buyers,
-                     count(*) FILTER (WHERE mem.joined <= tx.month + INTERVAL 1 MONTH - INTERVAL 1 DAY
-                                      AND (mem.left_at IS NULL OR mem.left_at > tx.month)) AS member_buyers
-              FROM tx LEFT JOIN mem USING (customer_id) GROUP BY 1)""" if has_tx else ""
+                     count(*) FILTER (WHERE mm_.jm <= tx.month AND (mm_.left_at IS NULL OR mm_.left_at > tx.month))
+                         AS member_buyers
+              FROM {customer_months(ds, end)} tx LEFT JOIN mm_ USING (customer_id)
+              WHERE tx.month >= DATE '{start.isoformat()}' GROUP BY 1)""" if has_tx else ""
     q = f"""
     WITH {_members_cte(ds, end)},
-    months AS (SELECT CAST(unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
-                                        INTERVAL 1 MONTH)) AS DATE) AS month)
+    mm_ AS (SELECT customer_id, left_at, CAST(date_trunc('month', joined) AS DATE) AS jm,
+                   CAST(date_trunc('month', left_at) AS DATE) AS lm FROM mem),
+    months AS (SELECT CAST(month AS DATE) AS month, CAST(month + INTERVAL 1 MONTH AS DATE) AS next FROM (
+                   SELECT unnest(range(DATE '{start.isoformat()}', DATE '{months_back(end, -1).isoformat()}',
+                                       INTERVAL 1 MONTH)) AS month)),
+    mm AS (SELECT months.month,
+                  count(*) FILTER (WHERE jm <= months.month AND (left_at IS NULL OR left_at >= months.next)) AS members,
+                  count(*) FILTER (WHERE jm = months.month) AS joins,
+                  count(*) FILTER (WHERE lm = months.month AND left_at <= DATE '{end.isoformat()}') AS leavers
+           FROM months, mm_ GROUP BY 1)
     {buyers}
-    SELECT months.month,
-           (SELECT count(*) FROM mem WHERE joined < months.month + INTERVAL 1 MONTH
-                AND (left_at IS NULL OR left_at >= months.month + INTERVAL 1 MONTH)) AS members,
-           (SELECT count(*) FROM mem WHERE date_trunc('month', joined) = months.month) AS joins,
-           (SELECT count(*) FROM mem WHERE date_trunc('month', left_at) = months.month
-                AND left_at <= DATE '{end.isoformat()}') AS leavers
+    SELECT months.month, coalesce(mm.members, 0) AS members, coalesce(mm.joins, 0) AS joins,
+           coalesce(mm.leavers, 0) AS leavers
            {", coalesce(b.buyers, 0) AS buyers, coalesce(b.member_buyers, 0) AS member_buyers" if has_tx else ""}
-    FROM months {"LEFT JOIN b USING (month)" if has_tx else ""} ORDER BY 1"""
+    FROM months LEFT JOIN mm USING (month) {"LEFT JOIN b USING (month)" if has_tx else ""} ORDER BY 1"""
     m = ds.sql(q)
     m["month"] = pd.to_datetime(m["month"])
     if not has_tx:
@@ -635,6 +735,17 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
     configured = [lv for lv in settings(ds).level_order if lv in levels]
     if configured:
         return configured + sorted(set(levels) - set(configured))
+    memo = ds.__dict__.setdefault("_wb_programme_level_order", {})  # participation, levels and ROI ask alike
+    key = (end, tuple(sorted(map(str, levels))))
+    if key not in memo:
+        if len(memo) > 8:
+            memo.clear()
+        memo[key] = _spend_order(ds, levels, end)
+    return list(memo[key])
+
+
+def _spend_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
+    """Levels by members' median spend over the 12 months to ``end`` (see :func:`_level_order`)."""
     if not ds.has("transactions", "customer_id", "amount") or not levels:
         return sorted(levels)
     since = _since_sql(ds)
@@ -642,9 +753,8 @@ def _level_order(ds: Dataset, levels: list[str], end: dt.date) -> list[str]:
     spend = ds.sql(f"""
     WITH cur AS (SELECT customer_id, arg_max(level, {since}) AS level FROM members
                  WHERE {since} <= DATE '{end.isoformat()}' GROUP BY 1),
-    s AS (SELECT customer_id, sum(amount) AS spend FROM transactions
-          WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
-          AND customer_id IN (SELECT customer_id FROM cur) GROUP BY 1)
+    s AS (SELECT customer_id, sum(spend) AS spend FROM {customer_months(ds, end)}
+          WHERE month >= DATE '{lo.isoformat()}' AND customer_id IN (SELECT customer_id FROM cur) GROUP BY 1)
     SELECT level, median(coalesce(s.spend, 0)) AS spend FROM cur LEFT JOIN s USING (customer_id) GROUP BY 1""")
     ranked = spend.sort_values(["spend", "level"])["level"].tolist()
     return ranked + sorted(set(levels) - set(ranked))
@@ -936,28 +1046,31 @@ def _effect_panel(ds: Dataset, end: dt.date, months: int) -> tuple[dict[str, np.
     ``end``) and others (``member``, ``rev``, ``n``).
     """
     start = months_back(end, months - 1)
-    s, e = start.isoformat(), end.isoformat()
-    amount = "amount" if ds.has("transactions", "amount") else "1"
+    s = start.isoformat()
+    rev = "spend" if ds.has("transactions", "amount") else "n"
     con = ds._con
+    cm = (f"(SELECT customer_id, CAST(date_diff('month', DATE '{s}', month) AS INTEGER) AS m, n, {rev} AS rev "
+          f"FROM {customer_months(ds, end)})")
+    # one pass over the customer-months for both the panel bounds and the naive window revenue
     with _temp_table(ds, f"""
-        SELECT customer_id, CAST(date_diff('month', DATE '{s}', date_trunc('month', CAST(date AS DATE))) AS INTEGER) AS m,
-               count(*) AS n, sum({amount}) AS rev
-        FROM transactions WHERE CAST(date AS DATE) <= DATE '{e}' GROUP BY 1, 2""") as cm:
+        SELECT customer_id, min(m) AS first_m, max(m) AS last_m,
+               sum(rev) FILTER (WHERE m BETWEEN 0 AND {months - 1}) AS rev,
+               count(*) FILTER (WHERE m BETWEEN 0 AND {months - 1}) > 0 AS buyer
+        FROM {cm} GROUP BY 1""") as span:
         got = con.execute(f"""
-        WITH span AS (SELECT customer_id, min(m) AS first_m, max(m) AS last_m FROM {cm} GROUP BY 1),
+        WITH cm AS {cm},
         {_members_cte(ds)},
         u AS (SELECT span.customer_id, greatest(first_m + 1, 0) AS lo, least(last_m - 1, {months - 1}) AS hi,
                      CAST(date_diff('month', DATE '{s}', date_trunc('month', mem.joined)) AS INTEGER) AS jm
-              FROM span LEFT JOIN mem USING (customer_id)),
+              FROM {span} span LEFT JOIN mem USING (customer_id)),
         units AS (SELECT CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS unit, * FROM u WHERE lo <= hi)
-        SELECT units.unit, units.lo, units.hi, units.jm, {cm}.m, CAST({cm}.n AS INTEGER) AS n
-        FROM units LEFT JOIN {cm} ON {cm}.customer_id = units.customer_id AND {cm}.m BETWEEN units.lo AND units.hi
+        SELECT units.unit, units.lo, units.hi, units.jm, cm.m, CAST(cm.n AS INTEGER) AS n
+        FROM units LEFT JOIN cm ON cm.customer_id = units.customer_id AND cm.m BETWEEN units.lo AND units.hi
         """).fetchnumpy()
         naive = con.execute(f"""
-        WITH rev AS (SELECT customer_id, sum(rev) AS rev FROM {cm} WHERE m BETWEEN 0 AND {months - 1} GROUP BY 1),
-        {_members_cte(ds, end)}
+        WITH {_members_cte(ds, end)}
         SELECT mem.customer_id IS NOT NULL AS member, avg(rev) AS rev, count(*) AS n
-        FROM rev LEFT JOIN mem USING (customer_id) GROUP BY 1""").df()
+        FROM {span} span LEFT JOIN mem USING (customer_id) WHERE buyer GROUP BY 1""").df()
     if not len(got["unit"]):
         return None, naive
 
@@ -1144,52 +1257,45 @@ def risk_flags(ds: Dataset, end: dt.date, burst_factor: float = 3.0, burst_z: fl
     ds.require("points", "customer_id", "date", "points")
     from workbench.privacy import pseudonymise
 
-    kind = _kind_sql(ds)
-    earn_kind = ("lower(coalesce(kind, '')) NOT LIKE '%bonus%' AND lower(coalesce(kind, '')) NOT LIKE '%奖励%'"
-                 if ds.has("points", "kind") else "TRUE")
-    base = f"""
-    WITH p AS (SELECT customer_id, CAST(date AS DATE) AS d, CAST(points AS DOUBLE) AS pts, {kind} AS k,
-                      {earn_kind} AS plain_earn,
-                      row_number() OVER (PARTITION BY customer_id ORDER BY date, points DESC) AS rn
-               FROM points WHERE points IS NOT NULL AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
-    b AS (SELECT *, sum(pts) OVER (PARTITION BY customer_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS bal FROM p)"""
+    # the shared ledger carries the running balance; the shared customer-month table the purchases
+    base = f"WITH p AS (SELECT * FROM {points_ledger(ds, end)}), b AS (SELECT * FROM p)"
     has_tx = ds.has("transactions", "customer_id", "date")
     if has_tx:  # the ledger holders' purchase months, aggregated once for both purchase-based rules
-        spend = "sum(greatest(amount, 0))" if ds.has("transactions", "amount") else "NULL::DOUBLE"
-        base += f""",
-    ms AS MATERIALIZED (SELECT customer_id, date_trunc('month', CAST(date AS DATE)) AS m, {spend} AS spend
-                        FROM transactions WHERE customer_id IN (SELECT customer_id FROM points) GROUP BY 1, 2)"""
+        base += f", ms AS (SELECT customer_id, month AS m, spend_pos AS spend FROM {customer_months(ds, end)})"
     # bal is the balance after the row: a redemption above the balance before it leaves it below zero
-    parts = ["SELECT customer_id, 'negative_balance' AS rule, d, bal AS pts FROM b WHERE bal < -1e-9 AND k <> 'redeem'",
-             "SELECT customer_id, 'redeem_above_balance' AS rule, d, -pts AS pts FROM b WHERE k = 'redeem' AND bal < -1e-9",
-             f"""SELECT customer_id, 'earn_burst' AS rule, d, pts FROM (
+    # w: ledger rows behind a flagged line (a member-month line of the purchase-based rules stands for its rows)
+    parts = ["SELECT customer_id, 'negative_balance' AS rule, d, bal AS pts, 1 AS w FROM b "
+             "WHERE bal < -1e-9 AND k <> 'redeem'",
+             "SELECT customer_id, 'redeem_above_balance' AS rule, d, -pts AS pts, 1 AS w FROM b "
+             "WHERE k = 'redeem' AND bal < -1e-9",
+             f"""SELECT customer_id, 'earn_burst' AS rule, d, pts, 1 AS w FROM (
                    SELECT *, median(abs(dev)) OVER (PARTITION BY customer_id) AS mad FROM (
                      SELECT customer_id, d, pts, ln(pts) - median(ln(pts)) OVER (PARTITION BY customer_id) AS dev,
                             count(*) OVER (PARTITION BY customer_id) AS n_earn
                      FROM p WHERE k = 'earn' AND plain_earn))
                  WHERE n_earn >= {int(min_history)} AND mad > 0 AND dev > {float(burst_z)} * 1.4826 * mad"""]
+    if has_tx:  # plain earnings per member-month beside that month's purchases: one join for both purchase rules
+        base += """,
+    me AS (SELECT customer_id, CAST(date_trunc('month', d) AS DATE) AS m, sum(pts) AS pts, min(d) AS d,
+                  count(*) AS w FROM p WHERE k = 'earn' AND plain_earn GROUP BY 1, 2),
+    j AS MATERIALIZED (SELECT me.*, ms.customer_id IS NOT NULL AS bought, coalesce(ms.spend, 0) AS spend
+                       FROM me LEFT JOIN ms USING (customer_id, m))"""
     if ds.has("transactions", "customer_id", "date", "amount"):
         # with purchases at hand, a burst is earning far above what the month's purchases earn at the
         # programme's usual rate (the median points per unit spent, read from the data)
-        parts[-1] = f"""SELECT * FROM (
-            WITH me AS (SELECT customer_id, date_trunc('month', d) AS m, sum(pts) AS pts, min(d) AS d FROM p
-                        WHERE k = 'earn' AND plain_earn GROUP BY 1, 2),
-            j AS (SELECT me.*, coalesce(ms.spend, 0) AS spend FROM me LEFT JOIN ms USING (customer_id, m)),
-            rate AS (SELECT median(pts / spend) AS r FROM j WHERE spend > 0)
-            SELECT customer_id, 'earn_burst' AS rule, d, pts FROM j, rate
-            WHERE spend > 0 AND pts > {float(burst_factor)} * rate.r * spend)"""
+        parts[-1] = f"""SELECT customer_id, 'earn_burst' AS rule, d, pts, 1 AS w FROM j,
+                           (SELECT median(pts / spend) AS r FROM j WHERE spend > 0) rate
+                        WHERE spend > 0 AND pts > {float(burst_factor)} * rate.r * spend"""
     checked = {"negative_balance": "", "redeem_above_balance": "" if ds.has("points", "kind") else "no_kinds",
                "earn_burst": "", "earn_without_purchase": "", "shared_contact": "no_contact"}
     if has_tx:
-        parts.append("""SELECT p.customer_id, 'earn_without_purchase' AS rule, p.d, p.pts FROM p
-                 WHERE p.k = 'earn' AND p.plain_earn AND NOT EXISTS (
-                   SELECT 1 FROM ms WHERE ms.customer_id = p.customer_id AND ms.m = date_trunc('month', p.d))""")
+        parts.append("SELECT customer_id, 'earn_without_purchase' AS rule, d, pts, w FROM j WHERE NOT bought")
     else:
         checked["earn_without_purchase"] = "no_transactions"
     if checked["redeem_above_balance"]:
         parts.pop(1)
     flagged = ds.sql(base + ", f AS (" + " UNION ALL ".join(parts) + ") "
-                     "SELECT customer_id, rule, min(d) AS first_date, sum(pts) AS points, count(*) AS rows "
+                     "SELECT customer_id, rule, min(d) AS first_date, sum(pts) AS points, CAST(sum(w) AS BIGINT) AS rows "
                      "FROM f GROUP BY 1, 2 ORDER BY 2, 1")
     n_accounts = int(ds.sql(f"SELECT count(DISTINCT customer_id) FROM points "
                             f"WHERE CAST(date AS DATE) <= DATE '{end.isoformat()}'").iloc[0, 0])
@@ -1356,7 +1462,7 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
                              CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
                       FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
                       LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
-        moves = _active_after(ds, stayed, active_days)
+        moves = _active_after(ds, stayed, active_days, end)
         current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
             "customer_id")["level"]
     counts = counts.sort_values(["from_level", "to_level"]).reset_index(drop=True)
@@ -1396,19 +1502,34 @@ def _first_upgrade(spells: pd.DataFrame, rank: dict[str, int], end: dt.date) -> 
             "n": int(ok.sum()), "events": int(event[ok].sum())}
 
 
-def _active_after(ds: Dataset, stayed: str, days: int) -> pd.DataFrame:
-    """Share of members with a purchase within ``days`` after each review, by move (Wilson interval).
+def _active_after(ds: Dataset, stayed: str, days: int, end: dt.date) -> pd.DataFrame:
+    """Share of members with a purchase within ``days`` after each review (purchases to ``end``), by move
+    (Wilson interval).
 
-    ``stayed``: SQL relation of (customer_id, review, move); the first purchase on or after each review
-    comes from an as-of join on the members' purchase dates.
+    ``stayed``: SQL relation of (customer_id, review, move). Windows of 32 days or more are read from the
+    shared customer-month aggregate; shorter ones from an as-of join on the members' purchase dates.
     """
     from workbench.loyalty import wilson
 
     got = pd.DataFrame({"move": pd.Series(dtype=str), "n": pd.Series(dtype=int), "active_after": pd.Series(dtype=int)})
-    if ds.has("transactions", "customer_id", "date"):
+    if ds.has("transactions", "customer_id", "date") and days >= 32:
+        # the window [review, review + days) spans two or more months. The first month (of the shared
+        # customer-month aggregate) with a purchase on or after the review: the review's own month (that
+        # purchase lies inside the window) or a later one, whose first purchase day decides (exact)
+        got = ds.sql(f"""
+            WITH cm AS (SELECT customer_id, month, first_day, last_day FROM {customer_months(ds, end)}
+                        WHERE customer_id IN (SELECT customer_id FROM members)),
+            nx AS (SELECT s.move, s.review, cm.month, cm.first_day
+                   FROM {stayed} s ASOF LEFT JOIN cm ON s.customer_id = cm.customer_id AND s.review <= cm.last_day)
+            SELECT move, count(*) AS n,
+                   count(*) FILTER (WHERE month = CAST(date_trunc('month', review) AS DATE)
+                                    OR first_day < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
+            FROM nx GROUP BY 1""")
+    elif ds.has("transactions", "customer_id", "date"):
         got = ds.sql(f"""
             WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
-                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL),
+                        WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL
+                        AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
             nx AS (SELECT s.move, s.review, tx.d AS next_d
                    FROM {stayed} s ASOF LEFT JOIN tx ON s.customer_id = tx.customer_id AND s.review <= tx.d)
             SELECT move, count(*) AS n,
@@ -1431,9 +1552,9 @@ def _within_reach(ds: Dataset, current: pd.Series, review: dt.date, end: dt.date
     if not thresholds or not ds.has("transactions", "customer_id", "amount") or current.empty:
         return empty
     lo = months_back(end, window_months - 1)
-    spend = ds.sql(f"""SELECT customer_id, sum(amount) AS spend FROM transactions
-                       WHERE CAST(date AS DATE) BETWEEN DATE '{lo.isoformat()}' AND DATE '{end.isoformat()}'
-                       AND customer_id IN (SELECT customer_id FROM members) GROUP BY 1""").set_index("customer_id")["spend"]
+    spend = ds.sql(f"""SELECT customer_id, sum(spend) AS spend FROM {customer_months(ds, end)}
+                       WHERE month >= DATE '{lo.isoformat()}' AND customer_id IN (SELECT customer_id FROM members)
+                       GROUP BY 1""").set_index("customer_id")["spend"]
     nxt = {lv: order[i + 1] for i, lv in enumerate(order[:-1]) if order[i + 1] in thresholds}
     target = current.map(nxt)
     thr = target.map(thresholds)
@@ -1523,9 +1644,8 @@ def roi_from_effect(member_profit: float, effect: float, ci: tuple[float, float]
 
 def _redeemed_points(ds: Dataset, start: dt.date, end: dt.date) -> float:
     """Points redeemed (ledger rows of a redemption kind) from ``start`` to ``end``."""
-    return float(ds.sql(f"""SELECT coalesce(sum(-points), 0) FROM (SELECT points, {_kind_sql(ds)} AS k FROM points
-                            WHERE CAST(date AS DATE) BETWEEN DATE '{start.isoformat()}' AND DATE '{end.isoformat()}')
-                            WHERE k = 'redeem'""").iloc[0, 0])
+    return float(ds.sql(f"""SELECT coalesce(sum(-pts), 0) FROM {points_ledger(ds, end)}
+                            WHERE d >= DATE '{start.isoformat()}' AND k = 'redeem'""").iloc[0, 0])
 
 
 def _member_profit(ds: Dataset, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -1533,10 +1653,9 @@ def _member_profit(ds: Dataset, start: dt.date, end: dt.date) -> pd.DataFrame:
     ``profit``, ``n`` members buying)."""
     return ds.sql(f"""
     WITH {_members_cte(ds, end)}
-    SELECT mem.level, sum(t.margin) AS profit, count(DISTINCT t.customer_id) AS n
-    FROM transactions t JOIN mem USING (customer_id)
-    WHERE CAST(t.date AS DATE) > mem.joined AND CAST(t.date AS DATE) BETWEEN DATE '{start.isoformat()}'
-          AND DATE '{end.isoformat()}' GROUP BY 1 ORDER BY 1""")
+    SELECT mem.level, sum(t.post_margin) AS profit, count(DISTINCT t.customer_id) AS n
+    FROM {customer_months(ds, end)} t JOIN mem USING (customer_id)
+    WHERE t.post_n > 0 AND t.month >= DATE '{start.isoformat()}' GROUP BY 1 ORDER BY 1""")
 
 
 @analysis("programme.h.roi")
@@ -1728,13 +1847,11 @@ def scorecard(ds: Dataset, end: dt.date, months: int = 12) -> Scorecard:
     start = months_back(end, months - 1)
     prev = months_back(start, months)
     s, e, p = start.isoformat(), end.isoformat(), prev.isoformat()
-    amount = "amount" if ds.has("transactions", "amount") else "NULL::DOUBLE"
+    cm = customer_months(ds, end)
     per = ds.sql(f"""
     WITH {_members_cte(ds)},
-    w AS (SELECT customer_id, count(*) AS n, sum({amount}) AS spend FROM transactions
-          WHERE CAST(date AS DATE) BETWEEN DATE '{s}' AND DATE '{e}' GROUP BY 1),
-    b AS (SELECT DISTINCT customer_id FROM transactions WHERE CAST(date AS DATE) >= DATE '{p}'
-          AND CAST(date AS DATE) < DATE '{s}'),
+    w AS (SELECT customer_id, CAST(sum(n) AS BIGINT) AS n, sum(spend) AS spend FROM {cm} WHERE month >= DATE '{s}' GROUP BY 1),
+    b AS (SELECT DISTINCT customer_id FROM {cm} WHERE month >= DATE '{p}' AND month < DATE '{s}'),
     pop AS (SELECT customer_id FROM w UNION SELECT customer_id FROM b)
     SELECT pop.customer_id IN (SELECT customer_id FROM b) AS before, coalesce(w.n, 0) AS n, w.spend,
            mem.joined IS NOT NULL AND mem.joined < DATE '{s}' AND (mem.left_at IS NULL OR mem.left_at >= DATE '{s}')
