@@ -60,7 +60,8 @@ lab: sample
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@failed=""; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || failed="$$failed $$script"; done; \
+	  if [ -n "$$failed" ]; then echo "missed a target:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
