@@ -455,3 +455,63 @@ def test_default_end_and_validation(tmp_path):
         generate_sample(tmp_path / "x", customers=500, lang="fr")
     with pytest.raises(ValueError):
         generate_sample(tmp_path / "x", customers=500, fmt="xlsx")
+
+
+# ----------------------------------------------------------------------------- streaming (issue 17 item 4)
+def test_streaming_in_chunks(tmp_path, monkeypatch):
+    """Customers are generated chunk by chunk (never more than ``chunk_size`` at once), ids stay unique and
+    fixed-width across chunks, rows are ordered chunk by chunk, and TRUTH.json's realised counts (summed over
+    chunks) match the written files."""
+    import workbench.sample as ws
+
+    seen = []
+    real = ws.generate_chunk
+
+    def spy(pl, chunk, offset, n, ids):
+        seen.append((offset, n))
+        return real(pl, chunk, offset, n, ids)
+
+    monkeypatch.setattr(ws, "generate_chunk", spy)
+    r = generate_sample(tmp_path / "c", customers=2500, seed=5, end=END, chunk_size=1000)
+    assert seen == [(0, 834), (834, 833), (1667, 833)]
+    t = {name: pd.read_parquet(r.paths[name]) for name in TABLES}
+    cu = t["customers"]
+    assert cu.customer_id.tolist() == [f"C{i:06d}" for i in range(1, 2501)]
+    for name, col in (("transactions", "order_id"), ("surveys", "response_id"), ("complaints", "complaint_id")):
+        ids = t[name][col]
+        assert ids.is_unique and ids.str.len().nunique() == 1 and ids.is_monotonic_increasing, name
+        assert set(t[name].customer_id.dropna()) <= set(cu.customer_id), name
+    # transactions: chunk blocks in customer order, dates sorted inside each block
+    tx = t["transactions"]
+    block = (tx.customer_id.str[1:].astype(int) - 1).map(lambda i: 0 if i < 834 else 1 if i < 1667 else 2)
+    assert block.is_monotonic_increasing
+    assert all(pd.to_datetime(g.date).is_monotonic_increasing for _, g in tx.groupby(block))
+    assert pq.ParquetFile(r.paths["transactions"]).num_row_groups == 3
+    truth = r.truth
+    assert truth["volumes"] == {k: len(v) for k, v in t.items()}
+    assert truth["generator"]["streaming"]["chunks"] == 3
+    assert cu.churned_at.notna().mean() == pytest.approx(truth["churn"]["churned_share"], abs=1e-4)
+    mem = cu.customer_id.isin(t["members"].customer_id)
+    assert mem.mean() == pytest.approx(truth["loyalty_programme"]["member_share"], abs=1e-4)
+    assert cu.churned_at[mem].notna().mean() == pytest.approx(
+        truth["loyalty_programme"]["naive_gap"]["churn_members"], abs=1e-4)
+    rev = tx.groupby("customer_id").amount.sum().reindex(cu.customer_id, fill_value=0).to_numpy()
+    assert rev[mem.to_numpy()].mean() / rev[~mem.to_numpy()].mean() == pytest.approx(
+        truth["loyalty_programme"]["naive_gap"]["revenue_ratio_members_vs_others"], abs=1e-3)
+    assert (tx.amount < 0).mean() == pytest.approx(truth["value"]["refund_row_share"], abs=1e-4)
+    assert len(truth["trait_segments"]["labels"]) == 2500
+    cnt = t["complaints"].assign(m=pd.to_datetime(t["complaints"].opened_at).dt.strftime("%Y-%m"))
+    got = cnt.groupby(["category", "m"]).size()
+    months = truth["window"]["month_labels"]
+    for cat, counts in truth["complaints"]["monthly_counts_by_category"].items():
+        assert [int(got.get((cat, m), 0)) for m in months] == counts, cat
+
+
+def test_one_chunk_does_not_depend_on_chunk_size(tmp_path):
+    """A sample that fits in one chunk is the same whatever the chunk size (the unchunked generator's output)."""
+    a = generate_sample(tmp_path / "a", customers=600, seed=9, end=END, chunk_size=600)
+    b = generate_sample(tmp_path / "b", customers=600, seed=9, end=END)
+    for name in TABLES:
+        assert a.paths[name].read_bytes() == b.paths[name].read_bytes(), name
+    with pytest.raises(ValueError):
+        generate_sample(tmp_path / "x", customers=500, chunk_size=10)
