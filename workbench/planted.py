@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["P", "LABELS", "TABLES", "MONTHS", "DRIVERS", "Planted", "Cohort", "Tally", "CHUNK_SIZE"]
+__all__ = ["P", "LABELS", "TABLES", "MONTHS", "DRIVERS", "Planted", "Cohort", "Tally", "CHUNK_SIZE", "churn_time"]
 
 TABLES = ("customers", "transactions", "surveys", "complaints", "members", "points")
 MONTHS = 24
@@ -216,7 +216,12 @@ P: dict[str, Any] = {
     # programme
     "programme_costs": {"membership_system": 24000, "points_system": 16000, "personalised_service": 32000,
                         "promotion_rewards": 20000, "feedback_handling": 8000},  # CNY per year at 20k customers
-    "member_logit_intercept": -1.05, "member_logit_activity": 1.0, "member_logit_attitude": 0.4,
+    # programme join (selection on what the data show): a customer wants to join with
+    # logit = intercept + activity * log(1 + purchases after the signup purchase in the signup month), joining
+    # ``member_join_after_days`` + Exponential(``member_wait_mean_days``) days after signup, a draw independent
+    # of the churn time (the join counts only if it comes before the churn time and the window end)
+    "member_join_after_days": 90, "member_wait_mean_days": 120.0,
+    "member_logit_intercept": -1.0, "member_logit_activity": 3.5,
     "level_thresholds_6m": [0.0, 1500.0, 5000.0, 15000.0],
     "points_expire_months": 12, "join_bonus": 200, "bonus_p": 0.03, "redeem_p": 0.12,
     "redeem_min_balance": 500,
@@ -447,7 +452,64 @@ class Cohort:
     T: np.ndarray  # latent churn time (days, float)
     member: np.ndarray  # joined the programme inside the window (bool)
     J: np.ndarray  # join day (meaningful where member)
+    h: np.ndarray | None = None  # baseline churn hazard per day (fixed traits)
+    E: np.ndarray | None = None  # unit exponential draw: churn when the cumulative hazard reaches it
+    changes: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    early_cust: np.ndarray | None = None  # purchases in the first days after signup (drawn with the join)
+    early_v: np.ndarray | None = None  # their position on the seasonal time scale (see draw_transactions)
 
     @property
     def contract(self) -> np.ndarray:
         return self.seg == 3
+
+    def hazard_change(self, name: str, at: np.ndarray, mult: np.ndarray | float) -> None:
+        """Register a churn-hazard multiplier ``mult`` from day ``at`` on (``inf`` = never) and recompute ``T``
+        exactly (piecewise-exponential, :func:`churn_time`). Change points after the churn time do not move it,
+        so a potential event (a join date drawn independently of the lifetime) can be registered before it is
+        known whether it happens before the churn."""
+        self.changes[name] = (np.asarray(at, float), np.broadcast_to(np.asarray(mult, float), (self.n,)))
+        self.T = churn_time(self.S, self.h, self.E, list(self.changes.values()))
+
+
+def churn_time(S: np.ndarray, h: np.ndarray, E: np.ndarray,
+               changes: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Churn time of a piecewise-exponential hazard.
+
+    Parameters
+    ----------
+    S
+        Start (signup day).
+    h
+        Baseline hazard per day from ``S``.
+    E
+        Unit exponential draws: the churn time is when the cumulative hazard reaches ``E``.
+    changes
+        ``(at, mult)`` pairs: the hazard is multiplied by ``mult`` from day ``at`` on (``at <= S`` = from ``S``,
+        ``inf`` = never); multipliers compound.
+
+    Returns
+    -------
+    numpy.ndarray
+        The churn time in days (float).
+    """
+    S = S.astype(float)
+    if not changes:
+        return S + E / h
+    at = np.column_stack([np.maximum(c[0], S) for c in changes])
+    mult = np.column_stack([c[1] for c in changes])
+    o = np.argsort(at, axis=1, kind="stable")
+    at, mult = np.take_along_axis(at, o, axis=1), np.take_along_axis(mult, o, axis=1)
+    t, rate, left = S.copy(), h.astype(float).copy(), E.astype(float).copy()
+    out = np.full(S.size, np.nan)
+    with np.errstate(invalid="ignore"):
+        for k in range(at.shape[1]):
+            seg = (at[:, k] - t) * rate
+            done = np.isnan(out) & (seg >= left)
+            out[done] = t[done] + left[done] / rate[done]
+            go = np.isnan(out)
+            left[go] -= seg[go]
+            t[go] = at[go, k]
+            rate[go] *= mult[go, k]
+    go = np.isnan(out)
+    out[go] = t[go] + left[go] / rate[go]
+    return out

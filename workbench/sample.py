@@ -69,15 +69,20 @@ contract customers have a high switching cost.
    rising trend in one category, a x4 spike in one category in one month,
    lognormal response / resolution hours by handler, ~5% open at the end,
    three handlers with small n.  ``resolution`` null = unresolved.
-8. *Churn*: exponential latent churn time; hazard raised x2.5 after an
-   unresolved complaint, x0.9 per extra purchase channel, x0.64 per SD of
-   activity (busy customers use more channels, so the naive multi-channel
-   comparison overstates the effect), x0.35 for contract customers.
+8. *Churn*: piecewise-exponential latent churn time (exact: each event registers a
+   hazard multiplier from its day on, :meth:`workbench.planted.Cohort.hazard_change`);
+   hazard raised x2.5 after an unresolved complaint, x0.9 per extra purchase channel,
+   x0.64 per SD of activity (busy customers use more channels, so the naive
+   multi-channel comparison overstates the effect), x0.35 for contract customers.
    ``churn_reason`` and ``churned_at`` (the day of the latent churn time) are set
    for customers whose churn time falls in the window.
-9. *Loyalty programme*: join probability rises with activity and attitude
-   (self-selection); true effect: purchase rate x1.08 and churn hazard x0.85
-   after joining; the naive members-vs-others gap is recorded.  Quarterly
+9. *Loyalty programme*: customers select themselves on observed data only: the
+   wish to join rises with their purchases in the signup month (attitude plays no
+   part); the join day (signup + 90 + exponential wait) is drawn independently of
+   the lifetime, and counts when it comes before churn and the window end; true
+   effect: purchase rate x1.08 and churn hazard x0.85 from the join day on, both
+   identifiable (see :func:`plant_programme_join`); the naive members-vs-others
+   gap (revenue about x2.9) is recorded.  Quarterly
    level reviews (one step up or down on trailing 6-month spend).  Points:
    1 per CNY of net monthly spend (posted at month end), bonuses (join,
    reviews/referrals, day 15), redemptions (days 2-28, from the previous
@@ -249,9 +254,13 @@ def _churned_at(T: np.ndarray, D: int, base: int) -> pa.Array:
     return _date(np.where(churned, np.floor(T), 0).astype(np.int64), base, mask=~churned)
 
 
-def _scale_after(T: np.ndarray, u: np.ndarray, mult: np.ndarray | float) -> np.ndarray:
-    """Churn time after the hazard is multiplied by ``mult`` from time ``u`` on (exponential residual)."""
-    return np.where(T > u, u + (T - u) / mult, T)
+def _lam_at(pl: Planted, t: np.ndarray) -> np.ndarray:
+    """Position of day ``t`` (float) on the seasonal purchase time scale (cumulative daily weights)."""
+    wday, Lam = _day_weights(pl)
+    D = pl.days
+    t = np.clip(t, 0, D)
+    i = np.minimum(np.floor(t).astype(np.int64), D - 1)
+    return Lam[i] + (t - i) * wday[i]
 
 
 # --------------------------------------------------------------------------- customers and latents
@@ -293,24 +302,51 @@ def draw_customers(pl: Planted, rng: np.random.Generator, chunk: int, offset: in
            + np.log(P["hr_per_extra_channel"]) * (n_ch - 1)
            + np.log(P["hr_contract"]) * contract)
     h = h0 * np.exp(lin)
-    T = S + rng.exponential(1.0, n) / h  # latent churn time (days, float)
+    E = rng.exponential(1.0, n)
+    T = S + E / h  # latent churn time (days, float); change points recompute it exactly (Cohort.hazard_change)
     co = Cohort(chunk, offset, n, seg, region, acq, acq_cost, S, z_act, z_amt, g, n_ch, perm, T,
-                np.zeros(n, bool), np.zeros(n, np.int64))
+                np.zeros(n, bool), np.zeros(n, np.int64), h=h, E=E)
     plant_programme_join(pl, co, rng)
     return co
 
 
+_NEVER = 10**9  # join day of customers who never want to join
+
+
 def plant_programme_join(pl: Planted, co: Cohort, rng: np.random.Generator) -> None:
-    """Programme membership (self-selection on activity and attitude) and its churn effect (updates ``co``)."""
-    D, S, T = pl.days, co.S, co.T
-    logit = (P["member_logit_intercept"] + P["member_logit_activity"] * co.z_act
-             + P["member_logit_attitude"] * co.g)
-    wants = rng.random(co.n) < 1 / (1 + np.exp(-logit))
-    span = np.minimum(T, D) - S
-    J = S + np.floor(rng.random(co.n) ** 2 * span * 0.7).astype(np.int64)
-    member = wants & (span >= 1) & (J < D)
-    co.T = np.where(member & (T > J), J + (T - J) / P["hr_member"], T)
-    co.member, co.J = member, J
+    """Programme membership, selected on what the data show, and its churn effect (updates ``co``).
+
+    The purchases of the first ``member_join_after_days`` (90) days after signup are drawn here (at the base
+    rate; :func:`draw_transactions` writes those made before the churn time). A customer wants to join with
+    logit ``intercept + activity * log(1 + k1)``, ``k1`` = their purchases after the signup purchase in the
+    signup calendar month (attitude and latent activity play no part), on day
+    ``signup + 90 + Exponential(member_wait_mean_days)``: a draw independent of the churn time. The churn
+    hazard is multiplied by ``hr_member`` from that day on (piecewise-exponential, exact); the customer is a
+    member when the join day comes before the churn day and the window end (recomputed after every later
+    hazard change by :func:`plant_surveys`).
+
+    Why this selection variable: purchases are Poisson given latent activity, so given the purchases of the
+    first 90 days (what the lifecycle Cox model adjusts for) the split between the signup month and the rest
+    says nothing more about activity, and joining is independent of activity and of the churn time; and the
+    signup month is the month the members' fixed-effects purchase model leaves out, so selecting on its
+    chance purchases does not inflate the members' "before" months (no regression to the mean).
+    """
+    D, S, n = pl.days, co.S, co.n
+    a = P["member_join_after_days"]
+    rate = P["rate_per_day_median"] * np.exp(P["rate_sigma"] * co.z_act)
+    L0, L1 = _lam_at(pl, S.astype(float)), _lam_at(pl, np.minimum(S + a, D).astype(float))
+    k = rng.poisson(rate * np.maximum(L1 - L0, 0))
+    ec = np.repeat(np.arange(n, dtype=np.int64), k)
+    ev = L0[ec] + rng.random(ec.size) * (L1 - L0)[ec]
+    # selection variable: purchases after the signup purchase in the signup calendar month (observed)
+    month_end = pl.mday[np.searchsorted(pl.mday, S, side="right")].astype(float)
+    k1 = np.bincount(ec[ev < _lam_at(pl, month_end)[ec]], minlength=n)
+    logit = P["member_logit_intercept"] + P["member_logit_activity"] * np.log1p(k1)
+    wants = rng.random(n) < 1 / (1 + np.exp(-logit))
+    J = np.where(wants, S + a + np.floor(rng.exponential(P["member_wait_mean_days"], n)).astype(np.int64), _NEVER)
+    co.hazard_change("programme", np.where(wants, J, np.inf), P["hr_member"])
+    co.J, co.early_cust, co.early_v = J, ec, ev
+    co.member = (J < D) & (J < np.floor(co.T))
 
 
 # --------------------------------------------------------------------------- complaints (events)
@@ -382,7 +418,7 @@ def plant_complaints(pl: Planted, co: Cohort, rng: np.random.Generator) -> Compl
     u_t = np.where(is_open, cday + 14.0, closed / 86400.0)
     u_min = np.full(n, 1e12)
     np.minimum.at(u_min, cust[unresolved], u_t[unresolved])
-    co.T = _scale_after(co.T, u_min, P["hr_unresolved_complaint"])
+    co.hazard_change("unresolved_complaint", u_min, P["hr_unresolved_complaint"])
     return ComplaintEvents(cust, cday, ccat, hnd, opened, first_resp, closed, is_open, no_resp, unresolved, u_min)
 
 
@@ -473,8 +509,8 @@ def plant_surveys(pl: Planted, co: Cohort, rng: np.random.Generator) -> SurveyEv
     mult[r_cust[first]] = np.array([P["hr_expectation"][k] for k in ("below", "met", "above")])[
         egrp[first]]
     d1f = np.where(sv, d1, 1e12).astype(float)
-    co.T = _scale_after(co.T, d1f, mult)
-    co.member = co.member & (co.J < np.floor(co.T))  # later events may have moved churn before the join date
+    co.hazard_change("expectation", d1f, mult)
+    co.member = (co.J < D) & (co.J < np.floor(co.T))  # later events may have moved churn before the join date
     # validity of second surveys
     ok2 = twice & (d2 <= np.minimum(np.floor(co.T) - 7, D - 1))
     keep_r = first | ok2[r_cust]
@@ -552,17 +588,12 @@ def draw_transactions(pl: Planted, co: Cohort, sv: SurveyEvents, deals: Deals,
     sequence and refunds."""
     n, D, S, T = co.n, pl.days, co.S, co.T
     member, J = co.member, co.J
-    wday, Lam = _day_weights(pl)
-
-    def lam_at(t: np.ndarray) -> np.ndarray:
-        t = np.clip(t, 0, D)
-        i = np.minimum(np.floor(t).astype(np.int64), D - 1)
-        return Lam[i] + (t - i) * wday[i]
-
+    _, Lam = _day_weights(pl)
     rate = P["rate_per_day_median"] * np.exp(P["rate_sigma"] * co.z_act)
     rate = rate * np.where(member, P["member_rate_multiplier"], 1.0)
     Eend = np.minimum(T, D)
-    LS, LE = lam_at(S.astype(float)), lam_at(Eend)
+    # the first member_join_after_days were drawn with the join decision (plant_programme_join); from then on here
+    LS, LE = _lam_at(pl, np.minimum(S + P["member_join_after_days"], Eend).astype(float)), _lam_at(pl, Eend)
     n_tx = rng.poisson(rate * np.maximum(LE - LS, 0))
     t_cust = np.repeat(np.arange(n, dtype=np.int64), n_tx)
     v = LS[t_cust] + rng.random(t_cust.size) * (LE - LS)[t_cust]
@@ -574,6 +605,11 @@ def draw_transactions(pl: Planted, co: Cohort, sv: SurveyEvents, deals: Deals,
              & (rng.random(t_cust.size) > 1 / P["member_rate_multiplier"]))
     t_cust, t_day = t_cust[keep], t_day[keep]
     del keep
+    # early purchases made before the churn time
+    ek = co.early_v < LE[co.early_cust]
+    e_cust = co.early_cust[ek]
+    e_day = np.clip(np.searchsorted(Lam, co.early_v[ek], side="right") - 1, S[e_cust], D - 1)
+    t_cust, t_day = np.concatenate([e_cust, t_cust]), np.concatenate([e_day, t_day])
     # first purchase on the signup date
     t_cust = np.concatenate([np.arange(n, dtype=np.int64), t_cust])
     t_day = np.concatenate([S, t_day])
@@ -1185,7 +1221,7 @@ def finalise_truth(pl: Planted, rows: dict[str, int]) -> dict[str, Any]:
     seg4 = dict(zip(("true_friends", "butterflies", "barnacles", "strangers"), (int(x) for x in tl["seg4"]),
                     strict=True))
     return {
-        "generator": {"module": "workbench.sample", "version": 1, "seed": pl.seed, "customers": N,
+        "generator": {"module": "workbench.sample", "version": 2, "seed": pl.seed, "customers": N,
                       "lang": pl.lang, "format": pl.fmt,
                       "streaming": {"chunk_size": pl.chunk_size, "chunks": nchunks,
                                     "note": "customers generated chunk by chunk (own random stream per chunk); "
@@ -1281,8 +1317,9 @@ def finalise_truth(pl: Planted, rows: dict[str, int]) -> dict[str, Any]:
             "text_with_html_b": int(extra[2]),
         },
         "churn": {
-            "model": "exponential latent churn time, proportional hazards; piecewise multipliers "
-                     "apply from the event time on",
+            "model": "piecewise-exponential churn time, proportional hazards: baseline hazard from the fixed "
+                     "traits, multipliers compound from each event's day on (joining, first unresolved "
+                     "complaint, first survey), computed exactly",
             "base_annual_churn": P["churn_base_annual"],
             "hazard_ratios": {"per_sd_activity": P["hr_activity_per_sd"],
                               "per_sd_attitude": P["hr_attitude_per_sd"],
@@ -1302,9 +1339,17 @@ def finalise_truth(pl: Planted, rows: dict[str, int]) -> dict[str, Any]:
             "churn_complainers_all_resolved": tl.ratio("churned_res_all", "res_all"),
         },
         "loyalty_programme": {
-            "join_model": f"logit = {P['member_logit_intercept']} + "
-                          f"{P['member_logit_activity']}*z_activity + "
-                          f"{P['member_logit_attitude']}*attitude",
+            "join_model": f"wants to join: logit = {P['member_logit_intercept']} + {P['member_logit_activity']}"
+                          " * log(1 + purchases after the signup purchase in the signup calendar month); join day = signup + "
+                          f"{P['member_join_after_days']} + Exponential(mean {P['member_wait_mean_days']:g} days), "
+                          "drawn independently of the churn time; a member when the join day comes before the "
+                          "churn day and the window end",
+            "selection": "on observed data only (each customer's own purchases in their signup month); attitude "
+                         f"and latent activity do not enter the join model, so adjusting for the purchases of the "
+                         f"first {P['member_join_after_days']} days identifies the churn effect, and the signup "
+                         "month lies outside the members' before/after purchase comparison",
+            "churn_model": "hazard x churn_hazard_ratio from the join day on (piecewise-exponential); non-member "
+                            "time before joining is at risk like any other",
             "member_share": _r(tl["member"] / N),
             "true_effect": {"purchase_rate_multiplier": P["member_rate_multiplier"],
                             "churn_hazard_ratio": P["hr_member"]},
