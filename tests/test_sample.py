@@ -455,3 +455,144 @@ def test_default_end_and_validation(tmp_path):
         generate_sample(tmp_path / "x", customers=500, lang="fr")
     with pytest.raises(ValueError):
         generate_sample(tmp_path / "x", customers=500, fmt="xlsx")
+
+
+# ----------------------------------------------------------------------------- streaming (issue 17 item 4)
+def test_streaming_in_chunks(tmp_path, monkeypatch):
+    """Customers are generated chunk by chunk (never more than ``chunk_size`` at once), ids stay unique and
+    fixed-width across chunks, rows are ordered chunk by chunk, and TRUTH.json's realised counts (summed over
+    chunks) match the written files."""
+    import workbench.sample as ws
+
+    seen = []
+    real = ws.generate_chunk
+
+    def spy(pl, chunk, offset, n, ids):
+        seen.append((offset, n))
+        return real(pl, chunk, offset, n, ids)
+
+    monkeypatch.setattr(ws, "generate_chunk", spy)
+    r = generate_sample(tmp_path / "c", customers=2500, seed=5, end=END, chunk_size=1000)
+    assert seen == [(0, 834), (834, 833), (1667, 833)]
+    t = {name: pd.read_parquet(r.paths[name]) for name in TABLES}
+    cu = t["customers"]
+    assert cu.customer_id.tolist() == [f"C{i:06d}" for i in range(1, 2501)]
+    for name, col in (("transactions", "order_id"), ("surveys", "response_id"), ("complaints", "complaint_id")):
+        ids = t[name][col]
+        assert ids.is_unique and ids.str.len().nunique() == 1 and ids.is_monotonic_increasing, name
+        assert set(t[name].customer_id.dropna()) <= set(cu.customer_id), name
+    # transactions: chunk blocks in customer order, dates sorted inside each block
+    tx = t["transactions"]
+    block = (tx.customer_id.str[1:].astype(int) - 1).map(lambda i: 0 if i < 834 else 1 if i < 1667 else 2)
+    assert block.is_monotonic_increasing
+    assert all(pd.to_datetime(g.date).is_monotonic_increasing for _, g in tx.groupby(block))
+    assert pq.ParquetFile(r.paths["transactions"]).num_row_groups == 3
+    truth = r.truth
+    assert truth["volumes"] == {k: len(v) for k, v in t.items()}
+    assert truth["generator"]["streaming"]["chunks"] == 3
+    assert cu.churned_at.notna().mean() == pytest.approx(truth["churn"]["churned_share"], abs=1e-4)
+    mem = cu.customer_id.isin(t["members"].customer_id)
+    assert mem.mean() == pytest.approx(truth["loyalty_programme"]["member_share"], abs=1e-4)
+    assert cu.churned_at[mem].notna().mean() == pytest.approx(
+        truth["loyalty_programme"]["naive_gap"]["churn_members"], abs=1e-4)
+    rev = tx.groupby("customer_id").amount.sum().reindex(cu.customer_id, fill_value=0).to_numpy()
+    assert rev[mem.to_numpy()].mean() / rev[~mem.to_numpy()].mean() == pytest.approx(
+        truth["loyalty_programme"]["naive_gap"]["revenue_ratio_members_vs_others"], abs=1e-3)
+    assert (tx.amount < 0).mean() == pytest.approx(truth["value"]["refund_row_share"], abs=1e-4)
+    assert len(truth["trait_segments"]["labels"]) == 2500
+    cnt = t["complaints"].assign(m=pd.to_datetime(t["complaints"].opened_at).dt.strftime("%Y-%m"))
+    got = cnt.groupby(["category", "m"]).size()
+    months = truth["window"]["month_labels"]
+    for cat, counts in truth["complaints"]["monthly_counts_by_category"].items():
+        assert [int(got.get((cat, m), 0)) for m in months] == counts, cat
+
+
+def test_one_chunk_does_not_depend_on_chunk_size(tmp_path):
+    """A sample that fits in one chunk is the same whatever the chunk size (the unchunked generator's output)."""
+    a = generate_sample(tmp_path / "a", customers=600, seed=9, end=END, chunk_size=600)
+    b = generate_sample(tmp_path / "b", customers=600, seed=9, end=END)
+    for name in TABLES:
+        assert a.paths[name].read_bytes() == b.paths[name].read_bytes(), name
+    with pytest.raises(ValueError):
+        generate_sample(tmp_path / "x", customers=500, chunk_size=10)
+
+
+# ----------------------------------------------------------------------------- programme join (issue 14)
+def test_churn_time_is_the_exact_piecewise_exponential():
+    """``churn_time`` against a numerical cumulative hazard on a fine grid (independent computation)."""
+    from workbench.planted import churn_time
+
+    S = np.array([0.0, 10.0, 5.0, 0.0])
+    h = np.array([0.01, 0.02, 0.005, 0.03])
+    E = np.array([1.2, 0.3, 0.9, 2.0])
+    changes = [(np.array([50.0, 12.0, np.inf, 0.0]), np.array([0.85, 0.85, 0.85, 2.0])),
+               (np.array([20.0, 1e12, 100.0, 10.0]), np.array([2.5, 2.5, 0.6, 0.5]))]
+    got = churn_time(S, h, E, changes)
+    grid = np.linspace(0, 2000, 2_000_001)
+    for i in range(4):
+        mult = np.ones_like(grid)
+        for at, m in changes:
+            mult *= np.where(grid >= max(at[i], S[i]), m[i], 1.0)
+        cum = np.concatenate([[0], np.cumsum(h[i] * mult[:-1] * np.diff(grid) * (grid[:-1] >= S[i]))])
+        assert got[i] == pytest.approx(np.interp(E[i], cum, grid), abs=0.01), i
+    assert churn_time(S, h, E, []) == pytest.approx(S + E / h)
+
+
+def test_programme_join_is_drawn_independently_of_the_lifetime(t):
+    """Joining comes at least 90 days after signup and can come at any point of a member's lifetime (the old
+    generator drew it inside the first 70% of the lifetime, so members could not churn soon after joining),
+    and it is selected on observed purchases in the signup month (members' share rises with them)."""
+    cu = t["customers"].set_index("customer_id")
+    mem = t["members"].groupby("customer_id").joined_at.min()
+    s = pd.to_datetime(cu.signup_date)
+    j = pd.to_datetime(mem)
+    since = (j - s[j.index]).dt.days
+    assert since.min() >= 90
+    at = pd.to_datetime(cu.churned_at[j.index])
+    left = at.notna()
+    frac = since[left] / (at[left] - s[j.index][left]).dt.days
+    assert (frac > 0.8).mean() > 0.05 and frac.max() <= 1.0
+    tx = t["transactions"]
+    tx = tx[tx.amount > 0].assign(d=lambda x: pd.to_datetime(x.date))
+    tx = tx.join(s.rename("s"), on="customer_id")
+    same = (tx.d > tx.s) & (tx.d.dt.to_period("M") == tx.s.dt.to_period("M"))
+    k1 = tx[same].groupby("customer_id").size().reindex(cu.index, fill_value=0)
+    share = cu.index.isin(j.index)
+    by = pd.Series(share).groupby(np.minimum(k1.to_numpy(), 2)).mean()
+    assert by[0] < by[1] < by[2] and by[2] > 2 * by[0]
+
+
+def test_member_churn_ratio_recoverable_by_a_plain_cox_model(t, truth):
+    """The planted churn hazard ratio after joining is recovered by statsmodels PHReg with membership
+    time-varying from ``joined_at`` (start/stop from a 90-day landmark), adjusted for the purchase days of
+    the first 90 days and segment: the selection variable is observed, so the ratio is identified."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    cu = t["customers"].set_index("customer_id")
+    end = pd.Timestamp(truth["window"]["end"])
+    s = pd.to_datetime(cu.signup_date)
+    stop = (pd.to_datetime(cu.churned_at).fillna(end) - s).dt.days.astype(float)
+    event = cu.churned_at.notna().to_numpy()
+    tx = t["transactions"]
+    tx = tx[tx.amount > 0].assign(d=lambda x: pd.to_datetime(x.date)).join(s.rename("s"), on="customer_id")
+    early = tx[(tx.d - tx.s).dt.days < 90].groupby("customer_id").d.nunique().reindex(cu.index, fill_value=1)
+    j = (pd.to_datetime(t["members"].groupby("customer_id").joined_at.min()) - s).dt.days.reindex(cu.index)
+    base = pd.DataFrame({"stop": stop, "event": event, "act": np.log(early), "j": j,
+                         "contract": (cu.segment == "Contract").astype(float),
+                         "premium": (cu.segment == "Premium").astype(float),
+                         "value": (cu.segment == "Value").astype(float)})
+    base = base[base.stop > 90]
+    pre = base.assign(start=90.0, stop=np.where(base.j.notna() & (base.j < base.stop), np.maximum(base.j, 90), base.stop),
+                      member=0.0)
+    pre["event"] = pre.event & (pre.stop == base.stop)
+    post = base[base.j.notna() & (base.j < base.stop)].assign(start=lambda x: np.maximum(x.j, 90.0), member=1.0)
+    ep = pd.concat([pre[pre.stop > pre.start], post])
+    X = ep[["act", "contract", "premium", "value", "member"]].to_numpy()
+    res = PHReg(ep.stop.to_numpy(), X, status=ep.event.to_numpy().astype(int), entry=ep.start.to_numpy(),
+                ties="efron").fit()
+    b, se = res.params[-1], res.bse[-1]
+    planted = truth["loyalty_programme"]["true_effect"]["churn_hazard_ratio"]
+    assert np.exp(b - 2.576 * se) <= planted <= np.exp(b + 2.576 * se), (np.exp(b), se)
+    naive = cu.churned_at.notna()[cu.index.isin(j.dropna().index)].mean() / cu.churned_at.notna()[
+        ~cu.index.isin(j.dropna().index)].mean()
+    assert naive < np.exp(b - 2.576 * se)  # the naive gap is selection

@@ -26,7 +26,9 @@ PLANTED_ARI = 0.8
 
 @pytest.fixture(scope="module")
 def base(sample_ds):
-    return seg.segment_base(sample_ds, END, seg.options(n_boot=6))
+    # 20 resamples: with 6 the median stability of k=4 is a coin flip on the fixture (resamples with one k-means++
+    # start land in a poor optimum now and then: 6 resamples gave 0.70 < 0.75 on the issue-14 sample, 20 give 1.0)
+    return seg.segment_base(sample_ds, END, seg.options(n_boot=20))
 
 
 @pytest.fixture(scope="module")

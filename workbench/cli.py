@@ -156,8 +156,10 @@ def sample(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     end: Annotated[str | None, typer.Option(help="Last month of data, YYYY-MM (default: last month).")] = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when out already holds data.")] = False,
+    chunk_size: Annotated[int, typer.Option(min=100, help="Customers generated at a time (memory grows with it, "
+                                                          "not with --customers).")] = 200_000,
 ) -> None:
-    """Generate the seeded synthetic CRM dataset (all six tables + TRUTH.json)."""
+    """Generate the seeded synthetic CRM dataset (all six tables + TRUTH.json), streamed in chunks of customers."""
     from workbench.sample import generate_sample
 
     if lang not in ("en", "zh") or fmt not in ("parquet", "csv"):
@@ -165,7 +167,7 @@ def sample(
     if if_missing and (out / "TRUTH.json").exists():
         console.print(f"{out} already holds a sample dataset; keeping it.")
         raise typer.Exit(0)
-    result = generate_sample(out, customers=customers, seed=seed, lang=lang, fmt=fmt, end=end)
+    result = generate_sample(out, customers=customers, seed=seed, lang=lang, fmt=fmt, end=end, chunk_size=chunk_size)
     console.print(f"Wrote sample dataset to {out}: " + ", ".join(f"{k} {v:,}" for k, v in result.rows.items()))
 
 
