@@ -352,6 +352,26 @@ def test_uno_c_matches_a_hand_computation():
     assert g.tolist() == pytest.approx([0.5, 0.0])
 
 
+def test_concordance_matches_all_pairs_with_ties():
+    """The O(n log n) pair counting against the all-pairs loop, with many tied times and risks (Uno's
+    weights from the censoring Kaplan-Meier, its own unit test above)."""
+    rng = np.random.default_rng(11)
+    n = 400
+    time = rng.integers(1, 40, n).astype(float) + 0.5
+    event = rng.random(n) < 0.5
+    risk = np.round(rng.normal(size=n), 1)
+    usable = (time[:, None] < time[None, :]) & event[:, None]
+    score = (risk[:, None] > risk[None, :]) + 0.5 * (risk[:, None] == risk[None, :])
+    assert L.harrell_c(time, event, risk) == pytest.approx((usable * score).sum() / usable.sum(), rel=1e-12)
+    ct, g = L.censoring_km(time, event)
+    k = np.searchsorted(ct, time, side="left")
+    gb = np.where(k > 0, g[np.maximum(k - 1, 0)], 1.0)
+    ok = event & (gb > 0) & (time < 30)
+    w = np.where(ok, 1 / np.where(ok, gb, 1) ** 2, 0)[:, None]
+    want = (w * usable * score).sum() / (w * usable).sum()
+    assert L.uno_c(time, event, risk, tau=30) == pytest.approx(want, rel=1e-12)
+
+
 def test_uno_c_equals_harrell_without_censoring():
     rng = np.random.default_rng(3)
     time, risk = rng.permutation(50).astype(float) + 1, rng.normal(size=50)
