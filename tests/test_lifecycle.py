@@ -485,3 +485,18 @@ def test_rules_explorer_short_history_and_guards(tmp_path, monkeypatch):
     from workbench.results import render
 
     assert render(skipped, "en") == []
+
+
+def test_stages_with_a_mid_month_comparison_day_match_pandas(sample_ds, sample_tables):
+    """A comparison day inside the month-end window splits its month: the month end still counts the
+    whole month, the comparison day only the days up to it (stage counts and flow against pandas)."""
+    tx, cu, sv = sample_tables
+    end, before, rules = dt.date(2026, 10, 31), dt.date(2026, 6, 10), L.StageRules(120, 2, 4, 2.0)
+    res = L.stages(sample_ds, end, rules, before=before)
+    top = sv["recommend"].max()
+    for day in (dt.date(2026, 5, 31), dt.date(2026, 6, 30), end):
+        assert res.counts.loc[day].tolist() == _pandas_stages(tx, cu, sv, day, 120, 2, 4, 2.0, top).tolist(), day
+    was = _pandas_stages(tx, cu, sv, before, 120, 2, 4, 2.0, top)
+    flow = res.flow.drop(index="new").sum(axis=1).reindex(list(L.STAGES), fill_value=0)
+    assert flow.tolist() == was.tolist()
+    assert int(res.flow.loc["new"].sum()) == tx.loc[tx["date"] <= pd.Timestamp(end), "customer_id"].nunique() - was.sum()

@@ -463,7 +463,8 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
     months = [pd.Timestamp(d).to_period("M") for d in snaps]
     m_lo = min(months) - (MAX_CLIENT_M - 1)
     width = (pd.Timestamp(end).to_period("M") - m_lo).n + 1
-    cuts = {pm: d for pm, d in zip(months, snaps, strict=True) if d != pm.end_time.date()}  # mid-month snapshots
+    # a mid-month snapshot (other than ``end``: nothing comes after it) splits its month at the snapshot day
+    cuts = {pm: d for pm, d in zip(months, snaps, strict=True) if d != pm.end_time.date() and d != end}
     after = " ".join(f"WHEN d > {_lit(d)} AND date_trunc('month', d) = DATE '{pm.start_time.date()}' THEN 1"
                      for pm, d in cuts.items())
     lo = m_lo.start_time.date()
@@ -488,12 +489,13 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
     n_arr[i, col] = rows["n"].to_numpy(np.int32)
     last_arr[i, col] = _day_numbers(rows["last"], _NO_DAY)
     snap_month = np.array([(pm - m_lo).n for pm in months])
-    upto = 1 + 2 * snap_month  # the snapshot month's first part: on or before the snapshot day
+    # last column up to each snapshot: its month's first part when the month is split there, else the whole month
+    upto = 1 + 2 * snap_month + np.array([0 if cuts.get(pm) == d else 1 for pm, d in zip(months, snaps, strict=True)])
     cum_n = np.cumsum(n_arr, axis=1, dtype=np.int32)[:, upto]
     cum_last = np.maximum.accumulate(last_arr, axis=1)[:, upto]
     whole = (n_arr[:, 1::2] + n_arr[:, 2::2]) > 0
     month_cum = np.concatenate([np.zeros((cn, 1), np.int16), np.cumsum(whole, axis=1, dtype=np.int16)], axis=1)
-    partial = (n_arr[:, upto] > 0).astype(np.int16)
+    partial = (n_arr[:, 1 + 2 * snap_month] + np.where(upto % 2 == 0, n_arr[:, upto], 0) > 0).astype(np.int16)
     del n_arr, last_arr
     never = np.iinfo(np.int32).max
     recommend = np.full(cn, never, np.int32)
