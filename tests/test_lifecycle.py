@@ -500,3 +500,12 @@ def test_stages_with_a_mid_month_comparison_day_match_pandas(sample_ds, sample_t
     flow = res.flow.drop(index="new").sum(axis=1).reindex(list(L.STAGES), fill_value=0)
     assert flow.tolist() == was.tolist()
     assert int(res.flow.loc["new"].sum()) == tx.loc[tx["date"] <= pd.Timestamp(end), "customer_id"].nunique() - was.sum()
+
+
+def test_survival_median_not_reached_says_so_in_words():
+    res = L.Survival({}, pd.DataFrame(columns=["grouping", "chi2", "df", "p", "p_holm", "groups", "n"]), np.nan, 500, 40)
+    for lang in ("en", "zh"):
+        f = res.findings(lang)[0]
+        assert f.value is None and "500" in f.text and "40" in f.text
+    assert "longer than the time observed" in res.findings("en")[0].text
+    assert "half are gone after 300 days" in L.Survival({}, res.tests, 300.0, 500, 400).findings("en")[0].text

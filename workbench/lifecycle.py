@@ -1091,11 +1091,11 @@ class Survival(Result):
     events: int
 
     def findings(self, lang: str = "en") -> list[Finding]:
-        out = [Finding("survival_median", t("lifecycle.find.km", lang, n=fmt_int(self.n, lang),
-                                            events=fmt_int(self.events, lang),
-                                            median=(fmt_int(self.median_days, lang) if np.isfinite(self.median_days)
-                                                    else t("lifecycle.find.not_reached", lang))),
-                       value=self.median_days if np.isfinite(self.median_days) else None, n=self.n)]
+        reached = bool(np.isfinite(self.median_days))
+        out = [Finding("survival_median", t("lifecycle.find.km" if reached else "lifecycle.find.km_not_reached", lang,
+                                            n=fmt_int(self.n, lang), events=fmt_int(self.events, lang),
+                                            median=fmt_int(self.median_days, lang) if reached else ""),
+                       value=self.median_days if reached else None, n=self.n)]
         for _, r in self.tests.iterrows():
             sig = r["p_holm"] < 0.05
             out.append(Finding(f"logrank_{r['grouping']}",
