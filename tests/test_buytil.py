@@ -512,3 +512,37 @@ def test_purchase_models_skip_without_a_transactions_table(tmp_path):
     ds = dataset_from_frames({"complaints": complaints}, tmp_path)
     r = purchase_models(ds, "2026-10-31")
     assert isinstance(r, Skipped) and "transactions" in r.reason("en").lower()
+
+
+def test_large_fits_finish_by_preconditioned_steps_at_the_maximum(monkeypatch):
+    """Above WARM_START_ROWS distinct triples a fit starts from a draw's maximum and Hessian and then takes
+    gradient steps in whitened coordinates (no L-BFGS-B run): the result is the maximum of the BG/NBD
+    likelihood written out here from Fader, Hardie & Lee (2005, eq. 6) and maximised by Nelder-Mead."""
+    from workbench import clv
+
+    rng = np.random.default_rng(8)
+    n = 60_000
+    lam, p = rng.gamma(0.25, 1 / 4.0, n), rng.beta(0.8, 2.5, n)
+    T = rng.integers(1, 365, n) / 7.0
+    arrivals = rng.poisson(lam * T)
+    x = np.minimum(arrivals, rng.geometric(p))
+    frac = np.where(x > 0, rng.beta(np.maximum(x, 1), np.maximum(arrivals - x, 0) + 1), 0.0)
+    t_x = np.floor(frac * T * 7) / 7
+    used = []
+    real = clv._preconditioned_steps
+    monkeypatch.setattr(clv, "_preconditioned_steps", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    fit = clv.BetaGeoModel().fit(x, t_x, T).result_
+    assert used and used[0] is not None  # the step phase converged (the fit did not fall back to L-BFGS-B)
+
+    def nll(th):
+        r, al, a, b = np.exp(th)
+        ll = (special.betaln(a, b + x) - special.betaln(a, b) + special.gammaln(r + x) - special.gammaln(r)
+              + r * np.log(al))
+        one = (al + T) ** -(r + x)
+        two = np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * (al + t_x) ** -(r + x), 0.0)
+        return -np.sum(ll + np.log(one + two))
+
+    ref = optimize.minimize(nll, np.log([0.3, 4.0, 1.0, 2.0]), method="Nelder-Mead",
+                            options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 20_000, "maxfev": 20_000})
+    assert [fit.r, fit.alpha, fit.a, fit.b] == pytest.approx(np.exp(ref.x).tolist(), rel=1e-4)
+    assert fit.loglik == pytest.approx(-ref.fun, abs=1e-3)

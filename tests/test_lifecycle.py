@@ -360,6 +360,26 @@ def test_uno_c_matches_a_hand_computation():
     assert g.tolist() == pytest.approx([0.5, 0.0])
 
 
+def test_concordance_matches_all_pairs_with_ties():
+    """The O(n log n) pair counting against the all-pairs loop, with many tied times and risks (Uno's
+    weights from the censoring Kaplan-Meier, its own unit test above)."""
+    rng = np.random.default_rng(11)
+    n = 400
+    time = rng.integers(1, 40, n).astype(float) + 0.5
+    event = rng.random(n) < 0.5
+    risk = np.round(rng.normal(size=n), 1)
+    usable = (time[:, None] < time[None, :]) & event[:, None]
+    score = (risk[:, None] > risk[None, :]) + 0.5 * (risk[:, None] == risk[None, :])
+    assert L.harrell_c(time, event, risk) == pytest.approx((usable * score).sum() / usable.sum(), rel=1e-12)
+    ct, g = L.censoring_km(time, event)
+    k = np.searchsorted(ct, time, side="left")
+    gb = np.where(k > 0, g[np.maximum(k - 1, 0)], 1.0)
+    ok = event & (gb > 0) & (time < 30)
+    w = np.where(ok, 1 / np.where(ok, gb, 1) ** 2, 0)[:, None]
+    want = (w * usable * score).sum() / (w * usable).sum()
+    assert L.uno_c(time, event, risk, tau=30) == pytest.approx(want, rel=1e-12)
+
+
 def test_uno_c_equals_harrell_without_censoring():
     rng = np.random.default_rng(3)
     time, risk = rng.permutation(50).astype(float) + 1, rng.normal(size=50)
@@ -382,3 +402,118 @@ def test_without_transactions_sections_name_the_missing_table(tmp_path):
     assert L.resolve_horizon(ds, dt.date(2024, 12, 31)) is None
     res = L.cohorts(ds, dt.date(2024, 12, 31), None)
     assert res.skipped and "transactions" in res.reason("en")
+
+
+# ------------------------------------------------------------------ live horizon / stage-rule controls
+def _pandas_stages(tx, customers, surveys, day, h, k, m, f, top):
+    """Stage per customer at ``day`` by the documented rules, from the raw tables (the second way)."""
+    p = tx[tx["date"] <= pd.Timestamp(day)]
+    g = p.groupby("customer_id")["date"]
+    fr = pd.DataFrame({"first": g.min(), "last": g.max(), "n": g.size()})
+    fr["gap"] = ((fr["last"] - fr["first"]).dt.days / (fr["n"] - 1)).where(fr["n"] > 1)
+    own = fr["gap"].where(fr["gap"] > 0, fr["gap"].median())
+    recency = (pd.Timestamp(day) - fr["last"]).dt.days
+    churned = customers.set_index("customer_id")["churned_at"].reindex(fr.index)
+    lost = (churned <= pd.Timestamp(day)).fillna(False) | (recency > h)
+    lapsing = ~lost & (recency > f * own)
+    m0 = (pd.Timestamp(day).to_period("M") - (m - 1)).start_time
+    months = p[p["date"] >= m0].assign(mo=lambda x: x["date"].dt.to_period("M")).groupby("customer_id")["mo"].nunique()
+    client = months.reindex(fr.index).fillna(0) >= k
+    tops = set(surveys[(surveys["recommend"] >= top) & (surveys["date"] <= pd.Timestamp(day))]["customer_id"])
+    advocate = client & fr.index.isin(tops)
+    stage = np.select([lost, lapsing, advocate, client, fr["n"] >= 2],
+                      ["lost", "lapsing", "advocate", "client", "repeat"], "first_time")
+    return pd.Series(stage, index=fr.index).value_counts().reindex(list(L.STAGES), fill_value=0)
+
+
+@pytest.fixture(scope="module")
+def sample_tables(sample_dir):
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount"])
+    tx = tx[(tx["amount"] > 0) & tx["customer_id"].notna()].assign(date=lambda x: pd.to_datetime(x["date"]).dt.normalize())
+    tx = tx.drop_duplicates(["customer_id", "date"])
+    cu = pd.read_parquet(sample_dir / "customers.parquet", columns=["customer_id", "churned_at"])
+    cu["churned_at"] = pd.to_datetime(cu["churned_at"])
+    sv = pd.read_parquet(sample_dir / "surveys.parquet", columns=["customer_id", "date", "recommend"])
+    sv["date"] = pd.to_datetime(sv["date"])
+    return tx, cu, sv
+
+
+@pytest.mark.parametrize("h,k,m,f", [(200, 2, 4, 2.0), (60, 5, 12, 1.1), (300, 1, 1, 3.0)])
+def test_rules_explorer_update_matches_pandas(sample_ds, sample_tables, monkeypatch, h, k, m, f):
+    """Moving the live controls to new values: stage counts at each month end and the yearly churn rate
+    equal a plain-pandas computation from the raw tables."""
+    monkeypatch.delenv("WORKBENCH_REPORT", raising=False)
+    tx, cu, sv = sample_tables
+    end = dt.date(2026, 10, 31)
+    ex = L.rules_explorer(sample_ds, end, L.StageRules(120))
+    assert isinstance(ex, L.RulesExplorer) and ex.interactive_only
+    fig, text = ex.update("en", horizon_days=h, client_k=k, client_m=m, lapse_factor=f)
+    got = ex.compute(h, k, m, f)
+    for day in (dt.date(2025, 11, 30), dt.date(2026, 4, 30), end):
+        want = _pandas_stages(tx, cu, sv, day, h, k, m, f, sv["recommend"].max())
+        assert got["counts"].loc[day].tolist() == want.tolist(), day
+    # the figure shows those counts
+    assert [list(b.y) for b in fig.data] == [got["counts"][s].tolist() for s in L.STAGES]
+    t0, e = pd.Timestamp(end - dt.timedelta(days=365)), pd.Timestamp(end)
+    act0 = set(tx[(tx["date"] > t0 - pd.Timedelta(days=h)) & (tx["date"] <= t0)]["customer_id"])
+    act1 = set(tx[(tx["date"] > e - pd.Timedelta(days=h)) & (tx["date"] <= e)]["customer_id"])
+    c = got["churn"]
+    assert (c["n"], c["lost"], c["days"]) == (len(act0), len(act0 - act1), 365)
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert (c["low"], c["high"]) == pytest.approx(proportion_confint(c["lost"], c["n"], method="wilson"))
+    gaps = tx.sort_values(["customer_id", "date"]).groupby("customer_id")["date"].diff().dropna().dt.days
+    assert got["gap_share"] == pytest.approx((gaps <= h).mean())
+    assert f"{c['rate']:.1%}" in text and f"{len(act0):,}" in text
+
+
+def test_rules_explorer_short_history_and_guards(tmp_path, monkeypatch):
+    """A horizon that leaves less than a year of window is annualised as churn_rate does; k > m is refused
+    in words; report runs compute nothing and leave the section out of manager pages."""
+    monkeypatch.delenv("WORKBENCH_REPORT", raising=False)
+    ds, tx = _log(tmp_path)
+    end, h = dt.date(2024, 12, 31), 400
+    ex = L.rules_explorer(ds, end, L.StageRules(120))
+    c = ex.churn(h)
+    first = tx["date"].min()
+    days = (end - first).days - h
+    t0 = first + dt.timedelta(days=h)
+    act0 = set(tx[(tx["date"] > first) & (tx["date"] <= t0)]["customer_id"])
+    act1 = set(tx[tx["date"] > end - dt.timedelta(days=h)]["customer_id"])
+    assert (c["n"], c["lost"], c["days"]) == (len(act0), len(act0 - act1), days)
+    assert c["rate"] == pytest.approx(1 - (1 - len(act0 - act1) / len(act0)) ** (365 / days))
+    static = L.churn_rate(ds, end, h)
+    assert static.rate == pytest.approx(c["rate"]) and static.n == c["n"]
+    assert ex.churn(700)["rate"] is None  # less than 90 days of window left
+    fig, text = ex.update("zh", horizon_days=120, client_k=4, client_m=3, lapse_factor=1.5)
+    assert text == "" and "k不能大于m（3）" in fig.layout.annotations[0].text
+    monkeypatch.setenv("WORKBENCH_REPORT", "1")
+    skipped = L.rules_explorer(ds, end, L.StageRules(120))
+    assert skipped.skipped and skipped.interactive_only
+    from workbench.results import render
+
+    assert render(skipped, "en") == []
+
+
+def test_stages_with_a_mid_month_comparison_day_match_pandas(sample_ds, sample_tables):
+    """A comparison day inside the month-end window splits its month: the month end still counts the
+    whole month, the comparison day only the days up to it (stage counts and flow against pandas)."""
+    tx, cu, sv = sample_tables
+    end, before, rules = dt.date(2026, 10, 31), dt.date(2026, 6, 10), L.StageRules(120, 2, 4, 2.0)
+    res = L.stages(sample_ds, end, rules, before=before)
+    top = sv["recommend"].max()
+    for day in (dt.date(2026, 5, 31), dt.date(2026, 6, 30), end):
+        assert res.counts.loc[day].tolist() == _pandas_stages(tx, cu, sv, day, 120, 2, 4, 2.0, top).tolist(), day
+    was = _pandas_stages(tx, cu, sv, before, 120, 2, 4, 2.0, top)
+    flow = res.flow.drop(index="new").sum(axis=1).reindex(list(L.STAGES), fill_value=0)
+    assert flow.tolist() == was.tolist()
+    assert int(res.flow.loc["new"].sum()) == tx.loc[tx["date"] <= pd.Timestamp(end), "customer_id"].nunique() - was.sum()
+
+
+def test_survival_median_not_reached_says_so_in_words():
+    res = L.Survival({}, pd.DataFrame(columns=["grouping", "chi2", "df", "p", "p_holm", "groups", "n"]), np.nan, 500, 40)
+    for lang in ("en", "zh"):
+        f = res.findings(lang)[0]
+        assert f.value is None and "500" in f.text and "40" in f.text
+    assert "longer than the time observed" in res.findings("en")[0].text
+    assert "half are gone after 300 days" in L.Survival({}, res.tests, 300.0, 500, 400).findings("en")[0].text

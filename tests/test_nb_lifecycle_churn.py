@@ -109,3 +109,52 @@ def test_notebook_on_a_snapshot_with_only_churned_at(tmp_path):
     assert m["annual_churn_rate"]["n"] == len(base) and m["annual_churn_rate"]["lost"] == lost
     assert m["survival"]["events"] == int((ca <= t1).sum())
     assert m["hazard_ratios"]["contract"]["high"] < 1  # contract customers stay longer
+
+
+def test_live_rules_move_in_a_kernel(sample_dir):
+    """JupyterLab's way: run the start and explorer cells in a real kernel, then move the horizon slider with
+    the comm message a browser sends; the text and the chart in the widget's output area follow."""
+    import base64
+
+    from jupyter_client.manager import start_new_kernel
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+             if c["cell_type"] == "code"]
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_REPORT"}
+    env["PYTHONPATH"] = str(REPO)
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(NOTEBOOK.parent))
+
+    def collect(parent: str) -> list[dict]:
+        msgs = []
+        while True:
+            m = kc.get_iopub_msg(timeout=600)
+            if m["parent_header"].get("msg_id") == parent:
+                msgs.append(m)
+                assert m["msg_type"] != "error", m["content"].get("traceback")
+                if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                    return msgs
+
+    try:
+        collect(kc.execute(cells[0] + f"\ndata = {str(sample_dir)!r}\nperiod = '2026-10'\nlang = 'en'"))
+        collect(kc.execute(next(c for c in cells if "start(" in c)))
+        msgs = collect(kc.execute(next(c for c in cells if "rules_explorer" in c)))
+        opened = {m["content"]["comm_id"]: m["content"]["data"]["state"] for m in msgs if m["msg_type"] == "comm_open"}
+        horizon = next(cid for cid, s in opened.items() if s.get("description") == "Churn horizon (days)")
+        msg = kc.session.msg("comm_msg", {"comm_id": horizon, "data": {"method": "update", "state": {"value": 250},
+                                                                       "buffer_paths": []}})
+        kc.shell_channel.send(msg)
+        got = [m["content"]["data"]["state"] for m in collect(msg["header"]["msg_id"])
+               if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    text = next(s["value"] for s in got if isinstance(s.get("value"), str))
+    assert "with a 250-day horizon" in text
+    outputs = next(s["outputs"] for s in got if "outputs" in s)  # the chart is in the output area, not beside it
+    fig = outputs[0]["data"]["application/vnd.plotly.v1+json"]
+
+    def last(y):
+        return (np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else y)[-1]
+
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "amount"])
+    assert sum(int(last(tr["y"])) for tr in fig["data"]) == tx.loc[tx["amount"] > 0, "customer_id"].nunique()

@@ -39,12 +39,13 @@ import plotly.graph_objects as go
 from workbench import results
 from workbench.engine import Dataset, MissingDataError
 from workbench.i18n import fmt_date, fmt_int, fmt_money, fmt_num, fmt_pct, t
-from workbench.results import KPI, Figure, Finding, Result, Table, analysis
+from workbench.results import KPI, Figure, Finding, Result, Skipped, Table, analysis
 
 __all__ = [
     "STAGES", "StageRules", "assign_stages", "customer_frame", "stages", "gap_quantiles", "churn_rate",
     "cohorts", "fit_sbg", "sbg_survival", "kaplan_meier", "survival", "cox", "harrell_c", "uno_c", "censoring_km", "multichannel",
     "churn_reasons", "churn_risk", "winback", "resolve_horizon", "matched_channels", "latent_hazards",
+    "rules_explorer", "RulesExplorer",
 ]
 
 STAGES: tuple[str, ...] = ("first_time", "repeat", "client", "advocate", "lapsing", "lost")
@@ -74,6 +75,19 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
         return (math.nan, math.nan)
     lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
     return (float(lo), float(hi))
+
+
+def _isin(keys: Any, values: Any) -> np.ndarray:
+    """``keys.isin(values)`` as a bool array. pandas 3's isin on Arrow-backed strings loops in Python
+    (25 s for a million ids); Arrow's own ``is_in`` (or object hashing) takes about a second."""
+    k, v = np.asarray(keys, dtype=object), np.asarray(values, dtype=object)
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.is_in(pa.array(k), value_set=pa.array(v)).fill_null(False).to_numpy(zero_copy_only=False)
+    except (ImportError, TypeError, ValueError, ArithmeticError):  # pyarrow absent or mixed id types
+        return pd.Index(k, dtype=object).isin(pd.Index(v, dtype=object))
 
 
 def _has_churned_at(ds: Dataset) -> bool:
@@ -208,7 +222,7 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
         top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
         rec = ds.sql(f"SELECT DISTINCT customer_id FROM surveys WHERE customer_id IS NOT NULL AND recommend >= ? "
                      f"AND CAST(date AS DATE) <= {_lit(end)}", [float(top)])
-        frame["recommend_top"] = frame.index.isin(rec["customer_id"])
+        frame["recommend_top"] = _isin(frame.index, rec["customer_id"])
     frame["churned_at"] = pd.NaT
     frame["segment"] = None
     if ds.has("customers", "customer_id"):
@@ -294,13 +308,7 @@ class Stages(Result):
         return out
 
     def figures(self, lang: str = "en") -> list[Any]:
-        fig = go.Figure()
-        x = [pd.Timestamp(d).strftime("%Y-%m") for d in self.counts.index]
-        for s in STAGES:
-            fig.add_bar(x=x, y=self.counts[s], name=stage_label(s, lang), marker_color=STAGE_COLORS[s])
-        fig.update_layout(barmode="stack", title=t("lifecycle.fig.stages", lang),
-                          yaxis_title=t("lifecycle.axis.customers", lang))
-        return [fig, self.sankey(lang)]
+        return [figure_stage_counts(self.counts, lang), self.sankey(lang)]
 
     def sankey(self, lang: str = "en") -> go.Figure:
         before = [s for s in self.flow.index]
@@ -352,30 +360,174 @@ def _tiers(values: pd.Series) -> pd.Series:
     return assign_tiers(values.astype(float).fillna(0.0))
 
 
+#: stage rules can look back this many calendar months (``client_m``) without another engine query
+MAX_CLIENT_M = 12
+_NO_DAY = np.iinfo(np.int32).min  # "no purchase yet" as a day number
+
+
+def _day_number(day: Any) -> int:
+    return (_day(day) - dt.date(1970, 1, 1)).days
+
+
+def _day_numbers(values: Any, missing: int) -> np.ndarray:
+    """Dates as int32 day numbers since 1970-01-01, ``missing`` for NaT."""
+    ts = pd.to_datetime(pd.Series(values)).astype("datetime64[s]")
+    days = (ts - pd.Timestamp("1970-01-01")).dt.days
+    return days.fillna(missing).to_numpy(np.int64).astype(np.int32)
+
+
+def _ranked(ds: Dataset, end: dt.date) -> str:
+    """CTEs ``p`` (purchase days up to ``end``) and ``r`` (each purchasing customer's row number ``i``, by id)."""
+    return (f"p AS ({_purchases(ds, end)}), r AS (SELECT customer_id, CAST(dense_rank() OVER (ORDER BY customer_id) - 1 "
+            f"AS INTEGER) AS i FROM (SELECT DISTINCT customer_id FROM p))")
+
+
+@dataclass(frozen=True, repr=False)
+class StagePanel:
+    """Per-customer purchase history at a few snapshot days: enough to apply any :class:`StageRules`
+    (``client_m`` up to :data:`MAX_CLIENT_M`) at every snapshot with array arithmetic — one pass over
+    the transactions instead of one :func:`customer_frame` query per snapshot.
+
+    Customers are those with a purchase on or before ``end``, in customer-id order (row ``i``).
+    Day numbers count from 1970-01-01 (int32). ``cum_n`` / ``cum_last`` (C, S): purchase days and the
+    last purchase day up to each snapshot (``cum_n == 0``: not a customer yet); ``month_cum`` (C, W + 1):
+    running count of calendar months with a purchase (whole months; column 0 = 0); ``partial`` (C, S):
+    a purchase in the snapshot's own month on or before the snapshot day; ``snap_month`` (S,): that
+    month's column; ``recommend_day`` / ``churned_day``: first top-box ``recommend`` answer and
+    ``churned_at`` (int32 max: none); ``revenue_12m``, ``last0`` (last purchase on or before a year
+    before ``end``) and ``next_first`` (first purchase after ``data_first``, the log's first day).
+    """
+
+    end: dt.date
+    snapshots: tuple[dt.date, ...]
+    first: np.ndarray
+    cum_n: np.ndarray
+    cum_last: np.ndarray
+    month_cum: np.ndarray
+    partial: np.ndarray
+    snap_month: np.ndarray
+    recommend_day: np.ndarray
+    churned_day: np.ndarray
+    revenue_12m: np.ndarray
+    last0: np.ndarray
+    next_first: np.ndarray
+    data_first: int
+
+    def codes(self, s: int, rules: StageRules) -> tuple[np.ndarray, np.ndarray]:
+        """``(there, code)``: who is a customer at snapshot ``s`` and the index into :data:`STAGES` of
+        each one's stage (the rules of :func:`assign_stages`, first match wins)."""
+        h, k, m, f = int(rules.horizon_days), int(rules.client_k), int(rules.client_m), float(rules.lapse_factor)
+        if not 1 <= m <= MAX_CLIENT_M:
+            raise ValueError(f"client_m must be between 1 and {MAX_CLIENT_M}, got {m}")
+        d = _day_number(self.snapshots[s])
+        there = self.cum_n[:, s] > 0
+        n = self.cum_n[there, s].astype(float)
+        last = self.cum_last[there, s].astype(float)
+        recency = d - last
+        lost = (self.churned_day[there] <= d) | (recency > h)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.where(n > 1, (last - self.first[there]) / (n - 1), np.nan)
+        typical = np.nanmedian(gap) if np.isfinite(gap).any() else float(h)
+        own = np.where(np.isfinite(gap) & (gap > 0), gap, typical)
+        lapsing = ~lost & (recency > f * own)
+        j = int(self.snap_month[s])
+        active = self.month_cum[there, j] - self.month_cum[there, max(j - m + 1, 0)] + self.partial[there, s]
+        client = active >= k
+        advocate = client & (self.recommend_day[there] <= d)
+        return there, np.select([lost, lapsing, advocate, client, n >= 2], [5, 4, 3, 2, 1], 0)
+
+    def counts(self, rules: StageRules, snapshots: Sequence[dt.date] | None = None) -> pd.DataFrame:
+        """Stage counts (index snapshot day, columns :data:`STAGES`); snapshots before anyone bought are left out."""
+        rows = {}
+        for s, day in enumerate(self.snapshots):
+            if snapshots is not None and day not in snapshots:
+                continue
+            there, code = self.codes(s, rules)
+            if there.any():
+                rows[day] = np.bincount(code, minlength=len(STAGES))
+        return pd.DataFrame.from_dict(rows, orient="index", columns=list(STAGES)).astype(int)
+
+
+def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: float | None = None) -> StagePanel:
+    """Build a :class:`StagePanel` for ``snapshots`` (days on or before ``end``) in a few engine queries."""
+    end = _day(end)
+    snaps = tuple(sorted({min(_day(d), end) for d in snapshots}))
+    months = [pd.Timestamp(d).to_period("M") for d in snaps]
+    m_lo = min(months) - (MAX_CLIENT_M - 1)
+    width = (pd.Timestamp(end).to_period("M") - m_lo).n + 1
+    # a mid-month snapshot (other than ``end``: nothing comes after it) splits its month at the snapshot day
+    cuts = {pm: d for pm, d in zip(months, snaps, strict=True) if d != pm.end_time.date() and d != end}
+    after = " ".join(f"WHEN d > {_lit(d)} AND date_trunc('month', d) = DATE '{pm.start_time.date()}' THEN 1"
+                     for pm, d in cuts.items())
+    lo = m_lo.start_time.date()
+    first_day, _ = ds.date_range("transactions")
+    t0 = end - dt.timedelta(days=365)
+    rows = ds.sql(f"""WITH {_ranked(ds, end)}
+        SELECT r.i, CASE WHEN d < DATE '{lo}' THEN 0 ELSE 1 + 2 * CAST(date_diff('month', DATE '{lo}',
+                    date_trunc('month', d)) AS INTEGER) + (CASE {after or 'WHEN FALSE THEN 1'} ELSE 0 END) END AS col,
+               CAST(count(*) AS INTEGER) AS n, max(d) AS last
+        FROM p JOIN r USING (customer_id) GROUP BY 1, 2""")
+    if rows.empty:
+        raise Unsupported("no_purchase", end=end)
+    per = ds.sql(f"""WITH {_ranked(ds, end)}
+        SELECT r.i, min(d) AS first, sum(CASE WHEN d > {_lit(t0)} THEN amount ELSE 0 END) AS revenue_12m,
+               max(d) FILTER (WHERE d <= {_lit(t0)}) AS last0,
+               min(d) FILTER (WHERE d > {_lit(_day(first_day))}) AS next_first
+        FROM p JOIN r USING (customer_id) GROUP BY 1 ORDER BY 1""")
+    cn = len(per)
+    i, col = rows["i"].to_numpy(), rows["col"].to_numpy()
+    n_arr = np.zeros((cn, 2 * width + 1), np.int32)
+    last_arr = np.full((cn, 2 * width + 1), _NO_DAY, np.int32)
+    n_arr[i, col] = rows["n"].to_numpy(np.int32)
+    last_arr[i, col] = _day_numbers(rows["last"], _NO_DAY)
+    snap_month = np.array([(pm - m_lo).n for pm in months])
+    # last column up to each snapshot: its month's first part when the month is split there, else the whole month
+    upto = 1 + 2 * snap_month + np.array([0 if cuts.get(pm) == d else 1 for pm, d in zip(months, snaps, strict=True)])
+    cum_n = np.cumsum(n_arr, axis=1, dtype=np.int32)[:, upto]
+    cum_last = np.maximum.accumulate(last_arr, axis=1)[:, upto]
+    whole = (n_arr[:, 1::2] + n_arr[:, 2::2]) > 0
+    month_cum = np.concatenate([np.zeros((cn, 1), np.int16), np.cumsum(whole, axis=1, dtype=np.int16)], axis=1)
+    partial = (n_arr[:, 1 + 2 * snap_month] + np.where(upto % 2 == 0, n_arr[:, upto], 0) > 0).astype(np.int16)
+    del n_arr, last_arr
+    never = np.iinfo(np.int32).max
+    recommend = np.full(cn, never, np.int32)
+    if ds.has("surveys", "customer_id", "recommend", "date"):
+        top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
+        rec = ds.sql(f"""WITH {_ranked(ds, end)}
+            SELECT r.i, min(CAST(s.date AS DATE)) AS d FROM surveys s JOIN r USING (customer_id)
+            WHERE s.recommend >= ? AND CAST(s.date AS DATE) <= {_lit(end)} GROUP BY 1""", [float(top)])
+        recommend[rec["i"].to_numpy()] = _day_numbers(rec["d"], never)
+    churned = np.full(cn, never, np.int32)
+    if ds.has("customers", "customer_id", "churned_at"):
+        cu = ds.sql(f"""WITH {_ranked(ds, end)}
+            SELECT r.i, min(c.churned_at) AS c FROM customers c JOIN r USING (customer_id)
+            WHERE c.churned_at IS NOT NULL GROUP BY 1""")
+        churned[cu["i"].to_numpy()] = _day_numbers(cu["c"], never)
+    return StagePanel(end, snaps, _day_numbers(per["first"], _NO_DAY), cum_n, cum_last, month_cum, partial, snap_month,
+                      recommend, churned, per["revenue_12m"].to_numpy(float), _day_numbers(per["last0"], _NO_DAY),
+                      _day_numbers(per["next_first"], never), _day_number(first_day))
+
+
 @analysis("lifecycle.h.stages")
 def stages(ds: Dataset, end: Any, rules: StageRules, months: int = 12, before: Any = None) -> Stages:
     """Stage counts at the last ``months`` month ends, stage by value tier (12-month revenue) and the flow
-    from ``before`` (default: a year before ``end``) to ``end``."""
+    from ``before`` (default: a year before ``end``) to ``end``. One :class:`StagePanel` serves every
+    snapshot (the rules of :func:`assign_stages` on arrays, not one query per month end)."""
     _need(rules.horizon_days, ds)
     end = _day(end)
-    before = _day(before) if before not in (None, "") else end - dt.timedelta(days=365)
-    rows = {}
-    for d in _month_ends(end, int(months)):
-        try:
-            fr = customer_frame(ds, d, rules.client_m, rules.recommend_top)
-        except MissingDataError:
-            continue
-        rows[d] = assign_stages(fr, rules, d).value_counts().reindex(list(STAGES), fill_value=0)
-    counts = pd.DataFrame(rows).T.astype(int)
-    now = customer_frame(ds, end, rules.client_m, rules.recommend_top)
-    st = assign_stages(now, rules, end)
-    tier = _tiers(now["revenue_12m"])
+    before = min(_day(before), end) if before not in (None, "") else end - dt.timedelta(days=365)
+    snaps = _month_ends(end, int(months))
+    panel = stage_panel(ds, end, [*snaps, before], rules.recommend_top)
+    counts = panel.counts(rules, snaps)
+    s_end, s_before = panel.snapshots.index(end), panel.snapshots.index(before)
+    there, code = panel.codes(s_end, rules)
+    who = np.flatnonzero(there)
+    st = pd.Series(pd.Categorical.from_codes(code, categories=list(STAGES)), index=who, name="stage")
+    tier = _tiers(pd.Series(panel.revenue_12m[there], index=who))
     by_tier = pd.crosstab(tier, st).reindex(columns=list(STAGES), fill_value=0)
-    try:
-        old = assign_stages(customer_frame(ds, before, rules.client_m, rules.recommend_top), rules, before)
-    except MissingDataError:
-        old = pd.Series(dtype=object)
-    prev = old.reindex(st.index).astype(object).fillna("new")
+    was, old_code = panel.codes(s_before, rules)
+    old = pd.Series(np.asarray(STAGES, dtype=object)[old_code], index=np.flatnonzero(was))
+    prev = old.reindex(who).fillna("new")
     flow = pd.crosstab(prev, st.astype(object)).reindex(index=list(STAGES) + ["new"], columns=list(STAGES),
                                                          fill_value=0)
     flow = flow.loc[flow.sum(axis=1) > 0]
@@ -508,6 +660,167 @@ def churn_rate(ds: Dataset, end: Any, horizon_days: int,
         prev = pl / pn if pn else None
     return ChurnRate(lost / n, _wilson(lost, n), n, lost, int(horizon_days), "churned_at" if use else "transactions",
                      end - dt.timedelta(days=365), end, pd.DataFrame(rows), prev)
+
+
+# --------------------------------------------------------------------------- live rules (JupyterLab)
+@dataclass(frozen=True, repr=False)
+class RulesExplorer(Result):
+    """Live controls (JupyterLab only): the churn horizon and the stage rules, with the stage counts at each
+    month end and the yearly churn rate recomputed from the per-customer arrays of a :class:`StagePanel`
+    held in memory — no engine query per change. :meth:`compute` holds the arithmetic (the rules of
+    :func:`assign_stages` and :func:`churn_rate`'s transaction-log rule); :meth:`update` turns it into the
+    figure and text shown; :meth:`widget` wires the sliders to :meth:`update`."""
+
+    heading: ClassVar[str] = "lifecycle.h.explore"
+    interactive_only: ClassVar[bool] = True
+    rules: StageRules
+    panel: StagePanel
+    gap_days: np.ndarray  # distinct gaps between purchase days (ascending) …
+    gap_count: np.ndarray  # … and how many gaps have each length
+    export: tuple[int, int, int] | None = None  # (n, lost, window days) by the export's churned_at
+    horizon_max: int = 730
+
+    def compute(self, horizon_days: int, client_k: int, client_m: int, lapse_factor: float) -> dict[str, Any]:
+        """Stage counts per snapshot and the yearly churn rate under these rules.
+
+        Returns
+        -------
+        dict
+            ``counts`` (DataFrame: index snapshot day, columns :data:`STAGES`; snapshots before anyone
+            bought are left out, as in :func:`stages`), ``churn`` (:meth:`churn`) and ``gap_share``
+            (share of the gaps between purchase days no longer than the horizon).
+        """
+        rules = StageRules(int(horizon_days), int(client_k), int(client_m), float(lapse_factor))
+        return {"counts": self.panel.counts(rules), "churn": self.churn(horizon_days),
+                "gap_share": self.gap_share(horizon_days)}
+
+    def churn(self, horizon_days: int) -> dict[str, Any]:
+        """Yearly churn by the transaction log at ``horizon_days`` (:func:`churn_rate`'s rule, Wilson interval):
+        ``rate, low, high, n, lost, days`` (annualised when the window is shorter than a year), or
+        ``rate = None`` with ``need``, the first day the data would have to reach back to."""
+        p, h = self.panel, int(horizon_days)
+        e = _day_number(p.end)
+        days = min(365, e - p.data_first - h)
+        short = {"rate": None, "need": p.end - dt.timedelta(days=365 + h)}
+        if days < 90:
+            return short
+        t0 = e - days
+        if days == 365:
+            active0 = (p.last0 > t0 - h) & (p.last0 != _NO_DAY)  # a purchase in (t0 - h, t0]
+        else:  # t0 = the log's first day + h: a purchase in (first day, first day + h]
+            active0 = p.next_first <= t0
+        lost = active0 & ~(p.cum_last[:, -1] > e - h)
+        n, k = int(active0.sum()), int(lost.sum())
+        if n == 0:
+            return short
+        lo, hi = _wilson(k, n)
+        rate = k / n
+        if days < 365:
+            rate, lo, hi = _annual(rate, days), _annual(lo, days), _annual(hi, days)
+        return {"rate": rate, "low": lo, "high": hi, "n": n, "lost": k, "days": days}
+
+    def gap_share(self, horizon_days: int) -> float:
+        total = self.gap_count.sum()
+        return float(self.gap_count[self.gap_days <= horizon_days].sum() / total) if total else math.nan
+
+    def update(self, lang: str = "en", *, horizon_days: int, client_k: int, client_m: int,
+               lapse_factor: float) -> tuple[go.Figure, str]:
+        """The figure and the HTML text the live controls show for these values (their callback)."""
+        from workbench.pyramid import figure_message
+
+        if client_k > client_m:
+            return figure_message(t("lifecycle.w.k_above_m", lang, m=client_m)), ""
+        got = self.compute(horizon_days, client_k, client_m, lapse_factor)
+        now = got["counts"].iloc[-1]
+        lines = [t("lifecycle.w.now", lang, end=fmt_date(self.panel.end, lang), n=fmt_int(int(now.sum()), lang),
+                   active=fmt_int(int(now.sum() - now["lost"]), lang),
+                   loyal=fmt_int(int(now["client"] + now["advocate"]), lang),
+                   lapsing=fmt_int(int(now["lapsing"]), lang), lost=fmt_int(int(now["lost"]), lang))]
+        c = got["churn"]
+        if c["rate"] is None:
+            lines.append(t("lifecycle.skip.short_history", lang, need=fmt_date(c["need"], lang)))
+        else:
+            lines.append(t("lifecycle.w.churn", lang, horizon=fmt_int(horizon_days, lang), rate=fmt_pct(c["rate"], lang),
+                           lo=fmt_pct(c["low"], lang), hi=fmt_pct(c["high"], lang), n=fmt_int(c["n"], lang),
+                           lost=fmt_int(c["lost"], lang))
+                         + (t("lifecycle.find.annualised", lang, days=c["days"]) if c["days"] < 365 else ""))
+        if self.export is not None:
+            n, lost, days = self.export
+            lo, hi = _wilson(lost, n)
+            lines.append(t("lifecycle.w.export", lang, rate=fmt_pct(_annual(lost / n, days), lang),
+                           lo=fmt_pct(_annual(lo, days), lang), hi=fmt_pct(_annual(hi, days), lang),
+                           n=fmt_int(n, lang)))
+        if np.isfinite(got["gap_share"]):
+            lines.append(t("lifecycle.w.gaps", lang, share=fmt_pct(got["gap_share"], lang),
+                           horizon=fmt_int(horizon_days, lang)))
+        import html
+
+        return figure_stage_counts(got["counts"], lang), "<br>".join(html.escape(x) for x in lines)
+
+    def widget(self, lang: str = "en") -> Any:
+        import ipywidgets as w
+
+        from workbench.widgets import panel
+
+        r = self.rules
+        slider = lambda cls, key, **kw: cls(description=t(f"lifecycle.w.{key}", lang), continuous_update=False, **kw)  # noqa: E731
+        controls = {
+            "horizon_days": slider(w.IntSlider, "horizon", value=int(r.horizon_days), min=1,
+                                   max=max(self.horizon_max, int(r.horizon_days))),
+            "client_k": slider(w.IntSlider, "client_k", value=int(r.client_k), min=1, max=MAX_CLIENT_M),
+            "client_m": slider(w.IntSlider, "client_m", value=min(int(r.client_m), MAX_CLIENT_M), min=1,
+                               max=MAX_CLIENT_M),
+            "lapse_factor": slider(w.FloatSlider, "lapse", value=float(r.lapse_factor), min=1.0, max=5.0, step=0.1),
+        }
+        panel(controls, lambda **v: self.update(lang, **v))  # shows itself (the renderer shows nothing more)
+        return None
+
+
+@dataclass(frozen=True, repr=False)
+class _SkippedLive(Skipped):
+    """A skipped interactive-only section: absent from manager pages like the section itself."""
+
+    interactive_only: ClassVar[bool] = True
+
+
+def rules_explorer(ds: Dataset, end: Any, rules: StageRules, months: int = 12) -> Result:
+    """Inputs of the live horizon and stage-rule controls (:class:`RulesExplorer`): a few engine queries once,
+    then arithmetic on per-customer arrays. Report runs show no widget, so nothing is computed there; data
+    that cannot support it give a skipped section that is also left out of manager pages."""
+    from workbench import viz
+
+    try:
+        _need(rules.horizon_days, ds)
+        if viz.report_mode():
+            raise Unsupported("interactive")
+        end = _day(end)
+        panel = stage_panel(ds, end, _month_ends(end, int(months)), rules.recommend_top)
+        export = None
+        if _has_churned_at(ds) and ds.has("customers", "signup_date"):
+            lo_signup, _ = ds.date_range("customers", "signup_date")
+            days = min(365, (end - _day(lo_signup)).days)
+            if days >= 90:
+                n, lost = _year_churn(ds, end, int(rules.horizon_days), True, days)
+                export = (n, lost, days) if n else None
+        gaps = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
+            g AS (SELECT date_diff('day', lag(d) OVER (PARTITION BY customer_id ORDER BY d), d) AS gap FROM p)
+            SELECT gap, count(*) AS n FROM g WHERE gap IS NOT NULL GROUP BY 1 ORDER BY 1""")
+        history = _day_number(end) - panel.data_first
+        top = int(max(rules.horizon_days, min(max(2 * rules.horizon_days, 365), history - 90)))
+        return RulesExplorer(rules, panel, gaps["gap"].to_numpy(float), gaps["n"].to_numpy(float), export, top)
+    except MissingDataError as exc:
+        return _SkippedLive("lifecycle.h.explore", exc)
+
+
+def figure_stage_counts(counts: pd.DataFrame, lang: str) -> go.Figure:
+    """Stacked bars: customers by stage at each snapshot (``counts``: index day, columns :data:`STAGES`)."""
+    fig = go.Figure()
+    x = [pd.Timestamp(d).strftime("%Y-%m") for d in counts.index]
+    for s in STAGES:
+        fig.add_bar(x=x, y=counts[s], name=stage_label(s, lang), marker_color=STAGE_COLORS[s])
+    fig.update_layout(barmode="stack", title=t("lifecycle.fig.stages", lang),
+                      yaxis_title=t("lifecycle.axis.customers", lang))
+    return fig
 
 
 # --------------------------------------------------------------------------- cohorts + sBG
@@ -770,11 +1083,11 @@ class Survival(Result):
     events: int
 
     def findings(self, lang: str = "en") -> list[Finding]:
-        out = [Finding("survival_median", t("lifecycle.find.km", lang, n=fmt_int(self.n, lang),
-                                            events=fmt_int(self.events, lang),
-                                            median=(fmt_int(self.median_days, lang) if np.isfinite(self.median_days)
-                                                    else t("lifecycle.find.not_reached", lang))),
-                       value=self.median_days if np.isfinite(self.median_days) else None, n=self.n)]
+        reached = bool(np.isfinite(self.median_days))
+        out = [Finding("survival_median", t("lifecycle.find.km" if reached else "lifecycle.find.km_not_reached", lang,
+                                            n=fmt_int(self.n, lang), events=fmt_int(self.events, lang),
+                                            median=fmt_int(self.median_days, lang) if reached else ""),
+                       value=self.median_days if reached else None, n=self.n)]
         for _, r in self.tests.iterrows():
             sig = r["p_holm"] < 0.05
             out.append(Finding(f"logrank_{r['grouping']}",
@@ -881,19 +1194,54 @@ def _episodes(base: pd.DataFrame, changes: dict[str, pd.Series]) -> pd.DataFrame
     return ep
 
 
-def harrell_c(time: Any, event: Any, risk: Any) -> float:
+def _pair_counts(tt: np.ndarray, ev: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each customer ``i`` with an event: how many customers ``j`` have ``t_j > t_i`` (usable pairs),
+    and how many of those have a lower (``r_j < r_i``) and an equal risk. Zero for censored ``i``.
+
+    O(n log n): customers are taken in descending time, one distinct time at a time; events are counted
+    against a Fenwick tree over risk ranks holding everyone with a later time, then their time's
+    customers are added. Replaces the all-pairs comparison (quadratic: hours at a million customers).
+    """
+    n = tt.size
+    ranks = np.unique(r, return_inverse=True)[1].astype(np.int64) + 1  # 1..R
+    size = int(ranks.max()) + 1 if n else 1
+    tree = np.zeros(size, np.int64)
+
+    def below(idx: np.ndarray) -> np.ndarray:  # customers in the tree with rank <= idx
+        idx, out = idx.copy(), np.zeros(idx.size, np.int64)
+        while (live := idx > 0).any():
+            out[live] += tree[idx[live]]
+            idx[live] -= idx[live] & -idx[live]
+        return out
+
+    later, less, equal = np.zeros(n), np.zeros(n), np.zeros(n)
+    order = np.argsort(-tt, kind="stable")
+    edges = np.flatnonzero(np.diff(tt[order])) + 1
+    inside = 0
+    for lo, hi in zip(np.r_[0, edges], np.r_[edges, n], strict=True):
+        group = order[lo:hi]
+        events = group[ev[group]]
+        if events.size and inside:
+            rk = ranks[events]
+            lt, le = below(rk - 1), below(rk)
+            later[events], less[events], equal[events] = inside, lt, le - lt
+        idx = ranks[group]
+        while idx.size:
+            np.add.at(tree, idx, 1)
+            idx = idx + (idx & -idx)
+            idx = idx[idx < size]
+        inside += group.size
+    return later, less, equal
+
+
+def harrell_c(time: Any, event: Any, risk: Any, counts: tuple[np.ndarray, ...] | None = None) -> float:
     """Harrell's concordance: among usable pairs (the shorter time is an event), the share where the
-    shorter-lived customer has the higher risk; ties in risk count one half."""
+    shorter-lived customer has the higher risk; ties in risk count one half. ``counts``: the
+    :func:`_pair_counts` of these data when already computed (:func:`uno_c` uses the same)."""
     tt, ev, r = np.asarray(time, float), np.asarray(event, bool), np.asarray(risk, float)
-    num = den = 0.0
-    idx = np.flatnonzero(ev)
-    for lo in range(0, idx.size, 1000):
-        i = idx[lo:lo + 1000]
-        usable = tt[None, :] > tt[i, None]
-        diff = r[i, None] - r[None, :]
-        num += float(((diff > 0) & usable).sum() + 0.5 * ((diff == 0) & usable).sum())
-        den += float(usable.sum())
-    return num / den if den else math.nan
+    later, less, equal = counts if counts is not None else _pair_counts(tt, ev, r)
+    den = later.sum()
+    return float((less.sum() + 0.5 * equal.sum()) / den) if den else math.nan
 
 
 def censoring_km(time: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -908,7 +1256,7 @@ def censoring_km(time: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
-          censoring: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+          censoring: tuple[np.ndarray, np.ndarray] | None = None, counts: tuple[np.ndarray, ...] | None = None) -> float:
     """Uno's concordance (Uno et al. 2011): Harrell's pairs weighted by the inverse squared probability of
     staying uncensored up to the earlier event time, so that heavy censoring does not tilt the estimate.
 
@@ -924,15 +1272,9 @@ def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
     ok = ev & (g_before > 0)
     if tau is not None:
         ok &= tt < tau
-    idx = np.flatnonzero(ok)
-    w = 1.0 / g_before[idx] ** 2
-    num = den = 0.0
-    for lo in range(0, idx.size, 1000):
-        i, wi = idx[lo:lo + 1000], w[lo:lo + 1000]
-        usable = tt[None, :] > tt[i, None]
-        diff = r[i, None] - r[None, :]
-        num += float((wi[:, None] * ((diff > 0) + 0.5 * (diff == 0)) * usable).sum())
-        den += float((wi[:, None] * usable).sum())
+    w = np.where(ok, 1.0 / np.where(ok, g_before, 1.0) ** 2, 0.0)
+    later, less, equal = counts if counts is not None else _pair_counts(tt, ev, r)  # w = 0 outside ``ok``
+    num, den = float(w @ (less + 0.5 * equal)), float(w @ later)
     return num / den if den else math.nan
 
 
@@ -1108,10 +1450,9 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
     come from the holdout's own censoring Kaplan–Meier (its follow-up is shorter than the training half's)."""
     from statsmodels.duration.hazard_regression import PHReg
 
-    first = ep.groupby("customer_id")["first_day"].first()
-    cut = first.quantile(0.5)
-    train = ep[ep["customer_id"].isin(first.index[first <= cut])]
-    test = ep[ep["customer_id"].isin(first.index[first > cut])]
+    cut = ep.loc[~ep["customer_id"].duplicated(), "first_day"].quantile(0.5)  # over customers, not episodes
+    train = ep[ep["first_day"] <= cut]  # every episode of a customer carries the customer's first day
+    test = ep[ep["first_day"] > cut]
     if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
         return None, None
     try:
@@ -1122,8 +1463,9 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
     at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
     end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
     risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
-    r = risk.reindex(end.index)
-    return harrell_c(end["stop"], end["status"] == 1, r), uno_c(end["stop"], end["status"] == 1, r)
+    tt, ev, r = end["stop"].to_numpy(float), (end["status"] == 1).to_numpy(), risk.reindex(end.index).to_numpy(float)
+    counts = _pair_counts(tt, ev, r)  # shared: the same pairs, Uno only weights them
+    return harrell_c(tt, ev, r, counts), uno_c(tt, ev, r, counts=counts)
 
 
 # --------------------------------------------------------------------------- multi-channel
@@ -1504,7 +1846,7 @@ def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 1
         src = "complaints"
         k = ds.sql(f"SELECT customer_id, CAST(opened_at AS DATE) AS d, category FROM complaints "
                    f"WHERE customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(_day(end))}")
-        k = k[k["customer_id"].isin(lost.index)]
+        k = k[_isin(k["customer_id"], lost.index)]
         stop = lost["first"] + pd.to_timedelta(lost["duration"] - 0.5, unit="D")
         k["stop"] = stop.reindex(k["customer_id"]).to_numpy()
         k = k[(pd.to_datetime(k["d"]) <= k["stop"]) & (pd.to_datetime(k["d"]) > k["stop"] - pd.Timedelta(days=before_days))]
@@ -1516,7 +1858,7 @@ def churn_reasons(ds: Dataset, end: Any, horizon_days: int, before_days: int = 1
     if ds.has("complaints", "customer_id", "opened_at", "resolution"):
         kc = ds.sql(f"""SELECT customer_id, bool_or(resolution IS NULL) AS unresolved FROM complaints
             WHERE customer_id IS NOT NULL AND CAST(opened_at AS DATE) <= {_lit(_day(end))} GROUP BY 1""")
-        kc = kc[kc["customer_id"].isin(sf.index)]
+        kc = kc[_isin(kc["customer_id"], sf.index)]
         left = sf["event"].reindex(kc["customer_id"]).to_numpy(bool)
         rows = []
         for grp, sel in (("unresolved", kc["unresolved"].to_numpy(bool)), ("resolved", ~kc["unresolved"].to_numpy(bool))):
@@ -1601,7 +1943,7 @@ def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
     x["revenue_12m"] = fr["revenue_12m"]
     nxt = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(at)}
                      AND CAST(date AS DATE) <= {_lit(at + dt.timedelta(days=days))}""")
-    x["left"] = (~x.index.isin(nxt["customer_id"])).astype(int)
+    x["left"] = (~_isin(x.index, nxt["customer_id"])).astype(int)
     return x
 
 
@@ -1760,8 +2102,8 @@ def winback(ds: Dataset, end: Any, horizon_days: int, days: int = 180) -> WinBac
     new0 = old[(old["n_days"] == 1) & (rec0 <= horizon_days)]
     buy = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(t0)}
                      AND CAST(date AS DATE) <= {_lit(end)}""")["customer_id"]
-    k1, n1 = int(lost0.index.isin(buy).sum()), len(lost0)
-    k2, n2 = int(new0.index.isin(buy).sum()), len(new0)
+    k1, n1 = int(_isin(lost0.index, buy).sum()), len(lost0)
+    k2, n2 = int(_isin(new0.index, buy).sum()), len(new0)
     if n1 < MIN_CASES or n2 < MIN_CASES:
         raise Unsupported("few_lost", min=MIN_CASES, day=t0)
     p1, p2 = (k1 + 0.5) / (n1 + 0.5), (k2 + 0.5) / (n2 + 0.5)

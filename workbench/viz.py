@@ -111,7 +111,10 @@ def mime_outputs(objects: list[Any]) -> tuple[dict[str, Any], ...]:
 
     out = []
     for obj in objects:
-        data, meta = format_display_data(obj)
+        if isinstance(obj, go.Figure):  # IPython would call its _ipython_display_ (a side display) and return {}
+            data, meta = obj._repr_mimebundle_(), {}
+        else:
+            data, meta = format_display_data(obj)
         out.append({"output_type": "display_data", "data": data, "metadata": meta})
     return tuple(out)
 

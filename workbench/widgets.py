@@ -17,9 +17,9 @@ from workbench import viz
 def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "") -> Any:
     """Show ``controls`` (name → ipywidget) and a plotly FigureWidget-free output area.
 
-    ``update(**values)`` returns a plotly figure for the current control values; it is
-    called once now and again on every change. Returns the container widget, or
-    ``None`` in report mode.
+    ``update(**values)`` returns a plotly figure for the current control values, or a
+    ``(figure, html)`` pair whose HTML text is shown above the figure; it is called once now
+    and again on every change. Returns the container widget, or ``None`` in report mode.
     """
     if viz.report_mode():
         return None
@@ -27,9 +27,11 @@ def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "")
     from IPython.display import display
 
     out = w.Output()
+    text = w.HTML()
 
     def redraw(_: Any = None) -> None:
         fig = update(**{k: c.value for k, c in controls.items()})
+        fig, text.value = fig if isinstance(fig, tuple) else (fig, "")
         # a state update, not ``with out:`` capture (headless runners can hang on captured output)
         out.outputs = viz.mime_outputs([fig]) if fig is not None else ()
 
@@ -43,7 +45,7 @@ def panel(controls: dict[str, Any], update: Callable[..., Any], title: str = "")
     for control in controls.values():
         control.layout.margin = "2px 24px 2px 0"  # ipywidgets' Layout has no gap
     row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
-    box = w.VBox(header + [row, out])
+    box = w.VBox(header + [row, text, out])
     display(box)
     redraw()
     return box
