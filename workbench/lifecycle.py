@@ -2078,8 +2078,9 @@ class WinBack(Result):
         tab = self.by_tier.copy()
         tab["tier"] = [t(f"pyramid.tier.{x}", lang) for x in tab["tier"]]
         tab.columns = [t(f"lifecycle.col.{c}", lang) for c in tab.columns]
-        money = {c: (lambda v: fmt_money(v, lang, self.currency)) for c in tab.columns[2:]}
-        return [Table(tab, money, caption=t("lifecycle.cap.winback", lang))]
+        formats = {c: (lambda v: fmt_money(v, lang, self.currency)) for c in tab.columns[2:]}
+        formats[tab.columns[1]] = lambda v: fmt_int(v, lang)  # "1,843 lost", as in the finding above
+        return [Table(tab, formats, caption=t("lifecycle.cap.winback", lang))]
 
     def metrics(self) -> dict[str, Any]:
         return {"winback": {"by_tier": self.by_tier.to_dict(orient="records"),
