@@ -241,9 +241,13 @@ def test_hand_fixed_sql_runs(engine_ds, duck):
     """GROUP BY ALL, an unaliased FROM subquery, boolean → TINYINT, ``?`` parameters with a ``%`` LIKE, SET."""
     queries = [
         ("SELECT category, count(*) AS n FROM complaints GROUP BY ALL ORDER BY 1", None),
+        ("SELECT customer_id, arg_max(category, opened_at) AS last, arg_min(category, opened_at) AS first, "
+         "sum(CAST(contains(lower(category), 'e') AS INTEGER)) AS e FROM complaints GROUP BY 1 "
+         "HAVING count(DISTINCT opened_at) = count(*) ORDER BY 1", None),
         ("SELECT count(*) AS n FROM (SELECT customer_id FROM customers UNION ALL SELECT customer_id FROM members)",
          None),
-        ("SELECT sum(CAST(closed_at IS NULL AS TINYINT)) AS open FROM complaints", None),
+        ("SELECT sum(CAST(closed_at IS NULL AS TINYINT)) AS open, avg(CAST(COALESCE(closed_at > opened_at, false) "
+         "AS DOUBLE)) AS closed_after FROM complaints", None),
         ("SELECT count(*) AS n FROM complaints WHERE lower(CAST(status AS VARCHAR)) LIKE 'clos%' "
          "AND CAST(opened_at AS DATE) BETWEEN ? AND ?", ["2026-01-01", "2026-06-30"]),
     ]
@@ -396,6 +400,12 @@ def test_translation_hand_fixes():
     assert "GROUP BY" not in translate("SELECT count(*) FROM t GROUP BY ALL", "postgres")
     assert " AS _wb_sq" in translate("SELECT count(*) FROM (SELECT 1 AS x)", "postgres")
     assert "CAST(CAST(a IS NULL AS INT) AS SMALLINT)" in translate("SELECT CAST(a IS NULL AS TINYINT)", "postgres")
+    assert "CAST(CAST(COALESCE(a > 1, FALSE) AS INT) AS DOUBLE PRECISION)" in translate(
+        "SELECT CAST(COALESCE(a > 1, false) AS DOUBLE)", "postgres")
+    assert translate("SELECT CAST(x AS DOUBLE)", "postgres") == "SELECT CAST(x AS DOUBLE PRECISION)"
+    assert "POSITION('exp' IN LOWER(k)) > 0" in translate("SELECT contains(lower(k), 'exp') FROM t", "postgres")
+    assert "ARRAY_AGG(a ORDER BY d DESC, a) FILTER(WHERE d IS NOT NULL))[1]" in translate(
+        "SELECT arg_max(a, d) FROM t", "postgres")
     assert translate("SET enable_progress_bar = false", "spark") is None
     inlined = translate("SELECT 1 FROM t WHERE s LIKE 'x%' AND d BETWEEN ? AND ? AND k = ?", "postgres",
                         ["2026-01-01", dt.date(2026, 2, 1), "it's"])

@@ -96,14 +96,40 @@ def _alias_subqueries(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _is_boolean(node: exp.Expression) -> bool:
+    """A condition (comparison, AND/OR/NOT, TRUE/FALSE), also inside parentheses or COALESCE(cond, …)."""
+    node = node.unnest() if isinstance(node, exp.Paren) else node
+    if isinstance(node, exp.Coalesce):
+        return _is_boolean(node.this)
+    return isinstance(node, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean))
+
+
 def _bool_casts(tree: exp.Expression) -> exp.Expression:
-    """PostgreSQL casts a boolean to INTEGER only: ``CAST(x IS NULL AS TINYINT)`` goes through INTEGER."""
-    small = (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.UTINYINT)
+    """PostgreSQL casts a boolean to INTEGER only: ``CAST(x IS NULL AS TINYINT/DOUBLE)`` goes through INTEGER."""
+    numeric = exp.DataType.NUMERIC_TYPES - {exp.DataType.Type.INT}
     for cast in list(tree.find_all(exp.Cast)):
-        inner = cast.this.unnest() if isinstance(cast.this, exp.Paren) else cast.this
-        if cast.to.this in small and isinstance(inner, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean)):
+        if cast.to.this in numeric and _is_boolean(cast.this):
             cast.set("this", exp.cast(cast.this, exp.DataType.build("INT")))
     return tree
+
+
+def _pg_functions(tree: exp.Expression) -> exp.Expression:
+    """DuckDB functions PostgreSQL lacks: ``contains(s, t)`` and two-argument ``arg_max``/``arg_min``.
+
+    ``arg_max(x, y)`` is the first element of ``x`` ordered by ``y`` descending over the rows with
+    ``y`` present (DuckDB skips NULL ``y`` too); ties go to ``x``'s own order so the pick is stable.
+    """
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Contains):
+            return sqlglot.parse_one(f"(strpos({node.this.sql('postgres')}, {node.expression.sql('postgres')}) > 0)",
+                                     read="postgres")
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and not node.args.get("count"):
+            x, y = node.this.sql("postgres"), node.expression.sql("postgres")
+            way = "DESC" if isinstance(node, exp.ArgMax) else "ASC"
+            return sqlglot.parse_one(f"((array_agg({x} ORDER BY {y} {way}, {x}) FILTER (WHERE {y} IS NOT NULL))[1])",
+                                     read="postgres")
+        return node
+    return tree.transform(fix)
 
 
 def _spark_epoch(tree: exp.Expression) -> exp.Expression:
@@ -129,7 +155,7 @@ def _translate_cached(sql: str, dialect: str) -> str | None:
     if isinstance(tree, exp.Set):  # DuckDB session settings (progress bar …) mean nothing elsewhere
         return None
     if dialect == "postgres":
-        tree = _bool_casts(_alias_subqueries(_group_by_all(tree)))
+        tree = _pg_functions(_bool_casts(_alias_subqueries(_group_by_all(tree))))
     if dialect == "spark":
         tree = _spark_epoch(tree)
     return tree.sql(dialect)
@@ -141,7 +167,8 @@ def translate(sql: str, dialect: str, params: list | tuple | None = None) -> str
     sqlglot does the translation; the hand fixes are ``?`` parameters inlined as literals (drivers
     differ in placeholder syntax, and ``%`` in LIKE patterns breaks psycopg's), ``GROUP BY ALL`` on
     PostgreSQL (:func:`_group_by_all`), aliases for FROM subqueries on PostgreSQL
-    (:func:`_alias_subqueries`), boolean → small integer casts on PostgreSQL (:func:`_bool_casts`), ``epoch`` on Spark (:func:`_spark_epoch`) and DuckDB ``SET``
+    (:func:`_alias_subqueries`), boolean → number casts, ``contains`` and ``arg_max``/``arg_min`` on PostgreSQL
+    (:func:`_bool_casts`, :func:`_pg_functions`), ``epoch`` on Spark (:func:`_spark_epoch`) and DuckDB ``SET``
     statements dropped.
     """
     if params:
