@@ -350,7 +350,9 @@ class SparkConnection(Connection):
                    .config("spark.ui.showConsoleProgress", "false"))
         if time_zone:
             builder = builder.config("spark.sql.session.timeZone", time_zone)
-        self.spark = builder.getOrCreate()
+        # a session of its own (shared SparkContext): temporary views and settings are per dataset, so two
+        # datasets in one process do not overwrite each other's canonical views
+        self.spark = builder.getOrCreate().newSession()
         if time_zone:
             self.spark.conf.set("spark.sql.session.timeZone", time_zone)
         self.database = database
