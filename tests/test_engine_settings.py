@@ -44,7 +44,9 @@ def test_physical_memory_is_the_machine_or_less():
 
 
 @pytest.mark.parametrize("engine, words", [
-    ('[engine]\nkind = "spark"\n', "DuckDB only"),
+    ('[engine]\nkind = "oracle"\n', "allowed are"),
+    ('[engine]\nkind = "postgres"\n', "postgresql://"),
+    ('[engine]\nkind = "duckdb"\nurl = "postgresql://x"\n', "unknown key"),
     ('[engine]\nmemory_limit = "lots"\n', "memory_limit"),
     ('[engine]\nmemory_limit = "120%"\n', "memory_limit"),
     ('[engine]\nthreads = 0\n', "threads"),

@@ -159,7 +159,9 @@ def _purchase_days(t: Any, start: _dt.date | None, end: _dt.date, order_col: str
     w = t.filter(cond)
     amount = w.amount.cast("float64")
     keys = ["customer_id", "day"] + ([order_col] if order_col else [])
-    daily = w.group_by(keys).aggregate(net=amount.sum(), n_refunds=(amount < 0).sum())
+    # sums rounded to 1e-6 in the engine: a parallel float sum differs in the last bit between runs and
+    # engines, and the Gamma-Gamma fit turns that into a 1e-7 difference in CLV (tests/test_engines.py)
+    daily = w.group_by(keys).aggregate(net=amount.sum().round(6), n_refunds=(amount < 0).sum())
     # A unit is a purchase unless refunds bring its net amount to within a cent of zero
     # (or below); units without refunds are purchases even at 0 (free orders).
     return daily.mutate(is_purchase=(daily.net > REFUND_TOLERANCE + 1e-9) | (daily.n_refunds == 0))
@@ -168,7 +170,7 @@ def _purchase_days(t: Any, start: _dt.date | None, end: _dt.date, order_col: str
 def _by_day(purchases: Any) -> Any:
     """Purchase units summed per customer-day: ``net`` and ``units`` (orders that day)."""
     return purchases.group_by(["customer_id", "day"]).aggregate(
-        net=purchases.net.sum(), units=purchases.count()
+        net=purchases.net.sum().round(6), units=purchases.count()
     )
 
 
@@ -183,7 +185,7 @@ def _calibration_expr(
         first_day=days.day.min(),
         last_day=days.day.max(),
         n_units=days.units.sum(),
-        total=days.net.sum(),
+        total=days.net.sum().round(6),
         # the first purchase: the first day's mean order (the whole day without orders)
         first_amount=(days.net / days.units.cast("float64")).argmin(days.day),
     )

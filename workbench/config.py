@@ -213,7 +213,9 @@ class EngineSettings:
     Parameters
     ----------
     kind : str
-        ``"duckdb"`` (the embedded engine; the only one this version runs).
+        ``"duckdb"`` (the default: files are loaded into a validated DuckDB cache), ``"postgres"``
+        (canonical tables already in a PostgreSQL database) or ``"spark"`` (Parquet files or Spark
+        catalog tables, run by PySpark). See :mod:`workbench.warehouse`.
     memory_limit : str or None
         DuckDB's memory limit: ``"8GB"``, ``"512MB"`` or a share of the machine's RAM such as ``"50%"``.
         ``None``: half the RAM for analyses, 1.5 GB while loading (DuckDB spills beyond it).
@@ -227,10 +229,24 @@ class EngineSettings:
     memory_limit: str | None = None
     temp_directory: Path | None = None
     threads: int | None = None
+    url: str | None = None
+    schema: str | None = None
+    master: str | None = None
+    database: str | None = None
+    time_zone: str | None = None
+
+    @property
+    def is_warehouse(self) -> bool:
+        """True when the analyses run in PostgreSQL or Spark rather than the DuckDB cache."""
+        return self.kind != "duckdb"
 
 
-ENGINE_KINDS = ("duckdb",)
+ENGINE_KINDS = ("duckdb", "postgres", "spark")
 _ENGINE_KEYS = {"kind", "memory_limit", "temp_directory", "threads"}
+# per-kind keys: url/schema (postgres), master/database (spark), time_zone (both: the session time zone)
+_KIND_KEYS = {"duckdb": set(), "postgres": {"url", "schema", "time_zone"},
+              "spark": {"master", "database", "time_zone"}}
+_IDENT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)\s*$", re.I)
 
 
@@ -240,13 +256,14 @@ def parse_engine(raw: Any, where: str, root: Path) -> EngineSettings:
         return EngineSettings()
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - _ENGINE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENGINE_KEYS)}")
     kind = str(raw.get("kind", "duckdb")).strip().lower()
     if kind not in ENGINE_KINDS:
-        raise ConfigError(f"{where}.kind = {raw.get('kind')!r}: this version runs on DuckDB only "
-                          f"(allowed: {', '.join(ENGINE_KINDS)})")
+        raise ConfigError(f"{where}.kind = {raw.get('kind')!r}: allowed are {', '.join(map(repr, ENGINE_KINDS))}")
+    allowed = _ENGINE_KEYS | _KIND_KEYS[kind]
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} for kind = {kind!r}; allowed: {sorted(allowed)}")
+    extra = _warehouse_keys(kind, raw, where)
     memory = raw.get("memory_limit")
     if memory is not None:
         m = _MEMORY.match(str(memory))
@@ -262,7 +279,30 @@ def parse_engine(raw: Any, where: str, root: Path) -> EngineSettings:
     threads = raw.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"{where}.threads must be a whole number of at least 1, got {threads!r}")
-    return EngineSettings(kind=kind, memory_limit=memory, temp_directory=temp, threads=threads)
+    return EngineSettings(kind=kind, memory_limit=memory, temp_directory=temp, threads=threads, **extra)
+
+
+def _warehouse_keys(kind: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """``url``/``schema`` (postgres), ``master``/``database`` (spark) and ``time_zone``, checked."""
+    out: dict[str, Any] = {}
+    for key in ("url", "schema", "master", "database", "time_zone"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{where}.{key} must be a non-empty text, got {value!r}")
+        if value is not None:
+            out[key] = expand_env(value.strip(), f"{where}.{key}") if key == "url" else value.strip()
+    if kind == "postgres":
+        url = out.get("url")
+        if not url or not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f'{where}.url: kind = "postgres" needs url = "postgresql://user@host:5432/db" '
+                              '(a password can come from ${PGPASSWORD}-style variables or ~/.pgpass)')
+        out.setdefault("schema", "public")
+    if kind == "spark":
+        out.setdefault("master", "local[2]")
+    for key in ("schema", "database"):
+        if key in out and not _IDENT_KEY.match(out[key]):
+            raise ConfigError(f"{where}.{key} = {out[key]!r}: a schema/database name is letters, digits and _")
+    return out
 
 
 @dataclass(frozen=True)
@@ -646,15 +686,27 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         name: _table_config(name, spec, root, f"{p}: [sources.{name}]", default_url, section="sources")
         for name, spec in raw_sources.items()
     }
-    tables = {
-        name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url, sources=tuple(sources))
-        for name, spec in raw_tables.items()
-    }
-    if not tables:
-        found = find_canonical_files(root)
-        tables = {name: TableConfig(name=name, files=fs, pattern=fs[0].name) for name, fs in found.items()}
-    if not tables:
-        raise ConfigError(f"{p}: no [tables.*] sections and no canonical files beside it")
+    engine = parse_engine(raw.get("engine"), f"{p}: [engine]", root)
+    if engine.is_warehouse:
+        if sources:
+            raise ConfigError(f"{p}: [sources.NAME] queries run on DuckDB only; with [engine] kind = "
+                              f"{engine.kind!r} define the joined table as a view in the database")
+        tables = {name: _warehouse_table(name, spec, root, f"{p}: [tables.{name}]", engine.kind)
+                  for name, spec in raw_tables.items()}
+        if not tables and engine.kind == "spark":  # canonical Parquet files beside the config, if any
+            found = find_canonical_files(root)
+            tables = {name: TableConfig(name=name, files=fs, pattern=fs[0].name) for name, fs in found.items()
+                      if all(f.suffix.lower() == ".parquet" for f in fs)}
+    else:
+        tables = {
+            name: _table_config(name, spec, root, f"{p}: [tables.{name}]", default_url, sources=tuple(sources))
+            for name, spec in raw_tables.items()
+        }
+        if not tables:
+            found = find_canonical_files(root)
+            tables = {name: TableConfig(name=name, files=fs, pattern=fs[0].name) for name, fs in found.items()}
+        if not tables:
+            raise ConfigError(f"{p}: no [tables.*] sections and no canonical files beside it")
     margin_rate = meta.get("margin_rate")
     if margin_rate is not None and not (isinstance(margin_rate, (int, float)) and 0 <= margin_rate <= 1):
         raise ConfigError(f"{p}: [dataset].margin_rate must be a number in [0, 1], got {margin_rate!r}")
@@ -671,8 +723,45 @@ def load_config(path: str | os.PathLike[str]) -> DatasetConfig:
         sources=sources,
         targets=targets,
         programme=_programme(raw.get("programme", {}), f"{p}: [programme]"),
-        engine=parse_engine(raw.get("engine"), f"{p}: [engine]", root),
+        engine=engine,
     )
+
+
+_WAREHOUSE_TABLE_KEYS = {"table", "source", "scales", "drivers"} | {
+    "wave_date", "segments", "loyal_kind", "churn_as_of", "closed_statuses"}
+
+
+def _warehouse_table(name: str, raw: Any, root: Path, where: str, kind: str) -> TableConfig:
+    """``[tables.NAME]`` when the engine is PostgreSQL or Spark: where the canonical table is, plus semantics.
+
+    The table must already have the canonical column names and types (see :mod:`workbench.warehouse`);
+    ``table`` names it in the schema/catalog (default: the canonical name), ``source`` (Spark only)
+    points at Parquet files. Column mappings, filters and text files are DuckDB-loader features.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _WAREHOUSE_TABLE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: key(s) {sorted(unknown)} are DuckDB-loader features; with [engine] kind = "
+                          f"{kind!r} the table must already have the canonical columns (allowed here: "
+                          f"{sorted(_WAREHOUSE_TABLE_KEYS)})")
+    if "source" in raw and kind != "spark":
+        raise ConfigError(f"{where}.source: with kind = {kind!r} the tables are in the database; use table = \"…\"")
+    table = raw.get("table")
+    if table is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", str(table)):
+        raise ConfigError(f"{where}.table = {table!r}: a table name (or schema.table) of letters, digits and _")
+    files: tuple[Path, ...] = ()
+    if "source" in raw:
+        files = _resolve_files(root, raw["source"], where)
+        bad = [f.name for f in files if f.suffix.lower() != ".parquet"]
+        if bad:
+            raise ConfigError(f"{where}.source: Spark reads Parquet here ({', '.join(bad[:3])} is not)")
+    drivers = raw.get("drivers")
+    if drivers is not None and (not isinstance(drivers, list) or not all(isinstance(d, str) for d in drivers)):
+        raise ConfigError(f"{where}.drivers must be a list of column names")
+    return TableConfig(name=name, files=files, sql_table=str(table) if table else None,
+                       pattern=str(raw.get("source") or table or name), scales=_scales(raw.get("scales"), where),
+                       drivers=tuple(drivers) if drivers is not None else None, **_semantic_keys(name, raw, where))
 
 
 _PROGRAMME_KEYS = {"point_value", "expiry_months", "costs", "level_order", "level_thresholds"}

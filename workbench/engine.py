@@ -1293,6 +1293,10 @@ def open_dataset(path: str | os.PathLike[str], refresh: bool = False, verify: bo
         Also recompute every cached table's checksum (one scan per table; ``workbench validate`` does).
     """
     config = load_config(path)
+    if config.engine.is_warehouse:  # PostgreSQL / Spark: validated in the engine, nothing cached here
+        from workbench.warehouse import open_warehouse
+
+        return open_warehouse(config)
     cache_path, fp = _cache_path(config)
     meta = None
     if cache_path.exists() and not refresh:

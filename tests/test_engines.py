@@ -1,0 +1,414 @@
+"""The same analyses on DuckDB, PostgreSQL and Spark (issue 17, items 1-2).
+
+A real PostgreSQL server (Debian's ``postgresql`` package; ``.ci/run`` installs it) is started on a
+temporary data directory and a free port with a non-UTC server time zone; a Spark ``local[2]``
+session runs with a non-UTC session time zone. Both get the 8k sample's canonical tables (loaded and
+validated by DuckDB first), and the analyses' metrics must equal DuckDB's: counts exactly, floats to
+1e-9 relative. The tests skip, saying why, only when the server binaries or pyspark/Java are absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import engine_servers as es  # noqa: E402
+
+from workbench.config import ConfigError, load_config  # noqa: E402
+from workbench.engine import dataset_from_frames, open_dataset  # noqa: E402
+from workbench.warehouse import translate  # noqa: E402
+
+SPARK_TIME_ZONE = "America/New_York"
+TIMINGS: dict[str, float] = {}
+
+
+# ------------------------------------------------------------------ servers
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for this test session (stopped and removed afterwards)."""
+    bindir = es.pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin); "
+                    ".ci/run installs Debian's postgresql package")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'loyalty-workbench[postgres]')")
+    started = time.perf_counter()
+    server = es.PostgresServer(bindir)
+    TIMINGS["postgres start"] = time.perf_counter() - started
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """A Spark local[2] session with a non-UTC session time zone (stopped afterwards)."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'loyalty-workbench[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java (no java on PATH)")
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    spark = (SparkSession.builder.master("local[2]").appName("workbench-tests")
+             .config("spark.sql.session.timeZone", SPARK_TIME_ZONE).config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "4")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    TIMINGS["spark start"] = time.perf_counter() - started
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture(scope="session")
+def duck(sample_dir):
+    ds = open_dataset(sample_dir)
+    yield ds
+    ds.close()
+
+
+@pytest.fixture(scope="session")
+def pg_ds(pg_server, duck, sample_dir, tmp_path_factory):
+    """The 8k sample's canonical tables in PostgreSQL schema ``crm``, opened through ``[engine] kind = "postgres"``."""
+    started = time.perf_counter()
+    es.load_postgres(duck, pg_server.url, "crm")
+    TIMINGS["postgres load"] = time.perf_counter() - started
+    toml = es.engine_config(sample_dir / "workbench.toml", tmp_path_factory.mktemp("pg_cfg"),
+                            {"kind": "postgres", "url": pg_server.url, "schema": "crm"},
+                            {t: {} for t in duck.tables})
+    started = time.perf_counter()
+    ds = open_dataset(toml)
+    TIMINGS["postgres open+validate"] = time.perf_counter() - started
+    yield ds
+    ds.close()
+
+
+@pytest.fixture(scope="session")
+def spark_ds(spark_session, duck, sample_dir, tmp_path_factory):
+    """The same tables as Parquet files read by Spark through ``[engine] kind = "spark"``."""
+    folder = tmp_path_factory.mktemp("spark_src")
+    files = es.write_parquet(duck, folder)
+    toml = es.engine_config(sample_dir / "workbench.toml", folder,
+                            {"kind": "spark", "master": "local[2]", "time_zone": SPARK_TIME_ZONE},
+                            {t: {"source": p.name} for t, p in files.items()})
+    started = time.perf_counter()
+    ds = open_dataset(toml)
+    TIMINGS["spark open+validate"] = time.perf_counter() - started
+    yield ds
+    ds.close()
+
+
+@pytest.fixture(params=["postgres", "spark"])
+def engine_ds(request):
+    return request.getfixturevalue({"postgres": "pg_ds", "spark": "spark_ds"}[request.param])
+
+
+# ------------------------------------------------------------------ comparing metrics
+def differences(a, b, path: str = "") -> list[str]:
+    """Where two metrics trees differ: counts/text exactly, floats beyond 1e-9 relative."""
+    out: list[str] = []
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                out.append(f"{path}.{k}: only in {'the engine' if k not in a else 'DuckDB'}")
+            else:
+                out += differences(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            out += differences(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        try:
+            x, y = float(a), float(b)
+        except (TypeError, ValueError):
+            return [f"{path}: {a!r} vs {b!r}"]
+        same = x == y or (math.isnan(x) and math.isnan(y)) or abs(x - y) <= 1e-9 * max(abs(x), abs(y))
+        if not same:
+            out.append(f"{path}: {a!r} vs {b!r}")
+    elif a != b:
+        out.append(f"{path}: {a!r} vs {b!r}")
+    return out
+
+
+def test_differences_catches_what_it_must():
+    assert differences({"n": 3, "x": 1.0}, {"n": 3, "x": 1.0 + 1e-12}) == []
+    assert differences({"n": 3}, {"n": 4}) and differences({"x": 1.0}, {"x": 1.0 + 1e-6})
+    assert differences({"a": [1, 2]}, {"a": [1]}) and differences({"a": 1}, {"b": 1})
+
+
+def _metrics(result) -> dict:
+    return json.loads(json.dumps(result.metrics(), default=str))
+
+
+def pack(ds) -> dict[str, dict]:
+    """Overview, customer value (pyramid) and complaints sections' metrics on ``ds`` (seed 42, 2026-10)."""
+    from workbench import complaints as C
+    from workbench import overview as O
+    from workbench import pyramid as pyr
+    from workbench.periods import parse_period
+
+    period = parse_period("2026-10")
+    out = {
+        "overview.tables": O.tables(ds, period), "overview.volumes": O.volumes(ds, period, months=24),
+        "overview.excluded": O.excluded(ds), "overview.missing": O.missing(ds), "overview.supported": O.supported(ds),
+    }
+    base = pyr.value_base(ds, dt.date(2026, 10, 31), period.start, pyr.value_options(n_boot=50, seed=42))
+    for name in ("value_overview", "pyramid_tiers", "concentration", "segment_matrix", "lifetime_value",
+                 "holdout_check", "layer_migration", "upgrade_potential"):
+        out[f"pyramid.{name}"] = getattr(pyr, name)(base)
+    h = C.handling_window(ds, period, 24, sla_hours=48, closed_statuses="", granularity="month")
+    out.update({
+        "complaints.rates": C.rates(ds, period, 24, "month"), "complaints.categories": C.categories(ds, period),
+        "complaints.trend": C.trend(ds, period, 24, "month", min_periods=6),
+        "complaints.alerts": C.alerts(ds, period, 24, "month"),
+        "complaints.handling": C.handling_performance(h, period), "complaints.handlers": C.handlers(h),
+        "complaints.timely": C.timely(ds, period, 24, "month"), "complaints.outcome_mix": C.outcome_mix(ds, period),
+        "complaints.churn": C.churn(ds, 90, ""), "complaints.silent": C.silent(ds, period, 0.10),
+    })
+    return {k: _metrics(v) for k, v in out.items()}
+
+
+@functools.cache
+def _duck_pack(sample_dir: Path) -> dict[str, dict]:
+    ds = open_dataset(sample_dir)
+    try:
+        started = time.perf_counter()
+        got = pack(ds)
+        TIMINGS["duckdb pack"] = time.perf_counter() - started
+        return got
+    finally:
+        ds.close()
+
+
+# ------------------------------------------------------------------ conformance
+@pytest.mark.slow
+def test_the_pack_conforms_across_engines(engine_ds, sample_dir):
+    """Overview, customer value and complaints: every metric equals DuckDB's (counts exact, floats 1e-9)."""
+    expected = _duck_pack(sample_dir)
+    started = time.perf_counter()
+    got = pack(engine_ds)
+    TIMINGS[f"{engine_ds._con.kind} pack"] = time.perf_counter() - started
+    problems = {k: differences(expected[k], got[k]) for k in expected}
+    problems = {k: v[:5] for k, v in problems.items() if v}
+    assert not problems, problems
+    # a section that computes nothing would conform trivially: these carry real numbers
+    assert expected["overview.volumes"] and expected["pyramid.lifetime_value"]["clv"]["n"] == 8000
+    print(json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
+
+
+def test_load_accounting_is_the_same(engine_ds, duck):
+    """Every canonical table arrives with the rows DuckDB loaded; the engine's checks find nothing to drop."""
+    for t in duck.tables:
+        load = engine_ds.validation.tables[t]
+        assert load.loaded_rows == duck.validation.tables[t].loaded_rows, t
+        assert load.excluded_rows == 0, t
+    assert engine_ds.tables == duck.tables
+    assert engine_ds.meta["kinds"] == {t: duck.meta["kinds"][t] for t in duck.tables}
+
+
+def test_timestamps_keep_their_wall_time(engine_ds, duck):
+    """Non-UTC session time zone: timestamps come back as the same naive wall times, hour by hour."""
+    q = ("SELECT date_trunc('hour', opened_at) AS h, count(*) AS n FROM complaints GROUP BY 1 ORDER BY 1")
+    a, b = duck.sql(q), engine_ds.sql(q)
+    assert str(b["h"].dtype).startswith("datetime64") and b["h"].dt.tz is None
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+    raw = pd.read_parquet(duck.config.tables["complaints"].files[0]) if duck.config.tables["complaints"].files else None
+    if raw is not None:  # independent: the sample file itself, floored to the hour in pandas
+        counts = pd.to_datetime(raw["opened_at"]).dt.floor("h").value_counts().sort_index()
+        assert counts.to_numpy().tolist() == b["n"].tolist()
+
+
+def test_epoch_differences_ignore_daylight_saving(engine_ds):
+    """2026-03-08 01:30 → 03:30 is two hours of wall time; Spark's UNIX_TIMESTAMP says one (hand fix)."""
+    q = ("SELECT epoch(TIMESTAMP '2026-03-08 03:30:00') - epoch(TIMESTAMP '2026-03-08 01:30:00') AS s, "
+         "epoch(TIMESTAMP '2026-03-08 01:30:00.25') AS e")
+    got = engine_ds.sql(q)
+    assert float(got["s"].iloc[0]) == 7200.0
+    expected = (dt.datetime(2026, 3, 8, 1, 30, 0, 250000) - dt.datetime(1970, 1, 1)).total_seconds()
+    assert float(got["e"].iloc[0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_hand_fixed_sql_runs(engine_ds, duck):
+    """GROUP BY ALL, an unaliased FROM subquery, boolean → TINYINT, ``?`` parameters with a ``%`` LIKE, SET."""
+    queries = [
+        ("SELECT category, count(*) AS n FROM complaints GROUP BY ALL ORDER BY 1", None),
+        ("SELECT customer_id, arg_max(category, opened_at) AS last, arg_min(category, opened_at) AS first, "
+         "sum(CAST(contains(lower(category), 'e') AS INTEGER)) AS e FROM complaints GROUP BY 1 "
+         "HAVING count(DISTINCT opened_at) = count(*) ORDER BY 1", None),
+        ("SELECT count(*) AS n FROM (SELECT customer_id FROM customers UNION ALL SELECT customer_id FROM members)",
+         None),
+        ("SELECT sum(CAST(closed_at IS NULL AS TINYINT)) AS open, avg(CAST(COALESCE(closed_at > opened_at, false) "
+         "AS DOUBLE)) AS closed_after FROM complaints", None),
+        ("SELECT count(*) AS n FROM complaints WHERE lower(CAST(status AS VARCHAR)) LIKE 'clos%' "
+         "AND CAST(opened_at AS DATE) BETWEEN ? AND ?", ["2026-01-01", "2026-06-30"]),
+    ]
+    for q, params in queries:
+        a, b = duck.sql(q, params), engine_ds.sql(q, params)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=q)
+    assert engine_ds.sql("SET enable_progress_bar = false").empty
+
+
+def test_temp_tables_for_several_aggregates(engine_ds):
+    """``CREATE TEMP TABLE … AS`` then queries then ``DROP TABLE IF EXISTS`` (programme.py's pattern)."""
+    con = engine_ds._con
+    con.execute("CREATE TEMP TABLE wb_t_test AS SELECT customer_id, count(*) AS n FROM transactions GROUP BY 1")
+    try:
+        got = con.execute("SELECT count(*), sum(n) FROM wb_t_test").fetchall()[0]
+        total = con.execute("SELECT count(DISTINCT customer_id), count(*) FROM transactions").fetchall()[0]
+        assert tuple(map(int, got)) == tuple(map(int, total))
+        arr = con.execute("SELECT n FROM wb_t_test ORDER BY n").fetchnumpy()["n"]
+        assert int(np.asarray(arr).sum()) == int(total[1])
+    finally:
+        con.execute("DROP TABLE IF EXISTS wb_t_test")
+
+
+def test_ibis_tables_and_bit_or(engine_ds, duck):
+    """Ibis expressions run in the engine; ``bit_or`` (missing from Ibis's PySpark compiler) is added."""
+    def bits(ds):
+        t = ds.table("transactions")
+        cats = sorted(duck.sql("SELECT DISTINCT product_category FROM transactions "
+                               "WHERE product_category IS NOT NULL")["product_category"])
+        code = t.product_category.substitute({c: 1 << i for i, c in enumerate(cats)}, else_=0).cast("int64")
+        return t.mutate(b=code).group_by("customer_id").aggregate(b=lambda x: x.b.bit_or()).to_pandas()
+
+    got = bits(engine_ds).set_index("customer_id")["b"].sort_index()
+    raw = duck.sql("SELECT customer_id, product_category FROM transactions")
+    cats = sorted(raw["product_category"].dropna().unique())
+    code = raw["product_category"].map({c: 1 << i for i, c in enumerate(cats)}).fillna(0).astype("int64")
+    expected = code.groupby(raw["customer_id"]).agg(lambda s: functools.reduce(lambda x, y: x | y, s, 0))
+    assert got.astype("int64").to_dict() == expected.sort_index().to_dict()
+
+
+# ------------------------------------------------------------------ validation inside the engine
+def _defective_frames() -> dict[str, pd.DataFrame]:
+    customers = pd.DataFrame({"customer_id": ["c1", "c2", "c3", "c3", "c4", "c5"],  # c3 twice
+                              "signup_date": [dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 3, 1),
+                                              dt.date(2025, 4, 1), None, dt.date(2099, 1, 1)]})  # no date, future
+    transactions = pd.DataFrame({
+        "transaction_id": ["t1", "t2", "t3", "t4", "t5", "t6"],
+        "customer_id": ["c1", "c2", "zz", None, "c1", "c2"],  # an orphan, a missing id
+        "date": pd.to_datetime(["2025-05-01 10:00", "2025-05-02 11:30", "2025-05-03", "2025-05-04",
+                                "2025-05-05", "2025-05-06"], format="ISO8601"),
+        "amount": [10.0, np.nan, 5.0, 7.0, np.inf, 3.0],  # a missing and an infinite amount
+    })
+    surveys = pd.DataFrame({"customer_id": ["c1", "c2", "c1"], "date": pd.to_datetime(["2025-06-01"] * 3).date,
+                            "satisfaction": [4.0, 9.0, 5.0]})  # 9 is off the 1-5 scale
+    complaints = pd.DataFrame({"complaint_id": ["k1", "k2"], "customer_id": ["c1", "c2"],
+                               "opened_at": pd.to_datetime(["2025-07-01 09:00", "2025-07-02 09:00"]),
+                               "closed_at": pd.to_datetime(["2025-07-01 08:00", "2025-07-03 09:00"]),
+                               "category": ["a", "b"]})  # k1 closed before it opened
+    return {"customers": customers, "transactions": transactions, "surveys": surveys, "complaints": complaints}
+
+
+# the rule counts planted above, written down by hand (the independent check)
+PLANTED = {("customers", "duplicate_id"): 1, ("customers", "missing_value"): 1, ("customers", "future_date"): 1,
+           ("transactions", "missing_value"): 2, ("transactions", "wrong_type"): 1,
+           ("transactions", "orphan_customer_id"): 1, ("surveys", "out_of_scale"): 1,
+           ("complaints", "closed_before_opened"): 1}
+
+
+def _counts(ds) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for i in ds.validation.issues:
+        out[(i.table, i.rule)] = out.get((i.table, i.rule), 0) + i.count
+    return out
+
+
+@pytest.mark.parametrize("kind", ["postgres", "spark"])
+def test_validation_rules_run_in_the_engine(kind, request, tmp_path):
+    frames = _defective_frames()
+    duck = dataset_from_frames(frames, tmp_path / "duck", as_of="2026-01-31")
+    if kind == "postgres":
+        server = request.getfixturevalue("pg_server")
+        es.load_postgres_frames(frames, server.url, "bad")
+        toml = es.engine_config(tmp_path / "duck" / "workbench.toml", tmp_path / "pg",
+                                {"kind": "postgres", "url": server.url, "schema": "bad"}, {t: {} for t in frames})
+    else:
+        request.getfixturevalue("spark_session")
+        toml = es.engine_config(tmp_path / "duck" / "workbench.toml", tmp_path / "spark",
+                                {"kind": "spark", "time_zone": SPARK_TIME_ZONE},
+                                {t: {"source": str(tmp_path / "duck" / f"{t}.parquet")} for t in frames})
+    ds = open_dataset(toml)
+    try:
+        got = _counts(ds)
+        for key, n in PLANTED.items():
+            assert got.get(key) == n, (key, got)
+            assert _counts(duck).get(key) == n, ("DuckDB", key)  # the same rules as the DuckDB loader
+        for t in frames:
+            assert ds.validation.tables[t].loaded_rows == duck.validation.tables[t].loaded_rows, t
+        assert sorted(ds.sql("SELECT amount FROM transactions")["amount"]) == [3.0, 5.0, 10.0]  # t6, t3, t1
+        kept = ds.sql("SELECT customer_id, signup_date FROM customers ORDER BY 1")
+        assert kept["customer_id"].tolist() == ["c1", "c2", "c3"]
+        assert kept["signup_date"].iloc[2] == pd.Timestamp("2025-03-01")  # the first copy of c3
+        assert ds.sql("SELECT max(satisfaction) AS m FROM surveys")["m"].iloc[0] == 5.0
+        ex = next(i for i in ds.validation.issues if i.rule == "closed_before_opened")
+        assert ex.examples and ex.examples[0]["closed_at"].startswith("2025-07-01 08:00")
+    finally:
+        ds.close()
+        duck.close()
+
+
+# ------------------------------------------------------------------ config and translation (no server)
+def _toml(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "workbench.toml"
+    p.write_text('[dataset]\nname = "w"\n\n' + text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[engine]\nkind = "postgres"\n', "postgresql://"),
+    ('[engine]\nkind = "postgres"\nurl = "postgresql://h/db"\nmaster = "local[2]"\n', "unknown key"),
+    ('[engine]\nkind = "postgres"\nurl = "postgresql://h/db"\nschema = "a;drop"\n', "schema"),
+    ('[engine]\nkind = "postgres"\nurl = "postgresql://h/db"\n\n[tables.customers]\ncolumns = { customer_id = "id" }\n',
+     "DuckDB-loader features"),
+    ('[engine]\nkind = "postgres"\nurl = "postgresql://h/db"\n\n[tables.customers]\nsource = "c.parquet"\n',
+     "use table"),
+    ('[engine]\nkind = "spark"\n\n[tables.customers]\nsource = "c.csv"\n', "Parquet"),
+])
+def test_warehouse_config_errors_name_the_key(tmp_path, text, words):
+    (tmp_path / "c.csv").write_text("customer_id\n1\n")
+    (tmp_path / "c.parquet").write_bytes(b"")
+    with pytest.raises(ConfigError) as err:
+        load_config(_toml(tmp_path, text))
+    assert words in str(err.value)
+
+
+def test_warehouse_config_reads_its_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGURL_TEST", "postgresql://u@db:5432/crm")
+    cfg = load_config(_toml(tmp_path, '[engine]\nkind = "postgres"\nurl = "${PGURL_TEST}"\nschema = "loyalty"\n'
+                                      'time_zone = "Asia/Shanghai"\n\n[tables.surveys]\ntable = "nps_2026"\n'
+                                      'scales = { recommend = [0, 10] }\n'))
+    assert (cfg.engine.kind, cfg.engine.url, cfg.engine.schema, cfg.engine.time_zone) == (
+        "postgres", "postgresql://u@db:5432/crm", "loyalty", "Asia/Shanghai")
+    assert cfg.tables["surveys"].sql_table == "nps_2026" and cfg.tables["surveys"].scales == {"recommend": (0, 10)}
+    spark = load_config(_toml(tmp_path, '[engine]\nkind = "spark"\n'))
+    assert (spark.engine.master, spark.engine.is_warehouse, spark.tables) == ("local[2]", True, {})
+
+
+def test_translation_hand_fixes():
+    pg = translate("SELECT a, b, count(*) AS n, sum(x) + 1 AS s FROM t GROUP BY ALL", "postgres")
+    assert "GROUP BY 1, 2" in pg and "ALL" not in pg
+    assert "GROUP BY" not in translate("SELECT count(*) FROM t GROUP BY ALL", "postgres")
+    assert " AS _wb_sq" in translate("SELECT count(*) FROM (SELECT 1 AS x)", "postgres")
+    assert "CAST(CAST(a IS NULL AS INT) AS SMALLINT)" in translate("SELECT CAST(a IS NULL AS TINYINT)", "postgres")
+    assert "CAST(CAST(COALESCE(a > 1, FALSE) AS INT) AS DOUBLE PRECISION)" in translate(
+        "SELECT CAST(COALESCE(a > 1, false) AS DOUBLE)", "postgres")
+    assert translate("SELECT CAST(x AS DOUBLE)", "postgres") == "SELECT CAST(x AS DOUBLE PRECISION)"
+    assert "POSITION('exp' IN LOWER(k)) > 0" in translate("SELECT contains(lower(k), 'exp') FROM t", "postgres")
+    assert "ARRAY_AGG(a ORDER BY d DESC, a) FILTER(WHERE d IS NOT NULL))[1]" in translate(
+        "SELECT arg_max(a, d) FROM t", "postgres")
+    assert translate("SET enable_progress_bar = false", "spark") is None
+    inlined = translate("SELECT 1 FROM t WHERE s LIKE 'x%' AND d BETWEEN ? AND ? AND k = ?", "postgres",
+                        ["2026-01-01", dt.date(2026, 2, 1), "it's"])
+    assert "CAST('2026-01-01' AS DATE)" in inlined and "CAST('2026-02-01' AS DATE)" in inlined
+    assert "'it''s'" in inlined and "?" not in inlined and "%s" not in inlined
+    assert "UNIX_TIMESTAMP" not in translate("SELECT epoch(ts) FROM t", "spark")
