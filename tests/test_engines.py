@@ -412,3 +412,36 @@ def test_translation_hand_fixes():
     assert "CAST('2026-01-01' AS DATE)" in inlined and "CAST('2026-02-01' AS DATE)" in inlined
     assert "'it''s'" in inlined and "?" not in inlined and "%s" not in inlined
     assert "UNIX_TIMESTAMP" not in translate("SELECT epoch(ts) FROM t", "spark")
+
+
+# ------------------------------------------------------------------ what does not run there yet
+def test_a_query_the_engine_cannot_run_skips_the_analysis_in_plain_words():
+    """Not every DuckDB construct translates yet: the analysis is skipped saying so, the notebook goes on."""
+    from workbench.engine import MissingDataError
+    from workbench.i18n import t
+    from workbench.results import Skipped, analysis
+    from workbench.warehouse import Connection, NotOnThisEngine
+
+    class Broken(Connection):
+        kind = dialect = "postgres"
+
+        def run(self, sql):
+            raise RuntimeError('function list_position(integer[], integer) does not exist\nLINE 1: SELECT ...')
+
+    @analysis("crosssell.h.rules")
+    def rules():
+        return Broken().execute("SELECT list_position([1, 2], 2) AS p")
+
+    out = rules()
+    assert isinstance(out, Skipped)
+    assert isinstance(out.cause, NotOnThisEngine) and isinstance(out.cause, MissingDataError)
+    assert out.reason("en") == t("core.engine.unsupported", "en", engine="PostgreSQL")
+    assert "PostgreSQL" in out.reason("zh") and "list_position" not in out.reason("en")
+
+
+def test_an_untranslatable_query_on_a_real_server(engine_ds):
+    from workbench.warehouse import NotOnThisEngine
+
+    with pytest.raises(NotOnThisEngine):
+        engine_ds.sql("SELECT list_position(list_value(1, 2), 2) AS p, no_such_function_anywhere(1) AS q")
+    assert engine_ds.sql("SELECT 1 AS one")["one"].tolist() == [1]  # the session is still usable

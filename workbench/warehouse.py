@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +41,7 @@ import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
-from workbench import __version__
+from workbench import __version__, results
 from workbench.config import ConfigError, DatasetConfig, TableConfig, redact_url
 from workbench.engine import (
     MAX_EXAMPLES,
@@ -51,6 +52,8 @@ from workbench.engine import (
 )
 from workbench.io import quote_ident, quote_str
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue
+
+log = logging.getLogger(__name__)
 
 DIALECTS = {"postgres": "postgres", "spark": "spark"}
 _AGGS = (exp.AggFunc,)
@@ -227,6 +230,16 @@ _EMPTY = pa.table({})
 
 
 # ------------------------------------------------------------------ engines
+class NotOnThisEngine(results.Unsupported):
+    """An analysis whose SQL does not (yet) run on the configured engine: skipped, saying so."""
+
+    prefix = "core.engine."
+    default_table = "transactions"
+
+    def __init__(self, kind: str):
+        super().__init__("unsupported", engine={"postgres": "PostgreSQL", "spark": "Spark"}.get(kind, kind))
+
+
 class Connection:
     """A session in PostgreSQL or Spark that runs DuckDB-dialect SQL (see :func:`translate`)."""
 
@@ -237,6 +250,20 @@ class Connection:
         raise NotImplementedError
 
     def execute(self, query: str, params: list | tuple | None = None) -> Result:
+        """Run one of the analyses' DuckDB-dialect statements here.
+
+        A statement this engine cannot run (not every DuckDB construct translates yet) raises
+        :class:`NotOnThisEngine`, so the analysis is skipped in plain words instead of failing the
+        notebook; the engine's own message goes to the log, not to the page.
+        """
+        try:
+            return self._execute(query, params)
+        except Exception as exc:  # noqa: BLE001 - psycopg, Spark/py4j and sqlglot each raise their own
+            log.warning("%s could not run an analysis query (%s): %s", self.kind, type(exc).__name__,
+                        str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
+            raise NotOnThisEngine(self.kind) from exc
+
+    def _execute(self, query: str, params: list | tuple | None = None) -> Result:
         temp = re.match(r"^\s*CREATE\s+TEMP(?:ORARY)?\s+TABLE\s+(\w+)\s+AS\s+(.*)$", query, re.S | re.I)
         if temp:
             return Result(self.create_temp(temp[1], translate(temp[2], self.dialect, params) or ""))
