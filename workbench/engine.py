@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -349,6 +350,31 @@ _DERIVABLE_HINTS = {
 }
 
 
+def canonical_columns(name: str, kinds: dict[str, str], nulled: dict[str, list[str]], margin_rate: float | None,
+                      quote: Callable[[str], str] = quote_ident) -> tuple[list[str], str | None]:
+    """Select list of a validated canonical table, shared by the DuckDB and the warehouse builders.
+
+    A value that broke a "nulled" rule becomes NULL; transactions without a margin column get
+    ``amount * margin_rate``. Returns the columns and, for transactions, where the margin comes from
+    (``"margin"``, ``"margin_rate"`` or None).
+    """
+    cols = []
+    for col in kinds:
+        c = quote(col)
+        if col in nulled:
+            cond = " OR ".join(f"COALESCE({p}, false)" for p in nulled[col])
+            cols.append(f"CASE WHEN {cond} THEN NULL ELSE {c} END AS {c}")
+        else:
+            cols.append(c)
+    source = None
+    if name == "transactions" and "margin" not in kinds and margin_rate is not None:
+        cols.append(f"amount * {float(margin_rate)} AS margin")
+        source = "margin_rate"
+    elif name == "transactions":
+        source = "margin" if "margin" in kinds else None
+    return cols, source
+
+
 class _Builder:
     """Builds one cache file; see :func:`open_dataset`."""
 
@@ -651,19 +677,9 @@ class _Builder:
                             f"(PARTITION BY {quote_ident(unique)} ORDER BY rowid) AS _k FROM _stg_{name} "
                             f"WHERE {keep_pred} AND {quote_ident(unique)} IS NOT NULL) WHERE _k > 1)")
             self._issue("duplicate_id", name, unique, later_copies, [unique])
-        cols = []
-        for col in kinds:
-            c = quote_ident(col)
-            if col in nulled:
-                cond = " OR ".join(f"COALESCE({p}, false)" for p in nulled[col])
-                cols.append(f"CASE WHEN {cond} THEN NULL ELSE {c} END AS {c}")
-            else:
-                cols.append(c)
-        if name == "transactions" and "margin" not in kinds and self.config.margin_rate is not None:
-            cols.append(f"amount * {float(self.config.margin_rate)} AS margin")
-            self.margin_source = "margin_rate"
-        elif name == "transactions":
-            self.margin_source = "margin" if "margin" in kinds else None
+        cols, margin_source = canonical_columns(name, kinds, nulled, self.config.margin_rate)
+        if name == "transactions":
+            self.margin_source = margin_source
         if unique:
             body = (f"SELECT {', '.join(cols)} FROM _stg_{name} WHERE {keep_pred} "
                     f"QUALIFY {quote_ident(unique)} IS NULL OR row_number() OVER "

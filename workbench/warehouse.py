@@ -49,6 +49,7 @@ from workbench.engine import (
     Dataset,
     TableLoad,
     ValidationReport,
+    canonical_columns,
 )
 from workbench.io import quote_ident, quote_str
 from workbench.schema import DEFAULT_SCALE, RULES, SCHEMA_VERSION, TABLES, Issue
@@ -623,19 +624,9 @@ class _WarehouseBuilder:
                 self._issue(rule, name, col, stg, cond, show, action, n=int(n))
                 (excluded.append(cond) if action == "excluded" else nulled.setdefault(col, []).append(cond))
         keep = " AND ".join(f"NOT COALESCE({p}, false)" for p in excluded) or "true"
-        cols = []
-        for col in kinds:
-            c = self.ident(col)
-            if col in nulled:
-                cond = " OR ".join(f"COALESCE({p}, false)" for p in nulled[col])
-                cols.append(f"CASE WHEN {cond} THEN NULL ELSE {c} END AS {c}")
-            else:
-                cols.append(c)
-        if name == "transactions" and "margin" not in kinds and self.config.margin_rate is not None:
-            cols.append(f"amount * {float(self.config.margin_rate)} AS margin")
-            self.margin_source = "margin_rate"
-        elif name == "transactions":
-            self.margin_source = "margin" if "margin" in kinds else None
+        cols, margin_source = canonical_columns(name, kinds, nulled, self.config.margin_rate, self.ident)
+        if name == "transactions":
+            self.margin_source = margin_source
         unique = spec.unique if spec.unique in kinds else None
         body = f"SELECT * FROM {stg} WHERE {keep}"
         if unique:
