@@ -59,7 +59,9 @@ contract customers have a high switching cost.
    with service_level dominant.  In-sample Shapley R^2 shares recorded.
 4. *Expectation* (1-5, 3 = as expected) correlates with satisfaction; the
    below / met / above groups get churn-hazard multipliers 1.8 / 1.0 / 0.6
-   from the (first) survey date on and differ in ``recommend``.
+   from the day after the (first) survey on and differ in ``recommend``.
+   Invitation days are drawn independently of the lifetime (only customers
+   still active answer), so being surveyed itself plants no churn effect.
 5. *Intent conversion*: see 1.
 6. *Value*: lognormal rate x lognormal order size -> top 20% of customers
    ~70-80% of revenue; product-category margin rates; ~3% refund rows
@@ -451,13 +453,22 @@ class SurveyEvents:
 def plant_surveys(pl: Planted, co: Cohort, rng: np.random.Generator) -> SurveyEvents:
     """Survey answers (drivers, satisfaction, expectation, intent, recommend), the two thresholds (intent and
     90-day repeat behaviour, by a Gaussian copula), and the expectation groups' churn multipliers from the
-    first survey on (updates ``co.T`` and drops programme joins that now fall after the churn time)."""
+    day after the first survey on (updates ``co.T`` and drops programme joins that now fall after the churn
+    time).
+
+    The invitation day is drawn independently of the lifetime (uniform from a week after signup to the
+    window end); only customers still active the day after it answer. Drawing the day inside each lifetime
+    (as this generator once did) makes "was surveyed" predict churn with nothing planted: every respondent's
+    churn then falls within a known share of their remaining life. The expectation effect starts the day
+    after the answer, so answering (alive at ``d + 1``) and the effect do not overlap.
+    """
     n, D, S, contract = co.n, pl.days, co.S, co.contract
-    hi1 = np.minimum(np.floor(co.T) - 7, D - 1)
-    elig = hi1 - (S + 7) >= 14
-    p_s = min(1.0, P["survey_share"] / max(elig.mean(), 1e-9))
-    sv = elig & (rng.random(n) < p_s)
-    d1 = np.where(sv, S + 7 + np.floor(rng.random(n) * (hi1 - S - 7 + 1)), -1).astype(np.int64)
+    elig = (D - 1) - (S + 7) >= 14
+    d_inv = (S + 7 + np.floor(rng.random(n) * np.maximum(D - 1 - S - 7 + 1, 1))).astype(np.int64)
+    alive = elig & (d_inv + 1 < co.T)
+    p_s = min(1.0, P["survey_share"] / max(alive.mean(), 1e-9))  # share of customers answering, as before
+    sv = alive & (rng.random(n) < p_s)
+    d1 = np.where(sv, d_inv, -1).astype(np.int64)
     twice = sv & (rng.random(n) < P["survey_twice_share"])
     d2 = np.where(twice, d1 + 91 + rng.integers(0, 270, n), -1)
     # responses: first survey for all sv, second for twice (validity checked after churn update)
@@ -508,11 +519,11 @@ def plant_surveys(pl: Planted, co: Cohort, rng: np.random.Generator) -> SurveyEv
     mult = np.ones(n)
     mult[r_cust[first]] = np.array([P["hr_expectation"][k] for k in ("below", "met", "above")])[
         egrp[first]]
-    d1f = np.where(sv, d1, 1e12).astype(float)
+    d1f = np.where(sv, d1 + 1, 1e12).astype(float)
     co.hazard_change("expectation", d1f, mult)
     co.member = (co.J < D) & (co.J < np.floor(co.T))  # later events may have moved churn before the join date
-    # validity of second surveys
-    ok2 = twice & (d2 <= np.minimum(np.floor(co.T) - 7, D - 1))
+    # validity of second surveys: answered only while still active
+    ok2 = twice & (d2 + 1 < co.T) & (d2 <= D - 1)
     keep_r = first | ok2[r_cust]
     d_resp = np.where(first, d1[r_cust], d2[r_cust])
     # planted 90-day windows: only for surveys with complete follow-up
@@ -996,7 +1007,9 @@ def surveys_table(pl: Planted, co: Cohort, sv: SurveyEvents, deals: Deals, pii: 
                  c_dis_loyal_con=int((fp_id & dis & rep & is_con).sum()))
     churned = co.T < pl.days
     eg = [sv.first & (sv.egrp == k) for k in range(3)]
-    pl.tally.add(egr_n=np.array([m.sum() for m in eg]), egr_churned=np.array([churned[r_cust[m]].sum() for m in eg]))
+    att = np.exp(np.log(P["hr_attitude_per_sd"]) * co.g[r_cust])  # attitude's hazard factor at the answer
+    pl.tally.add(egr_n=np.array([m.sum() for m in eg]), egr_churned=np.array([churned[r_cust[m]].sum() for m in eg]),
+                 egr_att=np.array([att[m].sum() for m in eg]))
     if "shapley" not in pl.tally:
         pl.tally.first(shapley=_shapley_r2(sv.ratings[keep_r].astype(float), sat[keep_r].astype(float)))
     return pa.table(cols)
@@ -1216,6 +1229,9 @@ def finalise_truth(pl: Planted, rows: dict[str, int]) -> dict[str, Any]:
     order_r2 = [DRIVERS[i] for i in np.argsort(-shap)]
     egr_churn = {nmk: _r(tl["egr_churned"][k] / tl["egr_n"][k]) if tl["egr_n"][k] else None
                  for k, nmk in enumerate(("below", "met", "above"))}
+    att_mean = tl["egr_att"] / np.maximum(tl["egr_n"], 1)
+    with_attitude = {nmk: _r(P["hr_expectation"][nmk] * att_mean[k] / att_mean[1])
+                     if tl["egr_n"][k] and tl["egr_n"][1] else None for k, nmk in ((0, "below"), (2, "above"))}
     nk, nt = int(tl["nk"]), int(tl["nt"])
     comp_counts, hcount, extra = tl["comp_counts"], tl["hcount"], tl["text_extra"]
     seg4 = dict(zip(("true_friends", "butterflies", "barnacles", "strangers"), (int(x) for x in tl["seg4"]),
@@ -1328,6 +1344,12 @@ def finalise_truth(pl: Planted, rows: dict[str, int]) -> dict[str, Any]:
                               "after_unresolved_complaint": P["hr_unresolved_complaint"],
                               "after_joining_programme": P["hr_member"],
                               "after_survey_by_expectation": P["hr_expectation"]},
+            "expectation_ratio_with_attitude": {
+                **with_attitude,
+                "definition": "after_survey_by_expectation (vs met) times the ratio of the groups' mean attitude "
+                              "hazard factor hr_attitude_per_sd ** g among first-survey respondents at the "
+                              "answer: what a model without attitude estimates (expectation follows satisfaction, "
+                              "which follows attitude, so the groups differ in attitude, a confounder)"},
             "channels": "n_channels = 1 + Binomial(3, logistic(-1 + z_activity)); busier customers"
                         " use more channels (confounder)",
             "churned_share": _r(tl["churned"] / N),
