@@ -83,6 +83,10 @@ def test_t_and_formatting() -> None:
     with pytest.raises(ValueError):
         i18n.t("core.app", "fr")
     assert i18n.fmt_pct(0.1234, "en") == "12.3%"
+    # a share that is not zero or one never reads as none or all
+    assert [i18n.fmt_pct(v) for v in (0.0, 1 / 8000, 0.0005, 0.9996, 1.0)] == ["0.0%", "<0.1%", "0.1%", ">99.9%",
+                                                                              "100.0%"]
+    assert i18n.fmt_pct(0.006, digits=0) == "1%" and i18n.fmt_pct(0.004, digits=0) == "<1%"
     assert i18n.fmt_money(123456, "zh") == "¥12.3万"
     assert i18n.fmt_money(2_500_000, "en", "USD") == "$2.50m"
     assert i18n.fmt_date(dt.date(2026, 3, 5), "zh") == "2026年3月5日"

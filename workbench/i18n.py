@@ -102,10 +102,20 @@ def fmt_num(value: Any, lang: str = "en", digits: int = 2) -> str:
 
 
 def fmt_pct(value: Any, lang: str = "en", digits: int = 1) -> str:
-    """A share in [0, 1] shown as a percentage."""
+    """A share in [0, 1] shown as a percentage.
+
+    A share that is not zero (or not one) never prints as ``0.0%`` (``100.0%``): a reader would take it for
+    none (all). It prints as ``<0.1%`` (``>99.9%``) instead.
+    """
     if _is_missing(value):
         return "–"
-    return f"{100 * float(value):.{digits}f}%"
+    v = 100 * float(value)
+    half = 0.5 * 10.0**-digits
+    if 0 < v < half:
+        return f"<{10.0**-digits:.{digits}f}%"
+    if 100 - half <= v < 100:
+        return f">{100 - 10.0**-digits:.{digits}f}%"
+    return f"{v:.{digits}f}%"
 
 
 def fmt_money(value: Any, lang: str = "en", currency: str = "CNY", digits: int = 0) -> str:
