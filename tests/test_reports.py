@@ -404,14 +404,26 @@ def _numbers(obj: Any, path: str = "") -> dict[str, float]:
     return out
 
 
+@pytest.fixture(scope="module")
+def real_pack(sample_dir_zh, tmp_path_factory):
+    """The project's own notebooks/ rendered in en and zh on the Chinese CSV test sample (3,000 customers):
+    one pack serves the two tests below (each used to render its own; the pack is the slowest thing in CI)."""
+    mp = pytest.MonkeyPatch()
+    mp.delenv("WORKBENCH_PSEUDONYM_KEY", raising=False)
+    out = tmp_path_factory.mktemp("real_pack") / "reports"
+    try:
+        res = run_pack(sample_dir_zh, PERIOD, lang="both", out=out, jobs=2, progress=False)
+    finally:
+        mp.undo()
+    return res, out
+
+
 @pytest.mark.slow
-def test_real_notebooks_folder_in_both_languages(sample_dir, tmp_path, monkeypatch):
-    """Every notebook in the project's notebooks/ renders in en and zh on the default test sample, and the
-    two copies (separate kernels) carry the same numbers: seeded bootstraps, samples and model fits must not
-    depend on the engine's row order or the process."""
-    monkeypatch.delenv("WORKBENCH_PSEUDONYM_KEY", raising=False)
-    out = tmp_path / "reports"
-    res = run_pack(sample_dir, PERIOD, lang="both", out=out, jobs=2, progress=False)
+def test_real_notebooks_folder_in_both_languages(real_pack):
+    """Every notebook in the project's notebooks/ renders in en and zh on a test sample, and the two copies
+    (separate kernels) carry the same numbers: seeded bootstraps, samples and model fits must not depend on
+    the engine's row order or the process."""
+    res, out = real_pack
     assert res.exit_code == 0, [r for r in res.results if not r.ok]
     m = _metrics(out)
     for nb in discover_notebooks():
@@ -428,7 +440,7 @@ def test_real_notebooks_folder_in_both_languages(sample_dir, tmp_path, monkeypat
         assert not differ, (nb.name, [(p, en[p], zh[p]) for p in differ[:8]])
 
 
-def test_zh_reports_carry_no_english_interface_text(sample_dir_zh, tmp_path):
+def test_zh_reports_carry_no_english_interface_text(real_pack):
     """No English string of the translation table appears in a zh page (Chinese data, so data labels are zh).
 
     Looks at everything a reader can see: text, tables and the plotly figure JSON (titles, axes, legends),
@@ -447,8 +459,7 @@ def test_zh_reports_carry_no_english_interface_text(sample_dir_zh, tmp_path):
                     and v["en"] != v["zh"]):
                 fragments[frag] = key
     assert len(fragments) > 100  # the check has teeth
-    out = tmp_path / "reports"
-    res = run_pack(sample_dir_zh, PERIOD, lang="zh", out=out, jobs=2, progress=False)
+    res, out = real_pack
     assert res.exit_code == 0, [r for r in res.results if not r.ok]
     js = reports.plotly_js_source()
     for nb in discover_notebooks():
@@ -716,3 +727,31 @@ def test_pack_pdf_html_has_the_glossary_once(pack):
     assert page.count('class="wb-glossary-block"') == 1
     assert page.index('class="wb-glossary-block"') > page.rindex('class="wb-pack-part">')
     assert 'src="../plotly.min.js"' in page and "Glossary" not in page
+
+
+def test_a_page_where_no_section_ran_says_so_once(tmp_path):
+    """A notebook whose every section was skipped (a programme report on data without a programme) gets one
+    plain line in place of the summary; a page with one section shown keeps its findings."""
+    from workbench.engine import MissingDataError
+    from workbench.metrics import Recorder
+    from workbench.results import Skipped, render
+
+    rec = Recorder("", "x", "en")
+    for key in ("programme.h.participation", "programme.h.points", "programme.h.participation"):
+        render(Skipped(key, MissingDataError("members")), "en", rec)
+    assert rec.to_dict()["sections"] == {"shown": 0, "skipped": 2}  # a re-render of a section counts once
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x")]
+
+    def page(sections, lang="en", findings=()):
+        html_ = reports.render_html(nb, title="T", period=resolve_period("2026-10"), lang=lang, source="s",
+                                    generated=dt.datetime(2026, 11, 1), findings=list(findings), exclusions=[],
+                                    sections=sections)
+        return html_.split('<article class="wb-body">')[0]
+
+    assert "None of this report's 2 sections could run on this data" in page(rec.to_dict()["sections"])
+    assert "本报告的 2 个部分均无法" in page(rec.to_dict()["sections"], "zh")
+    found = [{"key": "k", "text": "Members spend more", "value": 1, "headline": True}]
+    shown = page({"shown": 1, "skipped": 8}, findings=found)
+    assert "could run" not in shown and "Members spend more" in shown

@@ -185,6 +185,11 @@ class Recorder:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     kpis: list[dict[str, Any]] = field(default_factory=list)
+    skipped_sections: dict[str, bool] = field(default_factory=dict)  # section title -> skipped (last render)
+
+    def mark_section(self, title: str, skipped: bool) -> None:
+        """Record that the section ``title`` was shown, or skipped for want of data (a re-render replaces it)."""
+        self.skipped_sections[title] = bool(skipped)
 
     def metric(self, name: str, value: Any) -> Any:
         """Record (or replace) a metric; returns the value for chaining in a cell.
@@ -241,6 +246,8 @@ class Recorder:
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
             "kpis": list(self.kpis),
+            "sections": {"shown": sum(not v for v in self.skipped_sections.values()),
+                         "skipped": sum(self.skipped_sections.values())},
         }
 
     def save(self) -> Path | None:

@@ -592,7 +592,7 @@ def _css() -> str:
 def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: str, source: str,
                 generated: dt.datetime, findings: Sequence[Mapping[str, Any]],
                 exclusions: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
-                banner: Sequence[str] = ()) -> str:
+                banner: Sequence[str] = (), sections: Mapping[str, int] | None = None) -> str:
     """Export an executed notebook to manager HTML (plotly.js left as a placeholder).
 
     Parameters
@@ -607,6 +607,9 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         Validation exclusions (table, rule, column, count, action) for the footnote.
     banner : sequence of str
         Coverage lines (:func:`workbench.coverage.banner_lines`) shown above the summary.
+    sections : mapping, optional
+        ``{"shown": n, "skipped": m}`` as recorded by the notebook; when no section could run, the
+        summary says so in one line instead of leaving the reader to find it in every section.
 
     Returns
     -------
@@ -630,7 +633,9 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, period: Period, lang: 
         "generated_label": translate("core.generated", lang),
         "generated": fmt_datetime(generated, lang),
         "summary_title": translate("reports.summary", lang),
-        "summary": [f["text"] for f in summary_findings(findings)],
+        "summary": ([translate("reports.nothing_ran", lang, n=sections["skipped"])]
+                    if sections and not sections.get("shown") and sections.get("skipped")
+                    else [f["text"] for f in summary_findings(findings)]),
         "toc_title": translate("reports.toc", lang),
         "toc": toc,
         # headings such as "3. Expectation gap" already carry numbers; the list must not add more
@@ -866,7 +871,7 @@ def _build_page(ctx: _RunContext, nb: ReportNotebook, lang: str, executed: Path,
                        source=f"{ctx.dataset_name} — {ctx.source}" if ctx.source else ctx.dataset_name,
                        generated=dt.datetime.now().replace(microsecond=0), findings=payload.get("findings", []),
                        exclusions=ctx.exclusions, notes=payload.get("notes", []),
-                       banner=banner_lines(ctx.coverage, lang))
+                       banner=banner_lines(ctx.coverage, lang), sections=payload.get("sections"))
     assert_no_pii(payload)
     assert_no_pii(page)
     return embed_plotly(page, ctx.plotly_js), payload

@@ -403,6 +403,8 @@ def render(result: Result, lang: str, rec: Any = None, *, heading: bool = True,
             rec.metric(name, value)
         for k in result.kpis(lang):
             rec.kpi(k)
+        if heading and title and not result.interactive_only and hasattr(rec, "mark_section"):
+            rec.mark_section(title, result.skipped)
     if result.skipped:
         for text in result.notes(lang):
             viz.note(text)
