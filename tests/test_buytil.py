@@ -514,9 +514,9 @@ def test_purchase_models_skip_without_a_transactions_table(tmp_path):
     assert isinstance(r, Skipped) and "transactions" in r.reason("en").lower()
 
 
-def test_large_fits_finish_by_preconditioned_steps_at_the_maximum(monkeypatch):
-    """Above WARM_START_ROWS distinct triples a fit starts from a draw's maximum and Hessian and then takes
-    gradient steps in whitened coordinates (no L-BFGS-B run): the result is the maximum of the BG/NBD
+def test_large_fits_finish_by_newton_steps_at_the_maximum(monkeypatch):
+    """Above WARM_START_ROWS distinct triples a BG/NBD fit starts from a draw's Newton fit and then takes
+    Newton steps with the closed-form Hessian (no L-BFGS-B run): the result is the maximum of the BG/NBD
     likelihood written out here from Fader, Hardie & Lee (2005, eq. 6) and maximised by Nelder-Mead."""
     from workbench import clv
 
@@ -529,10 +529,10 @@ def test_large_fits_finish_by_preconditioned_steps_at_the_maximum(monkeypatch):
     frac = np.where(x > 0, rng.beta(np.maximum(x, 1), np.maximum(arrivals - x, 0) + 1), 0.0)
     t_x = np.floor(frac * T * 7) / 7
     used = []
-    real = clv._preconditioned_steps
-    monkeypatch.setattr(clv, "_preconditioned_steps", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    real = clv._newton
+    monkeypatch.setattr(clv, "_newton", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
     fit = clv.BetaGeoModel().fit(x, t_x, T).result_
-    assert used and used[0] is not None  # the step phase converged (the fit did not fall back to L-BFGS-B)
+    assert len(used) == 2 and used[-1] is not None  # draw, then full data: no fallback to L-BFGS-B
 
     def nll(th):
         r, al, a, b = np.exp(th)

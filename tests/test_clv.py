@@ -671,3 +671,70 @@ def test_spend_frequency_check_matches_scipy():
     assert abs(flat.r) < 0.3 and not flat.warn
     tiny = spend_frequency_check([1, 2], [10.0, 20.0])
     assert np.isnan(tiny.r) and not tiny.warn
+
+
+def _bgnbd_loglik_plain(params, x, t_x, T, w):
+    """FHL 2005 eq. 6 written out with scipy's gammaln (independent of workbench.clv)."""
+    from scipy.special import gammaln
+
+    r, alpha, a, b = params
+    lb = lambda p, q: gammaln(p) + gammaln(q) - gammaln(p + q)  # noqa: E731
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = lb(a, b + x) - lb(a, b)
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf)
+    return float(np.sum(w * (a1 + a2 + np.logaddexp(a3, a4))))
+
+
+def _central_hessian(f, theta, h=1e-4):
+    k = theta.size
+    out = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            e_i, e_j = np.eye(k)[i] * h, np.eye(k)[j] * h
+            out[i, j] = (f(theta + e_i + e_j) - f(theta + e_i - e_j) - f(theta - e_i + e_j)
+                         + f(theta - e_i - e_j)) / (4 * h * h)
+    return out
+
+
+def test_bgnbd_closed_form_hessian_matches_finite_differences_of_the_plain_likelihood():
+    from workbench.clv import _BGNBDLikelihood
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.poisson(1.5, n).astype(float)
+    T = rng.uniform(5, 40, n).round(1)
+    t_x = np.where(x > 0, T * rng.uniform(0, 1, n), 0.0).round(1)
+    w = rng.integers(1, 4, n).astype(float)
+    like = _BGNBDLikelihood(x, t_x, T, w)
+    for params in ([0.25, 4.0, 0.8, 2.5], [1.3, 0.5, 3.0, 0.2], [0.05, 40.0, 0.01, 30.0]):
+        theta = np.log(params)
+        f = lambda th: -_bgnbd_loglik_plain(np.exp(th), x, t_x, T, w) / w.sum()  # noqa: E731
+        val, grad, hess = like.value_grad_hess(theta)
+        assert val == pytest.approx(f(theta), rel=1e-12)
+        num_grad = np.array([(f(theta + e) - f(theta - e)) / 2e-6 for e in np.eye(4) * 1e-6])
+        np.testing.assert_allclose(grad, num_grad, atol=1e-7)
+        np.testing.assert_allclose(hess, _central_hessian(f, theta), atol=2e-5 * max(1.0, np.abs(hess).max()))
+
+
+def test_bgnbd_newton_fit_on_many_rows_is_the_plain_maximum_with_its_standard_errors():
+    # more than WARM_START_ROWS distinct rows: the fit starts from a draw, finishes by Newton steps
+    from scipy import optimize
+
+    rng = np.random.default_rng(5)
+    x, t_x, T, _ = _simulate_bgnbd(30_000, (0.3, 5.0, 0.9, 2.2), 52.0, 1.0, rng)
+    T = T + rng.integers(0, 400, x.size) / 7.0  # staggered ages: many distinct rows
+    t_x = np.round(t_x * 7) / 7
+    fit = BetaGeoModel().fit(x, t_x, T).result_
+    f = lambda th: -_bgnbd_loglik_plain(np.exp(th), x, t_x, T, 1.0)  # noqa: E731
+    ref = optimize.minimize(lambda th: f(th) / x.size, np.log([1.0, 10.0, 1.0, 1.0]), method="BFGS",
+                            options={"gtol": 1e-8})  # finite-difference gradient
+    ref.fun *= x.size
+    got = np.log([fit.r, fit.alpha, fit.a, fit.b])
+    np.testing.assert_allclose(got, ref.x, atol=2e-4)
+    assert fit.loglik == pytest.approx(-f(got), rel=1e-12)
+    assert fit.loglik >= -ref.fun - 1e-6  # at least as high as the plain optimiser's maximum
+    cov = np.linalg.inv(_central_hessian(f, got, h=1e-3)) * np.outer(np.exp(got), np.exp(got))
+    for i, name in enumerate(("r", "alpha", "a", "b")):
+        assert fit.se[name] == pytest.approx(np.sqrt(cov[i, i]), rel=1e-3), name
+    assert fit.converged

@@ -855,7 +855,9 @@ def poisson_fe_patterns(counts: np.ndarray, unit: np.ndarray, time: np.ndarray, 
     m *= np.divide(1.0, tot, out=np.zeros(n_pat), where=tot > 0)[:, None]
     am = np.einsum("gl,jl->gj", m[:, keep], A)
     y_u = np.bincount(unit, y, nu)
-    v = np.column_stack([np.bincount(unit, y * B[pu, ti, j], nu) for j in range(k)]) - y_u[:, None] * am[pattern]
+    flat = pu * nt + ti  # one flat index, then a 1-D take per coefficient (a 3-index gather per column was slow)
+    Bt = np.ascontiguousarray(B.reshape(-1, k).T)
+    v = np.column_stack([np.bincount(unit, y * Bt[j].take(flat), nu) for j in range(k)]) - y_u[:, None] * am[pattern]
     cov = np.einsum("ij,il->jl", v, v)  # not BLAS: tall, thin products fare badly on busy shared cores
     n_clusters = int((y_u > 0).sum())
     cov *= n_clusters / max(n_clusters - 1, 1)
@@ -1451,20 +1453,21 @@ def levels(ds: Dataset, end: dt.date, active_days: int = 90, thresholds: dict[st
         SELECT st.* FROM st JOIN cust USING (customer_id)
         WHERE cust.joined <= st.day AND (cust.left_at IS NULL OR cust.left_at > st.day)""") as act:
         # consecutive reviews: the level at the later one, or "left" (members conserved)
-        pairs = f"""(SELECT a.customer_id, a.level AS from_level, coalesce(b.level, 'left') AS to_level,
-                            rv.day AS review
-                     FROM {act} a JOIN (VALUES {rv}) rv(i, day) ON rv.i = a.i + 1
-                     LEFT JOIN {act} b ON b.customer_id = a.customer_id AND b.i = a.i + 1)"""
-        counts = ds.sql(f"SELECT from_level, to_level, count(*) AS n FROM {pairs} GROUP BY 1, 2")
-        n_members = int(ds.sql(f"SELECT count(DISTINCT customer_id) FROM {pairs}").iloc[0, 0])
-        rk = ", ".join(f"({quote_str(str(lv))}, {i})" for i, lv in enumerate(order))
-        stayed = f"""(SELECT p.customer_id, p.review,
-                             CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
-                      FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
-                      LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
-        moves = _active_after(ds, stayed, active_days, end)
-        current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
-            "customer_id")["level"]
+        pairs_sql = f"""SELECT a.customer_id, a.level AS from_level, coalesce(b.level, 'left') AS to_level,
+                              rv.day AS review
+                       FROM {act} a JOIN (VALUES {rv}) rv(i, day) ON rv.i = a.i + 1
+                       LEFT JOIN {act} b ON b.customer_id = a.customer_id AND b.i = a.i + 1"""
+        with _temp_table(ds, pairs_sql) as pairs:  # read three times below: built once
+            counts = ds.sql(f"SELECT from_level, to_level, count(*) AS n FROM {pairs} GROUP BY 1, 2")
+            n_members = int(ds.sql(f"SELECT count(DISTINCT customer_id) FROM {pairs}").iloc[0, 0])
+            rk = ", ".join(f"({quote_str(str(lv))}, {i})" for i, lv in enumerate(order))
+            stayed = f"""(SELECT p.customer_id, p.review,
+                                 CASE WHEN t.r > f.r THEN 'up' WHEN t.r < f.r THEN 'down' ELSE 'same' END AS move
+                          FROM {pairs} p LEFT JOIN (VALUES {rk}) f(level, r) ON f.level = p.from_level
+                          LEFT JOIN (VALUES {rk}) t(level, r) ON t.level = p.to_level WHERE p.to_level <> 'left')"""
+            moves = _active_after(ds, stayed, active_days, end)
+            current = ds.sql(f"SELECT customer_id, level FROM {act} WHERE i = {len(reviews) - 1}").set_index(
+                "customer_id")["level"]
     counts = counts.sort_values(["from_level", "to_level"]).reset_index(drop=True)
     counts["row_n"] = counts.groupby("from_level")["n"].transform("sum")
     counts["share"] = counts["n"] / counts["row_n"]
