@@ -610,3 +610,37 @@ def test_episodes_split_like_a_per_customer_loop():
     got = ep[want.columns].reset_index(drop=True)
     assert got["customer_id"].astype(str).tolist() == want["customer_id"].tolist()
     assert got.drop(columns="customer_id").to_numpy(float) == pytest.approx(want.drop(columns="customer_id").to_numpy(float))
+
+
+def test_risk_label_and_features_match_pandas(sample_ds, sample_tables):
+    """The risk model's label (no purchase in the next ``days``, from the one next-purchase query) and its
+    history features, from the raw transactions."""
+    tx, _, _ = sample_tables
+    at, days = dt.date(2026, 3, 31), 180
+    x = L._risk_features(sample_ds, at, days)
+    past = tx[tx["date"] <= pd.Timestamp(at)]
+    g = past.groupby("customer_id")["date"]
+    assert sorted(x.index) == sorted(g.groups)
+    came = tx[(tx["date"] > pd.Timestamp(at)) & (tx["date"] <= pd.Timestamp(at + dt.timedelta(days=days)))]
+    want_left = (~pd.Index(x.index).isin(came["customer_id"].unique())).astype(int)
+    assert x["left"].tolist() == want_left.tolist()
+    assert 0 < x["left"].mean() < 1
+    assert x["recency"].to_numpy() == pytest.approx((pd.Timestamp(at) - g.max()).dt.days.reindex(x.index).to_numpy(float))
+    assert x["log_days"].to_numpy() == pytest.approx(np.log(g.size().reindex(x.index).to_numpy(float)))
+
+
+def test_survival_curves_by_group_match_statsmodels(sample_ds):
+    """Kaplan–Meier per value tier (positions, not id lookups) against statsmodels' SurvfuncRight."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    end = sample_ds.date_range("transactions")[1]
+    h = L.resolve_horizon(sample_ds, end)
+    res = L.survival(sample_ds, end, h)
+    sf = L.survival_frame(sample_ds, end, h)
+    cur = res.curves["tier"]
+    assert set(cur["group"]) == set(sf["tier"])
+    for level, part in sf.groupby("tier"):
+        ref = SurvfuncRight(part["duration"].to_numpy(), part["event"].to_numpy(int))
+        mine = cur[cur["group"] == level]
+        assert mine["time"].to_numpy() == pytest.approx(ref.surv_times)
+        assert mine["survival"].to_numpy() == pytest.approx(ref.surv_prob)

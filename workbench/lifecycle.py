@@ -187,8 +187,12 @@ class StageRules:
     recommend_top: float | None = None
 
 
-def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None) -> pd.DataFrame:
+def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None,
+                   extras: bool = True) -> pd.DataFrame:
     """Per customer with a purchase on or before ``end``: the history the stage rules need.
+
+    ``extras=False`` leaves out ``recommend_top``, ``churned_at``, ``segment`` and ``churn_reason`` (two
+    queries and a lookup by customer id fewer, for callers that use only the purchase history).
 
     Returns
     -------
@@ -218,6 +222,9 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
     frame["mean_gap"] = np.where(frame["n_days"] > 1, span / (frame["n_days"] - 1).clip(lower=1), np.nan)
     if not has_ch:
         frame["channels"] = np.nan
+    if not extras:
+        frame.attrs.update(end=end, client_m=int(client_m))
+        return frame
     frame["recommend_top"] = False
     if ds.has("surveys", "customer_id", "recommend", "date"):
         top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
@@ -1147,13 +1154,16 @@ def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
     sf = survival_frame(ds, end, horizon_days)
     groups = {"tier": sf["tier"], "segment": sf["segment"], "channels": _channel_group(sf["channels"])}
     curves, tests = {}, []
+    dur, evt = sf["duration"].to_numpy(float), sf["event"].to_numpy(bool)
     for name, g in groups.items():
         ok = g.notna()
         if ok.sum() < MIN_CASES or g[ok].nunique() < 2:
             continue
         parts = []
-        for level, idx in g[ok].groupby(g[ok]).groups.items():
-            km = kaplan_meier(sf.loc[idx, "duration"], sf.loc[idx, "event"])
+        codes, levels = pd.factorize(g[ok], sort=True)  # positions, not index lookups by customer id
+        mask = ok.to_numpy()
+        for k, level in enumerate(levels):
+            km = kaplan_meier(dur[mask][codes == k], evt[mask][codes == k])
             parts.append(km.assign(group=level))
         curves[name] = pd.concat(parts, ignore_index=True)
         chi2, p = survdiff(sf.loc[ok, "duration"].to_numpy(), sf.loc[ok, "event"].to_numpy(int),
@@ -2112,8 +2122,15 @@ class Risk(Result):
                 "high_value_at_risk": {"n": self.n_at_risk, "active": self.n_active}}
 
 
-def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
-    fr = customer_frame(ds, at)
+def _next_purchase(ds: Dataset, at: dt.date) -> pd.Series:
+    """Each customer's first purchase day after ``at`` (customers with one only)."""
+    return ds.sql(f"""SELECT customer_id, min(CAST(date AS DATE)) AS d FROM transactions WHERE amount > 0
+        AND CAST(date AS DATE) > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
+
+
+def _risk_features(ds: Dataset, at: dt.date, days: int, nxt: pd.Series | None = None) -> pd.DataFrame:
+    """Features at ``at`` and ``left`` (no purchase in the next ``days``; ``nxt``: :func:`_next_purchase` at ``at``)."""
+    fr = customer_frame(ds, at, extras=False)
     at_ts = pd.Timestamp(at)
     x = pd.DataFrame(index=fr.index)
     x["recency"] = (at_ts - fr["last"]).dt.days.astype(float)
@@ -2123,9 +2140,9 @@ def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
     x["active_months"] = fr["active_months"].astype(float)
     x["channels"] = fr["channels"].astype(float).fillna(1.0)
     x["revenue_12m"] = fr["revenue_12m"]
-    nxt = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(at)}
-                     AND CAST(date AS DATE) <= {_lit(at + dt.timedelta(days=days))}""")
-    x["left"] = (~_isin(x.index, nxt["customer_id"])).astype(int)
+    nxt = _next_purchase(ds, at) if nxt is None else nxt
+    back = nxt[pd.to_datetime(nxt) <= pd.Timestamp(at + dt.timedelta(days=days))]  # bought in (at, at + days]
+    x["left"] = (~_isin(x.index, back.index)).astype(int)
     return x
 
 
@@ -2162,17 +2179,22 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     def active(x: pd.DataFrame) -> pd.DataFrame:
         return x[x["recency"] <= horizon_days]
 
+    nexts: dict[dt.date, pd.Series] = {}  # one query per day serves both the label and the Cox time
+
+    def next_of(at: dt.date) -> pd.Series:
+        if at not in nexts:
+            nexts[at] = _next_purchase(ds, at)
+        return nexts[at]
+
     def next_purchase(at: dt.date, x: pd.DataFrame) -> pd.DataFrame:
-        nx = ds.sql(f"""SELECT customer_id, min(CAST(date AS DATE)) AS d FROM transactions WHERE amount > 0
-            AND CAST(date AS DATE) > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
-        dd = (pd.to_datetime(nx).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
+        dd = (pd.to_datetime(next_of(at)).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
         return pd.DataFrame({"time": dd.fillna(days).clip(upper=days), "event": (dd <= days).fillna(False)})
 
     cache: dict[dt.date, pd.DataFrame] = {}
 
     def features(at: dt.date) -> pd.DataFrame:
         if at not in cache:
-            cache[at] = active(_risk_features(ds, at, days))
+            cache[at] = active(_risk_features(ds, at, days, next_of(at)))
         return cache[at]
 
     def fit(at: dt.date) -> tuple[Any, Any, pd.Series, pd.Series]:
