@@ -96,11 +96,40 @@ def _has_churned_at(ds: Dataset) -> bool:
     return bool(ds.sql("SELECT count(*) FROM customers WHERE churned_at IS NOT NULL").iloc[0, 0])
 
 
+_ALL_DAYS = ("SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
+             "WHERE customer_id IS NOT NULL AND amount > 0 GROUP BY 1, 2")
+
+
+def _purchase_days(ds: Dataset) -> str | None:
+    """Name of a temporary table with every purchase day (``customer_id, d, amount``), built once per dataset
+    (a customer filter is a dataset of its own) and read by each analysis instead of re-aggregating the
+    transaction log; None where the engine has no DuckDB connection (the query runs inline there)."""
+    con = getattr(ds, "_con", None)
+    if con is None or "duckdb" not in type(con).__module__:  # warehouses: inline, as written
+        return None
+    cache = ds.__dict__.setdefault("_wb_lifecycle_tables", {})
+    if "days" not in cache:
+        import uuid
+
+        import duckdb
+
+        name = f"wb_lifecycle_days_{uuid.uuid4().hex[:12]}"
+        try:
+            con.execute(f"CREATE TEMP TABLE {name} AS {_ALL_DAYS}")
+        except duckdb.Error:
+            cache["days"] = None
+        else:
+            cache["days"] = name
+    return cache["days"]
+
+
 def _purchases(ds: Dataset, end: dt.date) -> str:
     """CTE body: distinct purchase days (customer_id, d) with the day's amount, up to ``end``."""
     ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")
-    return (f"SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
-            f"WHERE customer_id IS NOT NULL AND amount > 0 AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1, 2")
+    name = _purchase_days(ds)
+    if name is None:
+        return f"SELECT * FROM ({_ALL_DAYS}) WHERE d <= {_lit(end)}"
+    return f"SELECT customer_id, d, amount FROM {name} WHERE d <= {_lit(end)}"
 
 
 # --------------------------------------------------------------------------- horizon
@@ -1141,7 +1170,10 @@ class Survival(Result):
 
 
 def _channel_group(ch: pd.Series) -> pd.Series:
-    return ch.map(lambda v: "1" if v == 1 else ("2" if v == 2 else "3+")).where(ch.notna())
+    v = ch.to_numpy(float)
+    out = np.where(v == 1, "1", np.where(v == 2, "2", "3+")).astype(object)
+    out[np.isnan(v)] = None
+    return pd.Series(out, index=ch.index, dtype=object)
 
 
 @analysis("lifecycle.h.survival")
@@ -1166,8 +1198,9 @@ def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
             km = kaplan_meier(dur[mask][codes == k], evt[mask][codes == k])
             parts.append(km.assign(group=level))
         curves[name] = pd.concat(parts, ignore_index=True)
-        chi2, p = survdiff(sf.loc[ok, "duration"].to_numpy(), sf.loc[ok, "event"].to_numpy(int),
-                           g[ok].astype(str).to_numpy())
+        labels = levels.astype(str)  # the groups as text, in text order: integer codes in that order
+        chi2, p = survdiff(dur[mask], evt[mask].astype(int),
+                           np.argsort(np.argsort(labels, kind="stable"))[codes] if len(labels) else codes)
         tests.append({"grouping": name, "chi2": float(chi2), "df": int(g[ok].nunique() - 1), "p": float(p),
                       "p_holm": math.nan, "groups": int(g[ok].nunique()), "n": int(ok.sum())})
     tests = pd.DataFrame(tests)
@@ -2124,8 +2157,8 @@ class Risk(Result):
 
 def _next_purchase(ds: Dataset, at: dt.date) -> pd.Series:
     """Each customer's first purchase day after ``at`` (customers with one only)."""
-    return ds.sql(f"""SELECT customer_id, min(CAST(date AS DATE)) AS d FROM transactions WHERE amount > 0
-        AND CAST(date AS DATE) > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
+    return ds.sql(f"""WITH p AS ({_purchases(ds, dt.date(9999, 12, 31))})
+        SELECT customer_id, min(d) AS d FROM p WHERE d > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
 
 
 def _risk_features(ds: Dataset, at: dt.date, days: int, nxt: pd.Series | None = None) -> pd.DataFrame:
