@@ -644,3 +644,20 @@ def test_survival_curves_by_group_match_statsmodels(sample_ds):
         mine = cur[cur["group"] == level]
         assert mine["time"].to_numpy() == pytest.approx(ref.surv_times)
         assert mine["survival"].to_numpy() == pytest.approx(ref.surv_prob)
+
+
+def test_purchase_days_table_is_built_once_and_matches_pandas(sample_ds, sample_dir):
+    """The shared purchase-day table: one per dataset, and the rows of :func:`_purchases` up to a day equal the
+    raw transactions' positive amounts summed per customer and day."""
+    name = L._purchase_days(sample_ds)
+    assert name is not None and L._purchase_days(sample_ds) == name
+    end = dt.date(2026, 3, 31)
+    got = sample_ds.sql(f"SELECT customer_id, d, amount FROM ({L._purchases(sample_ds, end)}) ORDER BY 1, 2")
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount"])
+    tx = tx[(tx["amount"] > 0) & tx["customer_id"].notna()].assign(d=lambda x: pd.to_datetime(x["date"]).dt.normalize())
+    want = tx[tx["d"] <= pd.Timestamp(end)].groupby(["customer_id", "d"], as_index=False)["amount"].sum()
+    want = want.sort_values(["customer_id", "d"]).reset_index(drop=True)
+    assert len(got) == len(want)
+    assert got["customer_id"].astype(str).tolist() == want["customer_id"].astype(str).tolist()
+    assert (pd.to_datetime(got["d"]) == want["d"]).all()
+    assert got["amount"].to_numpy(float) == pytest.approx(want["amount"].to_numpy(float))
