@@ -534,3 +534,147 @@ def test_survival_median_not_reached_says_so_in_words():
         assert f.value is None and "500" in f.text and "40" in f.text
     assert "longer than the time observed" in res.findings("en")[0].text
     assert "half are gone after 300 days" in L.Survival({}, res.tests, 300.0, 500, 400).findings("en")[0].text
+
+
+def _phreg_check(time, x, status, entry, ties, strata=None):
+    """``ph_fit`` against statsmodels' PHReg (the reference): estimates, standard errors, the pieces used."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    ref = PHReg(time, x, status=status.astype(int), entry=entry, strata=strata, ties=ties).fit()
+    got = L.ph_fit(time, x, status, entry, strata=strata, ties=ties)
+    assert got.params == pytest.approx(ref.params, abs=1e-6)
+    assert got.bse == pytest.approx(ref.bse, rel=1e-6)
+    assert got.conf_int() == pytest.approx(ref.conf_int(), abs=1e-6)
+    assert got.pvalues == pytest.approx(ref.pvalues, rel=1e-5, abs=1e-12)
+    assert got.loglike == pytest.approx(ref.llf, rel=1e-9)
+    assert np.array_equal(np.isnan(got.schoenfeld_residuals), np.isnan(ref.schoenfeld_residuals))
+    ok = ~np.isnan(ref.schoenfeld_residuals)
+    assert got.schoenfeld_residuals[ok] == pytest.approx(ref.schoenfeld_residuals[ok], abs=1e-8)
+    for g, r in zip(got.baseline_cumulative_hazard, ref.baseline_cumulative_hazard, strict=True):
+        for a, b in zip(g, r, strict=True):
+            assert a == pytest.approx(b, rel=1e-8, abs=1e-12)
+    return got, ref
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+@pytest.mark.parametrize("truncated", [True, False])
+def test_ph_fit_matches_phreg_on_start_stop_rows_with_ties(ties, truncated):
+    """Hand-built start/stop rows: whole-day times (many tied events), rows that enter late, rows entering
+    exactly at an event time (at risk there: statsmodels' convention), censored before the first event and
+    entering after the last one; covariates with repeated patterns (the counts path) and a continuous one."""
+    rng = np.random.default_rng(7)
+    n = 2500
+    x = np.column_stack([rng.integers(0, 2, n), rng.integers(0, 4, n), rng.normal(size=n)]).astype(float)
+    entry = rng.integers(0, 6, n).astype(float)
+    time = entry + rng.integers(1, 25, n)
+    status = rng.random(n) < 1 / (1 + np.exp(-(x @ np.array([0.8, -0.3, 0.4]))))
+    time[:5], status[:5], entry[:5] = 0.5, False, 0.0  # censored before any event
+    entry[5:10], time[5:10], status[5:10] = 40.0, 41.0, False  # enter after the last event
+    got, _ = _phreg_check(time, x, status, entry if truncated else None, ties)
+    assert np.isnan(got.schoenfeld_residuals[:10]).all()
+    assert (np.abs(got.params) > 0.05).all()  # a real fit, not the starting zeros
+
+
+def test_ph_fit_matches_phreg_with_strata():
+    """Stratified (each stratum its own risk sets and baseline, as in the matched-channel comparison), one stratum
+    without events and one whose only rows enter after its last event, with left truncation."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    x = np.column_stack([rng.integers(0, 2, n), rng.normal(size=n)])
+    strata = rng.integers(0, 12, n)
+    entry = rng.integers(0, 4, n).astype(float)
+    time = entry + rng.integers(1, 20, n)
+    status = (rng.random(n) < 0.5 + 0.2 * x[:, 0]) & (strata != 5)
+    got, ref = _phreg_check(time, x, status, entry, "efron", strata)
+    assert len(got.baseline_cumulative_hazard) == len(ref.baseline_cumulative_hazard) == 11
+    _phreg_check(time, x, status, None, "breslow", strata)
+
+
+def test_ph_fit_matches_phreg_on_the_cox_episodes(sample_ds):
+    """The time-varying Cox data of the sample (start/stop episodes, Efron ties) and the time-split training half."""
+    end = sample_ds.date_range("transactions")[1]
+    ep, names = L.cox_data(sample_ds, end, L.resolve_horizon(sample_ds, end))
+    _phreg_check(ep["stop"].to_numpy(), ep[names].to_numpy(float), ep["status"].to_numpy(), ep["start"].to_numpy(), "efron")
+    one = ep.drop_duplicates("customer_id", keep="last")
+    _phreg_check(one["stop"].to_numpy(), one[names[:3]].to_numpy(float), one["status"].to_numpy(), None, "breslow")
+
+
+def test_ph_fit_singular_and_eventless_data_raise():
+    x = np.column_stack([np.arange(20.0), np.arange(20.0) * 2])  # collinear
+    with pytest.raises(np.linalg.LinAlgError):
+        L.ph_fit(np.arange(1.0, 21.0), x, np.arange(20) % 2 == 0)
+    with pytest.raises(ValueError):
+        L.ph_fit(np.arange(1.0, 21.0), x[:, :1], np.zeros(20, bool))
+
+
+def test_episodes_split_like_a_per_customer_loop():
+    """Start/stop split: cuts at 0 and each change day inside (0, duration), duplicates merged, a change on
+    or after the duration or before the origin ignored, status only on the last episode; rows by id."""
+    base = pd.DataFrame({"duration": [10.5, 5.5, 20.5, 3.5, 8.5], "event": [True, False, True, True, False]},
+                        index=pd.Index(["c3", "c1", "c2", "c5", "c4"], name="customer_id"))
+    a = pd.Series([4.0, np.nan, 20.5, 0.0, 2.0], index=base.index)
+    b = pd.Series([4.0, 1.0, 7.0, -1.0, np.nan], index=base.index)
+    ep = L._episodes(base, {"a": a, "b": b})
+    rows = []
+    for cid in sorted(base.index):
+        dur, evt = base.loc[cid, "duration"], base.loc[cid, "event"]
+        cuts = sorted({0.0} | {float(v) for v in (a[cid], b[cid]) if np.isfinite(v) and 0 <= v < dur})
+        for k, c in enumerate(cuts):
+            stop = cuts[k + 1] if k + 1 < len(cuts) else dur
+            rows.append((cid, c, stop, int(evt and k + 1 == len(cuts)),
+                         float(np.isfinite(a[cid]) and a[cid] <= c), float(np.isfinite(b[cid]) and b[cid] <= c)))
+    want = pd.DataFrame(rows, columns=["customer_id", "start", "stop", "status", "a", "b"])
+    got = ep[want.columns].reset_index(drop=True)
+    assert got["customer_id"].astype(str).tolist() == want["customer_id"].tolist()
+    assert got.drop(columns="customer_id").to_numpy(float) == pytest.approx(want.drop(columns="customer_id").to_numpy(float))
+
+
+def test_risk_label_and_features_match_pandas(sample_ds, sample_tables):
+    """The risk model's label (no purchase in the next ``days``, from the one next-purchase query) and its
+    history features, from the raw transactions."""
+    tx, _, _ = sample_tables
+    at, days = dt.date(2026, 3, 31), 180
+    x = L._risk_features(sample_ds, at, days)
+    past = tx[tx["date"] <= pd.Timestamp(at)]
+    g = past.groupby("customer_id")["date"]
+    assert sorted(x.index) == sorted(g.groups)
+    came = tx[(tx["date"] > pd.Timestamp(at)) & (tx["date"] <= pd.Timestamp(at + dt.timedelta(days=days)))]
+    want_left = (~pd.Index(x.index).isin(came["customer_id"].unique())).astype(int)
+    assert x["left"].tolist() == want_left.tolist()
+    assert 0 < x["left"].mean() < 1
+    assert x["recency"].to_numpy() == pytest.approx((pd.Timestamp(at) - g.max()).dt.days.reindex(x.index).to_numpy(float))
+    assert x["log_days"].to_numpy() == pytest.approx(np.log(g.size().reindex(x.index).to_numpy(float)))
+
+
+def test_survival_curves_by_group_match_statsmodels(sample_ds):
+    """Kaplan–Meier per value tier (positions, not id lookups) against statsmodels' SurvfuncRight."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    end = sample_ds.date_range("transactions")[1]
+    h = L.resolve_horizon(sample_ds, end)
+    res = L.survival(sample_ds, end, h)
+    sf = L.survival_frame(sample_ds, end, h)
+    cur = res.curves["tier"]
+    assert set(cur["group"]) == set(sf["tier"])
+    for level, part in sf.groupby("tier"):
+        ref = SurvfuncRight(part["duration"].to_numpy(), part["event"].to_numpy(int))
+        mine = cur[cur["group"] == level]
+        assert mine["time"].to_numpy() == pytest.approx(ref.surv_times)
+        assert mine["survival"].to_numpy() == pytest.approx(ref.surv_prob)
+
+
+def test_purchase_days_table_is_built_once_and_matches_pandas(sample_ds, sample_dir):
+    """The shared purchase-day table: one per dataset, and the rows of :func:`_purchases` up to a day equal the
+    raw transactions' positive amounts summed per customer and day."""
+    name = L._purchase_days(sample_ds)
+    assert name is not None and L._purchase_days(sample_ds) == name
+    end = dt.date(2026, 3, 31)
+    got = sample_ds.sql(f"SELECT customer_id, d, amount FROM ({L._purchases(sample_ds, end)}) ORDER BY 1, 2")
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount"])
+    tx = tx[(tx["amount"] > 0) & tx["customer_id"].notna()].assign(d=lambda x: pd.to_datetime(x["date"]).dt.normalize())
+    want = tx[tx["d"] <= pd.Timestamp(end)].groupby(["customer_id", "d"], as_index=False)["amount"].sum()
+    want = want.sort_values(["customer_id", "d"]).reset_index(drop=True)
+    assert len(got) == len(want)
+    assert got["customer_id"].astype(str).tolist() == want["customer_id"].astype(str).tolist()
+    assert (pd.to_datetime(got["d"]) == want["d"]).all()
+    assert got["amount"].to_numpy(float) == pytest.approx(want["amount"].to_numpy(float))

@@ -96,11 +96,40 @@ def _has_churned_at(ds: Dataset) -> bool:
     return bool(ds.sql("SELECT count(*) FROM customers WHERE churned_at IS NOT NULL").iloc[0, 0])
 
 
+_ALL_DAYS = ("SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
+             "WHERE customer_id IS NOT NULL AND amount > 0 GROUP BY 1, 2")
+
+
+def _purchase_days(ds: Dataset) -> str | None:
+    """Name of a temporary table with every purchase day (``customer_id, d, amount``), built once per dataset
+    (a customer filter is a dataset of its own) and read by each analysis instead of re-aggregating the
+    transaction log; None where the engine has no DuckDB connection (the query runs inline there)."""
+    con = getattr(ds, "_con", None)
+    if con is None or "duckdb" not in type(con).__module__:  # warehouses: inline, as written
+        return None
+    cache = ds.__dict__.setdefault("_wb_lifecycle_tables", {})
+    if "days" not in cache:
+        import uuid
+
+        import duckdb
+
+        name = f"wb_lifecycle_days_{uuid.uuid4().hex[:12]}"
+        try:
+            con.execute(f"CREATE TEMP TABLE {name} AS {_ALL_DAYS}")
+        except duckdb.Error:
+            cache["days"] = None
+        else:
+            cache["days"] = name
+    return cache["days"]
+
+
 def _purchases(ds: Dataset, end: dt.date) -> str:
     """CTE body: distinct purchase days (customer_id, d) with the day's amount, up to ``end``."""
     ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")
-    return (f"SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
-            f"WHERE customer_id IS NOT NULL AND amount > 0 AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1, 2")
+    name = _purchase_days(ds)
+    if name is None:
+        return f"SELECT * FROM ({_ALL_DAYS}) WHERE d <= {_lit(end)}"
+    return f"SELECT customer_id, d, amount FROM {name} WHERE d <= {_lit(end)}"
 
 
 # --------------------------------------------------------------------------- horizon
@@ -146,10 +175,11 @@ class Unsupported(results.Unsupported):
     prefix = "lifecycle.skip."
 
 
-def _fit(model: Any) -> Any:
+def _fit(fit: Any) -> Any:
+    """Run ``fit()`` (a model fit); a singular or unfittable model becomes :class:`Unsupported` ``singular``."""
     try:
         with np.errstate(all="ignore"):
-            return model.fit()
+            return fit()
     except (np.linalg.LinAlgError, ValueError) as exc:
         raise Unsupported("singular") from exc
 
@@ -186,8 +216,12 @@ class StageRules:
     recommend_top: float | None = None
 
 
-def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None) -> pd.DataFrame:
+def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None,
+                   extras: bool = True) -> pd.DataFrame:
     """Per customer with a purchase on or before ``end``: the history the stage rules need.
+
+    ``extras=False`` leaves out ``recommend_top``, ``churned_at``, ``segment`` and ``churn_reason`` (two
+    queries and a lookup by customer id fewer, for callers that use only the purchase history).
 
     Returns
     -------
@@ -217,6 +251,9 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
     frame["mean_gap"] = np.where(frame["n_days"] > 1, span / (frame["n_days"] - 1).clip(lower=1), np.nan)
     if not has_ch:
         frame["channels"] = np.nan
+    if not extras:
+        frame.attrs.update(end=end, client_m=int(client_m))
+        return frame
     frame["recommend_top"] = False
     if ds.has("surveys", "customer_id", "recommend", "date"):
         top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
@@ -1133,7 +1170,10 @@ class Survival(Result):
 
 
 def _channel_group(ch: pd.Series) -> pd.Series:
-    return ch.map(lambda v: "1" if v == 1 else ("2" if v == 2 else "3+")).where(ch.notna())
+    v = ch.to_numpy(float)
+    out = np.where(v == 1, "1", np.where(v == 2, "2", "3+")).astype(object)
+    out[np.isnan(v)] = None
+    return pd.Series(out, index=ch.index, dtype=object)
 
 
 @analysis("lifecycle.h.survival")
@@ -1146,17 +1186,21 @@ def survival(ds: Dataset, end: Any, horizon_days: int) -> Survival:
     sf = survival_frame(ds, end, horizon_days)
     groups = {"tier": sf["tier"], "segment": sf["segment"], "channels": _channel_group(sf["channels"])}
     curves, tests = {}, []
+    dur, evt = sf["duration"].to_numpy(float), sf["event"].to_numpy(bool)
     for name, g in groups.items():
         ok = g.notna()
         if ok.sum() < MIN_CASES or g[ok].nunique() < 2:
             continue
         parts = []
-        for level, idx in g[ok].groupby(g[ok]).groups.items():
-            km = kaplan_meier(sf.loc[idx, "duration"], sf.loc[idx, "event"])
+        codes, levels = pd.factorize(g[ok], sort=True)  # positions, not index lookups by customer id
+        mask = ok.to_numpy()
+        for k, level in enumerate(levels):
+            km = kaplan_meier(dur[mask][codes == k], evt[mask][codes == k])
             parts.append(km.assign(group=level))
         curves[name] = pd.concat(parts, ignore_index=True)
-        chi2, p = survdiff(sf.loc[ok, "duration"].to_numpy(), sf.loc[ok, "event"].to_numpy(int),
-                           g[ok].astype(str).to_numpy())
+        labels = levels.astype(str)  # the groups as text, in text order: integer codes in that order
+        chi2, p = survdiff(dur[mask], evt[mask].astype(int),
+                           np.argsort(np.argsort(labels, kind="stable"))[codes] if len(labels) else codes)
         tests.append({"grouping": name, "chi2": float(chi2), "df": int(g[ok].nunique() - 1), "p": float(p),
                       "p_holm": math.nan, "groups": int(g[ok].nunique()), "n": int(ok.sum())})
     tests = pd.DataFrame(tests)
@@ -1173,24 +1217,29 @@ def _episodes(base: pd.DataFrame, changes: dict[str, pd.Series]) -> pd.DataFrame
     """Split each customer's (0, duration] at the days in ``changes`` (start/stop form).
 
     ``changes`` maps a covariate name to a per-customer day (from the origin) from which the
-    covariate is 1. Returns rows ``customer_id, start, stop, status`` plus one 0/1 column per change.
+    covariate is 1. Returns rows ``customer_id, start, stop, status`` plus one 0/1 column per change,
+    ordered by customer id and start. Array arithmetic on customer positions (no per-row index lookups).
     """
-    cuts = [pd.DataFrame({"customer_id": base.index, "cut": 0.0})]
-    for day in changes.values():
-        d = day.dropna()
-        cuts.append(pd.DataFrame({"customer_id": d.index, "cut": d.to_numpy(float)}))
-    allc = pd.concat(cuts, ignore_index=True)
-    allc = allc.merge(base[["duration"]], left_on="customer_id", right_index=True)
-    allc = allc[(allc["cut"] >= 0) & (allc["cut"] < allc["duration"])]
-    allc = allc.drop_duplicates(["customer_id", "cut"]).sort_values(["customer_id", "cut"])
-    allc["stop"] = allc.groupby("customer_id")["cut"].shift(-1)
-    allc["stop"] = allc["stop"].fillna(allc["duration"])
-    ep = allc.rename(columns={"cut": "start"}).drop(columns="duration").reset_index(drop=True)
-    last = ep["stop"].to_numpy() == base["duration"].reindex(ep["customer_id"]).to_numpy()
-    ep["status"] = (last & base["event"].reindex(ep["customer_id"]).to_numpy(bool)).astype(int)
-    for name, day in changes.items():
-        dd = day.reindex(ep["customer_id"]).to_numpy(float)
-        ep[name] = (np.nan_to_num(dd, nan=np.inf) <= ep["start"].to_numpy()).astype(float)
+    n = len(base)
+    dur = base["duration"].to_numpy(float)
+    days = {name: day.reindex(base.index).to_numpy(float) for name, day in changes.items()}
+    who = np.concatenate([np.arange(n)] + [np.arange(n)] * len(days))
+    cut = np.concatenate([np.zeros(n)] + list(days.values()))
+    ok = (cut >= 0) & (cut < dur[who])  # NaN (no change) fails both
+    who, cut = who[ok], cut[ok]
+    rank = np.empty(n, np.int64)
+    rank[np.asarray(base.index.argsort())] = np.arange(n)  # customer-id order, as a sort by id would give
+    order = np.lexsort((cut, rank[who]))
+    who, cut = who[order], cut[order]
+    keep = np.r_[True, (who[1:] != who[:-1]) | (cut[1:] != cut[:-1])]
+    who, cut = who[keep], cut[keep]
+    last = np.r_[who[1:] != who[:-1], True]
+    stop = np.where(last, dur[who], np.r_[cut[1:], 0.0])
+    ep = pd.DataFrame({"customer_id": base.index.take(who), "start": cut, "stop": stop,
+                       "status": (last & base["event"].to_numpy(bool)[who]).astype(int)})
+    for name, day in days.items():
+        ep[name] = (np.nan_to_num(day, nan=np.inf)[who] <= cut).astype(float)
+    ep.attrs["row"] = who  # each episode's customer position in ``base``
     return ep
 
 
@@ -1276,6 +1325,184 @@ def uno_c(time: Any, event: Any, risk: Any, tau: float | None = None,
     later, less, equal = counts if counts is not None else _pair_counts(tt, ev, r)  # w = 0 outside ``ok``
     num, den = float(w @ (less + 0.5 * equal)), float(w @ later)
     return num / den if den else math.nan
+
+
+# --------------------------------------------------------------------------- Cox partial likelihood (numpy)
+@dataclass(frozen=True, repr=False)
+class PHFit:
+    """A fitted Cox model from :func:`ph_fit`, with the parts of statsmodels' ``PHRegResults`` used here
+    (same definitions: Wald intervals and p-values from the inverse observed information)."""
+
+    params: np.ndarray
+    cov_params: np.ndarray
+    loglike: float
+    iterations: int
+    schoenfeld_residuals: np.ndarray  # rows × covariates; NaN for censored rows (statsmodels' convention)
+    baseline_cumulative_hazard: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # [(times, cumhaz, survival)]
+
+    @property
+    def bse(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov_params))
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        from scipy import stats
+
+        return 2 * stats.norm.sf(np.abs(self.params / self.bse))
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        from scipy import stats
+
+        q = stats.norm.ppf(1 - alpha / 2)
+        return np.column_stack([self.params - q * self.bse, self.params + q * self.bse])
+
+
+def _row_patterns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique rows, inverse)`` of a 2-d array: per-column codes combined into one integer when they fit."""
+    if x.shape[1] == 0:
+        return x[:1], np.zeros(x.shape[0], np.int64)
+    codes, sizes = [], []
+    for j in range(x.shape[1]):
+        _, inv = np.unique(x[:, j], return_inverse=True)
+        codes.append(inv.astype(np.int64))
+        sizes.append(int(inv.max()) + 1)
+    if float(np.prod(np.asarray(sizes, float))) < 2.0 ** 62:
+        key = np.zeros(x.shape[0], np.int64)
+        for c, s in zip(codes, sizes, strict=True):
+            key = key * s + c
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        return x[first], inv
+    u, inv = np.unique(x, axis=0, return_inverse=True)
+    return u, inv.ravel()
+
+
+def ph_fit(time: Any, exog: Any, status: Any, entry: Any = None, *, strata: Any = None, ties: str = "efron",
+           tol: float = 1e-10, max_iter: int = 100) -> PHFit:
+    """Cox proportional hazards by Newton–Raphson on the partial likelihood (Efron or Breslow ties), with
+    left truncation / start-stop rows (``entry``) and strata: the same model, risk sets and estimates as
+    statsmodels' ``PHReg(time, exog, status, entry=entry, strata=strata, ties=...)`` (a row is at risk at an
+    event time ``t`` of its stratum when ``entry <= t <= time``), without its per-row Python loops.
+
+    Rows with the same covariates are counted, not repeated: risk-set sums at each distinct (stratum, event
+    time) are reverse cumulative sums of (time × covariate pattern) counts times each pattern's ``exp(x'b)``,
+    so a Newton step costs sparse products over the distinct (time, pattern) pairs and one weighted
+    ``X'WX``. Exact (integer counts, no approximation); Efron's correction runs over each time's tied events
+    as arrays.
+
+    Raises
+    ------
+    ValueError
+        No events, missing values, or entry after exit.
+    numpy.linalg.LinAlgError
+        Singular information or no convergence (``_fit`` turns both into a reason).
+    """
+    from scipy import sparse
+
+    tt = np.asarray(time, float)
+    ev = np.asarray(status).astype(bool)
+    x = np.asarray(exog, float).reshape(len(tt), -1)
+    n, p = x.shape
+    en = np.zeros(n) if entry is None else np.asarray(entry, float)
+    if not ev.any():
+        raise ValueError("no events")
+    if not (np.isfinite(x).all() and np.isfinite(tt).all() and np.isfinite(en).all()):
+        raise ValueError("missing or infinite values")
+    if (en > tt).any():
+        raise ValueError("entry times may not occur after event or censoring times")
+    if ties not in ("efron", "breslow"):
+        raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    # (stratum, time) as one sortable integer: times and entries by rank (ties and order kept)
+    vals, inv = np.unique(np.concatenate([tt, en]), return_inverse=True)
+    sk = np.zeros(n, np.int64) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1].ravel()
+    key_t = sk * (vals.size + 1) + inv[:n]
+    key_e = sk * (vals.size + 1) + inv[n:]
+    ukey = np.unique(key_t[ev])  # distinct event times, stratum by stratum
+    m = ukey.size
+    hi = np.searchsorted(ukey, key_t, "right")  # at risk at the event times [lo, hi) (all of its own stratum)
+    lo = np.searchsorted(ukey, key_e, "left")
+    used = hi > lo
+    pats, pat = _row_patterns(x[used])
+    u = pats.shape[0]
+    z = np.column_stack([np.ones(u), pats])
+
+    def counts(rows: np.ndarray, where: np.ndarray) -> Any:
+        return sparse.csr_matrix((np.ones(int(rows.sum())), (where[rows], pat[rows])), shape=(m, u))
+
+    hi_u, lo_u, ev_u = hi[used], lo[used], ev[used]
+    c_in = counts(np.ones(hi_u.size, bool), hi_u - 1)  # at risk at every event time up to hi - 1 ...
+    c_out = counts(lo_u > 0, lo_u - 1)  # ... except those before lo
+    c_ev = counts(ev_u, np.searchsorted(ukey, key_t[used]))
+    c_in_t, c_out_t, c_ev_t = c_in.T.tocsr(), c_out.T.tocsr(), c_ev.T.tocsr()
+    d = np.asarray(c_ev.sum(axis=1)).ravel().astype(np.int64)  # events per time
+    n_ev = np.asarray(c_ev.sum(axis=0)).ravel()  # events per pattern
+    # Efron: the k-th of the d tied events (k = 0..d-1) sees the risk set less k/d of the tied events' weight
+    ti = np.repeat(np.arange(m), d)
+    frac = (np.arange(ti.size) - np.repeat(np.cumsum(d) - d, d)) / np.repeat(d, d)
+    if ties == "breslow":
+        frac = np.zeros_like(frac)
+
+    def risk_sums(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per event time: sum over the risk set and over the tied events of ``r z`` (columns ``S0, S1``)."""
+        w = r[:, None] * z
+        risk = np.cumsum((c_in @ w)[::-1], axis=0)[::-1] - np.cumsum((c_out @ w)[::-1], axis=0)[::-1]
+        return risk, c_ev @ w
+
+    def evaluate(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        xb = pats @ beta
+        r = np.exp(xb - xb.max())  # shifted: no overflow, and every ratio below is unchanged
+        risk, tied = risk_sums(r)
+        den = risk[ti, 0] - frac * tied[ti, 0]
+        if not (den > 0).all():
+            raise np.linalg.LinAlgError("empty risk set")
+        ll = float(n_ev @ (xb - xb.max()) - np.log(den).sum())
+        a0, a1 = np.bincount(ti, 1 / den, m), np.bincount(ti, frac / den, m)
+        b0, b1, b2 = (np.bincount(ti, frac ** k / den ** 2, m) for k in range(3))
+        s1, t1 = risk[:, 1:], tied[:, 1:]
+        score = n_ev @ pats - a0 @ s1 + a1 @ t1
+        # sum_t a0_t S2_t - a1_t SD2_t as one X'WX: each pattern's weight is r times the a0 summed over the
+        # times it is at risk (less a1 over the times it fails)
+        c0 = np.cumsum(a0)
+        wt = r * (c_in_t @ c0 - c_out_t @ c0 - c_ev_t @ a1)
+        info = (pats.T * wt) @ pats - (s1.T * b0) @ s1 + (s1.T * b1) @ t1 + (t1.T * b1) @ s1 - (t1.T * b2) @ t1
+        return ll, score, info, risk
+
+    beta = np.zeros(p)
+    ll, score, info, risk = evaluate(beta)
+    it = 0
+    while it < max_iter:
+        it += 1
+        step = np.linalg.solve(info, score)
+        new = beta + step
+        ll_new, score_new, info_new, risk_new = evaluate(new)
+        halve = 0
+        while ll_new < ll - 1e-12 * abs(ll) and halve < 30:  # never in practice: the partial likelihood is concave
+            step, halve = step / 2, halve + 1
+            new = beta + step
+            ll_new, score_new, info_new, risk_new = evaluate(new)
+        beta, ll, score, info, risk = new, ll_new, score_new, info_new, risk_new
+        if np.max(np.abs(step)) < tol:
+            break
+    if np.max(np.abs(step)) >= tol:
+        raise np.linalg.LinAlgError("Newton-Raphson did not converge")
+    cov = np.linalg.inv(info)
+    if not np.isfinite(cov).all() or (np.diag(cov) <= 0).any():
+        raise np.linalg.LinAlgError("singular information")
+    # Schoenfeld residuals: an event row's covariates less the risk-weighted mean of its risk set (Breslow
+    # means, as statsmodels computes them)
+    means = risk[:, 1:] / risk[:, :1]
+    sch = np.full((n, p), np.nan)
+    rows = np.flatnonzero(used & ev)
+    sch[rows] = x[rows] - means[np.searchsorted(ukey, key_t[rows])]
+    h0 = d / risk_sums(np.exp(pats @ beta))[0][:, 0]  # Breslow increments at each event time
+    stratum = ukey // (vals.size + 1)
+    times = vals[ukey % (vals.size + 1)]
+    base = []
+    for s in np.unique(stratum):  # statsmodels reports the sum over the stratum's earlier times
+        h = h0[stratum == s]
+        cum = np.cumsum(h) - h
+        base.append((times[stratum == s], cum, np.exp(-cum)))
+    return PHFit(beta, cov, ll, it, sch, base)
+
 
 
 def _hazard_table(table: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -1404,11 +1631,12 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
         if (sv["e"] > mid).any():
             changes["expect_above"] = day.where(sv["e"] > mid)
     ep = _episodes(base, changes)
+    row = ep.attrs.pop("row")
     for c in names:
-        ep[c] = base[c].reindex(ep["customer_id"]).to_numpy(float)
+        ep[c] = base[c].to_numpy(float)[row]
+    ep["first_day"] = base["first"].to_numpy()[row]
     ep = ep[ep["stop"] > lm].copy()
     ep["start"] = np.maximum(ep["start"], lm)
-    ep["first_day"] = base["first"].reindex(ep["customer_id"]).to_numpy()
     names += [c for c in changes if ep[c].sum() > 0]
     ep.attrs.update(n=len(base), events=int(base["event"].sum()), landmark=lm)
     return ep, names
@@ -1416,7 +1644,8 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
 
 @analysis("lifecycle.h.cox")
 def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Cox:
-    """Fit :func:`cox_data` by statsmodels ``PHReg`` (Efron ties, entry = episode start).
+    """Fit :func:`cox_data` by :func:`ph_fit` (statsmodels ``PHReg``'s model and estimates: Efron ties,
+    entry = episode start).
 
     PH check: per covariate, the correlation of scaled Schoenfeld residuals with log time
     (p-value of the Pearson test). Discrimination on a time-split holdout: Harrell's and Uno's C
@@ -1424,10 +1653,9 @@ def cox(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) -> Co
     """
     horizon_days = _need(horizon_days, ds)
     from scipy import stats
-    from statsmodels.duration.hazard_regression import PHReg
 
     ep, names = cox_data(ds, end, horizon_days, landmark_days)
-    res = _fit(PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
+    res = _fit(lambda: ph_fit(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
                      entry=ep["start"].to_numpy(), ties="efron"))
     ci = res.conf_int()
     ph = []
@@ -1448,7 +1676,6 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
     """Harrell's and Uno's C on a time split: fit on customers whose first purchase came in the earlier half
     of the first-purchase dates, score the later ones by their covariates at the landmark. Uno's weights
     come from the holdout's own censoring Kaplan–Meier (its follow-up is shorter than the training half's)."""
-    from statsmodels.duration.hazard_regression import PHReg
 
     cut = ep.loc[~ep["customer_id"].duplicated(), "first_day"].quantile(0.5)  # over customers, not episodes
     train = ep[ep["first_day"] <= cut]  # every episode of a customer carries the customer's first day
@@ -1456,7 +1683,7 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
     if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
         return None, None
     try:
-        fit = _fit(PHReg(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
+        fit = _fit(lambda: ph_fit(train["stop"].to_numpy(), train[names].to_numpy(float), status=train["status"].to_numpy(),
                          entry=train["start"].to_numpy(), ties="efron"))
     except MissingDataError:
         return None, None
@@ -1533,7 +1760,6 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
     per-extra-channel hazard ratio without and with adjustment (Cox from the landmark: channels used in
     the first ``landmark_days`` alone, then with activity and the other covariates of :func:`cox`)."""
     horizon_days = _need(horizon_days, ds)
-    from statsmodels.duration.hazard_regression import PHReg
 
     ds.require("transactions", "channel", reason="multi-channel comparison")
     ep, names = cox_data(ds, end, horizon_days, landmark_days)
@@ -1549,7 +1775,7 @@ def multichannel(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 
                      "low": lo, "high": hi})
 
     def fit(cols: list[str]) -> tuple[float, float, float]:
-        res = _fit(PHReg(ep["stop"].to_numpy(), ep[cols].to_numpy(float), status=ep["status"].to_numpy(),
+        res = _fit(lambda: ph_fit(ep["stop"].to_numpy(), ep[cols].to_numpy(float), status=ep["status"].to_numpy(),
                          entry=ep["start"].to_numpy(), ties="efron"))
         j = cols.index("channels")
         ci = res.conf_int()[j]
@@ -1568,7 +1794,6 @@ def matched_channels(ds: Dataset, end: Any, horizon_days: int, landmark_days: in
     of the treated, from the landmark on, is a Cox model stratified by cell (each cell its own baseline:
     a like-with-like comparison, no per-customer loop). ``None`` when fewer than ``MIN_CASES`` losses remain.
     """
-    from statsmodels.duration.hazard_regression import PHReg
 
     end = _day(end)
     lm = int(landmark_days)
@@ -1590,7 +1815,7 @@ def matched_channels(ds: Dataset, end: Any, horizon_days: int, landmark_days: in
     m = base[both]
     if m["event"].sum() < MIN_CASES or treated[both].sum() < MIN_CASES:
         return None
-    res = _fit(PHReg(m["duration"].to_numpy(), treated[both].to_numpy(float)[:, None], status=m["event"].to_numpy(int),
+    res = _fit(lambda: ph_fit(m["duration"].to_numpy(), treated[both].to_numpy(float)[:, None], status=m["event"].to_numpy(int),
                      entry=np.full(len(m), float(lm)), strata=cell[both].to_numpy(), ties="efron"))
     lo, hi = np.exp(res.conf_int()[0])
     return {"hr": float(np.exp(res.params[0])), "low": float(lo), "high": float(hi),
@@ -1930,8 +2155,15 @@ class Risk(Result):
                 "high_value_at_risk": {"n": self.n_at_risk, "active": self.n_active}}
 
 
-def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
-    fr = customer_frame(ds, at)
+def _next_purchase(ds: Dataset, at: dt.date) -> pd.Series:
+    """Each customer's first purchase day after ``at`` (customers with one only)."""
+    return ds.sql(f"""WITH p AS ({_purchases(ds, dt.date(9999, 12, 31))})
+        SELECT customer_id, min(d) AS d FROM p WHERE d > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
+
+
+def _risk_features(ds: Dataset, at: dt.date, days: int, nxt: pd.Series | None = None) -> pd.DataFrame:
+    """Features at ``at`` and ``left`` (no purchase in the next ``days``; ``nxt``: :func:`_next_purchase` at ``at``)."""
+    fr = customer_frame(ds, at, extras=False)
     at_ts = pd.Timestamp(at)
     x = pd.DataFrame(index=fr.index)
     x["recency"] = (at_ts - fr["last"]).dt.days.astype(float)
@@ -1941,9 +2173,9 @@ def _risk_features(ds: Dataset, at: dt.date, days: int) -> pd.DataFrame:
     x["active_months"] = fr["active_months"].astype(float)
     x["channels"] = fr["channels"].astype(float).fillna(1.0)
     x["revenue_12m"] = fr["revenue_12m"]
-    nxt = ds.sql(f"""SELECT DISTINCT customer_id FROM transactions WHERE amount > 0 AND CAST(date AS DATE) > {_lit(at)}
-                     AND CAST(date AS DATE) <= {_lit(at + dt.timedelta(days=days))}""")
-    x["left"] = (~_isin(x.index, nxt["customer_id"])).astype(int)
+    nxt = _next_purchase(ds, at) if nxt is None else nxt
+    back = nxt[pd.to_datetime(nxt) <= pd.Timestamp(at + dt.timedelta(days=days))]  # bought in (at, at + days]
+    x["left"] = (~_isin(x.index, back.index)).astype(int)
     return x
 
 
@@ -1968,7 +2200,6 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     horizon_days = _need(horizon_days, ds)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import brier_score_loss
-    from statsmodels.duration.hazard_regression import PHReg
     from threadpoolctl import threadpool_limits
 
     end = _day(end)
@@ -1981,17 +2212,22 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     def active(x: pd.DataFrame) -> pd.DataFrame:
         return x[x["recency"] <= horizon_days]
 
+    nexts: dict[dt.date, pd.Series] = {}  # one query per day serves both the label and the Cox time
+
+    def next_of(at: dt.date) -> pd.Series:
+        if at not in nexts:
+            nexts[at] = _next_purchase(ds, at)
+        return nexts[at]
+
     def next_purchase(at: dt.date, x: pd.DataFrame) -> pd.DataFrame:
-        nx = ds.sql(f"""SELECT customer_id, min(CAST(date AS DATE)) AS d FROM transactions WHERE amount > 0
-            AND CAST(date AS DATE) > {_lit(at)} GROUP BY 1""").set_index("customer_id")["d"]
-        dd = (pd.to_datetime(nx).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
+        dd = (pd.to_datetime(next_of(at)).reindex(x.index) - pd.Timestamp(at)).dt.days.astype(float)
         return pd.DataFrame({"time": dd.fillna(days).clip(upper=days), "event": (dd <= days).fillna(False)})
 
     cache: dict[dt.date, pd.DataFrame] = {}
 
     def features(at: dt.date) -> pd.DataFrame:
         if at not in cache:
-            cache[at] = active(_risk_features(ds, at, days))
+            cache[at] = active(_risk_features(ds, at, days, next_of(at)))
         return cache[at]
 
     def fit(at: dt.date) -> tuple[Any, Any, pd.Series, pd.Series]:
@@ -2003,7 +2239,7 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
         mu, sd = mu[used], sd[used]
         z = (x[used] - mu) / sd
         nxt = next_purchase(at, x)
-        ph = _fit(PHReg(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow"))
+        ph = _fit(lambda: ph_fit(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow"))
         with threadpool_limits(1):  # shared machines: no thread oversubscription
             gb = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed).fit(
                 x[feats], x["left"])
