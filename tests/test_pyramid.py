@@ -506,6 +506,33 @@ def test_customer_value_counts_orders_not_lines(tmp_path):
     assert v["revenue"].sum() == pytest.approx(tx["amount"].sum())
 
 
+def test_orders_that_are_single_rows_are_counted_in_the_customer_scan(tmp_path, monkeypatch):
+    """When every order is one row (checked at build: ``order_lines`` = "one"), order counts come from the
+    per-customer scan; they must equal the grouping by order, here forced by hiding the build's answer."""
+    rng = np.random.default_rng(11)
+    n = 400
+    tx = pd.DataFrame({"customer_id": rng.integers(0, 60, n).astype(str), "order_id": [f"o{i}" for i in range(n)],
+                       "date": pd.to_datetime("2026-01-01") + pd.to_timedelta(rng.integers(0, 120, n), "D"),
+                       "amount": np.round(rng.normal(20, 25, n), 2)})
+    tx.loc[::17, "amount"] = 0.0
+    tx["date"] = tx["date"].dt.date
+    single = dataset_from_frames({"transactions": tx}, tmp_path / "one")
+    multi = dataset_from_frames({"transactions": pd.concat([tx, tx.iloc[:1]])}, tmp_path / "many")
+    try:
+        assert single.meta["order_lines"] == "one" and single.orders_are_rows
+        assert multi.meta["order_lines"] == "many" and not multi.orders_are_rows
+        fast = pyr.customer_value(single, "2026-04-30", months=3)
+        monkeypatch.setitem(single.meta, "order_lines", None)
+        grouped = pyr.customer_value(single, "2026-04-30", months=3)
+    finally:
+        single.close()
+        multi.close()
+    pd.testing.assert_frame_equal(fast.sort_index(), grouped.sort_index())  # the engine returns groups in any order
+    in_window = tx[pd.to_datetime(tx["date"]) >= pd.Timestamp("2026-02-01")]
+    want = (in_window["amount"] > 0).groupby(in_window["customer_id"]).sum()
+    assert fast["purchases"].to_dict() == want.reindex(fast.index, fill_value=0).to_dict()
+
+
 # ----------------------------------------------------------------------------- issue 11: migration among active
 def test_migration_leaves_out_inactive_in_both():
     # the real case: every customer had value 0 in the earlier window; the tie-broken 'tiers' of zeros

@@ -822,6 +822,19 @@ class _Builder:
                     message="customers whose running points balance goes below zero (rows kept, flagged)",
                 ))
 
+    def _order_lines(self, present: list[str]) -> str | None:
+        """``"one"`` when every order (``order_id`` per customer and day, as the analyses count orders) is
+        one transaction row, ``"many"`` when some order has several lines, None without ``order_id``.
+
+        Known once at build time, it lets order counts come from the per-customer scan instead of a second
+        grouping by order (orders are then rows).
+        """
+        if "transactions" not in present or "order_id" not in self.kinds.get("transactions", {}):
+            return None
+        dup = self.q("SELECT 1 FROM transactions GROUP BY customer_id, order_id, CAST(date AS DATE) "
+                     "HAVING count(*) > 1 LIMIT 1")
+        return "many" if dup else "one"
+
     def _present(self) -> list[str]:
         rows = self.q("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
                       "AND table_catalog = current_database()")
@@ -851,6 +864,7 @@ class _Builder:
             "validation": self.report.to_dict(),
             **self.semantics,
         }
+        meta["order_lines"] = self._order_lines(present)
         meta["integrity"] = integrity.table_integrity(self.con)  # row counts + checksums, verified on open
         self.con.execute("CREATE TABLE _workbench_meta (meta VARCHAR)")
         self.con.execute("INSERT INTO _workbench_meta VALUES (?)", [json.dumps(meta, default=str, ensure_ascii=False)])
@@ -1029,6 +1043,12 @@ class Dataset:
     @property
     def drivers(self) -> list[str]:
         return list(self.meta.get("drivers", []))
+
+    @property
+    def orders_are_rows(self) -> bool:
+        """Whether each order (``order_id`` per customer and day) is one transaction row, as checked when the
+        dataset was built (False when unknown, e.g. on a warehouse engine: order counts then group by order)."""
+        return self.meta.get("order_lines") == "one"
 
     @property
     def loyal_kind(self) -> str:

@@ -286,7 +286,9 @@ def customer_value(
         "last_purchase": tx.date.max(where=tx._p),
     }
     by_order = bool(count_orders) and ds.has("transactions", "order_id")
-    if not by_order:
+    # an order is a purchase when its net amount is positive (_join_order_counts); when every order is one
+    # row that is a positive row, so the per-customer scan counts orders without a second grouping
+    if not by_order or getattr(ds, "orders_are_rows", False):
         aggs["purchases"] = tx.amount.count(where=tx._wp)
     if cat_bits is not None:
         aggs["category_bits"] = tx._cb.bit_or(where=tx._wp)
@@ -296,7 +298,7 @@ def customer_value(
         aggs["profit"] = tx._m.sum(where=tx._w)
         aggs["lifetime_profit"] = tx._m.sum()
     agg = tx.group_by("customer_id").aggregate(**aggs)
-    if by_order:
+    if "purchases" not in aggs:
         agg = _join_order_counts(agg, tx.filter(tx._w))
     has_acq = False
     if ds.has("customers", "signup_date"):
