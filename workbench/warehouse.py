@@ -169,9 +169,16 @@ _BOUNDARY = {"DAY": "datediff({b}, {a})", "MONTH": "((year({b}) - year({a})) * 1
 
 
 def _spark_functions(tree: exp.Expression) -> exp.Expression:
-    """On Spark: DuckDB ``min_by(x, y, n)`` / ``max_by`` (an array of n), a struct key ``arg_min(x, (a, b))``, and
-    ``date_diff`` in days, months, quarters or years as boundaries crossed (DuckDB's meaning)."""
+    """On Spark: DuckDB ``min_by(x, y, n)`` / ``max_by`` (an array of n), a struct key ``arg_min(x, (a, b))``,
+    ``date_diff`` in days, months, quarters or years as boundaries crossed (DuckDB's meaning),
+    ``quantile_cont`` as ``percentile`` and ``AS MATERIALIZED`` dropped."""
     def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            node.set("materialized", None)  # a planner hint Spark's parser rejects
+            return node
+        if isinstance(node, exp.PercentileCont) and node.expression is not None:
+            # quantile_cont(x, q): Spark's percentile(x, q) interpolates linearly, as DuckDB does
+            return exp.Anonymous(this="percentile", expressions=[node.this, node.expression])
         if isinstance(node, exp.DateDiff) and (node.unit.name if node.unit else "DAY").upper() in _BOUNDARY:
             # DuckDB counts unit boundaries crossed; Spark's datediff(MONTH, …) counts whole units elapsed
             a, b = (exp.cast(e, exp.DataType.build("DATE")).sql("spark") for e in (node.expression, node.this))
