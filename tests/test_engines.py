@@ -617,3 +617,16 @@ def test_the_whole_pack_conforms_across_engines(kind, pack_source, duck_pack, tm
     problems = {k: v for k, v in problems.items() if v}
     print(json.dumps({f"{k} CPU s": round(v, 1) for k, v in PACK_CPU.items()}))
     assert not problems, problems
+
+
+def test_customer_filters_refuse_in_plain_words(engine_ds, duck):
+    """restrict() (the filter bar) is DuckDB-only yet: an empty filter is the dataset, a real one says why."""
+    from workbench.warehouse import NotOnThisEngine
+
+    assert engine_ds.restrict() is engine_ds and engine_ds.restrict(segment=None, region=[]) is engine_ds
+    with pytest.raises(NotOnThisEngine) as err:
+        engine_ds.restrict(segment="Premium")
+    engine = {"postgres": "PostgreSQL", "spark": "Spark"}[engine_ds._con.kind]
+    assert engine in err.value.reason("en") and "DuckDB" in err.value.reason("en")
+    assert engine in err.value.reason("zh") and "Customer" not in err.value.reason("zh")
+    assert (engine_ds.supports_filters, duck.supports_filters) == (False, True)

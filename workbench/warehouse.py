@@ -359,8 +359,8 @@ class NotOnThisEngine(results.Unsupported):
     prefix = "core.engine."
     default_table = "transactions"
 
-    def __init__(self, kind: str):
-        super().__init__("unsupported", engine={"postgres": "PostgreSQL", "spark": "Spark"}.get(kind, kind))
+    def __init__(self, kind: str, key: str = "unsupported"):
+        super().__init__(key, engine={"postgres": "PostgreSQL", "spark": "Spark"}.get(kind, kind))
 
 
 class Connection:
@@ -826,11 +826,15 @@ class WarehouseDataset(Dataset):
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         return self._con.execute(query, params).df()
 
+    supports_filters = False
+
     def restrict(self, **where: Any) -> Dataset:
+        """The whole dataset for an empty filter; a customer filter is refused in plain words (DuckDB only yet:
+        the filtered views would need a second session per filter in the engine)."""
         merged = {k: v for k, v in where.items() if v not in (None, [], ())}
         if not merged:
             return self
-        raise NotImplementedError(f"customer filters run on DuckDB only for now (engine {self._con.kind})")
+        raise NotOnThisEngine(self._con.kind, "filters")
 
     def close(self) -> None:
         self._con.close()
