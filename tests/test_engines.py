@@ -446,6 +446,8 @@ def test_parameters_go_to_their_places_in_text_order():
     ("SELECT date_diff('month', a, b) FROM t", "spark",
      "((YEAR(CAST(b AS DATE)) - YEAR(CAST(a AS DATE))) * 12 + MONTH(CAST(b AS DATE)) - MONTH(CAST(a AS DATE)))"),
     ("SELECT date_diff('day', a, b) FROM t", "spark", "DATEDIFF(CAST(b AS DATE), CAST(a AS DATE))"),
+    ("SELECT unnest(range(DATE '2024-11-01', DATE '2025-02-01', INTERVAL 1 MONTH)) AS m", "spark",
+     "EXPLODE(SEQUENCE(CAST('2024-11-01' AS DATE), CAST('2025-02-01' AS DATE) - INTERVAL '1' DAY, INTERVAL '1' MONTH))"),
     ("WITH m AS MATERIALIZED (SELECT 1 AS r) SELECT quantile_cont(r, 0.8) FROM m", "spark",
      "WITH m AS (SELECT 1 AS r) SELECT PERCENTILE(r, 0.8)"),
 ])

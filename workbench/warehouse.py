@@ -173,6 +173,14 @@ def _spark_functions(tree: exp.Expression) -> exp.Expression:
     ``date_diff`` in days, months, quarters or years as boundaries crossed (DuckDB's meaning),
     ``quantile_cont`` as ``percentile`` and ``AS MATERIALIZED`` dropped."""
     def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.GenerateSeries) and node.args.get("is_end_exclusive"):
+            # range(DATE a, DATE b, step) stops before b: sequence() includes its end (sqlglot's own rewrite
+            # guards the step with a comparison of an interval and 0, which Spark rejects)
+            start, end = node.args["start"], node.args["end"]
+            dated = isinstance(start, exp.Cast) and start.to.this == exp.DataType.Type.DATE
+            before = exp.Sub(this=end, expression=exp.Interval(this=exp.Literal.string("1"),
+                                                               unit=exp.var("DAY" if dated else "MICROSECOND")))
+            return exp.Anonymous(this="sequence", expressions=[start, before, node.args["step"]])
         if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
             node.set("materialized", None)  # a planner hint Spark's parser rejects
             return node
