@@ -145,66 +145,6 @@ def test_differences_catches_what_it_must():
     assert differences({"a": [1, 2]}, {"a": [1]}) and differences({"a": 1}, {"b": 1})
 
 
-def _metrics(result) -> dict:
-    return json.loads(json.dumps(result.metrics(), default=str))
-
-
-def pack(ds) -> dict[str, dict]:
-    """Overview, customer value (pyramid) and complaints sections' metrics on ``ds`` (seed 42, 2026-10)."""
-    from workbench import complaints as C
-    from workbench import overview as O
-    from workbench import pyramid as pyr
-    from workbench.periods import parse_period
-
-    period = parse_period("2026-10")
-    out = {
-        "overview.tables": O.tables(ds, period), "overview.volumes": O.volumes(ds, period, months=24),
-        "overview.excluded": O.excluded(ds), "overview.missing": O.missing(ds), "overview.supported": O.supported(ds),
-    }
-    base = pyr.value_base(ds, dt.date(2026, 10, 31), period.start, pyr.value_options(n_boot=50, seed=42))
-    for name in ("value_overview", "pyramid_tiers", "concentration", "segment_matrix", "lifetime_value",
-                 "holdout_check", "layer_migration", "upgrade_potential"):
-        out[f"pyramid.{name}"] = getattr(pyr, name)(base)
-    h = C.handling_window(ds, period, 24, sla_hours=48, closed_statuses="", granularity="month")
-    out.update({
-        "complaints.rates": C.rates(ds, period, 24, "month"), "complaints.categories": C.categories(ds, period),
-        "complaints.trend": C.trend(ds, period, 24, "month", min_periods=6),
-        "complaints.alerts": C.alerts(ds, period, 24, "month"),
-        "complaints.handling": C.handling_performance(h, period), "complaints.handlers": C.handlers(h),
-        "complaints.timely": C.timely(ds, period, 24, "month"), "complaints.outcome_mix": C.outcome_mix(ds, period),
-        "complaints.churn": C.churn(ds, 90, ""), "complaints.silent": C.silent(ds, period, 0.10),
-    })
-    return {k: _metrics(v) for k, v in out.items()}
-
-
-@functools.cache
-def _duck_pack(sample_dir: Path) -> dict[str, dict]:
-    ds = open_dataset(sample_dir)
-    try:
-        started = time.perf_counter()
-        got = pack(ds)
-        TIMINGS["duckdb pack"] = time.perf_counter() - started
-        return got
-    finally:
-        ds.close()
-
-
-# ------------------------------------------------------------------ conformance
-@pytest.mark.slow
-def test_the_pack_conforms_across_engines(engine_ds, sample_dir):
-    """Overview, customer value and complaints: every metric equals DuckDB's (counts exact, floats 1e-9)."""
-    expected = _duck_pack(sample_dir)
-    started = time.perf_counter()
-    got = pack(engine_ds)
-    TIMINGS[f"{engine_ds._con.kind} pack"] = time.perf_counter() - started
-    problems = {k: differences(expected[k], got[k]) for k in expected}
-    problems = {k: v[:5] for k, v in problems.items() if v}
-    assert not problems, problems
-    # a section that computes nothing would conform trivially: these carry real numbers
-    assert expected["overview.volumes"] and expected["pyramid.lifetime_value"]["clv"]["n"] == 8000
-    print(json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
-
-
 def test_load_accounting_is_the_same(engine_ds, duck):
     """Every canonical table arrives with the rows DuckDB loaded; the engine's checks find nothing to drop."""
     for t in duck.tables:
