@@ -145,66 +145,6 @@ def test_differences_catches_what_it_must():
     assert differences({"a": [1, 2]}, {"a": [1]}) and differences({"a": 1}, {"b": 1})
 
 
-def _metrics(result) -> dict:
-    return json.loads(json.dumps(result.metrics(), default=str))
-
-
-def pack(ds) -> dict[str, dict]:
-    """Overview, customer value (pyramid) and complaints sections' metrics on ``ds`` (seed 42, 2026-10)."""
-    from workbench import complaints as C
-    from workbench import overview as O
-    from workbench import pyramid as pyr
-    from workbench.periods import parse_period
-
-    period = parse_period("2026-10")
-    out = {
-        "overview.tables": O.tables(ds, period), "overview.volumes": O.volumes(ds, period, months=24),
-        "overview.excluded": O.excluded(ds), "overview.missing": O.missing(ds), "overview.supported": O.supported(ds),
-    }
-    base = pyr.value_base(ds, dt.date(2026, 10, 31), period.start, pyr.value_options(n_boot=50, seed=42))
-    for name in ("value_overview", "pyramid_tiers", "concentration", "segment_matrix", "lifetime_value",
-                 "holdout_check", "layer_migration", "upgrade_potential"):
-        out[f"pyramid.{name}"] = getattr(pyr, name)(base)
-    h = C.handling_window(ds, period, 24, sla_hours=48, closed_statuses="", granularity="month")
-    out.update({
-        "complaints.rates": C.rates(ds, period, 24, "month"), "complaints.categories": C.categories(ds, period),
-        "complaints.trend": C.trend(ds, period, 24, "month", min_periods=6),
-        "complaints.alerts": C.alerts(ds, period, 24, "month"),
-        "complaints.handling": C.handling_performance(h, period), "complaints.handlers": C.handlers(h),
-        "complaints.timely": C.timely(ds, period, 24, "month"), "complaints.outcome_mix": C.outcome_mix(ds, period),
-        "complaints.churn": C.churn(ds, 90, ""), "complaints.silent": C.silent(ds, period, 0.10),
-    })
-    return {k: _metrics(v) for k, v in out.items()}
-
-
-@functools.cache
-def _duck_pack(sample_dir: Path) -> dict[str, dict]:
-    ds = open_dataset(sample_dir)
-    try:
-        started = time.perf_counter()
-        got = pack(ds)
-        TIMINGS["duckdb pack"] = time.perf_counter() - started
-        return got
-    finally:
-        ds.close()
-
-
-# ------------------------------------------------------------------ conformance
-@pytest.mark.slow
-def test_the_pack_conforms_across_engines(engine_ds, sample_dir):
-    """Overview, customer value and complaints: every metric equals DuckDB's (counts exact, floats 1e-9)."""
-    expected = _duck_pack(sample_dir)
-    started = time.perf_counter()
-    got = pack(engine_ds)
-    TIMINGS[f"{engine_ds._con.kind} pack"] = time.perf_counter() - started
-    problems = {k: differences(expected[k], got[k]) for k in expected}
-    problems = {k: v[:5] for k, v in problems.items() if v}
-    assert not problems, problems
-    # a section that computes nothing would conform trivially: these carry real numbers
-    assert expected["overview.volumes"] and expected["pyramid.lifetime_value"]["clv"]["n"] == 8000
-    print(json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
-
-
 def test_load_accounting_is_the_same(engine_ds, duck):
     """Every canonical table arrives with the rows DuckDB loaded; the engine's checks find nothing to drop."""
     for t in duck.tables:
@@ -414,6 +354,71 @@ def test_translation_hand_fixes():
     assert "UNIX_TIMESTAMP" not in translate("SELECT epoch(ts) FROM t", "spark")
 
 
+def test_parameters_go_to_their_places_in_text_order():
+    """A WITH query's ``?`` in order of the text (a tree walk gave the CTE's ``?`` a later value)."""
+    q = ("WITH t AS (SELECT * FROM x WHERE d <= ? AND s = '?'), w AS (SELECT sum(a) FILTER (WHERE d > ?) -- a ?\n"
+         " FROM t) SELECT * FROM w WHERE e <= ?")
+    got = translate(q, "postgres", ["2026-10-31", "2025-10-31", 3])
+    assert got.index("'2026-10-31'") < got.index("'2025-10-31'") and got.endswith("e <= 3")
+    assert "s = '?'" in got
+    with pytest.raises(ValueError):
+        translate("SELECT ? + ?", "postgres", [1])
+
+
+@pytest.mark.parametrize("duck, dialect, wanted", [
+    ("SELECT CAST(COALESCE(v.key, false) AS DOUBLE) FROM v", "postgres", "CAST(CAST(COALESCE(v.key, FALSE) AS INT)"),
+    ("SELECT list_position(['a', 'b'], c) FROM t", "postgres", "ARRAY_POSITION(ARRAY['a', 'b'], c)"),
+    ("SELECT list_position(['a', 'b'], c) FROM t", "spark", "NULLIF(ARRAY_POSITION(ARRAY('a', 'b'), c), 0)"),
+    ("SELECT b.* FROM b SEMI JOIN (SELECT c FROM k) k USING (c)", "postgres",
+     "FROM b WHERE EXISTS(SELECT 1 FROM (SELECT c FROM k) AS k WHERE k.c = b.c)"),
+    ("SELECT x FROM p SEMI JOIN q ON q.i = p.i WHERE x > 1", "postgres",
+     "WHERE x > 1 AND EXISTS(SELECT 1 FROM q AS q WHERE q.i = p.i)"),
+    ("SELECT round(sum(x), 6) FROM t", "postgres", "CAST(ROUND(CAST(SUM(x) AS DECIMAL), 6) AS DOUBLE PRECISION)"),
+    ("SELECT bit_count(bit_or(x)) FROM t", "postgres", "BIT_COUNT(CAST(BIT_OR(x) AS BIT(64)))"),
+    ("SELECT m FROM (SELECT unnest(range(DATE '2024-11-01', DATE '2025-02-01', INTERVAL 1 MONTH)) AS m)", "postgres",
+     "GENERATE_SERIES(CAST(CAST('2024-11-01' AS DATE) AS TIMESTAMP), CAST(CAST('2025-02-01' AS DATE) AS TIMESTAMP) "
+     "- INTERVAL '1 MICROSECOND', INTERVAL '1 MONTH')"),
+    ("SELECT min_by(c, d, 3) FROM t", "postgres", "(ARRAY_AGG(c ORDER BY d ASC, c) FILTER(WHERE d IS NOT NULL))[1:3]"),
+    ("SELECT arg_min(c, (d, e)) FROM t", "postgres", "(ARRAY_AGG(c ORDER BY d ASC, e ASC, c))[1]"),
+    ("SELECT min_by(c, d, 3) FROM t", "spark",
+     "TRANSFORM(SLICE(ARRAY_SORT(FILTER(COLLECT_LIST(STRUCT(d AS k, c AS v)), s -> NOT s.k IS NULL)), 1, 3), s -> s.v)"),
+    ("SELECT arg_min(c, (d, e)) FROM t", "spark", "MIN_BY(c, STRUCT(d, e))"),
+    ("SELECT date_diff('month', a, b) FROM t", "spark",
+     "((YEAR(CAST(b AS DATE)) - YEAR(CAST(a AS DATE))) * 12 + MONTH(CAST(b AS DATE)) - MONTH(CAST(a AS DATE)))"),
+    ("SELECT date_diff('day', a, b) FROM t", "spark", "DATEDIFF(CAST(b AS DATE), CAST(a AS DATE))"),
+    ("SELECT unnest(range(DATE '2024-11-01', DATE '2025-02-01', INTERVAL 1 MONTH)) AS m", "spark",
+     "EXPLODE(SEQUENCE(CAST('2024-11-01' AS DATE), CAST('2025-02-01' AS DATE) - INTERVAL '1' DAY, INTERVAL '1' MONTH))"),
+    ("WITH m AS MATERIALIZED (SELECT 1 AS r) SELECT quantile_cont(r, 0.8) FROM m", "spark",
+     "WITH m AS (SELECT 1 AS r) SELECT PERCENTILE(r, 0.8)"),
+])
+def test_more_hand_fixes(duck, dialect, wanted):
+    assert wanted in translate(duck, dialect)
+
+
+def test_hand_fixes_compute_what_duckdb_computes(engine_ds, duck):
+    """The fixes above run in the engine and give DuckDB's answer on small literal data."""
+    queries = [
+        "SELECT CAST(list_position(['a', 'b', 'c'], 'c') AS INTEGER) AS p, CAST(round(2.0 / 3, 6) AS DOUBLE) AS r",
+        "SELECT CAST(date_diff('month', DATE '2026-01-31', DATE '2026-02-01') AS INTEGER) AS m, "
+        "CAST(date_diff('day', TIMESTAMP '2026-03-07 23:00:00', TIMESTAMP '2026-03-08 01:00:00') AS INTEGER) AS d",
+        "SELECT CAST(m AS DATE) AS m FROM (SELECT unnest(range(DATE '2026-01-01', DATE '2026-04-01', "
+        "INTERVAL 1 MONTH)) AS m) ORDER BY 1",
+        "SELECT k, CAST(bit_count(bit_or(CAST(1 AS BIGINT) << v)) AS INTEGER) AS b, min_by(c, v, 2) AS two, "
+        "arg_min(c, (v, c)) AS first FROM (VALUES (1, 0, 'x'), (1, 3, 'y'), (1, 4, 'a'), (2, 5, 'z')) t(k, v, c) "
+        "GROUP BY k ORDER BY k",
+        "SELECT t.k FROM (VALUES (1), (2), (3)) t(k) SEMI JOIN (VALUES (2), (3), (3)) u(k) USING (k) ORDER BY 1",
+        "SELECT quantile_cont(v, 0.8) AS q FROM (VALUES (1.0), (2.0), (4.0), (8.0)) t(v)",
+    ]
+    for q in queries:
+        a, b = duck.sql(q), engine_ds.sql(q)
+        for col in a.columns:  # lists come back as numpy arrays or lists
+            a[col] = a[col].map(lambda x: list(x) if hasattr(x, "__len__") and not isinstance(x, str) else x)
+            b[col] = b[col].map(lambda x: list(x) if hasattr(x, "__len__") and not isinstance(x, str) else x)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=q)
+    # independent: 2026-01-31 → 02-01 crosses one month boundary; 23:00 → 01:00 one day boundary
+    assert engine_ds.sql(queries[1]).iloc[0].tolist() == [1, 1]
+
+
 # ------------------------------------------------------------------ what does not run there yet
 def test_a_query_the_engine_cannot_run_skips_the_analysis_in_plain_words():
     """Not every DuckDB construct translates yet: the analysis is skipped saying so, the notebook goes on."""
@@ -445,3 +450,137 @@ def test_an_untranslatable_query_on_a_real_server(engine_ds):
     with pytest.raises(NotOnThisEngine):
         engine_ds.sql("SELECT list_position(list_value(1, 2), 2) AS p, no_such_function_anywhere(1) AS q")
     assert engine_ds.sql("SELECT 1 AS one")["one"].tolist() == [1]  # the session is still usable
+
+
+# ------------------------------------------------------------------ the whole pack (issue 17, item 2)
+# The report pipeline itself (run_pack: every notebook executed by papermill, metrics.json rebuilt from the
+# page records) on each engine, English only: the metrics do not depend on the language (the zh pages
+# format the same numbers), and a second language would double the cost. CI runs it on the 8k fixture;
+# WORKBENCH_CONFORMANCE_SAMPLE=20k runs it on data/sample (20k customers, what the issue names; slower:
+# see the README's engine section for the measured cost).
+PACK_PARAMS = {"n_boot": 10}  # bootstrap draws (same seed on every engine): the metrics must agree at any count
+PACK_CPU: dict[str, float] = {}
+
+
+def _pack_data(request, tmp_path_factory) -> tuple[Path, str]:
+    """(dataset folder, period) for the conformance pack: the 8k fixture, or data/sample with the env switch."""
+    import os
+
+    if os.environ.get("WORKBENCH_CONFORMANCE_SAMPLE", "").lower() == "20k":
+        root = Path(__file__).resolve().parents[1] / "data" / "sample"
+        if not (root / "workbench.toml").exists():
+            pytest.skip("WORKBENCH_CONFORMANCE_SAMPLE=20k needs data/sample (make sample)")
+        window = json.loads((root / "TRUTH.json").read_text(encoding="utf-8"))["window"]
+        return root, window["month_labels"][-1]
+    return request.getfixturevalue("sample_dir"), "2026-10"
+
+
+@pytest.fixture(scope="session")
+def pack_source(request, tmp_path_factory):
+    """engine → the dataset argument of run_pack: the sample folder (DuckDB) or a workbench.toml for the engine."""
+    root, period = _pack_data(request, tmp_path_factory)
+    made: dict[str, Path] = {}
+
+    def get(kind: str) -> tuple[Path, str]:
+        if kind == "duckdb":
+            return root, period
+        if kind not in made:
+            duck = open_dataset(root)
+            try:
+                if kind == "postgres":
+                    url = request.getfixturevalue("pg_server").url
+                    es.load_postgres(duck, url, "pack")
+                    made[kind] = es.engine_config(root / "workbench.toml", tmp_path_factory.mktemp("pack_pg"),
+                                                  {"kind": "postgres", "url": url, "schema": "pack"},
+                                                  {t: {} for t in duck.tables})
+                else:
+                    request.getfixturevalue("spark_session")  # skips without pyspark/Java
+                    folder = tmp_path_factory.mktemp("pack_spark")
+                    files = es.write_parquet(duck, folder)
+                    made[kind] = es.engine_config(root / "workbench.toml", folder,
+                                                  {"kind": "spark", "master": "local[2]",
+                                                   "time_zone": SPARK_TIME_ZONE},
+                                                  {t: {"source": p.name} for t, p in files.items()})
+            finally:
+                duck.close()
+        return made[kind], period
+
+    return get
+
+
+def _run_whole_pack(data: Path, period: str, out: Path) -> tuple[dict, float]:
+    """run_pack in English; (metrics.json, CPU seconds of the pipeline and its notebook processes)."""
+    import resource
+
+    from workbench.reports import run_pack
+
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    started = cpu()
+    result = run_pack(data, period, lang="en", out=out, params=PACK_PARAMS, jobs=2, progress=False,
+                      plotly_js="folder")
+    spent = cpu() - started
+    failed = {r.name: (r.error or "")[-600:] for r in result.results if r.status != "ok"}
+    assert not failed, failed
+    return json.loads(result.metrics_path.read_text(encoding="utf-8")), spent
+
+
+def _comparable(metrics: dict) -> dict:
+    """The notebooks' part of metrics.json without run facts (times, titles, file names): what they found."""
+    keep = ("section", "status", "findings", "notes", "kpis", "metrics")
+    return {name: {k: entry.get(k) for k in keep} for name, entry in metrics["notebooks"].items()}
+
+
+@pytest.fixture(scope="session")
+def duck_pack(pack_source, tmp_path_factory):
+    data, period = pack_source("duckdb")
+    metrics, PACK_CPU["duckdb"] = _run_whole_pack(data, period, tmp_path_factory.mktemp("pack_duck"))
+    return metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "spark"])
+def test_the_whole_pack_conforms_across_engines(kind, pack_source, duck_pack, tmp_path):
+    """Every notebook of the pack runs on the engine, and metrics.json equals DuckDB's (counts exactly, floats to
+    1e-9 relative, the same bootstrap seeds); a section the engine skipped shows up as a key only DuckDB has."""
+    expected = _comparable(duck_pack)
+    assert len(expected) == len(list((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    # the reference carries real numbers: a pack of skipped sections would conform trivially
+    blob = json.dumps(expected)
+    for key in ("top20_revenue_share", "complaint_rate", "satisfaction_top_box", "segment_profiles"):
+        assert key in blob, key
+    if kind == "duckdb":
+        return
+    data, period = pack_source(kind)
+    got, PACK_CPU[kind] = _run_whole_pack(data, period, tmp_path / "reports")
+    got = _comparable(got)
+    problems = {name: differences(expected[name], got.get(name, {}))[:8] for name in expected}
+    problems = {k: v for k, v in problems.items() if v}
+    print(json.dumps({f"{k} CPU s": round(v, 1) for k, v in PACK_CPU.items()}))
+    assert not problems, problems
+
+
+def test_customer_filters_refuse_in_plain_words(engine_ds, duck):
+    """restrict() (the filter bar) is DuckDB-only yet: an empty filter is the dataset, a real one says why."""
+    from workbench.warehouse import NotOnThisEngine
+
+    assert engine_ds.restrict() is engine_ds and engine_ds.restrict(segment=None, region=[]) is engine_ds
+    with pytest.raises(NotOnThisEngine) as err:
+        engine_ds.restrict(segment="Premium")
+    engine = {"postgres": "PostgreSQL", "spark": "Spark"}[engine_ds._con.kind]
+    assert engine in err.value.reason("en") and "DuckDB" in err.value.reason("en")
+    assert engine in err.value.reason("zh") and "Customer" not in err.value.reason("zh")
+    assert (engine_ds.supports_filters, duck.supports_filters) == (False, True)
+
+
+def test_respondent_money_sums_are_rounded_so_ties_stay_ties(sample_ds):
+    """Engines add in different orders: unrounded per-respondent sums split ties in the rank correlations
+    (Spearman/Kendall of satisfaction and 12-month spend differed at 1e-6 on PostgreSQL with the 20k sample)."""
+    from workbench import loyalty as L
+
+    f = L.respondent_frame(sample_ds, end=dt.date(2026, 10, 31))
+    for col in ("spend_12m", "spend_after"):
+        x = f[col].dropna().to_numpy(dtype=float)
+        assert len(x) > 100 and np.array_equal(x, np.round(x, 6)), col

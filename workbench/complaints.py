@@ -1436,7 +1436,7 @@ def verbatims(ds: Dataset, start: Any, end_exclusive: Any, by: str = "category",
         ds.require("complaints", by)
     df = ds.sql(f"SELECT {grp} AS grp, text FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
                 f"AND opened_at < TIMESTAMP '{_date(end_exclusive)}' QUALIFY row_number() OVER "
-                f"(PARTITION BY {grp} ORDER BY hash(complaint_id || '{int(seed)}')) <= {int(max_texts)}")
+                f"(PARTITION BY {grp} ORDER BY md5(complaint_id || '{int(seed)}'), complaint_id) <= {int(max_texts)}")
     if by == "period":
         df["grp"] = [period_label(p, granularity) for p in df["grp"]]
     empty = int((df["text"].fillna("").astype(str).str.strip() == "").sum())
@@ -2742,7 +2742,7 @@ def words(ds: Dataset, period: Period, months: int = 3, seed: int = 42, max_text
     grp = "COALESCE(CAST(category AS VARCHAR), '–')"
     df = ds.sql(f"SELECT {grp} AS grp, text FROM complaints WHERE opened_at >= TIMESTAMP '{_date(start)}' "
                 f"AND opened_at < TIMESTAMP '{_date(end)}' QUALIFY row_number() OVER "
-                f"(PARTITION BY {grp} ORDER BY hash(complaint_id || '{int(seed)}')) <= {int(max_texts)}")
+                f"(PARTITION BY {grp} ORDER BY md5(complaint_id || '{int(seed)}'), complaint_id) <= {int(max_texts)}")
     import dataclasses
 
     res = text.compare_themes(df["text"], df["grp"], by="category", heading="complaints.section.verbatims",

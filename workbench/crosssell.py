@@ -528,13 +528,18 @@ def sequence(ds: Dataset, end: Any, min_first: int = 30) -> Sequence:
     g AS (SELECT customer_id, c, min(date) AS d FROM p GROUP BY 1, 2),
     f AS (SELECT customer_id, min_by(c, d, 3) AS cs, min_by(d, d, 3) AS ds FROM g GROUP BY 1),
     -- the two earliest categories are clear from their first dates unless dates tie: then (date, order, name)
-    clear AS (SELECT cs[1] AS first, CASE WHEN len(cs) > 1 THEN cs[2] END AS second FROM f
-              WHERE len(ds) = 1 OR (ds[1] < ds[2] AND (len(ds) = 2 OR ds[2] < ds[3]))),
-    tied AS (SELECT customer_id FROM f WHERE len(ds) > 1 AND NOT (ds[1] < ds[2] AND (len(ds) = 2 OR ds[2] < ds[3]))),
-    gt AS (SELECT customer_id, c, min(({key})) AS key FROM p SEMI JOIN tied USING (customer_id) GROUP BY 1, 2),
-    ft AS (SELECT min_by(c, key, 2) AS cs FROM gt GROUP BY customer_id)
+    clear AS (SELECT cs[1] AS first, CASE WHEN array_length(cs) > 1 THEN cs[2] END AS second FROM f
+              WHERE array_length(ds) = 1 OR (ds[1] < ds[2] AND (array_length(ds) = 2 OR ds[2] < ds[3]))),
+    tied AS (SELECT customer_id FROM f
+             WHERE array_length(ds) > 1 AND NOT (ds[1] < ds[2] AND (array_length(ds) = 2 OR ds[2] < ds[3]))),
+    -- each category's first (date, order, name), then the customer's two earliest (row_number: portable SQL)
+    gt AS (SELECT customer_id, c, date, order_id, row_number() OVER (PARTITION BY customer_id, c ORDER BY {key}) AS r
+           FROM p WHERE customer_id IN (SELECT customer_id FROM tied)),
+    ft AS (SELECT customer_id, c, row_number() OVER (PARTITION BY customer_id ORDER BY {key}) AS k FROM gt WHERE r = 1),
+    ftw AS (SELECT max(CASE WHEN k = 1 THEN c END) AS first, max(CASE WHEN k = 2 THEN c END) AS second
+            FROM ft WHERE k <= 2 GROUP BY customer_id)
     SELECT first, second, count(*) AS n
-    FROM (SELECT * FROM clear UNION ALL SELECT cs[1], cs[2] FROM ft) GROUP BY ALL"""
+    FROM (SELECT * FROM clear UNION ALL SELECT first, second FROM ftw) GROUP BY ALL"""
     raw = ds.sql(q)
     customers = int(raw["n"].sum())
     moved = raw.dropna(subset=["second"])

@@ -995,6 +995,9 @@ class Dataset:
     analysis can be skipped cleanly (see :meth:`require`).
     """
 
+    #: :meth:`restrict` (the customer filter bar) works on this dataset (not on the warehouse engines yet)
+    supports_filters = True
+
     def __init__(self, path: Path, meta: dict[str, Any], config: DatasetConfig | None = None):
         self.path = path
         self.meta = meta

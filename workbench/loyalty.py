@@ -374,20 +374,23 @@ def respondent_frame(ds: Dataset, end: dt.date | None = None, start: dt.date | N
             params.append(data_end)
         ctes.append(
             f"aft AS (SELECT s._rid, count(*) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS repeat_n, "
-            f"sum(t.amount) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS spend_after, "
-            f"sum(t.margin) FILTER (WHERE t.date <= s.date + {int(window_days)}) AS margin_after, "
+            f"round(sum(t.amount) FILTER (WHERE t.date <= s.date + {int(window_days)}), 6) AS spend_after, "
+            f"round(sum(t.margin) FILTER (WHERE t.date <= s.date + {int(window_days)}), 6) AS margin_after, "
             f"count(*) FILTER (WHERE t.date <= s.date + {int(churn_days)}) AS n_churn_window "
             f"FROM s JOIN pos t ON t.customer_id = s.customer_id AND t.date > s.date "
             f"AND t.date <= s.date + {int(horizon)} GROUP BY s._rid)")
+        # sums rounded to 1e-6: engines (and parallel runs) add in different orders, and a last-bit difference
+        # split ties that rank correlations and the key-customer bar must see as ties
         ctes.append(
-            "bef AS (SELECT s._rid, count(*) AS freq_12m, sum(t.amount) AS spend_12m, sum(t.margin) AS margin_12m "
+            "bef AS (SELECT s._rid, count(*) AS freq_12m, round(sum(t.amount), 6) AS spend_12m, "
+            "round(sum(t.margin), 6) AS margin_12m "
             "FROM s JOIN pos t ON t.customer_id = s.customer_id AND t.date > s.date - 365 AND t.date <= s.date "
             "GROUP BY s._rid)")
         ctes.append("cst AS (SELECT customer_id, min(date) AS first_buy, "
                     "sum(discount) / NULLIF(sum(amount + discount), 0) AS discount_share FROM pos GROUP BY 1)")
         # key customers: revenue in the last 365 days at or above the (1 - key_share) quantile of all buyers
         last_year = f"AND date > DATE '{data_end}' - 365 AND date <= DATE '{data_end}'" if data_end is not None else ""
-        ctes.append(f"rev AS (SELECT customer_id, sum(amount) AS rev FROM transactions WHERE amount > 0 {last_year} "
+        ctes.append(f"rev AS (SELECT customer_id, round(sum(amount), 6) AS rev FROM transactions WHERE amount > 0 {last_year} "
                     f"GROUP BY 1)")
         ctes.append(f"val AS (SELECT r.customer_id, r.rev >= (SELECT quantile_cont(rev, {1 - float(key_share)}) "
                     f"FROM rev) AS key FROM rev r WHERE r.customer_id IN (SELECT customer_id FROM s))")

@@ -370,6 +370,11 @@ class NotebookContext:
             return None
         from workbench import widgets
 
+        if not self._base.supports_filters:  # warehouse engines: the period menu only, and why
+            from workbench.warehouse import NotOnThisEngine
+
+            viz.note(NotOnThisEngine(self._base._con.kind, "filters").reason(self.lang))
+            return widgets.filter_bar(self, customers=False)
         return widgets.filter_bar(self)
 
     def picker(self) -> Any:

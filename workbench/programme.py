@@ -1522,22 +1522,23 @@ def _active_after(ds: Dataset, stayed: str, days: int, end: dt.date) -> pd.DataF
         got = ds.sql(f"""
             WITH cm AS (SELECT customer_id, month, first_day, last_day FROM {customer_months(ds, end)}
                         WHERE customer_id IN (SELECT customer_id FROM members)),
-            nx AS (SELECT s.move, s.review, cm.month, cm.first_day
-                   FROM {stayed} s ASOF LEFT JOIN cm ON s.customer_id = cm.customer_id AND s.review <= cm.last_day)
-            SELECT move, count(*) AS n,
-                   count(*) FILTER (WHERE month = CAST(date_trunc('month', review) AS DATE)
-                                    OR first_day < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
-            FROM nx GROUP BY 1""")
+            st AS (SELECT customer_id, review, move FROM {stayed} s0),
+            -- any such month decides as the first one would (a later one starts after the first ends)
+            hit AS (SELECT DISTINCT s.customer_id, s.review FROM st s JOIN cm ON s.customer_id = cm.customer_id
+                    AND s.review <= cm.last_day AND (cm.month = CAST(date_trunc('month', s.review) AS DATE)
+                                                     OR cm.first_day < CAST(s.review AS DATE) + INTERVAL {int(days)} DAY))
+            SELECT s.move, count(*) AS n, count(h.customer_id) AS active_after
+            FROM st s LEFT JOIN hit h ON h.customer_id = s.customer_id AND h.review = s.review GROUP BY 1""")
     elif ds.has("transactions", "customer_id", "date"):
         got = ds.sql(f"""
             WITH tx AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions
                         WHERE customer_id IN (SELECT customer_id FROM members) AND date IS NOT NULL
                         AND CAST(date AS DATE) <= DATE '{end.isoformat()}'),
-            nx AS (SELECT s.move, s.review, tx.d AS next_d
-                   FROM {stayed} s ASOF LEFT JOIN tx ON s.customer_id = tx.customer_id AND s.review <= tx.d)
-            SELECT move, count(*) AS n,
-                   count(*) FILTER (WHERE next_d < CAST(review AS DATE) + INTERVAL {int(days)} DAY) AS active_after
-            FROM nx GROUP BY 1""")
+            st AS (SELECT customer_id, review, move FROM {stayed} s0),
+            hit AS (SELECT DISTINCT s.customer_id, s.review FROM st s JOIN tx ON s.customer_id = tx.customer_id
+                    AND s.review <= tx.d AND tx.d < CAST(s.review AS DATE) + INTERVAL {int(days)} DAY)
+            SELECT s.move, count(*) AS n, count(h.customer_id) AS active_after
+            FROM st s LEFT JOIN hit h ON h.customer_id = s.customer_id AND h.review = s.review GROUP BY 1""")
     if got.empty:
         return pd.DataFrame({"move": ["up", "same", "down"], "n": 0, "active_after": 0,
                              "share_active": np.nan, "ci_low": np.nan, "ci_high": np.nan})

@@ -101,10 +101,11 @@ def _alias_subqueries(tree: exp.Expression) -> exp.Expression:
 
 
 def _is_boolean(node: exp.Expression) -> bool:
-    """A condition (comparison, AND/OR/NOT, TRUE/FALSE), also inside parentheses or COALESCE(cond, …)."""
+    """A condition (comparison, AND/OR/NOT, TRUE/FALSE), also inside parentheses or COALESCE(…) with a condition
+    or TRUE/FALSE among its arguments (``COALESCE(flag_column, false)``)."""
     node = node.unnest() if isinstance(node, exp.Paren) else node
     if isinstance(node, exp.Coalesce):
-        return _is_boolean(node.this)
+        return any(_is_boolean(a) for a in [node.this, *node.expressions])
     return isinstance(node, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean))
 
 
@@ -124,6 +125,33 @@ def _pg_functions(tree: exp.Expression) -> exp.Expression:
     ``y`` present (DuckDB skips NULL ``y`` too); ties go to ``x``'s own order so the pick is stable.
     """
     def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and isinstance(node.expression, exp.Tuple):
+            # arg_min(x, (a, b, c)): DuckDB compares the key as a struct (never NULL as a whole)
+            x = node.this.sql("postgres")
+            keys = ", ".join(f"{k.sql('postgres')} {'DESC' if isinstance(node, exp.ArgMax) else 'ASC'}"
+                             for k in node.expression.expressions)
+            return sqlglot.parse_one(f"((array_agg({x} ORDER BY {keys}, {x}))[1])", read="postgres")
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and node.args.get("count"):
+            # min_by(x, y, n): the n values of x with the smallest y, as an array in y order
+            x, y, n = (node.this.sql("postgres"), node.expression.sql("postgres"), node.args["count"].sql("postgres"))
+            way = "DESC" if isinstance(node, exp.ArgMax) else "ASC"
+            return sqlglot.parse_one(f"((array_agg({x} ORDER BY {y} {way}, {x}) FILTER (WHERE {y} IS NOT NULL))[1:{n}])",
+                                     read="postgres")
+        if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+            # PostgreSQL rounds to decimals only a NUMERIC (half away from zero, as DuckDB rounds a DOUBLE)
+            return exp.cast(exp.Round(this=exp.cast(node.this, exp.DataType.build("DECIMAL")),
+                                      decimals=node.args["decimals"]), exp.DataType.build("DOUBLE"))
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "bit_count":
+            return exp.Anonymous(this="bit_count", expressions=[exp.cast(node.expressions[0],
+                                                                         exp.DataType.build("BIT(64)", dialect="postgres"))])
+        if isinstance(node, exp.Explode) and isinstance(node.this, exp.GenerateSeries):
+            # unnest(range(DATE a, DATE b, INTERVAL …)): PostgreSQL's generate_series is a set already; on
+            # timestamps without time zone (on dates it would pick the time-zone-aware variant)
+            gs, ts = node.this, exp.DataType.build("TIMESTAMP")
+            end = exp.cast(gs.args["end"], ts)
+            if gs.args.get("is_end_exclusive"):  # range() stops before its end
+                end = exp.Sub(this=end, expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("MICROSECOND")))
+            return exp.GenerateSeries(start=exp.cast(gs.args["start"], ts), end=end, step=gs.args.get("step"))
         if isinstance(node, exp.Contains):
             return sqlglot.parse_one(f"(strpos({node.this.sql('postgres')}, {node.expression.sql('postgres')}) > 0)",
                                      read="postgres")
@@ -132,6 +160,48 @@ def _pg_functions(tree: exp.Expression) -> exp.Expression:
             way = "DESC" if isinstance(node, exp.ArgMax) else "ASC"
             return sqlglot.parse_one(f"((array_agg({x} ORDER BY {y} {way}, {x}) FILTER (WHERE {y} IS NOT NULL))[1])",
                                      read="postgres")
+        return node
+    return tree.transform(fix)
+
+
+_BOUNDARY = {"DAY": "datediff({b}, {a})", "MONTH": "((year({b}) - year({a})) * 12 + month({b}) - month({a}))",
+             "QUARTER": "((year({b}) - year({a})) * 4 + quarter({b}) - quarter({a}))", "YEAR": "(year({b}) - year({a}))"}
+
+
+def _spark_functions(tree: exp.Expression) -> exp.Expression:
+    """On Spark: DuckDB ``min_by(x, y, n)`` / ``max_by`` (an array of n), a struct key ``arg_min(x, (a, b))``,
+    ``date_diff`` in days, months, quarters or years as boundaries crossed (DuckDB's meaning),
+    ``quantile_cont`` as ``percentile`` and ``AS MATERIALIZED`` dropped."""
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.GenerateSeries) and node.args.get("is_end_exclusive"):
+            # range(DATE a, DATE b, step) stops before b: sequence() includes its end (sqlglot's own rewrite
+            # guards the step with a comparison of an interval and 0, which Spark rejects)
+            start, end = node.args["start"], node.args["end"]
+            dated = isinstance(start, exp.Cast) and start.to.this == exp.DataType.Type.DATE
+            before = exp.Sub(this=end, expression=exp.Interval(this=exp.Literal.string("1"),
+                                                               unit=exp.var("DAY" if dated else "MICROSECOND")))
+            return exp.Anonymous(this="sequence", expressions=[start, before, node.args["step"]])
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            node.set("materialized", None)  # a planner hint Spark's parser rejects
+            return node
+        if isinstance(node, exp.PercentileCont) and node.expression is not None:
+            # quantile_cont(x, q): Spark's percentile(x, q) interpolates linearly, as DuckDB does
+            return exp.Anonymous(this="percentile", expressions=[node.this, node.expression])
+        if isinstance(node, exp.DateDiff) and (node.unit.name if node.unit else "DAY").upper() in _BOUNDARY:
+            # DuckDB counts unit boundaries crossed; Spark's datediff(MONTH, …) counts whole units elapsed
+            a, b = (exp.cast(e, exp.DataType.build("DATE")).sql("spark") for e in (node.expression, node.this))
+            unit = (node.unit.name if node.unit else "DAY").upper()
+            return sqlglot.parse_one(_BOUNDARY[unit].format(a=a, b=b), read="spark")
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and isinstance(node.expression, exp.Tuple):
+            node = node.copy()
+            node.set("expression", exp.Struct(expressions=node.expression.expressions))
+            return node
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and node.args.get("count"):
+            x, y, n = node.this.sql("spark"), node.expression.sql("spark"), node.args["count"].sql("spark")
+            arr = f"array_sort(filter(collect_list(struct({y} AS k, {x} AS v)), s -> s.k IS NOT NULL))"
+            if isinstance(node, exp.ArgMax):
+                arr = f"reverse({arr})"
+            return sqlglot.parse_one(f"transform(slice({arr}, 1, {n}), s -> s.v)", read="spark")
         return node
     return tree.transform(fix)
 
@@ -153,15 +223,54 @@ def _spark_epoch(tree: exp.Expression) -> exp.Expression:
     return tree.transform(fix)
 
 
+def _list_position(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """DuckDB ``list_position(list, x)`` (1-based, NULL when absent) as ``array_position`` (Spark: 0 when absent)."""
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "list_position":
+            pos = exp.Anonymous(this="array_position", expressions=node.expressions)
+            return exp.Nullif(this=pos, expression=exp.Literal.number(0)) if dialect == "spark" else pos
+        return node
+    return tree.transform(fix)
+
+
+def _semi_joins(tree: exp.Expression) -> exp.Expression:
+    """``FROM a SEMI JOIN b USING (k)`` / ``ON …`` (DuckDB, Spark) as ``WHERE EXISTS`` (PostgreSQL).
+
+    The left side is the FROM relation (the only shape the analyses use: a SEMI JOIN right after FROM).
+    """
+    for select in list(tree.find_all(exp.Select)):
+        joins = select.args.get("joins") or []
+        semis = [j for j in joins if (j.args.get("kind") or "").upper() == "SEMI"]
+        if not semis:
+            continue
+        left = select.args["from_"].this if "from_" in select.args else select.args["from"].this
+        lname = left.alias_or_name
+        for i, j in enumerate(semis):
+            right = j.this.copy()
+            alias = right.alias_or_name or f"_wb_semi{i}"
+            if not right.alias:
+                right = exp.alias_(right, alias, table=True)
+            if j.args.get("using"):
+                cond = exp.and_(*[exp.EQ(this=exp.column(u.name, table=alias), expression=exp.column(u.name, table=lname))
+                                  for u in j.args["using"]])
+            else:
+                cond = j.args["on"]
+            exists = exp.Exists(this=exp.select("1").from_(right).where(cond))
+            select.where(exists, copy=False)
+        select.set("joins", [j for j in joins if j not in semis] or None)
+    return tree
+
+
 @lru_cache(maxsize=4096)
 def _translate_cached(sql: str, dialect: str) -> str | None:
     tree = sqlglot.parse_one(sql, read="duckdb")
     if isinstance(tree, exp.Set):  # DuckDB session settings (progress bar …) mean nothing elsewhere
         return None
+    tree = _list_position(tree, dialect)
     if dialect == "postgres":
-        tree = _pg_functions(_bool_casts(_alias_subqueries(_group_by_all(tree))))
+        tree = _pg_functions(_bool_casts(_alias_subqueries(_semi_joins(_group_by_all(tree)))))
     if dialect == "spark":
-        tree = _spark_epoch(tree)
+        tree = _spark_functions(_spark_epoch(tree))
     return tree.sql(dialect)
 
 
@@ -176,18 +285,37 @@ def translate(sql: str, dialect: str, params: list | tuple | None = None) -> str
     statements dropped.
     """
     if params:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-        values = iter(params)
-        tree = tree.transform(lambda n: _literal(next(values)) if isinstance(n, exp.Placeholder) else n)
-        sql = tree.sql("duckdb")
+        sql = _inline_params(sql, params)
     return _translate_cached(sql, dialect)
 
 
+def _inline_params(sql: str, params: list | tuple) -> str:
+    """``?`` placeholders replaced by literals in the order they appear in the text.
+
+    Token positions, not the parse tree: a tree walk visits a WITH clause's CTEs after the main SELECT's
+    list, which sent the first parameter to a later ``?``; ``?`` inside strings and comments is no token.
+    """
+    from sqlglot.tokens import TokenType
+
+    dialect = sqlglot.Dialect.get_or_raise("duckdb")
+    marks = [t for t in dialect.tokenize(sql) if t.token_type == TokenType.PLACEHOLDER and t.text == "?"]
+    if len(marks) != len(params):
+        raise ValueError(f"{len(params)} parameter(s) for {len(marks)} placeholder(s)")
+    out, pos = [], 0
+    for tok, value in zip(marks, params, strict=True):
+        out += [sql[pos:tok.start], _literal(value).sql("duckdb")]
+        pos = tok.end + 1
+    return "".join(out) + sql[pos:]
+
+
 # ------------------------------------------------------------------ results
-def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
-    """pandas with DuckDB's column types: decimals as doubles, time-zone-aware timestamps as local wall time."""
+def _arrow_to_pandas(table: pa.Table, numpy: bool = False) -> Any:
+    """pandas with DuckDB's column types: decimals as doubles, time-zone-aware timestamps as local wall time.
+
+    ``numpy``: DuckDB's ``fetchnumpy`` instead (a column with NULLs is a masked array, as the analyses expect).
+    """
     if not table.num_columns:
-        return pd.DataFrame()
+        return {} if numpy else pd.DataFrame()
     cols = []
     for col in table.columns:
         if pa.types.is_decimal(col.type):
@@ -198,6 +326,9 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     fixed = pa.Table.from_arrays(cols, names=[f"c{i}" for i in range(len(cols))])
     con = duckdb.connect()
     try:
+        if numpy:
+            got = con.from_arrow(fixed).fetchnumpy()
+            return {name: got[f"c{i}"] for i, name in enumerate(table.column_names)}
         df = con.from_arrow(fixed).df()
     finally:
         con.close()
@@ -223,8 +354,7 @@ class Result:
         return _arrow_to_pandas(self.arrow)
 
     def fetchnumpy(self) -> dict[str, Any]:
-        df = self.df()
-        return {c: df[c].to_numpy() for c in df.columns}
+        return _arrow_to_pandas(self.arrow, numpy=True)
 
 
 _EMPTY = pa.table({})
@@ -237,8 +367,8 @@ class NotOnThisEngine(results.Unsupported):
     prefix = "core.engine."
     default_table = "transactions"
 
-    def __init__(self, kind: str):
-        super().__init__("unsupported", engine={"postgres": "PostgreSQL", "spark": "Spark"}.get(kind, kind))
+    def __init__(self, kind: str, key: str = "unsupported"):
+        super().__init__(key, engine={"postgres": "PostgreSQL", "spark": "Spark"}.get(kind, kind))
 
 
 class Connection:
@@ -704,11 +834,15 @@ class WarehouseDataset(Dataset):
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         return self._con.execute(query, params).df()
 
+    supports_filters = False
+
     def restrict(self, **where: Any) -> Dataset:
+        """The whole dataset for an empty filter; a customer filter is refused in plain words (DuckDB only yet:
+        the filtered views would need a second session per filter in the engine)."""
         merged = {k: v for k, v in where.items() if v not in (None, [], ())}
         if not merged:
             return self
-        raise NotImplementedError(f"customer filters run on DuckDB only for now (engine {self._con.kind})")
+        raise NotOnThisEngine(self._con.kind, "filters")
 
     def close(self) -> None:
         self._con.close()
