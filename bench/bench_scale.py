@@ -48,7 +48,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, _child
+from _common import ROOT
 
 OUT = ROOT / "bench" / "out" / "scale"
 TARGET_PER_CUSTOMER = 1.5  # time per customer at the largest DuckDB size / at the smallest (>= 1M)
@@ -93,25 +93,26 @@ def _reset_hwm(pid: int | str = "self") -> None:
         pass
 
 
-def _cpu(pids: list[int]) -> float:
-    """CPU seconds of this process and of ``pids`` (user + system, all threads)."""
+def _cpu(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds (user + system, all threads) of this process, and of ``pids`` (the JVM) together."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    total = r.ru_utime + r.ru_stime
+    own = total = r.ru_utime + r.ru_stime
     for pid in pids:
         try:
             f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return own, total - own
 
 
 class Meter:
     """Wall, CPU and peak memory of labelled stages; a stage that fails or is skipped is recorded so."""
 
-    def __init__(self) -> None:
+    def __init__(self, save: Any = None) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self.jvms: list[int] = []
+        self.save = save  # called after each stage: a long run leaves its figures so far on disk
 
     def peak_gib(self) -> float:
         return (_hwm_kib() + sum(_hwm_kib(p) for p in self.jvms)) / 1024 ** 2
@@ -131,9 +132,13 @@ class Meter:
         except Exception as exc:  # noqa: BLE001 - recorded: which analyses do not run on this engine yet
             status, why = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         self.jvms = self.jvms or _jvms()
-        row = {"wall": time.perf_counter() - t0, "cpu": _cpu(self.jvms) - c0, "peak_gib": self.peak_gib(),
-               "status": status, "why": why}
+        c1 = _cpu(self.jvms)
+        # cpu_py: this Python process (pandas, models, DuckDB's threads); cpu_jvm: Spark's driver JVM
+        row = {"wall": time.perf_counter() - t0, "cpu": sum(c1) - sum(c0), "cpu_py": c1[0] - c0[0],
+               "cpu_jvm": c1[1] - c0[1], "peak_gib": self.peak_gib(), "status": status, "why": why}
         self.rows[label] = row
+        if self.save:
+            self.save()
         print(f"  {label:<24} {row['wall']:8.2f} s  CPU {row['cpu']:8.2f} s  peak {row['peak_gib']:5.2f} GiB  "
               f"{status}{(': ' + why[:160]) if why else ''}", flush=True)
         return out
@@ -182,7 +187,8 @@ BARE = ("SELECT customer_id, count(*) AS n, sum(amount) AS revenue, min(date) AS
 
 
 def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str, Any]:
-    """Open ``data`` on ``engine`` and time the stages (see the module docstring)."""
+    """Open ``data`` on ``engine`` and time the stages (see the module docstring); the figures so far are
+    written to ``bench/out/scale/<engine>_<folder>.json`` after every stage (``"complete": false``)."""
     from workbench import clv
     from workbench import complaints as C
     from workbench import crosssell as xs
@@ -198,15 +204,27 @@ def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str
     month = last_month(data)
     period = parse_period(month)
     end = period.end
-    m = Meter()
+    run: dict[str, Any] = {"data": str(data), "engine": engine, "customers": 0, "transactions": 0,
+                           "period": month, "settings": {}, "load": {}, "fit": {}, "complete": False}
+
+    def save() -> None:
+        run.update(stages=m.rows, peak_gib=max(r["peak_gib"] for r in m.rows.values()), loadavg=os.getloadavg(),
+                   ru_maxrss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+                   when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        (OUT / f"{engine}_{data.name}.json").write_text(json.dumps(run, indent=1, default=str), encoding="utf-8")
+
+    m = Meter(save)
     print(f"{data} on {engine}: period {month}", flush=True)
-    load: dict[str, Any] = {}
+    load: dict[str, Any] = run["load"]
     if engine == "duckdb":
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        _child("import sys; from workbench.engine import open_dataset; open_dataset(sys.argv[1]).close()", str(data))
+        proc = subprocess.run([sys.executable, "-c", "import sys; from workbench.engine import open_dataset; "
+                               "open_dataset(sys.argv[1]).close()", str(data)], capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"loading {data} failed:\n{proc.stderr[-3000:]}")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        load = {"wall": time.perf_counter() - t0, "peak_gib": after.ru_maxrss / 1024 ** 2,
+        load |= {"wall": time.perf_counter() - t0, "peak_gib": after.ru_maxrss / 1024 ** 2,
                 "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
         print(f"  cache build / check (own process) {load['wall']:.1f} s, CPU {load['cpu']:.1f} s, "
               f"peak {load['peak_gib']:.2f} GiB", flush=True)
@@ -229,6 +247,7 @@ def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str
     customers = int(ds.sql("SELECT count(*) AS n FROM customers")["n"].iloc[0])
     tx = int(ds.sql("SELECT count(*) AS n FROM transactions")["n"].iloc[0])
     print(f"  {customers:,} customers, {tx:,} transactions; settings {settings}", flush=True)
+    run.update(customers=customers, transactions=tx, settings={k: str(v) for k, v in settings.items()})
 
     m("bare scan", lambda: ds.sql(BARE))
     m("overview", lambda: [O.tables(ds, period), O.volumes(ds, period, months=24), O.missing(ds)])
@@ -275,12 +294,9 @@ def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str
         fit["cpu"] = m.rows["purchase-model fit"]["cpu"]
     m("bare scan (again)", lambda: ds.sql(BARE))
     ds.close()
-    load_avg = os.getloadavg()
-    return {"data": str(data), "engine": engine, "customers": customers, "transactions": tx, "period": month,
-            "settings": {k: str(v) for k, v in settings.items()}, "load": load, "stages": m.rows, "fit": fit,
-            "peak_gib": max(r["peak_gib"] for r in m.rows.values()), "loadavg": load_avg,
-            "ru_maxrss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
-            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    run["complete"] = True
+    save()
+    return run
 
 
 # ------------------------------------------------------------------ report
@@ -298,23 +314,31 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / den if den else float("nan")
 
 
+def split(row: dict[str, Any]) -> str:
+    """`` (CPU Python a + JVM b)`` for a Spark stage, else nothing."""
+    return f"  (CPU Python {row['cpu_py']:.1f} + JVM {row['cpu_jvm']:.1f})" if row.get("cpu_jvm") else ""
+
+
 def report(runs: list[dict[str, Any]]) -> bool:
     """Print the per-run tables and the per-engine growth; return whether the DuckDB targets are met."""
     ok = True
+    runs = [r for r in runs if r.get("customers")]
     for run in runs:
         n, base, base_cpu = run["customers"], baseline(run), baseline(run, "cpu")
-        print(f"\n{run['engine']} {n:,} customers, {run['transactions']:,} transactions ({run['data']}); "
+        print(f"\n{run['engine']} {n:,} customers, {run['transactions']:,} transactions ({run['data']})"
+              f"{'' if run.get('complete', True) else ' INCOMPLETE (stopped or still running)'}; "
               f"load average {', '.join(f'{x:.1f}' for x in run['loadavg'])} at the end; {run['settings']}")
         print(f"  {'stage':<24} {'wall s':>8} {'CPU s':>8} {'peak GiB':>8} {'us/cust':>8} {'x scan':>7} {'CPU x':>6}")
         for label, r in run["stages"].items():
             print(f"  {label:<24} {r['wall']:8.2f} {r['cpu']:8.2f} {r['peak_gib']:8.2f} {r['wall'] / n * 1e6:8.2f} "
                   f"{r['wall'] / base:7.1f} {r['cpu'] / base_cpu if base_cpu > 0 else float('nan'):6.1f}  "
-                  f"{'' if r['status'] == 'ok' else r['status']}")
+                  f"{'' if r['status'] == 'ok' else r['status']}"
+                  f"{split(r)}")
         total = sum(run["stages"][s]["wall"] for s in STAGES if s in run["stages"])
         total_cpu = sum(run["stages"][s]["cpu"] for s in STAGES if s in run["stages"])
         print(f"  {'analyses total':<24} {total:8.2f} {total_cpu:8.2f} {run['peak_gib']:8.2f} {total / n * 1e6:8.2f} "
               f"{total / base:7.1f} {total_cpu / base_cpu if base_cpu > 0 else float('nan'):6.1f}")
-        if run["fit"]:
+        if run["fit"].get("triples"):
             f = run["fit"]
             print(f"  purchase-model fit: {f['customers']:,} customers -> {f['triples']:,} unique (x, t_x, T) "
                   f"triples; fit {f['seconds']:.2f} s (CPU {f['cpu']:.2f} s)")
@@ -340,7 +364,7 @@ def report(runs: list[dict[str, Any]]) -> bool:
             pw = (wall[-1] / ns[-1]) / (wall[0] / ns[0])
             pc = (cpu[-1] / ns[-1]) / (cpu[0] / ns[0]) if cpu[0] > 0 else float("nan")
             print(f"  {label:<24} {slope(ns, wall):8.2f} {slope(ns, cpu):8.2f} {pw:12.2f}x {pc:11.2f}x")
-        fits = [r["fit"] for r in mine if r["fit"]]
+        fits = [r["fit"] for r in mine if r["fit"].get("triples")]
         if fits:
             print("  purchase-model fit: " + "; ".join(f"{f['customers']:,} customers, {f['triples']:,} triples, "
                                                        f"{f['seconds']:.2f} s" for f in fits))
@@ -371,10 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WORKBENCH_CACHE_DIR", str(ROOT / "bench" / "out" / "cache"))
     if args.one:
-        run = run_one(Path(args.one[0]).resolve(), args.one[1], args.spark_memory, args.master)
-        path = OUT / f"{run['engine']}_{run['customers']}.json"
-        path.write_text(json.dumps(run, indent=1), encoding="utf-8")
-        print(f"wrote {path}")
+        data = Path(args.one[0]).resolve()
+        run_one(data, args.one[1], args.spark_memory, args.master)
+        print(f"wrote {OUT / f'{args.one[1]}_{data.name}.json'}")
         return 0
     if args.report:
         return 0 if report([json.loads(p.read_text(encoding="utf-8")) for p in args.report]) else 1
@@ -397,8 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"run failed: {d} on {engine} (exit {proc.returncode})", flush=True)
                 failed = True
                 continue
-            runs.append(json.loads(sorted(OUT.glob(f"{engine}_*.json"), key=lambda p: p.stat().st_mtime)[-1]
-                                   .read_text(encoding="utf-8")))
+            runs.append(json.loads((OUT / f"{engine}_{d.resolve().name}.json").read_text(encoding="utf-8")))
     ok = report(runs) if runs else False
     return 0 if ok and not failed else 1
 
