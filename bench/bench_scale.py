@@ -383,6 +383,29 @@ def report(runs: list[dict[str, Any]]) -> bool:
     return ok
 
 
+def markdown(runs: list[dict[str, Any]]) -> None:
+    """The runs side by side as a Markdown table per engine (for docs/scaling.md): wall s / CPU s / peak GiB
+    per stage and size, and microseconds of CPU per customer."""
+    for engine in sorted({r["engine"] for r in runs if r.get("customers")}):
+        mine = sorted((r for r in runs if r["engine"] == engine and r.get("customers")), key=lambda r: r["customers"])
+        head = " | ".join(f"{r['customers'] / 1e6:g}M{'' if r.get('complete', True) else ' (incomplete)'}"
+                          for r in mine)
+        print(f"\n**{engine}** — wall s / CPU s / peak GiB (CPU µs per customer)\n")
+        print(f"| stage | {head} |\n|---|{'---|' * len(mine)}")
+        for label in ["load (cache build)", "open", "cache tables", "bare scan", *STAGES, "bare scan (again)"]:
+            cells = []
+            for r in mine:
+                row = r["load"] if label == "load (cache build)" else r["stages"].get(label)
+                if not row:
+                    cells.append("—")
+                    continue
+                flag = "" if row.get("status", "ok") == "ok" else f" *{row['status']}*"
+                cells.append(f"{row['wall']:.1f} / {row['cpu']:.1f} / {row['peak_gib']:.2f} "
+                             f"({row['cpu'] / r['customers'] * 1e6:.1f}){flag}")
+            if any(c != "—" for c in cells):
+                print(f"| {label} | {' | '.join(cells)} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, nargs="+", help="dataset folders (default: generated 20k and 100k samples)")
@@ -390,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark-memory", default="6g", help="spark.driver.memory for the local Spark runs")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--report", type=Path, nargs="+", help="only print the report of these run JSON files")
+    ap.add_argument("--markdown", action="store_true", help="with --report: also print Markdown tables")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child: DATA ENGINE, JSON to bench/out/scale
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -400,7 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {OUT / f'{args.one[1]}_{data.name}.json'}")
         return 0
     if args.report:
-        return 0 if report([json.loads(p.read_text(encoding="utf-8")) for p in args.report]) else 1
+        runs = [json.loads(p.read_text(encoding="utf-8")) for p in args.report]
+        ok = report(runs)
+        if args.markdown:
+            markdown(runs)
+        return 0 if ok else 1
     data = args.data
     if not data:  # small generated samples: make bench finishes in minutes
         from _common import ensure_sample
