@@ -135,7 +135,8 @@ class Meter:
         c1 = _cpu(self.jvms)
         # cpu_py: this Python process (pandas, models, DuckDB's threads); cpu_jvm: Spark's driver JVM
         row = {"wall": time.perf_counter() - t0, "cpu": sum(c1) - sum(c0), "cpu_py": c1[0] - c0[0],
-               "cpu_jvm": c1[1] - c0[1], "peak_gib": self.peak_gib(), "status": status, "why": why}
+               "cpu_jvm": c1[1] - c0[1], "peak_gib": self.peak_gib(), "peak_py_gib": _hwm_kib() / 1024 ** 2,
+               "status": status, "why": why}
         self.rows[label] = row
         if self.save:
             self.save()
