@@ -237,13 +237,17 @@ def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str
         from pyspark.sql import SparkSession
 
         # the driver JVM starts here, with its memory; the workbench's session reuses it (getOrCreate)
+        # with the settings the workbench's own builder gives a fresh session (warehouse.SparkConnection): its
+        # per-dataset session (newSession) takes them from the context, not from this session
         SparkSession.builder.master(master).config("spark.driver.memory", spark_memory) \
+            .config("spark.sql.ansi.enabled", "false").config("spark.sql.shuffle.partitions", "4") \
             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate() \
             .sparkContext.setLogLevel("ERROR")
         toml = spark_config(data, OUT / f"spark_config_{data.name}", master)
         ds = m("open", lambda: open_dataset(toml))
         settings = {"master": master, "spark.driver.memory": spark_memory,
-                    "spark.sql.shuffle.partitions": ds._con.spark.conf.get("spark.sql.shuffle.partitions")}
+                    **{k: ds._con.spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.ansi.enabled",
+                                                              "spark.sql.adaptive.enabled")}}
         m("cache tables", lambda: [ds.sql(f"SELECT count(*) AS n FROM {t}") for t in ds.tables])
     customers = int(ds.sql("SELECT count(*) AS n FROM customers")["n"].iloc[0])
     tx = int(ds.sql("SELECT count(*) AS n FROM transactions")["n"].iloc[0])
