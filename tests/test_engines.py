@@ -584,3 +584,22 @@ def test_respondent_money_sums_are_rounded_so_ties_stay_ties(sample_ds):
     for col in ("spend_12m", "spend_after"):
         x = f[col].dropna().to_numpy(dtype=float)
         assert len(x) > 100 and np.array_equal(x, np.round(x, 6)), col
+
+
+def test_spark_session_settings_reach_the_workbench_session(spark_ds, spark_session):
+    """The workbench's own session carries its SQL settings even when a session existed before it (the test
+    fixture's, as with spark-submit or a notebook's), and a cluster keeps its own shuffle partitions.
+
+    The session time zone stays UTC although the fixture's session (and ``[engine] time_zone``) say
+    America/New_York: timestamps are naive wall times and Spark converts through the session zone on the
+    way to Arrow. Set to New York, the hourly complaint counts of test_timestamps_keep_their_wall_time came
+    back 5 hours late; the other tests here run against this UTC-pinned session.
+    """
+    from workbench.warehouse import spark_session_settings
+
+    conf = spark_ds._con.spark.conf
+    assert spark_session.conf.get("spark.sql.session.timeZone") == SPARK_TIME_ZONE
+    assert conf.get("spark.sql.ansi.enabled") == "false" and conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark_ds._con.run("SELECT 1 / 0 AS x").column("x").to_pylist() == [None]  # NULL as in DuckDB
+    assert spark_session_settings("local[2]")["spark.sql.shuffle.partitions"] == "4"
+    assert "spark.sql.shuffle.partitions" not in spark_session_settings("spark://head:7077")

@@ -375,13 +375,14 @@ def canonical_columns(name: str, kinds: dict[str, str], nulled: dict[str, list[s
     return cols, source
 
 
-class _Builder:
-    """Builds one cache file; see :func:`open_dataset`."""
+class BuildState:
+    """What every dataset builder collects while it checks the canonical tables (the DuckDB cache builder
+    here, the warehouse engines' builder in :mod:`workbench.warehouse`): the validation report, the as-of
+    date, column kinds and scales, survey drivers, where margin comes from, table-semantics meta."""
 
-    def __init__(self, config: DatasetConfig, con: duckdb.DuckDBPyConnection, work_dir: Path):
+    def __init__(self, config: DatasetConfig, con: Any):
         self.config = config
         self.con = con
-        self.work_dir = work_dir
         self.report = ValidationReport()
         self.as_of = config.as_of or dt.date.today()
         self.report.as_of = self.as_of.isoformat()
@@ -389,10 +390,18 @@ class _Builder:
         self.scales: dict[str, dict[str, tuple[float, float]]] = {}
         self.drivers: list[str] = []
         self.margin_source: str | None = None
+        self.semantics: dict[str, Any] = {}  # meta from the table-semantics keys (see _semantic_notes)
+
+
+class _Builder(BuildState):
+    """Builds one cache file; see :func:`open_dataset`."""
+
+    def __init__(self, config: DatasetConfig, con: duckdb.DuckDBPyConnection, work_dir: Path):
+        super().__init__(config, con)
+        self.work_dir = work_dir
         self.materialised: list[str] = []  # canonical tables copied out of their staging table
         self.line_offsets: dict[str, int] = {}  # data row 1 is file line 1 + offset (skip + header)
         self._sources_open = False
-        self.semantics: dict[str, Any] = {}  # meta from the table-semantics keys (see _semantic_notes)
 
     # -- helpers
     def q(self, sql: str) -> list[tuple]:

@@ -45,10 +45,10 @@ from workbench import __version__, results
 from workbench.config import ConfigError, DatasetConfig, TableConfig, redact_url
 from workbench.engine import (
     MAX_EXAMPLES,
+    BuildState,
     DataError,
     Dataset,
     TableLoad,
-    ValidationReport,
     canonical_columns,
 )
 from workbench.io import quote_ident, quote_str
@@ -490,6 +490,22 @@ def _ibis_pyspark_bit_or() -> None:
     PySparkCompiler.visit_BitOr = visit_bit_or
 
 
+def spark_session_settings(master: str) -> dict[str, str]:
+    """SQL settings of the workbench's Spark session.
+
+    ANSI mode off (x/0 and bad casts give NULL, as in DuckDB); 4 shuffle partitions on a local master only
+    (a cluster keeps its own ``spark.sql.shuffle.partitions`` / adaptive settings: 4 would starve it); and
+    the session time zone UTC whatever ``[engine] time_zone`` says. The canonical timestamps are naive wall
+    times, and Spark hands timestamps to Arrow through the session zone: in an America/New_York session
+    every complaint time came back 5 hours off (tests/test_engines.py). ibis's pyspark backend pins UTC on
+    connecting for the same reason; this keeps it pinned.
+    """
+    out = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+    if master.startswith("local"):
+        out["spark.sql.shuffle.partitions"] = "4"
+    return out
+
+
 class SparkConnection(Connection):
     """A SparkSession (``master``); canonical views are session temporary views."""
 
@@ -502,20 +518,18 @@ class SparkConnection(Connection):
             raise ConfigError('[engine] kind = "spark" needs pyspark: pip install "loyalty-workbench[spark]"'
                               ) from exc
         builder = (SparkSession.builder.master(master).appName("loyalty-workbench")
-                   .config("spark.sql.ansi.enabled", "false")  # NULL, not an error, for x/0 (as DuckDB)
-                   .config("spark.sql.shuffle.partitions", "4")
                    .config("spark.ui.enabled", "false")
                    .config("spark.ui.showConsoleProgress", "false"))
-        if time_zone:
-            builder = builder.config("spark.sql.session.timeZone", time_zone)
         # a session of its own (shared SparkContext): temporary views and settings are per dataset, so two
-        # datasets in one process do not overwrite each other's canonical views
+        # datasets in one process do not overwrite each other's canonical views. The SQL settings are set on
+        # that session: a session that existed before (spark-submit, a notebook's own) would not pass on
+        # what the builder asks for.
         self.spark = builder.getOrCreate().newSession()
-        if time_zone:
-            self.spark.conf.set("spark.sql.session.timeZone", time_zone)
         self.database = database
         _ibis_pyspark_bit_or()
         self.backend = ibis.pyspark.connect(self.spark)
+        for key, value in spark_session_settings(master).items():
+            self.spark.conf.set(key, value)
 
     def run(self, sql: str) -> pa.Table:
         return self.spark.sql(sql).toArrow()
@@ -602,20 +616,11 @@ def _typed(kind: str, col: str, src_type: str, dialect: str) -> str:
     return f"CAST({c} AS {text})"
 
 
-class _WarehouseBuilder:
+class _WarehouseBuilder(BuildState):
     """Checks the canonical tables in the engine and publishes the valid rows as temporary views."""
 
     def __init__(self, config: DatasetConfig, con: Connection):
-        self.config = config
-        self.con = con
-        self.report = ValidationReport()
-        self.as_of = config.as_of or dt.date.today()
-        self.report.as_of = self.as_of.isoformat()
-        self.kinds: dict[str, dict[str, str]] = {}
-        self.scales: dict[str, dict[str, tuple[float, float]]] = {}
-        self.drivers: list[str] = []
-        self.margin_source: str | None = None
-        self.semantics: dict[str, Any] = {}
+        super().__init__(config, con)
         self.present: list[str] = []
         self.sources: dict[str, str] = {}
 
