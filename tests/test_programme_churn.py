@@ -44,6 +44,21 @@ def test_member_churn_hazard_recovers_planted_ratio(churn_res, truth):
     assert {"member_churn_adjusted", "member_churn_naive"} <= keys
 
 
+def test_member_churn_equals_statsmodels_phreg(churn_res, sample_ds):
+    """The member term is statsmodels' PHReg (Efron ties, start/stop) on the same episodes, to 1e-8."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    from workbench import lifecycle as lc
+
+    end = lc._day(sample_ds.date_range("transactions")[1])
+    ep, names = lc.cox_data(sample_ds, end, lc.resolve_horizon(sample_ds, end), churn_res.landmark_days)
+    ref = PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
+                entry=ep["start"].to_numpy(), ties="efron").fit()
+    j = names.index("member")
+    assert churn_res.hr == pytest.approx(np.exp(ref.params[j]), rel=1e-8)
+    assert churn_res.ci == pytest.approx(tuple(np.exp(ref.conf_int()[j])), rel=1e-8)
+
+
 def test_member_churn_naive_shares_match_pandas(churn_res, sample_dir):
     """Naive shares: customers with a purchase, members = anyone in the members table, left = churned_at set."""
     cu = pd.read_parquet(sample_dir / "customers.parquet").set_index("customer_id")

@@ -1971,8 +1971,6 @@ def member_churn(ds: Dataset, end: dt.date, horizon_days: int | None = None, lan
     Churn is ``customers.churned_at`` where the export has it, else the lifecycle horizon rule
     (``horizon_days``; ``None`` = the 90% quantile of purchase gaps).
     """
-    from statsmodels.duration.hazard_regression import PHReg
-
     from workbench import lifecycle as lc
 
     ds.require("members", "customer_id", "joined_at", reason="members' churn hazard")
@@ -1983,8 +1981,8 @@ def member_churn(ds: Dataset, end: dt.date, horizon_days: int | None = None, lan
     ep, names = lc.cox_data(ds, end, horizon_days, landmark_days)
     if "member" not in names:
         raise lc.Unsupported("no_members")
-    res = lc._fit(PHReg(ep["stop"].to_numpy(), ep[names].to_numpy(float), status=ep["status"].to_numpy(),
-                        entry=ep["start"].to_numpy(), ties="efron"))
+    res = lc._fit(lambda: lc.ph_fit(ep["stop"].to_numpy(), ep[names].to_numpy(float), ep["status"].to_numpy(),
+                                    entry=ep["start"].to_numpy(), ties="efron"))
     ci = np.exp(res.conf_int())
     terms = pd.DataFrame({"term": names, "hr": np.exp(res.params), "low": ci[:, 0], "high": ci[:, 1],
                           "p": res.pvalues})
