@@ -123,7 +123,7 @@ def test_recorder_writes_atomically_and_noop_without_path(tmp_path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data == {"section": "demo", "lang": "zh", "metrics": {"n": 5},
                     "findings": [{"key": "n", "text": "五个客户", "value": 5, "headline": True}],
-                    "notes": ["skipped x"], "kpis": []}
+                    "notes": ["skipped x"], "kpis": [], "sections": {"shown": 0, "skipped": 0}}
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]  # no temp files left
     assert Recorder("", "demo").save() is None
 
