@@ -511,7 +511,7 @@ class SparkConnection(Connection):
 
     kind = dialect = "spark"
 
-    def __init__(self, master: str = "local[2]", database: str | None = None, time_zone: str | None = None):
+    def __init__(self, master: str = "local[2]", database: str | None = None):
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -577,7 +577,7 @@ def connect(config: DatasetConfig) -> Connection:
     if e.kind == "postgres":
         return PostgresConnection(e.url or "", e.schema or "public", e.time_zone)
     if e.kind == "spark":
-        return SparkConnection(e.master or "local[2]", e.database, e.time_zone)
+        return SparkConnection(e.master or "local[2]", e.database)  # time_zone: the session stays UTC
     raise ConfigError(f"[engine] kind = {e.kind!r} is not a warehouse engine")
 
 
