@@ -666,9 +666,9 @@ def test_survival_curves_by_group_match_statsmodels(sample_ds):
 def test_purchase_days_table_is_built_once_and_matches_pandas(sample_ds, sample_dir):
     """The shared purchase-day table: one per dataset, and the rows of :func:`_purchases` up to a day equal the
     raw transactions' positive amounts summed per customer and day."""
-    name = L._purchase_days(sample_ds)
-    assert name is not None and L._purchase_days(sample_ds) == name
     end = dt.date(2026, 3, 31)
+    first = L._purchases(sample_ds, end)
+    assert L._purchases(sample_ds, dt.date(2025, 1, 31)).split(" WHERE ")[0] == first.split(" WHERE ")[0]  # one table
     got = sample_ds.sql(f"SELECT customer_id, d, amount FROM ({L._purchases(sample_ds, end)}) ORDER BY 1, 2")
     tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount"])
     tx = tx[(tx["amount"] > 0) & tx["customer_id"].notna()].assign(d=lambda x: pd.to_datetime(x["date"]).dt.normalize())
@@ -678,3 +678,57 @@ def test_purchase_days_table_is_built_once_and_matches_pandas(sample_ds, sample_
     assert got["customer_id"].astype(str).tolist() == want["customer_id"].astype(str).tolist()
     assert (pd.to_datetime(got["d"]) == want["d"]).all()
     assert got["amount"].to_numpy(float) == pytest.approx(want["amount"].to_numpy(float))
+
+
+def test_channel_days_and_early_cox_features_match_pandas(sample_ds, sample_dir):
+    """The shared per-channel table (first purchase day per customer and channel) gives the channel counts of
+    :func:`customer_frame`, and :func:`cox_data`'s early activity (purchase days) and channels in the first 90
+    days equal the raw transactions'."""
+    end = sample_ds.date_range("transactions")[1]
+    end = end.date() if hasattr(end, "date") else end
+    tx = pd.read_parquet(sample_dir / "transactions.parquet", columns=["customer_id", "date", "amount", "channel"])
+    tx = tx[(tx["amount"] > 0) & tx["customer_id"].notna()].assign(d=lambda x: pd.to_datetime(x["date"]).dt.normalize())
+    tx = tx[tx["d"] <= pd.Timestamp(end)]
+    fr = L.customer_frame(sample_ds, end)
+    want = tx.groupby("customer_id")["channel"].nunique().reindex(fr.index)
+    assert (fr["channels"].to_numpy() == want.to_numpy()).all()
+    ep, names = L.cox_data(sample_ds, end, L.resolve_horizon(sample_ds, end))
+    first = tx.groupby("customer_id")["d"].transform("min")
+    early = tx[tx["d"] < first + pd.Timedelta(days=90)]
+    n = early.groupby("customer_id")["d"].nunique()
+    ch = early.groupby("customer_id")["channel"].nunique()
+    per = ep.drop_duplicates("customer_id").set_index("customer_id")
+    assert "channels" in names and "activity" in names
+    assert per["channels"].to_numpy() == pytest.approx((ch.reindex(per.index) - 1).to_numpy(float))
+    act = np.log(n.reindex(per.index).astype(float))  # standardised over the customers at risk at the landmark
+    assert per["activity"].to_numpy() == pytest.approx(((act - act.mean()) / act.std()).to_numpy(), abs=1e-9)
+
+
+def test_customer_frame_is_computed_once_and_each_call_gets_its_own_copy(sample_ds, monkeypatch):
+    end = dt.date(2026, 6, 30)
+    calls = []
+    real = L._customer_frame
+    monkeypatch.setattr(L, "_customer_frame", lambda *a: calls.append(a) or real(*a))
+    sample_ds.__dict__.pop("_wb_lifecycle_frames", None)
+    a = L.customer_frame(sample_ds, end)
+    a["n_days"] = -1
+    b = L.customer_frame(sample_ds, end)
+    lean = L.customer_frame(sample_ds, end, extras=False)  # the full frame's columns, no second query
+    assert len(calls) == 1 and (b["n_days"] > 0).all() and b.attrs["end"] == end
+    fresh = real(sample_ds, end, 6, None, False)
+    pd.testing.assert_frame_equal(lean, fresh)
+    L.customer_frame(sample_ds, end, client_m=3)
+    assert len(calls) == 2
+
+
+def test_boosting_learns_from_a_seeded_draw_of_at_most_gb_train_max_customers(sample_ds, monkeypatch):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    seen = []
+    real = HistGradientBoostingClassifier.fit
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", lambda self, x, y: seen.append(len(x)) or real(self, x, y))
+    monkeypatch.setattr(L, "GB_TRAIN_MAX", 700)
+    end = sample_ds.date_range("transactions")[1]
+    res = L.churn_risk(sample_ds, end, L.resolve_horizon(sample_ds, end))
+    assert seen == [700, 700]
+    assert (res.scores["n"] > 700).all()  # everyone active is scored

@@ -332,3 +332,20 @@ def test_bad_value_beyond_the_sniffed_sample_is_reported_not_fatal(tmp_path: Pat
     [issue] = [i for i in ds.validation.issues if i.rule == "wrong_type"]
     assert issue.count == 1 and issue.examples[0]["amount"] == "twelve" and issue.examples[0]["line"] == 120_002
     assert ds.validation.tables["transactions"].loaded_rows == 120_000
+
+
+def test_shared_table_is_built_once_per_version_and_replaced(tmp_path: Path) -> None:
+    """Dataset.shared_table: one temporary table per key and version; a new version drops the old table."""
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "date": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-03"]),
+                       "amount": [5.0, 7.0, 11.0]})
+    ds = dataset_from_frames({"transactions": tx}, tmp_path)
+    q = "SELECT customer_id, sum(amount) AS v FROM transactions WHERE date <= DATE '{}' GROUP BY 1"
+    one = ds.shared_table("totals", q.format("2026-01-03"), version=1)
+    assert ds.shared_table("totals", "SELECT 1 AS never_run", version=1) == one  # same version: not rebuilt
+    got = ds.sql(f"SELECT * FROM {one} ORDER BY 1")
+    assert got["v"].tolist() == [5.0, 11.0]
+    two = ds.shared_table("totals", q.format("2026-12-31"), version=2)
+    assert two != one and ds.sql(f"SELECT * FROM {two} ORDER BY 1")["v"].tolist() == [12.0, 11.0]
+    with pytest.raises(duckdb.CatalogException):
+        ds.sql(f"SELECT * FROM {one}")
+    ds.close()

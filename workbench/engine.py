@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -1182,6 +1183,28 @@ class Dataset:
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run read-only SQL on the canonical tables; returns pandas (aggregates only, please)."""
         return self._con.execute(query, params or []).df()
+
+    def shared_table(self, key: str, query: str, version: Any = None) -> str:
+        """Name of a temporary table holding ``query`` (DuckDB-dialect SQL), built once on this dataset and
+        reused by every analysis that reads it, e.g. the purchase days that several lifecycle sections
+        aggregate, instead of each one re-reading the transaction log.
+
+        ``key`` names the table's content; another ``version`` for the same key (say, another end day)
+        replaces the table. A customer filter is a dataset of its own, with its own tables; the data are
+        read-only, so a table never goes stale. On PostgreSQL and Spark the statement goes through the
+        warehouse connection (a temporary table; on Spark a cached view).
+        """
+        cache = self.__dict__.setdefault("_wb_shared_tables", {})
+        got = cache.get(key)
+        if got is not None and got[0] == version:
+            return got[1]
+        if got is not None:
+            del cache[key]
+            self._con.execute(f"DROP TABLE IF EXISTS {got[1]}")
+        name = f"wb_{re.sub(r'[^a-z0-9]', '_', key.lower())[:40]}_{uuid.uuid4().hex[:12]}"
+        self._con.execute(f"CREATE TEMP TABLE {name} AS {query}")
+        cache[key] = (version, name)
+        return name
 
     def date_range(self, table: str, column: str | None = None) -> tuple[Any, Any]:
         column = column or {"complaints": "opened_at", "members": "joined_at"}.get(table, "date")

@@ -98,41 +98,26 @@ def _has_churned_at(ds: Dataset) -> bool:
 
 _ALL_DAYS = ("SELECT customer_id, CAST(date AS DATE) AS d, sum(amount) AS amount FROM transactions "
              "WHERE customer_id IS NOT NULL AND amount > 0 GROUP BY 1, 2")
-
-
-def _purchase_days(ds: Dataset) -> str | None:
-    """Name of a temporary table with every purchase day (``customer_id, d, amount``), built once per dataset
-    (a customer filter is a dataset of its own) and read by each analysis instead of re-aggregating the
-    transaction log; None where the engine has no DuckDB connection (the query runs inline there)."""
-    con = getattr(ds, "_con", None)
-    if con is None or "duckdb" not in type(con).__module__:  # warehouses: inline, as written
-        return None
-    cache = ds.__dict__.setdefault("_wb_lifecycle_tables", {})
-    if "days" not in cache:
-        import uuid
-
-        import duckdb
-
-        name = f"wb_lifecycle_days_{uuid.uuid4().hex[:12]}"
-        try:
-            con.execute(f"CREATE TEMP TABLE {name} AS {_ALL_DAYS}")
-        except duckdb.Error:
-            cache["days"] = None
-        else:
-            cache["days"] = name
-    return cache["days"]
+_CHANNEL_DAYS = ("SELECT customer_id, channel, min(CAST(date AS DATE)) AS d FROM transactions "
+                 "WHERE customer_id IS NOT NULL AND channel IS NOT NULL AND amount > 0 GROUP BY 1, 2")
 
 
 def _purchases(ds: Dataset, end: dt.date) -> str:
-    """CTE body: distinct purchase days (customer_id, d) with the day's amount, up to ``end``."""
+    """Subquery: distinct purchase days (customer_id, d) with the day's amount, up to ``end``. The days are
+    aggregated once per dataset (:meth:`Dataset.shared_table`) and read by each analysis instead of
+    re-aggregating the transaction log."""
     ds.require("transactions", "customer_id", "date", "amount", reason="lifecycle")
-    name = _purchase_days(ds)
-    if name is None:
-        return f"SELECT * FROM ({_ALL_DAYS}) WHERE d <= {_lit(end)}"
-    return f"SELECT customer_id, d, amount FROM {name} WHERE d <= {_lit(end)}"
+    days = ds.shared_table("lifecycle_days", _ALL_DAYS)
+    return f"SELECT customer_id, d, amount FROM {days} WHERE d <= {_lit(end)}"
 
 
-# --------------------------------------------------------------------------- horizon
+def _channel_days(ds: Dataset, end: dt.date) -> str:
+    """Subquery: each customer's channels (``customer_id, channel, d``) with the first purchase day there, up
+    to ``end``: distinct channels used by a day are the rows up to it (one shared table per dataset)."""
+    days = ds.shared_table("lifecycle_channels", _CHANNEL_DAYS)
+    return f"SELECT customer_id, channel, d FROM {days} WHERE d <= {_lit(end)}"
+
+
 def gap_quantiles(ds: Dataset, end: Any, quantiles: Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.99)) -> pd.DataFrame:
     """Quantiles of the days between consecutive purchase days (all customers, up to ``end``).
 
@@ -216,12 +201,18 @@ class StageRules:
     recommend_top: float | None = None
 
 
+_FRAMES_KEPT = 4  # customer frames kept per dataset (a notebook reuses a few ends; each is O(customers))
+
+
 def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: float | None = None,
                    extras: bool = True) -> pd.DataFrame:
     """Per customer with a purchase on or before ``end``: the history the stage rules need.
 
     ``extras=False`` leaves out ``recommend_top``, ``churned_at``, ``segment`` and ``churn_reason`` (two
     queries and a lookup by customer id fewer, for callers that use only the purchase history).
+
+    The frame is computed once per dataset and arguments (the data are read-only; the sections of a
+    notebook ask for the same ``end`` several times) and each call returns its own copy.
 
     Returns
     -------
@@ -232,17 +223,62 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
         ``churned_at`` (NaT without the column), ``segment`` (None without it).
     """
     end = _day(end)
-    m0 = (pd.Timestamp(end).to_period("M") - (int(client_m) - 1)).start_time.date()
+    cache: dict[tuple, pd.DataFrame] = ds.__dict__.setdefault("_wb_lifecycle_frames", {})
+    key = (end, int(client_m), recommend_top, bool(extras))
+    got = cache.get(key)
+    if got is None and not extras:
+        full = cache.get((end, int(client_m), recommend_top, True))
+        if full is not None:
+            got = full[[c for c in full.columns if c not in _FRAME_EXTRAS]]
+            got.attrs = dict(full.attrs)
+    if got is None:
+        got = _customer_frame(ds, end, int(client_m), recommend_top, bool(extras))
+        cache[key] = got
+        while len(cache) > _FRAMES_KEPT:
+            cache.pop(next(iter(cache)))
+    out = got.copy()
+    out.attrs = dict(got.attrs)
+    return out
+
+
+_FRAME_EXTRAS = ("recommend_top", "churned_at", "segment", "churn_reason")
+
+
+def _customer_frame(ds: Dataset, end: dt.date, client_m: int, recommend_top: float | None,
+                    extras: bool) -> pd.DataFrame:
+    m0 = (pd.Timestamp(end).to_period("M") - (client_m - 1)).start_time.date()
     y0 = end - dt.timedelta(days=365)
     has_ch = ds.has("transactions", "channel")
-    ch = (f" LEFT JOIN (SELECT customer_id, count(DISTINCT channel) AS channels FROM transactions "
-          f"WHERE amount > 0 AND CAST(date AS DATE) <= {_lit(end)} GROUP BY 1) c USING (customer_id)") if has_ch else ""
+    joins, cols = [], []
+    if has_ch:
+        joins.append(f"LEFT JOIN (SELECT customer_id, count(*) AS channels FROM ({_channel_days(ds, end)}) c GROUP BY 1) c "
+                     f"USING (customer_id)")
+        cols.append("coalesce(c.channels, 0) AS channels")
+    extra_cols = [c for c in ("churned_at", "segment", "churn_reason") if ds.has("customers", "customer_id", c)]
+    params: list[Any] = []
+    if extras and extra_cols:  # customer_id is unique in the canonical customers table
+        joins.append("LEFT JOIN customers cu USING (customer_id)")
+        cols += [f"cu.{c}" for c in extra_cols]
+    rec = extras and ds.has("surveys", "customer_id", "recommend", "date")
+    if rec:
+        top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
+        joins.append(f"LEFT JOIN (SELECT DISTINCT customer_id AS rec_id FROM surveys WHERE customer_id IS NOT NULL "
+                     f"AND recommend >= ? AND CAST(date AS DATE) <= {_lit(end)}) s ON s.rec_id = a.customer_id")
+        cols.append("s.rec_id IS NOT NULL AS recommend_top")
+        params.append(float(top))
+    if client_m <= 62:  # the months as bits of one integer: a bit_or per customer is far cheaper than a distinct count
+        month = f"CAST(extract(year FROM d) * 12 + extract(month FROM d) - {m0.year * 12 + m0.month} AS INTEGER)"
+        months = (f"bit_count(bit_or(CASE WHEN d >= {_lit(m0)} THEN CAST(1 AS BIGINT) << {month} "
+                  f"ELSE CAST(0 AS BIGINT) END))")
+    else:
+        months = f"count(DISTINCT CASE WHEN d >= {_lit(m0)} THEN date_trunc('month', d) END)"
     frame = ds.sql(f"""WITH p AS ({_purchases(ds, end)}),
         a AS (SELECT customer_id, min(d) AS first, max(d) AS last, count(*) AS n_days, sum(amount) AS revenue,
                      sum(CASE WHEN d > {_lit(y0)} THEN amount ELSE 0 END) AS revenue_12m,
-                     count(DISTINCT CASE WHEN d >= {_lit(m0)} THEN date_trunc('month', d) END) AS active_months
+                     CAST({months} AS BIGINT) AS active_months
               FROM p GROUP BY 1)
-        SELECT * FROM a{ch}""").set_index("customer_id")
+        SELECT {', '.join(['a.*', *cols])} FROM a {' '.join(joins)}""", params).set_index("customer_id")
+    frame = frame.sort_index()  # the engine's row order varies between runs and engines; seeded draws need a fixed one
     if frame.empty:
         raise Unsupported("no_purchase", end=end)
     frame["first"] = pd.to_datetime(frame["first"])
@@ -251,25 +287,19 @@ def customer_frame(ds: Dataset, end: Any, client_m: int = 6, recommend_top: floa
     frame["mean_gap"] = np.where(frame["n_days"] > 1, span / (frame["n_days"] - 1).clip(lower=1), np.nan)
     if not has_ch:
         frame["channels"] = np.nan
-    if not extras:
-        frame.attrs.update(end=end, client_m=int(client_m))
-        return frame
-    frame["recommend_top"] = False
-    if ds.has("surveys", "customer_id", "recommend", "date"):
-        top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
-        rec = ds.sql(f"SELECT DISTINCT customer_id FROM surveys WHERE customer_id IS NOT NULL AND recommend >= ? "
-                     f"AND CAST(date AS DATE) <= {_lit(end)}", [float(top)])
-        frame["recommend_top"] = _isin(frame.index, rec["customer_id"])
-    frame["churned_at"] = pd.NaT
-    frame["segment"] = None
-    if ds.has("customers", "customer_id"):
-        cols = [c for c in ("churned_at", "segment", "churn_reason") if ds.has("customers", c)]
-        if cols:
-            cu = ds.sql(f"SELECT customer_id, {', '.join(cols)} FROM customers").drop_duplicates("customer_id")
-            cu = cu.set_index("customer_id").reindex(frame.index)
-            for c in cols:
-                frame[c] = cu[c]
-            frame["churned_at"] = pd.to_datetime(frame["churned_at"])
+    if extras:
+        if not rec:
+            frame["recommend_top"] = False
+        frame["recommend_top"] = frame["recommend_top"].astype(bool)
+        if "churned_at" not in frame:
+            frame["churned_at"] = pd.NaT
+        frame["churned_at"] = pd.to_datetime(frame["churned_at"])
+        if "segment" not in frame:
+            frame["segment"] = None
+        # the frame's column order does not depend on which joins ran
+        order = ["first", "last", "n_days", "revenue", "revenue_12m", "active_months", "channels", "mean_gap",
+                 "recommend_top", "churned_at", "segment"]
+        frame = frame[order + [c for c in frame.columns if c not in order]]
     frame.attrs.update(end=end, client_m=int(client_m))
     return frame
 
@@ -399,6 +429,7 @@ def _tiers(values: pd.Series) -> pd.Series:
 
 #: stage rules can look back this many calendar months (``client_m``) without another engine query
 MAX_CLIENT_M = 12
+GB_TRAIN_MAX = 200_000  # churn risk: customers the gradient-boosting model learns from (a seeded draw beyond)
 _NO_DAY = np.iinfo(np.int32).min  # "no purchase yet" as a day number
 
 
@@ -413,10 +444,23 @@ def _day_numbers(values: Any, missing: int) -> np.ndarray:
     return days.fillna(missing).to_numpy(np.int64).astype(np.int32)
 
 
+def _panel_customers(ds: Dataset, end: dt.date) -> str:
+    """Shared table of the customers with a purchase up to ``end``: row number ``i`` (by id) and the per-customer
+    columns :class:`StagePanel` keeps (``first``, ``revenue_12m``, ``last0``, ``next_first``), one pass."""
+    t0 = end - dt.timedelta(days=365)
+    first_day, _ = ds.date_range("transactions")
+    return ds.shared_table("lifecycle_panel", f"""
+        SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS i, first, revenue_12m,
+               last0, next_first
+        FROM (SELECT customer_id, min(d) AS first, sum(CASE WHEN d > {_lit(t0)} THEN amount ELSE 0 END) AS revenue_12m,
+                     max(d) FILTER (WHERE d <= {_lit(t0)}) AS last0,
+                     min(d) FILTER (WHERE d > {_lit(_day(first_day))}) AS next_first
+              FROM ({_purchases(ds, end)}) p GROUP BY 1) q""", version=end)
+
+
 def _ranked(ds: Dataset, end: dt.date) -> str:
     """CTEs ``p`` (purchase days up to ``end``) and ``r`` (each purchasing customer's row number ``i``, by id)."""
-    return (f"p AS ({_purchases(ds, end)}), r AS (SELECT customer_id, CAST(dense_rank() OVER (ORDER BY customer_id) - 1 "
-            f"AS INTEGER) AS i FROM (SELECT DISTINCT customer_id FROM p))")
+    return f"p AS ({_purchases(ds, end)}), r AS (SELECT customer_id, i FROM {_panel_customers(ds, end)})"
 
 
 @dataclass(frozen=True, repr=False)
@@ -498,7 +542,6 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
                      for pm, d in cuts.items())
     lo = m_lo.start_time.date()
     first_day, _ = ds.date_range("transactions")
-    t0 = end - dt.timedelta(days=365)
     rows = ds.sql(f"""WITH {_ranked(ds, end)}
         SELECT r.i, CASE WHEN d < DATE '{lo}' THEN 0 ELSE 1 + 2 * CAST(date_diff('month', DATE '{lo}',
                     date_trunc('month', d)) AS INTEGER) + (CASE {after or 'WHEN FALSE THEN 1'} ELSE 0 END) END AS col,
@@ -506,11 +549,7 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
         FROM p JOIN r USING (customer_id) GROUP BY 1, 2""")
     if rows.empty:
         raise Unsupported("no_purchase", end=end)
-    per = ds.sql(f"""WITH {_ranked(ds, end)}
-        SELECT r.i, min(d) AS first, sum(CASE WHEN d > {_lit(t0)} THEN amount ELSE 0 END) AS revenue_12m,
-               max(d) FILTER (WHERE d <= {_lit(t0)}) AS last0,
-               min(d) FILTER (WHERE d > {_lit(_day(first_day))}) AS next_first
-        FROM p JOIN r USING (customer_id) GROUP BY 1 ORDER BY 1""")
+    per = ds.sql(f"SELECT i, first, revenue_12m, last0, next_first FROM {_panel_customers(ds, end)} ORDER BY i")
     cn = len(per)
     i, col = rows["i"].to_numpy(), rows["col"].to_numpy()
     n_arr = np.zeros((cn, 2 * width + 1), np.int32)
@@ -1580,12 +1619,16 @@ def cox_data(ds: Dataset, end: Any, horizon_days: int, landmark_days: int = 90) 
     end = _day(end)
     sf = survival_frame(ds, end, horizon_days)
     lm = int(landmark_days)
-    ch = "count(DISTINCT channel)" if ds.has("transactions", "channel") else "NULL"
-    early = ds.sql(f"""WITH f AS (SELECT customer_id, min(CAST(date AS DATE)) AS first FROM transactions
-                                  WHERE amount > 0 AND customer_id IS NOT NULL GROUP BY 1)
-        SELECT t.customer_id, count(DISTINCT CAST(t.date AS DATE)) AS n, {ch} AS ch FROM transactions t JOIN f USING (customer_id)
-        WHERE t.amount > 0 AND CAST(t.date AS DATE) < f.first + INTERVAL {lm} DAY
-          AND CAST(t.date AS DATE) <= {_lit(end)} GROUP BY 1""").set_index("customer_id")
+    # purchase days and channels in the first ``lm`` days, from the shared per-day and per-channel tables
+    if ds.has("transactions", "channel"):
+        ch, ch_join = "coalesce(c.ch, 0)", (f"""LEFT JOIN (SELECT c.customer_id, count(*) AS ch FROM ({_channel_days(ds, end)}) c
+                 JOIN f USING (customer_id) WHERE c.d < f.first + INTERVAL {lm} DAY GROUP BY 1) c USING (customer_id)""")
+    else:
+        ch, ch_join = "NULL", ""
+    early = ds.sql(f"""WITH p AS ({_purchases(ds, end)}), f AS (SELECT customer_id, min(d) AS first FROM p GROUP BY 1),
+        n AS (SELECT p.customer_id, count(*) AS n FROM p JOIN f USING (customer_id)
+              WHERE p.d < f.first + INTERVAL {lm} DAY GROUP BY 1)
+        SELECT n.customer_id, n.n, {ch} AS ch FROM n {ch_join}""").set_index("customer_id")
     base = sf[sf["duration"] > lm].copy()
     if len(base) < MIN_CASES or base["event"].sum() < MIN_CASES:
         raise Unsupported("few_at_risk", min=MIN_CASES, days=lm)
@@ -1677,9 +1720,13 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
     of the first-purchase dates, score the later ones by their covariates at the landmark. Uno's weights
     come from the holdout's own censoring Kaplan–Meier (its follow-up is shorter than the training half's)."""
 
-    cut = ep.loc[~ep["customer_id"].duplicated(), "first_day"].quantile(0.5)  # over customers, not episodes
+    cid = ep["customer_id"].to_numpy()
+    # a customer's episodes are adjacent rows (cox_data keeps them in customer order, by start)
+    head = np.r_[True, cid[1:] != cid[:-1]] if len(cid) else np.zeros(0, bool)
+    cut = ep["first_day"][head].quantile(0.5)  # over customers, not episodes
     train = ep[ep["first_day"] <= cut]  # every episode of a customer carries the customer's first day
-    test = ep[ep["first_day"] > cut]
+    late = (ep["first_day"] > cut).to_numpy()
+    test = ep[late]
     if train["status"].sum() < MIN_CASES or test["status"].sum() < MIN_CASES:
         return None, None
     try:
@@ -1687,10 +1734,10 @@ def _split_concordance(ep: pd.DataFrame, names: list[str]) -> tuple[float | None
                          entry=train["start"].to_numpy(), ties="efron"))
     except MissingDataError:
         return None, None
-    at_lm = test.sort_values("start").drop_duplicates("customer_id", keep="first")
-    end = test.sort_values("stop").drop_duplicates("customer_id", keep="last").set_index("customer_id")
-    risk = pd.Series(at_lm[names].to_numpy(float) @ fit.params, index=at_lm["customer_id"].to_numpy())
-    tt, ev, r = end["stop"].to_numpy(float), (end["status"] == 1).to_numpy(), risk.reindex(end.index).to_numpy(float)
+    first = head[late]  # each test customer's first episode (at the landmark) and last one (its end)
+    last = np.r_[first[1:], True] if len(first) else first
+    r = test[names].to_numpy(float)[first] @ fit.params
+    tt, ev = test["stop"].to_numpy(float)[last], (test["status"].to_numpy() == 1)[last]
     counts = _pair_counts(tt, ev, r)  # shared: the same pairs, Uno only weights them
     return harrell_c(tt, ev, r, counts), uno_c(tt, ev, r, counts=counts)
 
@@ -2113,6 +2160,14 @@ class Risk(Result):
     split: dt.date
     days: int
     currency: str = "CNY"
+    trained: int = 0  # active customers at the training day
+    gb_trained: int = 0  # of them, those the gradient-boosting model learned from (a seeded draw beyond GB_TRAIN_MAX)
+
+    def notes(self, lang: str = "en") -> list[str]:
+        if 0 < self.gb_trained < self.trained:
+            return [t("lifecycle.note.gb_sample", lang, used=fmt_int(self.gb_trained, lang),
+                      active=fmt_int(self.trained, lang))]
+        return []
 
     def findings(self, lang: str = "en") -> list[Finding]:
         best = self.scores.sort_values("auc", ascending=False).iloc[0]
@@ -2152,7 +2207,8 @@ class Risk(Result):
 
     def metrics(self) -> dict[str, Any]:
         return {"risk_models": self.scores.to_dict(orient="records"),
-                "high_value_at_risk": {"n": self.n_at_risk, "active": self.n_active}}
+                "high_value_at_risk": {"n": self.n_at_risk, "active": self.n_active},
+                "risk_training": {"active": self.trained, "gb_learned_from": self.gb_trained}}
 
 
 def _next_purchase(ds: Dataset, at: dt.date) -> pd.Series:
@@ -2240,20 +2296,29 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
         z = (x[used] - mu) / sd
         nxt = next_purchase(at, x)
         ph = _fit(lambda: ph_fit(nxt["time"].to_numpy(), z.to_numpy(), status=nxt["event"].to_numpy(int), ties="breslow"))
+        # boosting learns from at most GB_TRAIN_MAX customers drawn at random (seeded): beyond that its fit
+        # grows with the data while the held-out AUC does not move; Cox and the scoring use everyone
+        rows = np.arange(len(x))
+        if len(x) > GB_TRAIN_MAX:
+            rows = np.sort(np.random.default_rng([seed, 2193]).choice(len(x), GB_TRAIN_MAX, replace=False))
         with threadpool_limits(1):  # shared machines: no thread oversubscription
+            # arrays, not frames: sklearn's attribute probes on a Series hash its 1M-string index each time
             gb = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed).fit(
-                x[feats], x["left"])
+                x[feats].to_numpy(float)[rows], x["left"].to_numpy()[rows])
         return ph, gb, mu, sd
 
-    def predict(models: Any, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def predict(models: Any, x: pd.DataFrame, which: tuple[str, ...] = ("cox", "gb")) -> dict[str, np.ndarray]:
         ph, gb, mu, sd = models
-        z = ((x[mu.index] - mu) / sd).to_numpy()
-        bch = ph.baseline_cumulative_hazard[0]
-        h0 = float(np.interp(days, bch[0], bch[1]))
-        p_cox = 1 - np.exp(-h0 * np.exp(z @ ph.params))  # P(next purchase within days)
-        with threadpool_limits(1):
-            p_gb = gb.predict_proba(x[feats])[:, 1]
-        return 1 - p_cox, p_gb
+        out = {}
+        if "cox" in which:
+            z = ((x[mu.index] - mu) / sd).to_numpy()
+            bch = ph.baseline_cumulative_hazard[0]
+            h0 = float(np.interp(days, bch[0], bch[1]))
+            out["cox"] = np.exp(-h0 * np.exp(z @ ph.params))  # 1 - P(next purchase within days)
+        if "gb" in which:
+            with threadpool_limits(1):
+                out["gb"] = gb.predict_proba(x[feats].to_numpy(float))[:, 1]
+        return out
 
     models = fit(a)
     test = features(b)
@@ -2261,7 +2326,7 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
         raise Unsupported("few_active", day=b)
     y = test["left"].to_numpy()
     rows, cal = [], []
-    for name, p in zip(("cox", "gb"), predict(models, test), strict=True):
+    for name, p in predict(models, test).items():
         auc, lo, hi = _auc_ci(y, p)
         rows.append({"model": name, "auc": auc, "auc_low": lo, "auc_high": hi, "brier": float(brier_score_loss(y, p)),
                      "n": len(y)})
@@ -2272,7 +2337,7 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     best = scores.sort_values("auc", ascending=False)["model"].iloc[0]
     now_models = fit(b)
     now = active(_risk_features(ds, end, days))
-    p_now = dict(zip(("cox", "gb"), predict(now_models, now), strict=True))[best]
+    p_now = predict(now_models, now, (best,))[best]
     now = now.assign(risk=p_now)
     hv = now["revenue_12m"] >= now["revenue_12m"].quantile(1 - top_share)
     ar = now[hv & (now["risk"] >= cut)].sort_values("revenue_12m", ascending=False)
@@ -2281,7 +2346,9 @@ def churn_risk(ds: Dataset, end: Any, horizon_days: int, days: int = 180, seed: 
     lst = pd.DataFrame({"pseudonym": list(pseudonymise(pd.Series(ar.index, dtype=object))),
                         "revenue_12m": ar["revenue_12m"].to_numpy(), "risk": ar["risk"].to_numpy(),
                         "recency": ar["recency"].to_numpy()})
-    return Risk(scores, pd.concat(cal, ignore_index=True), lst, len(ar), len(now), b, int(days), ds.currency)
+    trained = len(features(a))
+    return Risk(scores, pd.concat(cal, ignore_index=True), lst, len(ar), len(now), b, int(days), ds.currency,
+                trained, min(trained, GB_TRAIN_MAX))
 
 
 @dataclass(frozen=True, repr=False)

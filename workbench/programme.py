@@ -236,19 +236,8 @@ def _temp_table(ds: Dataset, query: str) -> Iterator[str]:
 
 def _shared_table(ds: Dataset, kind: str, end: dt.date, query: str) -> str:
     """Name of a temporary table holding ``query``, built once per dataset and ``end`` and reused by every
-    analysis that reads it (a customer filter is a dataset of its own, with its own tables); a new ``end``
-    replaces the table. The dataset is read-only, so the table never goes stale."""
-    cache = ds.__dict__.setdefault("_wb_programme_tables", {})
-    got = cache.get(kind)
-    if got is not None and got[0] == end:
-        return got[1]
-    if got is not None:
-        ds._con.execute(f"DROP TABLE IF EXISTS {got[1]}")
-        del cache[kind]
-    name = f"wb_programme_{kind}_{uuid.uuid4().hex[:12]}"
-    ds._con.execute(f"CREATE TEMP TABLE {name} AS {query}")
-    cache[kind] = (end, name)
-    return name
+    analysis that reads it (:meth:`Dataset.shared_table`); a new ``end`` replaces the table."""
+    return ds.shared_table(f"programme_{kind}", query, version=end)
 
 
 def customer_months(ds: Dataset, end: dt.date) -> str:
