@@ -373,7 +373,7 @@ def _value_frame(tab: Any, end: dt.date, has_acq: bool, acquisition_cost: float,
 
     def days(col: str) -> np.ndarray:  # day numbers as float, NaN when missing
         c = tab.column(col)
-        if c.type != pa.date32():
+        if c.type != pa.date32():  # canonical dates are DATE on every engine; a time of day would raise here
             c = pc.cast(c, pa.date32())
         return c.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(float)
 
