@@ -228,6 +228,24 @@ def test_ibis_tables_and_bit_or(engine_ds, duck):
     assert got.astype("int64").to_dict() == expected.sort_index().to_dict()
 
 
+
+def test_customer_value_equals_duckdb(engine_ds, duck):
+    """The per-customer value frame (pyramid's one big aggregate: CASE-conditional sums, counts, min/max dates,
+    category bits; Arrow result turned into the frame) is the same on the engine as on DuckDB."""
+    from workbench import pyramid as pyr
+
+    end = pyr.effective_end(duck, duck.date_range("transactions")[1])
+    want = pyr.customer_value(duck, end, 12, acquisition_cost=3.0, retention_cost_per_year=12.0).sort_index()
+    got = pyr.customer_value(engine_ds, end, 12, acquisition_cost=3.0, retention_cost_per_year=12.0).sort_index()
+    assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
+    assert got.dtypes.to_dict() == want.dtypes.to_dict()
+    assert got.attrs == want.attrs
+    for col in want:
+        if want[col].dtype.kind == "f":
+            np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=col)
+        else:
+            assert got[col].equals(want[col]), col
+
 # ------------------------------------------------------------------ validation inside the engine
 def _defective_frames() -> dict[str, pd.DataFrame]:
     customers = pd.DataFrame({"customer_id": ["c1", "c2", "c3", "c3", "c4", "c5"],  # c3 twice

@@ -533,6 +533,97 @@ def test_orders_that_are_single_rows_are_counted_in_the_customer_scan(tmp_path, 
     assert fast["purchases"].to_dict() == want.reindex(fast.index, fill_value=0).to_dict()
 
 
+def test_customer_value_every_column_against_pandas(tmp_path):
+    """Each column of :func:`customer_value` (built column by column from the engine's Arrow result)
+    recomputed with plain pandas from the same frames: refunds, orphans (one with only refunds: no
+    contact date, so tenure is missing and the column float), customers who never bought, missing
+    acquisition costs, and 60 categories (bits up to 2^59: counted exactly, not through float)."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    cats = [f"k{i:02d}" for i in range(60)]
+    tx = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in rng.integers(0, 250, n)],
+        "date": (pd.Timestamp("2025-03-01") + pd.to_timedelta(rng.integers(0, 640, n), "D")).date,
+        "amount": np.round(rng.normal(40, 50, n), 2),
+        "product_category": rng.choice(cats, n),
+    })
+    tx["margin"] = np.round(tx["amount"] * rng.uniform(0.1, 0.4, n), 2)
+    extra = pd.DataFrame({  # first and last category from one customer; an orphan with only a refund
+        "customer_id": ["c900", "c900", "c901"], "date": [dt.date(2026, 5, 2), dt.date(2026, 5, 3), dt.date(2026, 4, 1)],
+        "amount": [12.0, 13.0, -9.0], "product_category": ["k00", "k59", "k01"], "margin": [3.0, 4.0, -2.0]})
+    tx = pd.concat([tx, extra], ignore_index=True)
+    ids = [f"c{i:03d}" for i in range(0, 300, 1) if i % 3]  # some buyers are orphans, some customers never buy
+    customers = pd.DataFrame({
+        "customer_id": ids,
+        "signup_date": (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 1100, len(ids)), "D")).date,
+        "acquisition_cost": np.where(rng.random(len(ids)) < 0.3, np.nan, np.round(rng.uniform(5, 50, len(ids)), 2)),
+    })
+    ds = dataset_from_frames({"transactions": tx, "customers": customers}, tmp_path / "v")
+    end, acq0, ret = dt.date(2026, 6, 30), 4.0, 10.0
+    try:
+        v = pyr.customer_value(ds, end, months=6, acquisition_cost=acq0, retention_cost_per_year=ret)
+    finally:
+        ds.close()
+    start = pd.Timestamp(v.attrs["start"])
+    e = pd.Timestamp(end)
+    t = tx.assign(date=pd.to_datetime(tx["date"]))
+    t = t[t["date"] <= e]
+    w = t[t["date"] >= start]
+    c = customers.assign(signup_date=pd.to_datetime(customers["signup_date"]))
+    c = c[c["signup_date"] <= e].set_index("customer_id")
+    idx = sorted(set(c.index) | set(t["customer_id"]))
+    g = w.groupby("customer_id")
+    pos, neg = w[w["amount"] > 0], w[w["amount"] < 0]
+    want = pd.DataFrame(index=pd.Index(idx, name="customer_id"))
+    want["gross_revenue"] = pos.groupby("customer_id")["amount"].sum().reindex(idx, fill_value=0.0)
+    want["refund_amount"] = -neg.groupby("customer_id")["amount"].sum().reindex(idx, fill_value=0.0)
+    want["revenue"] = want["gross_revenue"] - want["refund_amount"]
+    want["profit"] = g["margin"].sum().reindex(idx, fill_value=0.0)
+    want["purchases"] = pos.groupby("customer_id").size().reindex(idx, fill_value=0)
+    want["categories"] = pos.groupby("customer_id")["product_category"].nunique().reindex(idx, fill_value=0)
+    want["refunds"] = neg.groupby("customer_id").size().reindex(idx, fill_value=0)
+    bought = t[t["amount"] > 0].groupby("customer_id")["date"]
+    want["first_purchase"] = bought.min().reindex(idx)
+    want["last_purchase"] = bought.max().reindex(idx)
+    want["signup_date"] = c["signup_date"].reindex(idx)
+    want["first_contact"] = want["signup_date"].fillna(want["first_purchase"])
+    want["tenure_days"] = [np.nan if pd.isna(x) else max((e - x).days, 0) for x in want["first_contact"]]
+    want["recency_days"] = [np.nan if pd.isna(x) else float((e - x).days) for x in want["last_purchase"]]
+    want["relationship_days"] = [0 if pd.isna(a) or pd.isna(b) else max((a - b).days, 0)
+                                 for a, b in zip(want["last_purchase"], want["first_contact"], strict=True)]
+    want["lifetime_profit"] = t.groupby("customer_id")["margin"].sum().reindex(idx, fill_value=0.0)
+    want["acquisition_cost"] = c["acquisition_cost"].reindex(idx).fillna(acq0)
+    want["retention_cost"] = ret * want["tenure_days"] / 365.25
+    want["historical_clv"] = want["lifetime_profit"] - want["acquisition_cost"] - want["retention_cost"]
+    got = v.sort_index()
+    assert list(got.index) == idx and list(got.columns) == list(pyr._VALUE_COLUMNS)
+    assert got.loc["c900", "categories"] == 2 and math.isnan(got.loc["c901", "tenure_days"])
+    assert got["tenure_days"].dtype == float  # one customer without a contact date
+    for col in ("purchases", "categories", "refunds", "relationship_days"):
+        assert got[col].dtype == np.int64 and got[col].tolist() == want[col].astype(int).tolist(), col
+    for col in ("first_purchase", "last_purchase", "signup_date", "first_contact"):
+        assert got[col].dtype == "datetime64[s]"
+        assert got[col].tolist() == [pd.NaT if pd.isna(x) else pd.Timestamp(x) for x in want[col]], col
+    for col in ("revenue", "gross_revenue", "profit", "refund_amount", "tenure_days", "recency_days",
+                "lifetime_profit", "acquisition_cost", "retention_cost", "historical_clv"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-12, atol=1e-9,
+                                   err_msg=col)
+
+
+def test_tiering_checks_arrow_string_ids_unique():
+    ids = pd.Index(["a", "b", "c", "b"], dtype="str")
+    v = pd.DataFrame({"revenue": [4.0, 3.0, 2.0, 1.0]}, index=ids)
+    with pytest.raises(ValueError, match="unique"):
+        pyr.customer_pyramid(v)
+    with pytest.raises(ValueError, match="unique"):
+        pyr.assign_tiers(v["revenue"])
+    for vals in (["a", "b"], ["a", None], [None, None], ["a", "a"]):  # as pandas says, missing ids included
+        assert pyr._unique_ids(pd.Index(vals, dtype="str")) == pd.Index(vals, dtype="str").is_unique
+    ok = pd.DataFrame({"revenue": [4.0, 3.0, 2.0, 1.0]}, index=pd.Index(list("abcd"), dtype="str"))
+    assert pyr.customer_pyramid(ok, shares=[0.5, 0.5]).tiers.tolist() == ["tier1", "tier1", "tier2", "tier2"]
+    assert ok.index.is_unique  # remembered by the check, consistent with pandas
+
+
 # ----------------------------------------------------------------------------- issue 11: migration among active
 def test_migration_leaves_out_inactive_in_both():
     # the real case: every customer had value 0 in the earlier window; the tie-broken 'tiers' of zeros

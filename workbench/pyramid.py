@@ -171,6 +171,21 @@ def _stable_hash(ids: pd.Series) -> np.ndarray:
     return pd.util.hash_array(ids.astype(str).to_numpy(dtype=object))
 
 
+def _unique_ids(index: pd.Index) -> bool:
+    """``index.is_unique``; for Arrow-backed string ids (what :func:`customer_value` returns) through
+    Arrow's hash kernel, about twice as fast at 1M ids as pandas' index engine (a hash table of
+    Python strings), remembered where pandas remembers it."""
+    cache = getattr(index, "_cache", None)  # where pandas keeps is_unique once known (an Index is immutable)
+    if not isinstance(cache, dict) or "is_unique" in cache:
+        return index.is_unique
+    arr = index.array
+    if isinstance(arr.dtype, pd.StringDtype) and arr.dtype.storage == "pyarrow":
+        unique = len(pd.unique(arr)) == len(index)  # a missing id counts once, as in is_unique
+        cache["is_unique"] = unique  # the next tiering of the same frame (another measure) asks again
+        return unique
+    return index.is_unique
+
+
 def _check_shares(shares: Sequence[float]) -> np.ndarray:
     s = np.asarray(list(shares), dtype=float)
     if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0):
@@ -264,7 +279,7 @@ def customer_value(
         margin = None
         profit_source = "none"
     # the window / sign conditions are computed once as flag columns (cheaper than
-    # re-evaluating them inside every filtered aggregate)
+    # re-evaluating them inside every conditional aggregate)
     flags: dict[str, Any] = {"_w": tx.date >= start, "_p": tx.amount > 0}
     flags["_wp"] = flags["_w"] & flags["_p"]
     flags["_wn"] = flags["_w"] & (tx.amount < 0)
@@ -274,28 +289,34 @@ def customer_value(
         names = [c for c in cats.column(0).to_pylist() if c is not None]
         if len(names) <= 62:  # categories bought as a bit mask: bit_or is far cheaper than a distinct count
             cat_bits = {c: 1 << i for i, c in enumerate(sorted(names))}
-            flags["_cb"] = tx.product_category.substitute(cat_bits, else_=0).cast("int64")
     if margin is not None:
         flags["_m"] = margin
     tx = tx.mutate(**flags)
+
+    def when(cond: Any, value: Any) -> Any:
+        # sum(CASE WHEN cond THEN x END) rather than sum(x) FILTER (WHERE cond): the same result (NULL
+        # when no row qualifies), ~10% faster on DuckDB at 1M customers, and plain SQL on every engine
+        return cond.ifelse(value, ibis.null(value.type()))
+
     aggs: dict[str, Any] = {
-        "gross_revenue": tx.amount.sum(where=tx._wp),
-        "refund_amount": (-tx.amount).sum(where=tx._wn),
-        "refunds": tx.amount.count(where=tx._wn),
-        "first_purchase": tx.date.min(where=tx._p),
-        "last_purchase": tx.date.max(where=tx._p),
+        "gross_revenue": when(tx._wp, tx.amount).sum(),
+        "refund_amount": when(tx._wn, -tx.amount).sum(),
+        "refunds": when(tx._wn, tx.amount).count(),
+        "first_purchase": when(tx._p, tx.date).min(),
+        "last_purchase": when(tx._p, tx.date).max(),
     }
     by_order = bool(count_orders) and ds.has("transactions", "order_id")
     # an order is a purchase when its net amount is positive (_join_order_counts); when every order is one
     # row that is a positive row, so the per-customer scan counts orders without a second grouping
     if not by_order or getattr(ds, "orders_are_rows", False):
-        aggs["purchases"] = tx.amount.count(where=tx._wp)
+        aggs["purchases"] = when(tx._wp, tx.amount).count()
     if cat_bits is not None:
-        aggs["category_bits"] = tx._cb.bit_or(where=tx._wp)
+        # the category's bit is looked up inside the CASE, so only for rows in the window (not every row)
+        aggs["category_bits"] = when(tx._wp, tx.product_category.substitute(cat_bits, else_=0).cast("int64")).bit_or()
     elif ds.has("transactions", "product_category"):
         aggs["categories"] = tx.product_category.nunique(where=tx._wp)
     if margin is not None:
-        aggs["profit"] = tx._m.sum(where=tx._w)
+        aggs["profit"] = when(tx._w, tx._m).sum()
         aggs["lifetime_profit"] = tx._m.sum()
     agg = tx.group_by("customer_id").aggregate(**aggs)
     if "purchases" not in aggs:
@@ -313,49 +334,89 @@ def customer_value(
         expr = j.mutate(customer_id=j.cid.coalesce(j.customer_id)).drop("cid")
     else:
         expr = agg.mutate(signup_date=ibis.null("date"))
-    # arrow → pandas directly: much faster than the backend's per-column pandas conversion
-    df = expr.to_pyarrow().to_pandas()
+    df = _value_frame(expr.to_pyarrow(), end, has_acq, acquisition_cost, retention_cost_per_year)
     if df.empty:
         raise MissingDataError("transactions", (), f"no customers up to {end}")
-    df = df.set_index("customer_id")
-    df.index = df.index.astype(str)
-    if "category_bits" in df:
-        bits = df.pop("category_bits").fillna(0).to_numpy(dtype=np.int64).view(np.uint64)
-        df["categories"] = np.bitwise_count(bits).astype(np.int64)
-    end_ts = pd.Timestamp(end)
-    for col in ("signup_date", "first_purchase", "last_purchase"):
-        df[col] = pd.to_datetime(df[col])
-    zero_cols = ["gross_revenue", "refunds", "refund_amount", "purchases"]
-    zero_cols += [c for c in ("categories", "profit", "lifetime_profit") if c in df]
-    df[zero_cols] = df[zero_cols].fillna(0)
-    df["revenue"] = df["gross_revenue"] - df["refund_amount"]
-    for col in ("refunds", "purchases", "categories"):
-        if col in df:
-            df[col] = df[col].astype("int64")
-    if "categories" not in df:
-        df["categories"] = np.nan
-    if "profit" not in df:
-        df["profit"] = np.nan
-        df["lifetime_profit"] = np.nan
-    df["first_contact"] = df["signup_date"].fillna(df["first_purchase"])
-    df["tenure_days"] = (end_ts - df["first_contact"]).dt.days.clip(lower=0)
-    df["recency_days"] = (end_ts - df["last_purchase"]).dt.days.astype(float)
-    df["relationship_days"] = ((df["last_purchase"] - df["first_contact"]).dt.days
-                               .clip(lower=0).fillna(0).astype("int64"))
-    acq = df["acq"] if has_acq else pd.Series(np.nan, index=df.index)
-    df["acquisition_cost"] = acq.fillna(float(acquisition_cost)).astype(float)
-    df["retention_cost"] = float(retention_cost_per_year) * df["tenure_days"] / 365.25
-    df["historical_clv"] = df["lifetime_profit"] - df["acquisition_cost"] - df["retention_cost"]
-    df = df.drop(columns=[c for c in ("acq",) if c in df])
-    order = ["revenue", "gross_revenue", "profit", "purchases", "categories", "refunds", "refund_amount",
-             "first_purchase", "last_purchase", "signup_date", "first_contact", "tenure_days",
-             "recency_days", "relationship_days", "lifetime_profit",
-             "acquisition_cost", "retention_cost", "historical_clv"]
-    df = df[order]
     df.attrs.update({"start": start.isoformat(), "end": end.isoformat(), "months": months,
                      "profit_source": profit_source, "currency": getattr(ds, "currency", "CNY"),
                      "purchase_unit": "order" if by_order else "row"})
     return df
+
+
+_VALUE_COLUMNS = ("revenue", "gross_revenue", "profit", "purchases", "categories", "refunds", "refund_amount",
+                  "first_purchase", "last_purchase", "signup_date", "first_contact", "tenure_days",
+                  "recency_days", "relationship_days", "lifetime_profit",
+                  "acquisition_cost", "retention_cost", "historical_clv")
+
+
+def _value_frame(tab: Any, end: dt.date, has_acq: bool, acquisition_cost: float,
+                 retention_cost_per_year: float) -> pd.DataFrame:
+    """The :func:`customer_value` frame from the fetched per-customer Arrow table.
+
+    Column by column in numpy (no pandas object dtypes): dates stay day numbers until the
+    end, missing counts and sums become 0 (NaN too, as ``fillna`` did), day differences
+    are integer arithmetic on day numbers (the whole days ``Timedelta.days`` gave).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = tab.num_rows
+    names = set(tab.column_names)
+
+    def num(col: str, dtype: Any) -> np.ndarray:  # missing (and NaN) → 0, like fillna(0)
+        c = tab.column(col)
+        if pa.types.is_integer(c.type):  # exact: no detour through float (category bits use 62 bits)
+            return pc.fill_null(c, 0).to_numpy().astype(dtype)
+        a = c.to_numpy(zero_copy_only=False).astype(float)
+        a[np.isnan(a)] = 0
+        return a.astype(dtype)
+
+    def days(col: str) -> np.ndarray:  # day numbers as float, NaN when missing
+        c = tab.column(col)
+        if c.type != pa.date32():  # canonical dates are DATE on every engine; a time of day would raise here
+            c = pc.cast(c, pa.date32())
+        return c.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(float)
+
+    def stamps(d: np.ndarray) -> np.ndarray:  # day numbers → datetime64[s], NaT when missing
+        out = np.full(d.shape, np.datetime64("NaT"), dtype="datetime64[s]")
+        ok = ~np.isnan(d)
+        out[ok] = (d[ok].astype(np.int64) * 86400).astype("datetime64[s]")
+        return out
+
+    cols: dict[str, Any] = {}
+    gross, refund = num("gross_revenue", float), num("refund_amount", float)
+    cols["revenue"] = gross - refund
+    cols["gross_revenue"] = gross
+    cols["profit"] = num("profit", float) if "profit" in names else np.full(n, np.nan)
+    cols["purchases"] = num("purchases", np.int64)
+    if "category_bits" in names:
+        bits = num("category_bits", np.int64).view(np.uint64)
+        cols["categories"] = np.bitwise_count(bits).astype(np.int64)
+    elif "categories" in names:
+        cols["categories"] = num("categories", np.int64)
+    else:
+        cols["categories"] = np.full(n, np.nan)
+    cols["refunds"] = num("refunds", np.int64)
+    cols["refund_amount"] = refund
+    first, last, signup = days("first_purchase"), days("last_purchase"), days("signup_date")
+    contact = np.where(np.isnan(signup), first, signup)
+    cols["first_purchase"], cols["last_purchase"] = stamps(first), stamps(last)
+    cols["signup_date"], cols["first_contact"] = stamps(signup), stamps(contact)
+    end_day = float((end - dt.date(1970, 1, 1)).days)
+    tenure = np.maximum(end_day - contact, 0)  # NaN (no contact date) stays NaN
+    cols["tenure_days"] = tenure if np.isnan(tenure).any() else tenure.astype(np.int64)
+    cols["recency_days"] = end_day - last
+    rel = np.maximum(last - contact, 0)
+    rel[np.isnan(rel)] = 0
+    cols["relationship_days"] = rel.astype(np.int64)
+    cols["lifetime_profit"] = num("lifetime_profit", float) if "lifetime_profit" in names else np.full(n, np.nan)
+    acq = tab.column("acq").to_numpy(zero_copy_only=False).astype(float) if has_acq else np.full(n, np.nan)
+    acq[np.isnan(acq)] = float(acquisition_cost)
+    cols["acquisition_cost"] = acq
+    cols["retention_cost"] = float(retention_cost_per_year) * cols["tenure_days"] / 365.25
+    cols["historical_clv"] = cols["lifetime_profit"] - acq - cols["retention_cost"]
+    index = pd.Index(tab.column("customer_id").to_pandas(), name="customer_id").astype(str)
+    return pd.DataFrame({c: cols[c] for c in _VALUE_COLUMNS}, index=index)
 
 
 def _join_order_counts(agg: Any, window: Any) -> Any:
@@ -440,7 +501,7 @@ def assign_tiers(values: pd.Series, shares: Sequence[float] = DEFAULT_SHARES,
     names = tuple(names) if names is not None else _tier_names(s.size)
     if len(names) != s.size:
         raise ValueError("names and shares differ in length")
-    if not values.index.is_unique:
+    if not _unique_ids(values.index):
         raise ValueError("customer ids (the index) must be unique")
     codes, _, _ = _assign(values, s)
     cat = pd.Categorical.from_codes(codes, categories=list(names), ordered=True)
@@ -567,7 +628,7 @@ def customer_pyramid(values: pd.DataFrame, measure: str = "revenue",
                          f"{[m for m in MEASURES if m in values] or list(values.columns)}")
     s = _check_shares(shares)
     v = values[measure].astype(float).fillna(0.0)
-    if not v.index.is_unique:
+    if not _unique_ids(v.index):
         raise ValueError("customer ids (the index) must be unique")
     names = list(_tier_names(s.size))
     codes, order, bounds = _assign(v, s)
