@@ -286,7 +286,7 @@ def run_one(data: Path, engine: str, spark_memory: str, master: str) -> dict[str
         return clv.calibration_holdout(t.filter(t.date <= end), cal_end, end, "W", order_col="order_id", data_end=end)
 
     ch = m("purchase-model inputs", inputs)
-    fit: dict[str, Any] = {}
+    fit: dict[str, Any] = run["fit"]  # customers, unique triples and seconds, kept in the run JSON
     if ch is not None:
         def fit_triples() -> Any:
             x, tx_, T = (ch[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
