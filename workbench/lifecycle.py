@@ -118,6 +118,7 @@ def _channel_days(ds: Dataset, end: dt.date) -> str:
     return f"SELECT customer_id, channel, d FROM {days} WHERE d <= {_lit(end)}"
 
 
+# --------------------------------------------------------------------------- horizon
 def gap_quantiles(ds: Dataset, end: Any, quantiles: Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.99)) -> pd.DataFrame:
     """Quantiles of the days between consecutive purchase days (all customers, up to ``end``).
 
@@ -458,9 +459,10 @@ def _panel_customers(ds: Dataset, end: dt.date) -> str:
               FROM ({_purchases(ds, end)}) p GROUP BY 1) q""", version=end)
 
 
-def _ranked(ds: Dataset, end: dt.date) -> str:
-    """CTEs ``p`` (purchase days up to ``end``) and ``r`` (each purchasing customer's row number ``i``, by id)."""
-    return f"p AS ({_purchases(ds, end)}), r AS (SELECT customer_id, i FROM {_panel_customers(ds, end)})"
+def _ranked(ds: Dataset, end: dt.date, panel: str) -> str:
+    """CTEs ``p`` (purchase days up to ``end``) and ``r`` (each purchasing customer's row number ``i``, by id,
+    from ``panel``: :func:`_panel_customers`)."""
+    return f"p AS ({_purchases(ds, end)}), r AS (SELECT customer_id, i FROM {panel})"
 
 
 @dataclass(frozen=True, repr=False)
@@ -542,14 +544,16 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
                      for pm, d in cuts.items())
     lo = m_lo.start_time.date()
     first_day, _ = ds.date_range("transactions")
-    rows = ds.sql(f"""WITH {_ranked(ds, end)}
+    panel = _panel_customers(ds, end)
+    ranked = _ranked(ds, end, panel)
+    rows = ds.sql(f"""WITH {ranked}
         SELECT r.i, CASE WHEN d < DATE '{lo}' THEN 0 ELSE 1 + 2 * CAST(date_diff('month', DATE '{lo}',
                     date_trunc('month', d)) AS INTEGER) + (CASE {after or 'WHEN FALSE THEN 1'} ELSE 0 END) END AS col,
                CAST(count(*) AS INTEGER) AS n, max(d) AS last
         FROM p JOIN r USING (customer_id) GROUP BY 1, 2""")
     if rows.empty:
         raise Unsupported("no_purchase", end=end)
-    per = ds.sql(f"SELECT i, first, revenue_12m, last0, next_first FROM {_panel_customers(ds, end)} ORDER BY i")
+    per = ds.sql(f"SELECT i, first, revenue_12m, last0, next_first FROM {panel} ORDER BY i")
     cn = len(per)
     i, col = rows["i"].to_numpy(), rows["col"].to_numpy()
     n_arr = np.zeros((cn, 2 * width + 1), np.int32)
@@ -569,13 +573,13 @@ def stage_panel(ds: Dataset, end: Any, snapshots: Sequence[Any], recommend_top: 
     recommend = np.full(cn, never, np.int32)
     if ds.has("surveys", "customer_id", "recommend", "date"):
         top = recommend_top if recommend_top is not None else ds.scale("surveys", "recommend")[1]
-        rec = ds.sql(f"""WITH {_ranked(ds, end)}
+        rec = ds.sql(f"""WITH {ranked}
             SELECT r.i, min(CAST(s.date AS DATE)) AS d FROM surveys s JOIN r USING (customer_id)
             WHERE s.recommend >= ? AND CAST(s.date AS DATE) <= {_lit(end)} GROUP BY 1""", [float(top)])
         recommend[rec["i"].to_numpy()] = _day_numbers(rec["d"], never)
     churned = np.full(cn, never, np.int32)
     if ds.has("customers", "customer_id", "churned_at"):
-        cu = ds.sql(f"""WITH {_ranked(ds, end)}
+        cu = ds.sql(f"""WITH {ranked}
             SELECT r.i, min(c.churned_at) AS c FROM customers c JOIN r USING (customer_id)
             WHERE c.churned_at IS NOT NULL GROUP BY 1""")
         churned[cu["i"].to_numpy()] = _day_numbers(cu["c"], never)
